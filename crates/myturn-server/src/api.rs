@@ -1,0 +1,400 @@
+//! The HTTP API: routes, handlers and extractors. See `docs/api.md`.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use axum::extract::{
+    DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Request, State,
+};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use myturn_wire::{
+    validate_name, AdminPair, AdminPairs, AdminUser, AdminUsers, ConfFile, CreateUserRequest,
+    CreateUserResponse, Health, LeaveReason, MeResponse, PeerResponse, RefreshRequest,
+    SetStatusRequest, SipConf, SipCredentials, Status, TokenPair,
+};
+use serde::Deserialize;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{bearer, TokenError};
+use crate::error::ApiError;
+use crate::registry::UserId;
+use crate::state::{unix_now, AppState};
+
+/// Largest accepted request body, in bytes.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// A JSON body whose rejections are [`ApiError`]s.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// A query string whose rejections are [`ApiError`]s.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// The authenticated user of a `/v1/me…` request.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    /// The registration.
+    pub id: UserId,
+    /// The nickname.
+    pub name: String,
+}
+
+fn token_of(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::Unauthorized("missing `Authorization: Bearer <token>` header".into())
+    })?;
+    value.to_str().ok().and_then(bearer).ok_or_else(|| {
+        ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+    })
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let result = (|| {
+            let claims = state
+                .jwt
+                .verify(token_of(parts)?)
+                .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+            let mut core = state.core();
+            if !core.sessions.is_live(claims.sid, claims.uid) {
+                return Err(ApiError::Unauthorized(
+                    "this session has ended (logged out, kicked, expired or revoked); register again".into(),
+                ));
+            }
+            core.reg.touch(claims.uid, Instant::now())?;
+            Ok(AuthUser {
+                id: claims.uid,
+                name: claims.sub,
+            })
+        })();
+        if result.is_err() {
+            state.metrics.auth_failures.fetch_add(1, Relaxed);
+        }
+        result
+    }
+}
+
+/// An admin request (checked against the admin token).
+#[derive(Debug)]
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(admin) = &state.admin else {
+            return Err(ApiError::Forbidden(
+                "the admin API is disabled: start the server with MYTURN_ADMIN_TOKEN or --admin-token-file".into(),
+            ));
+        };
+        let token = token_of(parts)?;
+        if admin.matches(token) {
+            Ok(Admin)
+        } else {
+            state.metrics.auth_failures.fetch_add(1, Relaxed);
+            Err(ApiError::Unauthorized("invalid admin token".into()))
+        }
+    }
+}
+
+/// Builds the router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/users", post(create_user))
+        .route("/v1/me", get(me).delete(logout))
+        .route("/v1/me/status", put(set_status))
+        .route("/v1/me/peer", get(peer))
+        .route("/v1/session/refresh", post(refresh))
+        .route("/v1/admin/users", get(admin_users))
+        .route("/v1/admin/users/{name}", delete(admin_kick))
+        .route("/v1/admin/pairs", get(admin_pairs))
+        .route("/v1/admin/sip-conf", get(admin_sip_conf))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(|_| {
+            // Defence in depth only: no handler is expected to panic.
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(myturn_wire::ErrorBody::new(
+                    "internal",
+                    "internal error; it has been logged",
+                )),
+            )
+                .into_response()
+        }))
+        .with_state(state)
+}
+
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let resp = next.run(req).await;
+    state
+        .metrics
+        .count_http(&method, &route, resp.status().as_u16());
+    resp
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint; see docs/api.md".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<CreateUserRequest>,
+) -> Result<(StatusCode, Json<CreateUserResponse>), ApiError> {
+    validate_name(&req.name)?;
+    let now_unix = unix_now();
+    let resp = {
+        let mut core = state.core();
+        let core = &mut *core;
+        let user = core.reg.register(&req.name, Instant::now(), now_unix)?;
+        let (id, name, extension, password) = (
+            user.id,
+            user.name.clone(),
+            user.extension,
+            user.sip_password.clone(),
+        );
+        let (family, refresh_token) = core.sessions.open(id, &mut core.rng);
+        core.open_hub(id);
+        CreateUserResponse {
+            token: state.jwt.issue(&name, id, family, now_unix),
+            refresh_token,
+            expires_in: state.jwt.ttl_secs,
+            sip: SipCredentials {
+                username: name.clone(),
+                password,
+                extension: extension.to_string(),
+                domain: state.settings.sip_domain.clone(),
+            },
+            name,
+        }
+    };
+    state.pbx.mark_dirty();
+    state.metrics.registrations.fetch_add(1, Relaxed);
+    tracing::info!(name = %resp.name, extension = %resp.sip.extension, "user registered");
+    Ok((StatusCode::CREATED, Json(resp)))
+}
+
+fn me_of(state: &AppState, id: UserId) -> Result<MeResponse, ApiError> {
+    let core = state.core();
+    let u = core
+        .reg
+        .get(id)
+        .ok_or(crate::registry::RegistryError::NoSuchUser)?;
+    Ok(MeResponse {
+        name: u.name.clone(),
+        status: u.status,
+        extension: u.extension.to_string(),
+    })
+}
+
+async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<MeResponse>, ApiError> {
+    Ok(Json(me_of(&state, user.id)?))
+}
+
+async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode, ApiError> {
+    state.core().remove_user(user.id, LeaveReason::LoggedOut)?;
+    state.pbx.mark_dirty();
+    state.metrics.logouts.fetch_add(1, Relaxed);
+    tracing::info!(name = %user.name, "user logged out");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_status(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<SetStatusRequest>,
+) -> Result<Json<MeResponse>, ApiError> {
+    {
+        let mut core = state.core();
+        let notices = core
+            .reg
+            .set_status(user.id, req.status.into(), unix_now())?;
+        core.deliver(&notices);
+    }
+    let me = me_of(&state, user.id)?;
+    tracing::debug!(name = %user.name, status = %me.status, "status changed");
+    Ok(Json(me))
+}
+
+/// `GET /v1/me/peer` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerQuery {
+    /// Long-poll: wait up to this many seconds for a partner.
+    #[serde(default)]
+    pub wait: u64,
+}
+
+async fn peer(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(q): ApiQuery<PeerQuery>,
+) -> Result<Response, ApiError> {
+    let wait = Duration::from_secs(q.wait).min(state.settings.max_wait);
+    match state.wait_for_peer(user.id, wait).await? {
+        Some((peer, role, peer_status)) => Ok(Json(PeerResponse {
+            peer,
+            role,
+            peer_status,
+        })
+        .into_response()),
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> Result<Json<TokenPair>, ApiError> {
+    let mut core = state.core();
+    let core = &mut *core;
+    let rotated = core.sessions.rotate(&req.refresh_token, &mut core.rng);
+    let (uid, family, refresh_token) = match rotated {
+        Ok(r) => r,
+        Err(e) => {
+            state.metrics.auth_failures.fetch_add(1, Relaxed);
+            if e == TokenError::RefreshReused {
+                state.metrics.refresh_reuse.fetch_add(1, Relaxed);
+                tracing::warn!(
+                    security = true,
+                    "spent refresh token presented again: session revoked"
+                );
+            }
+            return Err(ApiError::Unauthorized(e.to_string()));
+        }
+    };
+    let name = core
+        .reg
+        .get(uid)
+        .map(|u| u.name.clone())
+        .ok_or(crate::registry::RegistryError::NoSuchUser)?;
+    core.reg.touch(uid, Instant::now())?;
+    Ok(Json(TokenPair {
+        token: state.jwt.issue(&name, uid, family, unix_now()),
+        refresh_token,
+        expires_in: state.jwt.ttl_secs,
+    }))
+}
+
+async fn admin_users(State(state): State<AppState>, _: Admin) -> Json<AdminUsers> {
+    let core = state.core();
+    let mut users: Vec<AdminUser> = core
+        .reg
+        .users()
+        .map(|u| AdminUser {
+            name: u.name.clone(),
+            status: u.status,
+            extension: u.extension.to_string(),
+            since: u.since_unix,
+        })
+        .collect();
+    users.sort_by_key(|u| u.name.to_ascii_lowercase());
+    Json(AdminUsers { users })
+}
+
+async fn admin_pairs(State(state): State<AppState>, _: Admin) -> Json<AdminPairs> {
+    let core = state.core();
+    let pairs = core
+        .reg
+        .pairs()
+        .into_iter()
+        .map(|(c, e)| AdminPair {
+            caller: c.name.clone(),
+            callee: e.name.clone(),
+            since: c.pair.map(|p| p.since_unix).unwrap_or(0),
+            in_call: c.status == Status::InCall && e.status == Status::InCall,
+        })
+        .collect();
+    Json(AdminPairs { pairs })
+}
+
+async fn admin_sip_conf(State(state): State<AppState>, _: Admin) -> Json<SipConf> {
+    let users = state.core().reg.pbx_users();
+    let files = state
+        .pbx
+        .render_redacted(&users)
+        .into_iter()
+        .map(|f| ConfFile {
+            name: f.name.to_owned(),
+            content: f.content,
+        })
+        .collect();
+    Json(SipConf {
+        pbx: state.pbx.kind().as_str().to_owned(),
+        files,
+    })
+}
+
+async fn admin_kick(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let removed = {
+        let mut core = state.core();
+        match core.reg.find(&name).map(|u| u.id) {
+            Some(id) => core.remove_user(id, LeaveReason::Kicked).ok(),
+            None => None,
+        }
+    };
+    let Some(user) = removed else {
+        return Err(ApiError::NotFound(format!("no user named {name:?}")));
+    };
+    state.pbx.mark_dirty();
+    state.metrics.kicks.fetch_add(1, Relaxed);
+    tracing::info!(name = %user.name, "user kicked by an admin");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn healthz(State(state): State<AppState>) -> Json<Health> {
+    let pbx = state.pbx.status();
+    let users = state.core().reg.len() as u64;
+    Json(Health {
+        status: if pbx.in_sync { "ok" } else { "degraded" }.into(),
+        pbx: state.pbx.kind().as_str().into(),
+        pbx_in_sync: pbx.in_sync,
+        pbx_error: pbx.last_error,
+        users,
+    })
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let text = state.metrics.render(&state.gauges(), &state.pbx_figures());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}

@@ -1,0 +1,119 @@
+//! Command-line flags and `MYTURN_*` environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::pbx::PbxKind;
+
+/// How the server asks Asterisk to reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReloadMethod {
+    /// Write the files only; reload by hand.
+    None,
+    /// Run `--reload-command` once per CLI command.
+    Command,
+    /// Send `Action: Command` through the Asterisk Manager Interface.
+    Ami,
+}
+
+/// myTurn pairing server.
+///
+/// Registers users, issues each one a SIP account and short-lived tokens,
+/// pairs ready users uniformly at random, and keeps the PBX's generated
+/// config in step. Every flag can also be set with the environment
+/// variable shown.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "myturn-server", version, about, long_about)]
+pub struct Config {
+    /// Address for the HTTP API.
+    #[arg(long, env = "MYTURN_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Which PBX to drive. `none` pairs users without provisioning SIP
+    /// accounts anywhere; `asterisk` writes chan_sip files (Asterisk ≤ 20);
+    /// `asterisk-pjsip` writes PJSIP files (Asterisk 21+).
+    #[arg(long, env = "MYTURN_PBX", value_enum, default_value = "none")]
+    pub pbx: PbxKind,
+
+    /// Directory holding Asterisk's config. The server writes only its own
+    /// files there (myturn_sip.conf or myturn_pjsip.conf, and
+    /// myturn_extensions.conf), rewriting them whole.
+    #[arg(
+        long,
+        env = "MYTURN_ASTERISK_CONF_DIR",
+        default_value = "/etc/asterisk"
+    )]
+    pub asterisk_conf_dir: PathBuf,
+
+    /// How to make Asterisk load the files: run a command, use AMI, or not at all.
+    #[arg(long, env = "MYTURN_RELOAD", value_enum, default_value = "command")]
+    pub reload: ReloadMethod,
+
+    /// With `--reload command`: the command to run, followed by each CLI
+    /// command (`sip reload`, `dialplan reload`) as one argument.
+    #[arg(long, env = "MYTURN_RELOAD_COMMAND", default_value = "asterisk -rx")]
+    pub reload_command: String,
+
+    /// With `--reload ami`: the manager interface address.
+    #[arg(long, env = "MYTURN_AMI_ADDR", default_value = "127.0.0.1:5038")]
+    pub ami_addr: SocketAddr,
+
+    /// With `--reload ami`: the manager.conf user.
+    #[arg(long, env = "MYTURN_AMI_USER", default_value = "myturn")]
+    pub ami_user: String,
+
+    /// With `--reload ami`: the manager.conf secret (prefer the env var or
+    /// --ami-secret-file; command lines are visible to other local users).
+    #[arg(long, env = "MYTURN_AMI_SECRET", hide_env_values = true)]
+    pub ami_secret: Option<String>,
+
+    /// With `--reload ami`: read the manager secret from this file.
+    #[arg(long, env = "MYTURN_AMI_SECRET_FILE")]
+    pub ami_secret_file: Option<PathBuf>,
+
+    /// Milliseconds to gather changes before rewriting the PBX files, so a
+    /// burst of registrations costs one write and one reload.
+    #[arg(long, env = "MYTURN_COALESCE_MS", default_value_t = 200)]
+    pub coalesce_ms: u64,
+
+    /// Also offer 16 kHz L16 (`slin16`) besides 8 kHz (`slin`).
+    #[arg(long, env = "MYTURN_WIDEBAND")]
+    pub wideband: bool,
+
+    /// Seconds a call rings before `Dial()` gives up.
+    #[arg(long, env = "MYTURN_DIAL_TIMEOUT", default_value_t = 60)]
+    pub dial_timeout: u32,
+
+    /// SIP domain handed to clients as their registrar, `host[:port]`.
+    #[arg(long, env = "MYTURN_SIP_DOMAIN", default_value = "127.0.0.1:5060")]
+    pub sip_domain: String,
+
+    /// Access-token lifetime in seconds.
+    #[arg(long, env = "MYTURN_TOKEN_TTL", default_value_t = 900, value_parser = clap::value_parser!(u64).range(10..=86_400))]
+    pub token_ttl: u64,
+
+    /// Seconds of silence (no authenticated request, no open long-poll)
+    /// after which a user is logged out and removed from the PBX.
+    #[arg(long, env = "MYTURN_LEASE", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=86_400))]
+    pub lease: u64,
+
+    /// Most users at once; registrations beyond get 503.
+    #[arg(long, env = "MYTURN_MAX_USERS", default_value_t = 100_000)]
+    pub max_users: usize,
+
+    /// Admin bearer token (16+ characters). Without it (or
+    /// --admin-token-file) the admin API answers 403.
+    #[arg(long, env = "MYTURN_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Read the admin bearer token from this file.
+    #[arg(long, env = "MYTURN_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Defaults, as if started with no flags (for tests and embedding).
+    pub fn defaults() -> Self {
+        <Self as clap::Parser>::parse_from(["myturn-server"])
+    }
+}

@@ -1,0 +1,275 @@
+//! # myturn-server
+//!
+//! The myTurn pairing server: an axum + tokio HTTP API that registers users,
+//! issues each one its own SIP account and short-lived JWT access tokens,
+//! pairs `ready` users uniformly at random without races, and keeps a PBX's
+//! generated config (Asterisk chan_sip or PJSIP) in step with who is
+//! registered.
+//!
+//! ## Shape
+//!
+//! * [`registry`]: the pairing state machine. Synchronous, no I/O, `now`
+//!   passed in, RNG injected. One instance behind one mutex: every
+//!   operation is atomic, which is what makes pairing race-free.
+//! * [`auth`]: JWT access tokens, rotating refresh-token families, the
+//!   admin token.
+//! * [`api`]: the routes. Handlers lock the core briefly, never across an
+//!   `.await`.
+//! * [`pbx`]: renders the Asterisk files, writes them atomically, reloads
+//!   through AMI or a command; a background task coalesces changes.
+//! * [`state`]: the shared [`AppState`] tying these together.
+//!
+//! ## Driving it
+//!
+//! The binary is `clap` + `tracing` + [`run`]. Tests and embedders build
+//! the pieces themselves:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), myturn_server::StartError> {
+//! let cfg = myturn_server::Config::defaults();
+//! let app = myturn_server::App::new(&cfg, None)?;
+//! let router = app.router(); // drive with tower::ServiceExt::oneshot, or:
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+//! app.serve(listener, std::future::pending()).await.unwrap();
+//! # Ok(()) }
+//! ```
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod pbx;
+pub mod registry;
+pub mod state;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use config::{Config, ReloadMethod};
+pub use state::AppState;
+
+use auth::{AdminToken, Jwt};
+use pbx::asterisk::RenderOptions;
+use pbx::reload::Reloader;
+use pbx::{PbxKind, PbxSync};
+use registry::{Registry, RegistryConfig};
+use state::Settings;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A secret file could not be read.
+    #[error("cannot read {path}: {source}")]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The admin token is unusable.
+    #[error("admin token: {0}")]
+    AdminToken(String),
+    /// `--asterisk-conf-dir` does not exist.
+    #[error("--asterisk-conf-dir {0} is not a directory; create it or point the flag at Asterisk's config directory")]
+    ConfDir(PathBuf),
+    /// `--reload ami` without a secret.
+    #[error("--reload ami needs the manager secret: set MYTURN_AMI_SECRET or --ami-secret-file")]
+    AmiSecretMissing,
+    /// `--reload command` with an empty command.
+    #[error("--reload-command is empty")]
+    EmptyReloadCommand,
+    /// The listen address is unusable.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("server error: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+fn read_secret(path: &PathBuf) -> Result<String, StartError> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .map_err(|source| StartError::ReadFile {
+            path: path.clone(),
+            source,
+        })
+}
+
+/// The assembled application: state plus the background tasks to run.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// Shared state.
+    pub state: AppState,
+}
+
+impl App {
+    /// Builds the application from its configuration. `seed` makes every
+    /// random choice reproducible (tests); `None` uses OS randomness.
+    pub fn new(cfg: &Config, seed: Option<u64>) -> Result<Self, StartError> {
+        let admin_secret = match (&cfg.admin_token, &cfg.admin_token_file) {
+            (_, Some(path)) => Some(read_secret(path)?),
+            (Some(t), None) => Some(t.clone()),
+            (None, None) => None,
+        };
+        let admin = admin_secret
+            .map(|t| AdminToken::new(&t).map_err(StartError::AdminToken))
+            .transpose()?;
+        if cfg.pbx != PbxKind::None && !cfg.asterisk_conf_dir.is_dir() {
+            return Err(StartError::ConfDir(cfg.asterisk_conf_dir.clone()));
+        }
+        let reloader = match (cfg.pbx, cfg.reload) {
+            (PbxKind::None, _) | (_, ReloadMethod::None) => Reloader::None,
+            (_, ReloadMethod::Command) => {
+                Reloader::command(&cfg.reload_command).ok_or(StartError::EmptyReloadCommand)?
+            }
+            (_, ReloadMethod::Ami) => {
+                let secret = match (&cfg.ami_secret_file, &cfg.ami_secret) {
+                    (Some(p), _) => read_secret(p)?,
+                    (None, Some(s)) => s.clone(),
+                    (None, None) => return Err(StartError::AmiSecretMissing),
+                };
+                Reloader::Ami {
+                    addr: cfg.ami_addr,
+                    username: cfg.ami_user.clone(),
+                    secret,
+                }
+            }
+        };
+        let mut rng: Box<dyn rand::RngCore + Send> = match seed {
+            Some(s) => Box::new(StdRng::seed_from_u64(s)),
+            None => Box::new(StdRng::from_entropy()),
+        };
+        let jwt = Jwt::new(&mut *rng, cfg.token_ttl);
+        let reg = Registry::new(
+            RegistryConfig {
+                max_users: cfg.max_users,
+            },
+            rng,
+        );
+        let pbx = Arc::new(PbxSync::new(
+            cfg.pbx,
+            cfg.asterisk_conf_dir.clone(),
+            RenderOptions {
+                wideband: cfg.wideband,
+                dial_timeout_secs: cfg.dial_timeout,
+                ..RenderOptions::default()
+            },
+            reloader,
+            Duration::from_millis(cfg.coalesce_ms),
+        ));
+        let lease = Duration::from_secs(cfg.lease);
+        let settings = Settings {
+            sip_domain: cfg.sip_domain.clone(),
+            lease,
+            max_wait: (lease / 2).clamp(Duration::from_secs(1), Duration::from_secs(60)),
+        };
+        Ok(App {
+            state: AppState::new(reg, jwt, admin, pbx, settings, seed),
+        })
+    }
+
+    /// The HTTP router over this app's state.
+    pub fn router(&self) -> axum::Router {
+        api::router(self.state.clone())
+    }
+
+    /// Serves HTTP on `listener` and runs the background tasks (PBX sync,
+    /// lease sweeper) until `shutdown` resolves; then drains requests and
+    /// clears the PBX files.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let state = self.state.clone();
+        let pbx_task = {
+            let (pbx, state) = (state.pbx.clone(), state.clone());
+            let rx = stop_rx.clone();
+            tokio::spawn(async move { pbx.run(move || state.core().reg.pbx_users(), rx).await })
+        };
+        let sweeper = {
+            let state = state.clone();
+            let mut rx = stop_rx.clone();
+            let every = (state.settings.lease / 4).max(Duration::from_millis(250));
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = rx.wait_for(|&s| s) => return,
+                    }
+                    for name in state.expire_silent(Instant::now()) {
+                        tracing::info!(%name, "lease expired: user logged out");
+                    }
+                }
+            })
+        };
+        let result = axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        let _ = stop_tx.send(true);
+        let _ = sweeper.await;
+        let _ = pbx_task.await;
+        result
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown requested");
+}
+
+/// Starts the server as configured and serves until Ctrl-C or SIGTERM.
+pub async fn run(cfg: Config) -> Result<(), StartError> {
+    let app = App::new(&cfg, None)?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().unwrap_or(cfg.listen);
+    tracing::info!(
+        %addr,
+        pbx = cfg.pbx.as_str(),
+        conf_dir = %cfg.asterisk_conf_dir.display(),
+        admin_api = app.state.admin.is_some(),
+        "myturn-server listening"
+    );
+    app.serve(listener, shutdown_signal())
+        .await
+        .map_err(StartError::Serve)
+}

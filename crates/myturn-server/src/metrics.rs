@@ -1,0 +1,149 @@
+//! Prometheus text exposition for `GET /metrics`. Counts only, never names.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use myturn_wire::Status;
+
+/// Process-wide counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Successful `POST /v1/users`.
+    pub registrations: AtomicU64,
+    /// Users removed by `DELETE /v1/me`.
+    pub logouts: AtomicU64,
+    /// Users removed by an admin.
+    pub kicks: AtomicU64,
+    /// Users removed by the lease.
+    pub expiries: AtomicU64,
+    /// Requests refused with 401 (bad, expired or revoked tokens).
+    pub auth_failures: AtomicU64,
+    /// Spent refresh tokens presented again (theft suspected).
+    pub refresh_reuse: AtomicU64,
+    http: Mutex<BTreeMap<(String, String, u16), u64>>,
+}
+
+/// A point-in-time view of the registry, taken under its lock.
+#[derive(Debug, Default, Clone)]
+pub struct Gauges {
+    /// Users per status.
+    pub by_status: Vec<(Status, u64)>,
+    /// Users waiting in the pool.
+    pub waiting: u64,
+    /// Pairs made since start.
+    pub pairings_total: u64,
+}
+
+/// PBX figures.
+#[derive(Debug, Default, Clone)]
+pub struct PbxFigures {
+    /// Files written.
+    pub config_writes: u64,
+    /// Failed writes.
+    pub write_failures: u64,
+    /// Reloads done.
+    pub reloads: u64,
+    /// Failed reloads.
+    pub reload_failures: u64,
+    /// 1 when in sync.
+    pub in_sync: bool,
+}
+
+fn counter(out: &mut String, name: &str, help: &str, v: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+    );
+}
+
+impl Metrics {
+    /// Counts one answered request.
+    pub fn count_http(&self, method: &str, route: &str, status: u16) {
+        let mut m = self.http.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry((method.to_owned(), route.to_owned(), status))
+            .or_insert(0) += 1;
+    }
+
+    /// Renders the exposition text.
+    pub fn render(&self, g: &Gauges, pbx: &PbxFigures) -> String {
+        let mut out = String::with_capacity(4096);
+        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP myturn_users Current users by status.\n# TYPE myturn_users gauge"
+        );
+        for (s, n) in &g.by_status {
+            let _ = writeln!(out, "myturn_users{{status=\"{s}\"}} {n}");
+        }
+        let _ = writeln!(out, "# HELP myturn_waiting_users Ready users waiting for a partner.\n# TYPE myturn_waiting_users gauge\nmyturn_waiting_users {}", g.waiting);
+        counter(
+            &mut out,
+            "myturn_pairings_total",
+            "Pairs made since start.",
+            g.pairings_total,
+        );
+        counter(
+            &mut out,
+            "myturn_registrations_total",
+            "Users registered since start.",
+            ld(&self.registrations),
+        );
+        let _ = writeln!(out, "# HELP myturn_removals_total Users removed, by reason.\n# TYPE myturn_removals_total counter");
+        for (reason, v) in [
+            ("logout", &self.logouts),
+            ("kick", &self.kicks),
+            ("expired", &self.expiries),
+        ] {
+            let _ = writeln!(
+                out,
+                "myturn_removals_total{{reason=\"{reason}\"}} {}",
+                ld(v)
+            );
+        }
+        counter(
+            &mut out,
+            "myturn_auth_failures_total",
+            "Requests refused for bad, expired or revoked credentials.",
+            ld(&self.auth_failures),
+        );
+        counter(
+            &mut out,
+            "myturn_refresh_reuse_total",
+            "Spent refresh tokens presented again; each revoked a session.",
+            ld(&self.refresh_reuse),
+        );
+        counter(
+            &mut out,
+            "myturn_pbx_config_writes_total",
+            "Generated PBX files written.",
+            pbx.config_writes,
+        );
+        counter(
+            &mut out,
+            "myturn_pbx_write_failures_total",
+            "Failed PBX file writes.",
+            pbx.write_failures,
+        );
+        counter(
+            &mut out,
+            "myturn_pbx_reloads_total",
+            "PBX reloads done.",
+            pbx.reloads,
+        );
+        counter(
+            &mut out,
+            "myturn_pbx_reload_failures_total",
+            "Failed PBX reloads.",
+            pbx.reload_failures,
+        );
+        let _ = writeln!(out, "# HELP myturn_pbx_in_sync 1 when the PBX holds the current state.\n# TYPE myturn_pbx_in_sync gauge\nmyturn_pbx_in_sync {}", u8::from(pbx.in_sync));
+        let _ = writeln!(out, "# HELP myturn_http_requests_total HTTP requests answered.\n# TYPE myturn_http_requests_total counter");
+        let m = self.http.lock().unwrap_or_else(|e| e.into_inner());
+        for ((method, route, status), v) in m.iter() {
+            let _ = writeln!(out, "myturn_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {v}");
+        }
+        out
+    }
+}

@@ -1,0 +1,314 @@
+//! The task that keeps the PBX's generated files in step with the registry.
+//!
+//! Writers only call [`PbxSync::mark_dirty`], which never blocks. The task
+//! wakes, waits out the coalescing window (so a burst of changes is seen
+//! as one), renders from one snapshot, writes only the files whose text
+//! changed, and reloads. Failures are logged, counted and shown in
+//! `/healthz`, and retried with backoff; the API keeps serving meanwhile.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+
+use super::asterisk::{render, RenderOptions, Rendered};
+use super::files::write_atomic;
+use super::reload::Reloader;
+use super::PbxKind;
+use crate::registry::PbxUser;
+
+/// First retry delay after a failure; doubles up to [`MAX_BACKOFF`].
+pub const MIN_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest retry delay.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Whether the PBX holds the current state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PbxStatus {
+    /// The last write + reload succeeded.
+    pub in_sync: bool,
+    /// The last error, while out of sync.
+    pub last_error: Option<String>,
+}
+
+/// Counters, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct PbxCounters {
+    /// Generated files written.
+    pub config_writes: AtomicU64,
+    /// Failed file writes.
+    pub write_failures: AtomicU64,
+    /// Successful reloads.
+    pub reloads: AtomicU64,
+    /// Failed reloads.
+    pub reload_failures: AtomicU64,
+}
+
+/// Shared handle between the API (which marks dirty) and the sync task.
+#[derive(Debug)]
+pub struct PbxSync {
+    kind: PbxKind,
+    dir: PathBuf,
+    opts: RenderOptions,
+    reloader: Reloader,
+    window: Duration,
+    dirty: Notify,
+    status: Mutex<PbxStatus>,
+    /// Counters.
+    pub counters: PbxCounters,
+}
+
+/// Remembers what is on disk, so unchanged files are not rewritten.
+#[derive(Debug, Default)]
+pub struct SyncState {
+    written: HashMap<&'static str, String>,
+    reload_pending: bool,
+}
+
+impl PbxSync {
+    /// A handle for `kind`, writing into `dir`, coalescing changes over
+    /// `window`.
+    pub fn new(
+        kind: PbxKind,
+        dir: PathBuf,
+        opts: RenderOptions,
+        reloader: Reloader,
+        window: Duration,
+    ) -> Self {
+        PbxSync {
+            kind,
+            dir,
+            opts,
+            reloader,
+            window,
+            dirty: Notify::new(),
+            status: Mutex::new(PbxStatus {
+                in_sync: kind == PbxKind::None,
+                last_error: None,
+            }),
+            counters: PbxCounters::default(),
+        }
+    }
+
+    /// The backend.
+    pub fn kind(&self) -> PbxKind {
+        self.kind
+    }
+
+    /// Says the registry changed in a way the PBX must see. Never blocks;
+    /// many calls before the task wakes cost one write.
+    pub fn mark_dirty(&self) {
+        if self.kind != PbxKind::None {
+            self.dirty.notify_one();
+        }
+    }
+
+    /// Current status.
+    pub fn status(&self) -> PbxStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_status(&self, r: &Result<(), String>) {
+        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        match r {
+            Ok(()) => {
+                s.in_sync = true;
+                s.last_error = None;
+            }
+            Err(e) => {
+                s.in_sync = false;
+                s.last_error = Some(e.clone());
+            }
+        }
+    }
+
+    /// The files as they would be written for `users`, secrets redacted.
+    pub fn render_redacted(&self, users: &[PbxUser]) -> Vec<Rendered> {
+        render(self.kind, users, &self.opts, true)
+    }
+
+    /// One pass: render `users`, write changed files, reload if anything
+    /// changed (or a previous reload failed).
+    pub async fn sync_once(&self, users: &[PbxUser], st: &mut SyncState) -> Result<(), String> {
+        let c = &self.counters;
+        for f in render(self.kind, users, &self.opts, false) {
+            if st.written.get(f.name) == Some(&f.content) {
+                continue;
+            }
+            if let Err(e) = write_atomic(&self.dir, f.name, f.content.as_bytes()) {
+                c.write_failures.fetch_add(1, Ordering::Relaxed);
+                return Err(e.to_string());
+            }
+            c.config_writes.fetch_add(1, Ordering::Relaxed);
+            st.written.insert(f.name, f.content);
+            st.reload_pending = true;
+        }
+        if st.reload_pending {
+            if let Err(e) = self.reloader.reload(self.kind.reload_commands()).await {
+                c.reload_failures.fetch_add(1, Ordering::Relaxed);
+                return Err(format!("reload failed: {e}"));
+            }
+            c.reloads.fetch_add(1, Ordering::Relaxed);
+            st.reload_pending = false;
+        }
+        Ok(())
+    }
+
+    async fn pass(&self, users: &[PbxUser], st: &mut SyncState) -> bool {
+        let r = self.sync_once(users, st).await;
+        match &r {
+            Ok(()) => tracing::debug!(users = users.len(), "PBX config in sync"),
+            Err(e) => tracing::warn!(error = %e, "PBX out of sync; will retry"),
+        }
+        let was_ok = self.status().in_sync;
+        self.set_status(&r);
+        if r.is_ok() && !was_ok {
+            tracing::info!(users = users.len(), "PBX config in sync again");
+        }
+        r.is_ok()
+    }
+
+    /// The sync task. Runs until `shutdown` flips to `true`, then writes
+    /// the files empty (no user data outlives the process) and returns.
+    pub async fn run<F>(&self, snapshot: F, mut shutdown: watch::Receiver<bool>)
+    where
+        F: Fn() -> Vec<PbxUser> + Send,
+    {
+        if self.kind == PbxKind::None {
+            return;
+        }
+        let mut st = SyncState::default();
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            let ok = self.pass(&snapshot(), &mut st).await;
+            if ok {
+                backoff = MIN_BACKOFF;
+            }
+            tokio::select! {
+                _ = self.dirty.notified() => {}
+                _ = tokio::time::sleep(backoff), if !ok => {
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                _ = shutdown.wait_for(|&s| s) => break,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.window) => {}
+                _ = shutdown.wait_for(|&s| s) => break,
+            }
+        }
+        tracing::info!("shutting down: removing every user from the PBX config");
+        self.pass(&[], &mut st).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn user(i: u32) -> PbxUser {
+        PbxUser {
+            name: format!("user{i}"),
+            extension: 111_000 + i,
+            secret: format!("secret{i:018}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn unchanged_state_is_not_rewritten_or_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = PbxSync::new(
+            PbxKind::Asterisk,
+            dir.path().into(),
+            RenderOptions::default(),
+            Reloader::None,
+            Duration::ZERO,
+        );
+        let mut st = SyncState::default();
+        let users = vec![user(0), user(1)];
+        s.sync_once(&users, &mut st).await.unwrap();
+        assert_eq!(s.counters.config_writes.load(Ordering::Relaxed), 2);
+        s.sync_once(&users, &mut st).await.unwrap();
+        assert_eq!(s.counters.config_writes.load(Ordering::Relaxed), 2);
+        assert_eq!(s.counters.reloads.load(Ordering::Relaxed), 1);
+        let text = std::fs::read_to_string(dir.path().join("myturn_sip.conf")).unwrap();
+        assert!(text.contains("[user1]") && text.contains("secret=secret000000000000000001"));
+    }
+
+    #[tokio::test]
+    async fn failed_reload_is_retried_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let flag = dir.path().join("asterisk-up");
+        let script = dir.path().join("rx.sh");
+        std::fs::write(&script, format!("#!/bin/sh\ntest -e {} || {{ echo 'Unable to connect to remote asterisk' >&2; exit 1; }}\n", flag.display())).unwrap();
+        let s = Arc::new(PbxSync::new(
+            PbxKind::Asterisk,
+            dir.path().into(),
+            RenderOptions::default(),
+            Reloader::command(&format!("sh {}", script.display())).unwrap(),
+            Duration::from_millis(10),
+        ));
+        let (tx, rx) = watch::channel(false);
+        let s2 = s.clone();
+        let task = tokio::spawn(async move { s2.run(|| vec![user(0)], rx).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let st = s.status();
+        assert!(!st.in_sync);
+        assert!(st.last_error.unwrap().contains("Unable to connect"));
+        assert!(s.counters.reload_failures.load(Ordering::Relaxed) >= 1);
+        // The files were written even though the reload failed.
+        assert!(dir.path().join("myturn_sip.conf").exists());
+        std::fs::write(&flag, "").unwrap();
+        for _ in 0..100 {
+            if s.status().in_sync {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(s.status().in_sync, "{:?}", s.status());
+        tx.send(true).unwrap();
+        task.await.unwrap();
+        // Shut down: the users are gone from the files.
+        let text = std::fs::read_to_string(dir.path().join("myturn_sip.conf")).unwrap();
+        assert!(!text.contains("[user0]"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_changes_costs_few_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(PbxSync::new(
+            PbxKind::Asterisk,
+            dir.path().into(),
+            RenderOptions::default(),
+            Reloader::None,
+            Duration::from_millis(100),
+        ));
+        let users: Arc<std::sync::Mutex<Vec<PbxUser>>> = Arc::default();
+        let (tx, rx) = watch::channel(false);
+        let (s2, u2) = (s.clone(), users.clone());
+        let task =
+            tokio::spawn(async move { s2.run(move || u2.lock().unwrap().clone(), rx).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let base = s.counters.config_writes.load(Ordering::Relaxed);
+        for i in 0..1000 {
+            users.lock().unwrap().push(user(i));
+            s.mark_dirty();
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let writes = s.counters.config_writes.load(Ordering::Relaxed) - base;
+        assert!(
+            (2..=4).contains(&writes),
+            "{writes} writes for 1000 changes"
+        );
+        let text = std::fs::read_to_string(dir.path().join("myturn_extensions.conf")).unwrap();
+        assert_eq!(text.matches("Dial(SIP/").count(), 1000);
+        tx.send(true).unwrap();
+        task.await.unwrap();
+    }
+}

@@ -1,0 +1,790 @@
+//! The pairing state machine: users, extensions, SIP secrets, statuses and
+//! pairs.
+//!
+//! [`Registry`] is plain synchronous data with no I/O, no clock reads and no
+//! global randomness: the caller passes `now` in and the RNG is injected, so
+//! tests can seed it. The server keeps exactly one `Registry` behind one
+//! mutex; every operation runs to completion under that lock, which is what
+//! makes pairing race-free (a user can never be in two pairs, and both sides
+//! of a pair always agree on it).
+//!
+//! Each mutating call returns the [`Notice`]s it produced (who must be told
+//! what), which the async layer delivers to waiting long-polls and event
+//! streams.
+
+use myturn_wire::{LeaveReason, PeerInfo, Role, ServerEvent, Status};
+use rand::{distributions::Alphanumeric, Rng, RngCore};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// The first extension handed out, as in the original design.
+pub const FIRST_EXTENSION: u32 = 111_000;
+/// The last extension handed out before wrapping around.
+pub const LAST_EXTENSION: u32 = 999_999;
+/// Length of a generated SIP password: 24 alphanumeric characters carry
+/// 24 × log2(62) ≈ 142 bits.
+pub const SIP_PASSWORD_LEN: usize = 24;
+
+/// A stable per-registration identifier. A name that logs out and registers
+/// again gets a new `UserId`, so old tokens cannot act on the new user.
+pub type UserId = u64;
+
+/// Why an operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// The name is in use (compared case-insensitively).
+    #[error("the name {0:?} is taken; pick another one")]
+    NameTaken(String),
+    /// No such user (logged out, kicked or expired).
+    #[error("no such user")]
+    NoSuchUser,
+    /// The server holds `max_users` users already.
+    #[error("the server is full ({0} users); try again later")]
+    Full(usize),
+    /// Every extension in the range is in use.
+    #[error("no free extension left")]
+    NoExtension,
+    /// `GET /v1/me/peer` by a user who is not looking for a partner.
+    #[error("you are not ready: set your status to \"ready\" first")]
+    NotReady,
+    /// `ready_to_talk` by a user who is not paired.
+    #[error("you are not paired: \"ready_to_talk\" is only allowed once paired")]
+    NotPaired,
+}
+
+/// Someone to tell something.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// Who.
+    pub user: UserId,
+    /// What.
+    pub event: ServerEvent,
+}
+
+/// What the PBX needs to know of a user.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PbxUser {
+    /// The validated nickname (safe to write verbatim).
+    pub name: String,
+    /// The extension.
+    pub extension: u32,
+    /// The SIP secret.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for PbxUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PbxUser")
+            .field("name", &self.name)
+            .field("extension", &self.extension)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One user, as the registry holds it.
+#[derive(Clone)]
+pub struct User {
+    /// Stable id of this registration.
+    pub id: UserId,
+    /// Nickname, as registered (case kept).
+    pub name: String,
+    /// Extension.
+    pub extension: u32,
+    /// SIP secret.
+    pub sip_password: String,
+    /// Current status.
+    pub status: Status,
+    /// Registration time, seconds since the Unix epoch (for admins).
+    pub since_unix: u64,
+    /// Last authenticated activity (for the lease).
+    pub last_seen: Instant,
+    /// Current partner and role.
+    pub pair: Option<PairSide>,
+    /// The last partner, so the same two are not paired twice in a row
+    /// while someone else is waiting.
+    pub last_partner: Option<UserId>,
+    /// Open long-polls / event streams: a user with one is not silent.
+    pub watchers: u32,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("extension", &self.extension)
+            .field("status", &self.status)
+            .field("pair", &self.pair)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One side's view of its pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairSide {
+    /// The partner.
+    pub peer: UserId,
+    /// This side's role.
+    pub role: Role,
+    /// When the pair was made, seconds since the Unix epoch.
+    pub since_unix: u64,
+}
+
+/// Tunables.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// Most users at once.
+    pub max_users: usize,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig { max_users: 100_000 }
+    }
+}
+
+/// The pairing state. See the module docs.
+pub struct Registry {
+    cfg: RegistryConfig,
+    rng: Box<dyn RngCore + Send>,
+    users: HashMap<UserId, User>,
+    by_name: HashMap<String, UserId>,
+    by_ext: HashMap<u32, UserId>,
+    /// Ready, unpaired users. Order is irrelevant: a pick is uniform.
+    pool: Vec<UserId>,
+    next_id: UserId,
+    next_ext: u32,
+    pairings_total: u64,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("users", &self.users.len())
+            .field("pool", &self.pool.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn key(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+impl Registry {
+    /// A registry drawing all its randomness (secrets, pair picks, roles)
+    /// from `rng`. Production passes a CSPRNG seeded from the OS; tests pass
+    /// a seeded one.
+    pub fn new(cfg: RegistryConfig, rng: Box<dyn RngCore + Send>) -> Self {
+        Registry {
+            cfg,
+            rng,
+            users: HashMap::new(),
+            by_name: HashMap::new(),
+            by_ext: HashMap::new(),
+            pool: Vec::new(),
+            next_id: 1,
+            next_ext: FIRST_EXTENSION,
+            pairings_total: 0,
+        }
+    }
+
+    /// Adds a user with a fresh extension and SIP secret. The name must
+    /// already be valid (see [`myturn_wire::validate_name`]).
+    pub fn register(
+        &mut self,
+        name: &str,
+        now: Instant,
+        now_unix: u64,
+    ) -> Result<&User, RegistryError> {
+        let k = key(name);
+        if self.by_name.contains_key(&k) {
+            return Err(RegistryError::NameTaken(name.to_owned()));
+        }
+        if self.users.len() >= self.cfg.max_users {
+            return Err(RegistryError::Full(self.cfg.max_users));
+        }
+        let extension = self.alloc_extension()?;
+        let sip_password: String = (&mut self.rng)
+            .sample_iter(&Alphanumeric)
+            .take(SIP_PASSWORD_LEN)
+            .map(char::from)
+            .collect();
+        let id = self.next_id;
+        self.next_id += 1;
+        self.by_name.insert(k, id);
+        self.by_ext.insert(extension, id);
+        let user = self.users.entry(id).or_insert(User {
+            id,
+            name: name.to_owned(),
+            extension,
+            sip_password,
+            status: Status::Busy,
+            since_unix: now_unix,
+            last_seen: now,
+            pair: None,
+            last_partner: None,
+            watchers: 0,
+        });
+        Ok(user)
+    }
+
+    fn alloc_extension(&mut self) -> Result<u32, RegistryError> {
+        let span = (LAST_EXTENSION - FIRST_EXTENSION + 1) as usize;
+        if self.by_ext.len() >= span {
+            return Err(RegistryError::NoExtension);
+        }
+        loop {
+            let ext = self.next_ext;
+            self.next_ext = if ext >= LAST_EXTENSION {
+                FIRST_EXTENSION
+            } else {
+                ext + 1
+            };
+            if !self.by_ext.contains_key(&ext) {
+                return Ok(ext);
+            }
+        }
+    }
+
+    /// A user by id.
+    pub fn get(&self, id: UserId) -> Option<&User> {
+        self.users.get(&id)
+    }
+
+    /// A user by name (case-insensitive).
+    pub fn find(&self, name: &str) -> Option<&User> {
+        self.by_name
+            .get(&key(name))
+            .and_then(|id| self.users.get(id))
+    }
+
+    /// A user by extension.
+    pub fn by_extension(&self, ext: u32) -> Option<&User> {
+        self.by_ext.get(&ext).and_then(|id| self.users.get(id))
+    }
+
+    /// Number of users.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// `true` when nobody is registered.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// Pairs made since start.
+    pub fn pairings_total(&self) -> u64 {
+        self.pairings_total
+    }
+
+    /// Users waiting in the pool.
+    pub fn waiting(&self) -> usize {
+        self.pool.len()
+    }
+
+    /// Every user (unordered).
+    pub fn users(&self) -> impl Iterator<Item = &User> {
+        self.users.values()
+    }
+
+    /// Records activity for the lease.
+    pub fn touch(&mut self, id: UserId, now: Instant) -> Result<(), RegistryError> {
+        let u = self.users.get_mut(&id).ok_or(RegistryError::NoSuchUser)?;
+        u.last_seen = now;
+        Ok(())
+    }
+
+    /// Counts an open long-poll or event stream (a user with one is alive).
+    pub fn watch(&mut self, id: UserId, open: bool, now: Instant) {
+        if let Some(u) = self.users.get_mut(&id) {
+            u.last_seen = now;
+            if open {
+                u.watchers += 1;
+            } else {
+                u.watchers = u.watchers.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Changes a user's status; see `docs/api.md` for the flow.
+    ///
+    /// * `ready` ends a current pair (if any) and enters the pool; the user
+    ///   is paired at once if someone is waiting.
+    /// * `busy` leaves the pool or ends the pair.
+    /// * `ready_to_talk` needs a pair; when both sides are `ready_to_talk`
+    ///   both become `in_call`.
+    pub fn set_status(
+        &mut self,
+        id: UserId,
+        wanted: Status,
+        now_unix: u64,
+    ) -> Result<Vec<Notice>, RegistryError> {
+        let current = self.users.get(&id).ok_or(RegistryError::NoSuchUser)?.status;
+        let mut notices = Vec::new();
+        match wanted {
+            Status::Busy => {
+                self.leave_pool(id);
+                self.dissolve(id, LeaveReason::HungUp, &mut notices);
+                self.set(id, Status::Busy, &mut notices);
+            }
+            Status::Ready => {
+                if current == Status::Ready {
+                    return Ok(notices);
+                }
+                self.dissolve(id, LeaveReason::HungUp, &mut notices);
+                self.set(id, Status::Ready, &mut notices);
+                self.enter_pool(id, now_unix, &mut notices);
+            }
+            Status::ReadyToTalk => {
+                let pair = self
+                    .users
+                    .get(&id)
+                    .and_then(|u| u.pair)
+                    .ok_or(RegistryError::NotPaired)?;
+                if matches!(current, Status::ReadyToTalk | Status::InCall) {
+                    return Ok(notices);
+                }
+                self.set(id, Status::ReadyToTalk, &mut notices);
+                notices.push(Notice {
+                    user: pair.peer,
+                    event: ServerEvent::PeerReadyToTalk,
+                });
+                let peer_status = self.users.get(&pair.peer).map(|u| u.status);
+                if peer_status == Some(Status::ReadyToTalk) {
+                    self.set(id, Status::InCall, &mut notices);
+                    self.set(pair.peer, Status::InCall, &mut notices);
+                }
+            }
+            Status::Paired | Status::InCall => {
+                // Server-set states; the wire type does not let clients ask.
+                return Ok(notices);
+            }
+        }
+        Ok(notices)
+    }
+
+    /// The partner and role of a user, for `GET /v1/me/peer`:
+    /// `Ok(Some)` once paired, `Ok(None)` while waiting, `NotReady` if the
+    /// user is not looking.
+    pub fn peer_of(&self, id: UserId) -> Result<Option<(PeerInfo, Role, Status)>, RegistryError> {
+        let u = self.users.get(&id).ok_or(RegistryError::NoSuchUser)?;
+        match (u.status, u.pair) {
+            (Status::Ready, _) => Ok(None),
+            (Status::Busy, _) => Err(RegistryError::NotReady),
+            (_, Some(p)) => {
+                let peer = self.users.get(&p.peer).ok_or(RegistryError::NoSuchUser)?;
+                Ok(Some((
+                    PeerInfo {
+                        name: peer.name.clone(),
+                        extension: peer.extension.to_string(),
+                    },
+                    p.role,
+                    peer.status,
+                )))
+            }
+            (_, None) => Err(RegistryError::NotReady),
+        }
+    }
+
+    /// Removes a user everywhere (logout, kick, expiry). The partner, if
+    /// any, is told why and goes back to `busy`.
+    pub fn remove(
+        &mut self,
+        id: UserId,
+        reason: LeaveReason,
+    ) -> Result<(User, Vec<Notice>), RegistryError> {
+        if !self.users.contains_key(&id) {
+            return Err(RegistryError::NoSuchUser);
+        }
+        let mut notices = Vec::new();
+        self.leave_pool(id);
+        self.dissolve(id, reason, &mut notices);
+        let user = self.users.remove(&id).ok_or(RegistryError::NoSuchUser)?;
+        self.by_name.remove(&key(&user.name));
+        self.by_ext.remove(&user.extension);
+        Ok((user, notices))
+    }
+
+    /// Users silent for longer than `lease` with nothing open (no
+    /// long-poll, no event stream), oldest first.
+    pub fn silent_since(&self, now: Instant, lease: Duration) -> Vec<UserId> {
+        let mut v: Vec<(Instant, UserId)> = self
+            .users
+            .values()
+            .filter(|u| u.watchers == 0 && now.saturating_duration_since(u.last_seen) > lease)
+            .map(|u| (u.last_seen, u.id))
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// What the PBX config must hold now, ordered by extension.
+    pub fn pbx_users(&self) -> Vec<PbxUser> {
+        let mut v: Vec<PbxUser> = self
+            .users
+            .values()
+            .map(|u| PbxUser {
+                name: u.name.clone(),
+                extension: u.extension,
+                secret: u.sip_password.clone(),
+            })
+            .collect();
+        v.sort_by_key(|u| u.extension);
+        v
+    }
+
+    /// Every current pair once, as (caller, callee).
+    pub fn pairs(&self) -> Vec<(&User, &User)> {
+        let mut v: Vec<(&User, &User)> = self
+            .users
+            .values()
+            .filter_map(|u| {
+                let p = u.pair?;
+                if p.role != Role::Caller {
+                    return None;
+                }
+                Some((u, self.users.get(&p.peer)?))
+            })
+            .collect();
+        v.sort_by_key(|(c, _)| c.id);
+        v
+    }
+
+    fn set(&mut self, id: UserId, status: Status, notices: &mut Vec<Notice>) {
+        if let Some(u) = self.users.get_mut(&id) {
+            if u.status != status {
+                u.status = status;
+                notices.push(Notice {
+                    user: id,
+                    event: ServerEvent::Status { status },
+                });
+            }
+        }
+    }
+
+    fn leave_pool(&mut self, id: UserId) {
+        if let Some(pos) = self.pool.iter().position(|&u| u == id) {
+            self.pool.swap_remove(pos);
+        }
+    }
+
+    /// Ends `id`'s pair: the partner goes back to `busy` and hears why.
+    fn dissolve(&mut self, id: UserId, reason: LeaveReason, notices: &mut Vec<Notice>) {
+        let Some(pair) = self.users.get_mut(&id).and_then(|u| u.pair.take()) else {
+            return;
+        };
+        if let Some(peer) = self.users.get_mut(&pair.peer) {
+            peer.pair = None;
+        }
+        notices.push(Notice {
+            user: pair.peer,
+            event: ServerEvent::PeerLeft { reason },
+        });
+        self.set(pair.peer, Status::Busy, notices);
+    }
+
+    /// Puts a ready user in the pool, or pairs it at once with a waiting
+    /// user picked uniformly at random, avoiding the last partner (on either
+    /// side) while anyone else is waiting.
+    fn enter_pool(&mut self, id: UserId, now_unix: u64, notices: &mut Vec<Notice>) {
+        let last = self.users.get(&id).and_then(|u| u.last_partner);
+        let fresh: Vec<usize> = self
+            .pool
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| {
+                Some(c) != last && self.users.get(&c).and_then(|u| u.last_partner) != Some(id)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let pick = if !fresh.is_empty() {
+            fresh.get(self.rng.gen_range(0..fresh.len())).copied()
+        } else if !self.pool.is_empty() {
+            Some(self.rng.gen_range(0..self.pool.len()))
+        } else {
+            None
+        };
+        let Some(pos) = pick else {
+            self.pool.push(id);
+            return;
+        };
+        let other = self.pool.swap_remove(pos);
+        let my_role = if self.rng.gen::<bool>() {
+            Role::Caller
+        } else {
+            Role::Callee
+        };
+        self.pairings_total += 1;
+        for (me, them, role) in [(id, other, my_role), (other, id, my_role.opposite())] {
+            if let Some(u) = self.users.get_mut(&me) {
+                u.pair = Some(PairSide {
+                    peer: them,
+                    role,
+                    since_unix: now_unix,
+                });
+                u.last_partner = Some(them);
+            }
+        }
+        for (me, them, role) in [(id, other, my_role), (other, id, my_role.opposite())] {
+            self.set(me, Status::Paired, notices);
+            if let Some(peer) = self.users.get(&them) {
+                notices.push(Notice {
+                    user: me,
+                    event: ServerEvent::Paired {
+                        peer: PeerInfo {
+                            name: peer.name.clone(),
+                            extension: peer.extension.to_string(),
+                        },
+                        role,
+                    },
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{rngs::StdRng, SeedableRng};
+
+    fn reg(seed: u64) -> Registry {
+        Registry::new(
+            RegistryConfig::default(),
+            Box::new(StdRng::seed_from_u64(seed)),
+        )
+    }
+
+    fn add(r: &mut Registry, name: &str) -> UserId {
+        r.register(name, Instant::now(), 0).unwrap().id
+    }
+
+    #[test]
+    fn extensions_count_up_and_are_unique() {
+        let mut r = reg(1);
+        let a = add(&mut r, "alice");
+        let b = add(&mut r, "bob");
+        assert_eq!(r.get(a).unwrap().extension, 111_000);
+        assert_eq!(r.get(b).unwrap().extension, 111_001);
+        r.remove(a, LeaveReason::LoggedOut).unwrap();
+        let c = add(&mut r, "carol");
+        assert_eq!(r.get(c).unwrap().extension, 111_002);
+        assert_eq!(r.by_extension(111_001).unwrap().name, "bob");
+    }
+
+    #[test]
+    fn extension_wraps_and_skips_those_in_use() {
+        let mut r = reg(1);
+        let a = add(&mut r, "alice");
+        r.next_ext = LAST_EXTENSION;
+        let b = add(&mut r, "bob");
+        assert_eq!(r.get(b).unwrap().extension, LAST_EXTENSION);
+        let c = add(&mut r, "carol");
+        // 111000 is alice's: skipped.
+        assert_eq!(r.get(c).unwrap().extension, 111_001);
+        assert_eq!(r.get(a).unwrap().extension, 111_000);
+    }
+
+    #[test]
+    fn names_are_unique_regardless_of_case() {
+        let mut r = reg(1);
+        add(&mut r, "Alice");
+        assert_eq!(
+            r.register("aLICE", Instant::now(), 0).unwrap_err(),
+            RegistryError::NameTaken("aLICE".into())
+        );
+        assert_eq!(r.find("ALICE").unwrap().name, "Alice");
+    }
+
+    #[test]
+    fn sip_passwords_are_long_random_and_distinct() {
+        let mut r = reg(7);
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..200 {
+            let id = add(&mut r, &format!("user{i}"));
+            let pw = r.get(id).unwrap().sip_password.clone();
+            assert_eq!(pw.len(), SIP_PASSWORD_LEN);
+            assert!(pw.bytes().all(|b| b.is_ascii_alphanumeric()));
+            assert!(seen.insert(pw));
+        }
+    }
+
+    #[test]
+    fn max_users_is_enforced() {
+        let mut r = Registry::new(
+            RegistryConfig { max_users: 2 },
+            Box::new(StdRng::seed_from_u64(1)),
+        );
+        add(&mut r, "aaa");
+        add(&mut r, "bbb");
+        assert_eq!(
+            r.register("ccc", Instant::now(), 0).unwrap_err(),
+            RegistryError::Full(2)
+        );
+    }
+
+    #[test]
+    fn two_ready_users_pair_with_opposite_roles() {
+        let mut r = reg(3);
+        let a = add(&mut r, "alice");
+        let b = add(&mut r, "bob");
+        assert_eq!(r.peer_of(a).unwrap_err(), RegistryError::NotReady);
+        r.set_status(a, Status::Ready, 0).unwrap();
+        assert_eq!(r.peer_of(a).unwrap(), None);
+        let n = r.set_status(b, Status::Ready, 0).unwrap();
+        let (pa, ra, _) = r.peer_of(a).unwrap().unwrap();
+        let (pb, rb, _) = r.peer_of(b).unwrap().unwrap();
+        assert_eq!(pa.name, "bob");
+        assert_eq!(pb.name, "alice");
+        assert_eq!(ra, rb.opposite());
+        assert_eq!(r.get(a).unwrap().status, Status::Paired);
+        assert!(n
+            .iter()
+            .any(|x| x.user == a && matches!(x.event, ServerEvent::Paired { .. })));
+        assert!(n
+            .iter()
+            .any(|x| x.user == b && matches!(x.event, ServerEvent::Paired { .. })));
+        assert_eq!(r.pairings_total(), 1);
+        assert_eq!(r.waiting(), 0);
+    }
+
+    #[test]
+    fn ready_to_talk_on_both_sides_means_in_call() {
+        let mut r = reg(3);
+        let a = add(&mut r, "alice");
+        let b = add(&mut r, "bob");
+        assert_eq!(
+            r.set_status(a, Status::ReadyToTalk, 0).unwrap_err(),
+            RegistryError::NotPaired
+        );
+        r.set_status(a, Status::Ready, 0).unwrap();
+        r.set_status(b, Status::Ready, 0).unwrap();
+        let n = r.set_status(a, Status::ReadyToTalk, 0).unwrap();
+        assert!(n.contains(&Notice {
+            user: b,
+            event: ServerEvent::PeerReadyToTalk
+        }));
+        assert_eq!(r.peer_of(b).unwrap().unwrap().2, Status::ReadyToTalk);
+        r.set_status(b, Status::ReadyToTalk, 0).unwrap();
+        assert_eq!(r.get(a).unwrap().status, Status::InCall);
+        assert_eq!(r.get(b).unwrap().status, Status::InCall);
+        // Hang up: the partner goes back to busy and hears it.
+        let n = r.set_status(a, Status::Busy, 0).unwrap();
+        assert!(n.contains(&Notice {
+            user: b,
+            event: ServerEvent::PeerLeft {
+                reason: LeaveReason::HungUp
+            }
+        }));
+        assert_eq!(r.get(b).unwrap().status, Status::Busy);
+        assert!(r.get(b).unwrap().pair.is_none());
+        assert!(r.pairs().is_empty());
+    }
+
+    #[test]
+    fn removing_a_paired_user_frees_the_partner() {
+        let mut r = reg(3);
+        let a = add(&mut r, "alice");
+        let b = add(&mut r, "bob");
+        r.set_status(a, Status::Ready, 0).unwrap();
+        r.set_status(b, Status::Ready, 0).unwrap();
+        let (_, n) = r.remove(a, LeaveReason::Kicked).unwrap();
+        assert!(n.contains(&Notice {
+            user: b,
+            event: ServerEvent::PeerLeft {
+                reason: LeaveReason::Kicked
+            }
+        }));
+        assert_eq!(r.get(b).unwrap().status, Status::Busy);
+        assert!(r.find("alice").is_none());
+        assert!(r.by_extension(111_000).is_none());
+        assert_eq!(r.pbx_users().len(), 1);
+    }
+
+    #[test]
+    fn the_same_two_are_not_paired_twice_while_someone_else_waits() {
+        for seed in 0..50 {
+            let mut r = reg(seed);
+            let a = add(&mut r, "alice");
+            let b = add(&mut r, "bob");
+            let c = add(&mut r, "carol");
+            r.set_status(a, Status::Ready, 0).unwrap();
+            r.set_status(b, Status::Ready, 0).unwrap();
+            r.set_status(a, Status::Busy, 0).unwrap();
+            // carol waits, then alice comes back: she must get carol, not bob...
+            r.set_status(c, Status::Ready, 0).unwrap();
+            r.set_status(b, Status::Ready, 0).unwrap();
+            // ...bob arrived while carol waited, so bob got carol.
+            assert_eq!(r.peer_of(b).unwrap().unwrap().0.name, "carol");
+            // With a pool of {alice's last partner, someone new} she takes the new one.
+            let d = add(&mut r, "dave");
+            r.set_status(b, Status::Busy, 0).unwrap();
+            r.set_status(c, Status::Busy, 0).unwrap();
+            r.pool.clear();
+            r.pool.push(b);
+            r.pool.push(d);
+            r.users.get_mut(&b).unwrap().status = Status::Ready;
+            r.users.get_mut(&d).unwrap().status = Status::Ready;
+            r.users.get_mut(&b).unwrap().last_partner = Some(a);
+            r.users.get_mut(&a).unwrap().last_partner = Some(b);
+            r.set_status(a, Status::Ready, 0).unwrap();
+            assert_eq!(r.peer_of(a).unwrap().unwrap().0.name, "dave", "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn the_last_partner_is_taken_when_nobody_else_waits() {
+        let mut r = reg(5);
+        let a = add(&mut r, "alice");
+        let b = add(&mut r, "bob");
+        r.set_status(a, Status::Ready, 0).unwrap();
+        r.set_status(b, Status::Ready, 0).unwrap();
+        r.set_status(a, Status::Ready, 0).unwrap(); // "next": ends the pair, bob → busy
+        r.set_status(b, Status::Ready, 0).unwrap();
+        assert_eq!(r.peer_of(a).unwrap().unwrap().0.name, "bob");
+    }
+
+    #[test]
+    fn picks_are_uniform_over_waiting_users() {
+        // Pool of 4 waiting users; a fifth arrives 4000 times.
+        let mut counts = [0u32; 4];
+        let mut r = reg(11);
+        let waiting: Vec<UserId> = (0..4).map(|i| add(&mut r, &format!("wait{i}"))).collect();
+        let x = add(&mut r, "newcomer");
+        for _ in 0..4000 {
+            r.pool = waiting.clone();
+            for &w in &waiting {
+                let u = r.users.get_mut(&w).unwrap();
+                u.status = Status::Ready;
+                u.pair = None;
+                u.last_partner = None;
+            }
+            let u = r.users.get_mut(&x).unwrap();
+            u.status = Status::Busy;
+            u.pair = None;
+            u.last_partner = None;
+            r.set_status(x, Status::Ready, 0).unwrap();
+            let peer = r.get(x).unwrap().pair.unwrap().peer;
+            let i = waiting.iter().position(|&w| w == peer).unwrap();
+            counts[i] += 1;
+        }
+        // Each expected 1000; a 5-sigma band for Binomial(4000, 1/4) is ±137.
+        for c in counts {
+            assert!((863..=1137).contains(&c), "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn silent_users_are_found_unless_watching() {
+        let mut r = reg(1);
+        let t0 = Instant::now();
+        let a = r.register("alice", t0, 0).unwrap().id;
+        let b = r.register("bob", t0, 0).unwrap().id;
+        r.watch(b, true, t0);
+        let later = t0 + Duration::from_secs(31);
+        assert_eq!(r.silent_since(later, Duration::from_secs(30)), vec![a]);
+        r.touch(a, later).unwrap();
+        assert!(r.silent_since(later, Duration::from_secs(30)).is_empty());
+    }
+}
