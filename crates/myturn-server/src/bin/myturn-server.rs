@@ -11,6 +11,7 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,tower_http=warn".into()),
         )
         .with_target(false)
+        .with_writer(std::io::stderr)
         .init();
     myturn_server::run(cfg).await?;
     Ok(())

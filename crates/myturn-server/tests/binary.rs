@@ -1,0 +1,222 @@
+//! Starts the real `myturn-server` binary and talks HTTP to it, with the
+//! Asterisk backend writing into a temp dir and a reload command that logs
+//! what it was asked to do.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_until<F: Fn() -> bool>(what: &str, f: F) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn help_explains_the_flags() {
+    let out = Command::new(env!("CARGO_BIN_EXE_myturn-server"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--listen",
+        "--pbx",
+        "--asterisk-conf-dir",
+        "--reload",
+        "--token-ttl",
+        "--lease",
+        "MYTURN_ADMIN_TOKEN",
+        "asterisk-pjsip",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+}
+
+#[test]
+fn bad_configuration_exits_with_a_clear_message() {
+    let out = Command::new(env!("CARGO_BIN_EXE_myturn-server"))
+        .args([
+            "--pbx",
+            "asterisk",
+            "--asterisk-conf-dir",
+            "/nonexistent/asterisk",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/asterisk") && err.contains("not a directory"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn real_binary_serves_http_and_keeps_asterisk_files_in_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("reloads.log");
+    let script = dir.path().join("fake-asterisk");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$*\" >> {}\n", log.display()),
+    )
+    .unwrap();
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_myturn-server"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--pbx",
+            "asterisk",
+        ])
+        .arg("--asterisk-conf-dir")
+        .arg(dir.path())
+        .args(["--reload", "command", "--reload-command"])
+        .arg(format!("sh {} -rx", script.display()))
+        .args(["--coalesce-ms", "20"])
+        .env("MYTURN_ADMIN_TOKEN", "binary-test-admin-token")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut server = Server(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
+            if r.status() == 200 {
+                break;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "server did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sip = dir.path().join("myturn_sip.conf");
+    let ext = dir.path().join("myturn_extensions.conf");
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+
+    let r = http
+        .post(format!("{base}/v1/users"))
+        .json(&json!({"name": "jeden"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let jeden: Value = r.json().await.unwrap();
+    let r = http
+        .post(format!("{base}/v1/users"))
+        .json(&json!({"name": "dwa"}))
+        .send()
+        .await
+        .unwrap();
+    let dwa: Value = r.json().await.unwrap();
+    wait_until("both peers in sip.conf", || {
+        read(&sip).contains("[jeden]") && read(&sip).contains("[dwa]")
+    })
+    .await;
+    let secret = jeden["sip"]["password"].as_str().unwrap();
+    assert!(read(&sip).contains(&format!("secret={secret}")));
+    wait_until("dialplan", || {
+        read(&ext).contains("exten => 111001,1,NoOp(myturn: calling dwa)")
+    })
+    .await;
+    wait_until("reload", || {
+        read(&log.clone()).contains("-rx dialplan reload")
+    })
+    .await;
+    assert!(read(&log).contains("-rx sip reload"));
+
+    // A bad request to the real server is a JSON 400.
+    let r = http
+        .post(format!("{base}/v1/users"))
+        .json(&json!({"name": "x;y\n[general]"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_name");
+
+    // Logout drops the user from both files.
+    let r = http
+        .delete(format!("{base}/v1/me"))
+        .bearer_auth(dwa["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    wait_until("dwa removed", || {
+        !read(&sip).contains("[dwa]") && !read(&ext).contains("111001")
+    })
+    .await;
+    assert!(read(&sip).contains("[jeden]"));
+
+    // SIGTERM: graceful shutdown clears the files.
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = server.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status}");
+    assert!(
+        !read(&sip).contains("[jeden]"),
+        "users outlived the process:\n{}",
+        read(&sip)
+    );
+    // The server never logged a secret.
+    let mut stderr = String::new();
+    use std::io::Read as _;
+    server
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(stderr.contains("myturn-server listening"), "{stderr}");
+    assert!(!stderr.contains(secret), "a SIP password reached the log");
+    assert!(
+        !stderr.contains(jeden["token"].as_str().unwrap()),
+        "a token reached the log"
+    );
+}

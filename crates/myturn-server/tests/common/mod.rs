@@ -1,0 +1,99 @@
+//! Helpers shared by the server's integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use myturn_server::{App, Config};
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const ADMIN: &str = "admin-token-for-tests-0123456789";
+
+pub fn config() -> Config {
+    let mut cfg = Config::defaults();
+    cfg.admin_token = Some(ADMIN.into());
+    cfg
+}
+
+pub fn app_with(cfg: &Config) -> App {
+    App::new(cfg, Some(42)).expect("app")
+}
+
+pub fn app() -> App {
+    app_with(&config())
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+pub async fn send(app: &App, req: Request<Body>) -> Resp {
+    let resp = app.router().oneshot(req).await.expect("infallible");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Resp {
+        status,
+        headers,
+        body,
+        text,
+    }
+}
+
+pub async fn call(
+    app: &App,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Resp {
+    let mut b = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    let req = match body {
+        Some(v) => b
+            .header("content-type", "application/json")
+            .body(Body::from(v.to_string()))
+            .unwrap(),
+        None => b.body(Body::empty()).unwrap(),
+    };
+    send(app, req).await
+}
+
+/// Registers `name`; returns the whole 201 body.
+pub async fn register(app: &App, name: &str) -> Value {
+    let r = call(
+        app,
+        Method::POST,
+        "/v1/users",
+        None,
+        Some(serde_json::json!({ "name": name })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{name}: {}", r.text);
+    r.body
+}
+
+pub fn token(v: &Value) -> String {
+    v["token"].as_str().unwrap().to_owned()
+}
+
+/// Asserts the standard error body and returns its code.
+pub fn error_code(r: &Resp) -> String {
+    let code = r.body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error body: {}", r.text));
+    assert!(
+        !r.body["error"]["message"].as_str().unwrap_or("").is_empty(),
+        "empty message: {}",
+        r.text
+    );
+    code.to_owned()
+}

@@ -1,0 +1,691 @@
+//! Route tests: the router driven with `tower::ServiceExt::oneshot`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn register_returns_credentials() {
+    let app = app();
+    let r = register(&app, "alice").await;
+    assert_eq!(r["name"], "alice");
+    assert_eq!(r["sip"]["username"], "alice");
+    assert_eq!(r["sip"]["extension"], "111000");
+    assert_eq!(r["sip"]["domain"], "127.0.0.1:5060");
+    let pw = r["sip"]["password"].as_str().unwrap();
+    assert!(
+        pw.len() >= 22 && pw.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "{pw}"
+    );
+    assert!(r["refresh_token"].as_str().unwrap().len() >= 43);
+    assert_eq!(r["expires_in"], 900);
+    // The token is a 3-part JWT that works.
+    assert_eq!(token(&r).split('.').count(), 3);
+    let me = call(&app, Method::GET, "/v1/me", Some(&token(&r)), None).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(
+        me.body,
+        json!({"name": "alice", "status": "busy", "extension": "111000"})
+    );
+    let b = register(&app, "bob").await;
+    assert_eq!(b["sip"]["extension"], "111001");
+    assert_ne!(b["sip"]["password"], r["sip"]["password"]);
+}
+
+#[tokio::test]
+async fn bad_names_are_rejected_with_the_rule() {
+    let app = app();
+    let mut bad: Vec<String> = vec![
+        "".into(),
+        "ab".into(),
+        "_alice".into(),
+        "1alice".into(),
+        "al ice".into(),
+        " alice".into(),
+        "alice\n".into(),
+        "ali\nce".into(),
+        "ali\rce".into(),
+        "zoë".into(),
+        "алиса".into(),
+        "a".repeat(33),
+        "general".into(),
+    ];
+    for c in "[]();,=>&/${}#".chars() {
+        bad.push(format!("ali{c}ce"));
+    }
+    for name in &bad {
+        let r = call(
+            &app,
+            Method::POST,
+            "/v1/users",
+            None,
+            Some(json!({ "name": name })),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{name:?}: {}", r.text);
+        assert_eq!(error_code(&r), "invalid_name", "{name:?}");
+        let msg = r.body["error"]["message"].as_str().unwrap();
+        if name != "general" {
+            assert!(msg.contains("ASCII letter first"), "{name:?}: {msg}");
+        }
+    }
+    // Nothing was registered.
+    let users = call(&app, Method::GET, "/v1/admin/users", Some(ADMIN), None).await;
+    assert_eq!(users.body["users"], json!([]));
+}
+
+#[tokio::test]
+async fn taken_names_conflict_regardless_of_case() {
+    let app = app();
+    register(&app, "Alice").await;
+    for n in ["Alice", "alice", "ALICE"] {
+        let r = call(
+            &app,
+            Method::POST,
+            "/v1/users",
+            None,
+            Some(json!({ "name": n })),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CONFLICT);
+        assert_eq!(error_code(&r), "name_taken");
+    }
+}
+
+#[tokio::test]
+async fn me_endpoints_need_a_valid_bearer_token() {
+    let app = app();
+    let alice = register(&app, "alice").await;
+    let expired = {
+        let core = app.state.core();
+        let u = core.reg.find("alice").unwrap();
+        let claims = app.state.jwt.verify(&token(&alice)).unwrap();
+        app.state.jwt.issue(
+            "alice",
+            u.id,
+            claims.sid,
+            myturn_server::state::unix_now() - 3600,
+        )
+    };
+    let forged = {
+        let t = token(&alice);
+        let mut parts: Vec<&str> = t.split('.').collect();
+        parts[2] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        parts.join(".")
+    };
+    for (method, path, body) in [
+        (Method::GET, "/v1/me", None),
+        (Method::DELETE, "/v1/me", None),
+        (Method::GET, "/v1/me/peer", None),
+        (
+            Method::PUT,
+            "/v1/me/status",
+            Some(json!({"status": "ready"})),
+        ),
+    ] {
+        for tok in [
+            None,
+            Some("garbage"),
+            Some(expired.as_str()),
+            Some(forged.as_str()),
+        ] {
+            let r = call(&app, method.clone(), path, tok, body.clone()).await;
+            assert_eq!(
+                r.status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} {tok:?}"
+            );
+            assert_eq!(error_code(&r), "unauthorized");
+            assert_eq!(r.headers["www-authenticate"], "Bearer");
+        }
+    }
+    let r = call(&app, Method::GET, "/v1/me", Some(&expired), None).await;
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("expired"));
+    // A non-Bearer scheme.
+    let req = Request::get("/v1/me")
+        .header("authorization", format!("Basic {}", token(&alice)))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, req).await.status, StatusCode::UNAUTHORIZED);
+    // Still alice's own status untouched.
+    let me = call(&app, Method::GET, "/v1/me", Some(&token(&alice)), None).await;
+    assert_eq!(me.body["status"], "busy");
+}
+
+#[tokio::test]
+async fn the_whole_status_flow() {
+    let app = app();
+    let a = token(&register(&app, "alice").await);
+    let b = token(&register(&app, "bob").await);
+    let peer = |t: String| {
+        let app = app.clone();
+        async move { call(&app, Method::GET, "/v1/me/peer", Some(&t), None).await }
+    };
+    let status = |t: String, s: &'static str| {
+        let app = app.clone();
+        async move {
+            call(
+                &app,
+                Method::PUT,
+                "/v1/me/status",
+                Some(&t),
+                Some(json!({ "status": s })),
+            )
+            .await
+        }
+    };
+    // Busy: not ready.
+    let r = peer(a.clone()).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(error_code(&r), "not_ready");
+    // ready_to_talk before pairing is refused.
+    let r = status(a.clone(), "ready_to_talk").await;
+    assert_eq!(
+        (r.status, error_code(&r).as_str()),
+        (StatusCode::CONFLICT, "not_paired")
+    );
+    // Alice waits.
+    assert_eq!(status(a.clone(), "ready").await.body["status"], "ready");
+    assert_eq!(peer(a.clone()).await.status, StatusCode::NO_CONTENT);
+    // Bob arrives: paired.
+    assert_eq!(status(b.clone(), "ready").await.body["status"], "paired");
+    let pa = peer(a.clone()).await;
+    let pb = peer(b.clone()).await;
+    assert_eq!(pa.status, StatusCode::OK);
+    assert_eq!(
+        pa.body["peer"],
+        json!({"name": "bob", "extension": "111001"})
+    );
+    assert_eq!(
+        pb.body["peer"],
+        json!({"name": "alice", "extension": "111000"})
+    );
+    assert_ne!(pa.body["role"], pb.body["role"]);
+    let (caller, callee) = if pa.body["role"] == "caller" {
+        (a.clone(), b.clone())
+    } else {
+        (b.clone(), a.clone())
+    };
+    // Callee waits for the INVITE; the caller sees it.
+    assert_eq!(
+        status(callee.clone(), "ready_to_talk").await.body["status"],
+        "ready_to_talk"
+    );
+    assert_eq!(
+        peer(caller.clone()).await.body["peer_status"],
+        "ready_to_talk"
+    );
+    // Caller dials: both in call.
+    assert_eq!(
+        status(caller.clone(), "ready_to_talk").await.body["status"],
+        "in_call"
+    );
+    let me = call(&app, Method::GET, "/v1/me", Some(&callee), None).await;
+    assert_eq!(me.body["status"], "in_call");
+    let pairs = call(&app, Method::GET, "/v1/admin/pairs", Some(ADMIN), None).await;
+    assert_eq!(pairs.body["pairs"].as_array().unwrap().len(), 1);
+    assert_eq!(pairs.body["pairs"][0]["in_call"], true);
+    // Hang up: both back to busy, no pair.
+    assert_eq!(status(caller.clone(), "busy").await.body["status"], "busy");
+    let me = call(&app, Method::GET, "/v1/me", Some(&callee), None).await;
+    assert_eq!(me.body["status"], "busy");
+    assert_eq!(peer(callee).await.status, StatusCode::CONFLICT);
+    let pairs = call(&app, Method::GET, "/v1/admin/pairs", Some(ADMIN), None).await;
+    assert_eq!(pairs.body["pairs"], json!([]));
+}
+
+#[tokio::test]
+async fn long_poll_returns_when_paired() {
+    let app = app();
+    let a = token(&register(&app, "alice").await);
+    let b = token(&register(&app, "bob").await);
+    call(
+        &app,
+        Method::PUT,
+        "/v1/me/status",
+        Some(&a),
+        Some(json!({"status": "ready"})),
+    )
+    .await;
+    let app2 = app.clone();
+    let waiter = tokio::spawn(async move {
+        call(&app2, Method::GET, "/v1/me/peer?wait=10", Some(&a), None).await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!waiter.is_finished());
+    let started = std::time::Instant::now();
+    call(
+        &app,
+        Method::PUT,
+        "/v1/me/status",
+        Some(&b),
+        Some(json!({"status": "ready"})),
+    )
+    .await;
+    let r = waiter.await.unwrap();
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["peer"]["name"], "bob");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // A bad wait value is a 400, not a 500.
+    let t = token(&register(&app, "carol").await);
+    let r = call(&app, Method::GET, "/v1/me/peer?wait=soon", Some(&t), None).await;
+    assert_eq!(
+        (r.status, error_code(&r).as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_query")
+    );
+}
+
+#[tokio::test]
+async fn logout_removes_the_user_everywhere() {
+    let app = app();
+    let a = register(&app, "alice").await;
+    let b = token(&register(&app, "bob").await);
+    let ta = token(&a);
+    call(
+        &app,
+        Method::PUT,
+        "/v1/me/status",
+        Some(&ta),
+        Some(json!({"status": "ready"})),
+    )
+    .await;
+    call(
+        &app,
+        Method::PUT,
+        "/v1/me/status",
+        Some(&b),
+        Some(json!({"status": "ready"})),
+    )
+    .await;
+    let r = call(&app, Method::DELETE, "/v1/me", Some(&ta), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    // Alice's token is dead, her refresh token too.
+    assert_eq!(
+        call(&app, Method::GET, "/v1/me", Some(&ta), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = call(
+        &app,
+        Method::POST,
+        "/v1/session/refresh",
+        None,
+        Some(json!({"refresh_token": a["refresh_token"]})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // Bob is back to busy.
+    assert_eq!(
+        call(&app, Method::GET, "/v1/me", Some(&b), None).await.body["status"],
+        "busy"
+    );
+    // The name is free again, with a new extension; the old token does not
+    // act on the new alice.
+    let a2 = register(&app, "alice").await;
+    assert_eq!(a2["sip"]["extension"], "111002");
+    assert_eq!(
+        call(&app, Method::GET, "/v1/me", Some(&ta), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_detects_reuse() {
+    let app = app();
+    let a = register(&app, "alice").await;
+    let r1 = a["refresh_token"].clone();
+    let r = call(
+        &app,
+        Method::POST,
+        "/v1/session/refresh",
+        None,
+        Some(json!({ "refresh_token": r1 })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let t2 = r.body["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        call(&app, Method::GET, "/v1/me", Some(&t2), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // Reuse of r1: the family is revoked, including the fresh access token.
+    let r = call(
+        &app,
+        Method::POST,
+        "/v1/session/refresh",
+        None,
+        Some(json!({ "refresh_token": r1 })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("already used"));
+    assert_eq!(
+        call(&app, Method::GET, "/v1/me", Some(&t2), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let m = call(&app, Method::GET, "/metrics", None, None).await;
+    assert!(
+        m.text.contains("myturn_refresh_reuse_total 1"),
+        "{}",
+        m.text
+    );
+}
+
+#[tokio::test]
+async fn malformed_requests_get_json_4xx() {
+    let app = app();
+    let t = token(&register(&app, "alice").await);
+    let raw = |method: &str, path: &str, ctype: Option<&str>, body: Vec<u8>| {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {t}"));
+        if let Some(c) = ctype {
+            b = b.header("content-type", c);
+        }
+        b.body(Body::from(body)).unwrap()
+    };
+    let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
+        (
+            raw(
+                "POST",
+                "/v1/users",
+                Some("application/json"),
+                br#"{"name":"bob","admin":true}"#.to_vec(),
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            raw(
+                "POST",
+                "/v1/users",
+                Some("application/json"),
+                br#"{"name":"#.to_vec(),
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            raw(
+                "POST",
+                "/v1/users",
+                Some("application/json"),
+                br#"{"name":42}"#.to_vec(),
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            raw(
+                "POST",
+                "/v1/users",
+                Some("application/json"),
+                b"\xff\xfe".to_vec(),
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            raw(
+                "POST",
+                "/v1/users",
+                Some("text/plain"),
+                br#"{"name":"bob"}"#.to_vec(),
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            raw("POST", "/v1/users", None, br#"{"name":"bob"}"#.to_vec()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            raw(
+                "POST",
+                "/v1/users",
+                Some("application/json"),
+                format!(r#"{{"name":"{}"}}"#, "a".repeat(20_000)).into_bytes(),
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            raw(
+                "PUT",
+                "/v1/me/status",
+                Some("application/json"),
+                br#"{"status":"in_call"}"#.to_vec(),
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            raw(
+                "PUT",
+                "/v1/me/status",
+                Some("application/json"),
+                br#"{"status":"paired"}"#.to_vec(),
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            raw("GET", "/v1/nope", None, vec![]),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            raw("PATCH", "/v1/me", None, vec![]),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            raw("GET", "/v1/me/peer?wait=1&x=2", None, vec![]),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+    ];
+    for (req, status, code) in cases {
+        let what = format!("{} {}", req.method(), req.uri());
+        let r = send(&app, req).await;
+        assert_eq!(r.status, status, "{what}: {}", r.text);
+        assert_eq!(error_code(&r), code, "{what}");
+    }
+    // Nothing of that changed alice or created bob.
+    assert!(app.state.core().reg.find("bob").is_none());
+    assert_eq!(
+        call(&app, Method::GET, "/v1/me", Some(&t), None).await.body["status"],
+        "busy"
+    );
+}
+
+#[tokio::test]
+async fn admin_api_is_guarded_and_redacts_secrets() {
+    let mut cfg = config();
+    let dir = tempfile::tempdir().unwrap();
+    cfg.pbx = myturn_server::pbx::PbxKind::Asterisk;
+    cfg.asterisk_conf_dir = dir.path().into();
+    let app = app_with(&cfg);
+    let alice = register(&app, "alice").await;
+    let bob = register(&app, "bob").await;
+    // A user token is not an admin token.
+    for path in ["/v1/admin/users", "/v1/admin/pairs", "/v1/admin/sip-conf"] {
+        for tok in [
+            None,
+            Some(token(&alice)),
+            Some("admin-token-for-tests-012345678X".to_owned()),
+        ] {
+            let r = call(&app, Method::GET, path, tok.as_deref(), None).await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
+        }
+    }
+    let users = call(&app, Method::GET, "/v1/admin/users", Some(ADMIN), None).await;
+    let list = users.body["users"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["name"], "alice");
+    assert_eq!(list[0]["status"], "busy");
+    assert_eq!(list[0]["extension"], "111000");
+    assert!(list[0]["since"].as_u64().unwrap() > 1_700_000_000);
+    let conf = call(&app, Method::GET, "/v1/admin/sip-conf", Some(ADMIN), None).await;
+    assert_eq!(conf.body["pbx"], "asterisk");
+    let text = conf.text.clone();
+    assert!(
+        text.contains("[alice]") && text.contains("Dial(SIP/bob,60)"),
+        "{text}"
+    );
+    for u in [&alice, &bob] {
+        assert!(!text.contains(u["sip"]["password"].as_str().unwrap()));
+    }
+    assert_eq!(text.matches("secret=<redacted>").count(), 2);
+    // Kick bob: gone, his token dead, 404 the second time.
+    let r = call(
+        &app,
+        Method::DELETE,
+        "/v1/admin/users/BOB",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        call(&app, Method::GET, "/v1/me", Some(&token(&bob)), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = call(
+        &app,
+        Method::DELETE,
+        "/v1/admin/users/bob",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (r.status, error_code(&r).as_str()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let conf = call(&app, Method::GET, "/v1/admin/sip-conf", Some(ADMIN), None).await;
+    assert!(!conf.text.contains("[bob]"));
+}
+
+#[tokio::test]
+async fn admin_api_is_off_without_a_token() {
+    let mut cfg = config();
+    cfg.admin_token = None;
+    let app = app_with(&cfg);
+    let r = call(&app, Method::GET, "/v1/admin/users", Some(ADMIN), None).await;
+    assert_eq!(
+        (r.status, error_code(&r).as_str()),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+}
+
+#[tokio::test]
+async fn short_admin_tokens_are_refused_at_start() {
+    let mut cfg = config();
+    cfg.admin_token = Some("short".into());
+    let e = myturn_server::App::new(&cfg, None).unwrap_err();
+    assert!(e.to_string().contains("at least 16"), "{e}");
+}
+
+#[tokio::test]
+async fn healthz_and_metrics() {
+    let app = app();
+    let a = token(&register(&app, "alice").await);
+    register(&app, "bob").await;
+    call(
+        &app,
+        Method::PUT,
+        "/v1/me/status",
+        Some(&a),
+        Some(json!({"status": "ready"})),
+    )
+    .await;
+    let h = call(&app, Method::GET, "/healthz", None, None).await;
+    assert_eq!(h.status, StatusCode::OK);
+    assert_eq!(h.body["status"], "ok");
+    assert_eq!(h.body["pbx"], "none");
+    assert_eq!(h.body["users"], 2);
+    let m = call(&app, Method::GET, "/metrics", None, None).await;
+    assert!(m.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    for line in [
+        "myturn_users{status=\"ready\"} 1",
+        "myturn_users{status=\"busy\"} 1",
+        "myturn_waiting_users 1",
+        "myturn_registrations_total 2",
+        "myturn_pairings_total 0",
+        "myturn_http_requests_total{method=\"POST\",route=\"/v1/users\",status=\"201\"} 2",
+    ] {
+        assert!(m.text.contains(line), "missing {line}:\n{}", m.text);
+    }
+    assert!(!m.text.contains("alice"), "metrics must not name users");
+}
+
+#[tokio::test]
+async fn silent_users_expire_and_the_partner_is_freed() {
+    let mut cfg = config();
+    cfg.lease = 5;
+    let app = app_with(&cfg);
+    let a = token(&register(&app, "alice").await);
+    let b = token(&register(&app, "bob").await);
+    call(
+        &app,
+        Method::PUT,
+        "/v1/me/status",
+        Some(&a),
+        Some(json!({"status": "ready"})),
+    )
+    .await;
+    call(
+        &app,
+        Method::PUT,
+        "/v1/me/status",
+        Some(&b),
+        Some(json!({"status": "ready"})),
+    )
+    .await;
+    // Bob keeps talking to the server; alice goes silent.
+    let later = std::time::Instant::now() + std::time::Duration::from_secs(6);
+    let bob_id = app.state.core().reg.find("bob").unwrap().id;
+    app.state.core().reg.touch(bob_id, later).unwrap();
+    let gone = app.state.expire_silent(later);
+    assert_eq!(gone, vec!["alice".to_owned()]);
+    assert_eq!(
+        call(&app, Method::GET, "/v1/me", Some(&a), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&app, Method::GET, "/v1/me", Some(&b), None).await.body["status"],
+        "busy"
+    );
+    let m = call(&app, Method::GET, "/metrics", None, None).await;
+    assert!(m
+        .text
+        .contains("myturn_removals_total{reason=\"expired\"} 1"));
+}
