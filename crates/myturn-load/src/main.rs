@@ -128,6 +128,10 @@ async fn run_vu(
         }
         let (s, d) = vu.req(reqwest::Method::GET, "/v1/me", None).await?;
         tally(&mut local, "get_me", s, d);
+        // Reference: a no-op route on the same server and connections, so
+        // the API's cost is reported against the HTTP floor of this run.
+        let (s, d) = vu.req(reqwest::Method::GET, "/healthz", None).await?;
+        tally(&mut local, "ref_healthz", s, d);
         let (s, d) = vu
             .req(reqwest::Method::PUT, "/v1/me/status", Some(busy.clone()))
             .await?;
@@ -211,6 +215,13 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let pairing_count = s.by_kind.get("pairing_wait").map_or(0, Vec::len);
+    let p50 = |k: &str| s.by_kind.get(k).map_or(0.0, |v| pct(v, 0.5));
+    let p99 = |k: &str| s.by_kind.get(k).map_or(0.0, |v| pct(v, 0.99));
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    let put_vs_ref = (
+        ratio(p50("put_status"), p50("ref_healthz")),
+        ratio(p99("put_status"), p99("ref_healthz")),
+    );
     let out = json!({
         "users": args.users,
         "seconds": elapsed,
@@ -222,6 +233,7 @@ async fn main() -> anyhow::Result<()> {
         "errors": s.errors,
         "failed_users": failed,
         "latency": report,
+        "put_status_vs_healthz": {"p50": put_vs_ref.0, "p99": put_vs_ref.1},
     });
     if args.json {
         println!("{out}");
@@ -240,6 +252,10 @@ async fn main() -> anyhow::Result<()> {
                 pct(v, 1.0)
             );
         }
+        println!(
+            "put_status / ref_healthz latency: p50 {:.2}x, p99 {:.2}x",
+            put_vs_ref.0, put_vs_ref.1
+        );
     }
     if failed > 0 || s.errors > 0 {
         bail!(
