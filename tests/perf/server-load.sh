@@ -10,7 +10,7 @@ users=${1:-200}
 secs=${2:-10}
 cargo build --release -q -p myturn-server -p myturn-load
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-MYTURN_LOG=warn target/release/myturn-server --listen "127.0.0.1:$port" --pbx none &
+MYTURN_LOG=warn target/release/myturn-server --listen "127.0.0.1:$port" --pbx none --rate-limits off &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 100); do

@@ -27,6 +27,7 @@ fn config(dir: &std::path::Path) -> Config {
     cfg.reload = ReloadMethod::None;
     cfg.max_users = 1_000_000;
     cfg.lease = 86_400;
+    cfg.rate_limits = myturn_server::Switch::Off;
     cfg
 }
 

@@ -3,8 +3,10 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
 use axum::extract::{
-    DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Request, State,
+    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Request, State,
 };
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -13,9 +15,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use myturn_wire::{
-    validate_name, AdminPair, AdminPairs, AdminUser, AdminUsers, ConfFile, CreateUserRequest,
-    CreateUserResponse, Health, LeaveReason, MeResponse, PeerResponse, RefreshRequest,
-    SetStatusRequest, SipConf, SipCredentials, Status, TokenPair,
+    validate_name, validate_text, AdminPair, AdminPairs, AdminUser, AdminUsers, AdmitRequest,
+    AdmitResponse, Ban, BanRequest, Bans, ConfFile, CreateUserRequest, CreateUserResponse, Health,
+    LeaveReason, LobbySay, MeResponse, PeerResponse, RefreshRequest, Report, ReportRequest,
+    Reports, ServerEvent, SetStatusRequest, SipConf, SipCredentials, Status, TokenPair,
+    REPORT_MAX_LEN,
 };
 use serde::Deserialize;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -23,11 +27,42 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::{bearer, TokenError};
 use crate::error::ApiError;
+use crate::events::{admin_events, say_in_lobby, user_events};
+use crate::moderation::{LimitKey, MAX_BAN_SECS};
 use crate::registry::UserId;
 use crate::state::{unix_now, AppState};
 
 /// Largest accepted request body, in bytes.
 pub const BODY_LIMIT: usize = 16 * 1024;
+/// How admins sign lobby lines.
+pub const MODERATOR: &str = "moderator";
+
+/// The client's IP address (unspecified when not served over TCP, as in
+/// `oneshot` tests).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip()),
+        ))
+    }
+}
+
+fn limit(state: &AppState, core: &mut crate::state::Core, key: LimitKey) -> Result<(), ApiError> {
+    core.limits
+        .check(key, key.budget(), Instant::now())
+        .map_err(|retry_after| {
+            state.metrics.rate_limited.fetch_add(1, Relaxed);
+            ApiError::RateLimited { retry_after }
+        })
+}
 
 /// A JSON body whose rejections are [`ApiError`]s.
 #[derive(Debug, FromRequest)]
@@ -115,7 +150,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/me", get(me).delete(logout))
         .route("/v1/me/status", put(set_status))
         .route("/v1/me/peer", get(peer))
+        .route("/v1/me/report", post(report))
+        .route("/v1/events", get(user_events))
         .route("/v1/session/refresh", post(refresh))
+        .route("/v1/admin/events", get(admin_events))
+        .route("/v1/admin/admit", post(admin_admit))
+        .route("/v1/admin/lobby", post(admin_lobby))
+        .route("/v1/admin/reports", get(admin_reports))
+        .route("/v1/admin/bans", get(admin_bans).post(admin_ban))
+        .route("/v1/admin/bans/{name}", delete(admin_unban))
         .route("/v1/admin/users", get(admin_users))
         .route("/v1/admin/users/{name}", delete(admin_kick))
         .route("/v1/admin/pairs", get(admin_pairs))
@@ -168,6 +211,7 @@ async fn method_not_allowed() -> ApiError {
 
 async fn create_user(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<CreateUserRequest>,
 ) -> Result<(StatusCode, Json<CreateUserResponse>), ApiError> {
     validate_name(&req.name)?;
@@ -175,6 +219,12 @@ async fn create_user(
     let resp = {
         let mut core = state.core();
         let core = &mut *core;
+        limit(&state, core, LimitKey::Register(ip))?;
+        if let Some(until) = core.bans.banned_until(&req.name, now_unix) {
+            return Err(ApiError::Banned {
+                remaining_secs: until - now_unix,
+            });
+        }
         let user = core.reg.register(&req.name, Instant::now(), now_unix)?;
         let (id, name, extension, password) = (
             user.id,
@@ -221,7 +271,9 @@ async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<MeResp
 }
 
 async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode, ApiError> {
-    state.core().remove_user(user.id, LeaveReason::LoggedOut)?;
+    state
+        .core()
+        .remove_user(user.id, LeaveReason::LoggedOut, None)?;
     state.pbx.mark_dirty();
     state.metrics.logouts.fetch_add(1, Relaxed);
     tracing::info!(name = %user.name, "user logged out");
@@ -273,10 +325,13 @@ async fn peer(
 
 async fn refresh(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
     let mut core = state.core();
     let core = &mut *core;
+    limit(&state, core, LimitKey::Refresh(ip))?;
+    let family = core.sessions.family_of(&req.refresh_token);
     let rotated = core.sessions.rotate(&req.refresh_token, &mut core.rng);
     let (uid, family, refresh_token) = match rotated {
         Ok(r) => r,
@@ -284,10 +339,11 @@ async fn refresh(
             state.metrics.auth_failures.fetch_add(1, Relaxed);
             if e == TokenError::RefreshReused {
                 state.metrics.refresh_reuse.fetch_add(1, Relaxed);
-                tracing::warn!(
-                    security = true,
-                    "spent refresh token presented again: session revoked"
-                );
+                if let Some(f) = family {
+                    // Also closes the family's open event streams.
+                    core.revoke_family(f);
+                }
+                tracing::warn!(security = true, client = %ip, "spent refresh token presented again: session family revoked");
             }
             return Err(ApiError::Unauthorized(e.to_string()));
         }
@@ -315,6 +371,7 @@ async fn admin_users(State(state): State<AppState>, _: Admin) -> Json<AdminUsers
             status: u.status,
             extension: u.extension.to_string(),
             since: u.since_unix,
+            admitted: u.admitted,
         })
         .collect();
     users.sort_by_key(|u| u.name.to_ascii_lowercase());
@@ -362,7 +419,9 @@ async fn admin_kick(
     let removed = {
         let mut core = state.core();
         match core.reg.find(&name).map(|u| u.id) {
-            Some(id) => core.remove_user(id, LeaveReason::Kicked).ok(),
+            Some(id) => core
+                .remove_user(id, LeaveReason::Kicked, Some(ServerEvent::Kicked))
+                .ok(),
             None => None,
         }
     };
@@ -373,6 +432,150 @@ async fn admin_kick(
     state.metrics.kicks.fetch_add(1, Relaxed);
     tracing::info!(name = %user.name, "user kicked by an admin");
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn report(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<ReportRequest>,
+) -> Result<StatusCode, ApiError> {
+    validate_text(&req.reason, REPORT_MAX_LEN)
+        .map_err(|e| ApiError::bad_request("invalid_text", e.to_string()))?;
+    let mut core = state.core();
+    limit(&state, &mut core, LimitKey::Report(user.id))?;
+    let reported = core
+        .reg
+        .report_target(user.id)
+        .ok_or_else(|| ApiError::Conflict {
+            code: "no_partner",
+            message: "you have had no partner to report yet".into(),
+        })?;
+    tracing::info!(reporter = %user.name, %reported, "user reported");
+    core.reports.add(Report {
+        reporter: user.name,
+        reported,
+        reason: req.reason,
+        at: unix_now(),
+    });
+    state.metrics.reports.fetch_add(1, Relaxed);
+    Ok(StatusCode::CREATED)
+}
+
+async fn admin_admit(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiJson(req): ApiJson<AdmitRequest>,
+) -> Result<Json<AdmitResponse>, ApiError> {
+    let now = unix_now();
+    let mut core = state.core();
+    if !core.reg.moderated() {
+        return Err(ApiError::Conflict {
+            code: "not_moderated",
+            message: "admission is open (start with --admission moderated to use the waiting room)"
+                .into(),
+        });
+    }
+    let (ids, notices) = match (req.name, req.all) {
+        (Some(name), false) => {
+            let id = core
+                .reg
+                .find(&name)
+                .map(|u| u.id)
+                .ok_or_else(|| ApiError::NotFound(format!("no user named {name:?}")))?;
+            (vec![id], core.reg.admit(id, now)?)
+        }
+        (None, true) => core.reg.admit_all(now),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "send either {\"name\": ...} or {\"all\": true}",
+            ))
+        }
+    };
+    core.deliver(&notices);
+    let admitted: Vec<String> = ids
+        .iter()
+        .filter_map(|id| core.reg.get(*id).map(|u| u.name.clone()))
+        .collect();
+    tracing::info!(count = admitted.len(), "users admitted");
+    Ok(Json(AdmitResponse { admitted }))
+}
+
+async fn admin_lobby(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiJson(req): ApiJson<LobbySay>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    match say_in_lobby(&state, None, MODERATOR, true, req.text) {
+        Ok(n) => Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "delivered": n })),
+        )),
+        Err(ServerEvent::Error { message, .. }) => {
+            Err(ApiError::bad_request("invalid_text", message))
+        }
+        Err(_) => Err(ApiError::bad_request("invalid_text", "refused")),
+    }
+}
+
+async fn admin_reports(State(state): State<AppState>, _: Admin) -> Json<Reports> {
+    Json(Reports {
+        reports: state.core().reports.all(),
+    })
+}
+
+async fn admin_bans(State(state): State<AppState>, _: Admin) -> Json<Bans> {
+    Json(Bans {
+        bans: state.core().bans.active(unix_now()),
+    })
+}
+
+async fn admin_ban(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiJson(req): ApiJson<BanRequest>,
+) -> Result<(StatusCode, Json<Ban>), ApiError> {
+    validate_name(&req.name)?;
+    if req.seconds == 0 || req.seconds > MAX_BAN_SECS {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("seconds must be 1 to {MAX_BAN_SECS}"),
+        ));
+    }
+    let until = unix_now() + req.seconds;
+    let removed = {
+        let mut core = state.core();
+        core.bans.ban(&req.name, until);
+        let id = core.reg.find(&req.name).map(|u| u.id);
+        id.and_then(|id| {
+            core.remove_user(id, LeaveReason::Banned, Some(ServerEvent::Banned { until }))
+                .ok()
+        })
+    };
+    if removed.is_some() {
+        state.pbx.mark_dirty();
+    }
+    state.metrics.bans.fetch_add(1, Relaxed);
+    tracing::info!(name = %req.name, seconds = req.seconds, online = removed.is_some(), "name banned");
+    Ok((
+        StatusCode::CREATED,
+        Json(Ban {
+            name: req.name.to_ascii_lowercase(),
+            until,
+        }),
+    ))
+}
+
+async fn admin_unban(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.core().bans.lift(&name) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("{name:?} is not banned")))
+    }
 }
 
 async fn healthz(State(state): State<AppState>) -> Json<Health> {

@@ -165,6 +165,11 @@ impl Sessions {
         token
     }
 
+    /// The family a refresh token belongs to (spent or not).
+    pub fn family_of(&self, token: &str) -> Option<u64> {
+        self.tokens.get(&hash(token)).map(|e| e.family)
+    }
+
     /// `true` if the family is live and belongs to `uid`.
     pub fn is_live(&self, family: u64, uid: UserId) -> bool {
         self.families.get(&family) == Some(&uid)

@@ -5,6 +5,25 @@ use std::path::PathBuf;
 
 use crate::pbx::PbxKind;
 
+/// Who lets ready users into the pairing pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Admission {
+    /// Ready users enter the pool at once.
+    Open,
+    /// Ready users wait in the waiting room (with the lobby chat) until an
+    /// admin admits them (`POST /v1/admin/admit`).
+    Moderated,
+}
+
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
 /// How the server asks Asterisk to reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReloadMethod {
@@ -96,6 +115,24 @@ pub struct Config {
     /// after which a user is logged out and removed from the PBX.
     #[arg(long, env = "MYTURN_LEASE", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=86_400))]
     pub lease: u64,
+
+    /// Who lets ready users into the pairing pool.
+    #[arg(long, env = "MYTURN_ADMISSION", value_enum, default_value = "open")]
+    pub admission: Admission,
+
+    /// Per-IP and per-user rate limits on registration, refresh, lobby
+    /// chat and reports (429 with Retry-After when exceeded). Turn off only
+    /// for load tests from one address.
+    #[arg(long, env = "MYTURN_RATE_LIMITS", value_enum, default_value = "on")]
+    pub rate_limits: Switch,
+
+    /// Most WebSocket connections per user.
+    #[arg(long, env = "MYTURN_MAX_SOCKETS_PER_USER", default_value_t = 4)]
+    pub max_sockets_per_user: usize,
+
+    /// Most WebSocket connections in all; beyond, upgrades get 503.
+    #[arg(long, env = "MYTURN_MAX_SOCKETS", default_value_t = 50_000)]
+    pub max_sockets: usize,
 
     /// Most users at once; registrations beyond get 503.
     #[arg(long, env = "MYTURN_MAX_USERS", default_value_t = 100_000)]

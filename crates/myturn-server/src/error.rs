@@ -52,6 +52,21 @@ pub enum ApiError {
     /// A temporary condition: server full.
     #[error("{0}")]
     Unavailable(String),
+    /// Over a rate limit.
+    #[error("too many requests; retry in {} s", retry_after.as_secs().max(1))]
+    RateLimited {
+        /// When a retry can succeed.
+        retry_after: std::time::Duration,
+    },
+    /// Too many event streams for this user.
+    #[error("{0}")]
+    TooManyConnections(String),
+    /// The name is banned.
+    #[error("this name is banned for another {remaining_secs} s")]
+    Banned {
+        /// Seconds until the ban ends.
+        remaining_secs: u64,
+    },
 }
 
 impl ApiError {
@@ -70,6 +85,11 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::TooManyConnections(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_connections")
+            }
+            ApiError::Banned { .. } => (StatusCode::FORBIDDEN, "banned"),
         }
     }
 
@@ -84,8 +104,18 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
+        let retry_after = match &self {
+            ApiError::RateLimited { retry_after } => {
+                Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
+            }
+            _ => None,
+        };
         let body = axum::Json(ErrorBody::new(code, self.to_string()));
         let mut resp = (status, body).into_response();
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

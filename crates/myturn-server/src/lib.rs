@@ -38,7 +38,9 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod metrics;
+pub mod moderation;
 pub mod pbx;
 pub mod registry;
 pub mod state;
@@ -53,7 +55,7 @@ use rand::SeedableRng;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use config::{Config, ReloadMethod};
+pub use config::{Admission, Config, ReloadMethod, Switch};
 pub use state::AppState;
 
 use auth::{AdminToken, Jwt};
@@ -158,6 +160,7 @@ impl App {
         let reg = Registry::new(
             RegistryConfig {
                 max_users: cfg.max_users,
+                moderated: cfg.admission == Admission::Moderated,
             },
             rng,
         );
@@ -177,9 +180,20 @@ impl App {
             sip_domain: cfg.sip_domain.clone(),
             lease,
             max_wait: (lease / 2).clamp(Duration::from_secs(1), Duration::from_secs(60)),
+            max_sockets_per_user: cfg.max_sockets_per_user,
+            max_sockets: cfg.max_sockets,
+            ping_every: (lease / 3).clamp(Duration::from_millis(500), Duration::from_secs(20)),
         };
         Ok(App {
-            state: AppState::new(reg, jwt, admin, pbx, settings, seed),
+            state: AppState::new(
+                reg,
+                jwt,
+                admin,
+                pbx,
+                settings,
+                seed,
+                cfg.rate_limits == Switch::On,
+            ),
         })
     }
 
@@ -219,9 +233,13 @@ impl App {
                 }
             })
         };
-        let result = axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let result = axum::serve(
+            listener,
+            self.router()
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         let _ = stop_tx.send(true);
         let _ = sweeper.await;
         let _ = pbx_task.await;

@@ -22,6 +22,20 @@ pub struct Metrics {
     pub auth_failures: AtomicU64,
     /// Spent refresh tokens presented again (theft suspected).
     pub refresh_reuse: AtomicU64,
+    /// Requests refused with 429 by a rate limit.
+    pub rate_limited: AtomicU64,
+    /// WebSocket upgrades refused by a connection cap.
+    pub ws_rejected: AtomicU64,
+    /// WebSockets closed because the client did not read its events.
+    pub ws_too_slow: AtomicU64,
+    /// Lobby chat lines said.
+    pub lobby_messages: AtomicU64,
+    /// Lobby chat lines queued to sockets (fan-out).
+    pub lobby_deliveries: AtomicU64,
+    /// Bans issued.
+    pub bans: AtomicU64,
+    /// Reports filed.
+    pub reports: AtomicU64,
     http: Mutex<BTreeMap<(String, String, u16), u64>>,
 }
 
@@ -34,6 +48,8 @@ pub struct Gauges {
     pub waiting: u64,
     /// Pairs made since start.
     pub pairings_total: u64,
+    /// Open WebSockets.
+    pub websockets: u64,
 }
 
 /// PBX figures.
@@ -113,6 +129,49 @@ impl Metrics {
             "myturn_refresh_reuse_total",
             "Spent refresh tokens presented again; each revoked a session.",
             ld(&self.refresh_reuse),
+        );
+        counter(
+            &mut out,
+            "myturn_rate_limited_total",
+            "Requests refused by a rate limit.",
+            ld(&self.rate_limited),
+        );
+        let _ = writeln!(out, "# HELP myturn_websockets Open event streams (users and admins).\n# TYPE myturn_websockets gauge\nmyturn_websockets {}", g.websockets);
+        counter(
+            &mut out,
+            "myturn_websocket_rejected_total",
+            "Event-stream upgrades refused by a connection cap.",
+            ld(&self.ws_rejected),
+        );
+        counter(
+            &mut out,
+            "myturn_websocket_too_slow_total",
+            "Event streams closed for not reading their events.",
+            ld(&self.ws_too_slow),
+        );
+        counter(
+            &mut out,
+            "myturn_lobby_messages_total",
+            "Lobby chat lines said.",
+            ld(&self.lobby_messages),
+        );
+        counter(
+            &mut out,
+            "myturn_lobby_deliveries_total",
+            "Lobby chat lines queued to event streams.",
+            ld(&self.lobby_deliveries),
+        );
+        counter(
+            &mut out,
+            "myturn_bans_total",
+            "Bans issued.",
+            ld(&self.bans),
+        );
+        counter(
+            &mut out,
+            "myturn_reports_total",
+            "Reports filed.",
+            ld(&self.reports),
         );
         counter(
             &mut out,

@@ -14,7 +14,7 @@
 
 use myturn_wire::{LeaveReason, PeerInfo, Role, ServerEvent, Status};
 use rand::{distributions::Alphanumeric, Rng, RngCore};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 /// The first extension handed out, as in the original design.
@@ -103,6 +103,10 @@ pub struct User {
     /// The last partner, so the same two are not paired twice in a row
     /// while someone else is waiting.
     pub last_partner: Option<UserId>,
+    /// Name of the last partner (for reports, also after they left).
+    pub last_partner_name: Option<String>,
+    /// Let out of the waiting room into the pairing pool.
+    pub admitted: bool,
     /// Open long-polls / event streams: a user with one is not silent.
     pub watchers: u32,
 }
@@ -135,11 +139,17 @@ pub struct PairSide {
 pub struct RegistryConfig {
     /// Most users at once.
     pub max_users: usize,
+    /// Moderated admission: ready users wait in the waiting room until an
+    /// admin admits them into the pairing pool.
+    pub moderated: bool,
 }
 
 impl Default for RegistryConfig {
     fn default() -> Self {
-        RegistryConfig { max_users: 100_000 }
+        RegistryConfig {
+            max_users: 100_000,
+            moderated: false,
+        }
     }
 }
 
@@ -150,8 +160,12 @@ pub struct Registry {
     users: HashMap<UserId, User>,
     by_name: HashMap<String, UserId>,
     by_ext: HashMap<u32, UserId>,
-    /// Ready, unpaired users. Order is irrelevant: a pick is uniform.
+    /// Ready, unpaired, admitted users. Order is irrelevant: a pick is
+    /// uniform.
     pool: Vec<UserId>,
+    /// Everyone whose status is `ready`: the pool plus the waiting room.
+    /// They share the lobby chat.
+    lobby: HashSet<UserId>,
     next_id: UserId,
     next_ext: u32,
     pairings_total: u64,
@@ -182,6 +196,7 @@ impl Registry {
             by_name: HashMap::new(),
             by_ext: HashMap::new(),
             pool: Vec::new(),
+            lobby: HashSet::new(),
             next_id: 1,
             next_ext: FIRST_EXTENSION,
             pairings_total: 0,
@@ -223,6 +238,8 @@ impl Registry {
             last_seen: now,
             pair: None,
             last_partner: None,
+            last_partner_name: None,
+            admitted: !self.cfg.moderated,
             watchers: 0,
         });
         Ok(user)
@@ -283,6 +300,70 @@ impl Registry {
         self.pool.len()
     }
 
+    /// Users in the lobby (status `ready`: pool and waiting room).
+    pub fn lobby(&self) -> impl Iterator<Item = UserId> + '_ {
+        self.lobby.iter().copied()
+    }
+
+    /// `true` if the user is in the lobby.
+    pub fn in_lobby(&self, id: UserId) -> bool {
+        self.lobby.contains(&id)
+    }
+
+    /// Whether admission is moderated.
+    pub fn moderated(&self) -> bool {
+        self.cfg.moderated
+    }
+
+    /// Who a report by `id` is about: the current partner, else the last.
+    pub fn report_target(&self, id: UserId) -> Option<String> {
+        let u = self.users.get(&id)?;
+        match u.pair {
+            Some(p) => self.users.get(&p.peer).map(|p| p.name.clone()),
+            None => u.last_partner_name.clone(),
+        }
+    }
+
+    /// Lets a user out of the waiting room. If they are `ready`, they enter
+    /// the pool at once (and may be paired). Admission lasts until logout.
+    pub fn admit(&mut self, id: UserId, now_unix: u64) -> Result<Vec<Notice>, RegistryError> {
+        let u = self.users.get_mut(&id).ok_or(RegistryError::NoSuchUser)?;
+        let mut notices = Vec::new();
+        if u.admitted {
+            return Ok(notices);
+        }
+        u.admitted = true;
+        let ready = u.status == Status::Ready;
+        notices.push(Notice {
+            user: id,
+            event: ServerEvent::Admitted,
+        });
+        if ready {
+            self.enter_pool(id, now_unix, &mut notices);
+        }
+        Ok(notices)
+    }
+
+    /// Admits everyone in the waiting room, in random order (so who gets
+    /// paired with whom stays uniform). Returns who was admitted.
+    pub fn admit_all(&mut self, now_unix: u64) -> (Vec<UserId>, Vec<Notice>) {
+        let mut waiting: Vec<UserId> = self
+            .lobby
+            .iter()
+            .copied()
+            .filter(|id| self.users.get(id).is_some_and(|u| !u.admitted))
+            .collect();
+        waiting.sort_unstable();
+        rand::seq::SliceRandom::shuffle(waiting.as_mut_slice(), &mut self.rng);
+        let mut notices = Vec::new();
+        for &id in &waiting {
+            if let Ok(n) = self.admit(id, now_unix) {
+                notices.extend(n);
+            }
+        }
+        (waiting, notices)
+    }
+
     /// Every user (unordered).
     pub fn users(&self) -> impl Iterator<Item = &User> {
         self.users.values()
@@ -334,7 +415,9 @@ impl Registry {
                 }
                 self.dissolve(id, LeaveReason::HungUp, &mut notices);
                 self.set(id, Status::Ready, &mut notices);
-                self.enter_pool(id, now_unix, &mut notices);
+                if self.users.get(&id).is_some_and(|u| u.admitted) {
+                    self.enter_pool(id, now_unix, &mut notices);
+                }
             }
             Status::ReadyToTalk => {
                 let pair = self
@@ -401,6 +484,7 @@ impl Registry {
         self.leave_pool(id);
         self.dissolve(id, reason, &mut notices);
         let user = self.users.remove(&id).ok_or(RegistryError::NoSuchUser)?;
+        self.lobby.remove(&id);
         self.by_name.remove(&key(&user.name));
         self.by_ext.remove(&user.extension);
         Ok((user, notices))
@@ -455,6 +539,11 @@ impl Registry {
         if let Some(u) = self.users.get_mut(&id) {
             if u.status != status {
                 u.status = status;
+                if status == Status::Ready {
+                    self.lobby.insert(id);
+                } else {
+                    self.lobby.remove(&id);
+                }
                 notices.push(Notice {
                     user: id,
                     event: ServerEvent::Status { status },
@@ -516,8 +605,21 @@ impl Registry {
             Role::Callee
         };
         self.pairings_total += 1;
-        for (me, them, role) in [(id, other, my_role), (other, id, my_role.opposite())] {
+        let names: Vec<String> = [id, other]
+            .iter()
+            .map(|x| {
+                self.users
+                    .get(x)
+                    .map(|u| u.name.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
+        for (me, them, role, them_name) in [
+            (id, other, my_role, names.get(1)),
+            (other, id, my_role.opposite(), names.first()),
+        ] {
             if let Some(u) = self.users.get_mut(&me) {
+                u.last_partner_name = them_name.cloned();
                 u.pair = Some(PairSide {
                     peer: them,
                     role,
@@ -613,7 +715,10 @@ mod tests {
     #[test]
     fn max_users_is_enforced() {
         let mut r = Registry::new(
-            RegistryConfig { max_users: 2 },
+            RegistryConfig {
+                max_users: 2,
+                ..RegistryConfig::default()
+            },
             Box::new(StdRng::seed_from_u64(1)),
         );
         add(&mut r, "aaa");
@@ -773,6 +878,58 @@ mod tests {
         for c in counts {
             assert!((863..=1137).contains(&c), "{counts:?}");
         }
+    }
+
+    #[test]
+    fn moderated_admission_holds_ready_users_until_admitted() {
+        let mut r = Registry::new(
+            RegistryConfig {
+                moderated: true,
+                ..RegistryConfig::default()
+            },
+            Box::new(StdRng::seed_from_u64(9)),
+        );
+        let a = add(&mut r, "alice");
+        let b = add(&mut r, "bob");
+        let c = add(&mut r, "carol");
+        for id in [a, b, c] {
+            r.set_status(id, Status::Ready, 0).unwrap();
+        }
+        assert_eq!(r.waiting(), 0, "nobody enters the pool unadmitted");
+        assert_eq!(r.lobby().count(), 3);
+        assert_eq!(r.peer_of(a).unwrap(), None);
+        let n = r.admit(a, 0).unwrap();
+        assert!(n.contains(&Notice {
+            user: a,
+            event: ServerEvent::Admitted
+        }));
+        assert_eq!(r.waiting(), 1);
+        let n = r.admit(b, 0).unwrap();
+        assert!(n
+            .iter()
+            .any(|x| x.user == a && matches!(x.event, ServerEvent::Paired { .. })));
+        assert_eq!(r.peer_of(b).unwrap().unwrap().0.name, "alice");
+        assert_eq!(r.lobby().collect::<Vec<_>>(), vec![c]);
+        // Admitting twice is a no-op; admission sticks after hanging up.
+        assert!(r.admit(a, 0).unwrap().is_empty());
+        r.set_status(a, Status::Ready, 0).unwrap();
+        assert_eq!(r.waiting(), 1);
+        let (admitted, _) = r.admit_all(0);
+        assert_eq!(admitted, vec![c]);
+        assert!(r.get(c).unwrap().pair.is_some());
+    }
+
+    #[test]
+    fn reports_target_the_current_or_last_partner() {
+        let mut r = reg(1);
+        let a = add(&mut r, "alice");
+        let b = add(&mut r, "bob");
+        assert_eq!(r.report_target(a), None);
+        r.set_status(a, Status::Ready, 0).unwrap();
+        r.set_status(b, Status::Ready, 0).unwrap();
+        assert_eq!(r.report_target(a).as_deref(), Some("bob"));
+        r.remove(b, LeaveReason::LoggedOut).unwrap();
+        assert_eq!(r.report_target(a).as_deref(), Some("bob"));
     }
 
     #[test]

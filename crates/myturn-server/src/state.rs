@@ -6,13 +6,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use myturn_wire::{LeaveReason, PeerInfo, Role, Status};
+use myturn_wire::{LeaveReason, PeerInfo, Role, ServerEvent, Status};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::auth::{AdminToken, Jwt, Sessions};
 use crate::metrics::{Gauges, Metrics, PbxFigures};
+use crate::moderation::{Bans, RateLimiter, Reports};
 use crate::pbx::PbxSync;
 use crate::registry::{Notice, Registry, RegistryError, User, UserId};
 
@@ -24,6 +25,47 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// What the server sends down one WebSocket.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// An event, as JSON text.
+    Event(ServerEvent),
+    /// Close with this code and reason.
+    Close(u16, &'static str),
+}
+
+/// WebSocket close codes (4000-4999 are the application's).
+pub mod close {
+    /// Normal closure (logout).
+    pub const NORMAL: u16 = 1000;
+    /// The access token expired or the session was revoked.
+    pub const SESSION: u16 = 4001;
+    /// Kicked or banned by an admin.
+    pub const REMOVED: u16 = 4003;
+    /// The client does not read its events fast enough.
+    pub const TOO_SLOW: u16 = 4008;
+    /// No pong within the liveness window.
+    pub const DEAD: u16 = 4009;
+}
+
+/// Events queued per socket before it counts as too slow and is closed.
+pub const SOCKET_QUEUE: usize = 64;
+
+#[derive(Debug)]
+struct Socket {
+    id: u64,
+    family: u64,
+    tx: mpsc::Sender<Outbound>,
+}
+
+/// One user's wake-ups: a generation counter for long-polls and the
+/// senders of their open WebSockets.
+#[derive(Debug)]
+struct Hub {
+    gen: watch::Sender<u64>,
+    sockets: Vec<Socket>,
+}
+
 /// Everything under the one lock.
 #[derive(Debug)]
 pub struct Core {
@@ -33,36 +75,162 @@ pub struct Core {
     pub sessions: Sessions,
     /// Randomness for refresh tokens.
     pub rng: StdRng,
-    /// Per-user wake-up: bumped on every notice for that user. Dropping the
-    /// sender (on removal) wakes every waiter too.
-    hubs: HashMap<UserId, watch::Sender<u64>>,
+    /// Banned names.
+    pub bans: Bans,
+    /// User reports.
+    pub reports: Reports,
+    /// Rate limits.
+    pub limits: RateLimiter,
+    /// Per-user wake-ups. Dropping a hub (on removal) wakes every waiter
+    /// and ends every socket of that user.
+    hubs: HashMap<UserId, Hub>,
+    /// Admin sockets (lobby chat, moderation).
+    admins: Vec<Socket>,
+    next_socket: u64,
+    sockets_open: usize,
+}
+
+fn push(sockets: &mut Vec<Socket>, msg: &Outbound) {
+    // A socket whose queue is full is dropped: its task sees the channel
+    // close and ends the connection with TOO_SLOW.
+    sockets.retain(|s| s.tx.try_send(msg.clone()).is_ok());
 }
 
 impl Core {
-    /// Delivers notices: wakes each addressee's waiters.
+    /// Delivers notices: wakes each addressee's long-polls and pushes the
+    /// event to their sockets.
     pub fn deliver(&mut self, notices: &[Notice]) {
         for n in notices {
-            if let Some(h) = self.hubs.get(&n.user) {
-                h.send_modify(|g| *g = g.wrapping_add(1));
-            }
+            self.send_to(n.user, n.event.clone());
         }
     }
 
-    /// Opens the wake-up channel of a new user.
+    /// Sends one event to one user.
+    pub fn send_to(&mut self, user: UserId, event: ServerEvent) {
+        if let Some(h) = self.hubs.get_mut(&user) {
+            h.gen.send_modify(|g| *g = g.wrapping_add(1));
+            push(&mut h.sockets, &Outbound::Event(event));
+        }
+    }
+
+    /// Sends an event to everyone in the lobby (but `except`) and to the
+    /// admins. Returns how many sockets it was queued on.
+    pub fn lobby_broadcast(&mut self, event: &ServerEvent, except: Option<UserId>) -> usize {
+        let msg = Outbound::Event(event.clone());
+        let members: Vec<UserId> = self.reg.lobby().filter(|&u| Some(u) != except).collect();
+        let mut n = 0;
+        for u in members {
+            if let Some(h) = self.hubs.get_mut(&u) {
+                push(&mut h.sockets, &msg);
+                n += h.sockets.len();
+            }
+        }
+        push(&mut self.admins, &msg);
+        n + self.admins.len()
+    }
+
+    /// Opens the wake-up hub of a new user.
     pub fn open_hub(&mut self, id: UserId) {
-        self.hubs.insert(id, watch::channel(0).0);
+        self.hubs.insert(
+            id,
+            Hub {
+                gen: watch::channel(0).0,
+                sockets: Vec::new(),
+            },
+        );
     }
 
     /// Subscribes to a user's wake-ups.
     pub fn subscribe(&self, id: UserId) -> Option<watch::Receiver<u64>> {
-        self.hubs.get(&id).map(|h| h.subscribe())
+        self.hubs.get(&id).map(|h| h.gen.subscribe())
     }
 
-    /// Removes a user everywhere: registry, sessions, wake-ups.
-    pub fn remove_user(&mut self, id: UserId, reason: LeaveReason) -> Result<User, RegistryError> {
+    /// Open sockets of a user.
+    pub fn sockets_of(&self, id: UserId) -> usize {
+        self.hubs.get(&id).map_or(0, |h| h.sockets.len())
+    }
+
+    /// Open sockets in all (users and admins).
+    pub fn sockets_open(&self) -> usize {
+        self.sockets_open
+    }
+
+    /// Registers a user's socket; returns its id and receiver.
+    pub fn attach(&mut self, user: UserId, family: u64) -> Option<(u64, mpsc::Receiver<Outbound>)> {
+        let (tx, rx) = mpsc::channel(SOCKET_QUEUE);
+        let id = self.next_socket;
+        let hub = self.hubs.get_mut(&user)?;
+        hub.sockets.push(Socket { id, family, tx });
+        self.next_socket += 1;
+        self.sockets_open += 1;
+        Some((id, rx))
+    }
+
+    /// Registers an admin socket.
+    pub fn attach_admin(&mut self) -> (u64, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(SOCKET_QUEUE);
+        let id = self.next_socket;
+        self.next_socket += 1;
+        self.sockets_open += 1;
+        self.admins.push(Socket { id, family: 0, tx });
+        (id, rx)
+    }
+
+    /// Forgets a socket when its task ends.
+    pub fn detach(&mut self, user: Option<UserId>, socket: u64) {
+        self.sockets_open = self.sockets_open.saturating_sub(1);
+        match user {
+            Some(u) => {
+                if let Some(h) = self.hubs.get_mut(&u) {
+                    h.sockets.retain(|s| s.id != socket);
+                }
+            }
+            None => self.admins.retain(|s| s.id != socket),
+        }
+    }
+
+    /// Revokes a session family: its sockets get `session_expired` and
+    /// close.
+    pub fn revoke_family(&mut self, family: u64) {
+        self.sessions.revoke(family);
+        for h in self.hubs.values_mut() {
+            h.sockets.retain(|s| {
+                if s.family != family {
+                    return true;
+                }
+                let _ = s.tx.try_send(Outbound::Event(ServerEvent::SessionExpired));
+                let _ =
+                    s.tx.try_send(Outbound::Close(close::SESSION, "session revoked"));
+                false
+            });
+        }
+    }
+
+    /// Removes a user everywhere: registry, sessions, wake-ups. `farewell`
+    /// (kicked, banned) is sent to the user's sockets before they close.
+    pub fn remove_user(
+        &mut self,
+        id: UserId,
+        reason: LeaveReason,
+        farewell: Option<ServerEvent>,
+    ) -> Result<User, RegistryError> {
         let (user, notices) = self.reg.remove(id, reason)?;
         self.sessions.revoke_user(id);
-        self.hubs.remove(&id);
+        if let Some(hub) = self.hubs.remove(&id) {
+            let (code, why) = match reason {
+                LeaveReason::Kicked | LeaveReason::Banned => {
+                    (close::REMOVED, "removed by a moderator")
+                }
+                LeaveReason::Expired => (close::SESSION, "lease expired"),
+                LeaveReason::LoggedOut | LeaveReason::HungUp => (close::NORMAL, "logged out"),
+            };
+            for s in &hub.sockets {
+                if let Some(ev) = &farewell {
+                    let _ = s.tx.try_send(Outbound::Event(ev.clone()));
+                }
+                let _ = s.tx.try_send(Outbound::Close(code, why));
+            }
+        }
         self.deliver(&notices);
         Ok(user)
     }
@@ -77,6 +245,12 @@ pub struct Settings {
     pub lease: Duration,
     /// Longest long-poll.
     pub max_wait: Duration,
+    /// Most WebSockets per user.
+    pub max_sockets_per_user: usize,
+    /// Most WebSockets in all.
+    pub max_sockets: usize,
+    /// Server → client WebSocket ping period.
+    pub ping_every: Duration,
 }
 
 /// Cheap to clone; shared by every handler and background task.
@@ -116,6 +290,7 @@ impl AppState {
         pbx: Arc<PbxSync>,
         settings: Settings,
         seed: Option<u64>,
+        rate_limits: bool,
     ) -> Self {
         let rng = match seed {
             Some(s) => StdRng::seed_from_u64(s ^ 0x5eed_0f70_6be5),
@@ -126,7 +301,13 @@ impl AppState {
                 reg,
                 sessions: Sessions::default(),
                 rng,
+                bans: Bans::default(),
+                reports: Reports::default(),
+                limits: RateLimiter::new(rate_limits),
                 hubs: HashMap::new(),
+                admins: Vec::new(),
+                next_socket: 1,
+                sockets_open: 0,
             }),
             jwt,
             admin,
@@ -148,10 +329,11 @@ impl AppState {
         let ids = core.reg.silent_since(now, self.settings.lease);
         let mut gone = Vec::with_capacity(ids.len());
         for id in ids {
-            if let Ok(u) = core.remove_user(id, LeaveReason::Expired) {
+            if let Ok(u) = core.remove_user(id, LeaveReason::Expired, None) {
                 gone.push(u.name);
             }
         }
+        core.limits.prune(now, |k| k.budget());
         drop(core);
         if !gone.is_empty() {
             self.metrics
@@ -213,6 +395,7 @@ impl AppState {
                 .collect(),
             waiting: core.reg.waiting() as u64,
             pairings_total: core.reg.pairings_total(),
+            websockets: core.sockets_open() as u64,
         }
     }
 

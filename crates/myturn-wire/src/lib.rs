@@ -334,6 +334,8 @@ pub struct AdminUser {
     pub extension: String,
     /// When the user registered, seconds since the Unix epoch.
     pub since: u64,
+    /// Let out of the waiting room (always `true` with open admission).
+    pub admitted: bool,
 }
 
 /// `GET /v1/admin/users`
@@ -436,14 +438,65 @@ pub enum LeaveReason {
     LoggedOut,
     /// An admin removed the partner.
     Kicked,
+    /// The partner was banned.
+    Banned,
     /// The partner went silent for longer than the lease.
     Expired,
 }
 
-/// Events pushed from the server to a client (tagged JSON, `"type"` field).
+/// Longest lobby chat message, in bytes of UTF-8.
+pub const LOBBY_MAX_LEN: usize = 500;
+/// Longest report reason, in bytes of UTF-8.
+pub const REPORT_MAX_LEN: usize = 500;
+
+/// Why a chat line or report text was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    /// Empty or only whitespace.
+    #[error("the text is empty")]
+    Empty,
+    /// Over the limit.
+    #[error("the text is longer than {0} bytes")]
+    TooLong(usize),
+    /// Holds a control character (newline, escape, NUL, bidi override…).
+    #[error("the text contains a control character; send one line of plain text")]
+    Control,
+}
+
+/// Checks a chat line or report reason: non-empty, at most `max` bytes,
+/// one line of text with no control characters (C0, DEL, C1, and the
+/// Unicode bidi overrides that can disguise what a line says).
+pub fn validate_text(text: &str, max: usize) -> Result<(), TextError> {
+    if text.len() > max {
+        return Err(TextError::TooLong(max));
+    }
+    if text.trim().is_empty() {
+        return Err(TextError::Empty);
+    }
+    let bad = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+    };
+    if text.chars().any(bad) {
+        return Err(TextError::Control);
+    }
+    Ok(())
+}
+
+/// Events pushed from the server to a client over `GET /v1/events`
+/// (tagged JSON, `"type"` field).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent {
+    /// Sent once on connect: who the server thinks this is.
+    Hello {
+        /// The nickname.
+        name: String,
+        /// Current status.
+        status: Status,
+        /// When the access token used expires, Unix seconds.
+        expires_at: u64,
+    },
     /// This user was paired.
     Paired {
         /// Who the partner is.
@@ -463,9 +516,180 @@ pub enum ServerEvent {
         /// The new status.
         status: Status,
     },
-    /// An admin removed this user.
+    /// An admin removed this user. The connection closes next.
     Kicked,
+    /// An admin banned this name until `until` (Unix seconds). The
+    /// connection closes next.
+    Banned {
+        /// End of the ban.
+        until: u64,
+    },
+    /// An admin let this user out of the waiting room into the pairing pool.
+    Admitted,
+    /// The access token this connection authenticated with expires soon:
+    /// refresh it over HTTP and send `reauth`.
+    SessionExpiring {
+        /// Expiry, Unix seconds.
+        expires_at: u64,
+    },
+    /// The access token expired (or the session was revoked). The
+    /// connection closes next.
+    SessionExpired,
+    /// A lobby chat line, to every waiting user and the admins.
+    LobbyMessage {
+        /// The sender's name (`"moderator"` for admins).
+        from: String,
+        /// `true` when an admin said it.
+        admin: bool,
+        /// The text.
+        text: String,
+        /// When, Unix milliseconds.
+        at: u64,
+    },
+    /// Someone in the lobby is typing.
+    LobbyTyping {
+        /// Who.
+        from: String,
+    },
+    /// Answer to a client `ping`.
+    Pong {
+        /// The ping's id, echoed.
+        id: u64,
+    },
+    /// A client event was refused; the connection stays open.
+    Error {
+        /// Stable code (same codes as the HTTP error body).
+        code: String,
+        /// What went wrong.
+        message: String,
+    },
 }
+
+/// Events a client sends over `GET /v1/events` (tagged JSON).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientEvent {
+    /// Say something in the lobby (only while waiting).
+    LobbySay {
+        /// One line of text, at most [`LOBBY_MAX_LEN`] bytes.
+        text: String,
+    },
+    /// Typing in the lobby.
+    Typing,
+    /// Application-level ping; answered with `pong`.
+    Ping {
+        /// Echoed back.
+        #[serde(default)]
+        id: u64,
+    },
+    /// Swap in a fresh access token (after `POST /v1/session/refresh`) so
+    /// the connection outlives the old one.
+    Reauth {
+        /// The new access token.
+        token: String,
+    },
+}
+
+impl fmt::Debug for ClientEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientEvent::LobbySay { text } => {
+                f.debug_struct("LobbySay").field("text", text).finish()
+            }
+            ClientEvent::Typing => f.write_str("Typing"),
+            ClientEvent::Ping { id } => f.debug_struct("Ping").field("id", id).finish(),
+            ClientEvent::Reauth { .. } => f.write_str("Reauth { token: <redacted> }"),
+        }
+    }
+}
+
+/// `POST /v1/me/report`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRequest {
+    /// What happened, at most [`REPORT_MAX_LEN`] bytes, one line.
+    pub reason: String,
+}
+
+/// One report (`GET /v1/admin/reports`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// Who reported.
+    pub reporter: String,
+    /// Who was reported (the current or last partner).
+    pub reported: String,
+    /// Why.
+    pub reason: String,
+    /// When, Unix seconds.
+    pub at: u64,
+}
+
+/// `GET /v1/admin/reports`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reports {
+    /// Newest last.
+    pub reports: Vec<Report>,
+}
+
+/// `POST /v1/admin/admit`: one user by name, or everyone waiting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdmitRequest {
+    /// Admit this user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Admit everyone in the waiting room.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// Answer to `POST /v1/admin/admit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdmitResponse {
+    /// Who was admitted.
+    pub admitted: Vec<String>,
+}
+
+/// `POST /v1/admin/lobby`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LobbySay {
+    /// The line to say.
+    pub text: String,
+}
+
+/// `POST /v1/admin/bans`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BanRequest {
+    /// The name to ban (case-insensitive).
+    pub name: String,
+    /// For how long, in seconds (1 to 31,536,000).
+    pub seconds: u64,
+}
+
+/// One ban (`GET /v1/admin/bans`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ban {
+    /// The banned name, lower-cased.
+    pub name: String,
+    /// End of the ban, Unix seconds.
+    pub until: u64,
+}
+
+/// `GET /v1/admin/bans`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bans {
+    /// Active bans.
+    pub bans: Vec<Ban>,
+}
+
+/// The WebSocket subprotocol myTurn speaks.
+pub const WS_PROTOCOL: &str = "myturn.v1";
+/// Prefix of the subprotocol that carries the access token for clients
+/// that cannot set an `Authorization` header: offer
+/// `Sec-WebSocket-Protocol: myturn.v1, bearer.<token>`.
+pub const WS_BEARER_PREFIX: &str = "bearer.";
 
 #[cfg(test)]
 mod tests {
@@ -514,6 +738,44 @@ mod tests {
         assert!(
             serde_json::from_str::<SetStatusRequest>(r#"{"status":"ready","x":true}"#).is_err()
         );
+    }
+
+    #[test]
+    fn text_rules() {
+        assert_eq!(validate_text("hi there", 10), Ok(()));
+        assert_eq!(validate_text("zażółć 👋", 100), Ok(()));
+        assert_eq!(validate_text("   ", 10), Err(TextError::Empty));
+        assert_eq!(
+            validate_text("0123456789x", 10),
+            Err(TextError::TooLong(10))
+        );
+        for bad in [
+            "a\nb",
+            "a\rb",
+            "a\u{1b}[31mb",
+            "a\0b",
+            "a\u{7f}",
+            "a\u{85}b",
+            "a\u{202e}b",
+            "a\u{2028}b",
+        ] {
+            assert_eq!(validate_text(bad, 100), Err(TextError::Control), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn client_events_parse_strictly() {
+        let e: ClientEvent = serde_json::from_str(r#"{"type":"lobby_say","text":"hi"}"#).unwrap();
+        assert_eq!(e, ClientEvent::LobbySay { text: "hi".into() });
+        assert_eq!(
+            serde_json::from_str::<ClientEvent>(r#"{"type":"ping"}"#).unwrap(),
+            ClientEvent::Ping { id: 0 }
+        );
+        assert!(serde_json::from_str::<ClientEvent>(r#"{"type":"shout","text":"x"}"#).is_err());
+        let r = ClientEvent::Reauth {
+            token: "secret.jwt.value".into(),
+        };
+        assert!(!format!("{r:?}").contains("secret"));
     }
 
     #[test]

@@ -1,0 +1,795 @@
+//! Realtime events, session security, lobby and moderation, with real
+//! WebSocket clients (tokio-tungstenite) and real HTTP on loopback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use myturn_server::{Admission, Config, Switch};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Env {
+    addr: SocketAddr,
+    base: String,
+    http: reqwest::Client,
+    app: myturn_server::App,
+}
+
+async fn env_with(f: impl FnOnce(&mut Config)) -> Env {
+    let mut cfg = common::config();
+    f(&mut cfg);
+    let app = common::app_with(&cfg);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = app.clone();
+    tokio::spawn(async move { served.serve(listener, std::future::pending()).await });
+    Env {
+        addr,
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        app,
+    }
+}
+
+async fn env() -> Env {
+    env_with(|_| {}).await
+}
+
+impl Env {
+    async fn register(&self, name: &str) -> Value {
+        let r = self
+            .http
+            .post(format!("{}/v1/users", self.base))
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{name}");
+        r.json().await.unwrap()
+    }
+
+    async fn status(&self, token: &str, s: &str) -> reqwest::Response {
+        self.http
+            .put(format!("{}/v1/me/status", self.base))
+            .bearer_auth(token)
+            .json(&json!({ "status": s }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn admin_post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(common::ADMIN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn admin_get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(common::ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn ws(&self, token: &str) -> Ws {
+        self.ws_at("/v1/events", token).await
+    }
+
+    async fn ws_at(&self, path: &str, token: &str) -> Ws {
+        let mut req = format!("ws://{}{path}", self.addr)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let hello = next(&mut ws).await;
+        assert_eq!(hello["type"], "hello");
+        ws
+    }
+
+    async fn ws_refused(&self, url_path: &str, headers: &[(&str, String)]) -> (u16, Value) {
+        let mut req = format!("ws://{}{url_path}", self.addr)
+            .into_client_request()
+            .unwrap();
+        for (k, v) in headers {
+            let name =
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap();
+            req.headers_mut().insert(name, v.parse().unwrap());
+        }
+        match tokio_tungstenite::connect_async(req).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                let body = resp
+                    .body()
+                    .as_ref()
+                    .map(|b| serde_json::from_slice(b).unwrap_or(Value::Null))
+                    .unwrap_or(Value::Null);
+                (resp.status().as_u16(), body)
+            }
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("connection was accepted"),
+        }
+    }
+}
+
+fn tok(v: &Value) -> String {
+    v["token"].as_str().unwrap().to_owned()
+}
+
+/// The next JSON event (pings are skipped).
+async fn next(ws: &mut Ws) -> Value {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("no event within 5 s")
+            .expect("stream ended")
+            .expect("ws error");
+        match m {
+            Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
+            Message::Close(f) => {
+                return json!({"type": "__close", "code": f.map(|f| u16::from(f.code))})
+            }
+            _ => continue,
+        }
+    }
+}
+
+/// Reads until an event of `kind`, skipping others.
+async fn until(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let e = next(ws).await;
+        if e["type"] == kind {
+            return e;
+        }
+        assert_ne!(e["type"], "__close", "closed while waiting for {kind}: {e}");
+    }
+}
+
+/// Asserts nothing of `kind` arrives within `d`.
+async fn none_of(ws: &mut Ws, kind: &str, d: Duration) {
+    let deadline = tokio::time::Instant::now() + d;
+    while let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, ws.next()).await {
+        if let Message::Text(t) = m {
+            let e: Value = serde_json::from_str(t.as_str()).unwrap();
+            assert_ne!(e["type"], kind, "unexpected {e}");
+        }
+    }
+}
+
+async fn say(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+#[tokio::test]
+async fn pairing_is_pushed_to_both_sides() {
+    let e = env().await;
+    let (a, b) = (e.register("alice").await, e.register("bob").await);
+    let mut wa = e.ws(&tok(&a)).await;
+    let mut wb = e.ws(&tok(&b)).await;
+    assert_eq!(e.status(&tok(&a), "ready").await.status(), 200);
+    let t0 = Instant::now();
+    e.status(&tok(&b), "ready").await;
+    let pa = until(&mut wa, "paired").await;
+    let pb = until(&mut wb, "paired").await;
+    assert!(t0.elapsed() < Duration::from_secs(1));
+    assert_eq!(pa["peer"], json!({"name": "bob", "extension": "111001"}));
+    assert_eq!(pb["peer"]["name"], "alice");
+    assert_ne!(pa["role"], pb["role"]);
+    let (callee_tok, mut caller_ws, mut callee_ws) = if pa["role"] == "callee" {
+        (tok(&a), wb, wa)
+    } else {
+        (tok(&b), wa, wb)
+    };
+    e.status(&callee_tok, "ready_to_talk").await;
+    until(&mut caller_ws, "peer_ready_to_talk").await;
+    e.status(&callee_tok, "busy").await;
+    let left = until(&mut caller_ws, "peer_left").await;
+    assert_eq!(left["reason"], "hung_up");
+    let st = until(&mut caller_ws, "status").await;
+    assert_eq!(st["status"], "busy");
+    // The callee's own stream saw its status change too.
+    let st = until(&mut callee_ws, "status").await;
+    assert!(st["status"].is_string());
+}
+
+#[tokio::test]
+async fn subprotocol_auth_and_refusals() {
+    let e = env().await;
+    let a = e.register("alice").await;
+    // Token in the subprotocol list, as browsers must.
+    let mut req = format!("ws://{}/v1/events", e.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("myturn.v1, bearer.{}", tok(&a)).parse().unwrap(),
+    );
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(resp.headers()["sec-websocket-protocol"], "myturn.v1");
+    assert_eq!(next(&mut ws).await["name"], "alice");
+    // Token in the URL: refused, even a valid one.
+    let (status, body) = e
+        .ws_refused(&format!("/v1/events?token={}", tok(&a)), &[])
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str().unwrap()),
+        (400, "token_in_url")
+    );
+    // No token, garbage token, user token on the admin stream.
+    assert_eq!(e.ws_refused("/v1/events", &[]).await.0, 401);
+    assert_eq!(
+        e.ws_refused("/v1/events", &[("authorization", "Bearer nope".into())])
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        e.ws_refused(
+            "/v1/admin/events",
+            &[("authorization", format!("Bearer {}", tok(&a)))]
+        )
+        .await
+        .0,
+        401
+    );
+    // A plain GET without the upgrade is a JSON 400.
+    let r = e
+        .http
+        .get(format!("{}/v1/events", e.base))
+        .bearer_auth(tok(&a))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "websocket_required"
+    );
+}
+
+#[tokio::test]
+async fn refresh_reuse_revokes_the_family_and_closes_its_streams() {
+    let e = env().await;
+    let a = e.register("alice").await;
+    let mut ws = e.ws(&tok(&a)).await;
+    let r1 = a["refresh_token"].clone();
+    let refresh = |t: Value| {
+        let (http, base) = (e.http.clone(), e.base.clone());
+        async move {
+            http.post(format!("{base}/v1/session/refresh"))
+                .json(&json!({ "refresh_token": t }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = refresh(r1.clone()).await;
+    assert_eq!(r.status(), 200);
+    let pair: Value = r.json().await.unwrap();
+    assert_ne!(pair["refresh_token"], r1);
+    // The stolen r1 comes back: 401, everything of the family dies.
+    assert_eq!(refresh(r1).await.status(), 401);
+    assert_eq!(
+        until(&mut ws, "session_expired").await["type"],
+        "session_expired"
+    );
+    let closed = next(&mut ws).await;
+    assert_eq!(closed, json!({"type": "__close", "code": 4001}));
+    let me = e
+        .http
+        .get(format!("{}/v1/me", e.base))
+        .bearer_auth(pair["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 401);
+    assert_eq!(refresh(pair["refresh_token"].clone()).await.status(), 401);
+    let m = e
+        .http
+        .get(format!("{}/metrics", e.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("myturn_refresh_reuse_total 1"));
+}
+
+#[tokio::test]
+async fn expiring_tokens_warn_then_close_unless_reauthed() {
+    let e = env().await;
+    let a = e.register("alice").await;
+    let claims = e.app.state.jwt.verify(&tok(&a)).unwrap();
+    let now = myturn_server::state::unix_now();
+    let ttl = e.app.state.jwt.ttl_secs;
+    // A token with 2 s left.
+    let short = e
+        .app
+        .state
+        .jwt
+        .issue("alice", claims.uid, claims.sid, now + 2 - ttl);
+    let mut ws = e.ws(&short).await;
+    let warn = until(&mut ws, "session_expiring").await;
+    assert_eq!(warn["expires_at"], now + 2);
+    assert_eq!(
+        until(&mut ws, "session_expired").await["type"],
+        "session_expired"
+    );
+    assert_eq!(next(&mut ws).await["code"], 4001);
+    // Same again, but the client swaps in a fresh token: the stream lives on.
+    let short = e.app.state.jwt.issue(
+        "alice",
+        claims.uid,
+        claims.sid,
+        myturn_server::state::unix_now() + 2 - ttl,
+    );
+    let mut ws = e.ws(&short).await;
+    until(&mut ws, "session_expiring").await;
+    say(&mut ws, json!({"type": "reauth", "token": tok(&a)})).await;
+    none_of(&mut ws, "session_expired", Duration::from_secs(3)).await;
+    say(&mut ws, json!({"type": "ping", "id": 7})).await;
+    assert_eq!(until(&mut ws, "pong").await["id"], 7);
+    // A token of someone else is refused.
+    let b = e.register("bob").await;
+    say(&mut ws, json!({"type": "reauth", "token": tok(&b)})).await;
+    assert_eq!(until(&mut ws, "error").await["code"], "unauthorized");
+    // Expired access tokens get 401 on HTTP too.
+    let r = e
+        .http
+        .get(format!("{}/v1/me", e.base))
+        .bearer_auth(&short)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn silent_users_expire_and_the_partner_hears_it() {
+    let e = env_with(|c| c.lease = 2).await;
+    let (a, b) = (e.register("alice").await, e.register("bob").await);
+    let mut wb = e.ws(&tok(&b)).await;
+    e.status(&tok(&a), "ready").await;
+    e.status(&tok(&b), "ready").await;
+    until(&mut wb, "paired").await;
+    // Alice says nothing more; bob's open stream keeps him alive.
+    let left = tokio::time::timeout(Duration::from_secs(6), until(&mut wb, "peer_left"))
+        .await
+        .unwrap();
+    assert_eq!(left["reason"], "expired");
+    assert_eq!(until(&mut wb, "status").await["status"], "busy");
+    let users = e.admin_get("/v1/admin/users").await;
+    let names: Vec<&str> = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["bob"]);
+}
+
+#[tokio::test]
+async fn partners_leaving_together_leave_nobody_stuck() {
+    let e = env_with(|c| c.rate_limits = Switch::Off).await;
+    for round in 0..20 {
+        let names: Vec<String> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|n| format!("{n}{round}x"))
+            .collect();
+        let mut toks = Vec::new();
+        for n in &names {
+            toks.push(tok(&e.register(n).await));
+        }
+        e.status(&toks[0], "ready").await;
+        e.status(&toks[1], "ready").await;
+        // a and b are paired; both leave at the same moment while c and d
+        // arrive.
+        let mut tasks = Vec::new();
+        for (i, t) in toks.iter().enumerate() {
+            let (http, base, t) = (e.http.clone(), e.base.clone(), t.clone());
+            tasks.push(tokio::spawn(async move {
+                if i < 2 {
+                    http.delete(format!("{base}/v1/me"))
+                        .bearer_auth(&t)
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                        .as_u16()
+                } else {
+                    http.put(format!("{base}/v1/me/status"))
+                        .bearer_auth(&t)
+                        .json(&json!({"status": "ready"}))
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                        .as_u16()
+                }
+            }));
+        }
+        for t in tasks {
+            let s = t.await.unwrap();
+            assert!(s == 204 || s == 200, "{s}");
+        }
+        let pairs = e.admin_get("/v1/admin/pairs").await["pairs"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(pairs.len(), 1, "round {round}: {pairs:?}");
+        let mut two = vec![
+            pairs[0]["caller"].as_str().unwrap().to_owned(),
+            pairs[0]["callee"].as_str().unwrap().to_owned(),
+        ];
+        two.sort();
+        assert_eq!(
+            two,
+            vec![names[2].clone(), names[3].clone()],
+            "c and d found each other"
+        );
+        for t in &toks[2..] {
+            e.http
+                .delete(format!("{}/v1/me", e.base))
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn moderated_admission_one_by_one_and_everyone() {
+    let e = env_with(|c| c.admission = Admission::Moderated).await;
+    let users: Vec<Value> =
+        futures_util::future::join_all(["alice", "bob", "carol"].map(|n| e.register(n))).await;
+    let mut wa = e.ws(&tok(&users[0])).await;
+    let mut wc = e.ws(&tok(&users[2])).await;
+    for u in &users {
+        assert_eq!(
+            e.status(&tok(u), "ready")
+                .await
+                .json::<Value>()
+                .await
+                .unwrap()["status"],
+            "ready"
+        );
+    }
+    assert_eq!(e.admin_get("/v1/admin/pairs").await["pairs"], json!([]));
+    let r = e
+        .admin_post("/v1/admin/admit", json!({"name": "ALICE"}))
+        .await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["admitted"],
+        json!(["alice"])
+    );
+    until(&mut wa, "admitted").await;
+    none_of(&mut wa, "paired", Duration::from_millis(200)).await;
+    let r = e.admin_post("/v1/admin/admit", json!({"all": true})).await;
+    let mut admitted: Vec<String> =
+        serde_json::from_value(r.json::<Value>().await.unwrap()["admitted"].clone()).unwrap();
+    admitted.sort();
+    assert_eq!(admitted, vec!["bob", "carol"]);
+    until(&mut wc, "admitted").await;
+    until(&mut wa, "paired").await;
+    let listed = e.admin_get("/v1/admin/users").await;
+    assert!(listed["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|u| u["admitted"] == true));
+    // Bad admit requests.
+    assert_eq!(
+        e.admin_post("/v1/admin/admit", json!({})).await.status(),
+        400
+    );
+    assert_eq!(
+        e.admin_post("/v1/admin/admit", json!({"name": "nobody"}))
+            .await
+            .status(),
+        404
+    );
+    // Open admission has nothing to admit.
+    let open = env().await;
+    assert_eq!(
+        open.admin_post("/v1/admin/admit", json!({"all": true}))
+            .await
+            .status(),
+        409
+    );
+}
+
+#[tokio::test]
+async fn lobby_chat_fans_out_to_waiting_users_and_admins() {
+    let e = env_with(|c| c.admission = Admission::Moderated).await;
+    let users: Vec<Value> =
+        futures_util::future::join_all(["alice", "bob", "carol", "dave"].map(|n| e.register(n)))
+            .await;
+    let mut socks = Vec::new();
+    for u in &users[..3] {
+        e.status(&tok(u), "ready").await;
+        socks.push(e.ws(&tok(u)).await);
+    }
+    let mut dave = e.ws(&tok(&users[3])).await; // busy: not in the lobby
+    let mut admin = e.ws_at("/v1/admin/events", common::ADMIN).await;
+    say(
+        &mut socks[0],
+        json!({"type": "lobby_say", "text": "cześć, anyone here? 👋"}),
+    )
+    .await;
+    for ws in socks.iter_mut().chain(std::iter::once(&mut admin)) {
+        let m = until(ws, "lobby_message").await;
+        assert_eq!(
+            (m["from"].as_str(), m["admin"].as_bool(), m["text"].as_str()),
+            (Some("alice"), Some(false), Some("cześć, anyone here? 👋"))
+        );
+        assert!(m["at"].as_u64().unwrap() > 1_700_000_000_000);
+    }
+    none_of(&mut dave, "lobby_message", Duration::from_millis(200)).await;
+    // Dave is not waiting: refused. Control characters: refused.
+    say(&mut dave, json!({"type": "lobby_say", "text": "hi"})).await;
+    assert_eq!(until(&mut dave, "error").await["code"], "not_in_lobby");
+    say(
+        &mut socks[1],
+        json!({"type": "lobby_say", "text": "evil\u{1b}[2J"}),
+    )
+    .await;
+    assert_eq!(until(&mut socks[1], "error").await["code"], "invalid_text");
+    say(
+        &mut socks[1],
+        json!({"type": "lobby_say", "text": "x".repeat(501)}),
+    )
+    .await;
+    assert_eq!(until(&mut socks[1], "error").await["code"], "invalid_text");
+    say(&mut socks[1], json!({"type": "shout"})).await;
+    assert_eq!(until(&mut socks[1], "error").await["code"], "invalid_event");
+    // The moderator speaks, over the socket and over HTTP.
+    say(&mut admin, json!({"type": "lobby_say", "text": "welcome"})).await;
+    let m = until(&mut socks[2], "lobby_message").await;
+    assert_eq!(
+        (m["from"].as_str(), m["admin"].as_bool()),
+        (Some("moderator"), Some(true))
+    );
+    let r = e
+        .admin_post("/v1/admin/lobby", json!({"text": "pairing opens soon"}))
+        .await;
+    assert_eq!(r.status(), 202);
+    assert_eq!(r.json::<Value>().await.unwrap()["delivered"], 4);
+    assert_eq!(
+        until(&mut socks[0], "lobby_message").await["text"],
+        "welcome"
+    );
+    assert_eq!(
+        until(&mut socks[0], "lobby_message").await["text"],
+        "pairing opens soon"
+    );
+    // Typing reaches the others, not the typist.
+    say(&mut socks[0], json!({"type": "typing"})).await;
+    assert_eq!(until(&mut socks[1], "lobby_typing").await["from"], "alice");
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after() {
+    let e = env_with(|c| c.admission = Admission::Moderated).await;
+    // Registration: 10 per address at once.
+    let mut last = None;
+    for i in 0..11 {
+        let r = e
+            .http
+            .post(format!("{}/v1/users", e.base))
+            .json(&json!({ "name": format!("user{i}") }))
+            .send()
+            .await
+            .unwrap();
+        last = Some(r);
+    }
+    let r = last.unwrap();
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=6).contains(&retry), "{retry}");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "rate_limited"
+    );
+    // Lobby: 5 lines at once per user.
+    let users = e.app.state.core().reg.pbx_users();
+    assert_eq!(users.len(), 10);
+    let t = {
+        let core = e.app.state.core();
+        let u = core.reg.find("user0").unwrap();
+        let family = 1; // the first session family belongs to user0
+        assert!(core.sessions.is_live(family, u.id));
+        e.app
+            .state
+            .jwt
+            .issue("user0", u.id, family, myturn_server::state::unix_now())
+    };
+    e.status(&t, "ready").await;
+    let mut ws = e.ws(&t).await;
+    for i in 0..6 {
+        say(
+            &mut ws,
+            json!({"type": "lobby_say", "text": format!("line {i}")}),
+        )
+        .await;
+    }
+    // Replies to the sender and broadcast lines travel separately, so
+    // they may interleave: count both.
+    let (mut lines, mut limited) = (0, 0);
+    while lines + limited < 6 {
+        let ev = next(&mut ws).await;
+        match ev["type"].as_str().unwrap() {
+            "lobby_message" => lines += 1,
+            "error" => {
+                assert_eq!(ev["code"], "rate_limited");
+                limited += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!((lines, limited), (5, 1));
+    // Reports: 3 at once per user (no partner yet is a 409, which also counts).
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let r = e
+            .http
+            .post(format!("{}/v1/me/report", e.base))
+            .bearer_auth(&t)
+            .json(&json!({"reason": "spam"}))
+            .send()
+            .await
+            .unwrap();
+        codes.push(r.status().as_u16());
+    }
+    assert_eq!(codes, vec![409, 409, 409, 429]);
+    let m = e
+        .http
+        .get(format!("{}/metrics", e.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("myturn_rate_limited_total 3"), "{m}");
+}
+
+#[tokio::test]
+async fn websocket_caps_per_user() {
+    let e = env_with(|c| c.max_sockets_per_user = 2).await;
+    let a = e.register("alice").await;
+    let _w1 = e.ws(&tok(&a)).await;
+    let _w2 = e.ws(&tok(&a)).await;
+    let (status, body) = e
+        .ws_refused(
+            "/v1/events",
+            &[("authorization", format!("Bearer {}", tok(&a)))],
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str().unwrap()),
+        (429, "too_many_connections")
+    );
+    drop(_w1);
+    // The slot frees once the server notices the close.
+    let start = Instant::now();
+    loop {
+        let mut req = format!("ws://{}/v1/events", e.addr)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", tok(&a)).parse().unwrap(),
+        );
+        if tokio_tungstenite::connect_async(req).await.is_ok() {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn kick_ban_report_flow() {
+    let e = env().await;
+    let (a, b) = (e.register("alice").await, e.register("bob").await);
+    // Nothing to report before the first partner.
+    let r = e
+        .http
+        .post(format!("{}/v1/me/report", e.base))
+        .bearer_auth(tok(&a))
+        .json(&json!({"reason": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    e.status(&tok(&a), "ready").await;
+    e.status(&tok(&b), "ready").await;
+    let r = e
+        .http
+        .post(format!("{}/v1/me/report", e.base))
+        .bearer_auth(tok(&a))
+        .json(&json!({"reason": "was rude"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let reports = e.admin_get("/v1/admin/reports").await;
+    assert_eq!(reports["reports"][0]["reporter"], "alice");
+    assert_eq!(reports["reports"][0]["reported"], "bob");
+    assert_eq!(reports["reports"][0]["reason"], "was rude");
+    // Ban bob for an hour: he hears it, his stream closes, alice's pair ends.
+    let mut wb = e.ws(&tok(&b)).await;
+    let mut wa = e.ws(&tok(&a)).await;
+    let r = e
+        .admin_post("/v1/admin/bans", json!({"name": "Bob", "seconds": 3600}))
+        .await;
+    assert_eq!(r.status(), 201);
+    let ban = until(&mut wb, "banned").await;
+    assert!(ban["until"].as_u64().unwrap() > myturn_server::state::unix_now() + 3500);
+    assert_eq!(next(&mut wb).await["code"], 4003);
+    assert_eq!(until(&mut wa, "peer_left").await["reason"], "banned");
+    let r = e
+        .http
+        .post(format!("{}/v1/users", e.base))
+        .json(&json!({"name": "bob"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "banned");
+    assert_eq!(
+        e.admin_get("/v1/admin/bans").await["bans"][0]["name"],
+        "bob"
+    );
+    assert_eq!(
+        e.admin_post("/v1/admin/bans", json!({"name": "bob", "seconds": 0}))
+            .await
+            .status(),
+        400
+    );
+    let r = e
+        .http
+        .delete(format!("{}/v1/admin/bans/BOB", e.base))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    e.register("bob").await;
+    // Kick: kicked event, close 4003.
+    let kicked = e.register("carol").await;
+    let mut wc = e.ws(&tok(&kicked)).await;
+    let r = e
+        .http
+        .delete(format!("{}/v1/admin/users/carol", e.base))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    until(&mut wc, "kicked").await;
+    assert_eq!(next(&mut wc).await["code"], 4003);
+}
