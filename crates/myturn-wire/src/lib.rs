@@ -66,6 +66,9 @@ pub const RESERVED_NAMES: &[&str] = &[
     "global",
     "system",
     "default",
+    // Lobby lines from admins are signed "moderator".
+    "moderator",
+    "admin",
 ];
 
 /// Checks a nickname against the rule: an ASCII letter first, then ASCII
@@ -718,6 +721,7 @@ mod tests {
         assert_eq!(validate_name("General"), Err(NameError::Reserved));
         assert_eq!(validate_name("authentication"), Err(NameError::Reserved));
         assert_eq!(validate_name("generals"), Ok(()));
+        assert_eq!(validate_name("Moderator"), Err(NameError::Reserved));
         for c in "[]();,=>&/${}#'\"\\.@:<*!?".chars() {
             let name = format!("ab{c}c");
             assert_eq!(validate_name(&name), Err(NameError::BadChar), "{name:?}");
