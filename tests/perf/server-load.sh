@@ -19,5 +19,5 @@ for _ in $(seq 100); do
 done
 rss() { awk '/VmRSS/ {print $2}' "/proc/$server/status"; }
 echo "server RSS before: $(rss) kB"
-target/release/myturn-load --server "http://127.0.0.1:$port" --users "$users" --duration "$secs" "${@:3}"
+target/release/myturn-load http --server "http://127.0.0.1:$port" --users "$users" --duration "$secs" "${@:3}"
 echo "server RSS after: $(rss) kB"

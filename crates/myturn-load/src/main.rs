@@ -1,10 +1,12 @@
 //! `myturn-load`: drives a running `myturn-server` with many concurrent
 //! virtual users from a separate process and reports latency percentiles.
 //!
-//! Each virtual user registers, then loops until the deadline:
+//! `myturn-load http`: each virtual user registers, then loops until the deadline:
 //! `PUT ready` → `GET /v1/me/peer?wait=5` (pairing) → `GET /v1/me` →
 //! `PUT busy`, and logs out at the end. Requests answered `409` because the
 //! partner moved first are expected under this churn and counted apart.
+//!
+//! `myturn-load ws`: see the `ws` module.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,9 +17,28 @@ use clap::Parser;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-/// Load generator for myturn-server.
+mod ws;
+
+/// Load generator for myturn-server: run it as a separate process against
+/// a running server.
 #[derive(Debug, Parser)]
 #[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Mode {
+    /// HTTP request latency under concurrent virtual users.
+    Http(Args),
+    /// Event streams: memory per idle stream, push vs 1 s polling pairing
+    /// latency, lobby fan-out.
+    Ws(ws::WsArgs),
+}
+
+/// Arguments of the `http` mode.
+#[derive(Debug, clap::Args)]
 struct Args {
     /// Base URL of the server.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -157,7 +178,13 @@ fn tally(s: &mut Samples, kind: &'static str, status: u16, d: Duration) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Arc::new(Args::parse());
+    match Cli::parse().mode {
+        Mode::Http(args) => http_mode(Arc::new(args)).await,
+        Mode::Ws(args) => ws::run(args).await,
+    }
+}
+
+async fn http_mode(args: Arc<Args>) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.users)
         .timeout(Duration::from_secs(30))
