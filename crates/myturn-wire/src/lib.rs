@@ -710,10 +710,8 @@ pub mod fuzzing {
         let _ = serde_json::from_slice::<AdmitRequest>(data);
         let _ = serde_json::from_slice::<BanRequest>(data);
         let _ = serde_json::from_slice::<LobbySay>(data);
-        if let Ok(ev) = serde_json::from_slice::<ClientEvent>(data) {
-            if let ClientEvent::LobbySay { text } = ev {
-                let _ = validate_text(&text, LOBBY_MAX_LEN);
-            }
+        if let Ok(ClientEvent::LobbySay { text }) = serde_json::from_slice::<ClientEvent>(data) {
+            let _ = validate_text(&text, LOBBY_MAX_LEN);
         }
         if let Ok(s) = std::str::from_utf8(data) {
             if validate_name(s).is_ok() {
