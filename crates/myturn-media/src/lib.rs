@@ -1,0 +1,42 @@
+//! # myturn-media
+//!
+//! The cryptographic core of myTurn's end-to-end encrypted media, sans-IO:
+//! no sockets, no clocks, no threads. Randomness (keys, nonces, IVs) is
+//! passed in, so tests can seed it and production passes the OS's.
+//! `docs/protocol.md` specifies every byte.
+//!
+//! * [`keys`]: ephemeral x25519 keys, the commit hash, fingerprints, and the
+//!   HKDF-SHA256 key schedule that yields per-direction, per-stream AES-256
+//!   and HMAC keys, stream ids and the Short Authentication String.
+//! * [`packet`]: the RTP header and the sealed payload: fresh IV,
+//!   AES-256-CBC with PKCS#7, HMAC-SHA256 tag truncated to 128 bits over
+//!   header ‖ IV ‖ ciphertext, verified in constant time before decrypting.
+//! * [`replay`]: the 64-packet replay window of RFC 3711 §3.3.2.
+//!
+//! Driving it: after the handshake both sides hold [`keys::SessionKeys`].
+//! Build a [`packet::Sealer`] per sending stream and a [`packet::Opener`]
+//! per receiving stream; `seal` appends a datagram to a buffer, `open`
+//! returns the plaintext or a [`packet::Drop`] reason to count.
+//!
+//! ```
+//! use myturn_media::keys::{derive, EphemeralKey, Role};
+//! use myturn_media::packet::{Kind, Opener, RtpHeader, Sealer};
+//! let mut rng = rand_core::OsRng;
+//! let (i, r) = (EphemeralKey::generate(&mut rng), EphemeralKey::generate(&mut rng));
+//! let ki = derive(Role::Initiator, &i, &r.public(), &r.nonce(), "call-1").unwrap();
+//! let kr = derive(Role::Responder, &r, &i.public(), &i.nonce(), "call-1").unwrap();
+//! assert_eq!(ki.sas, kr.sas);
+//! let mut tx = Sealer::new(Kind::Audio, &ki.send_audio);
+//! let mut rx = Opener::new(Kind::Audio, &kr.recv_audio);
+//! let mut wire = Vec::new();
+//! tx.seal(RtpHeader::new(96, 0, 0, 1), &[1, 2, 3, 4], [7; 16], &mut wire);
+//! let mut out = Vec::new();
+//! rx.open(&wire, &mut out).unwrap();
+//! assert_eq!(out, [1, 2, 3, 4]);
+//! ```
+
+#![warn(clippy::indexing_slicing)]
+
+pub mod keys;
+pub mod packet;
+pub mod replay;
