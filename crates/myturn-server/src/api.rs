@@ -128,18 +128,26 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(admin) = &state.admin else {
-            return Err(ApiError::Forbidden(
-                "the admin API is disabled: start the server with MYTURN_ADMIN_TOKEN or --admin-token-file".into(),
-            ));
-        };
-        let token = token_of(parts)?;
-        if admin.matches(token) {
-            Ok(Admin)
-        } else {
-            state.metrics.auth_failures.fetch_add(1, Relaxed);
-            Err(ApiError::Unauthorized("invalid admin token".into()))
+        // Answer "disabled" before asking for a token that cannot work.
+        if state.admin.is_none() {
+            return verify_admin(state, "");
         }
+        verify_admin(state, token_of(parts)?)
+    }
+}
+
+/// Checks an admin token (HTTP header or WebSocket subprotocol).
+pub(crate) fn verify_admin(state: &AppState, token: &str) -> Result<Admin, ApiError> {
+    let Some(admin) = &state.admin else {
+        return Err(ApiError::Forbidden(
+            "the admin API is disabled: start the server with MYTURN_ADMIN_TOKEN or --admin-token-file".into(),
+        ));
+    };
+    if admin.matches(token) {
+        Ok(Admin)
+    } else {
+        state.metrics.auth_failures.fetch_add(1, Relaxed);
+        Err(ApiError::Unauthorized("invalid admin token".into()))
     }
 }
 

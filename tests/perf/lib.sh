@@ -1,0 +1,17 @@
+# Shared by the perf scripts: build release binaries and start a
+# myturn-server on a free loopback port. Sets $port and $server (its pid)
+# and stops it on exit.
+#   start_server [myturn-server flags...]
+start_server() {
+  cargo build --release -q -p myturn-server -p myturn-load
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  MYTURN_LOG=warn target/release/myturn-server --listen "127.0.0.1:$port" --pbx none "$@" &
+  server=$!
+  trap 'kill $server 2>/dev/null || true' EXIT
+  for _ in $(seq 100); do
+    curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "myturn-server did not come up" >&2
+  return 1
+}
