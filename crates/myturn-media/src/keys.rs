@@ -55,11 +55,15 @@ impl std::fmt::Debug for EphemeralKey {
 
 impl EphemeralKey {
     /// A fresh key and nonce (pass the OS RNG in production).
-    pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
-        let secret = StaticSecret::random_from_rng(&mut *rng);
+    pub fn generate<R: CryptoRngCore + ?Sized>(rng: &mut R) -> Self {
+        let mut bytes = [0u8; 32];
+        rng.as_rngcore().fill_bytes(&mut bytes);
+        // x25519 clamps the scalar itself.
+        let secret = StaticSecret::from(bytes);
+        bytes.zeroize();
         let public = PublicKey::from(&secret).to_bytes();
         let mut nonce = [0u8; NONCE_LEN];
-        rng.fill_bytes(&mut nonce);
+        rng.as_rngcore().fill_bytes(&mut nonce);
         EphemeralKey {
             secret,
             public,

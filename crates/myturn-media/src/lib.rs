@@ -12,6 +12,9 @@
 //!   AES-256-CBC with PKCS#7, HMAC-SHA256 tag truncated to 128 bits over
 //!   header ‖ IV ‖ ciphertext, verified in constant time before decrypting.
 //! * [`replay`]: the 64-packet replay window of RFC 3711 §3.3.2.
+//! * [`session`]: the sans-IO state machine over all of it: the
+//!   commit-then-reveal handshake with retransmission and key confirmation,
+//!   sealed audio, and a reliable, ordered text stream.
 //!
 //! Driving it: after the handshake both sides hold [`keys::SessionKeys`].
 //! Build a [`packet::Sealer`] per sending stream and a [`packet::Opener`]
@@ -40,3 +43,4 @@
 pub mod keys;
 pub mod packet;
 pub mod replay;
+pub mod session;

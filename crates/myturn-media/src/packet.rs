@@ -237,14 +237,10 @@ impl Inner {
 }
 
 fn mac_init(key: &[u8; 32]) -> Hmac256 {
-    // HMAC takes keys of any length; 32 bytes cannot fail.
-    <Hmac256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable_mac())
-}
-
-#[cold]
-fn unreachable_mac() -> Hmac256 {
-    // Only reachable if HMAC refused a 32-byte key, which it never does.
-    <Hmac256 as Mac>::new_from_slice(&[0u8; 32]).unwrap_or_else(|_| unreachable_mac())
+    match <Hmac256 as Mac>::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC accepts keys of any length"),
+    }
 }
 
 /// Seals packets of one sending stream.

@@ -1,0 +1,719 @@
+//! The sans-IO media session: the key-agreement handshake with
+//! retransmission, then sealed audio and a reliable, ordered text stream.
+//!
+//! Drive it like quinn-proto or str0m: feed datagrams with
+//! [`Session::handle_datagram`], call [`Session::handle_timeout`] when
+//! [`Session::poll_timeout`] says, send what [`Session::poll_transmit`]
+//! yields, and act on [`Session::poll_event`]. `now` is always passed in;
+//! randomness comes from the RNG given at construction (the OS RNG in
+//! production: keys, nonces and IVs).
+//!
+//! Handshake (`docs/protocol.md`): Commit, DHPart1, DHPart2, Confirm1,
+//! Confirm2, each an RTP packet of the negotiated payload type whose payload
+//! starts with `0x10` (version 1, kind 0) and a message type byte.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use rand_core::CryptoRngCore;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::keys::{
+    commitment, derive, fingerprint, EphemeralKey, KeyError, Role, SessionKeys, NONCE_LEN,
+};
+use crate::packet::{Discard, Inner, Kind, Opener, RtpHeader, Sealer, VERSION};
+
+/// First handshake retransmission delay; doubles up to [`HS_RTO_MAX`].
+pub const HS_RTO: Duration = Duration::from_millis(100);
+/// Longest handshake retransmission delay.
+pub const HS_RTO_MAX: Duration = Duration::from_secs(1);
+/// A handshake not done by then fails.
+pub const HS_TIMEOUT: Duration = Duration::from_secs(10);
+/// First text retransmission delay; doubles up to [`TEXT_RTO_MAX`].
+pub const TEXT_RTO: Duration = Duration::from_millis(200);
+/// Longest text retransmission delay.
+pub const TEXT_RTO_MAX: Duration = Duration::from_secs(2);
+/// Longest chat message, in bytes of UTF-8.
+pub const TEXT_MAX_LEN: usize = 1000;
+/// Text messages in flight before `send_text` refuses more.
+pub const TEXT_WINDOW: usize = 64;
+
+const MSG_COMMIT: u8 = 1;
+const MSG_DH1: u8 = 2;
+const MSG_DH2: u8 = 3;
+const MSG_CONFIRM1: u8 = 4;
+const MSG_CONFIRM2: u8 = 5;
+const CONFIRM_LEN: usize = 16;
+
+/// Static settings of a session.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// SIP caller = initiator.
+    pub role: Role,
+    /// The SIP Call-ID, bound into the keys.
+    pub call_id: String,
+    /// The peer's key fingerprint from SDP, if known: a different key
+    /// aborts the handshake.
+    pub peer_fingerprint: Option<[u8; 32]>,
+    /// RTP payload type negotiated in SDP.
+    pub payload_type: u8,
+    /// Our RTP SSRC.
+    pub ssrc: u32,
+    /// Samples per 20 ms frame (160 at 8 kHz, 320 at 16 kHz): the RTP
+    /// timestamp step.
+    pub samples_per_frame: u32,
+}
+
+/// Why a session failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// No complete handshake within [`HS_TIMEOUT`].
+    #[error("key agreement timed out (no answer from the peer)")]
+    Timeout,
+    /// The peer's key does not match the fingerprint from SDP.
+    #[error("the peer's key does not match the fingerprint it announced: possible interception")]
+    FingerprintMismatch,
+    /// The revealed key does not match the commitment.
+    #[error("the peer's key does not match its commitment: possible interception")]
+    CommitMismatch,
+    /// The confirm MAC did not verify: the two sides derived different keys.
+    #[error("key confirmation failed: the two sides derived different keys")]
+    ConfirmFailed,
+    /// Key derivation refused the peer's key.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+/// Something the application must know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Keys agreed and confirmed; show `sas` to the user.
+    Established {
+        /// Short Authentication String.
+        sas: String,
+        /// The peer's key fingerprint.
+        peer_fingerprint: [u8; 32],
+    },
+    /// An audio frame (PCM16 little-endian bytes) with its end-to-end
+    /// sequence number. Frames arrive in network order; a jitter buffer
+    /// reorders and paces them.
+    Audio {
+        /// End-to-end sequence number.
+        seq: u64,
+        /// PCM16 little-endian.
+        pcm: Vec<u8>,
+    },
+    /// A chat message, delivered once and in order.
+    Text(String),
+    /// The session cannot continue; no media flows.
+    Failed(Failure),
+}
+
+/// Why a send was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Before the handshake completes nothing is sent (never in clear).
+    #[error("the secure channel is not established yet")]
+    NotEstablished,
+    /// The session failed.
+    #[error("the session failed")]
+    Failed,
+    /// Text too long or not one line of text.
+    #[error("chat messages are 1 to {TEXT_MAX_LEN} bytes of text without control characters")]
+    BadText,
+    /// Too many unacknowledged messages.
+    #[error("too many chat messages in flight; wait for the peer")]
+    TextBacklog,
+}
+
+/// Counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Audio frames sent.
+    pub audio_sent: u64,
+    /// Audio frames received (authentic, fresh).
+    pub audio_received: u64,
+    /// Text packets retransmitted.
+    pub text_retransmits: u64,
+    /// Handshake messages retransmitted.
+    pub handshake_retransmits: u64,
+    /// Datagrams dropped, by reason.
+    pub dropped: BTreeMap<&'static str, u64>,
+}
+
+enum State {
+    /// Initiator: Commit sent, waiting for DHPart1.
+    Committed,
+    /// Responder: waiting for Commit.
+    WaitCommit,
+    /// Responder: DHPart1 sent, waiting for DHPart2.
+    SentDh1 {
+        commit: [u8; 32],
+        peer_nonce: [u8; NONCE_LEN],
+    },
+    /// Keys derived; waiting for the peer's confirm.
+    Confirming(Box<Secure>),
+    /// Done.
+    Established(Box<Secure>),
+    /// Failed for good.
+    Failed,
+}
+
+struct Secure {
+    keys: SessionKeys,
+    tx_audio: Sealer,
+    tx_text: Sealer,
+    tx_ack: Sealer,
+    rx_audio: Opener,
+    rx_text: Opener,
+    rx_ack: Opener,
+}
+
+impl Secure {
+    fn new(keys: SessionKeys) -> Self {
+        Secure {
+            tx_audio: Sealer::new(Kind::Audio, &keys.send_audio),
+            tx_text: Sealer::new(Kind::Text, &keys.send_text),
+            tx_ack: Sealer::new(Kind::TextAck, &keys.send_text),
+            rx_audio: Opener::new(Kind::Audio, &keys.recv_audio),
+            rx_text: Opener::new(Kind::Text, &keys.recv_text),
+            rx_ack: Opener::new(Kind::TextAck, &keys.recv_text),
+            keys,
+        }
+    }
+}
+
+struct Outgoing {
+    msg: u32,
+    text: String,
+    due: Instant,
+    rto: Duration,
+}
+
+/// One call's media session. See the module docs.
+pub struct Session {
+    cfg: Config,
+    rng: Box<dyn CryptoRngCore + Send>,
+    key: EphemeralKey,
+    state: State,
+    started: Instant,
+    /// The handshake message to (re)send and when.
+    hs_last: Option<Vec<u8>>,
+    hs_due: Option<Instant>,
+    hs_rto: Duration,
+    rtp_seq: u16,
+    rtp_ts: u32,
+    transmits: VecDeque<Vec<u8>>,
+    events: VecDeque<Event>,
+    stats: Stats,
+    /// The peer's key fingerprint, once its key arrived.
+    peer_fp: Option<[u8; 32]>,
+    // Text, sending side.
+    next_msg: u32,
+    unacked: VecDeque<Outgoing>,
+    // Text, receiving side.
+    next_expected: u32,
+    early: BTreeMap<u32, String>,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("role", &self.cfg.role)
+            .field("established", &self.is_established())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+fn confirm_mac(key: &[u8; 32], label: &[u8]) -> [u8; CONFIRM_LEN] {
+    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC accepts keys of any length"),
+    };
+    mac.update(label);
+    let full = mac.finalize().into_bytes();
+    let mut out = [0u8; CONFIRM_LEN];
+    out.copy_from_slice(full.get(..CONFIRM_LEN).unwrap_or(&[0; CONFIRM_LEN]));
+    out
+}
+
+fn label(role: Role) -> &'static [u8] {
+    match role {
+        Role::Initiator => b"myturn-confirm-I",
+        Role::Responder => b"myturn-confirm-R",
+    }
+}
+
+impl Session {
+    /// A new session. The initiator queues its Commit at once.
+    pub fn new(cfg: Config, mut rng: Box<dyn CryptoRngCore + Send>, now: Instant) -> Self {
+        let key = EphemeralKey::generate(&mut *rng);
+        let role = cfg.role;
+        let mut s = Session {
+            rtp_seq: (rng.as_rngcore().next_u32() & 0x7fff) as u16,
+            rtp_ts: rng.as_rngcore().next_u32(),
+            cfg,
+            rng,
+            key,
+            state: match role {
+                Role::Initiator => State::Committed,
+                Role::Responder => State::WaitCommit,
+            },
+            started: now,
+            hs_last: None,
+            hs_due: None,
+            hs_rto: HS_RTO,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            peer_fp: None,
+            next_msg: 0,
+            unacked: VecDeque::new(),
+            next_expected: 0,
+            early: BTreeMap::new(),
+            scratch: Vec::with_capacity(2048),
+        };
+        if role == Role::Initiator {
+            let mut body = Vec::with_capacity(48);
+            body.extend_from_slice(&s.key.nonce());
+            body.extend_from_slice(&commitment(&s.key.public()));
+            s.send_handshake(MSG_COMMIT, &body, now);
+        }
+        s
+    }
+
+    /// Our public key's fingerprint, for the SDP attribute.
+    pub fn local_fingerprint(&self) -> [u8; 32] {
+        fingerprint(&self.key.public())
+    }
+
+    /// `true` once keys are agreed and confirmed.
+    pub fn is_established(&self) -> bool {
+        matches!(self.state, State::Established(_))
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Session::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let handshaking = !matches!(self.state, State::Established(_) | State::Failed);
+        [
+            self.unacked.iter().map(|o| o.due).min(),
+            self.hs_due,
+            handshaking.then_some(self.started + HS_TIMEOUT),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Retransmits what is due; fails a handshake that took too long.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let handshaking = !matches!(self.state, State::Established(_) | State::Failed);
+        if handshaking && now >= self.started + HS_TIMEOUT {
+            self.fail(Failure::Timeout);
+            return;
+        }
+        if let (Some(due), Some(msg)) = (self.hs_due, &self.hs_last) {
+            if now >= due {
+                self.transmits.push_back(msg.clone());
+                self.stats.handshake_retransmits += 1;
+                self.hs_rto = (self.hs_rto * 2).min(HS_RTO_MAX);
+                self.hs_due = Some(now + self.hs_rto);
+            }
+        }
+        if let State::Established(sec) = &mut self.state {
+            let mut resend = Vec::new();
+            for o in self.unacked.iter_mut().filter(|o| o.due <= now) {
+                o.rto = (o.rto * 2).min(TEXT_RTO_MAX);
+                o.due = now + o.rto;
+                resend.push((o.msg, o.text.clone()));
+            }
+            for (msg, text) in resend {
+                let pkt = seal_text(
+                    sec,
+                    &self.cfg,
+                    &mut self.rtp_seq,
+                    self.rtp_ts,
+                    &mut *self.rng,
+                    msg,
+                    &text,
+                );
+                self.transmits.push_back(pkt);
+                self.stats.text_retransmits += 1;
+            }
+        }
+    }
+
+    fn rtp(&mut self, marker: bool) -> RtpHeader {
+        let mut h = RtpHeader::new(
+            self.cfg.payload_type,
+            self.rtp_seq,
+            self.rtp_ts,
+            self.cfg.ssrc,
+        );
+        h.marker = marker;
+        self.rtp_seq = self.rtp_seq.wrapping_add(1);
+        h
+    }
+
+    fn send_handshake(&mut self, msg: u8, body: &[u8], now: Instant) {
+        let mut out = Vec::with_capacity(12 + 2 + body.len());
+        self.rtp(true).write(&mut out);
+        out.push(VERSION << 4);
+        out.push(msg);
+        out.extend_from_slice(body);
+        self.transmits.push_back(out.clone());
+        self.hs_last = Some(out);
+        self.hs_rto = HS_RTO;
+        self.hs_due = Some(now + HS_RTO);
+    }
+
+    /// Sends the last handshake message again (answer to a retransmitted
+    /// request from the peer).
+    fn repeat_handshake(&mut self) {
+        if let Some(m) = &self.hs_last {
+            self.transmits.push_back(m.clone());
+        }
+    }
+
+    fn fail(&mut self, f: Failure) {
+        if matches!(self.state, State::Failed) {
+            return;
+        }
+        self.state = State::Failed;
+        self.hs_due = None;
+        self.hs_last = None;
+        self.unacked.clear();
+        self.events.push_back(Event::Failed(f));
+    }
+
+    fn drop_counted(&mut self, d: Discard) {
+        *self.stats.dropped.entry(d.as_str()).or_insert(0) += 1;
+    }
+
+    fn establish(&mut self) {
+        let State::Confirming(sec) = std::mem::replace(&mut self.state, State::Failed) else {
+            return;
+        };
+        self.events.push_back(Event::Established {
+            sas: sec.keys.sas.clone(),
+            peer_fingerprint: self.peer_fp.unwrap_or([0; 32]),
+        });
+        self.state = State::Established(sec);
+    }
+
+    /// Handles one received datagram.
+    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        let Ok((_, payload)) = RtpHeader::parse(datagram) else {
+            self.drop_counted(Discard::BadRtp);
+            return;
+        };
+        let Some(&first) = payload.first() else {
+            self.drop_counted(Discard::Truncated);
+            return;
+        };
+        if first >> 4 != VERSION {
+            self.drop_counted(Discard::BadVersion);
+            return;
+        }
+        if first & 0x0f == 0 {
+            self.on_handshake(now, payload);
+            return;
+        }
+        let inner = match Inner::parse(payload) {
+            Ok(i) => i,
+            Err(d) => return self.drop_counted(d),
+        };
+        // A responder learns that its Confirm1 arrived from the first
+        // authentic media packet, as well as from Confirm2.
+        let confirming =
+            matches!(self.state, State::Confirming(_)) && self.cfg.role == Role::Responder;
+        let sec = match &mut self.state {
+            State::Established(sec) => sec,
+            State::Confirming(sec) if confirming => sec,
+            _ => return self.drop_counted(Discard::UnknownStream),
+        };
+        let result = match inner.kind {
+            Kind::Audio => sec.rx_audio.open(datagram, &mut self.scratch),
+            Kind::Text => sec.rx_text.open(datagram, &mut self.scratch),
+            Kind::TextAck => sec.rx_ack.open(datagram, &mut self.scratch),
+        };
+        let opened = match result {
+            Ok(o) => o,
+            Err(d) => return self.drop_counted(d),
+        };
+        if confirming {
+            self.hs_due = None;
+            self.establish();
+        }
+        let plaintext = std::mem::take(&mut self.scratch);
+        match inner.kind {
+            Kind::Audio => {
+                self.stats.audio_received += 1;
+                self.events.push_back(Event::Audio {
+                    seq: opened.seq,
+                    pcm: plaintext.clone(),
+                });
+            }
+            Kind::Text => self.on_text(&plaintext),
+            Kind::TextAck => self.on_ack(&plaintext),
+        }
+        self.scratch = plaintext;
+    }
+
+    fn on_handshake(&mut self, now: Instant, payload: &[u8]) {
+        let msg = payload.get(1).copied().unwrap_or(0);
+        let body = payload.get(2..).unwrap_or(&[]);
+        match (&self.state, msg) {
+            (State::WaitCommit, MSG_COMMIT) if body.len() == NONCE_LEN + 32 => {
+                let mut peer_nonce = [0u8; NONCE_LEN];
+                let mut commit = [0u8; 32];
+                peer_nonce.copy_from_slice(body.get(..NONCE_LEN).unwrap_or(&[0; NONCE_LEN]));
+                commit.copy_from_slice(body.get(NONCE_LEN..).unwrap_or(&[0; 32]));
+                self.state = State::SentDh1 { commit, peer_nonce };
+                let mut out = Vec::with_capacity(48);
+                out.extend_from_slice(&self.key.nonce());
+                out.extend_from_slice(&self.key.public());
+                self.send_handshake(MSG_DH1, &out, now);
+            }
+            (State::SentDh1 { .. }, MSG_COMMIT) => self.repeat_handshake(),
+            (State::Committed, MSG_DH1) if body.len() == NONCE_LEN + 32 => {
+                let mut peer_nonce = [0u8; NONCE_LEN];
+                let mut peer_pub = [0u8; 32];
+                peer_nonce.copy_from_slice(body.get(..NONCE_LEN).unwrap_or(&[0; NONCE_LEN]));
+                peer_pub.copy_from_slice(body.get(NONCE_LEN..).unwrap_or(&[0; 32]));
+                if let Err(f) = self.check_fingerprint(&peer_pub) {
+                    return self.fail(f);
+                }
+                match derive(
+                    Role::Initiator,
+                    &self.key,
+                    &peer_pub,
+                    &peer_nonce,
+                    &self.cfg.call_id,
+                ) {
+                    Ok(keys) => {
+                        self.state = State::Confirming(Box::new(Secure::new(keys)));
+                        let public = self.key.public();
+                        self.send_handshake(MSG_DH2, &public, now);
+                    }
+                    Err(e) => self.fail(e.into()),
+                }
+            }
+            (State::SentDh1 { commit, peer_nonce }, MSG_DH2) if body.len() == 32 => {
+                let (commit, peer_nonce) = (*commit, *peer_nonce);
+                let mut peer_pub = [0u8; 32];
+                peer_pub.copy_from_slice(body);
+                if !bool::from(commitment(&peer_pub).ct_eq(&commit)) {
+                    return self.fail(Failure::CommitMismatch);
+                }
+                if let Err(f) = self.check_fingerprint(&peer_pub) {
+                    return self.fail(f);
+                }
+                match derive(
+                    Role::Responder,
+                    &self.key,
+                    &peer_pub,
+                    &peer_nonce,
+                    &self.cfg.call_id,
+                ) {
+                    Ok(keys) => {
+                        let mac = confirm_mac(&keys.confirm_mine.0, label(Role::Responder));
+                        self.state = State::Confirming(Box::new(Secure::new(keys)));
+                        self.send_handshake(MSG_CONFIRM1, &mac, now);
+                    }
+                    Err(e) => self.fail(e.into()),
+                }
+            }
+            (State::Confirming(_), MSG_DH2) if self.cfg.role == Role::Responder => {
+                self.repeat_handshake()
+            }
+            (State::Confirming(sec), MSG_CONFIRM1) if self.cfg.role == Role::Initiator => {
+                let expected = confirm_mac(&sec.keys.confirm_peer.0, label(Role::Responder));
+                if !bool::from(expected.as_slice().ct_eq(body)) {
+                    return self.fail(Failure::ConfirmFailed);
+                }
+                let mine = confirm_mac(&sec.keys.confirm_mine.0, label(Role::Initiator));
+                self.send_handshake(MSG_CONFIRM2, &mine, now);
+                // Confirm2 is only repeated when Confirm1 is.
+                self.hs_due = None;
+                self.establish();
+            }
+            // Our Confirm2 was lost: the responder repeats Confirm1.
+            (State::Established(_), MSG_CONFIRM1) if self.cfg.role == Role::Initiator => {
+                self.repeat_handshake();
+            }
+            (State::Confirming(sec), MSG_CONFIRM2) if self.cfg.role == Role::Responder => {
+                let expected = confirm_mac(&sec.keys.confirm_peer.0, label(Role::Initiator));
+                if !bool::from(expected.as_slice().ct_eq(body)) {
+                    return self.fail(Failure::ConfirmFailed);
+                }
+                self.hs_due = None;
+                self.establish();
+            }
+            // Duplicates and strays after the fact are harmless.
+            _ => self.drop_counted(Discard::WrongKind),
+        }
+    }
+
+    fn check_fingerprint(&mut self, peer_pub: &[u8; 32]) -> Result<(), Failure> {
+        let fp = fingerprint(peer_pub);
+        self.peer_fp = Some(fp);
+        match self.cfg.peer_fingerprint {
+            Some(expected) if !bool::from(expected.ct_eq(&fp)) => Err(Failure::FingerprintMismatch),
+            _ => Ok(()),
+        }
+    }
+
+    /// Seals and queues one audio frame (PCM16 little-endian).
+    pub fn send_audio(&mut self, pcm: &[u8]) -> Result<(), SendError> {
+        let State::Established(sec) = &mut self.state else {
+            return Err(match self.state {
+                State::Failed => SendError::Failed,
+                _ => SendError::NotEstablished,
+            });
+        };
+        let mut iv = [0u8; 16];
+        self.rng.as_rngcore().fill_bytes(&mut iv);
+        let h = RtpHeader::new(
+            self.cfg.payload_type,
+            self.rtp_seq,
+            self.rtp_ts,
+            self.cfg.ssrc,
+        );
+        self.rtp_seq = self.rtp_seq.wrapping_add(1);
+        self.rtp_ts = self.rtp_ts.wrapping_add(self.cfg.samples_per_frame);
+        let mut out = Vec::with_capacity(pcm.len() + 80);
+        sec.tx_audio.seal(h, pcm, iv, &mut out);
+        self.transmits.push_back(out);
+        self.stats.audio_sent += 1;
+        Ok(())
+    }
+
+    /// Queues one chat message for reliable, ordered delivery.
+    pub fn send_text(&mut self, now: Instant, text: &str) -> Result<(), SendError> {
+        if text.is_empty() || text.len() > TEXT_MAX_LEN || text.chars().any(char::is_control) {
+            return Err(SendError::BadText);
+        }
+        if self.unacked.len() >= TEXT_WINDOW {
+            return Err(SendError::TextBacklog);
+        }
+        let State::Established(sec) = &mut self.state else {
+            return Err(match self.state {
+                State::Failed => SendError::Failed,
+                _ => SendError::NotEstablished,
+            });
+        };
+        let msg = self.next_msg;
+        self.next_msg = self.next_msg.wrapping_add(1);
+        let pkt = seal_text(
+            sec,
+            &self.cfg,
+            &mut self.rtp_seq,
+            self.rtp_ts,
+            &mut *self.rng,
+            msg,
+            text,
+        );
+        self.transmits.push_back(pkt);
+        self.unacked.push_back(Outgoing {
+            msg,
+            text: text.to_owned(),
+            due: now + TEXT_RTO,
+            rto: TEXT_RTO,
+        });
+        Ok(())
+    }
+
+    fn on_text(&mut self, plaintext: &[u8]) {
+        let Some((head, body)) = plaintext.split_first_chunk::<4>() else {
+            return self.drop_counted(Discard::Truncated);
+        };
+        let msg = u32::from_be_bytes(*head);
+        let Ok(text) = std::str::from_utf8(body) else {
+            return self.drop_counted(Discard::BadPadding);
+        };
+        // Deliver in order, once; hold early arrivals.
+        if msg.wrapping_sub(self.next_expected) < (1 << 31) {
+            if msg == self.next_expected {
+                self.events.push_back(Event::Text(text.to_owned()));
+                self.next_expected = self.next_expected.wrapping_add(1);
+                while let Some(t) = self.early.remove(&self.next_expected) {
+                    self.events.push_back(Event::Text(t));
+                    self.next_expected = self.next_expected.wrapping_add(1);
+                }
+            } else if self.early.len() < TEXT_WINDOW {
+                self.early.entry(msg).or_insert_with(|| text.to_owned());
+            }
+        }
+        self.send_ack();
+    }
+
+    fn send_ack(&mut self) {
+        let State::Established(sec) = &mut self.state else {
+            return;
+        };
+        let mut iv = [0u8; 16];
+        self.rng.as_rngcore().fill_bytes(&mut iv);
+        let h = RtpHeader::new(
+            self.cfg.payload_type,
+            self.rtp_seq,
+            self.rtp_ts,
+            self.cfg.ssrc,
+        );
+        self.rtp_seq = self.rtp_seq.wrapping_add(1);
+        let mut out = Vec::with_capacity(80);
+        sec.tx_ack
+            .seal(h, &self.next_expected.to_be_bytes(), iv, &mut out);
+        self.transmits.push_back(out);
+    }
+
+    fn on_ack(&mut self, plaintext: &[u8]) {
+        let Some(head) = plaintext.first_chunk::<4>() else {
+            return self.drop_counted(Discard::Truncated);
+        };
+        let next = u32::from_be_bytes(*head);
+        // Cumulative: everything before `next` arrived.
+        self.unacked
+            .retain(|o| next.wrapping_sub(o.msg).wrapping_sub(1) >= (1 << 31));
+    }
+}
+
+fn seal_text(
+    sec: &mut Secure,
+    cfg: &Config,
+    rtp_seq: &mut u16,
+    rtp_ts: u32,
+    rng: &mut dyn CryptoRngCore,
+    msg: u32,
+    text: &str,
+) -> Vec<u8> {
+    let mut iv = [0u8; 16];
+    rng.as_rngcore().fill_bytes(&mut iv);
+    let h = RtpHeader::new(cfg.payload_type, *rtp_seq, rtp_ts, cfg.ssrc);
+    *rtp_seq = rtp_seq.wrapping_add(1);
+    let mut pt = Vec::with_capacity(4 + text.len());
+    pt.extend_from_slice(&msg.to_be_bytes());
+    pt.extend_from_slice(text.as_bytes());
+    let mut out = Vec::with_capacity(pt.len() + 80);
+    sec.tx_text.seal(h, &pt, iv, &mut out);
+    out
+}

@@ -1,0 +1,521 @@
+//! Two sans-IO sessions over a simulated link (loss, reordering, delay,
+//! tampering), stepped through simulated time.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::time::{Duration, Instant};
+
+use myturn_media::keys::Role;
+use myturn_media::session::{Config, Event, Failure, SendError, Session, HS_TIMEOUT};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+fn session(role: Role, seed: u64, peer_fp: Option<[u8; 32]>, now: Instant) -> Session {
+    Session::new(
+        Config {
+            role,
+            call_id: "a84b4c76e66710@pc33.example.org".into(),
+            peer_fingerprint: peer_fp,
+            payload_type: 96,
+            ssrc: seed as u32,
+            samples_per_frame: 160,
+        },
+        Box::new(StdRng::seed_from_u64(seed)),
+        now,
+    )
+}
+
+/// Edits a packet in flight; `false` drops it.
+type Tamper = Box<dyn FnMut(&mut Vec<u8>) -> bool>;
+
+/// A datagram link between side 0 and side 1.
+struct Link {
+    rng: StdRng,
+    loss: f64,
+    /// Extra random delay up to this, which reorders packets.
+    jitter: Duration,
+    delay: Duration,
+    in_flight: Vec<(Instant, usize, Vec<u8>)>,
+    /// Applied to every packet in flight (tampering relays).
+    tamper: Option<Tamper>,
+    delivered: u64,
+    lost: u64,
+}
+
+impl Link {
+    fn new(seed: u64, loss: f64, jitter_ms: u64) -> Self {
+        Link {
+            rng: StdRng::seed_from_u64(seed),
+            loss,
+            jitter: Duration::from_millis(jitter_ms),
+            delay: Duration::from_millis(10),
+            in_flight: Vec::new(),
+            tamper: None,
+            delivered: 0,
+            lost: 0,
+        }
+    }
+
+    fn send(&mut self, now: Instant, to: usize, mut pkt: Vec<u8>) {
+        if self.rng.gen::<f64>() < self.loss {
+            self.lost += 1;
+            return;
+        }
+        if let Some(t) = &mut self.tamper {
+            if !t(&mut pkt) {
+                return;
+            }
+        }
+        let extra = if self.jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            self.jitter.mul_f64(self.rng.gen())
+        };
+        self.in_flight.push((now + self.delay + extra, to, pkt));
+    }
+}
+
+/// Runs both sessions until `until`, calling `each_ms` every simulated
+/// millisecond (to send media).
+fn run(
+    s: &mut [Session; 2],
+    link: &mut Link,
+    now: &mut Instant,
+    span: Duration,
+    mut each_ms: impl FnMut(&mut [Session; 2], Instant),
+) {
+    let until = *now + span;
+    let mut next_tick = *now;
+    while *now < until {
+        for (i, sess) in s.iter_mut().enumerate() {
+            while let Some(p) = sess.poll_transmit() {
+                link.send(*now, 1 - i, p);
+            }
+        }
+        let mut next = until.min(next_tick);
+        for sess in s.iter() {
+            if let Some(t) = sess.poll_timeout() {
+                next = next.min(t);
+            }
+        }
+        if let Some(t) = link.in_flight.iter().map(|x| x.0).min() {
+            next = next.min(t);
+        }
+        *now = next.max(*now);
+        let due: Vec<(usize, Vec<u8>)> = {
+            let (d, rest): (Vec<_>, Vec<_>) = link.in_flight.drain(..).partition(|x| x.0 <= *now);
+            link.in_flight = rest;
+            d.into_iter().map(|(_, to, p)| (to, p)).collect()
+        };
+        for (to, p) in due {
+            link.delivered += 1;
+            s[to].handle_datagram(*now, &p);
+        }
+        for sess in s.iter_mut() {
+            if sess.poll_timeout().is_some_and(|t| t <= *now) {
+                sess.handle_timeout(*now);
+            }
+        }
+        if *now >= next_tick {
+            each_ms(s, *now);
+            next_tick = *now + Duration::from_millis(1);
+        }
+        if *now >= until {
+            break;
+        }
+    }
+}
+
+fn events(s: &mut Session) -> Vec<Event> {
+    std::iter::from_fn(|| s.poll_event()).collect()
+}
+
+fn established(ev: &[Event]) -> Option<String> {
+    ev.iter().find_map(|e| match e {
+        Event::Established { sas, .. } => Some(sas.clone()),
+        _ => None,
+    })
+}
+
+fn pair(seed: u64, now: Instant) -> [Session; 2] {
+    let i = session(Role::Initiator, seed, None, now);
+    let r = session(Role::Responder, seed + 1, None, now);
+    // SDP carries each side's fingerprint to the other.
+    let (fi, fr) = (i.local_fingerprint(), r.local_fingerprint());
+    [
+        session(Role::Initiator, seed, Some(fr), now),
+        session(Role::Responder, seed + 1, Some(fi), now),
+    ]
+}
+
+#[test]
+fn handshake_without_loss_agrees_on_the_sas() {
+    let mut now = Instant::now();
+    let mut s = pair(1, now);
+    let mut link = Link::new(1, 0.0, 0);
+    assert_eq!(s[0].send_audio(&[0; 320]), Err(SendError::NotEstablished));
+    run(
+        &mut s,
+        &mut link,
+        &mut now,
+        Duration::from_secs(1),
+        |_, _| {},
+    );
+    let (e0, e1) = (events(&mut s[0]), events(&mut s[1]));
+    let (a, b) = (
+        established(&e0).expect("initiator"),
+        established(&e1).expect("responder"),
+    );
+    assert_eq!(a, b);
+    assert_eq!(a.len(), 6);
+    assert_eq!(
+        s[0].stats().handshake_retransmits + s[1].stats().handshake_retransmits,
+        0
+    );
+    // Five messages crossed the link and nothing else.
+    assert_eq!(link.delivered, 5);
+}
+
+#[test]
+fn handshake_survives_heavy_loss_and_reordering() {
+    for seed in 0..40 {
+        let mut now = Instant::now();
+        let mut s = pair(100 + seed, now);
+        let mut link = Link::new(seed, 0.3, 30);
+        run(
+            &mut s,
+            &mut link,
+            &mut now,
+            Duration::from_secs(9),
+            |_, _| {},
+        );
+        let (e0, e1) = (events(&mut s[0]), events(&mut s[1]));
+        let a = established(&e0).unwrap_or_else(|| panic!("seed {seed}: initiator {e0:?}"));
+        let b = established(&e1).unwrap_or_else(|| panic!("seed {seed}: responder {e1:?}"));
+        assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn a_silent_peer_times_out_with_a_clear_error() {
+    let mut now = Instant::now();
+    let mut s = pair(2, now);
+    let mut link = Link::new(2, 1.0, 0);
+    run(
+        &mut s,
+        &mut link,
+        &mut now,
+        HS_TIMEOUT + Duration::from_secs(1),
+        |_, _| {},
+    );
+    for side in s.iter_mut() {
+        assert!(events(side).contains(&Event::Failed(Failure::Timeout)));
+        assert_eq!(side.send_audio(&[0; 320]), Err(SendError::Failed));
+    }
+    // Retransmissions backed off: far fewer than one per 100 ms.
+    assert!(
+        s[0].stats().handshake_retransmits < 20,
+        "{:?}",
+        s[0].stats()
+    );
+}
+
+#[test]
+fn five_seconds_of_audio_arrive_bit_exact() {
+    let mut now = Instant::now();
+    let mut s = pair(3, now);
+    let mut link = Link::new(3, 0.0, 0);
+    run(
+        &mut s,
+        &mut link,
+        &mut now,
+        Duration::from_millis(500),
+        |_, _| {},
+    );
+    assert!(s[0].is_established() && s[1].is_established());
+    events(&mut s[0]);
+    events(&mut s[1]);
+    let frame = |side: usize, n: u64| -> Vec<u8> {
+        (0..160u64)
+            .flat_map(|k| (((n * 160 + k) as i16).wrapping_mul(7 + side as i16)).to_le_bytes())
+            .collect()
+    };
+    let mut sent = [0u64; 2];
+    let start = now;
+    run(
+        &mut s,
+        &mut link,
+        &mut now,
+        Duration::from_millis(5000),
+        |s, t| {
+            // One 20 ms frame per side, 250 each.
+            let due = ((t - start).as_millis() / 20) as u64;
+            for side in 0..2 {
+                while sent[side] < due.min(250) {
+                    s[side].send_audio(&frame(side, sent[side])).unwrap();
+                    sent[side] += 1;
+                }
+            }
+        },
+    );
+    run(
+        &mut s,
+        &mut link,
+        &mut now,
+        Duration::from_millis(100),
+        |_, _| {},
+    );
+    for side in 0..2 {
+        let got: Vec<(u64, Vec<u8>)> = events(&mut s[1 - side])
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Audio { seq, pcm } => Some((seq, pcm)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got.len(), 250);
+        for (n, (seq, pcm)) in got.iter().enumerate() {
+            assert_eq!(*seq, n as u64);
+            assert_eq!(*pcm, frame(side, n as u64), "frame {n} from side {side}");
+        }
+    }
+    assert!(s[0].stats().dropped.is_empty() && s[1].stats().dropped.is_empty());
+}
+
+#[test]
+fn text_arrives_once_and_in_order_over_a_lossy_reordering_link() {
+    let mut now = Instant::now();
+    let mut s = pair(4, now);
+    let mut link = Link::new(4, 0.1, 40);
+    run(
+        &mut s,
+        &mut link,
+        &mut now,
+        Duration::from_secs(3),
+        |_, _| {},
+    );
+    assert!(
+        s[0].is_established() && s[1].is_established(),
+        "{:?}",
+        events(&mut s[0])
+    );
+    events(&mut s[0]);
+    events(&mut s[1]);
+    let msgs: Vec<String> = (0..200)
+        .map(|i| format!("message {i}: zażółć gęślą jaźń"))
+        .collect();
+    let mut next = 0;
+    let start = now;
+    run(
+        &mut s,
+        &mut link,
+        &mut now,
+        Duration::from_secs(20),
+        |s, t| {
+            // Two messages every 10 ms while the window has room.
+            while next < msgs.len() && next < ((t - start).as_millis() / 5) as usize {
+                match s[0].send_text(t, &msgs[next]) {
+                    Ok(()) => next += 1,
+                    Err(SendError::TextBacklog) => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        },
+    );
+    assert_eq!(next, msgs.len());
+    let got: Vec<String> = events(&mut s[1])
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Text(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, msgs);
+    assert!(
+        s[0].stats().text_retransmits > 0,
+        "10% loss must have cost retransmissions"
+    );
+    assert!(link.lost > 0);
+}
+
+#[test]
+fn tampered_replayed_and_truncated_packets_are_counted_never_delivered() {
+    let mut now = Instant::now();
+    let mut s = pair(5, now);
+    let mut link = Link::new(5, 0.0, 0);
+    run(
+        &mut s,
+        &mut link,
+        &mut now,
+        Duration::from_millis(300),
+        |_, _| {},
+    );
+    events(&mut s[1]);
+    // A relay that flips a ciphertext bit in every 3rd media packet,
+    // duplicates every 5th and truncates every 7th.
+    let mut n = 0u32;
+    link.tamper = Some(Box::new(move |p: &mut Vec<u8>| {
+        n += 1;
+        if n % 3 == 0 && p.len() > 50 {
+            p[45] ^= 0x04;
+        } else if n % 7 == 0 {
+            p.truncate(p.len() - 5);
+        }
+        true
+    }));
+    for i in 0..60u8 {
+        s[0].send_audio(&[i; 320]).unwrap();
+    }
+    // Replays: send every packet twice.
+    let pkts: Vec<Vec<u8>> = std::iter::from_fn(|| s[0].poll_transmit()).collect();
+    for p in &pkts {
+        link.send(now, 1, p.clone());
+    }
+    link.tamper = None;
+    for p in &pkts {
+        link.send(now, 1, p.clone());
+    }
+    run(
+        &mut s,
+        &mut link,
+        &mut now,
+        Duration::from_millis(100),
+        |_, _| {},
+    );
+    let audio: Vec<Vec<u8>> = events(&mut s[1])
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Audio { pcm, .. } => Some(pcm),
+            _ => None,
+        })
+        .collect();
+    // Every frame arrives exactly once (the clean copies), intact.
+    assert_eq!(audio.len(), 60);
+    for (i, pcm) in audio.iter().enumerate() {
+        assert!(pcm.iter().all(|&b| b == pcm[0]), "frame {i} corrupted");
+    }
+    let d = &s[1].stats().dropped;
+    assert_eq!(d.get("bad_tag").copied().unwrap_or(0), 20, "{d:?}");
+    assert!(d.get("truncated").copied().unwrap_or(0) >= 5, "{d:?}");
+    assert!(d.get("replayed").copied().unwrap_or(0) >= 30, "{d:?}");
+}
+
+/// A man in the middle runs one handshake with each side and relays.
+fn mitm(alice_knows_bob: bool) -> (Vec<Event>, Vec<Event>) {
+    let mut now = Instant::now();
+    let bob_probe = session(Role::Responder, 11, None, now);
+    let bob_fp = bob_probe.local_fingerprint();
+    let mut alice = session(Role::Initiator, 10, alice_knows_bob.then_some(bob_fp), now);
+    let mut bob = session(Role::Responder, 11, None, now);
+    let mut m_to_alice = session(Role::Responder, 20, None, now);
+    let mut m_to_bob = session(Role::Initiator, 21, None, now);
+    let until = now + Duration::from_secs(2);
+    while now < until {
+        let mut moved = false;
+        while let Some(p) = alice.poll_transmit() {
+            m_to_alice.handle_datagram(now, &p);
+            moved = true;
+        }
+        while let Some(p) = m_to_alice.poll_transmit() {
+            alice.handle_datagram(now, &p);
+            moved = true;
+        }
+        while let Some(p) = m_to_bob.poll_transmit() {
+            bob.handle_datagram(now, &p);
+            moved = true;
+        }
+        while let Some(p) = bob.poll_transmit() {
+            m_to_bob.handle_datagram(now, &p);
+            moved = true;
+        }
+        if !moved {
+            now += Duration::from_millis(10);
+            for s in [&mut alice, &mut bob, &mut m_to_alice, &mut m_to_bob] {
+                if s.poll_timeout().is_some_and(|t| t <= now) {
+                    s.handle_timeout(now);
+                }
+            }
+        }
+    }
+    (events(&mut alice), events(&mut bob))
+}
+
+#[test]
+fn a_man_in_the_middle_shows_as_different_sas() {
+    let (a, b) = mitm(false);
+    let (sa, sb) = (established(&a).unwrap(), established(&b).unwrap());
+    assert_ne!(sa, sb, "the users would read out different strings");
+}
+
+#[test]
+fn a_swapped_key_fails_the_sdp_fingerprint_check() {
+    let (a, _) = mitm(true);
+    assert!(established(&a).is_none());
+    assert!(
+        a.contains(&Event::Failed(Failure::FingerprintMismatch)),
+        "{a:?}"
+    );
+}
+
+#[test]
+fn a_low_order_point_is_refused() {
+    let now = Instant::now();
+    let mut alice = session(Role::Initiator, 30, None, now);
+    let _commit = alice.poll_transmit().unwrap();
+    // DHPart1 with the all-zero public key.
+    let mut p = vec![0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9];
+    p.extend_from_slice(&[0x10, 2]);
+    p.extend_from_slice(&[7; 16]);
+    p.extend_from_slice(&[0; 32]);
+    alice.handle_datagram(now, &p);
+    let ev = events(&mut alice);
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Failed(Failure::Key(_)))),
+        "{ev:?}"
+    );
+    assert_eq!(alice.send_audio(&[0; 320]), Err(SendError::Failed));
+    assert!(
+        alice.poll_transmit().is_none(),
+        "nothing goes out after a failure"
+    );
+}
+
+#[test]
+fn a_revealed_key_that_breaks_the_commitment_is_refused() {
+    let now = Instant::now();
+    let mut bob = session(Role::Responder, 40, None, now);
+    let mut alice = session(Role::Initiator, 41, None, now);
+    let commit = alice.poll_transmit().unwrap();
+    bob.handle_datagram(now, &commit);
+    let _dh1 = bob.poll_transmit().unwrap();
+    // Someone else's DHPart2.
+    let mut p = vec![0x80, 96, 0, 2, 0, 0, 0, 0, 0, 0, 0, 9, 0x10, 3];
+    p.extend_from_slice(&[9; 32]);
+    bob.handle_datagram(now, &p);
+    assert!(events(&mut bob).contains(&Event::Failed(Failure::CommitMismatch)));
+}
+
+#[test]
+fn garbage_datagrams_never_panic_and_are_counted() {
+    let now = Instant::now();
+    let mut s = pair(50, now);
+    let mut rng = StdRng::seed_from_u64(50);
+    for len in 0..300 {
+        let mut v = vec![0u8; len];
+        rng.fill(&mut v[..]);
+        if len > 12 {
+            v[0] = 0x80;
+            v[12] = 0x10 | (v[12] & 0x03);
+        }
+        s[0].handle_datagram(now, &v);
+        s[1].handle_datagram(now, &v);
+    }
+    let dropped: u64 = s[1].stats().dropped.values().sum();
+    assert!(dropped > 250, "{:?}", s[1].stats());
+}
