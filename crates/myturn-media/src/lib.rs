@@ -15,6 +15,8 @@
 //! * [`session`]: the sans-IO state machine over all of it: the
 //!   commit-then-reveal handshake with retransmission and key confirmation,
 //!   sealed audio, and a reliable, ordered text stream.
+//! * [`driver`]: the thin tokio driver: one task owns a [`session::Session`]
+//!   and a UDP socket, and gives an async handle and an event stream.
 //!
 //! Driving it: after the handshake both sides hold [`keys::SessionKeys`].
 //! Build a [`packet::Sealer`] per sending stream and a [`packet::Opener`]
@@ -40,6 +42,7 @@
 
 #![warn(clippy::indexing_slicing)]
 
+pub mod driver;
 pub mod keys;
 pub mod packet;
 pub mod replay;

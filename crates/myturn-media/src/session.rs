@@ -37,8 +37,10 @@ pub const TEXT_RTO: Duration = Duration::from_millis(200);
 pub const TEXT_RTO_MAX: Duration = Duration::from_secs(2);
 /// Longest chat message, in bytes of UTF-8.
 pub const TEXT_MAX_LEN: usize = 1000;
-/// Text messages in flight before `send_text` refuses more.
+/// Text messages in flight at once; more wait in a queue.
 pub const TEXT_WINDOW: usize = 64;
+/// Text messages queued behind the window before `send_text` refuses more.
+pub const TEXT_QUEUE: usize = 1024;
 
 const MSG_COMMIT: u8 = 1;
 const MSG_DH1: u8 = 2;
@@ -213,6 +215,7 @@ pub struct Session {
     // Text, sending side.
     next_msg: u32,
     unacked: VecDeque<Outgoing>,
+    pending: VecDeque<String>,
     // Text, receiving side.
     next_expected: u32,
     early: BTreeMap<u32, String>,
@@ -273,6 +276,7 @@ impl Session {
             peer_fp: None,
             next_msg: 0,
             unacked: VecDeque::new(),
+            pending: VecDeque::new(),
             next_expected: 0,
             early: BTreeMap::new(),
             scratch: Vec::with_capacity(2048),
@@ -402,6 +406,7 @@ impl Session {
         self.hs_due = None;
         self.hs_last = None;
         self.unacked.clear();
+        self.pending.clear();
         self.events.push_back(Event::Failed(f));
     }
 
@@ -474,7 +479,7 @@ impl Session {
                 });
             }
             Kind::Text => self.on_text(&plaintext),
-            Kind::TextAck => self.on_ack(&plaintext),
+            Kind::TextAck => self.on_ack(now, &plaintext),
         }
         self.scratch = plaintext;
     }
@@ -613,14 +618,32 @@ impl Session {
         if text.is_empty() || text.len() > TEXT_MAX_LEN || text.chars().any(char::is_control) {
             return Err(SendError::BadText);
         }
-        if self.unacked.len() >= TEXT_WINDOW {
+        match self.state {
+            State::Established(_) => {}
+            State::Failed => return Err(SendError::Failed),
+            _ => return Err(SendError::NotEstablished),
+        }
+        if self.pending.len() >= TEXT_QUEUE {
             return Err(SendError::TextBacklog);
         }
+        self.pending.push_back(text.to_owned());
+        self.flush_text(now);
+        Ok(())
+    }
+
+    /// Puts queued messages in flight while the window has room.
+    fn flush_text(&mut self, now: Instant) {
+        while self.unacked.len() < TEXT_WINDOW {
+            let Some(text) = self.pending.pop_front() else {
+                return;
+            };
+            self.transmit_text(now, text);
+        }
+    }
+
+    fn transmit_text(&mut self, now: Instant, text: String) {
         let State::Established(sec) = &mut self.state else {
-            return Err(match self.state {
-                State::Failed => SendError::Failed,
-                _ => SendError::NotEstablished,
-            });
+            return;
         };
         let msg = self.next_msg;
         self.next_msg = self.next_msg.wrapping_add(1);
@@ -631,16 +654,15 @@ impl Session {
             self.rtp_ts,
             &mut *self.rng,
             msg,
-            text,
+            &text,
         );
         self.transmits.push_back(pkt);
         self.unacked.push_back(Outgoing {
             msg,
-            text: text.to_owned(),
+            text,
             due: now + TEXT_RTO,
             rto: TEXT_RTO,
         });
-        Ok(())
     }
 
     fn on_text(&mut self, plaintext: &[u8]) {
@@ -686,7 +708,7 @@ impl Session {
         self.transmits.push_back(out);
     }
 
-    fn on_ack(&mut self, plaintext: &[u8]) {
+    fn on_ack(&mut self, now: Instant, plaintext: &[u8]) {
         let Some(head) = plaintext.first_chunk::<4>() else {
             return self.drop_counted(Discard::Truncated);
         };
@@ -694,6 +716,7 @@ impl Session {
         // Cumulative: everything before `next` arrived.
         self.unacked
             .retain(|o| next.wrapping_sub(o.msg).wrapping_sub(1) >= (1 << 31));
+        self.flush_text(now);
     }
 }
 
