@@ -15,6 +15,8 @@
 //! * [`session`]: the sans-IO state machine over all of it: the
 //!   commit-then-reveal handshake with retransmission and key confirmation,
 //!   sealed audio, and a reliable, ordered text stream.
+//! * [`jitter`]: the adaptive jitter buffer (20–80 ms, reordering, loss
+//!   concealment, RFC 3550 jitter).
 //! * [`driver`]: the thin tokio driver: one task owns a [`session::Session`]
 //!   and a UDP socket, and gives an async handle and an event stream.
 //!
@@ -43,6 +45,7 @@
 #![warn(clippy::indexing_slicing)]
 
 pub mod driver;
+pub mod jitter;
 pub mod keys;
 pub mod packet;
 pub mod replay;
