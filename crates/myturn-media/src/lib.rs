@@ -17,6 +17,7 @@
 //!   sealed audio, and a reliable, ordered text stream.
 //! * [`jitter`]: the adaptive jitter buffer (20–80 ms, reordering, loss
 //!   concealment, RFC 3550 jitter).
+//! * [`wav`]: WAV input and output (PCM16, 8 or 16 kHz) for headless use.
 //! * [`driver`]: the thin tokio driver: one task owns a [`session::Session`]
 //!   and a UDP socket, and gives an async handle and an event stream.
 //!
@@ -50,3 +51,4 @@ pub mod keys;
 pub mod packet;
 pub mod replay;
 pub mod session;
+pub mod wav;
