@@ -46,6 +46,8 @@
 #![warn(clippy::indexing_slicing)]
 
 pub mod driver;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod jitter;
 pub mod keys;
 pub mod packet;
