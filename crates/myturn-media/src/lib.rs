@@ -52,5 +52,6 @@ pub mod jitter;
 pub mod keys;
 pub mod packet;
 pub mod replay;
+pub mod resample;
 pub mod session;
 pub mod wav;
