@@ -17,6 +17,9 @@
 //!   sealed audio, and a reliable, ordered text stream.
 //! * [`jitter`]: the adaptive jitter buffer (20–80 ms, reordering, loss
 //!   concealment, RFC 3550 jitter).
+//! * `audio` (feature `audio`): capture and playback with cpal, device
+//!   listing and choice, resampling to and from the device's rate.
+//! * [`resample`]: the streaming resampler the audio module uses.
 //! * [`wav`]: WAV input and output (PCM16, 8 or 16 kHz) for headless use.
 //! * [`driver`]: the thin tokio driver: one task owns a [`session::Session`]
 //!   and a UDP socket, and gives an async handle and an event stream.
@@ -45,6 +48,8 @@
 
 #![warn(clippy::indexing_slicing)]
 
+#[cfg(feature = "audio")]
+pub mod audio;
 pub mod driver;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -1,0 +1,329 @@
+//! Sound devices through cpal (feature `audio`).
+//!
+//! Devices run at their own rate and channel count (usually 44.1 or
+//! 48 kHz, stereo); the call runs at 8 or 16 kHz mono. Capture mixes down
+//! and resamples into 20 ms PCM16 frames; playback resamples and copies to
+//! every channel. cpal streams live on a thread of their own (they are not
+//! `Send` on every platform); the handles here are.
+
+use std::sync::mpsc;
+use std::thread;
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{SampleFormat, StreamConfig};
+
+use crate::resample::{to_f32, to_i16, Resampler};
+
+/// Why a device could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AudioError {
+    /// No such device, or no default one.
+    #[error("no {kind} device {name}; see --list-devices")]
+    NoDevice {
+        /// `input` or `output`.
+        kind: &'static str,
+        /// The name asked for, quoted, or "available".
+        name: String,
+    },
+    /// The backend refused.
+    #[error("{0}")]
+    Backend(String),
+}
+
+/// One device, for `--list-devices`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// The name to pass to `--input-device` / `--output-device`.
+    pub name: String,
+    /// Can capture.
+    pub input: bool,
+    /// Can play.
+    pub output: bool,
+}
+
+/// Every device of the default host.
+pub fn list_devices() -> Result<Vec<DeviceInfo>, AudioError> {
+    let host = cpal::default_host();
+    let devices = host
+        .devices()
+        .map_err(|e| AudioError::Backend(e.to_string()))?;
+    Ok(devices
+        .filter_map(|d| {
+            let name = d.name().ok()?;
+            Some(DeviceInfo {
+                input: d.default_input_config().is_ok(),
+                output: d.default_output_config().is_ok(),
+                name,
+            })
+        })
+        .collect())
+}
+
+fn find(input: bool, name: Option<&str>) -> Result<cpal::Device, AudioError> {
+    let host = cpal::default_host();
+    let kind = if input { "input" } else { "output" };
+    let missing = || AudioError::NoDevice {
+        kind,
+        name: name.map_or_else(|| "available".to_owned(), |n| format!("{n:?}")),
+    };
+    match name {
+        None if input => host.default_input_device().ok_or_else(missing),
+        None => host.default_output_device().ok_or_else(missing),
+        Some(want) => {
+            let mut devs = (if input {
+                host.input_devices()
+            } else {
+                host.output_devices()
+            })
+            .map_err(|e| AudioError::Backend(e.to_string()))?;
+            devs.find(|d| d.name().is_ok_and(|n| n == want))
+                .ok_or_else(missing)
+        }
+    }
+}
+
+/// The device format a stream runs at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceFormat {
+    /// Device sample rate.
+    pub rate: u32,
+    /// Device channels.
+    pub channels: u16,
+    /// Device sample format, as cpal names it.
+    pub sample_format: &'static str,
+}
+
+fn format_name(f: SampleFormat) -> &'static str {
+    match f {
+        SampleFormat::I16 => "i16",
+        SampleFormat::U16 => "u16",
+        SampleFormat::F32 => "f32",
+        _ => "other",
+    }
+}
+
+/// A running capture: 20 ms PCM16 frames at the call rate.
+#[derive(Debug)]
+pub struct Capture {
+    /// Captured frames; the oldest are dropped if nobody reads.
+    pub frames: mpsc::Receiver<Vec<u8>>,
+    /// The device's own format.
+    pub format: DeviceFormat,
+    _stop: mpsc::Sender<()>,
+}
+
+/// A running playback: push 20 ms PCM16 frames at the call rate.
+#[derive(Debug)]
+pub struct Playback {
+    frames: mpsc::SyncSender<Vec<u8>>,
+    /// The device's own format.
+    pub format: DeviceFormat,
+    _stop: mpsc::Sender<()>,
+}
+
+impl Playback {
+    /// Queues one frame; `false` if the device thread is gone or the queue
+    /// (about a second) is full.
+    pub fn play(&self, frame: Vec<u8>) -> bool {
+        self.frames.try_send(frame).is_ok()
+    }
+}
+
+/// Runs `build` on a thread that keeps the stream alive until the handle
+/// is dropped; returns what `build` returned besides the stream.
+fn on_stream_thread<T: Send + 'static>(
+    build: impl FnOnce() -> Result<(cpal::Stream, T), AudioError> + Send + 'static,
+) -> Result<(T, mpsc::Sender<()>), AudioError> {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    thread::Builder::new()
+        .name("myturn-audio".into())
+        .spawn(move || match build() {
+            Ok((stream, t)) => {
+                if let Err(e) = stream.play() {
+                    let _ = ready_tx.send(Err(AudioError::Backend(e.to_string())));
+                    return;
+                }
+                let _ = ready_tx.send(Ok(t));
+                // Until the handle (the stop sender) is dropped.
+                let _ = stop_rx.recv();
+                drop(stream);
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+            }
+        })
+        .map_err(|e| AudioError::Backend(e.to_string()))?;
+    let t = ready_rx
+        .recv()
+        .map_err(|_| AudioError::Backend("the audio thread died".into()))??;
+    Ok((t, stop_tx))
+}
+
+/// Starts capturing from `device` (or the default input) into 20 ms frames
+/// at `rate` Hz.
+pub fn start_capture(device: Option<&str>, rate: u32) -> Result<Capture, AudioError> {
+    let name = device.map(str::to_owned);
+    let (frames_tx, frames_rx) = mpsc::sync_channel::<Vec<u8>>(50);
+    let ((format,), stop) = on_stream_thread(move || {
+        let dev = find(true, name.as_deref())?;
+        let sup = dev
+            .default_input_config()
+            .map_err(|e| AudioError::Backend(e.to_string()))?;
+        let cfg: StreamConfig = sup.config();
+        let format = DeviceFormat {
+            rate: cfg.sample_rate.0,
+            channels: cfg.channels,
+            sample_format: format_name(sup.sample_format()),
+        };
+        let channels = usize::from(cfg.channels.max(1));
+        let mut rs = Resampler::new(cfg.sample_rate.0, rate);
+        let per_frame = (rate / 50) as usize;
+        let mut mono = Vec::new();
+        let mut out = Vec::new();
+        let mut pending: Vec<i16> = Vec::with_capacity(per_frame * 2);
+        let mut push = move |samples: &mut dyn Iterator<Item = f32>| {
+            mono.clear();
+            let all: Vec<f32> = samples.collect();
+            for c in all.chunks(channels) {
+                mono.push(c.iter().sum::<f32>() / c.len() as f32);
+            }
+            out.clear();
+            rs.process(&mono, &mut out);
+            pending.extend(out.iter().map(|&x| to_i16(x)));
+            while pending.len() >= per_frame {
+                let frame: Vec<u8> = pending
+                    .drain(..per_frame)
+                    .flat_map(i16::to_le_bytes)
+                    .collect();
+                let _ = frames_tx.try_send(frame);
+            }
+        };
+        let err = |e: cpal::StreamError| tracing::warn!(error = %e, "capture stream error");
+        let stream = match sup.sample_format() {
+            SampleFormat::F32 => dev.build_input_stream(
+                &cfg,
+                move |d: &[f32], _: &_| push(&mut d.iter().copied()),
+                err,
+                None,
+            ),
+            SampleFormat::I16 => dev.build_input_stream(
+                &cfg,
+                move |d: &[i16], _: &_| push(&mut d.iter().map(|&s| to_f32(s))),
+                err,
+                None,
+            ),
+            SampleFormat::U16 => dev.build_input_stream(
+                &cfg,
+                move |d: &[u16], _: &_| {
+                    push(&mut d.iter().map(|&s| to_f32((i32::from(s) - 32768) as i16)))
+                },
+                err,
+                None,
+            ),
+            other => {
+                return Err(AudioError::Backend(format!(
+                    "unsupported sample format {other:?}"
+                )))
+            }
+        }
+        .map_err(|e| AudioError::Backend(e.to_string()))?;
+        Ok((stream, (format,)))
+    })?;
+    Ok(Capture {
+        frames: frames_rx,
+        format,
+        _stop: stop,
+    })
+}
+
+/// Starts playing to `device` (or the default output) 20 ms frames at
+/// `rate` Hz; silence when nothing is queued.
+pub fn start_playback(device: Option<&str>, rate: u32) -> Result<Playback, AudioError> {
+    let name = device.map(str::to_owned);
+    let (frames_tx, frames_rx) = mpsc::sync_channel::<Vec<u8>>(50);
+    let ((format,), stop) = on_stream_thread(move || {
+        let dev = find(false, name.as_deref())?;
+        let sup = dev
+            .default_output_config()
+            .map_err(|e| AudioError::Backend(e.to_string()))?;
+        let cfg: StreamConfig = sup.config();
+        let format = DeviceFormat {
+            rate: cfg.sample_rate.0,
+            channels: cfg.channels,
+            sample_format: format_name(sup.sample_format()),
+        };
+        let channels = usize::from(cfg.channels.max(1));
+        let mut rs = Resampler::new(rate, cfg.sample_rate.0);
+        let mut queue: std::collections::VecDeque<f32> = std::collections::VecDeque::new();
+        let mut scratch = Vec::new();
+        let mut next = move || -> f32 {
+            while queue.is_empty() {
+                let Ok(frame) = frames_rx.try_recv() else {
+                    return 0.0;
+                };
+                let samples: Vec<f32> = frame
+                    .chunks_exact(2)
+                    .map(|c| {
+                        to_f32(i16::from_le_bytes([
+                            c.first().copied().unwrap_or(0),
+                            c.get(1).copied().unwrap_or(0),
+                        ]))
+                    })
+                    .collect();
+                scratch.clear();
+                rs.process(&samples, &mut scratch);
+                queue.extend(scratch.iter().copied());
+            }
+            queue.pop_front().unwrap_or(0.0)
+        };
+        let err = |e: cpal::StreamError| tracing::warn!(error = %e, "playback stream error");
+        let stream = match sup.sample_format() {
+            SampleFormat::F32 => dev.build_output_stream(
+                &cfg,
+                move |d: &mut [f32], _: &_| {
+                    for c in d.chunks_mut(channels) {
+                        let v = next();
+                        c.iter_mut().for_each(|s| *s = v);
+                    }
+                },
+                err,
+                None,
+            ),
+            SampleFormat::I16 => dev.build_output_stream(
+                &cfg,
+                move |d: &mut [i16], _: &_| {
+                    for c in d.chunks_mut(channels) {
+                        let v = to_i16(next());
+                        c.iter_mut().for_each(|s| *s = v);
+                    }
+                },
+                err,
+                None,
+            ),
+            SampleFormat::U16 => dev.build_output_stream(
+                &cfg,
+                move |d: &mut [u16], _: &_| {
+                    for c in d.chunks_mut(channels) {
+                        let v = (i32::from(to_i16(next())) + 32768) as u16;
+                        c.iter_mut().for_each(|s| *s = v);
+                    }
+                },
+                err,
+                None,
+            ),
+            other => {
+                return Err(AudioError::Backend(format!(
+                    "unsupported sample format {other:?}"
+                )))
+            }
+        }
+        .map_err(|e| AudioError::Backend(e.to_string()))?;
+        Ok((stream, (format,)))
+    })?;
+    Ok(Playback {
+        frames: frames_tx,
+        format,
+        _stop: stop,
+    })
+}
