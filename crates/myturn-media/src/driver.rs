@@ -21,6 +21,7 @@ const EVENT_QUEUE: usize = 512;
 enum Command {
     Audio(Vec<u8>),
     Text(String),
+    Mute(bool),
 }
 
 /// Driver-level counters, next to the session's.
@@ -34,6 +35,8 @@ pub struct DriverStats {
     pub events_dropped: u64,
     /// Send errors from the socket.
     pub send_errors: u64,
+    /// Frames not sent because the microphone is muted.
+    pub muted_frames: u64,
 }
 
 /// The application's side of a running media session.
@@ -62,6 +65,15 @@ impl MediaHandle {
     pub async fn send_audio(&self, pcm: Vec<u8>) -> Result<(), Closed> {
         self.cmds
             .send(Command::Audio(pcm))
+            .await
+            .map_err(|_| Closed)
+    }
+
+    /// Mutes or unmutes the microphone: while muted, audio frames are not
+    /// sent at all (no packets, no sequence numbers used).
+    pub async fn set_muted(&self, muted: bool) -> Result<(), Closed> {
+        self.cmds
+            .send(Command::Mute(muted))
             .await
             .map_err(|_| Closed)
     }
@@ -111,6 +123,7 @@ async fn run(
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut ds = DriverStats::default();
+    let mut muted = false;
     loop {
         while let Some(p) = session.poll_transmit() {
             if socket.send_to(&p, peer).await.is_err() {
@@ -135,9 +148,11 @@ async fn run(
             },
             _ = sleep_until(deadline) => session.handle_timeout(Instant::now()),
             cmd = cmds.recv() => match cmd {
+                Some(Command::Audio(_)) if muted => ds.muted_frames += 1,
                 Some(Command::Audio(pcm)) => {
                     let _ = session.send_audio(&pcm);
                 }
+                Some(Command::Mute(m)) => muted = m,
                 Some(Command::Text(t)) => {
                     if let Err(e) = session.send_text(Instant::now(), &t) {
                         tracing::debug!(error = %e, "chat message refused");

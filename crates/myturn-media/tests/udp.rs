@@ -203,6 +203,35 @@ async fn through_a_lossy_reordering_relay_text_arrives_once_in_order() {
 }
 
 #[tokio::test]
+async fn mute_stops_sending_the_microphone() {
+    let (sa, sb) = (
+        UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+    );
+    let (aa, ab) = (sa.local_addr().unwrap(), sb.local_addr().unwrap());
+    let mut a = endpoint(Role::Initiator, ab, sa, 7).await;
+    let mut b = endpoint(Role::Responder, aa, sb, 8).await;
+    tokio::join!(wait_established(&mut a), wait_established(&mut b));
+    a.set_muted(true).await.unwrap();
+    for n in 0..10 {
+        a.send_audio(frame(1, n)).await.unwrap();
+    }
+    a.set_muted(false).await.unwrap();
+    a.send_audio(frame(1, 99)).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(5), b.events.recv())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        // The first frame heard is the one after unmuting, as seq 0.
+        Event::Audio { seq, pcm } => assert_eq!((seq, pcm), (0, frame(1, 99))),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(a.stats().muted_frames, 10);
+    assert_eq!(a.stats().session.audio_sent, 1);
+}
+
+#[tokio::test]
 async fn datagrams_from_strangers_are_dropped_and_counted() {
     let (sa, sb) = (
         UdpSocket::bind("127.0.0.1:0").await.unwrap(),
