@@ -100,6 +100,13 @@ pub fn fingerprint_b64(public: &[u8; 32]) -> String {
     URL_SAFE_NO_PAD.encode(fingerprint(public))
 }
 
+/// Parses a fingerprint from its base64url form (the SDP attribute value,
+/// or `media_key` from the pairing server).
+pub fn parse_fingerprint_b64(s: &str) -> Option<[u8; 32]> {
+    let bytes = URL_SAFE_NO_PAD.decode(s.trim()).ok()?;
+    bytes.try_into().ok()
+}
+
 /// Keys of one stream in one direction.
 #[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct StreamKeys {
@@ -344,6 +351,15 @@ mod tests {
         assert_ne!(commitment(&p), fingerprint(&p));
         assert_eq!(fingerprint_b64(&p).len(), 43);
         assert_eq!(fingerprint_b64(&p), fingerprint_b64(&p));
+    }
+
+    #[test]
+    fn fingerprints_round_trip_through_base64url() {
+        let (i, _) = pair(7);
+        let b64 = fingerprint_b64(&i.public());
+        assert_eq!(parse_fingerprint_b64(&b64), Some(fingerprint(&i.public())));
+        assert_eq!(parse_fingerprint_b64("not base64!"), None);
+        assert_eq!(parse_fingerprint_b64("AAAA"), None);
     }
 
     #[test]

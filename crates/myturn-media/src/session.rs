@@ -252,9 +252,22 @@ fn label(role: Role) -> &'static [u8] {
 }
 
 impl Session {
-    /// A new session. The initiator queues its Commit at once.
+    /// A new session with a fresh key. The initiator queues its Commit at
+    /// once.
     pub fn new(cfg: Config, mut rng: Box<dyn CryptoRngCore + Send>, now: Instant) -> Self {
         let key = EphemeralKey::generate(&mut *rng);
+        Session::with_key(cfg, key, rng, now)
+    }
+
+    /// A new session with a key made earlier: a client generates its key
+    /// when it goes `ready`, announces the fingerprint to the pairing
+    /// server, and only learns its role once paired.
+    pub fn with_key(
+        cfg: Config,
+        key: EphemeralKey,
+        mut rng: Box<dyn CryptoRngCore + Send>,
+        now: Instant,
+    ) -> Self {
         let role = cfg.role;
         let mut s = Session {
             rtp_seq: (rng.as_rngcore().next_u32() & 0x7fff) as u16,

@@ -463,6 +463,52 @@ fn a_swapped_key_fails_the_sdp_fingerprint_check() {
 }
 
 #[test]
+fn keys_announced_through_the_pairing_server_are_checked() {
+    // Each client makes its key when it goes ready and sends the
+    // fingerprint; the server hands each the other's in `paired`.
+    use myturn_media::keys::{fingerprint_b64, parse_fingerprint_b64, EphemeralKey};
+    let mut now = Instant::now();
+    let mut rng = StdRng::seed_from_u64(60);
+    let (ka, kb) = (
+        EphemeralKey::generate(&mut rng),
+        EphemeralKey::generate(&mut rng),
+    );
+    let (fa, fb) = (fingerprint_b64(&ka.public()), fingerprint_b64(&kb.public()));
+    let cfg = |role, peer: &str| Config {
+        role,
+        call_id: "c".into(),
+        peer_fingerprint: parse_fingerprint_b64(peer),
+        payload_type: 96,
+        ssrc: 1,
+        samples_per_frame: 160,
+    };
+    let a = Session::with_key(
+        cfg(Role::Initiator, &fb),
+        ka,
+        Box::new(StdRng::seed_from_u64(61)),
+        now,
+    );
+    // The session runs on the announced key.
+    assert_eq!(Some(a.local_fingerprint()), parse_fingerprint_b64(&fa));
+    let b = Session::with_key(
+        cfg(Role::Responder, &fa),
+        kb,
+        Box::new(StdRng::seed_from_u64(62)),
+        now,
+    );
+    let mut s = [a, b];
+    let mut link = Link::new(6, 0.0, 0);
+    run(
+        &mut s,
+        &mut link,
+        &mut now,
+        Duration::from_secs(1),
+        |_, _| {},
+    );
+    assert!(s[0].is_established() && s[1].is_established());
+}
+
+#[test]
 fn a_low_order_point_is_refused() {
     let now = Instant::now();
     let mut alice = session(Role::Initiator, 30, None, now);

@@ -15,11 +15,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use myturn_wire::{
-    validate_name, validate_text, AdminPair, AdminPairs, AdminUser, AdminUsers, AdmitRequest,
-    AdmitResponse, Ban, BanRequest, Bans, ConfFile, CreateUserRequest, CreateUserResponse, Health,
-    LeaveReason, LobbySay, MeResponse, PeerResponse, RefreshRequest, Report, ReportRequest,
-    Reports, ServerEvent, SetStatusRequest, SipConf, SipCredentials, Status, TokenPair,
-    REPORT_MAX_LEN,
+    validate_media_key, validate_name, validate_text, AdminPair, AdminPairs, AdminUser, AdminUsers,
+    AdmitRequest, AdmitResponse, Ban, BanRequest, Bans, ConfFile, CreateUserRequest,
+    CreateUserResponse, Health, LeaveReason, LobbySay, MeResponse, PeerResponse, RefreshRequest,
+    Report, ReportRequest, Reports, RequestedStatus, ServerEvent, SetStatusRequest, SipConf,
+    SipCredentials, Status, TokenPair, REPORT_MAX_LEN,
 };
 use serde::Deserialize;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -293,8 +293,21 @@ async fn set_status(
     user: AuthUser,
     ApiJson(req): ApiJson<SetStatusRequest>,
 ) -> Result<Json<MeResponse>, ApiError> {
+    if let Some(key) = &req.media_key {
+        if req.status != RequestedStatus::Ready {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "media_key goes with \"ready\" only",
+            ));
+        }
+        validate_media_key(key).map_err(|m| ApiError::bad_request("invalid_media_key", m))?;
+    }
     {
         let mut core = state.core();
+        if req.status == RequestedStatus::Ready {
+            // A new draw: the last call's key never carries over.
+            core.reg.set_media_key(user.id, req.media_key.clone())?;
+        }
         let notices = core
             .reg
             .set_status(user.id, req.status.into(), unix_now())?;

@@ -107,6 +107,8 @@ pub struct User {
     pub last_partner_name: Option<String>,
     /// Let out of the waiting room into the pairing pool.
     pub admitted: bool,
+    /// Fingerprint of the media key for the next call (sent with `ready`).
+    pub media_key: Option<String>,
     /// Open long-polls / event streams: a user with one is not silent.
     pub watchers: u32,
 }
@@ -240,6 +242,7 @@ impl Registry {
             last_partner: None,
             last_partner_name: None,
             admitted: !self.cfg.moderated,
+            media_key: None,
             watchers: 0,
         });
         Ok(user)
@@ -369,6 +372,16 @@ impl Registry {
         self.users.values()
     }
 
+    /// Sets the media key fingerprint announced with `ready` (validated
+    /// by the caller).
+    pub fn set_media_key(&mut self, id: UserId, key: Option<String>) -> Result<(), RegistryError> {
+        self.users
+            .get_mut(&id)
+            .ok_or(RegistryError::NoSuchUser)?
+            .media_key = key;
+        Ok(())
+    }
+
     /// Records activity for the lease.
     pub fn touch(&mut self, id: UserId, now: Instant) -> Result<(), RegistryError> {
         let u = self.users.get_mut(&id).ok_or(RegistryError::NoSuchUser)?;
@@ -461,6 +474,7 @@ impl Registry {
                     PeerInfo {
                         name: peer.name.clone(),
                         extension: peer.extension.to_string(),
+                        media_key: peer.media_key.clone(),
                     },
                     p.role,
                     peer.status,
@@ -637,6 +651,7 @@ impl Registry {
                         peer: PeerInfo {
                             name: peer.name.clone(),
                             extension: peer.extension.to_string(),
+                            media_key: peer.media_key.clone(),
                         },
                         role,
                     },

@@ -243,6 +243,77 @@ async fn the_whole_status_flow() {
 }
 
 #[tokio::test]
+async fn media_key_fingerprints_reach_the_partner() {
+    let app = app();
+    let a = token(&register(&app, "alice").await);
+    let b = token(&register(&app, "bob").await);
+    let (ka, kb) = ("A".repeat(43), "b_-9".repeat(10) + "xyz");
+    for bad in ["short", &"=".repeat(43), &"A".repeat(44)] {
+        let r = call(
+            &app,
+            Method::PUT,
+            "/v1/me/status",
+            Some(&a),
+            Some(json!({"status": "ready", "media_key": bad})),
+        )
+        .await;
+        assert_eq!(
+            (r.status, error_code(&r).as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_media_key"),
+            "{bad}"
+        );
+    }
+    let r = call(
+        &app,
+        Method::PUT,
+        "/v1/me/status",
+        Some(&a),
+        Some(json!({"status": "busy", "media_key": ka})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    call(
+        &app,
+        Method::PUT,
+        "/v1/me/status",
+        Some(&a),
+        Some(json!({"status": "ready", "media_key": ka})),
+    )
+    .await;
+    call(
+        &app,
+        Method::PUT,
+        "/v1/me/status",
+        Some(&b),
+        Some(json!({"status": "ready", "media_key": kb})),
+    )
+    .await;
+    let pa = call(&app, Method::GET, "/v1/me/peer", Some(&a), None).await;
+    let pb = call(&app, Method::GET, "/v1/me/peer", Some(&b), None).await;
+    assert_eq!(pa.body["peer"]["media_key"], kb.as_str());
+    assert_eq!(pb.body["peer"]["media_key"], ka.as_str());
+    // The next draw without a key carries none over.
+    call(
+        &app,
+        Method::PUT,
+        "/v1/me/status",
+        Some(&a),
+        Some(json!({"status": "ready"})),
+    )
+    .await;
+    call(
+        &app,
+        Method::PUT,
+        "/v1/me/status",
+        Some(&b),
+        Some(json!({"status": "ready"})),
+    )
+    .await;
+    let pa = call(&app, Method::GET, "/v1/me/peer", Some(&a), None).await;
+    assert!(pa.body["peer"].get("media_key").is_none(), "{}", pa.text);
+}
+
+#[tokio::test]
 async fn long_poll_returns_when_paired() {
     let app = app();
     let a = token(&register(&app, "alice").await);

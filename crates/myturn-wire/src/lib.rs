@@ -254,11 +254,35 @@ impl fmt::Debug for CreateUserResponse {
 }
 
 /// `PUT /v1/me/status`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetStatusRequest {
     /// The wanted status.
     pub status: RequestedStatus,
+    /// With `ready`: the fingerprint of the media key this client will use
+    /// for its next call (base64url SHA-256, see `docs/protocol.md`). The
+    /// partner gets it in `paired`, so a key swapped on the media path is
+    /// detected even if nobody compares the SAS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_key: Option<String>,
+}
+
+/// Length of a media key fingerprint: base64url of 32 bytes, no padding.
+pub const MEDIA_KEY_LEN: usize = 43;
+
+/// Checks a media key fingerprint's shape: 43 base64url characters.
+pub fn validate_media_key(key: &str) -> Result<(), String> {
+    if key.len() == MEDIA_KEY_LEN
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "media_key must be the base64url (no padding) SHA-256 of the media public key: {MEDIA_KEY_LEN} characters of A-Z a-z 0-9 - _"
+        ))
+    }
 }
 
 /// `GET /v1/me` and the answer to `PUT /v1/me/status`.
@@ -279,6 +303,9 @@ pub struct PeerInfo {
     pub name: String,
     /// The partner's extension (what the caller dials).
     pub extension: String,
+    /// The partner's media key fingerprint, if it sent one with `ready`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_key: Option<String>,
 }
 
 /// `200` answer to `GET /v1/me/peer`.
