@@ -102,6 +102,27 @@ fn format_name(f: SampleFormat) -> &'static str {
     }
 }
 
+/// Finds a device and its default configuration.
+fn open(
+    input: bool,
+    name: Option<&str>,
+) -> Result<(cpal::Device, SampleFormat, StreamConfig, DeviceFormat), AudioError> {
+    let dev = find(input, name)?;
+    let sup = if input {
+        dev.default_input_config()
+    } else {
+        dev.default_output_config()
+    }
+    .map_err(|e| AudioError::Backend(e.to_string()))?;
+    let cfg: StreamConfig = sup.config();
+    let format = DeviceFormat {
+        rate: cfg.sample_rate.0,
+        channels: cfg.channels,
+        sample_format: format_name(sup.sample_format()),
+    };
+    Ok((dev, sup.sample_format(), cfg, format))
+}
+
 /// A running capture: 20 ms PCM16 frames at the call rate.
 #[derive(Debug)]
 pub struct Capture {
@@ -166,16 +187,7 @@ pub fn start_capture(device: Option<&str>, rate: u32) -> Result<Capture, AudioEr
     let name = device.map(str::to_owned);
     let (frames_tx, frames_rx) = mpsc::sync_channel::<Vec<u8>>(50);
     let ((format,), stop) = on_stream_thread(move || {
-        let dev = find(true, name.as_deref())?;
-        let sup = dev
-            .default_input_config()
-            .map_err(|e| AudioError::Backend(e.to_string()))?;
-        let cfg: StreamConfig = sup.config();
-        let format = DeviceFormat {
-            rate: cfg.sample_rate.0,
-            channels: cfg.channels,
-            sample_format: format_name(sup.sample_format()),
-        };
+        let (dev, sample_format, cfg, format) = open(true, name.as_deref())?;
         let channels = usize::from(cfg.channels.max(1));
         let mut rs = Resampler::new(cfg.sample_rate.0, rate);
         let per_frame = (rate / 50) as usize;
@@ -200,7 +212,7 @@ pub fn start_capture(device: Option<&str>, rate: u32) -> Result<Capture, AudioEr
             }
         };
         let err = |e: cpal::StreamError| tracing::warn!(error = %e, "capture stream error");
-        let stream = match sup.sample_format() {
+        let stream = match sample_format {
             SampleFormat::F32 => dev.build_input_stream(
                 &cfg,
                 move |d: &[f32], _: &_| push(&mut d.iter().copied()),
@@ -243,16 +255,7 @@ pub fn start_playback(device: Option<&str>, rate: u32) -> Result<Playback, Audio
     let name = device.map(str::to_owned);
     let (frames_tx, frames_rx) = mpsc::sync_channel::<Vec<u8>>(50);
     let ((format,), stop) = on_stream_thread(move || {
-        let dev = find(false, name.as_deref())?;
-        let sup = dev
-            .default_output_config()
-            .map_err(|e| AudioError::Backend(e.to_string()))?;
-        let cfg: StreamConfig = sup.config();
-        let format = DeviceFormat {
-            rate: cfg.sample_rate.0,
-            channels: cfg.channels,
-            sample_format: format_name(sup.sample_format()),
-        };
+        let (dev, sample_format, cfg, format) = open(false, name.as_deref())?;
         let channels = usize::from(cfg.channels.max(1));
         let mut rs = Resampler::new(rate, cfg.sample_rate.0);
         let mut queue: std::collections::VecDeque<f32> = std::collections::VecDeque::new();
@@ -278,7 +281,7 @@ pub fn start_playback(device: Option<&str>, rate: u32) -> Result<Playback, Audio
             queue.pop_front().unwrap_or(0.0)
         };
         let err = |e: cpal::StreamError| tracing::warn!(error = %e, "playback stream error");
-        let stream = match sup.sample_format() {
+        let stream = match sample_format {
             SampleFormat::F32 => dev.build_output_stream(
                 &cfg,
                 move |d: &mut [f32], _: &_| {

@@ -205,8 +205,7 @@ pub struct Session {
     hs_last: Option<Vec<u8>>,
     hs_due: Option<Instant>,
     hs_rto: Duration,
-    rtp_seq: u16,
-    rtp_ts: u32,
+    clock: RtpClock,
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<Event>,
     stats: Stats,
@@ -270,8 +269,12 @@ impl Session {
     ) -> Self {
         let role = cfg.role;
         let mut s = Session {
-            rtp_seq: (rng.as_rngcore().next_u32() & 0x7fff) as u16,
-            rtp_ts: rng.as_rngcore().next_u32(),
+            clock: RtpClock {
+                payload_type: cfg.payload_type,
+                ssrc: cfg.ssrc,
+                seq: (rng.as_rngcore().next_u32() & 0x7fff) as u16,
+                ts: rng.as_rngcore().next_u32(),
+            },
             cfg,
             rng,
             key,
@@ -364,14 +367,11 @@ impl Session {
                 resend.push((o.msg, o.text.clone()));
             }
             for (msg, text) in resend {
-                let pkt = seal_text(
-                    sec,
-                    &self.cfg,
-                    &mut self.rtp_seq,
-                    self.rtp_ts,
+                let pkt = seal_with(
+                    &mut sec.tx_text,
+                    &mut self.clock,
                     &mut *self.rng,
-                    msg,
-                    &text,
+                    &text_plaintext(msg, &text),
                 );
                 self.transmits.push_back(pkt);
                 self.stats.text_retransmits += 1;
@@ -379,21 +379,12 @@ impl Session {
         }
     }
 
-    fn rtp(&mut self, marker: bool) -> RtpHeader {
-        let mut h = RtpHeader::new(
-            self.cfg.payload_type,
-            self.rtp_seq,
-            self.rtp_ts,
-            self.cfg.ssrc,
-        );
-        h.marker = marker;
-        self.rtp_seq = self.rtp_seq.wrapping_add(1);
-        h
-    }
-
     fn send_handshake(&mut self, msg: u8, body: &[u8], now: Instant) {
         let mut out = Vec::with_capacity(12 + 2 + body.len());
-        self.rtp(true).write(&mut out);
+        let mut h = self.clock.next_header();
+        // The marker flags handshake packets in captures.
+        h.marker = true;
+        h.write(&mut out);
         out.push(VERSION << 4);
         out.push(msg);
         out.extend_from_slice(body);
@@ -609,18 +600,8 @@ impl Session {
                 _ => SendError::NotEstablished,
             });
         };
-        let mut iv = [0u8; 16];
-        self.rng.as_rngcore().fill_bytes(&mut iv);
-        let h = RtpHeader::new(
-            self.cfg.payload_type,
-            self.rtp_seq,
-            self.rtp_ts,
-            self.cfg.ssrc,
-        );
-        self.rtp_seq = self.rtp_seq.wrapping_add(1);
-        self.rtp_ts = self.rtp_ts.wrapping_add(self.cfg.samples_per_frame);
-        let mut out = Vec::with_capacity(pcm.len() + 80);
-        sec.tx_audio.seal(h, pcm, iv, &mut out);
+        let out = seal_with(&mut sec.tx_audio, &mut self.clock, &mut *self.rng, pcm);
+        self.clock.ts = self.clock.ts.wrapping_add(self.cfg.samples_per_frame);
         self.transmits.push_back(out);
         self.stats.audio_sent += 1;
         Ok(())
@@ -660,14 +641,11 @@ impl Session {
         };
         let msg = self.next_msg;
         self.next_msg = self.next_msg.wrapping_add(1);
-        let pkt = seal_text(
-            sec,
-            &self.cfg,
-            &mut self.rtp_seq,
-            self.rtp_ts,
+        let pkt = seal_with(
+            &mut sec.tx_text,
+            &mut self.clock,
             &mut *self.rng,
-            msg,
-            &text,
+            &text_plaintext(msg, &text),
         );
         self.transmits.push_back(pkt);
         self.unacked.push_back(Outgoing {
@@ -706,18 +684,8 @@ impl Session {
         let State::Established(sec) = &mut self.state else {
             return;
         };
-        let mut iv = [0u8; 16];
-        self.rng.as_rngcore().fill_bytes(&mut iv);
-        let h = RtpHeader::new(
-            self.cfg.payload_type,
-            self.rtp_seq,
-            self.rtp_ts,
-            self.cfg.ssrc,
-        );
-        self.rtp_seq = self.rtp_seq.wrapping_add(1);
-        let mut out = Vec::with_capacity(80);
-        sec.tx_ack
-            .seal(h, &self.next_expected.to_be_bytes(), iv, &mut out);
+        let ack = self.next_expected.to_be_bytes();
+        let out = seal_with(&mut sec.tx_ack, &mut self.clock, &mut *self.rng, &ack);
         self.transmits.push_back(out);
     }
 
@@ -733,23 +701,42 @@ impl Session {
     }
 }
 
-fn seal_text(
-    sec: &mut Secure,
-    cfg: &Config,
-    rtp_seq: &mut u16,
-    rtp_ts: u32,
+/// The RTP fields this side stamps on what it sends.
+#[derive(Debug, Clone, Copy)]
+struct RtpClock {
+    payload_type: u8,
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+}
+
+impl RtpClock {
+    /// The next header; advances the RTP sequence number.
+    fn next_header(&mut self) -> RtpHeader {
+        let h = RtpHeader::new(self.payload_type, self.seq, self.ts, self.ssrc);
+        self.seq = self.seq.wrapping_add(1);
+        h
+    }
+}
+
+/// Seals one packet with a fresh IV and the next RTP header.
+fn seal_with(
+    sealer: &mut Sealer,
+    clock: &mut RtpClock,
     rng: &mut dyn CryptoRngCore,
-    msg: u32,
-    text: &str,
+    plaintext: &[u8],
 ) -> Vec<u8> {
     let mut iv = [0u8; 16];
     rng.as_rngcore().fill_bytes(&mut iv);
-    let h = RtpHeader::new(cfg.payload_type, *rtp_seq, rtp_ts, cfg.ssrc);
-    *rtp_seq = rtp_seq.wrapping_add(1);
+    let mut out = Vec::with_capacity(plaintext.len() + 80);
+    sealer.seal(clock.next_header(), plaintext, iv, &mut out);
+    out
+}
+
+/// A text packet's plaintext: message number, then the UTF-8 text.
+fn text_plaintext(msg: u32, text: &str) -> Vec<u8> {
     let mut pt = Vec::with_capacity(4 + text.len());
     pt.extend_from_slice(&msg.to_be_bytes());
     pt.extend_from_slice(text.as_bytes());
-    let mut out = Vec::with_capacity(pt.len() + 80);
-    sec.tx_text.seal(h, &pt, iv, &mut out);
-    out
+    pt
 }
