@@ -293,22 +293,8 @@ async fn media_key_fingerprints_reach_the_partner() {
     assert_eq!(pa.body["peer"]["media_key"], kb.as_str());
     assert_eq!(pb.body["peer"]["media_key"], ka.as_str());
     // The next draw without a key carries none over.
-    call(
-        &app,
-        Method::PUT,
-        "/v1/me/status",
-        Some(&a),
-        Some(json!({"status": "ready"})),
-    )
-    .await;
-    call(
-        &app,
-        Method::PUT,
-        "/v1/me/status",
-        Some(&b),
-        Some(json!({"status": "ready"})),
-    )
-    .await;
+    set_status(&app, &a, "ready").await;
+    set_status(&app, &b, "ready").await;
     let pa = call(&app, Method::GET, "/v1/me/peer", Some(&a), None).await;
     assert!(pa.body["peer"].get("media_key").is_none(), "{}", pa.text);
 }
@@ -318,14 +304,7 @@ async fn long_poll_returns_when_paired() {
     let app = app();
     let a = token(&register(&app, "alice").await);
     let b = token(&register(&app, "bob").await);
-    call(
-        &app,
-        Method::PUT,
-        "/v1/me/status",
-        Some(&a),
-        Some(json!({"status": "ready"})),
-    )
-    .await;
+    set_status(&app, &a, "ready").await;
     let app2 = app.clone();
     let waiter = tokio::spawn(async move {
         call(&app2, Method::GET, "/v1/me/peer?wait=10", Some(&a), None).await
@@ -333,14 +312,7 @@ async fn long_poll_returns_when_paired() {
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert!(!waiter.is_finished());
     let started = std::time::Instant::now();
-    call(
-        &app,
-        Method::PUT,
-        "/v1/me/status",
-        Some(&b),
-        Some(json!({"status": "ready"})),
-    )
-    .await;
+    set_status(&app, &b, "ready").await;
     let r = waiter.await.unwrap();
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["peer"]["name"], "bob");
@@ -360,22 +332,8 @@ async fn logout_removes_the_user_everywhere() {
     let a = register(&app, "alice").await;
     let b = token(&register(&app, "bob").await);
     let ta = token(&a);
-    call(
-        &app,
-        Method::PUT,
-        "/v1/me/status",
-        Some(&ta),
-        Some(json!({"status": "ready"})),
-    )
-    .await;
-    call(
-        &app,
-        Method::PUT,
-        "/v1/me/status",
-        Some(&b),
-        Some(json!({"status": "ready"})),
-    )
-    .await;
+    set_status(&app, &ta, "ready").await;
+    set_status(&app, &b, "ready").await;
     let r = call(&app, Method::DELETE, "/v1/me", Some(&ta), None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     // Alice's token is dead, her refresh token too.
@@ -685,14 +643,7 @@ async fn healthz_and_metrics() {
     let app = app();
     let a = token(&register(&app, "alice").await);
     register(&app, "bob").await;
-    call(
-        &app,
-        Method::PUT,
-        "/v1/me/status",
-        Some(&a),
-        Some(json!({"status": "ready"})),
-    )
-    .await;
+    set_status(&app, &a, "ready").await;
     let h = call(&app, Method::GET, "/healthz", None, None).await;
     assert_eq!(h.status, StatusCode::OK);
     assert_eq!(h.body["status"], "ok");
@@ -723,22 +674,8 @@ async fn silent_users_expire_and_the_partner_is_freed() {
     let app = app_with(&cfg);
     let a = token(&register(&app, "alice").await);
     let b = token(&register(&app, "bob").await);
-    call(
-        &app,
-        Method::PUT,
-        "/v1/me/status",
-        Some(&a),
-        Some(json!({"status": "ready"})),
-    )
-    .await;
-    call(
-        &app,
-        Method::PUT,
-        "/v1/me/status",
-        Some(&b),
-        Some(json!({"status": "ready"})),
-    )
-    .await;
+    set_status(&app, &a, "ready").await;
+    set_status(&app, &b, "ready").await;
     // Bob keeps talking to the server; alice goes silent.
     let later = std::time::Instant::now() + std::time::Duration::from_secs(6);
     let bob_id = app.state.core().reg.find("bob").unwrap().id;

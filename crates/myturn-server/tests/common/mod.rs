@@ -81,6 +81,18 @@ pub async fn register(app: &App, name: &str) -> Value {
     r.body
 }
 
+/// `PUT /v1/me/status` with just a status.
+pub async fn set_status(app: &App, token: &str, status: &str) -> Resp {
+    call(
+        app,
+        Method::PUT,
+        "/v1/me/status",
+        Some(token),
+        Some(serde_json::json!({ "status": status })),
+    )
+    .await
+}
+
 pub fn token(v: &Value) -> String {
     v["token"].as_str().unwrap().to_owned()
 }
