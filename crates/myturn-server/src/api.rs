@@ -279,10 +279,7 @@ async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<MeResp
 }
 
 async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode, ApiError> {
-    state
-        .core()
-        .remove_user(user.id, LeaveReason::LoggedOut, None)?;
-    state.pbx.mark_dirty();
+    state.remove_user(user.id, LeaveReason::LoggedOut, None)?;
     state.metrics.logouts.fetch_add(1, Relaxed);
     tracing::info!(name = %user.name, "user logged out");
     Ok(StatusCode::NO_CONTENT)
@@ -437,19 +434,10 @@ async fn admin_kick(
     _: Admin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let removed = {
-        let mut core = state.core();
-        match core.reg.find(&name).map(|u| u.id) {
-            Some(id) => core
-                .remove_user(id, LeaveReason::Kicked, Some(ServerEvent::Kicked))
-                .ok(),
-            None => None,
-        }
-    };
-    let Some(user) = removed else {
+    let Some(user) = state.remove_named(&name, LeaveReason::Kicked, Some(ServerEvent::Kicked))
+    else {
         return Err(ApiError::NotFound(format!("no user named {name:?}")));
     };
-    state.pbx.mark_dirty();
     state.metrics.kicks.fetch_add(1, Relaxed);
     tracing::info!(name = %user.name, "user kicked by an admin");
     Ok(StatusCode::NO_CONTENT)
@@ -564,18 +552,13 @@ async fn admin_ban(
         ));
     }
     let until = unix_now() + req.seconds;
-    let removed = {
-        let mut core = state.core();
-        core.bans.ban(&req.name, until);
-        let id = core.reg.find(&req.name).map(|u| u.id);
-        id.and_then(|id| {
-            core.remove_user(id, LeaveReason::Banned, Some(ServerEvent::Banned { until }))
-                .ok()
-        })
-    };
-    if removed.is_some() {
-        state.pbx.mark_dirty();
-    }
+    // Ban first: from here on the name cannot register again.
+    state.core().bans.ban(&req.name, until);
+    let removed = state.remove_named(
+        &req.name,
+        LeaveReason::Banned,
+        Some(ServerEvent::Banned { until }),
+    );
     state.metrics.bans.fetch_add(1, Relaxed);
     tracing::info!(name = %req.name, seconds = req.seconds, online = removed.is_some(), "name banned");
     Ok((

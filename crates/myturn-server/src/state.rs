@@ -323,24 +323,47 @@ impl AppState {
         self.0.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Removes a user everywhere (see [`Core::remove_user`]), the PBX
+    /// config included: every way out (logout, kick, ban, lease) goes
+    /// through here, so none can forget the PBX.
+    pub fn remove_user(
+        &self,
+        id: UserId,
+        reason: LeaveReason,
+        farewell: Option<ServerEvent>,
+    ) -> Result<User, RegistryError> {
+        let user = self.core().remove_user(id, reason, farewell)?;
+        self.pbx.mark_dirty();
+        Ok(user)
+    }
+
+    /// [`AppState::remove_user`] by name (case-insensitive); `None` if
+    /// nobody has it.
+    pub fn remove_named(
+        &self,
+        name: &str,
+        reason: LeaveReason,
+        farewell: Option<ServerEvent>,
+    ) -> Option<User> {
+        let id = self.core().reg.find(name).map(|u| u.id)?;
+        self.remove_user(id, reason, farewell).ok()
+    }
+
     /// Removes users silent for longer than the lease. Returns their names.
     pub fn expire_silent(&self, now: Instant) -> Vec<String> {
-        let mut core = self.core();
-        let ids = core.reg.silent_since(now, self.settings.lease);
-        let mut gone = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Ok(u) = core.remove_user(id, LeaveReason::Expired, None) {
-                gone.push(u.name);
-            }
-        }
-        core.limits.prune(now, |k| k.budget());
-        drop(core);
-        if !gone.is_empty() {
-            self.metrics
-                .expiries
-                .fetch_add(gone.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            self.pbx.mark_dirty();
-        }
+        let ids = {
+            let mut core = self.core();
+            core.limits.prune(now, |k| k.budget());
+            core.reg.silent_since(now, self.settings.lease)
+        };
+        let gone: Vec<String> = ids
+            .into_iter()
+            .filter_map(|id| self.remove_user(id, LeaveReason::Expired, None).ok())
+            .map(|u| u.name)
+            .collect();
+        self.metrics
+            .expiries
+            .fetch_add(gone.len() as u64, std::sync::atomic::Ordering::Relaxed);
         gone
     }
 
