@@ -131,6 +131,12 @@ fn run(
     }
 }
 
+/// Runs both sessions for `span` with nothing to send but what they
+/// produce themselves.
+fn settle(s: &mut [Session; 2], link: &mut Link, now: &mut Instant, span: Duration) {
+    run(s, link, now, span, |_, _| {});
+}
+
 fn events(s: &mut Session) -> Vec<Event> {
     std::iter::from_fn(|| s.poll_event()).collect()
 }
@@ -159,13 +165,7 @@ fn handshake_without_loss_agrees_on_the_sas() {
     let mut s = pair(1, now);
     let mut link = Link::new(1, 0.0, 0);
     assert_eq!(s[0].send_audio(&[0; 320]), Err(SendError::NotEstablished));
-    run(
-        &mut s,
-        &mut link,
-        &mut now,
-        Duration::from_secs(1),
-        |_, _| {},
-    );
+    settle(&mut s, &mut link, &mut now, Duration::from_secs(1));
     let (e0, e1) = (events(&mut s[0]), events(&mut s[1]));
     let (a, b) = (
         established(&e0).expect("initiator"),
@@ -187,13 +187,7 @@ fn handshake_survives_heavy_loss_and_reordering() {
         let mut now = Instant::now();
         let mut s = pair(100 + seed, now);
         let mut link = Link::new(seed, 0.3, 30);
-        run(
-            &mut s,
-            &mut link,
-            &mut now,
-            Duration::from_secs(9),
-            |_, _| {},
-        );
+        settle(&mut s, &mut link, &mut now, Duration::from_secs(9));
         let (e0, e1) = (events(&mut s[0]), events(&mut s[1]));
         let a = established(&e0).unwrap_or_else(|| panic!("seed {seed}: initiator {e0:?}"));
         let b = established(&e1).unwrap_or_else(|| panic!("seed {seed}: responder {e1:?}"));
@@ -206,12 +200,11 @@ fn a_silent_peer_times_out_with_a_clear_error() {
     let mut now = Instant::now();
     let mut s = pair(2, now);
     let mut link = Link::new(2, 1.0, 0);
-    run(
+    settle(
         &mut s,
         &mut link,
         &mut now,
         HS_TIMEOUT + Duration::from_secs(1),
-        |_, _| {},
     );
     for side in s.iter_mut() {
         assert!(events(side).contains(&Event::Failed(Failure::Timeout)));
@@ -230,13 +223,7 @@ fn five_seconds_of_audio_arrive_bit_exact() {
     let mut now = Instant::now();
     let mut s = pair(3, now);
     let mut link = Link::new(3, 0.0, 0);
-    run(
-        &mut s,
-        &mut link,
-        &mut now,
-        Duration::from_millis(500),
-        |_, _| {},
-    );
+    settle(&mut s, &mut link, &mut now, Duration::from_millis(500));
     assert!(s[0].is_established() && s[1].is_established());
     events(&mut s[0]);
     events(&mut s[1]);
@@ -263,13 +250,7 @@ fn five_seconds_of_audio_arrive_bit_exact() {
             }
         },
     );
-    run(
-        &mut s,
-        &mut link,
-        &mut now,
-        Duration::from_millis(100),
-        |_, _| {},
-    );
+    settle(&mut s, &mut link, &mut now, Duration::from_millis(100));
     for side in 0..2 {
         let got: Vec<(u64, Vec<u8>)> = events(&mut s[1 - side])
             .into_iter()
@@ -292,13 +273,7 @@ fn text_arrives_once_and_in_order_over_a_lossy_reordering_link() {
     let mut now = Instant::now();
     let mut s = pair(4, now);
     let mut link = Link::new(4, 0.1, 40);
-    run(
-        &mut s,
-        &mut link,
-        &mut now,
-        Duration::from_secs(3),
-        |_, _| {},
-    );
+    settle(&mut s, &mut link, &mut now, Duration::from_secs(3));
     assert!(
         s[0].is_established() && s[1].is_established(),
         "{:?}",
@@ -348,13 +323,7 @@ fn tampered_replayed_and_truncated_packets_are_counted_never_delivered() {
     let mut now = Instant::now();
     let mut s = pair(5, now);
     let mut link = Link::new(5, 0.0, 0);
-    run(
-        &mut s,
-        &mut link,
-        &mut now,
-        Duration::from_millis(300),
-        |_, _| {},
-    );
+    settle(&mut s, &mut link, &mut now, Duration::from_millis(300));
     events(&mut s[1]);
     // A relay that flips a ciphertext bit in every 3rd media packet,
     // duplicates every 5th and truncates every 7th.
@@ -380,13 +349,7 @@ fn tampered_replayed_and_truncated_packets_are_counted_never_delivered() {
     for p in &pkts {
         link.send(now, 1, p.clone());
     }
-    run(
-        &mut s,
-        &mut link,
-        &mut now,
-        Duration::from_millis(100),
-        |_, _| {},
-    );
+    settle(&mut s, &mut link, &mut now, Duration::from_millis(100));
     let audio: Vec<Vec<u8>> = events(&mut s[1])
         .into_iter()
         .filter_map(|e| match e {
@@ -498,13 +461,7 @@ fn keys_announced_through_the_pairing_server_are_checked() {
     );
     let mut s = [a, b];
     let mut link = Link::new(6, 0.0, 0);
-    run(
-        &mut s,
-        &mut link,
-        &mut now,
-        Duration::from_secs(1),
-        |_, _| {},
-    );
+    settle(&mut s, &mut link, &mut now, Duration::from_secs(1));
     assert!(s[0].is_established() && s[1].is_established());
 }
 
