@@ -1,0 +1,4 @@
+//! # myturn-sip
+//!
+//! WIP
+pub mod msg;
