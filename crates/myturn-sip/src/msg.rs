@@ -325,8 +325,7 @@ fn parse_params(s: &str) -> Option<Vec<(String, Option<String>)>> {
                 quoted_len(v) == Some(v.len())
             } else {
                 !v.is_empty()
-                    && v
-                        .bytes()
+                    && v.bytes()
                         .all(|b| is_token(b) || b"[]:".contains(&b) || b >= 0x80)
             };
             if !ok {
@@ -632,7 +631,9 @@ fn lex(data: &[u8]) -> Result<Lexed<'_>, ParseError> {
         if name.is_empty() || !name.bytes().all(is_token) {
             return Err(ParseError::header(name, "name is not a token"));
         }
-        let name = compact_name(name).map(str::to_owned).unwrap_or_else(|| canonical(name));
+        let name = compact_name(name)
+            .map(str::to_owned)
+            .unwrap_or_else(|| canonical(name));
         headers.push((name, value.trim().to_owned()));
     }
     Ok(Lexed {
@@ -685,7 +686,9 @@ fn canonical(name: &str) -> String {
 fn lex_start(line: &str) -> Result<RawStart<'_>, ParseError> {
     if let Some(rest) = line.strip_prefix("SIP/") {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
-        let (ver, rest) = rest.split_once(' ').ok_or(ParseError::StartLine("status line"))?;
+        let (ver, rest) = rest
+            .split_once(' ')
+            .ok_or(ParseError::StartLine("status line"))?;
         if ver != "2.0" {
             return Err(ParseError::Version);
         }
@@ -693,7 +696,9 @@ fn lex_start(line: &str) -> Result<RawStart<'_>, ParseError> {
         if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ParseError::StartLine("status code"));
         }
-        let code: u16 = code.parse().map_err(|_| ParseError::StartLine("status code"))?;
+        let code: u16 = code
+            .parse()
+            .map_err(|_| ParseError::StartLine("status code"))?;
         if !(100..=699).contains(&code) {
             return Err(ParseError::StartLine("status code out of range"));
         }
@@ -821,7 +826,13 @@ fn build(lexed: &Lexed<'_>) -> Result<Message, ParseError> {
             }));
         }
     }
-    for (n, _) in [("Via", ()), ("From", ()), ("To", ()), ("Call-ID", ()), ("CSeq", ())] {
+    for (n, _) in [
+        ("Via", ()),
+        ("From", ()),
+        ("To", ()),
+        ("Call-ID", ()),
+        ("CSeq", ()),
+    ] {
         if !lexed.headers.iter().any(|(h, _)| h == n) {
             return Err(ParseError::Headers(match n {
                 "Via" => "missing Via",
@@ -900,7 +911,9 @@ fn build(lexed: &Lexed<'_>) -> Result<Message, ParseError> {
     };
     if let StartLine::Request { method, .. } = &start {
         if *method != cseq.1 {
-            return Err(ParseError::Headers("CSeq method does not match the request"));
+            return Err(ParseError::Headers(
+                "CSeq method does not match the request",
+            ));
         }
     }
     let body = match content_length {
@@ -1043,7 +1056,8 @@ impl Message {
     }
 
     pub fn to(&self) -> Option<NameAddr> {
-        self.header("To").and_then(|v| NameAddr::parse("To", v).ok())
+        self.header("To")
+            .and_then(|v| NameAddr::parse("To", v).ok())
     }
 
     pub fn name_addrs(&self, name: &'static str) -> Vec<NameAddr> {

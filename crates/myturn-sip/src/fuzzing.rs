@@ -1,0 +1,65 @@
+//! Entry points shared by the fuzz targets (`fuzz/`) and the smoke tests
+//! that run the same bodies on the stable toolchain. None may panic.
+
+use std::time::{Duration, Instant};
+
+use rand_core::RngCore;
+
+use crate::ua::{Config, UserAgent};
+
+/// A fixed, non-random RNG: fuzzing must be deterministic.
+struct Counter(u64);
+
+impl RngCore for Counter {
+    fn next_u32(&mut self) -> u32 {
+        self.next_u64() as u32
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for b in dest {
+            *b = (self.next_u64() >> 56) as u8;
+        }
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+/// The whole receive path: parsing, the digest and SDP parsers, and the
+/// user agent's handling of the datagram (as request, response, or while a
+/// call and a registration are under way).
+pub fn receive(data: &[u8]) {
+    if let Ok(m) = crate::msg::parse(data) {
+        for name in ["WWW-Authenticate", "Proxy-Authenticate", "Authorization"] {
+            for v in m.headers(name) {
+                let _ = crate::digest::Challenge::parse(v);
+                let _ = crate::digest::Credentials::parse(v);
+            }
+        }
+        let _ = crate::sdp::Sdp::parse(m.body());
+        let _ = (m.top_via(), m.from(), m.to(), m.name_addrs("Contact"));
+    }
+    let now = Instant::now();
+    let cfg = Config::new(
+        "127.0.0.1:5070".parse().expect("static address"),
+        "127.0.0.1:5060".parse().expect("static address"),
+        "111000",
+        "pw",
+    );
+    let mut ua = UserAgent::new(cfg, Box::new(Counter(7)));
+    ua.register(now);
+    let _ = ua.invite(now, "111001", "v=0\r\n");
+    let from = "127.0.0.1:5060".parse().expect("static address");
+    ua.handle_datagram(now, from, data);
+    ua.handle_datagram(now, from, data);
+    ua.handle_timeout(now + Duration::from_secs(40));
+    while ua.poll_transmit().is_some() {}
+    while ua.poll_event().is_some() {}
+}

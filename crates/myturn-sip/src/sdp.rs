@@ -1,0 +1,219 @@
+//! The SDP myTurn offers and answers (RFC 4566, RFC 3264): one audio
+//! stream of PCM16 (`L16`, dynamic payload type, 8 or 16 kHz, 20 ms) at the
+//! client's media address, and the media key fingerprint
+//! `a=myturn-key:sha-256 <base64url>` (see `docs/protocol.md`).
+
+use std::net::{IpAddr, SocketAddr};
+
+/// The attribute carrying the media key fingerprint.
+pub const KEY_ATTRIBUTE: &str = "myturn-key";
+
+/// One audio stream description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sdp {
+    /// Where to send media (connection address and m-line port).
+    pub media: SocketAddr,
+    /// The L16 payload type.
+    pub payload_type: u8,
+    /// 8000 or 16000.
+    pub rate: u32,
+    /// The media key fingerprint, base64url (the part after `sha-256 `).
+    pub key: Option<String>,
+    /// `o=` session id and version.
+    pub session: (u64, u64),
+}
+
+/// Why an SDP body is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SdpError {
+    #[error("SDP is not UTF-8")]
+    Encoding,
+    #[error("no audio m-line")]
+    NoAudio,
+    #[error("no usable connection address")]
+    NoAddress,
+    #[error("no L16 payload type at 8 or 16 kHz")]
+    NoCodec,
+}
+
+impl Sdp {
+    pub fn new(media: SocketAddr, rate: u32, key: Option<String>, session_id: u64) -> Sdp {
+        Sdp {
+            media,
+            payload_type: if rate == 16_000 { 97 } else { 96 },
+            rate,
+            key,
+            session: (session_id, 1),
+        }
+    }
+
+    /// Renders the body (CRLF line ends).
+    pub fn render(&self) -> String {
+        let ip = self.media.ip();
+        let fam = if ip.is_ipv4() { "IP4" } else { "IP6" };
+        let mut s = format!(
+            "v=0\r\no=myturn {} {} IN {fam} {ip}\r\ns=myTurn\r\nc=IN {fam} {ip}\r\nt=0 0\r\n\
+             m=audio {} RTP/AVP {}\r\na=rtpmap:{} L16/{}\r\na=ptime:20\r\na=sendrecv\r\n",
+            self.session.0,
+            self.session.1,
+            self.media.port(),
+            self.payload_type,
+            self.payload_type,
+            self.rate
+        );
+        if let Some(k) = &self.key {
+            s.push_str(&format!("a={KEY_ATTRIBUTE}:sha-256 {k}\r\n"));
+        }
+        s
+    }
+
+    /// Reads the first audio stream that offers L16 at 8 or 16 kHz.
+    pub fn parse(body: &[u8]) -> Result<Sdp, SdpError> {
+        let text = std::str::from_utf8(body).map_err(|_| SdpError::Encoding)?;
+        let mut session_addr: Option<IpAddr> = None;
+        let mut session = (0, 0);
+        let mut media_addr: Option<IpAddr> = None;
+        let mut port = None;
+        let mut pts: Vec<u8> = Vec::new();
+        let mut codec: Option<(u8, u32)> = None;
+        let mut key = None;
+        let mut in_audio = false;
+        let mut seen_audio = false;
+        for line in text.lines() {
+            let line = line.trim_end_matches('\r');
+            let Some((kind, value)) = line.split_once('=') else {
+                continue;
+            };
+            match kind {
+                "o" => {
+                    let f: Vec<&str> = value.split_whitespace().collect();
+                    if let (Some(id), Some(ver)) = (f.get(1), f.get(2)) {
+                        session = (id.parse().unwrap_or(0), ver.parse().unwrap_or(0));
+                    }
+                }
+                "c" => {
+                    let addr = value
+                        .split_whitespace()
+                        .nth(2)
+                        .and_then(|a| a.split('/').next())
+                        .and_then(|a| a.parse().ok());
+                    if in_audio {
+                        media_addr = addr;
+                    } else if !seen_audio {
+                        session_addr = addr;
+                    }
+                }
+                "m" => {
+                    if seen_audio {
+                        in_audio = false;
+                        continue;
+                    }
+                    let f: Vec<&str> = value.split_whitespace().collect();
+                    in_audio = f.first() == Some(&"audio");
+                    if in_audio {
+                        seen_audio = true;
+                        port = f.get(1).and_then(|p| p.parse::<u16>().ok());
+                        pts = f.iter().skip(3).filter_map(|p| p.parse().ok()).collect();
+                    }
+                }
+                "a" if in_audio || !seen_audio => {
+                    if let Some(rest) = value.strip_prefix("rtpmap:") {
+                        let mut it = rest.split_whitespace();
+                        let pt = it.next().and_then(|p| p.parse::<u8>().ok());
+                        let enc = it.next().unwrap_or_default();
+                        let mut e = enc.split('/');
+                        let name = e.next().unwrap_or_default();
+                        let rate = e.next().and_then(|r| r.parse::<u32>().ok());
+                        let channels = e.next().unwrap_or("1");
+                        if let (Some(pt), Some(rate)) = (pt, rate) {
+                            if in_audio
+                                && codec.is_none()
+                                && name.eq_ignore_ascii_case("L16")
+                                && (rate == 8000 || rate == 16_000)
+                                && channels == "1"
+                                && pts.contains(&pt)
+                            {
+                                codec = Some((pt, rate));
+                            }
+                        }
+                    } else if let Some(rest) = value.strip_prefix(KEY_ATTRIBUTE) {
+                        if let Some(v) = rest.strip_prefix(':') {
+                            let mut it = v.split_whitespace();
+                            if it.next().is_some_and(|h| h.eq_ignore_ascii_case("sha-256")) {
+                                key = it.next().map(str::to_owned);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !seen_audio {
+            return Err(SdpError::NoAudio);
+        }
+        let ip = media_addr.or(session_addr).ok_or(SdpError::NoAddress)?;
+        let port = port.ok_or(SdpError::NoAudio)?;
+        let (payload_type, rate) = codec.ok_or(SdpError::NoCodec)?;
+        Ok(Sdp {
+            media: SocketAddr::new(ip, port),
+            payload_type,
+            rate,
+            key,
+            session,
+        })
+    }
+
+    /// The answer to `offer` from a side listening on `media`: the same
+    /// payload type and rate, our own key.
+    pub fn answer(offer: &Sdp, media: SocketAddr, key: Option<String>, session_id: u64) -> Sdp {
+        Sdp {
+            media,
+            payload_type: offer.payload_type,
+            rate: offer.rate,
+            key,
+            session: (session_id, 1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offer_round_trips() {
+        let o = Sdp::new(
+            "127.0.0.1:40000".parse().unwrap(),
+            16_000,
+            Some("abc-_".into()),
+            7,
+        );
+        let text = o.render();
+        assert!(text.contains("m=audio 40000 RTP/AVP 97\r\n"));
+        assert!(text.contains("a=rtpmap:97 L16/16000\r\n"));
+        assert!(text.contains("a=myturn-key:sha-256 abc-_\r\n"));
+        assert_eq!(Sdp::parse(text.as_bytes()).unwrap(), o);
+    }
+
+    #[test]
+    fn picks_l16_among_others_and_media_level_address() {
+        let body = "v=0\r\no=- 1 2 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+                    m=audio 5004 RTP/AVP 0 8 118\r\nc=IN IP4 192.0.2.7\r\na=rtpmap:0 PCMU/8000\r\n\
+                    a=rtpmap:118 L16/8000\r\nm=video 5006 RTP/AVP 31\r\n";
+        let s = Sdp::parse(body.as_bytes()).unwrap();
+        assert_eq!(s.media, "192.0.2.7:5004".parse().unwrap());
+        assert_eq!((s.payload_type, s.rate), (118, 8000));
+        assert_eq!(s.key, None);
+        assert_eq!(s.session, (1, 2));
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_play() {
+        let pcmu = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 5004 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+        assert_eq!(Sdp::parse(pcmu.as_bytes()), Err(SdpError::NoCodec));
+        assert_eq!(Sdp::parse(b"v=0\r\n"), Err(SdpError::NoAudio));
+        let noc = "v=0\r\nm=audio 5004 RTP/AVP 96\r\na=rtpmap:96 L16/8000\r\n";
+        assert_eq!(Sdp::parse(noc.as_bytes()), Err(SdpError::NoAddress));
+        assert_eq!(Sdp::parse(&[0xff, 0xfe]), Err(SdpError::Encoding));
+    }
+}

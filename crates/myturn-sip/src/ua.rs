@@ -1,0 +1,1874 @@
+//! The sans-IO SIP user agent: registration, calls and dialogs on top of
+//! the transactions in [`crate::transaction`].
+//!
+//! Drive it like quinn-proto: feed datagrams with
+//! [`UserAgent::handle_datagram`] and expiries with
+//! [`UserAgent::handle_timeout`], then drain [`UserAgent::poll_transmit`]
+//! and [`UserAgent::poll_event`], and sleep until
+//! [`UserAgent::poll_timeout`]. Commands ([`UserAgent::register`],
+//! [`UserAgent::invite`], [`UserAgent::answer`], [`UserAgent::hangup`], …)
+//! only queue work. Nothing here reads a clock, touches a socket or draws
+//! randomness from anywhere but the RNG it was given.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use rand_core::RngCore;
+use rsip::headers::{self as h, UntypedHeader};
+use rsip::Header;
+
+use crate::digest::{self, Challenge};
+use crate::msg::{self, Message, Method, NameAddr, Rejected};
+use crate::sdp::Sdp;
+use crate::transaction::{ClientOutcome, ClientTx, ServerState, ServerTx, TimerAction, Timers};
+
+/// Methods this agent answers (the `Allow` header).
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
+
+/// How the agent is set up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The local UDP address (Via sent-by and, until a public one is
+    /// learnt, the Contact).
+    pub local: SocketAddr,
+    /// The registrar / outbound proxy: every out-of-dialog request goes
+    /// there (Asterisk, the built-in PBX, Kamailio).
+    pub proxy: SocketAddr,
+    /// The SIP domain: host part of the address of record and of the
+    /// Request-URI for extensions.
+    pub domain: String,
+    /// User part of the address of record, also the digest username.
+    pub username: String,
+    pub password: String,
+    pub display_name: Option<String>,
+    /// Requested registration lifetime, seconds.
+    pub expires: u32,
+    pub timers: Timers,
+    pub user_agent: String,
+    pub max_message_size: usize,
+}
+
+impl Config {
+    pub fn new(local: SocketAddr, proxy: SocketAddr, username: &str, password: &str) -> Self {
+        Config {
+            local,
+            proxy,
+            domain: proxy.ip().to_string(),
+            username: username.to_owned(),
+            password: password.to_owned(),
+            display_name: None,
+            expires: 300,
+            timers: Timers::default(),
+            user_agent: concat!("myTurn/", env!("CARGO_PKG_VERSION")).to_owned(),
+            max_message_size: msg::DEFAULT_MAX_SIZE,
+        }
+    }
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub dest: SocketAddr,
+    pub payload: Vec<u8>,
+}
+
+/// A call, as the application names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId(pub u64);
+
+/// Who ended a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndedBy {
+    Local,
+    Remote,
+}
+
+/// What the agent reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The registrar accepted the binding for `expires`.
+    Registered {
+        expires: Duration,
+        /// The address the registrar saw us at (`received`/`rport`), when
+        /// it differs from the local one.
+        public: Option<SocketAddr>,
+    },
+    /// Registration (or its refresh) failed; the agent retries a refresh
+    /// in 30 s if it was registered before.
+    RegistrationFailed { code: u16, reason: String },
+    /// The binding was removed (`Expires: 0` answered).
+    Unregistered,
+    /// Someone calls us. Answer with [`UserAgent::answer`] or refuse with
+    /// [`UserAgent::reject`].
+    IncomingCall {
+        call: CallId,
+        sip_call_id: String,
+        /// The caller's user part (extension) and display name.
+        from_user: String,
+        from_display: Option<String>,
+        offer: Option<Sdp>,
+    },
+    /// 180/183 on our INVITE.
+    Ringing { call: CallId },
+    /// Our INVITE was answered (2xx; ACK sent).
+    Answered {
+        call: CallId,
+        sip_call_id: String,
+        answer: Option<Sdp>,
+    },
+    /// The ACK for our 2xx arrived: media may flow both ways.
+    Confirmed { call: CallId, answer: Option<Sdp> },
+    /// Our INVITE failed: 404, 486, 603, 408 (timeout or no answer), ….
+    CallFailed {
+        call: CallId,
+        code: u16,
+        reason: String,
+    },
+    /// A re-INVITE or UPDATE changed the remote media.
+    RemoteMediaChanged { call: CallId, sdp: Sdp },
+    /// The call is over (BYE either way, CANCEL, or an unanswered 2xx).
+    CallEnded { call: CallId, by: EndedBy },
+}
+
+/// Counters an operator can read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams that were not SIP at all, or too large (dropped).
+    pub dropped: u64,
+    /// Malformed requests answered with 400/505/513.
+    pub rejected: u64,
+    /// Request retransmissions absorbed by server transactions.
+    pub absorbed: u64,
+    /// Responses matching no transaction nor dialog.
+    pub stray_responses: u64,
+    /// Our own retransmissions (timers A, E, G and 2xx).
+    pub retransmissions: u64,
+}
+
+/// Errors of the command API.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UaError {
+    #[error("no such call")]
+    NoSuchCall,
+    #[error("the call is not in a state that allows this")]
+    WrongState,
+    #[error("invalid target URI `{0}`")]
+    BadTarget(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RegState {
+    Idle,
+    Registering,
+    Registered,
+    Unregistering,
+}
+
+#[derive(Debug)]
+struct Registration {
+    state: RegState,
+    call_id: String,
+    from_tag: String,
+    cseq: u32,
+    expires: u32,
+    auth_tries: u32,
+    /// `Some` once a registration succeeded (for retry after failure).
+    ever_registered: bool,
+    refresh_at: Option<Instant>,
+    branch: Option<String>,
+}
+
+/// Digest state for one challenger: the challenge and the nonce count.
+#[derive(Debug, Clone)]
+struct Auth {
+    challenge: Challenge,
+    proxy: bool,
+    nc: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallState {
+    /// Outgoing INVITE sent, no provisional.
+    Calling,
+    /// Outgoing, provisional received.
+    Early,
+    /// Incoming, ringing, not answered.
+    Ringing,
+    /// Incoming, 2xx sent, waiting for ACK.
+    Answered,
+    /// Dialog confirmed.
+    Confirmed,
+    /// BYE sent, waiting for its answer.
+    Terminating,
+    Ended,
+}
+
+/// The INVITE we sent, kept to build CANCEL and ACK-for-non-2xx.
+#[derive(Debug, Clone)]
+struct SentInvite {
+    uri: String,
+    via: String,
+    cseq: u32,
+    branch: String,
+    to: String,
+}
+
+/// A 2xx we retransmit until ACK (§13.3.1.4).
+#[derive(Debug, Clone)]
+struct OkRetransmit {
+    bytes: Vec<u8>,
+    dest: SocketAddr,
+    next: Instant,
+    interval: Duration,
+    give_up: Instant,
+}
+
+#[derive(Debug)]
+struct Call {
+    id: CallId,
+    call_id: String,
+    local_tag: String,
+    remote_tag: Option<String>,
+    /// Our From/To URI (the AOR) and the peer's.
+    local_uri: String,
+    remote_uri: String,
+    local_cseq: u32,
+    remote_cseq: Option<u32>,
+    remote_target: String,
+    /// Route set, in the order Route headers are written.
+    route_set: Vec<String>,
+    state: CallState,
+    outgoing: bool,
+    sent: Option<SentInvite>,
+    /// For an incoming INVITE: its parsed form and source, to answer.
+    invite: Option<(Message, SocketAddr)>,
+    local_sdp: Option<String>,
+    ok: Option<OkRetransmit>,
+    /// Our ACK for the 2xx, resent when the 2xx is retransmitted.
+    ack: Option<(Vec<u8>, SocketAddr)>,
+    auth: Option<Auth>,
+    auth_tries: u32,
+    /// Hang up requested before any provisional: CANCEL when one comes.
+    cancel_pending: bool,
+    cancelled: bool,
+    /// When an ended call is forgotten (absorbs late retransmissions).
+    forget_at: Option<Instant>,
+}
+
+/// Who a client transaction works for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Register,
+    Invite(CallId),
+    Cancel(CallId),
+    Bye(CallId),
+}
+
+#[derive(Debug)]
+struct Client {
+    tx: ClientTx,
+    owner: Owner,
+}
+
+/// The user agent core.
+pub struct UserAgent {
+    cfg: Config,
+    rng: Box<dyn RngCore + Send>,
+    contact: SocketAddr,
+    public: Option<SocketAddr>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    clients: Vec<Client>,
+    servers: Vec<ServerTx>,
+    reg: Registration,
+    reg_auth: Option<Auth>,
+    calls: Vec<Call>,
+    next_call: u64,
+    stats: Stats,
+    session_id: u64,
+}
+
+impl std::fmt::Debug for UserAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserAgent")
+            .field("user", &self.cfg.username)
+            .field("local", &self.cfg.local)
+            .field("calls", &self.calls.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+fn token(rng: &mut dyn RngCore, n: usize) -> String {
+    const A: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    (0..n)
+        .map(|_| A[(rng.next_u32() as usize) % A.len()] as char)
+        .collect()
+}
+
+/// The address to send to for a URI whose host is an IP literal.
+fn uri_addr(uri: &str) -> Option<SocketAddr> {
+    let uri = uri.trim().trim_start_matches('<');
+    let rest = uri.split_once(':')?.1;
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let end = host.find([';', '?', '>']).unwrap_or(host.len());
+    let (host, port) = msg::split_host_port(&host[..end])?;
+    let ip: IpAddr = host.trim_matches(['[', ']']).parse().ok()?;
+    Some(SocketAddr::new(ip, port.unwrap_or(5060)))
+}
+
+/// The user part of a SIP URI.
+fn uri_user(uri: &str) -> String {
+    let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
+    match rest.rsplit_once('@') {
+        Some((user, _)) => user.split(';').next().unwrap_or_default().to_owned(),
+        None => String::new(),
+    }
+}
+
+impl UserAgent {
+    pub fn new(cfg: Config, mut rng: Box<dyn RngCore + Send>) -> Self {
+        let reg = Registration {
+            state: RegState::Idle,
+            call_id: format!("{}@myturn", token(rng.as_mut(), 20)),
+            from_tag: token(rng.as_mut(), 12),
+            cseq: rng.next_u32() % 10_000 + 1,
+            expires: cfg.expires,
+            auth_tries: 0,
+            ever_registered: false,
+            refresh_at: None,
+            branch: None,
+        };
+        let session_id = rng.next_u64() >> 1;
+        UserAgent {
+            contact: cfg.local,
+            cfg,
+            rng,
+            public: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            clients: Vec::new(),
+            servers: Vec::new(),
+            reg,
+            reg_auth: None,
+            calls: Vec::new(),
+            next_call: 1,
+            stats: Stats::default(),
+            session_id,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Whether a registration is in force.
+    pub fn is_registered(&self) -> bool {
+        self.reg.state == RegState::Registered
+    }
+
+    /// A fresh SDP session id (for building offers and answers).
+    pub fn new_session_id(&mut self) -> u64 {
+        self.session_id += 1;
+        self.session_id
+    }
+
+    /// The SIP Call-ID of a call.
+    pub fn sip_call_id(&self, call: CallId) -> Option<&str> {
+        self.calls
+            .iter()
+            .find(|c| c.id == call)
+            .map(|c| c.call_id.as_str())
+    }
+
+    fn aor(&self) -> String {
+        format!("sip:{}@{}", self.cfg.username, self.cfg.domain)
+    }
+
+    fn contact_header(&self, expires: Option<u32>) -> String {
+        let mut c = format!("<sip:{}@{}>", self.cfg.username, self.contact);
+        if let Some(e) = expires {
+            c.push_str(&format!(";expires={e}"));
+        }
+        c
+    }
+
+    fn new_branch(&mut self) -> String {
+        format!("z9hG4bK{}", token(self.rng.as_mut(), 16))
+    }
+
+    fn via(&self, branch: &str) -> String {
+        format!("SIP/2.0/UDP {};rport;branch={branch}", self.cfg.local)
+    }
+
+    fn from_header(&self, tag: &str) -> String {
+        let na = NameAddr {
+            display: self.cfg.display_name.clone(),
+            uri: self.aor(),
+            params: vec![("tag".into(), Some(tag.to_owned()))],
+        };
+        na.to_string()
+    }
+
+    // ---- output plumbing -------------------------------------------------
+
+    fn send(&mut self, dest: SocketAddr, payload: Vec<u8>) {
+        self.transmits.push_back(Transmit { dest, payload });
+    }
+
+    fn start_client(
+        &mut self,
+        now: Instant,
+        owner: Owner,
+        branch: String,
+        method: &str,
+        bytes: Vec<u8>,
+        dest: SocketAddr,
+    ) {
+        let tx = ClientTx::new(now, &self.cfg.timers, branch, method, bytes.clone(), dest);
+        self.clients.push(Client { tx, owner });
+        self.send(dest, bytes);
+    }
+
+    /// Serialises a request through rsip.
+    fn encode_request(
+        method: rsip::Method,
+        uri: &str,
+        headers: Vec<Header>,
+        body: &[u8],
+    ) -> Result<Vec<u8>, UaError> {
+        let uri = rsip::Uri::try_from(uri).map_err(|_| UaError::BadTarget(uri.to_owned()))?;
+        let mut headers = headers;
+        headers.push(h::ContentLength::new(body.len().to_string()).into());
+        let req = rsip::Request {
+            method,
+            uri,
+            version: rsip::Version::V2,
+            headers: headers.into(),
+            body: body.to_vec(),
+        };
+        Ok(req.to_string().into_bytes())
+    }
+
+    fn common_headers(&self, headers: &mut Vec<Header>) {
+        headers.push(h::MaxForwards::new("70").into());
+        headers.push(h::UserAgent::new(self.cfg.user_agent.clone()).into());
+    }
+
+    // ---- responses -------------------------------------------------------
+
+    /// Builds a response copying Via, From, To (adding `to_tag` when the
+    /// request had none), Call-ID and CSeq from `raw`.
+    fn encode_response(
+        code: u16,
+        reason: &str,
+        raw: &[(String, String)],
+        to_tag: Option<&str>,
+        extra: Vec<Header>,
+        body: &[u8],
+    ) -> Vec<u8> {
+        let mut headers: Vec<Header> = Vec::with_capacity(raw.len() + extra.len() + 1);
+        for (name, value) in raw {
+            let hv: Header = match name.as_str() {
+                "Via" => h::Via::new(value.clone()).into(),
+                "From" => h::From::new(value.clone()).into(),
+                "To" => {
+                    let has_tag = NameAddr::parse("To", value).is_ok_and(|t| t.tag().is_some());
+                    match to_tag {
+                        Some(tag) if !has_tag && code > 100 => {
+                            h::To::new(format!("{value};tag={tag}")).into()
+                        }
+                        _ => h::To::new(value.clone()).into(),
+                    }
+                }
+                "Call-ID" => h::CallId::new(value.clone()).into(),
+                "CSeq" => h::CSeq::new(value.clone()).into(),
+                _ => continue,
+            };
+            headers.push(hv);
+        }
+        headers.extend(extra);
+        headers.push(h::ContentLength::new(body.len().to_string()).into());
+        let resp = rsip::Response {
+            status_code: rsip::StatusCode::Other(code, reason.to_owned()),
+            version: rsip::Version::V2,
+            headers: headers.into(),
+            body: body.to_vec(),
+        };
+        resp.to_string().into_bytes()
+    }
+
+    fn raw_of(m: &Message) -> Vec<(String, String)> {
+        let mut raw = Vec::new();
+        for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+            for v in m.headers(name) {
+                raw.push((name.to_owned(), v.to_owned()));
+            }
+        }
+        raw
+    }
+
+    /// Where responses to `req` from `src` go (RFC 3261 §18.2.2 with
+    /// RFC 3581: the source IP, and the source port with `rport`).
+    fn response_dest(req: &Message, src: SocketAddr) -> SocketAddr {
+        match req.top_via() {
+            Some(v) if v.param("rport").is_none() => {
+                SocketAddr::new(src.ip(), v.port.unwrap_or(5060))
+            }
+            _ => src,
+        }
+    }
+
+    /// Answers `req` within its server transaction.
+    #[allow(clippy::too_many_arguments)]
+    fn respond(
+        &mut self,
+        now: Instant,
+        req: &Message,
+        src: SocketAddr,
+        code: u16,
+        reason: &str,
+        to_tag: Option<&str>,
+        extra: Vec<Header>,
+        body: &[u8],
+    ) {
+        let bytes = Self::encode_response(code, reason, &Self::raw_of(req), to_tag, extra, body);
+        let key = Self::server_key(req);
+        let dest = Self::response_dest(req, src);
+        let timers = self.cfg.timers;
+        if let Some(tx) = self.servers.iter_mut().find(|t| t.key == key) {
+            tx.on_send(now, &timers, code, bytes.clone());
+            tx.dest = dest;
+        }
+        self.send(dest, bytes);
+    }
+
+    fn server_key(m: &Message) -> String {
+        let via = m.top_via();
+        // ACK for a non-2xx and CANCEL match the INVITE transaction.
+        let method = match m.method() {
+            Method::Known(rsip::Method::Ack) | Method::Known(rsip::Method::Cancel) => {
+                "INVITE".to_owned()
+            }
+            other => other.to_string(),
+        };
+        match via {
+            Some(v) if v.has_rfc3261_branch() => {
+                format!(
+                    "{}|{}|{method}",
+                    v.branch().unwrap_or_default(),
+                    v.sent_by()
+                )
+            }
+            // RFC 2543 matching (§17.2.3): R-URI, tags, Call-ID, CSeq, Via.
+            v => format!(
+                "2543|{}|{}|{}|{}|{}|{method}",
+                m.request_uri(),
+                m.from()
+                    .and_then(|f| f.tag().map(str::to_owned))
+                    .unwrap_or_default(),
+                m.call_id(),
+                m.cseq(),
+                v.map(|v| v.to_string()).unwrap_or_default()
+            ),
+        }
+    }
+
+    // ---- registration ----------------------------------------------------
+
+    /// Registers (or refreshes) the binding.
+    pub fn register(&mut self, now: Instant) {
+        self.reg.state = RegState::Registering;
+        self.reg.auth_tries = 0;
+        self.send_register(now, self.reg.expires);
+    }
+
+    /// Removes the binding (`Expires: 0`); [`Event::Unregistered`] follows.
+    pub fn unregister(&mut self, now: Instant) {
+        self.reg.state = RegState::Unregistering;
+        self.reg.refresh_at = None;
+        self.reg.auth_tries = 0;
+        self.send_register(now, 0);
+    }
+
+    fn send_register(&mut self, now: Instant, expires: u32) {
+        // A fresh branch for every REGISTER, the one after a 401 included.
+        let branch = self.new_branch();
+        self.reg.cseq += 1;
+        let uri = format!("sip:{}", self.cfg.domain);
+        let mut headers: Vec<Header> = vec![
+            h::Via::new(self.via(&branch)).into(),
+            h::From::new(self.from_header(&self.reg.from_tag.clone())).into(),
+            h::To::new(format!("<{}>", self.aor())).into(),
+            h::CallId::new(self.reg.call_id.clone()).into(),
+            h::CSeq::new(format!("{} REGISTER", self.reg.cseq)).into(),
+            h::Contact::new(self.contact_header(None)).into(),
+            h::Expires::new(expires.to_string()).into(),
+            h::Allow::new(ALLOW).into(),
+        ];
+        self.common_headers(&mut headers);
+        if let Some(auth) = self.reg_auth.as_mut() {
+            auth.nc += 1;
+            let cnonce = token(self.rng.as_mut(), 16);
+            let creds = digest::respond(
+                &auth.challenge,
+                &self.cfg.username,
+                &self.cfg.password,
+                "REGISTER",
+                &uri,
+                &cnonce,
+                auth.nc,
+            );
+            headers.push(if auth.proxy {
+                h::ProxyAuthorization::new(creds.to_header_value()).into()
+            } else {
+                h::Authorization::new(creds.to_header_value()).into()
+            });
+        }
+        let Ok(bytes) = Self::encode_request(rsip::Method::Register, &uri, headers, b"") else {
+            self.events.push_back(Event::RegistrationFailed {
+                code: 0,
+                reason: format!("invalid domain `{}`", self.cfg.domain),
+            });
+            return;
+        };
+        self.reg.branch = Some(branch.clone());
+        let proxy = self.cfg.proxy;
+        self.start_client(now, Owner::Register, branch, "REGISTER", bytes, proxy);
+    }
+
+    fn on_register_response(&mut self, now: Instant, resp: &Message) {
+        let code = resp.status().unwrap_or(0);
+        if code < 200 {
+            return;
+        }
+        let unregistering = self.reg.state == RegState::Unregistering;
+        let requested = if unregistering { 0 } else { self.reg.expires };
+        match code {
+            200..=299 => {
+                self.reg.auth_tries = 0;
+                if unregistering {
+                    self.reg.state = RegState::Idle;
+                    self.events.push_back(Event::Unregistered);
+                    return;
+                }
+                // Learn our public address (RFC 3581) and re-register with
+                // it once if it differs from the Contact we sent.
+                let learnt = resp.top_via().and_then(|v| {
+                    let ip: IpAddr = v.param("received").flatten()?.parse().ok()?;
+                    let port = v
+                        .param("rport")
+                        .flatten()
+                        .and_then(|p| p.parse().ok())
+                        .unwrap_or(self.cfg.local.port());
+                    Some(SocketAddr::new(ip, port))
+                });
+                let public = learnt.filter(|a| *a != self.cfg.local);
+                let ours = format!("@{}", self.contact);
+                let granted = resp
+                    .name_addrs("Contact")
+                    .iter()
+                    .find(|c| c.uri.contains(&ours))
+                    .and_then(|c| c.param("expires").and_then(|e| e.parse().ok()))
+                    .or(resp.expires())
+                    .unwrap_or(requested);
+                if let Some(p) = public {
+                    if self.public != Some(p) {
+                        self.public = Some(p);
+                        self.contact = p;
+                        self.send_register(now, self.reg.expires);
+                        return;
+                    }
+                }
+                self.reg.state = RegState::Registered;
+                self.reg.ever_registered = true;
+                let granted = granted.max(1);
+                // Refresh well before expiry: halfway for short bindings,
+                // 30 s early for long ones.
+                let early = (granted / 2).min(30);
+                self.reg.refresh_at = Some(now + Duration::from_secs(u64::from(granted - early)));
+                self.events.push_back(Event::Registered {
+                    expires: Duration::from_secs(u64::from(granted)),
+                    public,
+                });
+            }
+            401 | 407 => {
+                let name = if code == 401 {
+                    "WWW-Authenticate"
+                } else {
+                    "Proxy-Authenticate"
+                };
+                let challenge = Challenge::choose(resp.headers(name));
+                self.reg.auth_tries += 1;
+                // A second challenge for the same credentials means a wrong
+                // password, unless the nonce was merely stale.
+                let stale = challenge.as_ref().is_some_and(|c| c.stale);
+                match challenge {
+                    Some(c) if self.reg.auth_tries <= 1 || (stale && self.reg.auth_tries <= 3) => {
+                        self.reg_auth = Some(Auth {
+                            challenge: c,
+                            proxy: code == 407,
+                            nc: 0,
+                        });
+                        self.send_register(now, requested);
+                    }
+                    _ => self.registration_failed(now, code, resp.reason()),
+                }
+            }
+            423 => {
+                let min = resp
+                    .header("Min-Expires")
+                    .and_then(|v| v.trim().parse::<u32>().ok());
+                match min {
+                    Some(m) if m > self.reg.expires && !unregistering => {
+                        self.reg.expires = m;
+                        self.send_register(now, m);
+                    }
+                    _ => self.registration_failed(now, code, resp.reason()),
+                }
+            }
+            _ => self.registration_failed(now, code, resp.reason()),
+        }
+    }
+
+    fn registration_failed(&mut self, now: Instant, code: u16, reason: &str) {
+        if self.reg.state == RegState::Unregistering {
+            self.reg.state = RegState::Idle;
+            self.events.push_back(Event::Unregistered);
+            return;
+        }
+        self.reg.state = RegState::Idle;
+        self.reg.refresh_at = self
+            .reg
+            .ever_registered
+            .then(|| now + Duration::from_secs(30));
+        self.events.push_back(Event::RegistrationFailed {
+            code,
+            reason: reason.to_owned(),
+        });
+    }
+
+    // ---- calls: commands -------------------------------------------------
+
+    fn local_tag(&self, call: CallId) -> Result<String, UaError> {
+        self.calls
+            .iter()
+            .find(|c| c.id == call)
+            .map(|c| c.local_tag.clone())
+            .ok_or(UaError::NoSuchCall)
+    }
+
+    fn call_mut(&mut self, call: CallId) -> Result<&mut Call, UaError> {
+        self.calls
+            .iter_mut()
+            .find(|c| c.id == call)
+            .ok_or(UaError::NoSuchCall)
+    }
+
+    /// Calls `target`: an extension (`111001`, sent as
+    /// `sip:111001@domain`) or a full `sip:` URI. `sdp` is the offer.
+    pub fn invite(&mut self, now: Instant, target: &str, sdp: &str) -> Result<CallId, UaError> {
+        let uri = if target.contains(':') {
+            target.to_owned()
+        } else if !target.is_empty()
+            && target
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
+        {
+            format!("sip:{target}@{}", self.cfg.domain)
+        } else {
+            return Err(UaError::BadTarget(target.to_owned()));
+        };
+        rsip::Uri::try_from(uri.as_str()).map_err(|_| UaError::BadTarget(uri.clone()))?;
+        let id = CallId(self.next_call);
+        self.next_call += 1;
+        let call = Call {
+            id,
+            call_id: format!("{}@myturn", token(self.rng.as_mut(), 20)),
+            local_tag: token(self.rng.as_mut(), 12),
+            remote_tag: None,
+            local_uri: self.aor(),
+            remote_uri: uri.clone(),
+            local_cseq: self.rng.next_u32() % 10_000 + 1,
+            remote_cseq: None,
+            remote_target: uri,
+            route_set: Vec::new(),
+            state: CallState::Calling,
+            outgoing: true,
+            sent: None,
+            invite: None,
+            local_sdp: Some(sdp.to_owned()),
+            ok: None,
+            ack: None,
+            auth: None,
+            auth_tries: 0,
+            cancel_pending: false,
+            cancelled: false,
+            forget_at: None,
+        };
+        self.calls.push(call);
+        self.send_invite(now, id)?;
+        Ok(id)
+    }
+
+    fn send_invite(&mut self, now: Instant, id: CallId) -> Result<(), UaError> {
+        let branch = self.new_branch();
+        let via = self.via(&branch);
+        let from = self.from_header(&self.local_tag(id)?);
+        let contact = self.contact_header(None);
+        let cnonce = token(self.rng.as_mut(), 16);
+        let mut common = Vec::new();
+        self.common_headers(&mut common);
+        let username = self.cfg.username.clone();
+        let password = self.cfg.password.clone();
+        let proxy = self.cfg.proxy;
+        let call = self.call_mut(id)?;
+        call.local_cseq += 1;
+        let uri = call.remote_target.clone();
+        let to = format!("<{}>", call.remote_uri);
+        let mut headers: Vec<Header> = vec![
+            h::Via::new(via.clone()).into(),
+            h::From::new(from).into(),
+            h::To::new(to.clone()).into(),
+            h::CallId::new(call.call_id.clone()).into(),
+            h::CSeq::new(format!("{} INVITE", call.local_cseq)).into(),
+            h::Contact::new(contact).into(),
+            h::Allow::new(ALLOW).into(),
+            h::ContentType::new("application/sdp").into(),
+        ];
+        headers.extend(common);
+        if let Some(auth) = call.auth.as_mut() {
+            auth.nc += 1;
+            let creds = digest::respond(
+                &auth.challenge,
+                &username,
+                &password,
+                "INVITE",
+                &uri,
+                &cnonce,
+                auth.nc,
+            );
+            headers.push(if auth.proxy {
+                h::ProxyAuthorization::new(creds.to_header_value()).into()
+            } else {
+                h::Authorization::new(creds.to_header_value()).into()
+            });
+        }
+        let body = call.local_sdp.clone().unwrap_or_default();
+        call.sent = Some(SentInvite {
+            uri: uri.clone(),
+            via,
+            cseq: call.local_cseq,
+            branch: branch.clone(),
+            to,
+        });
+        let bytes = Self::encode_request(rsip::Method::Invite, &uri, headers, body.as_bytes())?;
+        self.start_client(now, Owner::Invite(id), branch, "INVITE", bytes, proxy);
+        Ok(())
+    }
+
+    /// Answers an incoming call with 200 OK carrying `sdp`.
+    pub fn answer(&mut self, now: Instant, call: CallId, sdp: &str) -> Result<(), UaError> {
+        let contact = self.contact_header(None);
+        let timers = self.cfg.timers;
+        let c = self.call_mut(call)?;
+        if c.state != CallState::Ringing {
+            return Err(UaError::WrongState);
+        }
+        let Some((invite, src)) = c.invite.clone() else {
+            return Err(UaError::WrongState);
+        };
+        c.local_sdp = Some(sdp.to_owned());
+        c.state = CallState::Answered;
+        let tag = c.local_tag.clone();
+        let mut extra: Vec<Header> = vec![
+            h::Contact::new(contact).into(),
+            h::Allow::new(ALLOW).into(),
+            h::ContentType::new("application/sdp").into(),
+        ];
+        for rr in invite.headers("Record-Route") {
+            extra.push(h::RecordRoute::new(rr.to_owned()).into());
+        }
+        let bytes = Self::encode_response(
+            200,
+            "OK",
+            &Self::raw_of(&invite),
+            Some(&tag),
+            extra,
+            sdp.as_bytes(),
+        );
+        let dest = Self::response_dest(&invite, src);
+        let c = self.call_mut(call)?;
+        c.ok = Some(OkRetransmit {
+            bytes: bytes.clone(),
+            dest,
+            next: now + timers.t1,
+            interval: timers.t1,
+            give_up: now + timers.t64(),
+        });
+        let key = Self::server_key(&invite);
+        if let Some(tx) = self.servers.iter_mut().find(|t| t.key == key) {
+            tx.on_send(now, &timers, 200, bytes.clone());
+        }
+        self.send(dest, bytes);
+        Ok(())
+    }
+
+    /// Refuses an incoming call (486 Busy Here, 603 Decline, …).
+    pub fn reject(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        code: u16,
+        reason: &str,
+    ) -> Result<(), UaError> {
+        let linger = self.cfg.timers.t64();
+        let c = self.call_mut(call)?;
+        if c.state != CallState::Ringing || !(300..700).contains(&code) {
+            return Err(UaError::WrongState);
+        }
+        let Some((invite, src)) = c.invite.clone() else {
+            return Err(UaError::WrongState);
+        };
+        let tag = c.local_tag.clone();
+        c.state = CallState::Ended;
+        c.forget_at = Some(now + linger);
+        self.respond(now, &invite, src, code, reason, Some(&tag), Vec::new(), b"");
+        Ok(())
+    }
+
+    /// Ends a call whatever its state: CANCEL while ringing out, 603 while
+    /// ringing in, BYE once established.
+    pub fn hangup(&mut self, now: Instant, call: CallId) -> Result<(), UaError> {
+        let state = self.call_mut(call)?.state;
+        match state {
+            CallState::Calling => {
+                // No provisional yet: CANCEL must wait for one (§9.1).
+                self.call_mut(call)?.cancel_pending = true;
+                Ok(())
+            }
+            CallState::Early => self.send_cancel(now, call),
+            CallState::Ringing => {
+                self.reject(now, call, 603, "Decline")?;
+                self.events.push_back(Event::CallEnded {
+                    call,
+                    by: EndedBy::Local,
+                });
+                Ok(())
+            }
+            CallState::Answered | CallState::Confirmed => self.send_bye(now, call),
+            CallState::Terminating | CallState::Ended => Err(UaError::WrongState),
+        }
+    }
+
+    fn send_cancel(&mut self, now: Instant, id: CallId) -> Result<(), UaError> {
+        let from = self.from_header(&self.local_tag(id)?);
+        let mut common = Vec::new();
+        self.common_headers(&mut common);
+        let proxy = self.cfg.proxy;
+        let call = self.call_mut(id)?;
+        let Some(sent) = call.sent.clone() else {
+            return Err(UaError::WrongState);
+        };
+        call.cancelled = true;
+        call.cancel_pending = false;
+        let mut headers: Vec<Header> = vec![
+            h::Via::new(sent.via.clone()).into(),
+            h::From::new(from).into(),
+            h::To::new(sent.to.clone()).into(),
+            h::CallId::new(call.call_id.clone()).into(),
+            h::CSeq::new(format!("{} CANCEL", sent.cseq)).into(),
+        ];
+        headers.extend(common);
+        let bytes = Self::encode_request(rsip::Method::Cancel, &sent.uri, headers, b"")?;
+        // CANCEL has the INVITE's branch; its transaction is told apart by
+        // method (a separate client transaction, §9.1).
+        self.start_client(now, Owner::Cancel(id), sent.branch, "CANCEL", bytes, proxy);
+        Ok(())
+    }
+
+    /// The next hop for an in-dialog request: the first route, else the
+    /// remote target, when they name an IP; the proxy otherwise.
+    fn dialog_dest(&self, call: &Call) -> SocketAddr {
+        call.route_set
+            .first()
+            .map(|r| r.as_str())
+            .or(Some(call.remote_target.as_str()))
+            .and_then(uri_addr)
+            .unwrap_or(self.cfg.proxy)
+    }
+
+    fn dialog_request(
+        &mut self,
+        id: CallId,
+        method: rsip::Method,
+        cseq: u32,
+        branch: &str,
+    ) -> Result<(Vec<u8>, SocketAddr), UaError> {
+        let via = self.via(branch);
+        let mut common = Vec::new();
+        self.common_headers(&mut common);
+        let call = self
+            .calls
+            .iter()
+            .find(|c| c.id == id)
+            .ok_or(UaError::NoSuchCall)?;
+        // In a dialog, From is our side of the dialog: the AOR we called
+        // from, or the To of the INVITE we answered (§12.2.1.1).
+        let from = NameAddr {
+            display: self.cfg.display_name.clone(),
+            uri: call.local_uri.clone(),
+            params: vec![("tag".into(), Some(call.local_tag.clone()))],
+        }
+        .to_string();
+        let mut to = format!("<{}>", call.remote_uri);
+        if let Some(t) = &call.remote_tag {
+            to.push_str(&format!(";tag={t}"));
+        }
+        let mut headers: Vec<Header> = vec![
+            h::Via::new(via).into(),
+            h::From::new(from).into(),
+            h::To::new(to).into(),
+            h::CallId::new(call.call_id.clone()).into(),
+            h::CSeq::new(format!("{cseq} {method}")).into(),
+        ];
+        for r in &call.route_set {
+            headers.push(h::Route::new(r.clone()).into());
+        }
+        headers.extend(common);
+        let bytes = Self::encode_request(method, &call.remote_target, headers, b"")?;
+        Ok((bytes, self.dialog_dest(call)))
+    }
+
+    fn send_bye(&mut self, now: Instant, id: CallId) -> Result<(), UaError> {
+        let branch = self.new_branch();
+        let call = self.call_mut(id)?;
+        call.local_cseq += 1;
+        call.state = CallState::Terminating;
+        call.ok = None;
+        let cseq = call.local_cseq;
+        let (bytes, dest) = self.dialog_request(id, rsip::Method::Bye, cseq, &branch)?;
+        self.start_client(now, Owner::Bye(id), branch, "BYE", bytes, dest);
+        Ok(())
+    }
+
+    fn end_call(&mut self, now: Instant, id: CallId, by: EndedBy) {
+        let linger = self.cfg.timers.t64();
+        if let Ok(c) = self.call_mut(id) {
+            if c.state == CallState::Ended {
+                return;
+            }
+            c.state = CallState::Ended;
+            c.ok = None;
+            c.forget_at = Some(now + linger);
+        }
+        self.events.push_back(Event::CallEnded { call: id, by });
+    }
+
+    fn fail_call(&mut self, now: Instant, id: CallId, code: u16, reason: &str) {
+        let linger = self.cfg.timers.t64();
+        let cancelled = match self.call_mut(id) {
+            Ok(c) if c.state != CallState::Ended => {
+                c.state = CallState::Ended;
+                c.forget_at = Some(now + linger);
+                c.cancelled
+            }
+            _ => return,
+        };
+        if cancelled {
+            self.events.push_back(Event::CallEnded {
+                call: id,
+                by: EndedBy::Local,
+            });
+        } else {
+            self.events.push_back(Event::CallFailed {
+                call: id,
+                code,
+                reason: reason.to_owned(),
+            });
+        }
+    }
+
+    // ---- input -----------------------------------------------------------
+
+    /// Feeds one received datagram. Never panics, whatever the bytes.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        match msg::parse_with_limit(data, self.cfg.max_message_size) {
+            Ok(m) if m.is_request() => self.on_request(now, from, m),
+            Ok(m) => self.on_response(now, m),
+            Err(Rejected {
+                error: msg::ParseError::KeepAlive,
+                ..
+            }) => {}
+            Err(Rejected {
+                error,
+                reply_headers: Some(raw),
+            }) if raw.iter().any(|(n, _)| n == "Via") && !data.starts_with(b"ACK ") => {
+                // A malformed request we can still answer (RFC 4475 §3.1.2).
+                self.stats.rejected += 1;
+                tracing::debug!(%from, %error, "malformed SIP request answered");
+                let reason = match error.status() {
+                    505 => "Version Not Supported".to_owned(),
+                    513 => "Message Too Large".to_owned(),
+                    _ => format!("Bad Request ({error})"),
+                };
+                let tag = token(self.rng.as_mut(), 12);
+                let bytes = Self::encode_response(
+                    error.status(),
+                    &reason,
+                    &raw,
+                    Some(&tag),
+                    Vec::new(),
+                    b"",
+                );
+                self.send(from, bytes);
+            }
+            Err(r) => {
+                self.stats.dropped += 1;
+                tracing::debug!(%from, error = %r.error, "SIP datagram dropped");
+            }
+        }
+    }
+
+    fn on_response(&mut self, now: Instant, resp: Message) {
+        let Some(code) = resp.status() else { return };
+        let branch = resp
+            .top_via()
+            .and_then(|v| v.branch().map(str::to_owned))
+            .unwrap_or_default();
+        let method = resp.cseq_method().to_string();
+        let timers = self.cfg.timers;
+        let Some(i) = self
+            .clients
+            .iter()
+            .position(|c| c.tx.branch == branch && c.tx.method == method)
+        else {
+            // A 2xx retransmission after the INVITE transaction ended: the
+            // UA core acknowledges it again (§13.2.2.4).
+            if method == "INVITE" && (200..300).contains(&code) {
+                self.resend_ack(&resp);
+            } else {
+                self.stats.stray_responses += 1;
+            }
+            return;
+        };
+        let outcome = self.clients[i].tx.on_response(now, &timers, code);
+        let owner = self.clients[i].owner;
+        if outcome == ClientOutcome::Absorb {
+            if let Some(ack) = self.clients[i].tx.ack.clone() {
+                let dest = self.clients[i].tx.dest;
+                self.send(dest, ack);
+            }
+            return;
+        }
+        match owner {
+            Owner::Register => {
+                if self.reg.branch.as_deref() == Some(branch.as_str()) {
+                    self.on_register_response(now, &resp);
+                }
+            }
+            Owner::Invite(id) => {
+                if code >= 300 {
+                    // The transaction acknowledges non-2xx finals itself.
+                    if let Some(ack) = self.ack_for_failure(id, &resp) {
+                        let dest = self.clients[i].tx.dest;
+                        self.clients[i].tx.ack = Some(ack.clone());
+                        self.send(dest, ack);
+                    }
+                }
+                self.on_invite_response(now, id, &resp);
+            }
+            Owner::Cancel(_) => {}
+            Owner::Bye(id) => {
+                if code >= 200 {
+                    self.end_call(now, id, EndedBy::Local);
+                }
+            }
+        }
+    }
+
+    /// ACK for a non-2xx final (§17.1.1.3): the INVITE's R-URI, top Via,
+    /// From, Call-ID and CSeq number; the response's To.
+    fn ack_for_failure(&mut self, id: CallId, resp: &Message) -> Option<Vec<u8>> {
+        let from = self.from_header(&self.local_tag(id).ok()?);
+        let mut common = Vec::new();
+        self.common_headers(&mut common);
+        let call = self.calls.iter().find(|c| c.id == id)?;
+        let sent = call.sent.as_ref()?;
+        let mut headers: Vec<Header> = vec![
+            h::Via::new(sent.via.clone()).into(),
+            h::From::new(from).into(),
+            h::To::new(resp.header("To")?.to_owned()).into(),
+            h::CallId::new(call.call_id.clone()).into(),
+            h::CSeq::new(format!("{} ACK", sent.cseq)).into(),
+        ];
+        headers.extend(common);
+        Self::encode_request(rsip::Method::Ack, &sent.uri, headers, b"").ok()
+    }
+
+    fn resend_ack(&mut self, resp: &Message) {
+        let call_id = resp.call_id();
+        let tag = resp.from().and_then(|f| f.tag().map(str::to_owned));
+        if let Some((bytes, dest)) = self
+            .calls
+            .iter()
+            .find(|c| c.call_id == call_id && Some(&c.local_tag) == tag.as_ref())
+            .and_then(|c| c.ack.clone())
+        {
+            self.stats.retransmissions += 1;
+            self.send(dest, bytes);
+        } else {
+            self.stats.stray_responses += 1;
+        }
+    }
+
+    fn on_invite_response(&mut self, now: Instant, id: CallId, resp: &Message) {
+        let code = resp.status().unwrap_or(0);
+        let Ok(call) = self.call_mut(id) else { return };
+        if call.state == CallState::Ended && code < 200 {
+            return;
+        }
+        match code {
+            100 => {}
+            101..=199 => {
+                let first = call.state == CallState::Calling;
+                call.state = CallState::Early;
+                if call.cancel_pending {
+                    let _ = self.send_cancel(now, id);
+                } else if first || code == 180 {
+                    self.events.push_back(Event::Ringing { call: id });
+                }
+            }
+            200..=299 => self.on_invite_ok(now, id, resp),
+            401 | 407 => {
+                call.auth_tries += 1;
+                let name = if code == 401 {
+                    "WWW-Authenticate"
+                } else {
+                    "Proxy-Authenticate"
+                };
+                let ch = Challenge::choose(resp.headers(name));
+                match ch {
+                    Some(c) if call.auth_tries <= 1 && !call.cancelled && !call.cancel_pending => {
+                        call.auth = Some(Auth {
+                            challenge: c,
+                            proxy: code == 407,
+                            nc: 0,
+                        });
+                        call.state = CallState::Calling;
+                        if self.send_invite(now, id).is_err() {
+                            self.fail_call(now, id, code, resp.reason());
+                        }
+                    }
+                    _ => self.fail_call(now, id, code, resp.reason()),
+                }
+            }
+            _ => self.fail_call(now, id, code, resp.reason()),
+        }
+    }
+
+    fn on_invite_ok(&mut self, now: Instant, id: CallId, resp: &Message) {
+        let answer = Sdp::parse(resp.body()).ok();
+        let remote_tag = resp.to().and_then(|t| t.tag().map(str::to_owned));
+        let contact = resp.name_addrs("Contact").into_iter().next().map(|c| c.uri);
+        // The UAC's route set is the Record-Route in reverse (§12.1.2).
+        let mut routes: Vec<String> = resp.headers("Record-Route").map(str::to_owned).collect();
+        routes.reverse();
+        let Ok(call) = self.call_mut(id) else { return };
+        if call.state == CallState::Confirmed || call.state == CallState::Terminating {
+            return;
+        }
+        let hang_up = call.cancel_pending || call.cancelled || call.state == CallState::Ended;
+        call.remote_tag = remote_tag;
+        if let Some(c) = contact {
+            call.remote_target = c;
+        }
+        call.route_set = routes;
+        call.state = CallState::Confirmed;
+        let cseq = call
+            .sent
+            .as_ref()
+            .map(|s| s.cseq)
+            .unwrap_or(call.local_cseq);
+        let sip_call_id = call.call_id.clone();
+        // ACK for 2xx: a new transaction-less request, new branch (§13.2.2.4).
+        let branch = self.new_branch();
+        if let Ok((bytes, dest)) = self.dialog_request(id, rsip::Method::Ack, cseq, &branch) {
+            if let Ok(c) = self.call_mut(id) {
+                c.ack = Some((bytes.clone(), dest));
+            }
+            self.send(dest, bytes);
+        }
+        if hang_up {
+            // Answered after we gave up (CANCEL lost the race): end it.
+            let _ = self.send_bye(now, id);
+            return;
+        }
+        self.events.push_back(Event::Answered {
+            call: id,
+            sip_call_id,
+            answer,
+        });
+    }
+
+    fn on_request(&mut self, now: Instant, src: SocketAddr, req: Message) {
+        let key = Self::server_key(&req);
+        let timers = self.cfg.timers;
+        let method = req.method().clone();
+        // Retransmissions and ACKs for non-2xx finals belong to an existing
+        // server transaction.
+        if let Some(tx) = self.servers.iter_mut().find(|t| t.key == key) {
+            if method == Method::ACK {
+                if tx.state == ServerState::Completed {
+                    tx.on_ack(now, &timers);
+                    return;
+                }
+                // An ACK for a 2xx shares no transaction; handled below.
+            } else if method == Method::CANCEL {
+                // Handled below against the INVITE transaction.
+            } else {
+                let dest = tx.dest;
+                if let Some(resp) = tx.on_retransmission().map(<[u8]>::to_vec) {
+                    self.send(dest, resp);
+                }
+                self.stats.absorbed += 1;
+                return;
+            }
+        }
+        match method {
+            Method::Known(rsip::Method::Ack) => return self.on_ack(now, &req),
+            Method::Known(rsip::Method::Cancel) => return self.on_cancel(now, src, &req),
+            _ => {}
+        }
+        let invite = method == Method::INVITE;
+        self.servers
+            .push(ServerTx::new(key, invite, Self::response_dest(&req, src)));
+
+        // Checks every request gets (§8.2.1–8.2.3).
+        let scheme = req
+            .request_uri()
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if scheme != "sip" && scheme != "sips" {
+            let tag = token(self.rng.as_mut(), 12);
+            return self.respond(
+                now,
+                &req,
+                src,
+                416,
+                "Unsupported URI Scheme",
+                Some(&tag),
+                Vec::new(),
+                b"",
+            );
+        }
+        if let Method::Extension(_) = method {
+            let tag = token(self.rng.as_mut(), 12);
+            let allow = vec![h::Allow::new(ALLOW).into()];
+            return self.respond(
+                now,
+                &req,
+                src,
+                501,
+                "Not Implemented",
+                Some(&tag),
+                allow,
+                b"",
+            );
+        }
+        let required: Vec<String> = req
+            .headers("Require")
+            .flat_map(|v| v.split(','))
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if !required.is_empty() {
+            let tag = token(self.rng.as_mut(), 12);
+            let unsupported = vec![h::Unsupported::new(required.join(", ")).into()];
+            return self.respond(
+                now,
+                &req,
+                src,
+                420,
+                "Bad Extension",
+                Some(&tag),
+                unsupported,
+                b"",
+            );
+        }
+        match method {
+            Method::Known(rsip::Method::Invite) => self.on_invite(now, src, req),
+            Method::Known(rsip::Method::Bye) => self.on_bye(now, src, &req),
+            Method::Known(rsip::Method::Options) => {
+                let tag = token(self.rng.as_mut(), 12);
+                let extra = vec![
+                    h::Allow::new(ALLOW).into(),
+                    h::Accept::new("application/sdp").into(),
+                ];
+                self.respond(now, &req, src, 200, "OK", Some(&tag), extra, b"");
+            }
+            Method::Known(rsip::Method::Update) | Method::Known(rsip::Method::Info) => {
+                self.on_in_dialog_refresh(now, src, &req)
+            }
+            _ => {
+                let tag = token(self.rng.as_mut(), 12);
+                let allow = vec![h::Allow::new(ALLOW).into()];
+                self.respond(
+                    now,
+                    &req,
+                    src,
+                    405,
+                    "Method Not Allowed",
+                    Some(&tag),
+                    allow,
+                    b"",
+                );
+            }
+        }
+    }
+
+    /// The dialog an in-dialog request belongs to: Call-ID, our tag in To,
+    /// theirs in From.
+    fn dialog_of(&self, req: &Message) -> Option<usize> {
+        let to_tag = req.to().and_then(|t| t.tag().map(str::to_owned))?;
+        let from_tag = req.from().and_then(|f| f.tag().map(str::to_owned));
+        self.calls.iter().position(|c| {
+            c.call_id == req.call_id() && c.local_tag == to_tag && c.remote_tag == from_tag
+        })
+    }
+
+    fn on_invite(&mut self, now: Instant, src: SocketAddr, req: Message) {
+        let has_to_tag = req.to().is_some_and(|t| t.tag().is_some());
+        if has_to_tag {
+            return self.on_reinvite(now, src, &req);
+        }
+        let tag = token(self.rng.as_mut(), 12);
+        // Merged request (§8.2.2.2): same Call-ID, From tag and CSeq as a
+        // call we have, arriving on another branch.
+        let from_tag = req.from().and_then(|f| f.tag().map(str::to_owned));
+        if self.calls.iter().any(|c| {
+            !c.outgoing
+                && c.call_id == req.call_id()
+                && c.remote_tag == from_tag
+                && c.remote_cseq == Some(req.cseq())
+        }) {
+            return self.respond(
+                now,
+                &req,
+                src,
+                482,
+                "Loop Detected",
+                Some(&tag),
+                Vec::new(),
+                b"",
+            );
+        }
+        let content_type = req.header("Content-Type").unwrap_or("application/sdp");
+        if !req.body().is_empty() && !content_type.trim().eq_ignore_ascii_case("application/sdp") {
+            let accept = vec![h::Accept::new("application/sdp").into()];
+            return self.respond(
+                now,
+                &req,
+                src,
+                415,
+                "Unsupported Media Type",
+                Some(&tag),
+                accept,
+                b"",
+            );
+        }
+        if let Some(accept) = req.header("Accept") {
+            let ok = accept.split(',').any(|t| {
+                let t = t.split(';').next().unwrap_or_default().trim();
+                t.eq_ignore_ascii_case("application/sdp")
+                    || t == "*/*"
+                    || t.eq_ignore_ascii_case("application/*")
+            });
+            if !ok {
+                return self.respond(
+                    now,
+                    &req,
+                    src,
+                    406,
+                    "Not Acceptable",
+                    Some(&tag),
+                    Vec::new(),
+                    b"",
+                );
+            }
+        }
+        let offer = if req.body().is_empty() {
+            None
+        } else {
+            match Sdp::parse(req.body()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    let reason = format!("Not Acceptable Here ({e})");
+                    return self.respond(now, &req, src, 488, &reason, Some(&tag), Vec::new(), b"");
+                }
+            }
+        };
+        let Some(from) = req.from() else { return };
+        let contact = req
+            .name_addrs("Contact")
+            .into_iter()
+            .next()
+            .map(|c| c.uri)
+            .unwrap_or_else(|| from.uri.clone());
+        let id = CallId(self.next_call);
+        self.next_call += 1;
+        let call = Call {
+            id,
+            call_id: req.call_id().to_owned(),
+            local_tag: tag.clone(),
+            remote_tag: from.tag().map(str::to_owned),
+            local_uri: req.to().map(|t| t.uri).unwrap_or_default(),
+            remote_uri: from.uri.clone(),
+            local_cseq: self.rng.next_u32() % 10_000 + 1,
+            remote_cseq: Some(req.cseq()),
+            remote_target: contact,
+            // The UAS's route set is Record-Route in order (§12.1.1).
+            route_set: req.headers("Record-Route").map(str::to_owned).collect(),
+            state: CallState::Ringing,
+            outgoing: false,
+            sent: None,
+            invite: Some((req.clone(), src)),
+            local_sdp: None,
+            ok: None,
+            ack: None,
+            auth: None,
+            auth_tries: 0,
+            cancel_pending: false,
+            cancelled: false,
+            forget_at: None,
+        };
+        self.calls.push(call);
+        let contact = vec![h::Contact::new(self.contact_header(None)).into()];
+        self.respond(now, &req, src, 180, "Ringing", Some(&tag), contact, b"");
+        self.events.push_back(Event::IncomingCall {
+            call: id,
+            sip_call_id: req.call_id().to_owned(),
+            from_user: uri_user(&from.uri),
+            from_display: from.display.clone(),
+            offer,
+        });
+    }
+
+    /// A re-INVITE (Asterisk sends them, e.g. for direct media): take the
+    /// new offer, answer with our current SDP.
+    fn on_reinvite(&mut self, now: Instant, src: SocketAddr, req: &Message) {
+        let Some(i) = self.dialog_of(req) else {
+            let tag = token(self.rng.as_mut(), 12);
+            return self.respond(
+                now,
+                req,
+                src,
+                481,
+                "Call/Transaction Does Not Exist",
+                Some(&tag),
+                Vec::new(),
+                b"",
+            );
+        };
+        self.on_in_dialog_refresh_at(now, src, req, i);
+    }
+
+    fn on_in_dialog_refresh(&mut self, now: Instant, src: SocketAddr, req: &Message) {
+        match self.dialog_of(req) {
+            Some(i) => self.on_in_dialog_refresh_at(now, src, req, i),
+            None => {
+                let tag = token(self.rng.as_mut(), 12);
+                self.respond(
+                    now,
+                    req,
+                    src,
+                    481,
+                    "Call/Transaction Does Not Exist",
+                    Some(&tag),
+                    Vec::new(),
+                    b"",
+                );
+            }
+        }
+    }
+
+    fn on_in_dialog_refresh_at(&mut self, now: Instant, src: SocketAddr, req: &Message, i: usize) {
+        let contact = self.contact_header(None);
+        let call = &mut self.calls[i];
+        if call.remote_cseq.is_some_and(|c| req.cseq() <= c) {
+            let tag = call.local_tag.clone();
+            return self.respond(
+                now,
+                req,
+                src,
+                500,
+                "Server Internal Error (CSeq out of order)",
+                Some(&tag),
+                Vec::new(),
+                b"",
+            );
+        }
+        call.remote_cseq = Some(req.cseq());
+        if let Some(c) = req.name_addrs("Contact").into_iter().next() {
+            call.remote_target = c.uri;
+        }
+        let id = call.id;
+        let tag = call.local_tag.clone();
+        let with_sdp = !req.body().is_empty() && !req.method().is(rsip::Method::Info);
+        let body = if with_sdp {
+            call.local_sdp.clone().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let mut extra: Vec<Header> = vec![h::Contact::new(contact).into()];
+        if with_sdp {
+            extra.push(h::ContentType::new("application/sdp").into());
+            if let Ok(sdp) = Sdp::parse(req.body()) {
+                self.events
+                    .push_back(Event::RemoteMediaChanged { call: id, sdp });
+            }
+        }
+        self.respond(now, req, src, 200, "OK", Some(&tag), extra, body.as_bytes());
+    }
+
+    fn on_ack(&mut self, _now: Instant, req: &Message) {
+        let Some(i) = self.dialog_of(req) else { return };
+        let call = &mut self.calls[i];
+        if call.state == CallState::Answered {
+            call.state = CallState::Confirmed;
+            call.ok = None;
+            let id = call.id;
+            let answer = Sdp::parse(req.body()).ok();
+            self.events.push_back(Event::Confirmed { call: id, answer });
+        } else if call.ok.is_some() {
+            call.ok = None;
+        }
+    }
+
+    fn on_cancel(&mut self, now: Instant, src: SocketAddr, req: &Message) {
+        let invite_key = Self::server_key(req);
+        let ringing = self.calls.iter().position(|c| {
+            c.state == CallState::Ringing
+                && c.invite
+                    .as_ref()
+                    .is_some_and(|(inv, _)| Self::server_key(inv) == invite_key)
+        });
+        // CANCEL gets its own (non-INVITE) server transaction.
+        let cancel_key = format!("{invite_key}|CANCEL");
+        if let Some(tx) = self.servers.iter_mut().find(|t| t.key == cancel_key) {
+            let dest = tx.dest;
+            if let Some(r) = tx.on_retransmission().map(<[u8]>::to_vec) {
+                self.send(dest, r);
+            }
+            self.stats.absorbed += 1;
+            return;
+        }
+        let mut tx = ServerTx::new(cancel_key, false, Self::response_dest(req, src));
+        let Some(i) = ringing else {
+            let tag = token(self.rng.as_mut(), 12);
+            let bytes = Self::encode_response(
+                481,
+                "Call/Transaction Does Not Exist",
+                &Self::raw_of(req),
+                Some(&tag),
+                Vec::new(),
+                b"",
+            );
+            tx.on_send(now, &self.cfg.timers, 481, bytes.clone());
+            let dest = tx.dest;
+            self.servers.push(tx);
+            return self.send(dest, bytes);
+        };
+        let tag = self.calls[i].local_tag.clone();
+        let bytes =
+            Self::encode_response(200, "OK", &Self::raw_of(req), Some(&tag), Vec::new(), b"");
+        tx.on_send(now, &self.cfg.timers, 200, bytes.clone());
+        let dest = tx.dest;
+        self.servers.push(tx);
+        self.send(dest, bytes);
+        let id = self.calls[i].id;
+        if let Some((inv, isrc)) = self.calls[i].invite.clone() {
+            self.respond(
+                now,
+                &inv,
+                isrc,
+                487,
+                "Request Terminated",
+                Some(&tag),
+                Vec::new(),
+                b"",
+            );
+        }
+        self.end_call(now, id, EndedBy::Remote);
+    }
+
+    fn on_bye(&mut self, now: Instant, src: SocketAddr, req: &Message) {
+        let Some(i) = self.dialog_of(req) else {
+            let tag = token(self.rng.as_mut(), 12);
+            return self.respond(
+                now,
+                req,
+                src,
+                481,
+                "Call/Transaction Does Not Exist",
+                Some(&tag),
+                Vec::new(),
+                b"",
+            );
+        };
+        let tag = self.calls[i].local_tag.clone();
+        let id = self.calls[i].id;
+        self.respond(now, req, src, 200, "OK", Some(&tag), Vec::new(), b"");
+        self.end_call(now, id, EndedBy::Remote);
+    }
+
+    // ---- time ------------------------------------------------------------
+
+    /// Fires every timer that is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let timers = self.cfg.timers;
+        let mut i = 0;
+        while i < self.clients.len() {
+            let action = self.clients[i].tx.on_timeout(now, &timers);
+            match action {
+                Some(TimerAction::Retransmit) => {
+                    self.stats.retransmissions += 1;
+                    let (dest, bytes) =
+                        (self.clients[i].tx.dest, self.clients[i].tx.request.clone());
+                    self.send(dest, bytes);
+                }
+                Some(TimerAction::Timeout) => {
+                    let owner = self.clients[i].owner;
+                    match owner {
+                        Owner::Register => {
+                            if self.reg.branch.as_deref()
+                                == Some(self.clients[i].tx.branch.as_str())
+                            {
+                                self.registration_failed(now, 408, "Request Timeout");
+                            }
+                        }
+                        Owner::Invite(id) => self.fail_call(now, id, 408, "Request Timeout"),
+                        Owner::Cancel(_) => {}
+                        Owner::Bye(id) => self.end_call(now, id, EndedBy::Local),
+                    }
+                }
+                None => {}
+            }
+            i += 1;
+        }
+        self.clients
+            .retain(|c| c.tx.state != crate::transaction::ClientState::Terminated);
+
+        let mut resend = Vec::new();
+        for tx in &mut self.servers {
+            if tx.on_timeout(now, &timers) == Some(TimerAction::Retransmit) {
+                if let Some(r) = &tx.last_response {
+                    resend.push((tx.dest, r.clone()));
+                }
+            }
+        }
+        self.stats.retransmissions += resend.len() as u64;
+        for (d, b) in resend {
+            self.send(d, b);
+        }
+        self.servers
+            .retain(|t| t.state != ServerState::Terminated || t.deadline().is_some());
+        self.servers.retain(|t| t.state != ServerState::Terminated);
+
+        // 2xx retransmission until ACK; give up after 64·T1 with a BYE.
+        let mut give_up = Vec::new();
+        let mut resend = Vec::new();
+        for c in &mut self.calls {
+            if let Some(ok) = c.ok.as_mut() {
+                if now >= ok.give_up {
+                    give_up.push(c.id);
+                } else if now >= ok.next {
+                    ok.interval = (ok.interval * 2).min(timers.t2);
+                    ok.next = now + ok.interval;
+                    resend.push((ok.dest, ok.bytes.clone()));
+                }
+            }
+        }
+        self.stats.retransmissions += resend.len() as u64;
+        for (d, b) in resend {
+            self.send(d, b);
+        }
+        for id in give_up {
+            if let Ok(c) = self.call_mut(id) {
+                c.ok = None;
+            }
+            let _ = self.send_bye(now, id);
+        }
+        self.calls.retain(|c| c.forget_at.is_none_or(|t| now < t));
+
+        if let Some(at) = self.reg.refresh_at {
+            if now >= at && self.reg.state != RegState::Unregistering {
+                self.reg.refresh_at = None;
+                self.register(now);
+            }
+        }
+    }
+
+    /// When [`UserAgent::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let clients = self.clients.iter().filter_map(|c| c.tx.deadline());
+        let servers = self.servers.iter().filter_map(|t| t.deadline());
+        let oks = self
+            .calls
+            .iter()
+            .filter_map(|c| c.ok.as_ref().map(|o| o.next.min(o.give_up)));
+        let forget = self.calls.iter().filter_map(|c| c.forget_at);
+        clients
+            .chain(servers)
+            .chain(oks)
+            .chain(forget)
+            .chain(self.reg.refresh_at)
+            .min()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_helpers() {
+        assert_eq!(
+            uri_addr("sip:111000@127.0.0.1:5070;ob"),
+            Some("127.0.0.1:5070".parse().unwrap())
+        );
+        assert_eq!(
+            uri_addr("<sip:127.0.0.1;lr>"),
+            Some("127.0.0.1:5060".parse().unwrap())
+        );
+        assert_eq!(
+            uri_addr("sip:[::1]:5062"),
+            Some("[::1]:5062".parse().unwrap())
+        );
+        assert_eq!(uri_addr("sip:pbx.example.com"), None);
+        assert_eq!(uri_user("sip:111001@127.0.0.1"), "111001");
+        assert_eq!(uri_user("sip:127.0.0.1"), "");
+    }
+
+    #[test]
+    fn via_display_round_trips() {
+        use crate::msg::Via;
+        let v = Via::parse("SIP/2.0/UDP 127.0.0.1:5060;rport;branch=z9hG4bKabc").unwrap();
+        assert_eq!(Via::parse(&v.to_string()).unwrap(), v);
+    }
+}
