@@ -1,6 +1,7 @@
 //! Entry points shared by the fuzz targets (`fuzz/`) and the smoke tests
 //! that run the same bodies on the stable toolchain. None may panic.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
@@ -48,15 +49,15 @@ pub fn receive(data: &[u8]) {
     }
     let now = Instant::now();
     let cfg = Config::new(
-        "127.0.0.1:5070".parse().expect("static address"),
-        "127.0.0.1:5060".parse().expect("static address"),
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 5070)),
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 5060)),
         "111000",
         "pw",
     );
     let mut ua = UserAgent::new(cfg, Box::new(Counter(7)));
     ua.register(now);
     let _ = ua.invite(now, "111001", "v=0\r\n");
-    let from = "127.0.0.1:5060".parse().expect("static address");
+    let from = SocketAddr::from((Ipv4Addr::LOCALHOST, 5060));
     ua.handle_datagram(now, from, data);
     ua.handle_datagram(now, from, data);
     ua.handle_timeout(now + Duration::from_secs(40));

@@ -575,7 +575,7 @@ pub fn parse_with_limit(data: &[u8], limit: usize) -> Result<Message, Rejected> 
         return Err(plain(ParseError::KeepAlive));
     }
     let lexed = lex(data).map_err(plain)?;
-    let is_request = matches!(lexed.start, RawStart::Request { .. });
+    let is_request = !matches!(lexed.start, RawStart::Response { .. });
     build(&lexed).map_err(|error| Rejected {
         reply_headers: is_request.then(|| reply_headers(&lexed.headers)),
         error,
@@ -591,8 +591,9 @@ enum RawStart<'a> {
         code: u16,
         reason: &'a str,
     },
-    /// A request line with a bad version: still answerable with 505.
-    BadVersionRequest,
+    /// A malformed request line: the request is still answerable (400, or
+    /// 505 for the version) when its headers can be read.
+    BadRequestLine(ParseError),
 }
 
 struct Lexed<'a> {
@@ -613,7 +614,11 @@ fn lex(data: &[u8]) -> Result<Lexed<'_>, ParseError> {
         .map_err(|_| ParseError::Headers("headers are not UTF-8"))?;
     let body = &data[hend + 4..];
     let (start_line, rest) = head.split_once("\r\n").unwrap_or((head, ""));
-    let start = lex_start(start_line)?;
+    let start = match lex_start(start_line) {
+        Ok(s) => s,
+        Err(e) if !start_line.starts_with("SIP/") => RawStart::BadRequestLine(e),
+        Err(e) => return Err(e),
+    };
     let mut headers: Vec<(String, String)> = Vec::new();
     for line in rest.split("\r\n") {
         if line.starts_with([' ', '\t']) {
@@ -719,9 +724,9 @@ fn lex_start(line: &str) -> Result<RawStart<'_>, ParseError> {
     };
     let _ = v;
     if &version[4..] != "2.0" {
-        return Ok(RawStart::BadVersionRequest);
+        return Err(ParseError::Version);
     }
-    if uri.is_empty() || uri.starts_with('<') || uri.bytes().any(|b| b < 0x21 || b >= 0x7f) {
+    if uri.is_empty() || uri.starts_with('<') || uri.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
         return Err(ParseError::StartLine("Request-URI"));
     }
     let (scheme, opaque) = uri
@@ -805,7 +810,7 @@ const MULTI: &[&str] = &["Via", "Contact", "Route", "Record-Route"];
 
 fn build(lexed: &Lexed<'_>) -> Result<Message, ParseError> {
     let start = match lexed.start {
-        RawStart::BadVersionRequest => return Err(ParseError::Version),
+        RawStart::BadRequestLine(ref e) => return Err(e.clone()),
         RawStart::Request { method, uri } => StartLine::Request {
             method: Method::parse(method).ok_or(ParseError::StartLine("method"))?,
             uri: uri.to_owned(),
@@ -1104,6 +1109,15 @@ fn header_value<'a>(h: &'a Header, name: &str) -> Option<&'a str> {
         Header::Date(x) => ("Date", x.value()),
         Header::UserAgent(x) => ("User-Agent", x.value()),
         Header::Server(x) => ("Server", x.value()),
+        Header::Unsupported(x) => ("Unsupported", x.value()),
+        Header::Subject(x) => ("Subject", x.value()),
+        Header::Event(x) => ("Event", x.value()),
+        Header::Warning(x) => ("Warning", x.value()),
+        Header::RetryAfter(x) => ("Retry-After", x.value()),
+        Header::ContentEncoding(x) => ("Content-Encoding", x.value()),
+        Header::ContentDisposition(x) => ("Content-Disposition", x.value()),
+        Header::AuthenticationInfo(x) => ("Authentication-Info", x.value()),
+        Header::Timestamp(x) => ("Timestamp", x.value()),
         Header::Other(n, v) => {
             return n.eq_ignore_ascii_case(name).then_some(v.as_str());
         }

@@ -406,7 +406,7 @@ impl UserAgent {
         format!("SIP/2.0/UDP {};rport;branch={branch}", self.cfg.local)
     }
 
-    fn from_header(&self, tag: &str) -> String {
+    fn our_from(&self, tag: &str) -> String {
         let na = NameAddr {
             display: self.cfg.display_name.clone(),
             uri: self.aor(),
@@ -603,7 +603,7 @@ impl UserAgent {
         let uri = format!("sip:{}", self.cfg.domain);
         let mut headers: Vec<Header> = vec![
             h::Via::new(self.via(&branch)).into(),
-            h::From::new(self.from_header(&self.reg.from_tag.clone())).into(),
+            h::From::new(self.our_from(&self.reg.from_tag.clone())).into(),
             h::To::new(format!("<{}>", self.aor())).into(),
             h::CallId::new(self.reg.call_id.clone()).into(),
             h::CSeq::new(format!("{} REGISTER", self.reg.cseq)).into(),
@@ -819,7 +819,7 @@ impl UserAgent {
     fn send_invite(&mut self, now: Instant, id: CallId) -> Result<(), UaError> {
         let branch = self.new_branch();
         let via = self.via(&branch);
-        let from = self.from_header(&self.local_tag(id)?);
+        let from = self.our_from(&self.local_tag(id)?);
         let contact = self.contact_header(None);
         let cnonce = token(self.rng.as_mut(), 16);
         let mut common = Vec::new();
@@ -967,7 +967,7 @@ impl UserAgent {
     }
 
     fn send_cancel(&mut self, now: Instant, id: CallId) -> Result<(), UaError> {
-        let from = self.from_header(&self.local_tag(id)?);
+        let from = self.our_from(&self.local_tag(id)?);
         let mut common = Vec::new();
         self.common_headers(&mut common);
         let proxy = self.cfg.proxy;
@@ -1195,7 +1195,7 @@ impl UserAgent {
     /// ACK for a non-2xx final (§17.1.1.3): the INVITE's R-URI, top Via,
     /// From, Call-ID and CSeq number; the response's To.
     fn ack_for_failure(&mut self, id: CallId, resp: &Message) -> Option<Vec<u8>> {
-        let from = self.from_header(&self.local_tag(id).ok()?);
+        let from = self.our_from(&self.local_tag(id).ok()?);
         let mut common = Vec::new();
         self.common_headers(&mut common);
         let call = self.calls.iter().find(|c| c.id == id)?;
