@@ -45,6 +45,7 @@
 //! ```
 
 pub mod digest;
+pub mod driver;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod msg;
