@@ -199,10 +199,13 @@ pub enum TimerAction {
 }
 
 /// Server transaction states (§17.2.1 and §17.2.2; `Proceeding` doubles as
-/// non-INVITE `Trying`).
+/// non-INVITE `Trying`; `Accepted` is RFC 6026's state after a 2xx).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerState {
     Proceeding,
+    /// INVITE answered 2xx: retransmitted INVITEs are absorbed (and the 2xx
+    /// resent) for 64·T1 instead of looking like new calls (RFC 6026 §8.7).
+    Accepted,
     Completed,
     Confirmed,
     Terminated,
@@ -261,8 +264,9 @@ impl ServerTx {
             return;
         }
         if self.invite && code < 300 {
-            // 2xx: the TU retransmits it until ACK (§13.3.1.4).
-            self.state = ServerState::Terminated;
+            // 2xx: the TU retransmits it until ACK (§13.3.1.4); timer L.
+            self.state = ServerState::Accepted;
+            self.end_at = Some(now + timers.t64());
         } else if self.invite {
             self.state = ServerState::Completed;
             self.interval = timers.t1;

@@ -10,7 +10,7 @@
 //! only queue work. Nothing here reads a clock, touches a socket or draws
 //! randomness from anywhere but the RNG it was given.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -280,7 +280,7 @@ pub struct UserAgent {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     clients: Vec<Client>,
-    servers: Vec<ServerTx>,
+    servers: HashMap<String, ServerTx>,
     reg: Registration,
     reg_auth: Option<Auth>,
     calls: Vec<Call>,
@@ -349,7 +349,7 @@ impl UserAgent {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             clients: Vec::new(),
-            servers: Vec::new(),
+            servers: HashMap::new(),
             reg,
             reg_auth: None,
             calls: Vec::new(),
@@ -541,7 +541,7 @@ impl UserAgent {
         let key = Self::server_key(req);
         let dest = Self::response_dest(req, src);
         let timers = self.cfg.timers;
-        if let Some(tx) = self.servers.iter_mut().find(|t| t.key == key) {
+        if let Some(tx) = self.servers.get_mut(&key) {
             tx.on_send(now, &timers, code, bytes.clone());
             tx.dest = dest;
         }
@@ -912,7 +912,7 @@ impl UserAgent {
             give_up: now + timers.t64(),
         });
         let key = Self::server_key(&invite);
-        if let Some(tx) = self.servers.iter_mut().find(|t| t.key == key) {
+        if let Some(tx) = self.servers.get_mut(&key) {
             tx.on_send(now, &timers, 200, bytes.clone());
         }
         self.send(dest, bytes);
@@ -1322,7 +1322,7 @@ impl UserAgent {
         let method = req.method().clone();
         // Retransmissions and ACKs for non-2xx finals belong to an existing
         // server transaction.
-        if let Some(tx) = self.servers.iter_mut().find(|t| t.key == key) {
+        if let Some(tx) = self.servers.get_mut(&key) {
             if method == Method::ACK {
                 if tx.state == ServerState::Completed {
                     tx.on_ack(now, &timers);
@@ -1346,8 +1346,8 @@ impl UserAgent {
             _ => {}
         }
         let invite = method == Method::INVITE;
-        self.servers
-            .push(ServerTx::new(key, invite, Self::response_dest(&req, src)));
+        let tx = ServerTx::new(key.clone(), invite, Self::response_dest(&req, src));
+        self.servers.insert(key, tx);
 
         // Checks every request gets (§8.2.1–8.2.3).
         let scheme = req
@@ -1662,7 +1662,7 @@ impl UserAgent {
         });
         // CANCEL gets its own (non-INVITE) server transaction.
         let cancel_key = format!("{invite_key}|CANCEL");
-        if let Some(tx) = self.servers.iter_mut().find(|t| t.key == cancel_key) {
+        if let Some(tx) = self.servers.get_mut(&cancel_key) {
             let dest = tx.dest;
             if let Some(r) = tx.on_retransmission().map(<[u8]>::to_vec) {
                 self.send(dest, r);
@@ -1683,7 +1683,7 @@ impl UserAgent {
             );
             tx.on_send(now, &self.cfg.timers, 481, bytes.clone());
             let dest = tx.dest;
-            self.servers.push(tx);
+            self.servers.insert(tx.key.clone(), tx);
             return self.send(dest, bytes);
         };
         let tag = self.calls[i].local_tag.clone();
@@ -1691,7 +1691,7 @@ impl UserAgent {
             Self::encode_response(200, "OK", &Self::raw_of(req), Some(&tag), Vec::new(), b"");
         tx.on_send(now, &self.cfg.timers, 200, bytes.clone());
         let dest = tx.dest;
-        self.servers.push(tx);
+        self.servers.insert(tx.key.clone(), tx);
         self.send(dest, bytes);
         let id = self.calls[i].id;
         if let Some((inv, isrc)) = self.calls[i].invite.clone() {
@@ -1767,7 +1767,7 @@ impl UserAgent {
             .retain(|c| c.tx.state != crate::transaction::ClientState::Terminated);
 
         let mut resend = Vec::new();
-        for tx in &mut self.servers {
+        for tx in self.servers.values_mut() {
             if tx.on_timeout(now, &timers) == Some(TimerAction::Retransmit) {
                 if let Some(r) = &tx.last_response {
                     resend.push((tx.dest, r.clone()));
@@ -1779,8 +1779,7 @@ impl UserAgent {
             self.send(d, b);
         }
         self.servers
-            .retain(|t| t.state != ServerState::Terminated || t.deadline().is_some());
-        self.servers.retain(|t| t.state != ServerState::Terminated);
+            .retain(|_, t| t.state != ServerState::Terminated);
 
         // 2xx retransmission until ACK; give up after 64·T1 with a BYE.
         let mut give_up = Vec::new();
@@ -1819,7 +1818,7 @@ impl UserAgent {
     /// When [`UserAgent::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let clients = self.clients.iter().filter_map(|c| c.tx.deadline());
-        let servers = self.servers.iter().filter_map(|t| t.deadline());
+        let servers = self.servers.values().filter_map(|t| t.deadline());
         let oks = self
             .calls
             .iter()

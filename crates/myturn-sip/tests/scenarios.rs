@@ -499,3 +499,44 @@ fn reinvite_and_options_are_answered() {
     assert_eq!(sim.b.poll_transmit().unwrap().payload, t.payload);
     assert_eq!(sim.b.stats().absorbed, 1);
 }
+
+#[test]
+fn invite_retransmitted_after_the_200_is_absorbed() {
+    let mut sim = Sim::new(16);
+    sim.register_both();
+    // B's 180s and its first 200 are lost, so A keeps retransmitting the
+    // INVITE after B has answered (RFC 6026's Accepted state absorbs it).
+    let mut oks = 0;
+    sim.drop_rule = Some(Box::new(move |p| {
+        if p.from == addr(B) && p.data.starts_with(b"SIP/2.0 180") {
+            return true;
+        }
+        if p.from == addr(B) && p.data.starts_with(b"SIP/2.0 200") && oks < 1 {
+            oks += 1;
+            return true;
+        }
+        false
+    }));
+    let ca = sim.a.invite(sim.now, "111001", &offer(4000)).unwrap();
+    sim.run_for(Duration::from_millis(100));
+    let cb = incoming(&sim.events_b).unwrap();
+    sim.b.answer(sim.now, cb, &offer(5000)).unwrap();
+    sim.run_for(Duration::from_secs(5));
+    assert!(sim.sent_by(A, "INVITE ").len() >= 2, "A retransmitted");
+    assert!(
+        sim.sent_by(B, "SIP/2.0 482").is_empty(),
+        "not mistaken for a loop"
+    );
+    assert_eq!(
+        count(&sim.events_b, |e| matches!(e, Event::IncomingCall { .. })),
+        1
+    );
+    assert!(sim
+        .events_a
+        .iter()
+        .any(|e| matches!(e, Event::Answered { call, .. } if *call == ca)));
+    assert_eq!(
+        count(&sim.events_b, |e| matches!(e, Event::Confirmed { .. })),
+        1
+    );
+}
