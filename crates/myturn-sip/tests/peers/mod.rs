@@ -53,7 +53,10 @@ pub struct Peer {
 
 impl Peer {
     pub fn spawn(name: &'static str, cmd: &mut Command) -> Peer {
+        use std::os::unix::process::CommandExt;
+        // Its own process group, so forked workers (Kamailio's) die with it.
         let child = cmd
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -72,8 +75,7 @@ impl Peer {
                 return (st.code(), out);
             }
             if Instant::now() > end {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
+                self.kill_group();
                 return (None, self.output());
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -93,10 +95,20 @@ impl Peer {
     }
 }
 
-impl Drop for Peer {
-    fn drop(&mut self) {
+impl Peer {
+    fn kill_group(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.kill_group();
     }
 }
 
