@@ -19,6 +19,9 @@
 //!   `rport`/`received`, unregister), calls (INVITE with SDP offer, auth,
 //!   provisional, 2xx + ACK, CANCEL, BYE both ways, failures), re-INVITE,
 //!   UPDATE, OPTIONS, and the 4xx/5xx answers RFC 3261 §8.2 requires.
+//! * [`build`]: message building through rsip and the RFC 3261 rules
+//!   every element shares (response addressing, transaction keys,
+//!   forwarding edits), used by the agent and the built-in PBX.
 //! * [`sdp`]: the L16 audio offer/answer with the media key fingerprint.
 //! * [`driver`]: the thin tokio driver: one task owns the core, the UDP
 //!   socket and the timer, and gives a handle and an event stream.
@@ -44,6 +47,7 @@
 //! // ua.handle_timeout(now) at ua.poll_timeout(), read ua.poll_event().
 //! ```
 
+pub mod build;
 pub mod digest;
 pub mod driver;
 #[doc(hidden)]

@@ -18,6 +18,7 @@ use rand_core::RngCore;
 use rsip::headers::{self as h, UntypedHeader};
 use rsip::Header;
 
+use crate::build;
 use crate::digest::{self, Challenge};
 use crate::msg::{self, Message, Method, NameAddr, Rejected};
 use crate::sdp::Sdp;
@@ -155,6 +156,12 @@ pub enum UaError {
     WrongState,
     #[error("invalid target URI `{0}`")]
     BadTarget(String),
+}
+
+impl From<build::BadUri> for UaError {
+    fn from(e: build::BadUri) -> Self {
+        UaError::BadTarget(e.0)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -435,94 +442,12 @@ impl UserAgent {
         self.send(dest, bytes);
     }
 
-    /// Serialises a request through rsip.
-    fn encode_request(
-        method: rsip::Method,
-        uri: &str,
-        headers: Vec<Header>,
-        body: &[u8],
-    ) -> Result<Vec<u8>, UaError> {
-        let uri = rsip::Uri::try_from(uri).map_err(|_| UaError::BadTarget(uri.to_owned()))?;
-        let mut headers = headers;
-        headers.push(h::ContentLength::new(body.len().to_string()).into());
-        let req = rsip::Request {
-            method,
-            uri,
-            version: rsip::Version::V2,
-            headers: headers.into(),
-            body: body.to_vec(),
-        };
-        Ok(req.to_string().into_bytes())
-    }
-
     fn common_headers(&self, headers: &mut Vec<Header>) {
         headers.push(h::MaxForwards::new("70").into());
         headers.push(h::UserAgent::new(self.cfg.user_agent.clone()).into());
     }
 
     // ---- responses -------------------------------------------------------
-
-    /// Builds a response copying Via, From, To (adding `to_tag` when the
-    /// request had none), Call-ID and CSeq from `raw`.
-    fn encode_response(
-        code: u16,
-        reason: &str,
-        raw: &[(String, String)],
-        to_tag: Option<&str>,
-        extra: Vec<Header>,
-        body: &[u8],
-    ) -> Vec<u8> {
-        let mut headers: Vec<Header> = Vec::with_capacity(raw.len() + extra.len() + 1);
-        for (name, value) in raw {
-            let hv: Header = match name.as_str() {
-                "Via" => h::Via::new(value.clone()).into(),
-                "From" => h::From::new(value.clone()).into(),
-                "To" => {
-                    let has_tag = NameAddr::parse("To", value).is_ok_and(|t| t.tag().is_some());
-                    match to_tag {
-                        Some(tag) if !has_tag && code > 100 => {
-                            h::To::new(format!("{value};tag={tag}")).into()
-                        }
-                        _ => h::To::new(value.clone()).into(),
-                    }
-                }
-                "Call-ID" => h::CallId::new(value.clone()).into(),
-                "CSeq" => h::CSeq::new(value.clone()).into(),
-                _ => continue,
-            };
-            headers.push(hv);
-        }
-        headers.extend(extra);
-        headers.push(h::ContentLength::new(body.len().to_string()).into());
-        let resp = rsip::Response {
-            status_code: rsip::StatusCode::Other(code, reason.to_owned()),
-            version: rsip::Version::V2,
-            headers: headers.into(),
-            body: body.to_vec(),
-        };
-        resp.to_string().into_bytes()
-    }
-
-    fn raw_of(m: &Message) -> Vec<(String, String)> {
-        let mut raw = Vec::new();
-        for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
-            for v in m.headers(name) {
-                raw.push((name.to_owned(), v.to_owned()));
-            }
-        }
-        raw
-    }
-
-    /// Where responses to `req` from `src` go (RFC 3261 §18.2.2 with
-    /// RFC 3581: the source IP, and the source port with `rport`).
-    fn response_dest(req: &Message, src: SocketAddr) -> SocketAddr {
-        match req.top_via() {
-            Some(v) if v.param("rport").is_none() => {
-                SocketAddr::new(src.ip(), v.port.unwrap_or(5060))
-            }
-            _ => src,
-        }
-    }
 
     /// Answers `req` within its server transaction.
     #[allow(clippy::too_many_arguments)]
@@ -537,46 +462,15 @@ impl UserAgent {
         extra: Vec<Header>,
         body: &[u8],
     ) {
-        let bytes = Self::encode_response(code, reason, &Self::raw_of(req), to_tag, extra, body);
-        let key = Self::server_key(req);
-        let dest = Self::response_dest(req, src);
+        let bytes = build::response_raw(code, reason, &build::raw_of(req), to_tag, extra, body);
+        let key = build::server_key(req);
+        let dest = build::response_dest(req, src);
         let timers = self.cfg.timers;
         if let Some(tx) = self.servers.get_mut(&key) {
             tx.on_send(now, &timers, code, bytes.clone());
             tx.dest = dest;
         }
         self.send(dest, bytes);
-    }
-
-    fn server_key(m: &Message) -> String {
-        let via = m.top_via();
-        // ACK for a non-2xx and CANCEL match the INVITE transaction.
-        let method = match m.method() {
-            Method::Known(rsip::Method::Ack) | Method::Known(rsip::Method::Cancel) => {
-                "INVITE".to_owned()
-            }
-            other => other.to_string(),
-        };
-        match via {
-            Some(v) if v.has_rfc3261_branch() => {
-                format!(
-                    "{}|{}|{method}",
-                    v.branch().unwrap_or_default(),
-                    v.sent_by()
-                )
-            }
-            // RFC 2543 matching (§17.2.3): R-URI, tags, Call-ID, CSeq, Via.
-            v => format!(
-                "2543|{}|{}|{}|{}|{}|{method}",
-                m.request_uri(),
-                m.from()
-                    .and_then(|f| f.tag().map(str::to_owned))
-                    .unwrap_or_default(),
-                m.call_id(),
-                m.cseq(),
-                v.map(|v| v.to_string()).unwrap_or_default()
-            ),
-        }
     }
 
     // ---- registration ----------------------------------------------------
@@ -630,7 +524,7 @@ impl UserAgent {
                 h::Authorization::new(creds.to_header_value()).into()
             });
         }
-        let Ok(bytes) = Self::encode_request(rsip::Method::Register, &uri, headers, b"") else {
+        let Ok(bytes) = build::request(rsip::Method::Register, &uri, headers, b"") else {
             self.events.push_back(Event::RegistrationFailed {
                 code: 0,
                 reason: format!("invalid domain `{}`", self.cfg.domain),
@@ -867,7 +761,7 @@ impl UserAgent {
             branch: branch.clone(),
             to,
         });
-        let bytes = Self::encode_request(rsip::Method::Invite, &uri, headers, body.as_bytes())?;
+        let bytes = build::request(rsip::Method::Invite, &uri, headers, body.as_bytes())?;
         self.start_client(now, Owner::Invite(id), branch, "INVITE", bytes, proxy);
         Ok(())
     }
@@ -894,15 +788,15 @@ impl UserAgent {
         for rr in invite.headers("Record-Route") {
             extra.push(h::RecordRoute::new(rr.to_owned()).into());
         }
-        let bytes = Self::encode_response(
+        let bytes = build::response_raw(
             200,
             "OK",
-            &Self::raw_of(&invite),
+            &build::raw_of(&invite),
             Some(&tag),
             extra,
             sdp.as_bytes(),
         );
-        let dest = Self::response_dest(&invite, src);
+        let dest = build::response_dest(&invite, src);
         let c = self.call_mut(call)?;
         c.ok = Some(OkRetransmit {
             bytes: bytes.clone(),
@@ -911,7 +805,7 @@ impl UserAgent {
             interval: timers.t1,
             give_up: now + timers.t64(),
         });
-        let key = Self::server_key(&invite);
+        let key = build::server_key(&invite);
         if let Some(tx) = self.servers.get_mut(&key) {
             tx.on_send(now, &timers, 200, bytes.clone());
         }
@@ -985,7 +879,7 @@ impl UserAgent {
             h::CSeq::new(format!("{} CANCEL", sent.cseq)).into(),
         ];
         headers.extend(common);
-        let bytes = Self::encode_request(rsip::Method::Cancel, &sent.uri, headers, b"")?;
+        let bytes = build::request(rsip::Method::Cancel, &sent.uri, headers, b"")?;
         // CANCEL has the INVITE's branch; its transaction is told apart by
         // method (a separate client transaction, §9.1).
         self.start_client(now, Owner::Cancel(id), sent.branch, "CANCEL", bytes, proxy);
@@ -1041,7 +935,7 @@ impl UserAgent {
             headers.push(h::Route::new(r.clone()).into());
         }
         headers.extend(common);
-        let bytes = Self::encode_request(method, &call.remote_target, headers, b"")?;
+        let bytes = build::request(method, &call.remote_target, headers, b"")?;
         Ok((bytes, self.dialog_dest(call)))
     }
 
@@ -1118,14 +1012,8 @@ impl UserAgent {
                     _ => format!("Bad Request ({error})"),
                 };
                 let tag = token(self.rng.as_mut(), 12);
-                let bytes = Self::encode_response(
-                    error.status(),
-                    &reason,
-                    &raw,
-                    Some(&tag),
-                    Vec::new(),
-                    b"",
-                );
+                let bytes =
+                    build::response_raw(error.status(), &reason, &raw, Some(&tag), Vec::new(), b"");
                 self.send(from, bytes);
             }
             Err(r) => {
@@ -1208,7 +1096,7 @@ impl UserAgent {
             h::CSeq::new(format!("{} ACK", sent.cseq)).into(),
         ];
         headers.extend(common);
-        Self::encode_request(rsip::Method::Ack, &sent.uri, headers, b"").ok()
+        build::request(rsip::Method::Ack, &sent.uri, headers, b"").ok()
     }
 
     fn resend_ack(&mut self, resp: &Message) {
@@ -1317,7 +1205,7 @@ impl UserAgent {
     }
 
     fn on_request(&mut self, now: Instant, src: SocketAddr, req: Message) {
-        let key = Self::server_key(&req);
+        let key = build::server_key(&req);
         let timers = self.cfg.timers;
         let method = req.method().clone();
         // Retransmissions and ACKs for non-2xx finals belong to an existing
@@ -1346,7 +1234,7 @@ impl UserAgent {
             _ => {}
         }
         let invite = method == Method::INVITE;
-        let tx = ServerTx::new(key.clone(), invite, Self::response_dest(&req, src));
+        let tx = ServerTx::new(key.clone(), invite, build::response_dest(&req, src));
         self.servers.insert(key, tx);
 
         // Checks every request gets (§8.2.1–8.2.3).
@@ -1653,12 +1541,12 @@ impl UserAgent {
     }
 
     fn on_cancel(&mut self, now: Instant, src: SocketAddr, req: &Message) {
-        let invite_key = Self::server_key(req);
+        let invite_key = build::server_key(req);
         let ringing = self.calls.iter().position(|c| {
             c.state == CallState::Ringing
                 && c.invite
                     .as_ref()
-                    .is_some_and(|(inv, _)| Self::server_key(inv) == invite_key)
+                    .is_some_and(|(inv, _)| build::server_key(inv) == invite_key)
         });
         // CANCEL gets its own (non-INVITE) server transaction.
         let cancel_key = format!("{invite_key}|CANCEL");
@@ -1670,13 +1558,13 @@ impl UserAgent {
             self.stats.absorbed += 1;
             return;
         }
-        let mut tx = ServerTx::new(cancel_key, false, Self::response_dest(req, src));
+        let mut tx = ServerTx::new(cancel_key, false, build::response_dest(req, src));
         let Some(i) = ringing else {
             let tag = token(self.rng.as_mut(), 12);
-            let bytes = Self::encode_response(
+            let bytes = build::response_raw(
                 481,
                 "Call/Transaction Does Not Exist",
-                &Self::raw_of(req),
+                &build::raw_of(req),
                 Some(&tag),
                 Vec::new(),
                 b"",
@@ -1688,7 +1576,7 @@ impl UserAgent {
         };
         let tag = self.calls[i].local_tag.clone();
         let bytes =
-            Self::encode_response(200, "OK", &Self::raw_of(req), Some(&tag), Vec::new(), b"");
+            build::response_raw(200, "OK", &build::raw_of(req), Some(&tag), Vec::new(), b"");
         tx.on_send(now, &self.cfg.timers, 200, bytes.clone());
         let dest = tx.dest;
         self.servers.insert(tx.key.clone(), tx);

@@ -1,0 +1,270 @@
+//! Building messages with rsip, and the RFC 3261 rules shared by every
+//! element (user agent and proxy): response addressing, transaction keys,
+//! forwarding edits.
+
+use std::net::SocketAddr;
+
+use rsip::headers::{self as h, UntypedHeader};
+use rsip::Header;
+
+use crate::msg::{Message, Method, NameAddr};
+
+/// A Request-URI rsip cannot represent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid request URI `{0}`")]
+pub struct BadUri(pub String);
+
+/// Serialises a request through rsip, adding `Content-Length`.
+pub fn request(
+    method: rsip::Method,
+    uri: &str,
+    mut headers: Vec<Header>,
+    body: &[u8],
+) -> Result<Vec<u8>, BadUri> {
+    let uri = rsip::Uri::try_from(uri).map_err(|_| BadUri(uri.to_owned()))?;
+    headers.push(h::ContentLength::new(body.len().to_string()).into());
+    let req = rsip::Request {
+        method,
+        uri,
+        version: rsip::Version::V2,
+        headers: headers.into(),
+        body: body.to_vec(),
+    };
+    Ok(req.to_string().into_bytes())
+}
+
+/// The Via, From, To, Call-ID and CSeq values of `m`, in order: what a
+/// response copies.
+pub fn raw_of(m: &Message) -> Vec<(String, String)> {
+    let mut raw = Vec::new();
+    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        for v in m.headers(name) {
+            raw.push((name.to_owned(), v.to_owned()));
+        }
+    }
+    raw
+}
+
+/// Builds a response copying Via, From, To (adding `to_tag` when the
+/// request had none and the code is above 100), Call-ID and CSeq from
+/// `raw`, then `extra`, then `Content-Length` and `body`.
+pub fn response_raw(
+    code: u16,
+    reason: &str,
+    raw: &[(String, String)],
+    to_tag: Option<&str>,
+    extra: Vec<Header>,
+    body: &[u8],
+) -> Vec<u8> {
+    let mut headers: Vec<Header> = Vec::with_capacity(raw.len() + extra.len() + 1);
+    for (name, value) in raw {
+        let hv: Header = match name.as_str() {
+            "Via" => h::Via::new(value.clone()).into(),
+            "From" => h::From::new(value.clone()).into(),
+            "To" => {
+                let has_tag = NameAddr::parse("To", value).is_ok_and(|t| t.tag().is_some());
+                match to_tag {
+                    Some(tag) if !has_tag && code > 100 => {
+                        h::To::new(format!("{value};tag={tag}")).into()
+                    }
+                    _ => h::To::new(value.clone()).into(),
+                }
+            }
+            "Call-ID" => h::CallId::new(value.clone()).into(),
+            "CSeq" => h::CSeq::new(value.clone()).into(),
+            _ => continue,
+        };
+        headers.push(hv);
+    }
+    headers.extend(extra);
+    headers.push(h::ContentLength::new(body.len().to_string()).into());
+    let resp = rsip::Response {
+        status_code: rsip::StatusCode::Other(code, reason.to_owned()),
+        version: rsip::Version::V2,
+        headers: headers.into(),
+        body: body.to_vec(),
+    };
+    resp.to_string().into_bytes()
+}
+
+/// A response to `req`, with the top Via completed with `received` and
+/// `rport` for the source `src` (RFC 3261 §18.2.1, RFC 3581 §4).
+pub fn response(
+    req: &Message,
+    src: SocketAddr,
+    code: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+    extra: Vec<Header>,
+    body: &[u8],
+) -> Vec<u8> {
+    let mut raw = raw_of(req);
+    if let Some((_, top)) = raw.iter_mut().find(|(n, _)| n == "Via") {
+        *top = via_with_source(top, src);
+    }
+    response_raw(code, reason, &raw, to_tag, extra, body)
+}
+
+/// `via` with `received` (when the source IP differs from sent-by) and the
+/// `rport` value filled in (when the sender asked for it).
+pub fn via_with_source(via: &str, src: SocketAddr) -> String {
+    let Ok(mut v) = crate::msg::Via::parse(via) else {
+        return via.to_owned();
+    };
+    let ip = src.ip().to_string();
+    let host = v.host.trim_matches(['[', ']']).to_owned();
+    if let Some(p) = v.params.iter_mut().find(|(n, _)| n == "rport") {
+        p.1 = Some(src.port().to_string());
+    }
+    v.params.retain(|(n, _)| n != "received");
+    if host != ip || v.param("rport").is_some() {
+        v.params.push(("received".into(), Some(ip)));
+    }
+    v.to_string()
+}
+
+/// Where responses to `req` from `src` go (RFC 3261 §18.2.2 with
+/// RFC 3581: the source IP, and the source port with `rport`).
+pub fn response_dest(req: &Message, src: SocketAddr) -> SocketAddr {
+    match req.top_via() {
+        Some(v) if v.param("rport").is_none() => SocketAddr::new(src.ip(), v.port.unwrap_or(5060)),
+        _ => src,
+    }
+}
+
+/// Where a response goes next, read from its (new) top Via: `received`
+/// and `rport` when present, else sent-by (IP literals only).
+pub fn via_dest(via: &crate::msg::Via) -> Option<SocketAddr> {
+    let ip = via
+        .param("received")
+        .flatten()
+        .unwrap_or(&via.host)
+        .trim_matches(['[', ']'])
+        .parse()
+        .ok()?;
+    let port = via
+        .param("rport")
+        .flatten()
+        .and_then(|p| p.parse().ok())
+        .or(via.port)
+        .unwrap_or(5060);
+    Some(SocketAddr::new(ip, port))
+}
+
+/// The server transaction a request belongs to: branch + sent-by + method
+/// (ACK and CANCEL map to their INVITE's), or RFC 2543 matching (§17.2.3)
+/// when the branch lacks the magic cookie.
+pub fn server_key(m: &Message) -> String {
+    let via = m.top_via();
+    let method = match m.method() {
+        Method::Known(rsip::Method::Ack) | Method::Known(rsip::Method::Cancel) => {
+            "INVITE".to_owned()
+        }
+        other => other.to_string(),
+    };
+    match via {
+        Some(v) if v.has_rfc3261_branch() => {
+            format!(
+                "{}|{}|{method}",
+                v.branch().unwrap_or_default(),
+                v.sent_by()
+            )
+        }
+        v => format!(
+            "2543|{}|{}|{}|{}|{}|{method}",
+            m.request_uri(),
+            m.from()
+                .and_then(|f| f.tag().map(str::to_owned))
+                .unwrap_or_default(),
+            m.call_id(),
+            m.cseq(),
+            v.map(|v| v.to_string()).unwrap_or_default()
+        ),
+    }
+}
+
+/// Re-serialises `m` with its real method and `ruri`, `prepend` headers
+/// first, and every header passed through `edit` (which may drop it, keep
+/// it, or change it). `Content-Length` is rewritten to the body's length.
+pub fn forward(
+    m: &Message,
+    ruri: &str,
+    prepend: &[Header],
+    mut edit: impl FnMut(&Header) -> Option<Header>,
+) -> Vec<u8> {
+    let mut out = String::with_capacity(512 + m.body().len());
+    match m.status() {
+        None => out.push_str(&format!("{} {ruri} SIP/2.0\r\n", m.method())),
+        Some(code) => out.push_str(&format!("SIP/2.0 {code} {}\r\n", m.reason())),
+    }
+    for hdr in prepend {
+        out.push_str(&hdr.to_string());
+        out.push_str("\r\n");
+    }
+    let headers = match &m.sip {
+        rsip::SipMessage::Request(r) => &r.headers,
+        rsip::SipMessage::Response(r) => &r.headers,
+    };
+    for hdr in headers.iter() {
+        if matches!(hdr, Header::ContentLength(_)) {
+            continue;
+        }
+        // CSeq carries the real method (rsip saw a stand-in for extensions).
+        if let Header::CSeq(_) = hdr {
+            out.push_str(&format!("CSeq: {} {}\r\n", m.cseq(), m.cseq_method()));
+            continue;
+        }
+        if let Some(e) = edit(hdr) {
+            out.push_str(&e.to_string());
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str(&format!("Content-Length: {}\r\n\r\n", m.body().len()));
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(m.body());
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_and_rport_are_filled_in() {
+        let src: SocketAddr = "203.0.113.9:40000".parse().unwrap();
+        let v = via_with_source("SIP/2.0/UDP 10.0.0.2:5060;rport;branch=z9hG4bKa", src);
+        assert_eq!(
+            v,
+            "SIP/2.0/UDP 10.0.0.2:5060;rport=40000;branch=z9hG4bKa;received=203.0.113.9"
+        );
+        let parsed = crate::msg::Via::parse(&v).unwrap();
+        assert_eq!(via_dest(&parsed), Some(src));
+        // No rport asked, same host: untouched.
+        let same = via_with_source("SIP/2.0/UDP 203.0.113.9:5062;branch=z9hG4bKb", src);
+        assert_eq!(same, "SIP/2.0/UDP 203.0.113.9:5062;branch=z9hG4bKb");
+        assert_eq!(
+            via_dest(&crate::msg::Via::parse(&same).unwrap()),
+            Some("203.0.113.9:5062".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn forward_keeps_an_extension_method_and_the_body() {
+        let raw = b"FOO sip:a@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bKx\r\n\
+From: <sip:b@192.0.2.2>;tag=1\r\nTo: <sip:a@192.0.2.1>\r\nCall-ID: c\r\nCSeq: 3 FOO\r\n\
+Max-Forwards: 70\r\nContent-Length: 2\r\n\r\nhi";
+        let m = crate::msg::parse(raw).unwrap();
+        let via: Header = h::Via::new("SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKp").into();
+        let out = forward(&m, "sip:a@192.0.2.7", &[via], |hdr| match hdr {
+            Header::MaxForwards(_) => Some(h::MaxForwards::new("69").into()),
+            other => Some(other.clone()),
+        });
+        let back = crate::msg::parse(&out).unwrap();
+        assert_eq!(back.method().to_string(), "FOO");
+        assert_eq!(back.cseq_method().to_string(), "FOO");
+        assert_eq!(back.request_uri(), "sip:a@192.0.2.7");
+        assert_eq!(back.vias().len(), 2);
+        assert_eq!(back.header("Max-Forwards"), Some("69"));
+        assert_eq!(back.body(), b"hi");
+    }
+}
