@@ -1,0 +1,1132 @@
+//! The sans-IO registrar and proxy.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use myturn_sip::build;
+use myturn_sip::digest::{self, Algorithm, Challenge, Credentials};
+use myturn_sip::msg::{self, Message, Method, Rejected};
+use myturn_sip::transaction::{
+    ClientOutcome, ClientState, ClientTx, ServerState, ServerTx, TimerAction, Timers,
+};
+use rand_core::RngCore;
+use rsip::headers::{self as h, UntypedHeader};
+use rsip::Header;
+
+use crate::nonce::{NonceCheck, Nonces};
+
+/// One SIP account: the pairing server's user.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Digest username and address-of-record user part (the nickname).
+    pub username: String,
+    /// The dialable extension.
+    pub extension: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("username", &self.username)
+            .field("extension", &self.extension)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the PBX is set up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The address the PBX listens on (its Via and Record-Route).
+    pub addr: SocketAddr,
+    /// Digest realm.
+    pub realm: String,
+    /// Challenge algorithms, most preferred first (RFC 8760 §2.4: one
+    /// `WWW-Authenticate` each).
+    pub algorithms: Vec<Algorithm>,
+    /// Shortest binding accepted (423 below it).
+    pub min_expires: u32,
+    /// Longest binding granted (longer requests are shortened).
+    pub max_expires: u32,
+    /// Binding lifetime when the REGISTER names none.
+    pub default_expires: u32,
+    /// Failed authentications from one IP within `fail_window` that block
+    /// it.
+    pub fail_limit: u32,
+    pub fail_window: Duration,
+    /// How long a blocked IP is ignored.
+    pub block_for: Duration,
+    /// How long a nonce stays fresh.
+    pub nonce_lifetime: Duration,
+    pub timers: Timers,
+    pub max_message_size: usize,
+}
+
+impl Config {
+    pub fn new(addr: SocketAddr) -> Self {
+        Config {
+            addr,
+            realm: "myturn".into(),
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 300,
+            fail_limit: 5,
+            fail_window: Duration::from_secs(5),
+            block_for: Duration::from_secs(60),
+            nonce_lifetime: Duration::from_secs(30),
+            timers: Timers::default(),
+            max_message_size: msg::DEFAULT_MAX_SIZE,
+        }
+    }
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub dest: SocketAddr,
+    pub payload: Vec<u8>,
+}
+
+/// What the PBX reports (for logs and the pairing server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Registered {
+        username: String,
+        contact: String,
+        source: SocketAddr,
+        expires: u32,
+    },
+    /// The binding is gone: `Expires: 0`, expiry, or the account removed.
+    Unregistered { username: String, why: &'static str },
+    /// Too many failed authentications: the IP is ignored until `until`.
+    Blocked { ip: IpAddr, failures: u32 },
+    /// An INVITE was routed from one user to another's extension.
+    CallRouted { from: String, to: String },
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub registrations: u64,
+    pub unregistrations: u64,
+    pub auth_failures: u64,
+    pub blocks: u64,
+    pub blocked_packets: u64,
+    pub dropped: u64,
+    pub rejected: u64,
+    pub calls_routed: u64,
+    pub calls_not_found: u64,
+    pub calls_unavailable: u64,
+    pub absorbed: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Binding {
+    contact: String,
+    source: SocketAddr,
+    expires_at: Instant,
+}
+
+/// Failed authentications from one IP.
+#[derive(Debug, Default)]
+struct Failures {
+    times: VecDeque<Instant>,
+    blocked_until: Option<Instant>,
+}
+
+/// An INVITE we forward: the caller's side (a server transaction) and the
+/// callee's (a client transaction), RFC 3261 §16.
+#[derive(Debug)]
+struct Forward {
+    upstream_key: String,
+    upstream_dest: SocketAddr,
+    /// The INVITE as received (to answer it).
+    request: Message,
+    request_src: SocketAddr,
+    client: ClientTx,
+    /// The forwarded Request-URI and our Via, for CANCEL and ACK.
+    ruri: String,
+    our_via: String,
+    provisional: bool,
+    cancel_pending: bool,
+    final_sent: bool,
+    /// Keep the mapping to relay 2xx retransmissions until then.
+    forget_at: Option<Instant>,
+}
+
+/// The registrar and proxy.
+pub struct Pbx {
+    cfg: Config,
+    rng: Box<dyn RngCore + Send>,
+    nonces: Nonces,
+    accounts: HashMap<String, Account>,
+    by_extension: HashMap<String, String>,
+    bindings: HashMap<String, Binding>,
+    expiries: BTreeSet<(Instant, String)>,
+    failures: HashMap<IpAddr, Failures>,
+    servers: HashMap<String, ServerTx>,
+    forwards: HashMap<String, Forward>,
+    /// Our CANCEL client transactions (absorb their 200).
+    cancels: Vec<ClientTx>,
+    upstream: HashMap<String, String>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    stats: Stats,
+    next_housekeeping: Instant,
+    rr: String,
+}
+
+impl std::fmt::Debug for Pbx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pbx")
+            .field("addr", &self.cfg.addr)
+            .field("accounts", &self.accounts.len())
+            .field("bindings", &self.bindings.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+fn token(rng: &mut dyn RngCore, n: usize) -> String {
+    const A: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    (0..n)
+        .map(|_| A[(rng.next_u32() as usize) % A.len()] as char)
+        .collect()
+}
+
+/// The user part of a SIP URI.
+fn uri_user(uri: &str) -> &str {
+    let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
+    match rest.rsplit_once('@') {
+        Some((user, _)) => user.split(';').next().unwrap_or_default(),
+        None => "",
+    }
+}
+
+/// The address of a URI whose host is an IP literal.
+fn uri_addr(uri: &str) -> Option<SocketAddr> {
+    let uri = uri.trim().trim_start_matches('<');
+    let rest = uri.split_once(':')?.1;
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let end = host.find([';', '?', '>']).unwrap_or(host.len());
+    let (host, port) = msg::split_host_port(&host[..end])?;
+    let ip: IpAddr = host.trim_matches(['[', ']']).parse().ok()?;
+    Some(SocketAddr::new(ip, port.unwrap_or(5060)))
+}
+
+impl Pbx {
+    pub fn new(cfg: Config, mut rng: Box<dyn RngCore + Send>, now: Instant) -> Self {
+        let mut key = [0u8; 32];
+        rng.fill_bytes(&mut key);
+        let nonces = Nonces::new(key, now, cfg.nonce_lifetime);
+        let rr = format!("<sip:{};lr>", cfg.addr);
+        Pbx {
+            nonces,
+            rng,
+            accounts: HashMap::new(),
+            by_extension: HashMap::new(),
+            bindings: HashMap::new(),
+            expiries: BTreeSet::new(),
+            failures: HashMap::new(),
+            servers: HashMap::new(),
+            forwards: HashMap::new(),
+            cancels: Vec::new(),
+            upstream: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            next_housekeeping: now + Duration::from_secs(10),
+            rr,
+            cfg,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Live bindings: (username, contact, source).
+    pub fn bindings(&self) -> Vec<(String, String, SocketAddr)> {
+        let mut v: Vec<_> = self
+            .bindings
+            .iter()
+            .map(|(u, b)| (u.clone(), b.contact.clone(), b.source))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// IPs blocked at `now`.
+    pub fn blocked(&self, now: Instant) -> Vec<IpAddr> {
+        self.failures
+            .iter()
+            .filter(|(_, f)| f.blocked_until.is_some_and(|t| t > now))
+            .map(|(ip, _)| *ip)
+            .collect()
+    }
+
+    /// Replaces the directory. Users no longer in it lose their binding at
+    /// once (logout, kick, lease expiry in the pairing server).
+    pub fn set_accounts(&mut self, accounts: impl IntoIterator<Item = Account>) {
+        self.accounts = accounts
+            .into_iter()
+            .map(|a| (a.username.clone(), a))
+            .collect();
+        self.by_extension = self
+            .accounts
+            .values()
+            .map(|a| (a.extension.clone(), a.username.clone()))
+            .collect();
+        let gone: Vec<String> = self
+            .bindings
+            .keys()
+            .filter(|u| !self.accounts.contains_key(*u))
+            .cloned()
+            .collect();
+        for u in gone {
+            self.remove_binding(&u, "account removed");
+        }
+    }
+
+    fn remove_binding(&mut self, user: &str, why: &'static str) {
+        if let Some(b) = self.bindings.remove(user) {
+            self.expiries.remove(&(b.expires_at, user.to_owned()));
+            self.stats.unregistrations += 1;
+            self.events.push_back(Event::Unregistered {
+                username: user.to_owned(),
+                why,
+            });
+        }
+    }
+
+    fn send(&mut self, dest: SocketAddr, payload: Vec<u8>) {
+        self.transmits.push_back(Transmit { dest, payload });
+    }
+
+    /// Answers `req` (through its server transaction, if it has one).
+    #[allow(clippy::too_many_arguments)]
+    fn respond(
+        &mut self,
+        now: Instant,
+        req: &Message,
+        src: SocketAddr,
+        code: u16,
+        reason: &str,
+        extra: Vec<Header>,
+        body: &[u8],
+    ) {
+        let tag = (code > 100).then(|| token(self.rng.as_mut(), 10));
+        let bytes = build::response(req, src, code, reason, tag.as_deref(), extra, body);
+        let key = build::server_key(req);
+        let dest = build::response_dest(req, src);
+        let timers = self.cfg.timers;
+        if let Some(tx) = self.servers.get_mut(&key) {
+            tx.on_send(now, &timers, code, bytes.clone());
+        }
+        self.send(dest, bytes);
+    }
+
+    // ---- input -----------------------------------------------------------
+
+    /// Feeds one datagram. Never panics, whatever the bytes.
+    pub fn handle_datagram(&mut self, now: Instant, src: SocketAddr, data: &[u8]) {
+        if self.is_blocked(src.ip(), now) {
+            self.stats.blocked_packets += 1;
+            return;
+        }
+        match msg::parse_with_limit(data, self.cfg.max_message_size) {
+            Ok(m) if m.is_request() => self.on_request(now, src, m),
+            Ok(m) => self.on_response(now, m),
+            Err(Rejected {
+                error: msg::ParseError::KeepAlive,
+                ..
+            }) => {}
+            Err(Rejected {
+                error,
+                reply_headers: Some(raw),
+            }) if raw.iter().any(|(n, _)| n == "Via") && !data.starts_with(b"ACK ") => {
+                self.stats.rejected += 1;
+                tracing::debug!(%src, %error, "malformed SIP request answered");
+                let reason = match error.status() {
+                    505 => "Version Not Supported".to_owned(),
+                    513 => "Message Too Large".to_owned(),
+                    _ => format!("Bad Request ({error})"),
+                };
+                let tag = token(self.rng.as_mut(), 10);
+                let bytes =
+                    build::response_raw(error.status(), &reason, &raw, Some(&tag), Vec::new(), b"");
+                self.send(src, bytes);
+            }
+            Err(r) => {
+                self.stats.dropped += 1;
+                tracing::debug!(%src, error = %r.error, "SIP datagram dropped");
+            }
+        }
+    }
+
+    fn is_blocked(&mut self, ip: IpAddr, now: Instant) -> bool {
+        match self.failures.get_mut(&ip) {
+            Some(f) => match f.blocked_until {
+                Some(t) if t > now => true,
+                Some(_) => {
+                    f.blocked_until = None;
+                    f.times.clear();
+                    false
+                }
+                None => false,
+            },
+            None => false,
+        }
+    }
+
+    /// Counts a failed authentication; blocks the IP past the limit.
+    fn auth_failed(&mut self, now: Instant, ip: IpAddr, who: &str) {
+        self.stats.auth_failures += 1;
+        let window = self.cfg.fail_window;
+        let f = self.failures.entry(ip).or_default();
+        f.times.push_back(now);
+        while f
+            .times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
+            f.times.pop_front();
+        }
+        let n = f.times.len() as u32;
+        tracing::info!(%ip, user = %who, failures = n, "SIP authentication failed");
+        if n >= self.cfg.fail_limit {
+            f.blocked_until = Some(now + self.cfg.block_for);
+            self.stats.blocks += 1;
+            tracing::warn!(%ip, failures = n, block_secs = self.cfg.block_for.as_secs(), "SIP source blocked after repeated authentication failures");
+            self.events.push_back(Event::Blocked { ip, failures: n });
+        }
+    }
+
+    fn challenges(&mut self, now: Instant, proxy: bool, stale: bool) -> Vec<Header> {
+        let nonce = self.nonces.issue(now);
+        self.cfg
+            .algorithms
+            .iter()
+            .map(|alg| {
+                let v = Challenge {
+                    realm: self.cfg.realm.clone(),
+                    nonce: nonce.clone(),
+                    opaque: None,
+                    algorithm: *alg,
+                    qop_auth: true,
+                    stale,
+                }
+                .to_header_value();
+                if proxy {
+                    h::ProxyAuthenticate::new(v).into()
+                } else {
+                    h::WwwAuthenticate::new(v).into()
+                }
+            })
+            .collect()
+    }
+
+    /// Checks the credentials in `header` of `req`. `Ok(username)` when they
+    /// prove the account's password; `Err(stale)` otherwise (with failures
+    /// counted). Unknown users and wrong passwords are indistinguishable.
+    fn authenticate(
+        &mut self,
+        now: Instant,
+        req: &Message,
+        src: SocketAddr,
+        header: &str,
+    ) -> Result<String, Option<bool>> {
+        let creds: Vec<Credentials> = req
+            .headers(header)
+            .filter_map(|v| Credentials::parse(v).ok())
+            .filter(|c| c.realm == self.cfg.realm)
+            .collect();
+        let Some(c) = creds.into_iter().next() else {
+            return Err(None); // no credentials: a plain challenge
+        };
+        if !self.cfg.algorithms.contains(&c.algorithm) {
+            self.auth_failed(now, src.ip(), &c.username);
+            return Err(Some(false));
+        }
+        match self.nonces.check(&c.nonce, now) {
+            NonceCheck::Fresh => {}
+            NonceCheck::Stale => return Err(Some(true)),
+            NonceCheck::Forged => {
+                self.auth_failed(now, src.ip(), &c.username);
+                return Err(Some(false));
+            }
+        }
+        let ok = self
+            .accounts
+            .get(&c.username)
+            .is_some_and(|a| digest::verify(&c, &a.password, &req.method().to_string()));
+        if ok {
+            Ok(c.username)
+        } else {
+            self.auth_failed(now, src.ip(), &c.username);
+            Err(Some(false))
+        }
+    }
+
+    fn on_request(&mut self, now: Instant, src: SocketAddr, req: Message) {
+        let key = build::server_key(&req);
+        let method = req.method().clone();
+        let timers = self.cfg.timers;
+        if let Some(tx) = self.servers.get_mut(&key) {
+            match method {
+                Method::Known(rsip::Method::Ack) if tx.state == ServerState::Completed => {
+                    tx.on_ack(now, &timers);
+                    return;
+                }
+                Method::Known(rsip::Method::Ack) | Method::Known(rsip::Method::Cancel) => {}
+                _ => {
+                    let dest = tx.dest;
+                    if let Some(r) = tx.on_retransmission().map(<[u8]>::to_vec) {
+                        self.send(dest, r);
+                    }
+                    self.stats.absorbed += 1;
+                    return;
+                }
+            }
+        }
+        if req.header("Max-Forwards").is_some_and(|m| m.trim() == "0") && method != Method::ACK {
+            let tx = ServerTx::new(
+                key.clone(),
+                method == Method::INVITE,
+                build::response_dest(&req, src),
+            );
+            self.servers.insert(key, tx);
+            return self.respond(now, &req, src, 483, "Too Many Hops", Vec::new(), b"");
+        }
+        let in_dialog = req.to().is_some_and(|t| t.tag().is_some());
+        match method {
+            Method::Known(rsip::Method::Cancel) => return self.on_cancel(now, src, &req),
+            Method::Known(rsip::Method::Ack) => return self.route_in_dialog(now, src, &req),
+            _ if in_dialog => return self.route_in_dialog(now, src, &req),
+            _ => {}
+        }
+        let invite = method == Method::INVITE;
+        self.servers.insert(
+            key.clone(),
+            ServerTx::new(key, invite, build::response_dest(&req, src)),
+        );
+        match method {
+            Method::Known(rsip::Method::Register) => self.on_register(now, src, &req),
+            Method::Known(rsip::Method::Invite) => self.on_invite(now, src, req),
+            Method::Known(rsip::Method::Options) => {
+                let extra = vec![h::Allow::new(ALLOW).into()];
+                self.respond(now, &req, src, 200, "OK", extra, b"");
+            }
+            Method::Known(rsip::Method::Bye) => self.respond(
+                now,
+                &req,
+                src,
+                481,
+                "Call/Transaction Does Not Exist",
+                Vec::new(),
+                b"",
+            ),
+            Method::Extension(_) => {
+                let extra = vec![h::Allow::new(ALLOW).into()];
+                self.respond(now, &req, src, 501, "Not Implemented", extra, b"");
+            }
+            _ => {
+                let extra = vec![h::Allow::new(ALLOW).into()];
+                self.respond(now, &req, src, 405, "Method Not Allowed", extra, b"");
+            }
+        }
+    }
+
+    // ---- registrar (RFC 3261 §10.3) ----------------------------------------
+
+    fn on_register(&mut self, now: Instant, src: SocketAddr, req: &Message) {
+        let user = match self.authenticate(now, req, src, "Authorization") {
+            Ok(u) => u,
+            Err(stale) => {
+                if self.is_blocked(src.ip(), now) {
+                    return; // just blocked: say nothing more
+                }
+                let ch = self.challenges(now, false, stale == Some(true));
+                return self.respond(now, req, src, 401, "Unauthorized", ch, b"");
+            }
+        };
+        let aor_user = req
+            .to()
+            .map(|t| uri_user(&t.uri).to_owned())
+            .unwrap_or_default();
+        if aor_user != user {
+            // Credentials of one user for another's address of record.
+            self.auth_failed(now, src.ip(), &user);
+            return self.respond(now, req, src, 403, "Forbidden", Vec::new(), b"");
+        }
+        let contacts = req.name_addrs("Contact");
+        let header_expires = req.expires();
+        if contacts.iter().any(|c| c.uri == "*") {
+            if header_expires != Some(0) || contacts.len() != 1 {
+                return self.respond(
+                    now,
+                    req,
+                    src,
+                    400,
+                    "Bad Request (* needs Expires: 0)",
+                    Vec::new(),
+                    b"",
+                );
+            }
+            self.remove_binding(&user, "unregistered");
+            return self.respond(now, req, src, 200, "OK", Vec::new(), b"");
+        }
+        let Some(contact) = contacts.into_iter().last() else {
+            // A query: the current binding.
+            let extra = self.binding_headers(&user, now);
+            return self.respond(now, req, src, 200, "OK", extra, b"");
+        };
+        let wanted = contact
+            .param("expires")
+            .and_then(|e| e.parse::<u64>().ok())
+            .or(header_expires.map(u64::from))
+            .unwrap_or(u64::from(self.cfg.default_expires));
+        if wanted == 0 {
+            self.remove_binding(&user, "unregistered");
+            return self.respond(now, req, src, 200, "OK", Vec::new(), b"");
+        }
+        if wanted < u64::from(self.cfg.min_expires) {
+            let extra = vec![h::MinExpires::new(self.cfg.min_expires.to_string()).into()];
+            return self.respond(now, req, src, 423, "Interval Too Brief", extra, b"");
+        }
+        let granted = wanted.min(u64::from(self.cfg.max_expires)) as u32;
+        if let Some(old) = self.bindings.remove(&user) {
+            self.expiries.remove(&(old.expires_at, user.clone()));
+        }
+        let expires_at = now + Duration::from_secs(u64::from(granted));
+        self.bindings.insert(
+            user.clone(),
+            Binding {
+                contact: contact.uri.clone(),
+                source: src,
+                expires_at,
+            },
+        );
+        self.expiries.insert((expires_at, user.clone()));
+        self.stats.registrations += 1;
+        self.events.push_back(Event::Registered {
+            username: user.clone(),
+            contact: contact.uri,
+            source: src,
+            expires: granted,
+        });
+        let extra = self.binding_headers(&user, now);
+        self.respond(now, req, src, 200, "OK", extra, b"");
+    }
+
+    fn binding_headers(&self, user: &str, now: Instant) -> Vec<Header> {
+        match self.bindings.get(user) {
+            Some(b) => {
+                let left = b.expires_at.saturating_duration_since(now).as_secs();
+                vec![h::Contact::new(format!("<{}>;expires={left}", b.contact)).into()]
+            }
+            None => Vec::new(),
+        }
+    }
+
+    // ---- proxy (RFC 3261 §16) ----------------------------------------------
+
+    fn our_via(&self, branch: &str) -> String {
+        format!("SIP/2.0/UDP {};branch={branch}", self.cfg.addr)
+    }
+
+    fn on_invite(&mut self, now: Instant, src: SocketAddr, req: Message) {
+        let caller = match self.authenticate(now, &req, src, "Proxy-Authorization") {
+            Ok(u) => u,
+            Err(stale) => {
+                if self.is_blocked(src.ip(), now) {
+                    return;
+                }
+                let ch = self.challenges(now, true, stale == Some(true));
+                return self.respond(
+                    now,
+                    &req,
+                    src,
+                    407,
+                    "Proxy Authentication Required",
+                    ch,
+                    b"",
+                );
+            }
+        };
+        let from_user = req
+            .from()
+            .map(|f| uri_user(&f.uri).to_owned())
+            .unwrap_or_default();
+        if from_user != caller {
+            return self.respond(
+                now,
+                &req,
+                src,
+                403,
+                "Forbidden (From is not you)",
+                Vec::new(),
+                b"",
+            );
+        }
+        let ext = uri_user(req.request_uri()).to_owned();
+        let Some(callee) = self.by_extension.get(&ext).cloned() else {
+            self.stats.calls_not_found += 1;
+            return self.respond(now, &req, src, 404, "Not Found", Vec::new(), b"");
+        };
+        let Some(binding) = self.bindings.get(&callee).cloned() else {
+            self.stats.calls_unavailable += 1;
+            return self.respond(
+                now,
+                &req,
+                src,
+                480,
+                "Temporarily Unavailable",
+                Vec::new(),
+                b"",
+            );
+        };
+        // 100 Trying at once: the caller stops retransmitting (§16.2).
+        self.respond(now, &req, src, 100, "Trying", Vec::new(), b"");
+
+        let branch = format!("z9hG4bK{}", token(self.rng.as_mut(), 18));
+        let our_via = self.our_via(&branch);
+        let bytes = self.forward_bytes(&req, src, &binding.contact, &our_via, true);
+        let upstream_key = build::server_key(&req);
+        let client = ClientTx::new(
+            now,
+            &self.cfg.timers,
+            branch.clone(),
+            "INVITE",
+            bytes.clone(),
+            binding.source,
+        );
+        self.upstream.insert(upstream_key.clone(), branch.clone());
+        self.forwards.insert(
+            branch,
+            Forward {
+                upstream_key,
+                upstream_dest: build::response_dest(&req, src),
+                request: req,
+                request_src: src,
+                client,
+                ruri: binding.contact.clone(),
+                our_via,
+                provisional: false,
+                cancel_pending: false,
+                final_sent: false,
+                forget_at: None,
+            },
+        );
+        self.stats.calls_routed += 1;
+        tracing::info!(from = %caller, to = %callee, extension = %ext, "call routed");
+        self.events.push_back(Event::CallRouted {
+            from: caller,
+            to: callee,
+        });
+        self.send(binding.source, bytes);
+    }
+
+    /// The request with our Via on top, the caller's Via completed, the
+    /// Request-URI replaced, Max-Forwards decremented, our credentials
+    /// removed, and (for a dialog-creating INVITE) our Record-Route.
+    fn forward_bytes(
+        &self,
+        req: &Message,
+        src: SocketAddr,
+        ruri: &str,
+        our_via: &str,
+        record_route: bool,
+    ) -> Vec<u8> {
+        let mut prepend: Vec<Header> = vec![h::Via::new(our_via.to_owned()).into()];
+        if record_route {
+            prepend.push(h::RecordRoute::new(self.rr.clone()).into());
+        }
+        let mut first_via = true;
+        let own_route = self.is_own_route_fn();
+        let mut route_stripped = false;
+        build::forward(req, ruri, &prepend, |hdr| match hdr {
+            Header::Via(v) if first_via => {
+                first_via = false;
+                Some(h::Via::new(build::via_with_source(v.value(), src)).into())
+            }
+            Header::MaxForwards(m) => {
+                let n = m
+                    .value()
+                    .trim()
+                    .parse::<u32>()
+                    .unwrap_or(70)
+                    .saturating_sub(1);
+                Some(h::MaxForwards::new(n.to_string()).into())
+            }
+            Header::ProxyAuthorization(_) => None,
+            Header::Route(r) if !route_stripped && own_route(r.value()) => {
+                route_stripped = true;
+                None
+            }
+            other => Some(other.clone()),
+        })
+    }
+
+    fn is_own_route_fn(&self) -> impl Fn(&str) -> bool + 'static {
+        let addr = self.cfg.addr;
+        move |route: &str| uri_addr(route) == Some(addr)
+    }
+
+    /// ACK for 2xx and in-dialog requests: loose routing through us.
+    fn route_in_dialog(&mut self, now: Instant, src: SocketAddr, req: &Message) {
+        let own = self.is_own_route_fn();
+        let routes: Vec<String> = req.headers("Route").map(str::to_owned).collect();
+        let remaining: Vec<&String> = routes.iter().skip_while(|r| !own(r)).skip(1).collect();
+        let next = match remaining.first() {
+            Some(r) => uri_addr(r),
+            None => {
+                // The Request-URI is a user's contact: send to where that
+                // user's binding came from (NAT-safe), or to the URI itself.
+                let ruri = req.request_uri();
+                self.bindings
+                    .values()
+                    .find(|b| b.contact == ruri)
+                    .map(|b| b.source)
+                    .or_else(|| uri_addr(ruri))
+            }
+        };
+        let routed_via_us = routes.iter().any(|r| own(r));
+        let Some(next) = next.filter(|_| routed_via_us) else {
+            if req.method() != &Method::ACK {
+                let key = build::server_key(req);
+                let tx = ServerTx::new(key.clone(), false, build::response_dest(req, src));
+                self.servers.insert(key, tx);
+                self.respond(
+                    now,
+                    req,
+                    src,
+                    481,
+                    "Call/Transaction Does Not Exist",
+                    Vec::new(),
+                    b"",
+                );
+            }
+            return;
+        };
+        // Stateless: a branch derived from the incoming one, so
+        // retransmissions are forwarded identically (§16.11).
+        let incoming = req
+            .top_via()
+            .map(|v| format!("{}{}", v.branch().unwrap_or_default(), v.sent_by()))
+            .unwrap_or_default();
+        let branch = format!("z9hG4bKsl{}", short_hash(&incoming));
+        let our_via = self.our_via(&branch);
+        let bytes = self.forward_bytes(req, src, req.request_uri(), &our_via, false);
+        self.send(next, bytes);
+    }
+
+    fn on_cancel(&mut self, now: Instant, src: SocketAddr, req: &Message) {
+        let invite_key = build::server_key(req);
+        let cancel_key = format!("{invite_key}|CANCEL");
+        if let Some(tx) = self.servers.get_mut(&cancel_key) {
+            let dest = tx.dest;
+            if let Some(r) = tx.on_retransmission().map(<[u8]>::to_vec) {
+                self.send(dest, r);
+            }
+            self.stats.absorbed += 1;
+            return;
+        }
+        let mut tx = ServerTx::new(cancel_key.clone(), false, build::response_dest(req, src));
+        let found = self.upstream.get(&invite_key).cloned();
+        let (code, reason) = if found.is_some() {
+            (200, "OK")
+        } else {
+            (481, "Call/Transaction Does Not Exist")
+        };
+        let tag = token(self.rng.as_mut(), 10);
+        let bytes = build::response(req, src, code, reason, Some(&tag), Vec::new(), b"");
+        tx.on_send(now, &self.cfg.timers, code, bytes.clone());
+        let dest = tx.dest;
+        self.servers.insert(cancel_key, tx);
+        self.send(dest, bytes);
+        let Some(branch) = found else { return };
+        let Some(fwd) = self.forwards.get_mut(&branch) else {
+            return;
+        };
+        if fwd.final_sent {
+            return;
+        }
+        if fwd.provisional {
+            self.send_cancel_downstream(now, &branch);
+        } else {
+            fwd.cancel_pending = true;
+        }
+    }
+
+    fn send_cancel_downstream(&mut self, now: Instant, branch: &str) {
+        let Some(fwd) = self.forwards.get_mut(branch) else {
+            return;
+        };
+        fwd.cancel_pending = false;
+        let r = &fwd.request;
+        let headers: Vec<Header> = vec![
+            h::Via::new(fwd.our_via.clone()).into(),
+            h::From::new(r.header("From").unwrap_or_default().to_owned()).into(),
+            h::To::new(r.header("To").unwrap_or_default().to_owned()).into(),
+            h::CallId::new(r.call_id().to_owned()).into(),
+            h::CSeq::new(format!("{} CANCEL", r.cseq())).into(),
+            h::MaxForwards::new("70").into(),
+        ];
+        let Ok(bytes) = build::request(rsip::Method::Cancel, &fwd.ruri, headers, b"") else {
+            return;
+        };
+        let dest = fwd.client.dest;
+        let tx = ClientTx::new(
+            now,
+            &self.cfg.timers,
+            branch.to_owned(),
+            "CANCEL",
+            bytes.clone(),
+            dest,
+        );
+        self.cancels.push(tx);
+        self.send(dest, bytes);
+    }
+
+    fn on_response(&mut self, now: Instant, resp: Message) {
+        let Some(code) = resp.status() else { return };
+        let vias = resp.vias();
+        let Some(top) = vias.first() else { return };
+        if build::via_dest(top) != Some(self.cfg.addr) && top.sent_by() != self.cfg.addr.to_string()
+        {
+            self.stats.dropped += 1;
+            return; // not ours to relay
+        }
+        let branch = top.branch().unwrap_or_default().to_owned();
+        let method = resp.cseq_method().clone();
+        let timers = self.cfg.timers;
+        if method == Method::CANCEL {
+            if let Some(tx) = self.cancels.iter_mut().find(|t| t.branch == branch) {
+                tx.on_response(now, &timers, code);
+            }
+            return;
+        }
+        if method == Method::INVITE {
+            if let Some(fwd) = self.forwards.get_mut(&branch) {
+                let outcome = fwd.client.on_response(now, &timers, code);
+                if (200..300).contains(&code) {
+                    // 2xx, first or retransmitted, goes up statelessly.
+                    fwd.final_sent = true;
+                    fwd.forget_at.get_or_insert(now + timers.t64());
+                    let up = fwd.upstream_dest;
+                    let key = fwd.upstream_key.clone();
+                    let bytes = strip_top_via(&resp);
+                    if let Some(tx) = self.servers.get_mut(&key) {
+                        tx.on_send(now, &timers, code, bytes.clone());
+                    }
+                    return self.send(up, bytes);
+                }
+                match outcome {
+                    ClientOutcome::Absorb => {
+                        if let Some(ack) = fwd.client.ack.clone() {
+                            let d = fwd.client.dest;
+                            self.send(d, ack);
+                        }
+                    }
+                    ClientOutcome::Deliver if code < 200 => {
+                        fwd.provisional = true;
+                        let pending = fwd.cancel_pending;
+                        if code > 100 {
+                            let (up, key) = (fwd.upstream_dest, fwd.upstream_key.clone());
+                            let bytes = strip_top_via(&resp);
+                            if let Some(tx) = self.servers.get_mut(&key) {
+                                tx.on_send(now, &timers, code, bytes.clone());
+                            }
+                            self.send(up, bytes);
+                        }
+                        if pending {
+                            self.send_cancel_downstream(now, &branch);
+                        }
+                    }
+                    ClientOutcome::Deliver => {
+                        // Non-2xx final: ACK it hop by hop, pass it up.
+                        let ack = hop_ack(&resp, &fwd.ruri, &fwd.our_via);
+                        if let Some(ack) = &ack {
+                            fwd.client.ack = Some(ack.clone());
+                        }
+                        fwd.final_sent = true;
+                        fwd.forget_at.get_or_insert(now + timers.t64());
+                        let dest = fwd.client.dest;
+                        let (up, key) = (fwd.upstream_dest, fwd.upstream_key.clone());
+                        if let Some(ack) = ack {
+                            self.send(dest, ack);
+                        }
+                        let bytes = strip_top_via(&resp);
+                        if let Some(tx) = self.servers.get_mut(&key) {
+                            tx.on_send(now, &timers, code, bytes.clone());
+                        }
+                        self.send(up, bytes);
+                    }
+                    ClientOutcome::Timeout => {}
+                }
+                return;
+            }
+        }
+        // Stateless relay (in-dialog requests' responses): pop our Via.
+        match vias.get(1).and_then(build::via_dest) {
+            Some(next) => {
+                let bytes = strip_top_via(&resp);
+                self.send(next, bytes);
+            }
+            None => self.stats.dropped += 1,
+        }
+    }
+
+    // ---- time --------------------------------------------------------------
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let timers = self.cfg.timers;
+        // Forwarded INVITEs: timer A retransmits, B times out (408 up).
+        let mut resend = Vec::new();
+        let mut timed_out = Vec::new();
+        for (branch, f) in self.forwards.iter_mut() {
+            match f.client.on_timeout(now, &timers) {
+                Some(TimerAction::Retransmit) => {
+                    resend.push((f.client.dest, f.client.request.clone()))
+                }
+                Some(TimerAction::Timeout) if !f.final_sent => timed_out.push(branch.clone()),
+                _ => {}
+            }
+        }
+        for (d, b) in resend {
+            self.send(d, b);
+        }
+        for branch in timed_out {
+            let Some(f) = self.forwards.get_mut(&branch) else {
+                continue;
+            };
+            f.final_sent = true;
+            f.forget_at = Some(now + timers.t64());
+            let (req, src) = (f.request.clone(), f.request_src);
+            self.respond(now, &req, src, 408, "Request Timeout", Vec::new(), b"");
+        }
+        let upstream = &mut self.upstream;
+        self.forwards.retain(|_, f| {
+            let keep = f.forget_at.is_none_or(|t| now < t);
+            if !keep {
+                upstream.remove(&f.upstream_key);
+            }
+            keep
+        });
+        for c in &mut self.cancels {
+            if c.on_timeout(now, &timers) == Some(TimerAction::Retransmit) {
+                self.transmits.push_back(Transmit {
+                    dest: c.dest,
+                    payload: c.request.clone(),
+                });
+            }
+        }
+        self.cancels.retain(|c| c.state != ClientState::Terminated);
+        let mut resend = Vec::new();
+        for tx in self.servers.values_mut() {
+            if tx.on_timeout(now, &timers) == Some(TimerAction::Retransmit) {
+                if let Some(r) = &tx.last_response {
+                    resend.push((tx.dest, r.clone()));
+                }
+            }
+        }
+        for (d, b) in resend {
+            self.send(d, b);
+        }
+        self.servers
+            .retain(|_, t| t.state != ServerState::Terminated);
+        // Binding expiry.
+        while let Some((at, user)) = self.expiries.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.expiries.remove(&(at, user.clone()));
+            if self.bindings.get(&user).is_some_and(|b| b.expires_at == at) {
+                self.bindings.remove(&user);
+                self.stats.unregistrations += 1;
+                self.events.push_back(Event::Unregistered {
+                    username: user,
+                    why: "expired",
+                });
+            }
+        }
+        if now >= self.next_housekeeping {
+            self.next_housekeeping = now + Duration::from_secs(10);
+            let window = self.cfg.fail_window;
+            self.failures.retain(|_, f| {
+                f.blocked_until.is_some_and(|t| t > now)
+                    || f.times
+                        .back()
+                        .is_some_and(|t| now.duration_since(*t) <= window)
+            });
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let f = self.forwards.values().filter_map(|f| {
+            [f.client.deadline(), f.forget_at]
+                .into_iter()
+                .flatten()
+                .min()
+        });
+        let s = self.servers.values().filter_map(|t| t.deadline());
+        let c = self.cancels.iter().filter_map(|c| c.deadline());
+        f.chain(s)
+            .chain(c)
+            .chain(self.expiries.first().map(|(t, _)| *t))
+            .chain(Some(self.next_housekeeping))
+            .min()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+}
+
+/// Methods the PBX itself answers or routes.
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO";
+
+fn short_hash(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .take(9)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The response without its top Via (ours), to pass upstream.
+fn strip_top_via(resp: &Message) -> Vec<u8> {
+    let mut first = true;
+    build::forward(resp, "", &[], |hdr| match hdr {
+        Header::Via(_) if first => {
+            first = false;
+            None
+        }
+        other => Some(other.clone()),
+    })
+}
+
+/// The ACK a proxy sends for a non-2xx final it received (§17.1.1.3).
+fn hop_ack(resp: &Message, ruri: &str, our_via: &str) -> Option<Vec<u8>> {
+    let headers: Vec<Header> = vec![
+        h::Via::new(our_via.to_owned()).into(),
+        h::From::new(resp.header("From")?.to_owned()).into(),
+        h::To::new(resp.header("To")?.to_owned()).into(),
+        h::CallId::new(resp.call_id().to_owned()).into(),
+        h::CSeq::new(format!("{} ACK", resp.cseq())).into(),
+        h::MaxForwards::new("70").into(),
+    ];
+    build::request(rsip::Method::Ack, ruri, headers, b"").ok()
+}

@@ -1,0 +1,48 @@
+//! The fuzz target body (`fuzz/fuzz_targets/pbx_receive.rs`), also run by
+//! the stable test suite. Must never panic.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use rand_core::RngCore;
+
+use crate::core::{Account, Config, Pbx};
+
+struct Counter(u64);
+
+impl RngCore for Counter {
+    fn next_u32(&mut self) -> u32 {
+        self.next_u64() as u32
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1);
+        self.0
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for b in dest {
+            *b = (self.next_u64() >> 56) as u8;
+        }
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+/// One datagram through a PBX that has accounts, then timers.
+pub fn receive(data: &[u8]) {
+    let now = Instant::now();
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 5060));
+    let mut pbx = Pbx::new(Config::new(addr), Box::new(Counter(3)), now);
+    pbx.set_accounts([Account {
+        username: "alice".into(),
+        extension: "111000".into(),
+        password: "pw".into(),
+    }]);
+    let from = SocketAddr::from((Ipv4Addr::LOCALHOST, 5070));
+    pbx.handle_datagram(now, from, data);
+    pbx.handle_datagram(now, from, data);
+    pbx.handle_timeout(now + Duration::from_secs(40));
+    while pbx.poll_transmit().is_some() {}
+    while pbx.poll_event().is_some() {}
+}
