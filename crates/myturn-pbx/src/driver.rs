@@ -30,6 +30,15 @@ pub struct PbxHandle {
 }
 
 impl PbxHandle {
+    /// A handle for a PBX listening on `local` (shared before the task
+    /// starts, so the rest of the process can hold it from the outset).
+    pub fn new(local: std::net::SocketAddr) -> Self {
+        PbxHandle {
+            local,
+            shared: Arc::default(),
+        }
+    }
+
     pub fn stats(&self) -> Stats {
         self.shared.lock().map(|s| s.stats).unwrap_or_default()
     }
@@ -49,22 +58,19 @@ impl PbxHandle {
     }
 }
 
-/// Runs `pbx` on `socket` until `shutdown` flips to true. `accounts` is
-/// the directory; every change is applied at once.
+/// Runs `pbx` on `socket` until `shutdown` flips to true, publishing its
+/// figures through `handle`. `accounts` is the directory; every change is
+/// applied at once.
 pub fn spawn(
     socket: UdpSocket,
     mut pbx: Pbx,
+    handle: PbxHandle,
     mut accounts: watch::Receiver<Vec<Account>>,
     mut shutdown: watch::Receiver<bool>,
-) -> std::io::Result<(PbxHandle, tokio::task::JoinHandle<()>)> {
-    let local = socket.local_addr()?;
-    let shared = Arc::new(Mutex::new(Shared::default()));
-    let handle = PbxHandle {
-        local,
-        shared: shared.clone(),
-    };
+) -> tokio::task::JoinHandle<()> {
+    let shared = handle.shared;
     pbx.set_accounts(accounts.borrow_and_update().clone());
-    let task = tokio::spawn(async move {
+    tokio::spawn(async move {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
             while let Some(t) = pbx.poll_transmit() {
@@ -97,8 +103,7 @@ pub fn spawn(
                 _ = shutdown.wait_for(|&s| s) => return,
             }
         }
-    });
-    Ok((handle, task))
+    })
 }
 
 fn log_event(ev: &Event) {

@@ -24,6 +24,16 @@ pub enum Switch {
     Off,
 }
 
+/// A digest algorithm the built-in PBX offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DigestAlgorithm {
+    /// SHA-256 (RFC 7616, RFC 8760).
+    #[value(name = "sha-256")]
+    Sha256,
+    /// MD5 (RFC 2617), for older user agents.
+    Md5,
+}
+
 /// How the server asks Asterisk to reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReloadMethod {
@@ -48,11 +58,47 @@ pub struct Config {
     #[arg(long, env = "MYTURN_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Which PBX to drive. `none` pairs users without provisioning SIP
-    /// accounts anywhere; `asterisk` writes chan_sip files (Asterisk ≤ 20);
-    /// `asterisk-pjsip` writes PJSIP files (Asterisk 21+).
-    #[arg(long, env = "MYTURN_PBX", value_enum, default_value = "none")]
+    /// Which PBX to drive. `builtin` (the default) runs an in-process SIP
+    /// registrar and proxy on --sip-listen, so nothing else is needed;
+    /// `asterisk` writes chan_sip files (Asterisk ≤ 20); `asterisk-pjsip`
+    /// writes PJSIP files (Asterisk 21+); `none` pairs users without
+    /// provisioning SIP accounts anywhere.
+    #[arg(long, env = "MYTURN_PBX", value_enum, default_value = "builtin")]
     pub pbx: PbxKind,
+
+    /// With `--pbx builtin`: the UDP address of the built-in SIP registrar
+    /// and proxy.
+    #[arg(long, env = "MYTURN_SIP_LISTEN", default_value = "127.0.0.1:5060")]
+    pub sip_listen: SocketAddr,
+
+    /// With `--pbx builtin`: the digest realm.
+    #[arg(long, env = "MYTURN_SIP_REALM", default_value = "myturn")]
+    pub sip_realm: String,
+
+    /// With `--pbx builtin`: digest algorithms offered, most preferred
+    /// first (one challenge each, RFC 8760).
+    #[arg(
+        long,
+        env = "MYTURN_SIP_DIGEST",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sha-256,md5"
+    )]
+    pub sip_digest: Vec<DigestAlgorithm>,
+
+    /// With `--pbx builtin`: failed SIP authentications from one IP within
+    /// --sip-fail-window-secs that block it (extension scanners, password
+    /// guessers).
+    #[arg(long, env = "MYTURN_SIP_FAIL_LIMIT", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sip_fail_limit: u32,
+
+    /// With `--pbx builtin`: the window, in seconds, for --sip-fail-limit.
+    #[arg(long, env = "MYTURN_SIP_FAIL_WINDOW_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sip_fail_window_secs: u64,
+
+    /// With `--pbx builtin`: seconds a blocked IP is ignored.
+    #[arg(long, env = "MYTURN_SIP_BLOCK_SECS", default_value_t = 60)]
+    pub sip_block_secs: u64,
 
     /// Directory holding Asterisk's config. The server writes only its own
     /// files there (myturn_sip.conf or myturn_pjsip.conf, and
@@ -104,8 +150,11 @@ pub struct Config {
     pub dial_timeout: u32,
 
     /// SIP domain handed to clients as their registrar, `host[:port]`.
-    #[arg(long, env = "MYTURN_SIP_DOMAIN", default_value = "127.0.0.1:5060")]
-    pub sip_domain: String,
+    /// Defaults to the built-in PBX's address (--sip-listen), or
+    /// 127.0.0.1:5060 for Asterisk. Set it when listening on 0.0.0.0 or
+    /// behind NAT: clients must reach it.
+    #[arg(long, env = "MYTURN_SIP_DOMAIN")]
+    pub sip_domain: Option<String>,
 
     /// Access-token lifetime in seconds.
     #[arg(long, env = "MYTURN_TOKEN_TTL", default_value_t = 900, value_parser = clap::value_parser!(u64).range(10..=86_400))]

@@ -55,7 +55,7 @@ use rand::SeedableRng;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use config::{Admission, Config, ReloadMethod, Switch};
+pub use config::{Admission, Config, DigestAlgorithm, ReloadMethod, Switch};
 pub use state::AppState;
 
 use auth::{AdminToken, Jwt};
@@ -101,6 +101,15 @@ pub enum StartError {
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
+    /// The built-in PBX's UDP address is unusable.
+    #[error("cannot listen for SIP on udp/{addr}: {source} (another PBX running? choose one with --sip-listen)")]
+    SipBind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 fn read_secret(path: &PathBuf) -> Result<String, StartError> {
@@ -112,11 +121,22 @@ fn read_secret(path: &PathBuf) -> Result<String, StartError> {
         })
 }
 
+/// The built-in PBX, ready to run.
+#[derive(Debug, Clone)]
+struct BuiltinPbx {
+    socket: Arc<std::net::UdpSocket>,
+    config: myturn_pbx::core::Config,
+    directory: watch::Receiver<Vec<myturn_pbx::core::Account>>,
+    handle: myturn_pbx::driver::PbxHandle,
+    seed: Option<u64>,
+}
+
 /// The assembled application: state plus the background tasks to run.
 #[derive(Debug, Clone)]
 pub struct App {
     /// Shared state.
     pub state: AppState,
+    builtin: Option<BuiltinPbx>,
 }
 
 impl App {
@@ -131,11 +151,12 @@ impl App {
         let admin = admin_secret
             .map(|t| AdminToken::new(&t).map_err(StartError::AdminToken))
             .transpose()?;
-        if cfg.pbx != PbxKind::None && !cfg.asterisk_conf_dir.is_dir() {
+        let asterisk = matches!(cfg.pbx, PbxKind::Asterisk | PbxKind::AsteriskPjsip);
+        if asterisk && !cfg.asterisk_conf_dir.is_dir() {
             return Err(StartError::ConfDir(cfg.asterisk_conf_dir.clone()));
         }
         let reloader = match (cfg.pbx, cfg.reload) {
-            (PbxKind::None, _) | (_, ReloadMethod::None) => Reloader::None,
+            (PbxKind::None | PbxKind::Builtin, _) | (_, ReloadMethod::None) => Reloader::None,
             (_, ReloadMethod::Command) => {
                 Reloader::command(&cfg.reload_command).ok_or(StartError::EmptyReloadCommand)?
             }
@@ -164,7 +185,7 @@ impl App {
             },
             rng,
         );
-        let pbx = Arc::new(PbxSync::new(
+        let mut pbx = PbxSync::new(
             cfg.pbx,
             cfg.asterisk_conf_dir.clone(),
             RenderOptions {
@@ -173,11 +194,40 @@ impl App {
                 ..RenderOptions::default()
             },
             reloader,
-            Duration::from_millis(cfg.coalesce_ms),
-        ));
+            // The built-in PBX takes the directory in memory: no reason to
+            // wait, and removals must take effect at once.
+            if cfg.pbx == PbxKind::Builtin {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(cfg.coalesce_ms)
+            },
+        );
+        let mut builtin = None;
+        let mut sip_domain = cfg
+            .sip_domain
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1:5060".to_owned());
+        if cfg.pbx == PbxKind::Builtin {
+            let b = Self::builtin(cfg, seed)?;
+            if cfg.sip_domain.is_none() {
+                let mut at = b.handle.local;
+                if at.ip().is_unspecified() {
+                    tracing::warn!(listen = %at, "--sip-listen is a wildcard address; clients are told 127.0.0.1 unless --sip-domain names a reachable one");
+                    at.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                sip_domain = at.to_string();
+            }
+            let (tx, rx) = watch::channel(Vec::new());
+            pbx = pbx.with_builtin(pbx::BuiltinLink {
+                directory: tx,
+                handle: b.handle.clone(),
+            });
+            builtin = Some(BuiltinPbx { directory: rx, ..b });
+        }
+        let pbx = Arc::new(pbx);
         let lease = Duration::from_secs(cfg.lease);
         let settings = Settings {
-            sip_domain: cfg.sip_domain.clone(),
+            sip_domain,
             lease,
             max_wait: (lease / 2).clamp(Duration::from_secs(1), Duration::from_secs(60)),
             max_sockets_per_user: cfg.max_sockets_per_user,
@@ -185,6 +235,7 @@ impl App {
             ping_every: (lease / 3).clamp(Duration::from_millis(500), Duration::from_secs(20)),
         };
         Ok(App {
+            builtin,
             state: AppState::new(
                 reg,
                 jwt,
@@ -195,6 +246,44 @@ impl App {
                 cfg.rate_limits == Switch::On,
             ),
         })
+    }
+
+    /// Binds the built-in PBX's socket (at start-up, so a taken port is a
+    /// clear start error) and prepares its core.
+    fn builtin(cfg: &Config, seed: Option<u64>) -> Result<BuiltinPbx, StartError> {
+        let bind_err = |source| StartError::SipBind {
+            addr: cfg.sip_listen,
+            source,
+        };
+        let socket = std::net::UdpSocket::bind(cfg.sip_listen).map_err(bind_err)?;
+        socket.set_nonblocking(true).map_err(bind_err)?;
+        let local = socket.local_addr().map_err(bind_err)?;
+        let mut c = myturn_pbx::core::Config::new(local);
+        c.realm = cfg.sip_realm.clone();
+        c.algorithms = cfg
+            .sip_digest
+            .iter()
+            .map(|a| match a {
+                config::DigestAlgorithm::Sha256 => myturn_sip::digest::Algorithm::Sha256,
+                config::DigestAlgorithm::Md5 => myturn_sip::digest::Algorithm::Md5,
+            })
+            .collect();
+        c.fail_limit = cfg.sip_fail_limit;
+        c.fail_window = Duration::from_secs(cfg.sip_fail_window_secs);
+        c.block_for = Duration::from_secs(cfg.sip_block_secs);
+        let (_, directory) = watch::channel(Vec::new());
+        Ok(BuiltinPbx {
+            socket: Arc::new(socket),
+            config: c,
+            directory,
+            handle: myturn_pbx::driver::PbxHandle::new(local),
+            seed,
+        })
+    }
+
+    /// The built-in PBX's UDP address, with `--pbx builtin`.
+    pub fn sip_addr(&self) -> Option<std::net::SocketAddr> {
+        self.builtin.as_ref().map(|b| b.handle.local)
     }
 
     /// The HTTP router over this app's state.
@@ -216,6 +305,25 @@ impl App {
             let (pbx, state) = (state.pbx.clone(), state.clone());
             let rx = stop_rx.clone();
             tokio::spawn(async move { pbx.run(move || state.core().reg.pbx_users(), rx).await })
+        };
+        let sip_task = match &self.builtin {
+            Some(b) => {
+                let socket = tokio::net::UdpSocket::from_std(b.socket.try_clone()?)?;
+                let rng: Box<dyn rand::RngCore + Send> = match b.seed {
+                    Some(s) => Box::new(StdRng::seed_from_u64(s ^ 0x0051_b0b5)),
+                    None => Box::new(StdRng::from_entropy()),
+                };
+                let core = myturn_pbx::core::Pbx::new(b.config.clone(), rng, Instant::now());
+                tracing::info!(sip = %b.handle.local, realm = %b.config.realm, "built-in PBX listening (UDP)");
+                Some(myturn_pbx::driver::spawn(
+                    socket,
+                    core,
+                    b.handle.clone(),
+                    b.directory.clone(),
+                    stop_rx.clone(),
+                ))
+            }
+            None => None,
         };
         let sweeper = {
             let state = state.clone();
@@ -243,6 +351,9 @@ impl App {
         let _ = stop_tx.send(true);
         let _ = sweeper.await;
         let _ = pbx_task.await;
+        if let Some(t) = sip_task {
+            let _ = t.await;
+        }
         result
     }
 }
@@ -283,6 +394,8 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     tracing::info!(
         %addr,
         pbx = cfg.pbx.as_str(),
+        sip = ?app.sip_addr(),
+        sip_domain = %app.state.settings.sip_domain,
         conf_dir = %cfg.asterisk_conf_dir.display(),
         admin_api = app.state.admin.is_some(),
         "myturn-server listening"

@@ -65,6 +65,8 @@ pub struct PbxFigures {
     pub reload_failures: u64,
     /// 1 when in sync.
     pub in_sync: bool,
+    /// The built-in PBX's counters, bindings and blocked sources.
+    pub sip: Option<(myturn_pbx::core::Stats, usize, usize)>,
 }
 
 fn counter(out: &mut String, name: &str, help: &str, v: u64) {
@@ -198,6 +200,64 @@ impl Metrics {
             pbx.reload_failures,
         );
         let _ = writeln!(out, "# HELP myturn_pbx_in_sync 1 when the PBX holds the current state.\n# TYPE myturn_pbx_in_sync gauge\nmyturn_pbx_in_sync {}", u8::from(pbx.in_sync));
+        if let Some((st, bindings, blocked)) = &pbx.sip {
+            let _ = writeln!(out, "# HELP myturn_sip_bindings Users registered with the built-in PBX.\n# TYPE myturn_sip_bindings gauge\nmyturn_sip_bindings {bindings}");
+            let _ = writeln!(out, "# HELP myturn_sip_blocked_sources IPs the built-in PBX ignores after repeated authentication failures.\n# TYPE myturn_sip_blocked_sources gauge\nmyturn_sip_blocked_sources {blocked}");
+            for (name, help, v) in [
+                (
+                    "myturn_sip_registrations_total",
+                    "Successful SIP registrations (and refreshes).",
+                    st.registrations,
+                ),
+                (
+                    "myturn_sip_unregistrations_total",
+                    "SIP bindings removed (unregister, expiry, account removed).",
+                    st.unregistrations,
+                ),
+                (
+                    "myturn_sip_auth_failures_total",
+                    "Failed SIP digest authentications (wrong password or unknown user).",
+                    st.auth_failures,
+                ),
+                (
+                    "myturn_sip_blocks_total",
+                    "Times a source IP was blocked.",
+                    st.blocks,
+                ),
+                (
+                    "myturn_sip_blocked_packets_total",
+                    "Datagrams ignored from blocked IPs.",
+                    st.blocked_packets,
+                ),
+                (
+                    "myturn_sip_dropped_total",
+                    "Datagrams dropped (not SIP, too large, not ours).",
+                    st.dropped,
+                ),
+                (
+                    "myturn_sip_rejected_total",
+                    "Malformed SIP requests answered 400/505.",
+                    st.rejected,
+                ),
+                (
+                    "myturn_sip_calls_routed_total",
+                    "INVITEs routed to a registered extension.",
+                    st.calls_routed,
+                ),
+                (
+                    "myturn_sip_calls_not_found_total",
+                    "INVITEs to unknown extensions (404).",
+                    st.calls_not_found,
+                ),
+                (
+                    "myturn_sip_calls_unavailable_total",
+                    "INVITEs to users not registered (480).",
+                    st.calls_unavailable,
+                ),
+            ] {
+                counter(&mut out, name, help, v);
+            }
+        }
         let _ = writeln!(out, "# HELP myturn_http_requests_total HTTP requests answered.\n# TYPE myturn_http_requests_total counter");
         let m = self.http.lock().unwrap_or_else(|e| e.into_inner());
         for ((method, route, status), v) in m.iter() {

@@ -432,6 +432,10 @@ impl AppState {
             reloads: c.reloads.load(Relaxed),
             reload_failures: c.reload_failures.load(Relaxed),
             in_sync: self.pbx.status().in_sync,
+            sip: self.pbx.builtin.as_ref().map(|b| {
+                let h = &b.handle;
+                (h.stats(), h.bindings().len(), h.blocked_ips())
+            }),
         }
     }
 }

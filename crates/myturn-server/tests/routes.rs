@@ -16,7 +16,10 @@ async fn register_returns_credentials() {
     assert_eq!(r["name"], "alice");
     assert_eq!(r["sip"]["username"], "alice");
     assert_eq!(r["sip"]["extension"], "111000");
-    assert_eq!(r["sip"]["domain"], "127.0.0.1:5060");
+    // The registrar is the built-in PBX, wherever it got its port.
+    let sip = app.sip_addr().expect("built-in PBX");
+    assert_ne!(sip.port(), 0);
+    assert_eq!(r["sip"]["domain"], sip.to_string());
     let pw = r["sip"]["password"].as_str().unwrap();
     assert!(
         pw.len() >= 22 && pw.bytes().all(|b| b.is_ascii_alphanumeric()),
@@ -647,7 +650,7 @@ async fn healthz_and_metrics() {
     let h = call(&app, Method::GET, "/healthz", None, None).await;
     assert_eq!(h.status, StatusCode::OK);
     assert_eq!(h.body["status"], "ok");
-    assert_eq!(h.body["pbx"], "none");
+    assert_eq!(h.body["pbx"], "builtin", "the built-in PBX is the default");
     assert_eq!(h.body["users"], 2);
     let m = call(&app, Method::GET, "/metrics", None, None).await;
     assert!(m.headers["content-type"]
@@ -661,6 +664,9 @@ async fn healthz_and_metrics() {
         "myturn_registrations_total 2",
         "myturn_pairings_total 0",
         "myturn_http_requests_total{method=\"POST\",route=\"/v1/users\",status=\"201\"} 2",
+        "myturn_sip_bindings 0",
+        "myturn_sip_blocked_sources 0",
+        "myturn_sip_auth_failures_total 0",
     ] {
         assert!(m.text.contains(line), "missing {line}:\n{}", m.text);
     }

@@ -68,7 +68,7 @@ pub fn render(
         }
     };
     match kind {
-        PbxKind::None => Vec::new(),
+        PbxKind::None | PbxKind::Builtin => Vec::new(),
         PbxKind::Asterisk => vec![
             Rendered {
                 name: SIP_FILE,

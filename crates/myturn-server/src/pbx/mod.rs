@@ -1,5 +1,6 @@
 //! The PBX backends and the task that keeps the PBX in step with the
-//! registry.
+//! registry: the built-in registrar/proxy (`myturn-pbx`, fed the account
+//! directory in memory) or Asterisk (generated files + reload).
 //!
 //! The pairing logic never talks to a PBX directly. It changes the
 //! [`Registry`](crate::registry::Registry) and pokes [`PbxSync::mark_dirty`];
@@ -13,11 +14,14 @@ pub mod files;
 pub mod reload;
 pub mod sync;
 
-pub use sync::{PbxStatus, PbxSync};
+pub use sync::{BuiltinLink, PbxStatus, PbxSync};
 
 /// Which PBX the server drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PbxKind {
+    /// The built-in SIP registrar and proxy on `--sip-listen` (the
+    /// default): the whole system on one machine, nothing else installed.
+    Builtin,
     /// No PBX: pairing only (tests, load benchmarks, or a PBX provisioned
     /// some other way).
     None,
@@ -35,6 +39,7 @@ impl PbxKind {
     /// The spelling used on the command line and in `/healthz`.
     pub fn as_str(self) -> &'static str {
         match self {
+            PbxKind::Builtin => "builtin",
             PbxKind::None => "none",
             PbxKind::Asterisk => "asterisk",
             PbxKind::AsteriskPjsip => "asterisk-pjsip",
@@ -44,7 +49,7 @@ impl PbxKind {
     /// The Asterisk CLI commands that load the generated files.
     pub fn reload_commands(self) -> &'static [&'static str] {
         match self {
-            PbxKind::None => &[],
+            PbxKind::None | PbxKind::Builtin => &[],
             PbxKind::Asterisk => &["sip reload", "dialplan reload"],
             PbxKind::AsteriskPjsip => &["module reload res_pjsip.so", "dialplan reload"],
         }

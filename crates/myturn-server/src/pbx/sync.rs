@@ -19,6 +19,39 @@ use super::files::write_atomic;
 use super::reload::Reloader;
 use super::PbxKind;
 use crate::registry::PbxUser;
+use myturn_pbx::core::Account;
+use myturn_pbx::driver::PbxHandle;
+
+/// The admin view of the built-in PBX.
+fn render_builtin(users: &[PbxUser], handle: &PbxHandle) -> String {
+    use std::fmt::Write as _;
+    let bindings = handle.bindings();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "; Built-in PBX on {}: {} account(s), {} registered, {} source(s) blocked",
+        handle.local,
+        users.len(),
+        bindings.len(),
+        handle.blocked_ips()
+    );
+    for u in users {
+        let b = bindings.iter().find(|(name, _, _)| *name == u.name);
+        let _ = writeln!(out, "\n[{}]", u.name);
+        let _ = writeln!(out, "extension={}", u.extension);
+        let _ = writeln!(out, "secret={}", super::asterisk::REDACTED);
+        match b {
+            Some((_, contact, source)) => {
+                let _ = writeln!(out, "contact={contact}");
+                let _ = writeln!(out, "source={source}");
+            }
+            None => {
+                let _ = writeln!(out, "contact=(not registered)");
+            }
+        }
+    }
+    out
+}
 
 /// First retry delay after a failure; doubles up to [`MAX_BACKOFF`].
 pub const MIN_BACKOFF: Duration = Duration::from_millis(500);
@@ -47,6 +80,27 @@ pub struct PbxCounters {
     pub reload_failures: AtomicU64,
 }
 
+/// The link to the built-in PBX: its account directory and its figures.
+#[derive(Debug)]
+pub struct BuiltinLink {
+    /// Every sync pass publishes the whole directory here.
+    pub directory: watch::Sender<Vec<Account>>,
+    /// Bindings, counters, blocked sources.
+    pub handle: PbxHandle,
+}
+
+/// The built-in PBX's accounts for `users`.
+pub fn accounts(users: &[PbxUser]) -> Vec<Account> {
+    users
+        .iter()
+        .map(|u| Account {
+            username: u.name.clone(),
+            extension: u.extension.to_string(),
+            password: u.secret.clone(),
+        })
+        .collect()
+}
+
 /// Shared handle between the API (which marks dirty) and the sync task.
 #[derive(Debug)]
 pub struct PbxSync {
@@ -59,6 +113,8 @@ pub struct PbxSync {
     status: Mutex<PbxStatus>,
     /// Counters.
     pub counters: PbxCounters,
+    /// With `--pbx builtin`.
+    pub builtin: Option<BuiltinLink>,
 }
 
 /// Remembers what is on disk, so unchanged files are not rewritten.
@@ -86,11 +142,19 @@ impl PbxSync {
             window,
             dirty: Notify::new(),
             status: Mutex::new(PbxStatus {
-                in_sync: kind == PbxKind::None,
+                // In memory for the built-in PBX: nothing can be out of step.
+                in_sync: matches!(kind, PbxKind::None | PbxKind::Builtin),
                 last_error: None,
             }),
             counters: PbxCounters::default(),
+            builtin: None,
         }
+    }
+
+    /// Attaches the built-in PBX (with `--pbx builtin`).
+    pub fn with_builtin(mut self, link: BuiltinLink) -> Self {
+        self.builtin = Some(link);
+        self
     }
 
     /// The backend.
@@ -128,14 +192,28 @@ impl PbxSync {
         }
     }
 
-    /// The files as they would be written for `users`, secrets redacted.
+    /// The files as they would be written for `users`, secrets redacted;
+    /// for the built-in PBX, its directory and live bindings in the same
+    /// shape (what an operator would otherwise read in sip.conf).
     pub fn render_redacted(&self, users: &[PbxUser]) -> Vec<Rendered> {
+        if let Some(b) = &self.builtin {
+            return vec![Rendered {
+                name: "builtin",
+                content: render_builtin(users, &b.handle),
+            }];
+        }
         render(self.kind, users, &self.opts, true)
     }
 
     /// One pass: render `users`, write changed files, reload if anything
     /// changed (or a previous reload failed).
     pub async fn sync_once(&self, users: &[PbxUser], st: &mut SyncState) -> Result<(), String> {
+        if let Some(b) = &self.builtin {
+            // In memory: the PBX applies it at once (users that left lose
+            // their binding immediately).
+            b.directory.send_replace(accounts(users));
+            return Ok(());
+        }
         let c = &self.counters;
         for f in render(self.kind, users, &self.opts, false) {
             if st.written.get(f.name) == Some(&f.content) {

@@ -13,6 +13,8 @@ pub const ADMIN: &str = "admin-token-for-tests-0123456789";
 pub fn config() -> Config {
     let mut cfg = Config::defaults();
     cfg.admin_token = Some(ADMIN.into());
+    // The built-in PBX (the default) on a free port: tests run in parallel.
+    cfg.sip_listen = "127.0.0.1:0".parse().unwrap();
     cfg
 }
 
