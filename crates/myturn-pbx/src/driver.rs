@@ -73,6 +73,13 @@ pub fn spawn(
     tokio::spawn(async move {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
+            // Figures first: whoever reacts to what is sent next must see
+            // them already.
+            if let Ok(mut s) = shared.lock() {
+                s.stats = pbx.stats();
+                s.bindings = pbx.bindings();
+                s.blocked_ips = pbx.blocked(Instant::now()).len();
+            }
             while let Some(t) = pbx.poll_transmit() {
                 if let Err(e) = socket.send_to(&t.payload, t.dest).await {
                     tracing::debug!(dest = %t.dest, error = %e, "SIP send failed");
@@ -80,11 +87,6 @@ pub fn spawn(
             }
             while let Some(ev) = pbx.poll_event() {
                 log_event(&ev);
-            }
-            if let Ok(mut s) = shared.lock() {
-                s.stats = pbx.stats();
-                s.bindings = pbx.bindings();
-                s.blocked_ips = pbx.blocked(Instant::now()).len();
             }
             let deadline = pbx.poll_timeout();
             tokio::select! {

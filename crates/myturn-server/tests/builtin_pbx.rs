@@ -1,0 +1,204 @@
+//! The server with its default built-in PBX, over real HTTP and real UDP:
+//! users get credentials from the API, register two myturn-sip agents with
+//! them, call each other by extension, and lose their binding the moment
+//! they log out.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use myturn_sip::driver::{self, SipHandle};
+use myturn_sip::sdp::Sdp;
+use myturn_sip::ua::{Config as UaConfig, EndedBy, Event};
+use serde_json::{json, Value};
+
+struct Env {
+    base: String,
+    http: reqwest::Client,
+    app: myturn_server::App,
+}
+
+async fn env() -> Env {
+    let cfg = common::config();
+    let app = common::app_with(&cfg);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = app.clone();
+    tokio::spawn(async move { served.serve(listener, std::future::pending()).await });
+    Env {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        app,
+    }
+}
+
+impl Env {
+    async fn register(&self, name: &str) -> Value {
+        let r = self
+            .http
+            .post(format!("{}/v1/users", self.base))
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json().await.unwrap()
+    }
+
+    async fn agent(&self, user: &Value) -> SipHandle {
+        let sip = &user["sip"];
+        let domain: SocketAddr = sip["domain"].as_str().unwrap().parse().unwrap();
+        assert_eq!(Some(domain), self.app.sip_addr());
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let local = socket.local_addr().unwrap();
+        let cfg = UaConfig::new(
+            local,
+            domain,
+            sip["username"].as_str().unwrap(),
+            sip["password"].as_str().unwrap(),
+        );
+        driver::start(socket, cfg, Box::new(rand_core::OsRng)).unwrap()
+    }
+
+    async fn admin_sip_conf(&self) -> String {
+        let r: Value = self
+            .http
+            .get(format!("{}/v1/admin/sip-conf", self.base))
+            .bearer_auth(common::ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r.to_string()
+    }
+}
+
+async fn expect<T>(h: &mut SipHandle, what: &str, f: impl FnMut(&Event) -> Option<T>) -> T {
+    let mut other = Vec::new();
+    match h.wait_for(Duration::from_secs(10), &mut other, f).await {
+        Some(t) => t,
+        None => panic!("no {what}; got {other:?}"),
+    }
+}
+
+fn offer(port: u16) -> String {
+    Sdp::new(
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        8000,
+        Some("a2V5".into()),
+        3,
+    )
+    .render()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_register_call_by_extension_and_logout_drops_the_binding() {
+    let env = env().await;
+    let alice = env.register("alice").await;
+    let bob = env.register("bob").await;
+    let mut a = env.agent(&alice).await;
+    let mut b = env.agent(&bob).await;
+    for h in [&mut a, &mut b] {
+        h.register().await.unwrap();
+        expect(h, "Registered", |e| match e {
+            Event::Registered { .. } => Some(()),
+            Event::RegistrationFailed { code, reason } => panic!("{code} {reason}"),
+            _ => None,
+        })
+        .await;
+    }
+    let view = env.admin_sip_conf().await;
+    assert!(view.contains("[alice]") && view.contains("[bob]"), "{view}");
+    assert!(
+        !view.contains(alice["sip"]["password"].as_str().unwrap()),
+        "secrets redacted"
+    );
+
+    let ext = bob["sip"]["extension"].as_str().unwrap();
+    let ca = a.invite(ext, &offer(4000)).await.unwrap();
+    let cb = expect(&mut b, "IncomingCall", |e| match e {
+        Event::IncomingCall {
+            call,
+            from_user,
+            offer,
+            ..
+        } => {
+            assert_eq!(from_user, "alice");
+            assert_eq!(offer.as_ref().unwrap().media.port(), 4000);
+            Some(*call)
+        }
+        _ => None,
+    })
+    .await;
+    b.answer(cb, &offer(5000)).await.unwrap();
+    expect(&mut a, "Answered", |e| match e {
+        Event::Answered { call, answer, .. } if *call == ca => {
+            assert_eq!(answer.as_ref().unwrap().media.port(), 5000);
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+    a.hangup(ca).await.unwrap();
+    expect(&mut b, "CallEnded", |e| {
+        matches!(
+            e,
+            Event::CallEnded {
+                by: EndedBy::Remote,
+                ..
+            }
+        )
+        .then_some(())
+    })
+    .await;
+
+    // Bob logs out: his binding goes at once, so a call to his extension
+    // now fails as "not found" (the extension is gone with him).
+    let r = env
+        .http
+        .delete(format!("{}/v1/me", env.base))
+        .bearer_auth(bob["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let mut gone = false;
+    for _ in 0..50 {
+        if !env.admin_sip_conf().await.contains("[bob]") {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gone, "bob still in the PBX");
+    let c2 = a.invite(ext, &offer(4002)).await.unwrap();
+    expect(&mut a, "404", |e| match e {
+        Event::CallFailed {
+            call, code: 404, ..
+        } if *call == c2 => Some(()),
+        _ => None,
+    })
+    .await;
+    let metrics = env
+        .http
+        .get(format!("{}/metrics", env.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("myturn_sip_calls_routed_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("myturn_sip_calls_not_found_total 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("myturn_sip_bindings 1"), "{metrics}");
+}
