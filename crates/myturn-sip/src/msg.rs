@@ -602,6 +602,8 @@ struct Lexed<'a> {
     /// (canonical name, unfolded value)
     headers: Vec<(String, String)>,
     body: &'a [u8],
+    /// The first malformed header line, if any.
+    bad: Option<ParseError>,
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -620,6 +622,7 @@ fn lex(data: &[u8]) -> Result<Lexed<'_>, ParseError> {
         Err(e) => return Err(e),
     };
     let mut headers: Vec<(String, String)> = Vec::new();
+    let mut bad = None;
     for line in rest.split("\r\n") {
         if line.starts_with([' ', '\t']) {
             let last = headers
@@ -629,12 +632,19 @@ fn lex(data: &[u8]) -> Result<Lexed<'_>, ParseError> {
             last.1.push_str(line.trim());
             continue;
         }
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| ParseError::header(line, "no colon"))?;
+        // A malformed line does not stop the lexer: the request can still
+        // be answered with 400 from the headers that are readable.
+        let Some((name, value)) = line.split_once(':') else {
+            bad.get_or_insert(ParseError::header(
+                line.get(..40).unwrap_or(line),
+                "no colon",
+            ));
+            continue;
+        };
         let name = name.trim_end_matches([' ', '\t']);
         if name.is_empty() || !name.bytes().all(is_token) {
-            return Err(ParseError::header(name, "name is not a token"));
+            bad.get_or_insert(ParseError::header(name, "name is not a token"));
+            continue;
         }
         let name = compact_name(name)
             .map(str::to_owned)
@@ -646,6 +656,7 @@ fn lex(data: &[u8]) -> Result<Lexed<'_>, ParseError> {
         start_line,
         headers,
         body,
+        bad,
     })
 }
 
@@ -809,6 +820,9 @@ const URI_STAND_IN: &str = "sip:unparsed.invalid";
 const MULTI: &[&str] = &["Via", "Contact", "Route", "Record-Route"];
 
 fn build(lexed: &Lexed<'_>) -> Result<Message, ParseError> {
+    if let Some(e) = &lexed.bad {
+        return Err(e.clone());
+    }
     let start = match lexed.start {
         RawStart::BadRequestLine(ref e) => return Err(e.clone()),
         RawStart::Request { method, uri } => StartLine::Request {
