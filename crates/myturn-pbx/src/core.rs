@@ -1,6 +1,7 @@
 //! The sans-IO registrar and proxy.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -156,6 +157,13 @@ struct Forward {
     forget_at: Option<Instant>,
 }
 
+/// What a deadline in the timer heap belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    Server(String),
+    Forward(String),
+}
+
 /// The registrar and proxy.
 pub struct Pbx {
     cfg: Config,
@@ -176,6 +184,12 @@ pub struct Pbx {
     stats: Stats,
     next_housekeeping: Instant,
     rr: String,
+    /// Deadlines of server transactions and forwards, so a timer costs
+    /// O(log n) instead of a scan of every live transaction. Entries go
+    /// stale when a deadline moves; stale ones are skipped when popped.
+    timers: BinaryHeap<Reverse<(Instant, Due)>>,
+    /// Bumped whenever a binding is added, refreshed or removed.
+    bindings_generation: u64,
 }
 
 impl std::fmt::Debug for Pbx {
@@ -190,9 +204,13 @@ impl std::fmt::Debug for Pbx {
 }
 
 fn token(rng: &mut dyn RngCore, n: usize) -> String {
+    // One RNG call per token (an OS-backed RNG costs a syscall per call).
     const A: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    (0..n)
-        .map(|_| A[(rng.next_u32() as usize) % A.len()] as char)
+    let mut raw = [0u8; 32];
+    let raw = &mut raw[..n.min(32)];
+    rng.fill_bytes(raw);
+    raw.iter()
+        .map(|b| A[(*b as usize) % A.len()] as char)
         .collect()
 }
 
@@ -239,12 +257,42 @@ impl Pbx {
             stats: Stats::default(),
             next_housekeeping: now + Duration::from_secs(10),
             rr,
+            timers: BinaryHeap::new(),
+            bindings_generation: 0,
             cfg,
         }
     }
 
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// Changes whenever the set of bindings changes (to refresh copies of
+    /// [`Pbx::bindings`] only when needed).
+    pub fn bindings_generation(&self) -> u64 {
+        self.bindings_generation
+    }
+
+    /// Number of live bindings.
+    pub fn binding_count(&self) -> usize {
+        self.bindings.len()
+    }
+
+    /// Puts the current deadline of a server transaction or forward in the
+    /// timer heap. Called after anything that may move it.
+    fn arm(&mut self, due: Due) {
+        let at = match &due {
+            Due::Server(k) => self.servers.get(k).and_then(|t| t.deadline()),
+            Due::Forward(b) => self.forwards.get(b).and_then(|f| {
+                [f.client.deadline(), f.forget_at]
+                    .into_iter()
+                    .flatten()
+                    .min()
+            }),
+        };
+        if let Some(at) = at {
+            self.timers.push(Reverse((at, due)));
+        }
     }
 
     pub fn stats(&self) -> Stats {
@@ -296,6 +344,7 @@ impl Pbx {
 
     fn remove_binding(&mut self, user: &str, why: &'static str) {
         if let Some(b) = self.bindings.remove(user) {
+            self.bindings_generation += 1;
             self.expiries.remove(&(b.expires_at, user.to_owned()));
             self.stats.unregistrations += 1;
             self.events.push_back(Event::Unregistered {
@@ -328,6 +377,7 @@ impl Pbx {
         let timers = self.cfg.timers;
         if let Some(tx) = self.servers.get_mut(&key) {
             tx.on_send(now, &timers, code, bytes.clone());
+            self.arm(Due::Server(key));
         }
         self.send(dest, bytes);
     }
@@ -475,13 +525,24 @@ impl Pbx {
     }
 
     fn on_request(&mut self, now: Instant, src: SocketAddr, req: Message) {
-        let key = build::server_key(&req);
         let method = req.method().clone();
+        if method == Method::REGISTER {
+            // The registrar answers statelessly, as Kamailio's `sl` does: a
+            // retransmitted REGISTER is simply processed again, which is
+            // idempotent (same binding, or a fresh challenge), and no
+            // transaction is kept for 32 s per request under load.
+            if req.header("Max-Forwards").is_some_and(|m| m.trim() == "0") {
+                return self.respond(now, &req, src, 483, "Too Many Hops", Vec::new(), b"");
+            }
+            return self.on_register(now, src, &req);
+        }
+        let key = build::server_key(&req);
         let timers = self.cfg.timers;
         if let Some(tx) = self.servers.get_mut(&key) {
             match method {
                 Method::Known(rsip::Method::Ack) if tx.state == ServerState::Completed => {
                     tx.on_ack(now, &timers);
+                    self.arm(Due::Server(key));
                     return;
                 }
                 Method::Known(rsip::Method::Ack) | Method::Known(rsip::Method::Cancel) => {}
@@ -514,10 +575,22 @@ impl Pbx {
         let invite = method == Method::INVITE;
         self.servers.insert(
             key.clone(),
-            ServerTx::new(key, invite, build::response_dest(&req, src)),
+            ServerTx::new(key.clone(), invite, build::response_dest(&req, src)),
         );
+        self.dispatch(now, src, req, method);
+        // A request left unanswered (a source blocked mid-way) keeps no
+        // transaction: nothing would ever end it.
+        if self
+            .servers
+            .get(&key)
+            .is_some_and(|t| t.last_response.is_none())
+        {
+            self.servers.remove(&key);
+        }
+    }
+
+    fn dispatch(&mut self, now: Instant, src: SocketAddr, req: Message, method: Method) {
         match method {
-            Method::Known(rsip::Method::Register) => self.on_register(now, src, &req),
             Method::Known(rsip::Method::Invite) => self.on_invite(now, src, req),
             Method::Known(rsip::Method::Options) => {
                 let extra = vec![h::Allow::new(ALLOW).into()];
@@ -614,6 +687,7 @@ impl Pbx {
             },
         );
         self.expiries.insert((expires_at, user.clone()));
+        self.bindings_generation += 1;
         self.stats.registrations += 1;
         self.events.push_back(Event::Registered {
             username: user.clone(),
@@ -708,6 +782,7 @@ impl Pbx {
             binding.source,
         );
         self.upstream.insert(upstream_key.clone(), branch.clone());
+        let branch_key = branch.clone();
         self.forwards.insert(
             branch,
             Forward {
@@ -724,6 +799,7 @@ impl Pbx {
                 forget_at: None,
             },
         );
+        self.arm(Due::Forward(branch_key));
         self.stats.calls_routed += 1;
         tracing::info!(from = %caller, to = %callee, extension = %ext, "call routed");
         self.events.push_back(Event::CallRouted {
@@ -849,7 +925,8 @@ impl Pbx {
         let bytes = build::response(req, src, code, reason, Some(&tag), Vec::new(), b"");
         tx.on_send(now, &self.cfg.timers, code, bytes.clone());
         let dest = tx.dest;
-        self.servers.insert(cancel_key, tx);
+        self.servers.insert(cancel_key.clone(), tx);
+        self.arm(Due::Server(cancel_key));
         self.send(dest, bytes);
         let Some(branch) = found else { return };
         let Some(fwd) = self.forwards.get_mut(&branch) else {
@@ -914,7 +991,28 @@ impl Pbx {
             return;
         }
         if method == Method::INVITE {
-            if let Some(fwd) = self.forwards.get_mut(&branch) {
+            if let Some(up) = self.forwards.get(&branch).map(|f| f.upstream_key.clone()) {
+                self.on_forward_response(now, &branch, code, &resp);
+                self.arm(Due::Forward(branch));
+                self.arm(Due::Server(up));
+                return;
+            }
+        }
+        // Stateless relay (in-dialog requests' responses): pop our Via.
+        match vias.get(1).and_then(build::via_dest) {
+            Some(next) => {
+                let bytes = strip_top_via(&resp);
+                self.send(next, bytes);
+            }
+            None => self.stats.dropped += 1,
+        }
+    }
+
+    /// A response to an INVITE we forwarded (RFC 3261 §16.7).
+    fn on_forward_response(&mut self, now: Instant, branch: &str, code: u16, resp: &Message) {
+        let timers = self.cfg.timers;
+        {
+            if let Some(fwd) = self.forwards.get_mut(branch) {
                 let outcome = fwd.client.on_response(now, &timers, code);
                 if (200..300).contains(&code) {
                     // 2xx, first or retransmitted, goes up statelessly.
@@ -922,7 +1020,7 @@ impl Pbx {
                     fwd.forget_at.get_or_insert(now + timers.t64());
                     let up = fwd.upstream_dest;
                     let key = fwd.upstream_key.clone();
-                    let bytes = strip_top_via(&resp);
+                    let bytes = strip_top_via(resp);
                     if let Some(tx) = self.servers.get_mut(&key) {
                         tx.on_send(now, &timers, code, bytes.clone());
                     }
@@ -940,19 +1038,19 @@ impl Pbx {
                         let pending = fwd.cancel_pending;
                         if code > 100 {
                             let (up, key) = (fwd.upstream_dest, fwd.upstream_key.clone());
-                            let bytes = strip_top_via(&resp);
+                            let bytes = strip_top_via(resp);
                             if let Some(tx) = self.servers.get_mut(&key) {
                                 tx.on_send(now, &timers, code, bytes.clone());
                             }
                             self.send(up, bytes);
                         }
                         if pending {
-                            self.send_cancel_downstream(now, &branch);
+                            self.send_cancel_downstream(now, branch);
                         }
                     }
                     ClientOutcome::Deliver => {
                         // Non-2xx final: ACK it hop by hop, pass it up.
-                        let ack = hop_ack(&resp, &fwd.ruri, &fwd.our_via);
+                        let ack = hop_ack(resp, &fwd.ruri, &fwd.our_via);
                         if let Some(ack) = &ack {
                             fwd.client.ack = Some(ack.clone());
                         }
@@ -963,7 +1061,7 @@ impl Pbx {
                         if let Some(ack) = ack {
                             self.send(dest, ack);
                         }
-                        let bytes = strip_top_via(&resp);
+                        let bytes = strip_top_via(resp);
                         if let Some(tx) = self.servers.get_mut(&key) {
                             tx.on_send(now, &timers, code, bytes.clone());
                         }
@@ -971,16 +1069,7 @@ impl Pbx {
                     }
                     ClientOutcome::Timeout => {}
                 }
-                return;
             }
-        }
-        // Stateless relay (in-dialog requests' responses): pop our Via.
-        match vias.get(1).and_then(build::via_dest) {
-            Some(next) => {
-                let bytes = strip_top_via(&resp);
-                self.send(next, bytes);
-            }
-            None => self.stats.dropped += 1,
         }
     }
 
@@ -988,38 +1077,66 @@ impl Pbx {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         let timers = self.cfg.timers;
-        // Forwarded INVITEs: timer A retransmits, B times out (408 up).
-        let mut resend = Vec::new();
-        let mut timed_out = Vec::new();
-        for (branch, f) in self.forwards.iter_mut() {
-            match f.client.on_timeout(now, &timers) {
-                Some(TimerAction::Retransmit) => {
-                    resend.push((f.client.dest, f.client.request.clone()))
+        while let Some(Reverse((at, due))) = self.timers.peek().cloned() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match due {
+                Due::Server(key) => {
+                    let Some(tx) = self.servers.get_mut(&key) else {
+                        continue;
+                    };
+                    if tx.deadline().is_none_or(|d| d > now) {
+                        continue; // stale entry: the deadline moved
+                    }
+                    let resend = (tx.on_timeout(now, &timers) == Some(TimerAction::Retransmit))
+                        .then(|| tx.last_response.clone().map(|r| (tx.dest, r)))
+                        .flatten();
+                    let terminated = tx.state == ServerState::Terminated;
+                    if let Some((d, r)) = resend {
+                        self.send(d, r);
+                    }
+                    if terminated {
+                        self.servers.remove(&key);
+                    } else {
+                        self.arm(Due::Server(key));
+                    }
                 }
-                Some(TimerAction::Timeout) if !f.final_sent => timed_out.push(branch.clone()),
-                _ => {}
+                Due::Forward(branch) => {
+                    let Some(f) = self.forwards.get_mut(&branch) else {
+                        continue;
+                    };
+                    if f.forget_at.is_some_and(|t| t <= now) {
+                        let f = self.forwards.remove(&branch);
+                        if let Some(f) = f {
+                            self.upstream.remove(&f.upstream_key);
+                        }
+                        continue;
+                    }
+                    if f.client.deadline().is_none_or(|d| d > now) {
+                        self.arm(Due::Forward(branch));
+                        continue;
+                    }
+                    match f.client.on_timeout(now, &timers) {
+                        // Timer A: the INVITE again, to the callee.
+                        Some(TimerAction::Retransmit) => {
+                            let (d, b) = (f.client.dest, f.client.request.clone());
+                            self.send(d, b);
+                        }
+                        // Timer B: 408 to the caller.
+                        Some(TimerAction::Timeout) if !f.final_sent => {
+                            f.final_sent = true;
+                            f.forget_at = Some(now + timers.t64());
+                            let (req, src) = (f.request.clone(), f.request_src);
+                            self.respond(now, &req, src, 408, "Request Timeout", Vec::new(), b"");
+                        }
+                        _ => {}
+                    }
+                    self.arm(Due::Forward(branch));
+                }
             }
         }
-        for (d, b) in resend {
-            self.send(d, b);
-        }
-        for branch in timed_out {
-            let Some(f) = self.forwards.get_mut(&branch) else {
-                continue;
-            };
-            f.final_sent = true;
-            f.forget_at = Some(now + timers.t64());
-            let (req, src) = (f.request.clone(), f.request_src);
-            self.respond(now, &req, src, 408, "Request Timeout", Vec::new(), b"");
-        }
-        let upstream = &mut self.upstream;
-        self.forwards.retain(|_, f| {
-            let keep = f.forget_at.is_none_or(|t| now < t);
-            if !keep {
-                upstream.remove(&f.upstream_key);
-            }
-            keep
-        });
         for c in &mut self.cancels {
             if c.on_timeout(now, &timers) == Some(TimerAction::Retransmit) {
                 self.transmits.push_back(Transmit {
@@ -1029,19 +1146,6 @@ impl Pbx {
             }
         }
         self.cancels.retain(|c| c.state != ClientState::Terminated);
-        let mut resend = Vec::new();
-        for tx in self.servers.values_mut() {
-            if tx.on_timeout(now, &timers) == Some(TimerAction::Retransmit) {
-                if let Some(r) = &tx.last_response {
-                    resend.push((tx.dest, r.clone()));
-                }
-            }
-        }
-        for (d, b) in resend {
-            self.send(d, b);
-        }
-        self.servers
-            .retain(|_, t| t.state != ServerState::Terminated);
         // Binding expiry.
         while let Some((at, user)) = self.expiries.first().cloned() {
             if at > now {
@@ -1050,6 +1154,7 @@ impl Pbx {
             self.expiries.remove(&(at, user.clone()));
             if self.bindings.get(&user).is_some_and(|b| b.expires_at == at) {
                 self.bindings.remove(&user);
+                self.bindings_generation += 1;
                 self.stats.unregistrations += 1;
                 self.events.push_back(Event::Unregistered {
                     username: user,
@@ -1070,16 +1175,9 @@ impl Pbx {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let f = self.forwards.values().filter_map(|f| {
-            [f.client.deadline(), f.forget_at]
-                .into_iter()
-                .flatten()
-                .min()
-        });
-        let s = self.servers.values().filter_map(|t| t.deadline());
+        let heap = self.timers.peek().map(|Reverse((at, _))| *at);
         let c = self.cancels.iter().filter_map(|c| c.deadline());
-        f.chain(s)
-            .chain(c)
+        c.chain(heap)
             .chain(self.expiries.first().map(|(t, _)| *t))
             .chain(Some(self.next_housekeeping))
             .min()

@@ -434,7 +434,7 @@ impl AppState {
             in_sync: self.pbx.status().in_sync,
             sip: self.pbx.builtin.as_ref().map(|b| {
                 let h = &b.handle;
-                (h.stats(), h.bindings().len(), h.blocked_ips())
+                (h.stats(), h.binding_count(), h.blocked_ips())
             }),
         }
     }

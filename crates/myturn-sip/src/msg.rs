@@ -26,6 +26,7 @@
 //! Digest `algorithm=SHA-256` (which `rsip` only spells `sha256`) is handled
 //! by [`crate::digest`], which parses challenges and credentials itself.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use rsip::headers::UntypedHeader;
@@ -600,7 +601,7 @@ struct Lexed<'a> {
     start: RawStart<'a>,
     start_line: &'a str,
     /// (canonical name, unfolded value)
-    headers: Vec<(String, String)>,
+    headers: Vec<(Cow<'static, str>, String)>,
     body: &'a [u8],
     /// The first malformed header line, if any.
     bad: Option<ParseError>,
@@ -621,7 +622,7 @@ fn lex(data: &[u8]) -> Result<Lexed<'_>, ParseError> {
         Err(e) if !start_line.starts_with("SIP/") => RawStart::BadRequestLine(e),
         Err(e) => return Err(e),
     };
-    let mut headers: Vec<(String, String)> = Vec::new();
+    let mut headers: Vec<(Cow<'static, str>, String)> = Vec::with_capacity(16);
     let mut bad = None;
     for line in rest.split("\r\n") {
         if line.starts_with([' ', '\t']) {
@@ -647,7 +648,7 @@ fn lex(data: &[u8]) -> Result<Lexed<'_>, ParseError> {
             continue;
         }
         let name = compact_name(name)
-            .map(str::to_owned)
+            .map(Cow::Borrowed)
             .unwrap_or_else(|| canonical(name));
         headers.push((name, value.trim().to_owned()));
     }
@@ -661,7 +662,7 @@ fn lex(data: &[u8]) -> Result<Lexed<'_>, ParseError> {
 }
 
 /// Well-known names in their usual spelling; others as written.
-fn canonical(name: &str) -> String {
+fn canonical(name: &str) -> Cow<'static, str> {
     const KNOWN: &[&str] = &[
         "Via",
         "From",
@@ -695,8 +696,8 @@ fn canonical(name: &str) -> String {
     KNOWN
         .iter()
         .find(|k| k.eq_ignore_ascii_case(name))
-        .map(|k| (*k).to_owned())
-        .unwrap_or_else(|| name.to_owned())
+        .map(|k| Cow::Borrowed(*k))
+        .unwrap_or_else(|| Cow::Owned(name.to_owned()))
 }
 
 fn lex_start(line: &str) -> Result<RawStart<'_>, ParseError> {
@@ -782,11 +783,11 @@ fn check_sip_uri_host(opaque: &str) -> Result<(), ParseError> {
     Ok(())
 }
 
-fn reply_headers(headers: &[(String, String)]) -> Vec<(String, String)> {
+fn reply_headers(headers: &[(Cow<'static, str>, String)]) -> Vec<(String, String)> {
     headers
         .iter()
-        .filter(|(n, _)| matches!(n.as_str(), "Via" | "From" | "To" | "Call-ID" | "CSeq"))
-        .cloned()
+        .filter(|(n, _)| matches!(n.as_ref(), "Via" | "From" | "To" | "Call-ID" | "CSeq"))
+        .map(|(n, v)| (n.to_string(), v.clone()))
         .collect()
 }
 
@@ -863,11 +864,12 @@ fn build(lexed: &Lexed<'_>) -> Result<Message, ParseError> {
         }
     }
 
-    let mut out_headers: Vec<(String, String)> = Vec::with_capacity(lexed.headers.len());
+    let mut out_headers: Vec<(Cow<'static, str>, String)> =
+        Vec::with_capacity(lexed.headers.len() + 1);
     let mut cseq = None;
     let mut content_length = None;
     for (name, value) in &lexed.headers {
-        match name.as_str() {
+        match name.as_ref() {
             "Via" => {
                 for v in split_outside_quotes(value, b',') {
                     if v.trim().is_empty() {
@@ -943,7 +945,7 @@ fn build(lexed: &Lexed<'_>) -> Result<Message, ParseError> {
         // Over UDP the body is the rest of the datagram (RFC 3261 §18.3).
         None => lexed.body,
     };
-    out_headers.push(("Content-Length".into(), body.len().to_string()));
+    out_headers.push((Cow::Borrowed("Content-Length"), body.len().to_string()));
 
     // Hand rsip a canonical rendering. An extension method gets a stand-in
     // that rsip accepts; `start` keeps the real one.

@@ -308,9 +308,13 @@ impl std::fmt::Debug for UserAgent {
 }
 
 fn token(rng: &mut dyn RngCore, n: usize) -> String {
+    // One RNG call per token (an OS-backed RNG costs a syscall per call).
     const A: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    (0..n)
-        .map(|_| A[(rng.next_u32() as usize) % A.len()] as char)
+    let mut raw = [0u8; 32];
+    let raw = &mut raw[..n.min(32)];
+    rng.fill_bytes(raw);
+    raw.iter()
+        .map(|b| A[(*b as usize) % A.len()] as char)
         .collect()
 }
 
