@@ -34,10 +34,6 @@ use tokio::sync::watch;
 
 const PASSWORD: &str = "bench-Pw-2026";
 
-// The allocator the myturn-server binary uses.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn have(bin: &str) -> bool {
     Command::new("sh")
         .arg("-c")
