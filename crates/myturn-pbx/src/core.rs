@@ -5,9 +5,9 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use myturn_sip::build;
+use myturn_sip::build::{self, uri_addr, uri_user};
 use myturn_sip::digest::{self, Algorithm, Challenge, Credentials};
-use myturn_sip::msg::{self, Message, Method, Rejected};
+use myturn_sip::msg::{self, Message, Method};
 use myturn_sip::transaction::{
     ClientOutcome, ClientState, ClientTx, ServerState, ServerTx, TimerAction, Timers,
 };
@@ -214,26 +214,6 @@ fn token(rng: &mut dyn RngCore, n: usize) -> String {
         .collect()
 }
 
-/// The user part of a SIP URI.
-fn uri_user(uri: &str) -> &str {
-    let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
-    match rest.rsplit_once('@') {
-        Some((user, _)) => user.split(';').next().unwrap_or_default(),
-        None => "",
-    }
-}
-
-/// The address of a URI whose host is an IP literal.
-fn uri_addr(uri: &str) -> Option<SocketAddr> {
-    let uri = uri.trim().trim_start_matches('<');
-    let rest = uri.split_once(':')?.1;
-    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    let end = host.find([';', '?', '>']).unwrap_or(host.len());
-    let (host, port) = msg::split_host_port(&host[..end])?;
-    let ip: IpAddr = host.trim_matches(['[', ']']).parse().ok()?;
-    Some(SocketAddr::new(ip, port.unwrap_or(5060)))
-}
-
 impl Pbx {
     pub fn new(cfg: Config, mut rng: Box<dyn RngCore + Send>, now: Instant) -> Self {
         let mut key = [0u8; 32];
@@ -393,29 +373,20 @@ impl Pbx {
         match msg::parse_with_limit(data, self.cfg.max_message_size) {
             Ok(m) if m.is_request() => self.on_request(now, src, m),
             Ok(m) => self.on_response(now, m),
-            Err(Rejected {
-                error: msg::ParseError::KeepAlive,
-                ..
-            }) => {}
-            Err(Rejected {
-                error,
-                reply_headers: Some(raw),
-            }) if raw.iter().any(|(n, _)| n == "Via") && !data.starts_with(b"ACK ") => {
-                self.stats.rejected += 1;
-                tracing::debug!(%src, %error, "malformed SIP request answered");
-                let reason = match error.status() {
-                    505 => "Version Not Supported".to_owned(),
-                    513 => "Message Too Large".to_owned(),
-                    _ => format!("Bad Request ({error})"),
-                };
-                let tag = token(self.rng.as_mut(), 10);
-                let bytes =
-                    build::response_raw(error.status(), &reason, &raw, Some(&tag), Vec::new(), b"");
-                self.send(src, bytes);
-            }
             Err(r) => {
-                self.stats.dropped += 1;
-                tracing::debug!(%src, error = %r.error, "SIP datagram dropped");
+                let rng = self.rng.as_mut();
+                match build::answer_malformed(data, &r, || token(rng, 10)) {
+                    Some(bytes) => {
+                        self.stats.rejected += 1;
+                        tracing::debug!(%src, error = %r.error, "malformed SIP request answered");
+                        self.send(src, bytes);
+                    }
+                    None if r.error == msg::ParseError::KeepAlive => {}
+                    None => {
+                        self.stats.dropped += 1;
+                        tracing::debug!(%src, error = %r.error, "SIP datagram dropped");
+                    }
+                }
             }
         }
     }

@@ -4,30 +4,9 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use rand_core::RngCore;
+use myturn_sip::fuzzing::Counter;
 
 use crate::core::{Account, Config, Pbx};
-
-struct Counter(u64);
-
-impl RngCore for Counter {
-    fn next_u32(&mut self) -> u32 {
-        self.next_u64() as u32
-    }
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1);
-        self.0
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        for b in dest {
-            *b = (self.next_u64() >> 56) as u8;
-        }
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
 
 /// One datagram through a PBX that has accounts, then timers.
 pub fn receive(data: &[u8]) {

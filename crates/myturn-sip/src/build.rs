@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use rsip::headers::{self as h, UntypedHeader};
 use rsip::Header;
 
-use crate::msg::{Message, Method, NameAddr};
+use crate::msg::{self, Message, Method, NameAddr, ParseError, Rejected};
 
 /// A Request-URI rsip cannot represent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -183,6 +183,56 @@ pub fn server_key(m: &Message) -> String {
     }
 }
 
+/// The answer to a datagram that did not parse, when one is due: a
+/// request whose headers could be read (and that is not an ACK) gets 400
+/// (505 for the version, 513 when too large) with `tag()` as To tag, as
+/// RFC 4475 §3.1.2 asks. `None`: drop it (keep-alives, responses, noise).
+pub fn answer_malformed(
+    data: &[u8],
+    rejected: &Rejected,
+    tag: impl FnOnce() -> String,
+) -> Option<Vec<u8>> {
+    let raw = rejected.reply_headers.as_ref()?;
+    if !raw.iter().any(|(n, _)| n == "Via") || data.starts_with(b"ACK ") {
+        return None;
+    }
+    let error = &rejected.error;
+    let reason = match error {
+        ParseError::Version => "Version Not Supported".to_owned(),
+        ParseError::TooLarge { .. } => "Message Too Large".to_owned(),
+        _ => format!("Bad Request ({error})"),
+    };
+    Some(response_raw(
+        error.status(),
+        &reason,
+        raw,
+        Some(&tag()),
+        Vec::new(),
+        b"",
+    ))
+}
+
+/// The address of a SIP URI whose host is an IP literal (port 5060 when
+/// none is given); `None` for host names (no DNS here).
+pub fn uri_addr(uri: &str) -> Option<SocketAddr> {
+    let uri = uri.trim().trim_start_matches('<');
+    let rest = uri.split_once(':')?.1;
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let end = host.find([';', '?', '>']).unwrap_or(host.len());
+    let (host, port) = msg::split_host_port(&host[..end])?;
+    let ip: std::net::IpAddr = host.trim_matches(['[', ']']).parse().ok()?;
+    Some(SocketAddr::new(ip, port.unwrap_or(5060)))
+}
+
+/// The user part of a SIP URI (`""` when it has none).
+pub fn uri_user(uri: &str) -> &str {
+    let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
+    match rest.rsplit_once('@') {
+        Some((user, _)) => user.split(';').next().unwrap_or_default(),
+        None => "",
+    }
+}
+
 /// Re-serialises `m` with its real method and `ruri`, `prepend` headers
 /// first, and every header passed through `edit` (which may drop it, keep
 /// it, or change it). `Content-Length` is rewritten to the body's length.
@@ -228,6 +278,33 @@ pub fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn via_display_round_trips() {
+        let v =
+            crate::msg::Via::parse("SIP/2.0/UDP 127.0.0.1:5060;rport;branch=z9hG4bKabc").unwrap();
+        assert_eq!(crate::msg::Via::parse(&v.to_string()).unwrap(), v);
+    }
+
+    #[test]
+    fn uri_helpers() {
+        assert_eq!(
+            uri_addr("sip:111000@127.0.0.1:5070;ob"),
+            Some("127.0.0.1:5070".parse().unwrap())
+        );
+        assert_eq!(
+            uri_addr("<sip:127.0.0.1;lr>"),
+            Some("127.0.0.1:5060".parse().unwrap())
+        );
+        assert_eq!(
+            uri_addr("sip:[::1]:5062"),
+            Some("[::1]:5062".parse().unwrap())
+        );
+        assert_eq!(uri_addr("sip:pbx.example.com"), None);
+        assert_eq!(uri_user("sip:111001@127.0.0.1"), "111001");
+        assert_eq!(uri_user("sip:alice;x=y@h"), "alice");
+        assert_eq!(uri_user("sip:127.0.0.1"), "");
+    }
 
     #[test]
     fn received_and_rport_are_filled_in() {

@@ -127,6 +127,14 @@ fn get<'a>(p: &'a [(String, String)], k: &str) -> Option<&'a str> {
     p.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
 }
 
+/// The `algorithm` parameter (MD5 when absent, RFC 7616 §3.3).
+fn algorithm_of(p: &[(String, String)]) -> Result<Algorithm, DigestError> {
+    match get(p, "algorithm") {
+        None => Ok(Algorithm::Md5),
+        Some(a) => Algorithm::parse(a).ok_or_else(|| DigestError::Algorithm(a.to_owned())),
+    }
+}
+
 /// A `WWW-Authenticate` / `Proxy-Authenticate` Digest challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
@@ -142,10 +150,7 @@ pub struct Challenge {
 impl Challenge {
     pub fn parse(value: &str) -> Result<Challenge, DigestError> {
         let p = params(value)?;
-        let algorithm = match get(&p, "algorithm") {
-            None => Algorithm::Md5,
-            Some(a) => Algorithm::parse(a).ok_or_else(|| DigestError::Algorithm(a.to_owned()))?,
-        };
+        let algorithm = algorithm_of(&p)?;
         let qop_auth = match get(&p, "qop") {
             None => false,
             Some(q) => {
@@ -216,10 +221,7 @@ pub struct Credentials {
 impl Credentials {
     pub fn parse(value: &str) -> Result<Credentials, DigestError> {
         let p = params(value)?;
-        let algorithm = match get(&p, "algorithm") {
-            None => Algorithm::Md5,
-            Some(a) => Algorithm::parse(a).ok_or_else(|| DigestError::Algorithm(a.to_owned()))?,
-        };
+        let algorithm = algorithm_of(&p)?;
         let qop = match get(&p, "qop") {
             None => None,
             Some(q) if q.eq_ignore_ascii_case("auth") => {

@@ -8,8 +8,10 @@ use rand_core::RngCore;
 
 use crate::ua::{Config, UserAgent};
 
-/// A fixed, non-random RNG: fuzzing must be deterministic.
-struct Counter(u64);
+/// A fixed, non-random RNG: fuzzing must be deterministic. Also used by
+/// the built-in PBX's fuzz target.
+#[derive(Debug)]
+pub struct Counter(pub u64);
 
 impl RngCore for Counter {
     fn next_u32(&mut self) -> u32 {

@@ -20,7 +20,7 @@ use rsip::Header;
 
 use crate::build;
 use crate::digest::{self, Challenge};
-use crate::msg::{self, Message, Method, NameAddr, Rejected};
+use crate::msg::{self, Message, Method, NameAddr};
 use crate::sdp::Sdp;
 use crate::transaction::{ClientOutcome, ClientTx, ServerState, ServerTx, TimerAction, Timers};
 
@@ -318,26 +318,6 @@ fn token(rng: &mut dyn RngCore, n: usize) -> String {
         .collect()
 }
 
-/// The address to send to for a URI whose host is an IP literal.
-fn uri_addr(uri: &str) -> Option<SocketAddr> {
-    let uri = uri.trim().trim_start_matches('<');
-    let rest = uri.split_once(':')?.1;
-    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    let end = host.find([';', '?', '>']).unwrap_or(host.len());
-    let (host, port) = msg::split_host_port(&host[..end])?;
-    let ip: IpAddr = host.trim_matches(['[', ']']).parse().ok()?;
-    Some(SocketAddr::new(ip, port.unwrap_or(5060)))
-}
-
-/// The user part of a SIP URI.
-fn uri_user(uri: &str) -> String {
-    let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
-    match rest.rsplit_once('@') {
-        Some((user, _)) => user.split(';').next().unwrap_or_default().to_owned(),
-        None => String::new(),
-    }
-}
-
 impl UserAgent {
     pub fn new(cfg: Config, mut rng: Box<dyn RngCore + Send>) -> Self {
         let reg = Registration {
@@ -452,6 +432,21 @@ impl UserAgent {
     }
 
     // ---- responses -------------------------------------------------------
+
+    /// Answers `req` with a final response carrying a new To tag (a
+    /// request this agent refuses or answers outside any dialog).
+    fn respond_fresh(
+        &mut self,
+        now: Instant,
+        req: &Message,
+        src: SocketAddr,
+        code: u16,
+        reason: &str,
+        extra: Vec<Header>,
+    ) {
+        let tag = token(self.rng.as_mut(), 12);
+        self.respond(now, req, src, code, reason, Some(&tag), extra, b"");
+    }
 
     /// Answers `req` within its server transaction.
     #[allow(clippy::too_many_arguments)]
@@ -897,7 +892,7 @@ impl UserAgent {
             .first()
             .map(|r| r.as_str())
             .or(Some(call.remote_target.as_str()))
-            .and_then(uri_addr)
+            .and_then(build::uri_addr)
             .unwrap_or(self.cfg.proxy)
     }
 
@@ -999,30 +994,20 @@ impl UserAgent {
         match msg::parse_with_limit(data, self.cfg.max_message_size) {
             Ok(m) if m.is_request() => self.on_request(now, from, m),
             Ok(m) => self.on_response(now, m),
-            Err(Rejected {
-                error: msg::ParseError::KeepAlive,
-                ..
-            }) => {}
-            Err(Rejected {
-                error,
-                reply_headers: Some(raw),
-            }) if raw.iter().any(|(n, _)| n == "Via") && !data.starts_with(b"ACK ") => {
-                // A malformed request we can still answer (RFC 4475 §3.1.2).
-                self.stats.rejected += 1;
-                tracing::debug!(%from, %error, "malformed SIP request answered");
-                let reason = match error.status() {
-                    505 => "Version Not Supported".to_owned(),
-                    513 => "Message Too Large".to_owned(),
-                    _ => format!("Bad Request ({error})"),
-                };
-                let tag = token(self.rng.as_mut(), 12);
-                let bytes =
-                    build::response_raw(error.status(), &reason, &raw, Some(&tag), Vec::new(), b"");
-                self.send(from, bytes);
-            }
             Err(r) => {
-                self.stats.dropped += 1;
-                tracing::debug!(%from, error = %r.error, "SIP datagram dropped");
+                let rng = self.rng.as_mut();
+                match build::answer_malformed(data, &r, || token(rng, 12)) {
+                    Some(bytes) => {
+                        self.stats.rejected += 1;
+                        tracing::debug!(%from, error = %r.error, "malformed SIP request answered");
+                        self.send(from, bytes);
+                    }
+                    None if r.error == msg::ParseError::KeepAlive => {}
+                    None => {
+                        self.stats.dropped += 1;
+                        tracing::debug!(%from, error = %r.error, "SIP datagram dropped");
+                    }
+                }
             }
         }
     }
@@ -1249,31 +1234,11 @@ impl UserAgent {
             .unwrap_or_default()
             .to_ascii_lowercase();
         if scheme != "sip" && scheme != "sips" {
-            let tag = token(self.rng.as_mut(), 12);
-            return self.respond(
-                now,
-                &req,
-                src,
-                416,
-                "Unsupported URI Scheme",
-                Some(&tag),
-                Vec::new(),
-                b"",
-            );
+            return self.respond_fresh(now, &req, src, 416, "Unsupported URI Scheme", Vec::new());
         }
         if let Method::Extension(_) = method {
-            let tag = token(self.rng.as_mut(), 12);
             let allow = vec![h::Allow::new(ALLOW).into()];
-            return self.respond(
-                now,
-                &req,
-                src,
-                501,
-                "Not Implemented",
-                Some(&tag),
-                allow,
-                b"",
-            );
+            return self.respond_fresh(now, &req, src, 501, "Not Implemented", allow);
         }
         let required: Vec<String> = req
             .headers("Require")
@@ -1282,46 +1247,25 @@ impl UserAgent {
             .filter(|s| !s.is_empty())
             .collect();
         if !required.is_empty() {
-            let tag = token(self.rng.as_mut(), 12);
             let unsupported = vec![h::Unsupported::new(required.join(", ")).into()];
-            return self.respond(
-                now,
-                &req,
-                src,
-                420,
-                "Bad Extension",
-                Some(&tag),
-                unsupported,
-                b"",
-            );
+            return self.respond_fresh(now, &req, src, 420, "Bad Extension", unsupported);
         }
         match method {
             Method::Known(rsip::Method::Invite) => self.on_invite(now, src, req),
             Method::Known(rsip::Method::Bye) => self.on_bye(now, src, &req),
             Method::Known(rsip::Method::Options) => {
-                let tag = token(self.rng.as_mut(), 12);
                 let extra = vec![
                     h::Allow::new(ALLOW).into(),
                     h::Accept::new("application/sdp").into(),
                 ];
-                self.respond(now, &req, src, 200, "OK", Some(&tag), extra, b"");
+                self.respond_fresh(now, &req, src, 200, "OK", extra);
             }
             Method::Known(rsip::Method::Update) | Method::Known(rsip::Method::Info) => {
                 self.on_in_dialog_refresh(now, src, &req)
             }
             _ => {
-                let tag = token(self.rng.as_mut(), 12);
                 let allow = vec![h::Allow::new(ALLOW).into()];
-                self.respond(
-                    now,
-                    &req,
-                    src,
-                    405,
-                    "Method Not Allowed",
-                    Some(&tag),
-                    allow,
-                    b"",
-                );
+                self.respond_fresh(now, &req, src, 405, "Method Not Allowed", allow);
             }
         }
     }
@@ -1339,7 +1283,9 @@ impl UserAgent {
     fn on_invite(&mut self, now: Instant, src: SocketAddr, req: Message) {
         let has_to_tag = req.to().is_some_and(|t| t.tag().is_some());
         if has_to_tag {
-            return self.on_reinvite(now, src, &req);
+            // A re-INVITE (Asterisk sends them, e.g. for direct media):
+            // take the new offer, answer with our current SDP.
+            return self.on_in_dialog_refresh(now, src, &req);
         }
         let tag = token(self.rng.as_mut(), 12);
         // Merged request (§8.2.2.2): same Call-ID, From tag and CSeq as a
@@ -1447,45 +1393,23 @@ impl UserAgent {
         self.events.push_back(Event::IncomingCall {
             call: id,
             sip_call_id: req.call_id().to_owned(),
-            from_user: uri_user(&from.uri),
+            from_user: build::uri_user(&from.uri).to_owned(),
             from_display: from.display.clone(),
             offer,
         });
-    }
-
-    /// A re-INVITE (Asterisk sends them, e.g. for direct media): take the
-    /// new offer, answer with our current SDP.
-    fn on_reinvite(&mut self, now: Instant, src: SocketAddr, req: &Message) {
-        let Some(i) = self.dialog_of(req) else {
-            let tag = token(self.rng.as_mut(), 12);
-            return self.respond(
-                now,
-                req,
-                src,
-                481,
-                "Call/Transaction Does Not Exist",
-                Some(&tag),
-                Vec::new(),
-                b"",
-            );
-        };
-        self.on_in_dialog_refresh_at(now, src, req, i);
     }
 
     fn on_in_dialog_refresh(&mut self, now: Instant, src: SocketAddr, req: &Message) {
         match self.dialog_of(req) {
             Some(i) => self.on_in_dialog_refresh_at(now, src, req, i),
             None => {
-                let tag = token(self.rng.as_mut(), 12);
-                self.respond(
+                self.respond_fresh(
                     now,
                     req,
                     src,
                     481,
                     "Call/Transaction Does Not Exist",
-                    Some(&tag),
                     Vec::new(),
-                    b"",
                 );
             }
         }
@@ -1603,16 +1527,13 @@ impl UserAgent {
 
     fn on_bye(&mut self, now: Instant, src: SocketAddr, req: &Message) {
         let Some(i) = self.dialog_of(req) else {
-            let tag = token(self.rng.as_mut(), 12);
-            return self.respond(
+            return self.respond_fresh(
                 now,
                 req,
                 src,
                 481,
                 "Call/Transaction Does Not Exist",
-                Some(&tag),
                 Vec::new(),
-                b"",
             );
         };
         let tag = self.calls[i].local_tag.clone();
@@ -1730,36 +1651,5 @@ impl UserAgent {
 
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uri_helpers() {
-        assert_eq!(
-            uri_addr("sip:111000@127.0.0.1:5070;ob"),
-            Some("127.0.0.1:5070".parse().unwrap())
-        );
-        assert_eq!(
-            uri_addr("<sip:127.0.0.1;lr>"),
-            Some("127.0.0.1:5060".parse().unwrap())
-        );
-        assert_eq!(
-            uri_addr("sip:[::1]:5062"),
-            Some("[::1]:5062".parse().unwrap())
-        );
-        assert_eq!(uri_addr("sip:pbx.example.com"), None);
-        assert_eq!(uri_user("sip:111001@127.0.0.1"), "111001");
-        assert_eq!(uri_user("sip:127.0.0.1"), "");
-    }
-
-    #[test]
-    fn via_display_round_trips() {
-        use crate::msg::Via;
-        let v = Via::parse("SIP/2.0/UDP 127.0.0.1:5060;rport;branch=z9hG4bKabc").unwrap();
-        assert_eq!(Via::parse(&v.to_string()).unwrap(), v);
     }
 }
