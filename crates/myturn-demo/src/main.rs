@@ -1,131 +1,73 @@
-//! `myturn-demo`: starts a real `myturn-server` (Asterisk backend, writing
-//! into a temporary directory) on loopback and walks two users through
-//! the whole pairing flow over real HTTP:
-//! register → ready → paired → ready_to_talk → in_call → hang up → logout.
+//! `myturn-demo`: the whole system on loopback, in one command. It starts a
+//! real `myturn-server` with its built-in PBX (HTTP and SIP on free ports),
+//! then two users, `jeden` and `dwa`, go through everything a person does:
+//! register, SIP REGISTER with their own credentials, ready, paired, the
+//! SIP call through the PBX (the callee answers, the caller dials the
+//! partner's extension), the x25519 + HKDF key agreement (SAS on both
+//! sides), a few seconds of speech-like audio both ways, chat both ways,
+//! hang-up, SIP unregister and logout.
 //!
 //! It prints a readable summary (or one JSON object with `--json`) and
 //! exits non-zero if any step fails.
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context as _};
+use anyhow::{ensure, Context as _};
 use clap::Parser;
-use myturn_server::pbx::PbxKind;
-use myturn_server::{App, Config, ReloadMethod};
-use myturn_wire::{CreateUserResponse, MeResponse, PeerResponse, Role, SipConf, Status};
+use myturn_client::call::{Call, Client};
+use myturn_client::speech;
+use myturn_client::talk::{talk, TalkReport};
+use myturn_server::{App, Config};
+use myturn_wire::Role;
 use serde_json::json;
 
-/// One-command demo of myTurn.
+/// One-command demo of myTurn: a real server with its built-in PBX and two
+/// users through a whole encrypted call.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
     /// Print one JSON object instead of the readable summary.
     #[arg(long)]
     json: bool,
-    /// Log the server's own lines to stderr.
+    /// Seconds of audio each side sends.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f32,
+    /// Log the server's and clients' own lines to stderr.
     #[arg(long)]
     verbose: bool,
 }
 
-const ADMIN: &str = "demo-admin-token-not-secret";
-
-#[derive(Clone)]
-struct User {
-    http: reqwest::Client,
-    base: String,
-    creds: CreateUserResponse,
+struct Side {
+    name: &'static str,
+    client: Client,
+    call: Option<Call>,
+    sent: Vec<Vec<u8>>,
+    chat: Vec<String>,
+    report: TalkReport,
 }
 
-impl User {
-    async fn register(http: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<Self> {
-        let resp = http
-            .post(format!("{base}/v1/users"))
-            .json(&json!({ "name": name }))
-            .send()
-            .await?;
-        ensure!(
-            resp.status() == 201,
-            "registering {name}: {}",
-            resp.text().await?
-        );
-        Ok(User {
-            http: http.clone(),
-            base: base.to_owned(),
-            creds: resp.json().await?,
-        })
-    }
-
-    async fn status(&self, s: &str) -> anyhow::Result<MeResponse> {
-        let resp = self
-            .http
-            .put(format!("{}/v1/me/status", self.base))
-            .bearer_auth(&self.creds.token)
-            .json(&json!({ "status": s }))
-            .send()
-            .await?;
-        ensure!(
-            resp.status() == 200,
-            "{} → {s}: {}",
-            self.creds.name,
-            resp.text().await?
-        );
-        Ok(resp.json().await?)
-    }
-
-    async fn peer(&self, wait: u64) -> anyhow::Result<Option<PeerResponse>> {
-        let resp = self
-            .http
-            .get(format!("{}/v1/me/peer?wait={wait}", self.base))
-            .bearer_auth(&self.creds.token)
-            .send()
-            .await?;
-        match resp.status().as_u16() {
-            200 => Ok(Some(resp.json().await?)),
-            204 => Ok(None),
-            _ => bail!("{}: peer: {}", self.creds.name, resp.text().await?),
-        }
-    }
-
-    async fn logout(&self) -> anyhow::Result<()> {
-        let resp = self
-            .http
-            .delete(format!("{}/v1/me", self.base))
-            .bearer_auth(&self.creds.token)
-            .send()
-            .await?;
-        ensure!(
-            resp.status() == 204,
-            "logout {}: {}",
-            self.creds.name,
-            resp.status()
-        );
-        Ok(())
-    }
-}
-
-async fn admin_conf(http: &reqwest::Client, base: &str) -> anyhow::Result<SipConf> {
-    Ok(http
-        .get(format!("{base}/v1/admin/sip-conf"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await?
-        .json()
-        .await?)
-}
-
-async fn wait_file(path: &std::path::Path, pred: impl Fn(&str) -> bool) -> anyhow::Result<()> {
-    let start = Instant::now();
-    loop {
-        if pred(&std::fs::read_to_string(path).unwrap_or_default()) {
-            return Ok(());
-        }
-        ensure!(
-            start.elapsed() < Duration::from_secs(5),
-            "{} never reached the expected state",
-            path.display()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+/// What one direction of the call delivered.
+fn direction(from: &Side, to: &Side) -> serde_json::Value {
+    let got: Vec<&Vec<u8>> = to.report.received.values().collect();
+    let first = to.report.received.keys().next().copied().unwrap_or(0);
+    let last = to.report.received.keys().next_back().copied().unwrap_or(0);
+    let span = if got.is_empty() { 0 } else { last - first + 1 };
+    let lost = from.sent.len() as u64 - got.len() as u64;
+    let exact = got.len() == from.sent.len() && got.iter().zip(&from.sent).all(|(a, b)| *a == b);
+    let heard_rms = got.iter().map(|f| speech::rms(f)).sum::<f64>() / got.len().max(1) as f64;
+    json!({
+        "from": from.name,
+        "to": to.name,
+        "frames_sent": from.report.frames_sent,
+        "frames_received": got.len(),
+        "frames_lost": lost,
+        "sequence_gaps": span.saturating_sub(got.len() as u64),
+        "audio_bit_exact": exact,
+        "received_rms": heard_rms.round(),
+        "chat_sent": from.chat.len(),
+        "chat_delivered": to.report.texts.iter().filter(|t| from.chat.contains(t)).count(),
+        "chat_in_order": to.report.texts == from.chat,
+    })
 }
 
 #[tokio::main]
@@ -137,119 +79,162 @@ async fn main() -> anyhow::Result<()> {
             .init();
     }
     let total = Instant::now();
-    let conf_dir = tempfile::tempdir().context("temp dir for the generated Asterisk files")?;
     let mut cfg = Config::defaults();
-    cfg.pbx = PbxKind::Asterisk;
-    cfg.asterisk_conf_dir = conf_dir.path().into();
-    cfg.reload = ReloadMethod::None;
-    cfg.coalesce_ms = 20;
-    cfg.admin_token = Some(ADMIN.into());
-    let app = App::new(&cfg, None)?;
+    // The built-in PBX is the default; free ports so nothing collides.
+    cfg.sip_listen = "127.0.0.1:0".parse()?;
+    let app = App::new(&cfg, None).context("starting the server")?;
+    let sip = app.sip_addr().context("the built-in PBX is off")?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.serve(listener, async {
         let _ = stopped.await;
     }));
-    let http = reqwest::Client::new();
+    let ip = "127.0.0.1".parse()?;
+    let rate = 8000;
 
-    // 1. Register.
-    let jeden = User::register(&http, &base, "jeden").await?;
-    let dwa = User::register(&http, &base, "dwa").await?;
-    let sip_file = conf_dir.path().join("myturn_sip.conf");
-    wait_file(&sip_file, |t| t.contains("[jeden]") && t.contains("[dwa]")).await?;
-
-    // 2. Ready; pairing is pushed to the waiting long-poll.
-    let t_pair = Instant::now();
-    jeden.status("ready").await?;
-    let waiting = {
-        let j = jeden.clone();
-        tokio::spawn(async move { j.peer(10).await })
+    // 1–2. Register over HTTP, then over SIP with each user's own secret.
+    let (j, d) = tokio::try_join!(
+        Client::connect(&base, "jeden", ip, rate, None),
+        Client::connect(&base, "dwa", ip, rate, None)
+    )?;
+    let mut jeden = Side {
+        name: "jeden",
+        client: j,
+        call: None,
+        sent: speech::frames(1, rate, args.seconds),
+        chat: vec!["cześć!".into(), "słyszysz mnie?".into()],
+        report: TalkReport::default(),
     };
-    dwa.status("ready").await?;
-    let pj = waiting.await??.context("jeden was not paired")?;
-    let pairing_ms = t_pair.elapsed().as_secs_f64() * 1e3;
-    let pd = dwa.peer(0).await?.context("dwa was not paired")?;
+    let mut dwa = Side {
+        name: "dwa",
+        client: d,
+        call: None,
+        sent: speech::frames(2, rate, args.seconds),
+        chat: vec!["hej, słyszę".into(), "do usłyszenia".into()],
+        report: TalkReport::default(),
+    };
+
+    // 3–5. Ready, paired, SIP call through the PBX, key agreement.
+    let (cj, cd) = tokio::try_join!(jeden.client.ready_and_call(), dwa.client.ready_and_call())?;
     ensure!(
-        pj.peer.name == "dwa" && pd.peer.name == "jeden",
+        cj.peer.peer.name == "dwa" && cd.peer.peer.name == "jeden",
         "the two sides disagree on the pair"
     );
+    ensure!(cj.peer.role != cd.peer.role, "both sides got the same role");
     ensure!(
-        pj.role == pd.role.opposite(),
-        "both sides got the same role"
+        cj.sip_call_id == cd.sip_call_id,
+        "the two sides are in different SIP calls"
     );
-    let (caller, callee) = if pj.role == Role::Caller {
-        (&jeden, &dwa)
+    let sas_match = cj.sas == cd.sas;
+    ensure!(sas_match, "SAS mismatch: {} vs {}", cj.sas, cd.sas);
+    jeden.call = Some(cj);
+    dwa.call = Some(cd);
+
+    // Audio and chat both ways, at once.
+    let linger = Duration::from_millis(400);
+    {
+        let (mj, md) = (
+            &mut jeden.call.as_mut().context("call")?.media,
+            &mut dwa.call.as_mut().context("call")?.media,
+        );
+        let (rj, rd) = tokio::join!(
+            talk(mj, &jeden.sent, &jeden.chat, linger),
+            talk(md, &dwa.sent, &dwa.chat, linger)
+        );
+        jeden.report = rj;
+        dwa.report = rd;
+    }
+
+    // 6. The caller hangs up; the callee hears the BYE.
+    let (caller, callee) = if jeden.call.as_ref().map(|c| c.peer.role) == Some(Role::Caller) {
+        (&mut jeden, &mut dwa)
     } else {
-        (&dwa, &jeden)
+        (&mut dwa, &mut jeden)
     };
-
-    // 3. The callee waits for the INVITE; the caller dials once it sees that.
-    callee.status("ready_to_talk").await?;
-    let seen = caller.peer(0).await?.context("caller lost its pair")?;
-    ensure!(
-        seen.peer_status == Status::ReadyToTalk,
-        "caller does not see the callee ready"
+    let caller_call = caller.call.take().context("call")?;
+    let callee_call = callee.call.take().context("call")?;
+    let (hung, heard) = tokio::join!(
+        caller.client.hang_up(&caller_call),
+        callee
+            .client
+            .wait_hang_up(&callee_call, Duration::from_secs(5))
     );
-    let me = caller.status("ready_to_talk").await?;
-    ensure!(me.status == Status::InCall, "not in call: {}", me.status);
-    let conf = admin_conf(&http, &base).await?;
+    hung?;
+    ensure!(heard, "the callee never heard the hang-up");
+    let (caller_name, callee_name) = (caller.name, callee.name);
+    let timings = json!({
+        "pairing_latency_ms": caller_call.pairing_ms.max(callee_call.pairing_ms),
+        "call_setup_ms": caller_call.setup_ms,
+        "handshake_ms": caller_call.handshake_ms.max(callee_call.handshake_ms),
+    });
+    let sas = caller_call.sas.clone();
+    drop((caller_call, callee_call));
 
-    // 4. Hang up, log out: the PBX files drop both users.
-    caller.status("busy").await?;
-    jeden.logout().await?;
-    dwa.logout().await?;
-    wait_file(&sip_file, |t| {
-        !t.contains("[jeden]") && !t.contains("[dwa]")
-    })
-    .await?;
+    let j_to_d = direction(&jeden, &dwa);
+    let d_to_j = direction(&dwa, &jeden);
+
+    // 7. Quit: SIP unregister and logout.
+    let (qj, qd) = tokio::join!(jeden.client.quit(), dwa.client.quit());
+    qj?;
+    qd?;
     let _ = stop.send(());
     server.await??;
 
-    let dial = conf
-        .files
-        .iter()
-        .find(|f| f.name == "myturn_extensions.conf")
-        .map(|f| {
-            f.content
-                .lines()
-                .filter(|l| l.contains("Dial("))
-                .map(str::trim)
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
+    let ok = [&j_to_d, &d_to_j].iter().all(|d| {
+        d["frames_received"].as_u64() > Some(0)
+            && d["chat_delivered"] == d["chat_sent"]
+            && d["received_rms"].as_f64() > Some(100.0)
+            && (d["frames_lost"] != 0 || d["audio_bit_exact"] == true)
+    });
     let summary = json!({
-        "ok": true,
-        "pairing_latency_ms": pairing_ms,
-        "caller": caller.creds.name,
-        "callee": callee.creds.name,
-        "extensions": { "jeden": jeden.creds.sip.extension, "dwa": dwa.creds.sip.extension },
-        "generated_dialplan": dial,
-        "pbx_files_cleared_on_logout": true,
-        "total_ms": total.elapsed().as_secs_f64() * 1e3,
-        "not_yet": "SIP call, key agreement and audio arrive with the SIP, media and built-in PBX work",
+        "ok": ok,
+        "server": base,
+        "pbx": format!("built-in, udp/{sip}"),
+        "caller": caller_name,
+        "callee": callee_name,
+        "timings": timings,
+        "sas": sas,
+        "sas_matched": sas_match,
+        "directions": [j_to_d, d_to_j],
+        "total_ms": total.elapsed().as_millis() as u64,
     });
     if args.json {
         println!("{summary}");
     } else {
-        println!("myTurn demo: real server on {base}, Asterisk files in a temp dir");
+        println!("myTurn demo: server {base}, built-in PBX udp/{sip}");
+        println!("  registered   jeden and dwa over HTTP, then over SIP with their own secrets");
         println!(
-            "  registered   jeden ({}) and dwa ({}), each with its own SIP secret",
-            jeden.creds.sip.extension, dwa.creds.sip.extension
+            "  paired       {caller_name} calls {callee_name}, in {:.1} ms",
+            summary["timings"]["pairing_latency_ms"]
+                .as_f64()
+                .unwrap_or(0.0)
         );
         println!(
-            "  paired       in {pairing_ms:.1} ms (pushed to a waiting long-poll): {} calls {}",
-            caller.creds.name, callee.creds.name
+            "  call         INVITE → 407 → INVITE → 180 → 200 → ACK through the PBX in {:.1} ms",
+            summary["timings"]["call_setup_ms"].as_f64().unwrap_or(0.0)
         );
-        println!("  call flow    callee ready_to_talk → caller dials → both in_call → hang up");
-        for d in &dial {
-            println!("  dialplan     {d}");
+        println!(
+            "  secure       x25519 + HKDF in {:.1} ms; SAS {sas} on both sides",
+            summary["timings"]["handshake_ms"].as_f64().unwrap_or(0.0)
+        );
+        for d in summary["directions"].as_array().into_iter().flatten() {
+            println!(
+                "  {} → {}   {} of {} frames ({} lost), bit-exact: {}, chat {}/{} in order: {}",
+                d["from"].as_str().unwrap_or(""),
+                d["to"].as_str().unwrap_or(""),
+                d["frames_received"],
+                d["frames_sent"],
+                d["frames_lost"],
+                d["audio_bit_exact"],
+                d["chat_delivered"],
+                d["chat_sent"],
+                d["chat_in_order"],
+            );
         }
-        println!("  logout       both users gone from the PBX files");
-        println!(
-            "  total        {:.0} ms",
-            total.elapsed().as_secs_f64() * 1e3
-        );
+        println!("  hang-up      BYE from {caller_name}; both unregistered and logged out");
+        println!("  total        {} ms", summary["total_ms"]);
     }
+    ensure!(ok, "the call did not deliver what was sent: {summary}");
     Ok(())
 }

@@ -99,11 +99,20 @@ pub fn start(
     cfg: Config,
     rng: Box<dyn rand_core::CryptoRngCore + Send>,
 ) -> std::io::Result<MediaHandle> {
+    start_session(socket, peer, Session::new(cfg, rng, Instant::now()))
+}
+
+/// Runs a session built by the caller (e.g. with [`Session::with_key`], the
+/// key whose fingerprint went to the pairing server) on `socket`.
+pub fn start_session(
+    socket: UdpSocket,
+    peer: SocketAddr,
+    session: Session,
+) -> std::io::Result<MediaHandle> {
     let local = socket.local_addr()?;
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
     let (stats_tx, stats_rx) = watch::channel(DriverStats::default());
-    let session = Session::new(cfg, rng, Instant::now());
     tokio::spawn(run(socket, peer, session, cmd_rx, ev_tx, stats_tx));
     Ok(MediaHandle {
         cmds: cmd_tx,

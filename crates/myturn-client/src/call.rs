@@ -1,0 +1,348 @@
+//! One user's whole flow: registration, SIP, ready, paired, the call (SIP
+//! through the PBX, then the media handshake), audio and chat, hang-up.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use myturn_media::driver::{self as media, MediaHandle};
+use myturn_media::keys::{fingerprint_b64, parse_fingerprint_b64, EphemeralKey, Role};
+use myturn_media::session::{Config as MediaConfig, Event as MediaEvent, Session};
+use myturn_sip::driver::{self as sip, SipHandle};
+use myturn_sip::sdp::Sdp;
+use myturn_sip::ua::{CallId, Config as SipConfig, EndedBy, Event as SipEvent};
+use myturn_wire::{PeerResponse, Role as WireRole, Status};
+use rand_core::{OsRng, RngCore};
+use tokio::sync::mpsc;
+
+use crate::api::Api;
+use crate::ClientError;
+
+/// What the flow reports while it runs (the UI's feed).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    Registered { name: String, extension: String },
+    SipRegistered,
+    Waiting,
+    Paired { peer: String, role: WireRole },
+    Ringing,
+    Connected { sas: String },
+    Chat { from: String, text: String },
+    Ended { by_us: bool },
+}
+
+/// A call in progress: SIP call, media session, who and how.
+#[derive(Debug)]
+pub struct Call {
+    pub sip_call: CallId,
+    pub sip_call_id: String,
+    pub peer: PeerResponse,
+    pub media: MediaHandle,
+    pub sas: String,
+    pub rate: u32,
+    pub pairing_ms: f64,
+    pub setup_ms: f64,
+    pub handshake_ms: f64,
+}
+
+/// A registered user with a registered SIP agent.
+#[derive(Debug)]
+pub struct Client {
+    pub api: Api,
+    pub sip: SipHandle,
+    pub bind_ip: IpAddr,
+    pub rate: u32,
+    progress: Option<mpsc::UnboundedSender<Progress>>,
+}
+
+const STEP: Duration = Duration::from_secs(20);
+
+impl Client {
+    /// Registers `name` with the server at `base`, then registers over SIP
+    /// with the credentials it handed out.
+    pub async fn connect(
+        base: &str,
+        name: &str,
+        bind_ip: IpAddr,
+        rate: u32,
+        progress: Option<mpsc::UnboundedSender<Progress>>,
+    ) -> Result<Client, ClientError> {
+        let api = Api::register(base, name).await?;
+        let tell = |p| {
+            if let Some(tx) = &progress {
+                let _ = tx.send(p);
+            }
+        };
+        tell(Progress::Registered {
+            name: api.user.name.clone(),
+            extension: api.user.sip.extension.clone(),
+        });
+        let domain = &api.user.sip.domain;
+        let pbx: SocketAddr = domain
+            .parse()
+            .or_else(|_| format!("{domain}:5060").parse())
+            .map_err(|_| {
+                ClientError::Protocol(format!("SIP domain `{domain}` is not an address"))
+            })?;
+        let socket = tokio::net::UdpSocket::bind((bind_ip, 0))
+            .await
+            .map_err(|e| ClientError::Io(format!("SIP socket: {e}")))?;
+        let local = socket
+            .local_addr()
+            .map_err(|e| ClientError::Io(e.to_string()))?;
+        let mut cfg = SipConfig::new(local, pbx, &api.user.sip.username, &api.user.sip.password);
+        cfg.domain = domain.clone();
+        let mut sip =
+            sip::start(socket, cfg, Box::new(OsRng)).map_err(|e| ClientError::Io(e.to_string()))?;
+        sip.register().await.map_err(ClientError::sip)?;
+        let mut skipped = Vec::new();
+        let r = sip
+            .wait_for(Duration::from_secs(10), &mut skipped, |e| match e {
+                SipEvent::Registered { .. } => Some(Ok(())),
+                SipEvent::RegistrationFailed { code, reason } => Some(Err((*code, reason.clone()))),
+                _ => None,
+            })
+            .await;
+        match r {
+            Some(Ok(())) => {}
+            Some(Err((code, reason))) => {
+                return Err(ClientError::Pbx(format!(
+                    "SIP registration refused: {code} {reason}"
+                )))
+            }
+            None => return Err(ClientError::Pbx(format!("no answer from the PBX at {pbx}"))),
+        }
+        tell(Progress::SipRegistered);
+        Ok(Client {
+            api,
+            sip,
+            bind_ip,
+            rate,
+            progress,
+        })
+    }
+
+    fn tell(&self, p: Progress) {
+        if let Some(tx) = &self.progress {
+            let _ = tx.send(p);
+        }
+    }
+
+    /// Says "I'm ready", waits to be paired, sets up the call (callee
+    /// answers, caller dials) and the secure media channel.
+    pub async fn ready_and_call(&mut self) -> Result<Call, ClientError> {
+        let key = EphemeralKey::generate(&mut OsRng);
+        let fp = fingerprint_b64(&key.public());
+        let t_ready = Instant::now();
+        self.api.status("ready", Some(&fp)).await?;
+        self.tell(Progress::Waiting);
+        let peer = loop {
+            if let Some(p) = self.api.peer(15).await? {
+                break p;
+            }
+        };
+        let pairing_ms = t_ready.elapsed().as_secs_f64() * 1e3;
+        self.tell(Progress::Paired {
+            peer: peer.peer.name.clone(),
+            role: peer.role,
+        });
+        let peer_fp = match &peer.peer.media_key {
+            Some(k) => Some(
+                parse_fingerprint_b64(k)
+                    .ok_or_else(|| ClientError::Protocol("bad peer media key".into()))?,
+            ),
+            None => None,
+        };
+        let media_socket = tokio::net::UdpSocket::bind((self.bind_ip, 0))
+            .await
+            .map_err(|e| ClientError::Io(format!("media socket: {e}")))?;
+        let media_addr = media_socket
+            .local_addr()
+            .map_err(|e| ClientError::Io(e.to_string()))?;
+        let our_sdp = |offer: Option<&Sdp>| {
+            let s = match offer {
+                Some(o) => Sdp::answer(o, media_addr, Some(fp.clone()), OsRng.next_u64() >> 1),
+                None => Sdp::new(
+                    media_addr,
+                    self.rate,
+                    Some(fp.clone()),
+                    OsRng.next_u64() >> 1,
+                ),
+            };
+            s.render()
+        };
+        let t_setup = Instant::now();
+        let mut skipped = Vec::new();
+        let (sip_call, sip_call_id, remote) = match peer.role {
+            WireRole::Callee => {
+                self.api.status("ready_to_talk", None).await?;
+                let (call, call_id, offer) = self
+                    .sip
+                    .wait_for(STEP, &mut skipped, |e| match e {
+                        SipEvent::IncomingCall {
+                            call,
+                            sip_call_id,
+                            offer,
+                            ..
+                        } => Some((*call, sip_call_id.clone(), offer.clone())),
+                        _ => None,
+                    })
+                    .await
+                    .ok_or(ClientError::Timeout("the partner's call"))?;
+                let offer =
+                    offer.ok_or_else(|| ClientError::Protocol("INVITE without SDP".into()))?;
+                self.sip
+                    .answer(call, &our_sdp(Some(&offer)))
+                    .await
+                    .map_err(ClientError::sip)?;
+                (call, call_id, offer)
+            }
+            WireRole::Caller => {
+                // Dial once the callee listens (its status says so).
+                let t0 = Instant::now();
+                let mut pause = Duration::from_millis(10);
+                loop {
+                    let p = self.api.peer(0).await?.ok_or(ClientError::PeerLeft)?;
+                    if matches!(p.peer_status, Status::ReadyToTalk | Status::InCall) {
+                        break;
+                    }
+                    if t0.elapsed() > STEP {
+                        return Err(ClientError::Timeout("the partner to get ready"));
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                self.api.status("ready_to_talk", None).await?;
+                let call = self
+                    .sip
+                    .invite(&peer.peer.extension, &our_sdp(None))
+                    .await
+                    .map_err(ClientError::sip)?;
+                let answer = self
+                    .sip
+                    .wait_for(STEP, &mut skipped, |e| match e {
+                        SipEvent::Ringing { .. } => None,
+                        SipEvent::Answered {
+                            call: c,
+                            answer,
+                            sip_call_id,
+                        } if *c == call => Some(Ok((answer.clone(), sip_call_id.clone()))),
+                        SipEvent::CallFailed {
+                            call: c,
+                            code,
+                            reason,
+                        } if *c == call => Some(Err(ClientError::Pbx(format!(
+                            "call failed: {code} {reason}"
+                        )))),
+                        _ => None,
+                    })
+                    .await
+                    .ok_or(ClientError::Timeout("the partner to answer"))??;
+                let (sdp, call_id) = answer;
+                let sdp = sdp.ok_or_else(|| ClientError::Protocol("answer without SDP".into()))?;
+                (call, call_id, sdp)
+            }
+        };
+        let setup_ms = t_setup.elapsed().as_secs_f64() * 1e3;
+        // The SDP key must be the one the pairing server vouched for.
+        if let (Some(want), Some(got)) = (&peer.peer.media_key, &remote.key) {
+            if want != got {
+                let _ = self.sip.hangup(sip_call).await;
+                return Err(ClientError::Protocol(
+                    "the partner's SDP key differs from the paired one".into(),
+                ));
+            }
+        }
+        let cfg = MediaConfig {
+            role: match peer.role {
+                WireRole::Caller => Role::Initiator,
+                WireRole::Callee => Role::Responder,
+            },
+            call_id: sip_call_id.clone(),
+            peer_fingerprint: peer_fp,
+            payload_type: remote.payload_type,
+            ssrc: OsRng.next_u32(),
+            samples_per_frame: remote.rate / 50,
+        };
+        let t_hs = Instant::now();
+        let session = Session::with_key(cfg, key, Box::new(OsRng), Instant::now());
+        let mut media = media::start_session(media_socket, remote.media, session)
+            .map_err(|e| ClientError::Io(e.to_string()))?;
+        let sas = loop {
+            match tokio::time::timeout(STEP, media.events.recv()).await {
+                Ok(Some(MediaEvent::Established { sas, .. })) => break sas,
+                Ok(Some(MediaEvent::Failed(f))) => {
+                    let _ = self.sip.hangup(sip_call).await;
+                    return Err(ClientError::Media(f.to_string()));
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => {
+                    let _ = self.sip.hangup(sip_call).await;
+                    return Err(ClientError::Timeout("the key agreement"));
+                }
+            }
+        };
+        let handshake_ms = t_hs.elapsed().as_secs_f64() * 1e3;
+        self.tell(Progress::Connected { sas: sas.clone() });
+        Ok(Call {
+            sip_call,
+            sip_call_id,
+            peer,
+            media,
+            sas,
+            rate: remote.rate,
+            pairing_ms,
+            setup_ms,
+            handshake_ms,
+        })
+    }
+
+    /// Hangs up (BYE) and goes back to `busy`.
+    pub async fn hang_up(&mut self, call: &Call) -> Result<(), ClientError> {
+        self.sip
+            .hangup(call.sip_call)
+            .await
+            .map_err(ClientError::sip)?;
+        let mut skipped = Vec::new();
+        let id = call.sip_call;
+        self.sip
+            .wait_for(Duration::from_secs(5), &mut skipped, |e| match e {
+                SipEvent::CallEnded { call, .. } if *call == id => Some(()),
+                _ => None,
+            })
+            .await;
+        self.tell(Progress::Ended { by_us: true });
+        self.api.status("busy", None).await.map(|_| ())
+    }
+
+    /// Waits for the partner to hang up (up to `timeout`).
+    pub async fn wait_hang_up(&mut self, call: &Call, timeout: Duration) -> bool {
+        let mut skipped = Vec::new();
+        let id = call.sip_call;
+        let ended = self
+            .sip
+            .wait_for(timeout, &mut skipped, |e| match e {
+                SipEvent::CallEnded {
+                    call,
+                    by: EndedBy::Remote,
+                } if *call == id => Some(()),
+                _ => None,
+            })
+            .await
+            .is_some();
+        if ended {
+            self.tell(Progress::Ended { by_us: false });
+        }
+        ended
+    }
+
+    /// SIP unregister and `DELETE /v1/me`.
+    pub async fn quit(self) -> Result<(), ClientError> {
+        let api = self.api.clone();
+        let unregistered = self.sip.shutdown(Duration::from_secs(3)).await;
+        api.logout().await?;
+        if !unregistered {
+            tracing::warn!("the PBX did not confirm the SIP unregistration");
+        }
+        Ok(())
+    }
+}

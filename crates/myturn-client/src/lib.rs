@@ -1,0 +1,64 @@
+//! # myturn-client
+//!
+//! What a myTurn user runs, as a library: registration with the pairing
+//! server, SIP registration with the user's own credentials (through
+//! `myturn-sip`), "I'm ready", pairing, the call through the PBX (the
+//! callee answers, the caller dials the partner's extension), the
+//! end-to-end encrypted media session (`myturn-media`, keyed with the key
+//! whose fingerprint went to the pairing server), audio and chat, hang-up,
+//! and quitting (SIP unregister, `DELETE /v1/me`).
+//!
+//! * [`api`]: the HTTP API.
+//! * [`call`]: [`call::Client`], the flow, with a [`call::Progress`] feed
+//!   for a user interface.
+//! * [`talk`]: streams audio frames paced at 20 ms and chat lines over an
+//!   established call, and collects what the partner sends.
+//! * [`speech`]: deterministic speech-like test audio.
+//!
+//! The `myturn` binary (`src/bin/myturn.rs`) drives it in line mode; the
+//! `myturn-demo` crate drives two of them against a real server.
+
+pub mod api;
+pub mod call;
+pub mod speech;
+pub mod talk;
+
+/// Why a step failed, in words a user can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The pairing server cannot be reached.
+    #[error("cannot reach the myTurn server: {0}")]
+    Unreachable(String),
+    /// The server refused a request (its code and message).
+    #[error("{what}: {message} ({status} {code})")]
+    Server {
+        what: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The server answered something unexpected.
+    #[error("unexpected answer from the server: {0}")]
+    Protocol(String),
+    /// The PBX refused or did not answer.
+    #[error("{0}")]
+    Pbx(String),
+    /// A local socket could not be opened.
+    #[error("{0}")]
+    Io(String),
+    /// The media key agreement failed.
+    #[error("secure channel failed: {0}")]
+    Media(String),
+    /// Waited too long for something.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    /// The partner left before the call was set up.
+    #[error("the partner left")]
+    PeerLeft,
+}
+
+impl ClientError {
+    pub(crate) fn sip(e: myturn_sip::driver::DriverError) -> Self {
+        ClientError::Pbx(e.to_string())
+    }
+}
