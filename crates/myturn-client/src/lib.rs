@@ -14,12 +14,15 @@
 //! * [`talk`]: streams audio frames paced at 20 ms and chat lines over an
 //!   established call, and collects what the partner sends.
 //! * [`speech`]: deterministic speech-like test audio.
+//! * [`plain`]: line mode (`myturn --plain`): commands on stdin, events on
+//!   stdout, WAV files for audio.
 //!
 //! The `myturn` binary (`src/bin/myturn.rs`) drives it in line mode; the
 //! `myturn-demo` crate drives two of them against a real server.
 
 pub mod api;
 pub mod call;
+pub mod plain;
 pub mod speech;
 pub mod talk;
 

@@ -1,1 +1,110 @@
-fn main() {}
+//! `myturn`: the myTurn client. Thin: flags, logging, then the library.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use myturn_client::plain::{self, Input, Output, PlainOptions};
+
+/// myTurn: talk to a random stranger over an end-to-end encrypted call.
+///
+/// Registers NAME with the server, registers over SIP with the credentials
+/// it hands out, and then, on `ready`, pairs you with a random waiting
+/// user and calls them through the PBX. Audio and chat are encrypted end
+/// to end (x25519 + HKDF, AES-256-CBC + HMAC); compare the SAS aloud to
+/// be sure nobody sits in between.
+#[derive(Debug, Parser)]
+#[command(name = "myturn", version, about, long_about)]
+struct Args {
+    /// The myTurn server's URL.
+    #[arg(long, env = "MYTURN_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// Your nickname: a letter, then letters, digits, `_` or `-` (3–32).
+    #[arg(long)]
+    name: Option<String>,
+    /// Line mode: commands on stdin (ready, say TEXT, mute, unmute, stats,
+    /// hangup, next, quit), one event per line on stdout. For scripts and
+    /// screen readers.
+    #[arg(long)]
+    plain: bool,
+    /// Send this WAV file (PCM16) as your voice, instead of a microphone.
+    #[arg(long)]
+    input_wav: Option<PathBuf>,
+    /// Write what you hear to this WAV file, instead of a speaker.
+    #[arg(long)]
+    output_wav: Option<PathBuf>,
+    /// Call sample rate: 8000 (narrowband) or 16000 (wideband L16).
+    #[arg(long, default_value_t = 8000, value_parser = parse_rate)]
+    rate: u32,
+    /// No audio at all: chat only.
+    #[arg(long)]
+    no_audio: bool,
+    /// List sound devices and exit.
+    #[arg(long)]
+    list_devices: bool,
+    /// Microphone to use (see --list-devices).
+    #[arg(long)]
+    input_device: Option<String>,
+    /// Speaker to use (see --list-devices).
+    #[arg(long)]
+    output_device: Option<String>,
+    /// Local address for SIP and media sockets.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+}
+
+fn parse_rate(s: &str) -> Result<u32, String> {
+    match s {
+        "8000" => Ok(8000),
+        "16000" => Ok(16_000),
+        _ => Err("the rate is 8000 or 16000".into()),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MYTURN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if args.list_devices || args.input_device.is_some() || args.output_device.is_some() {
+        eprintln!(
+            "myturn: this build has no sound-device support; use --input-wav/--output-wav, or rebuild with sound devices (cpal, ALSA) enabled"
+        );
+        return ExitCode::from(2);
+    }
+    let Some(name) = args.name else {
+        eprintln!("myturn: --name NICKNAME is required");
+        return ExitCode::from(2);
+    };
+    if !args.plain {
+        eprintln!("myturn: the full-screen interface is not built yet; run with --plain");
+        return ExitCode::from(2);
+    }
+    let opts = PlainOptions {
+        server: args.server,
+        name,
+        bind: args.bind,
+        rate: args.rate,
+        input: match (&args.input_wav, args.no_audio) {
+            (Some(p), false) => Input::Wav(p.clone()),
+            _ => Input::None,
+        },
+        output: match (&args.output_wav, args.no_audio) {
+            (Some(p), false) => Output::Wav(p.clone()),
+            _ => Output::None,
+        },
+    };
+    match plain::run(opts).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("myturn: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! End to end: two `myturn --plain` processes with WAV input and output
+//! against a real myturn-server (built-in PBX; run in this test process on
+//! free ports). Each side's output WAV must hold the other side's audio,
+//! and the chat lines must arrive.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use myturn_client::speech;
+use myturn_media::wav;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+struct Proc {
+    child: Child,
+    stdin: ChildStdin,
+    out: Lines<BufReader<ChildStdout>>,
+    seen: Vec<String>,
+}
+
+impl Proc {
+    fn start(server: &str, name: &str, input: &Path, output: &Path) -> Proc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_myturn"))
+            .args(["--plain", "--server", server, "--name", name])
+            .arg("--input-wav")
+            .arg(input)
+            .arg("--output-wav")
+            .arg(output)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap()).lines();
+        Proc {
+            child,
+            stdin,
+            out,
+            seen: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// The first line (from now) starting with `prefix`.
+    async fn expect(&mut self, prefix: &str) -> String {
+        let r = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(l) = self.out.next_line().await.unwrap() {
+                self.seen.push(l.clone());
+                if l.starts_with(prefix) {
+                    return Some(l);
+                }
+            }
+            None
+        })
+        .await;
+        match r {
+            Ok(Some(l)) => l,
+            _ => panic!("no `{prefix}` line; saw {:?}", self.seen),
+        }
+    }
+}
+
+fn write_wav(path: &Path, frames: &[Vec<u8>]) {
+    let mut w = wav::Writer::create(path, 8000).unwrap();
+    for f in frames {
+        w.write_frame(f).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_plain_clients_talk_and_chat_through_the_builtin_pbx() {
+    let mut cfg = myturn_server::Config::defaults();
+    cfg.sip_listen = "127.0.0.1:0".parse().unwrap();
+    let app = myturn_server::App::new(&cfg, None).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(app.serve(listener, std::future::pending()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let (a_in, b_in) = (dir.path().join("alice.wav"), dir.path().join("bob.wav"));
+    let (a_out, b_out) = (
+        dir.path().join("alice-heard.wav"),
+        dir.path().join("bob-heard.wav"),
+    );
+    let (a_frames, b_frames) = (speech::frames(11, 8000, 2.0), speech::frames(12, 8000, 2.0));
+    write_wav(&a_in, &a_frames);
+    write_wav(&b_in, &b_frames);
+
+    let mut alice = Proc::start(&server, "alice", &a_in, &a_out);
+    let mut bob = Proc::start(&server, "bob", &b_in, &b_out);
+    for p in [&mut alice, &mut bob] {
+        p.expect("registered name=").await;
+        p.expect("sip registered").await;
+    }
+    alice.send("ready").await;
+    bob.send("ready").await;
+    let (pa, pb) = tokio::join!(alice.expect("paired "), bob.expect("paired "));
+    assert!(
+        pa.contains("peer=bob") && pb.contains("peer=alice"),
+        "{pa} / {pb}"
+    );
+    let (ca, cb) = tokio::join!(alice.expect("connected sas="), bob.expect("connected sas="));
+    assert_eq!(ca, cb, "both sides show the same SAS");
+
+    alice.send("say hello from alice").await;
+    bob.send("say hi from bob").await;
+    assert_eq!(bob.expect("chat ").await, "chat alice: hello from alice");
+    assert_eq!(alice.expect("chat ").await, "chat bob: hi from bob");
+
+    // Let the 2 s of audio flow, then alice hangs up.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    alice.send("stats").await;
+    let stats = alice.expect("stats ").await;
+    assert!(stats.contains("sent=100"), "{stats}");
+    alice.send("hangup").await;
+    alice.expect("ended by=us").await;
+    bob.expect("ended by=peer").await;
+    for p in [&mut alice, &mut bob] {
+        p.send("quit").await;
+        p.expect("bye").await;
+        let st = tokio::time::timeout(Duration::from_secs(10), p.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    // Each output WAV holds exactly what the other side sent (no loss on
+    // loopback), as PCM16 at 8 kHz.
+    for (heard, sent) in [(&b_out, &a_frames), (&a_out, &b_frames)] {
+        let samples = wav::read(heard, 8000).unwrap();
+        let frames = wav::frames(&samples, 160);
+        assert_eq!(frames.len(), sent.len(), "{}", heard.display());
+        assert!(
+            frames.iter().zip(sent.iter()).all(|(a, b)| a == b),
+            "{} differs",
+            heard.display()
+        );
+        assert!(frames.iter().map(|f| speech::rms(f)).sum::<f64>() / frames.len() as f64 > 100.0);
+    }
+}
