@@ -14,6 +14,8 @@
 //! * [`talk`]: streams audio frames paced at 20 ms and chat lines over an
 //!   established call, and collects what the partner sends.
 //! * [`speech`]: deterministic speech-like test audio.
+//! * [`tui`]: the full-screen interface's view-model and renderer
+//!   (ratatui), and its terminal runner.
 //! * [`plain`]: line mode (`myturn --plain`): commands on stdin, events on
 //!   stdout, WAV files for audio.
 //!
@@ -25,6 +27,7 @@ pub mod call;
 pub mod plain;
 pub mod speech;
 pub mod talk;
+pub mod tui;
 
 /// Why a step failed, in words a user can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

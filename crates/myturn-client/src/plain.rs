@@ -73,23 +73,121 @@ fn progress_line(p: &Progress) -> String {
     }
 }
 
-struct InCall {
-    call: Call,
+/// A call's media plumbing, shared by line mode and the full-screen
+/// interface: paces the input frames out, writes what arrives.
+pub struct Pump {
+    pub call: Call,
     input: Vec<Vec<u8>>,
     next: usize,
-    muted: bool,
+    pub muted: bool,
     out: Option<wav::Writer>,
-    sent: u64,
-    received: u64,
+    pub sent: u64,
+    pub received: u64,
+    /// Peak of the last received frame, 0..1.
+    pub level: f64,
 }
 
-impl InCall {
-    fn finish(self) {
-        if let Some(w) = self.out {
-            if let Err(e) = w.finalize() {
-                say(&format!("error output wav: {e}"));
+impl std::fmt::Debug for Pump {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pump")
+            .field("sent", &self.sent)
+            .field("received", &self.received)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the partner sent that the interface shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Heard {
+    Text(String),
+    Failed(String),
+}
+
+impl Pump {
+    /// Opens the input and output for `call`; problems come back as
+    /// warnings (the call goes on without that side of the audio).
+    pub fn new(call: Call, input: &Input, output: &Output) -> (Pump, Vec<String>) {
+        let mut warnings = Vec::new();
+        let frames = match input {
+            Input::Wav(p) => match wav::read(p, call.rate) {
+                Ok(samples) => wav::frames(&samples, (call.rate / 50) as usize),
+                Err(e) => {
+                    warnings.push(format!("input wav: {e}"));
+                    Vec::new()
+                }
+            },
+            Input::None => Vec::new(),
+        };
+        let out = match output {
+            Output::Wav(p) => match wav::Writer::create(p, call.rate) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    warnings.push(format!("output wav: {e}"));
+                    None
+                }
+            },
+            Output::None => None,
+        };
+        let pump = Pump {
+            call,
+            input: frames,
+            next: 0,
+            muted: false,
+            out,
+            sent: 0,
+            received: 0,
+            level: 0.0,
+        };
+        (pump, warnings)
+    }
+
+    /// Every 20 ms: the next input frame, unless muted.
+    pub async fn tick(&mut self) {
+        if let Some(f) = self.input.get(self.next) {
+            self.next += 1;
+            if !self.muted && self.call.media.send_audio(f.clone()).await.is_ok() {
+                self.sent += 1;
             }
         }
+    }
+
+    pub async fn set_muted(&mut self, m: bool) {
+        self.muted = m;
+        let _ = self.call.media.set_muted(m).await;
+    }
+
+    /// A media event: audio is written out, text and failures returned.
+    pub fn on_media(&mut self, ev: Option<MediaEvent>) -> Option<Heard> {
+        match ev? {
+            MediaEvent::Audio { pcm, .. } => {
+                self.received += 1;
+                let peak = pcm
+                    .chunks_exact(2)
+                    .map(|b| i16::from_le_bytes([b[0], b[1]]).unsigned_abs())
+                    .max()
+                    .unwrap_or(0);
+                self.level = f64::from(peak) / 32768.0;
+                if let Some(w) = self.out.as_mut() {
+                    let _ = w.write_frame(&pcm);
+                }
+                None
+            }
+            MediaEvent::Text(t) => Some(Heard::Text(t)),
+            MediaEvent::Failed(f) => Some(Heard::Failed(f.to_string())),
+            MediaEvent::Established { .. } => None,
+        }
+    }
+
+    /// Closes the output file.
+    pub fn finish(self) -> Option<String> {
+        self.out
+            .and_then(|w| w.finalize().err().map(|e| format!("output wav: {e}")))
+    }
+}
+
+fn finish(p: Pump) {
+    if let Some(e) = p.finish() {
+        say(&format!("error {e}"));
     }
 }
 
@@ -102,7 +200,7 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
         say(&progress_line(&p));
     }
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    let mut call: Option<InCall> = None;
+    let mut call: Option<Pump> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -127,28 +225,18 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                                 continue;
                             }
                             let _ = client.hang_up(&c.call).await;
-                            c.finish();
+                            finish(c);
                         }
                         match client.ready_and_call().await {
                             Ok(c) => {
                                 while let Ok(p) = prx.try_recv() {
                                     say(&progress_line(&p));
                                 }
-                                let input = match &opts.input {
-                                    Input::Wav(p) => match wav::read(p, c.rate) {
-                                        Ok(samples) => wav::frames(&samples, (c.rate / 50) as usize),
-                                        Err(e) => { say(&format!("error input wav: {e}")); Vec::new() }
-                                    },
-                                    Input::None => Vec::new(),
-                                };
-                                let out = match &opts.output {
-                                    Output::Wav(p) => match wav::Writer::create(p, c.rate) {
-                                        Ok(w) => Some(w),
-                                        Err(e) => { say(&format!("error output wav: {e}")); None }
-                                    },
-                                    Output::None => None,
-                                };
-                                call = Some(InCall { call: c, input, next: 0, muted: false, out, sent: 0, received: 0 });
+                                let (pump, warnings) = Pump::new(c, &opts.input, &opts.output);
+                                for w in warnings {
+                                    say(&format!("error {w}"));
+                                }
+                                call = Some(pump);
                             }
                             Err(e) => say(&format!("error {e}")),
                         }
@@ -164,8 +252,7 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                     },
                     "mute" | "unmute" => match call.as_mut() {
                         Some(c) => {
-                            c.muted = cmd == "mute";
-                            let _ = c.call.media.set_muted(c.muted).await;
+                            c.set_muted(cmd == "mute").await;
                             say(if c.muted { "muted" } else { "unmuted" });
                         }
                         None => say("error not in a call"),
@@ -185,7 +272,7 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                             if let Err(e) = client.hang_up(&c.call).await {
                                 say(&format!("error {e}"));
                             }
-                            c.finish();
+                            finish(c);
                         }
                         None => say("error not in a call"),
                     },
@@ -195,30 +282,14 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
             }
             _ = tick.tick(), if call.is_some() => {
                 if let Some(c) = call.as_mut() {
-                    if let Some(f) = c.input.get(c.next) {
-                        c.next += 1;
-                        if !c.muted && c.call.media.send_audio(f.clone()).await.is_ok() {
-                            c.sent += 1;
-                        }
-                    }
+                    c.tick().await;
                 }
             }
             ev = async { match call.as_mut() { Some(c) => c.call.media.events.recv().await, None => std::future::pending().await } } => {
-                match ev {
-                    Some(MediaEvent::Audio { pcm, .. }) => {
-                        if let Some(c) = call.as_mut() {
-                            c.received += 1;
-                            if let Some(w) = c.out.as_mut() {
-                                let _ = w.write_frame(&pcm);
-                            }
-                        }
-                    }
-                    Some(MediaEvent::Text(t)) => {
-                        let peer = call.as_ref().map(|c| c.call.peer.peer.name.clone()).unwrap_or_default();
-                        say(&format!("chat {peer}: {t}"));
-                    }
-                    Some(MediaEvent::Failed(f)) => say(&format!("error secure channel: {f}")),
-                    Some(MediaEvent::Established { .. }) => {}
+                let peer = call.as_ref().map(|c| c.call.peer.peer.name.clone()).unwrap_or_default();
+                match call.as_mut().and_then(|c| c.on_media(ev)) {
+                    Some(Heard::Text(t)) => say(&format!("chat {peer}: {t}")),
+                    Some(Heard::Failed(f)) => say(&format!("error secure channel: {f}")),
                     None => {}
                 }
             }
@@ -226,7 +297,7 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                 if let Some(SipEvent::CallEnded { call: id, by: EndedBy::Remote }) = ev {
                     if call.as_ref().is_some_and(|c| c.call.sip_call == id) {
                         if let Some(c) = call.take() {
-                            c.finish();
+                            finish(c);
                         }
                         say("ended by=peer");
                         let _ = client.api.status("busy", None).await;
@@ -238,7 +309,7 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
     }
     if let Some(c) = call.take() {
         let _ = client.hang_up(&c.call).await;
-        c.finish();
+        finish(c);
     }
     while let Ok(p) = prx.try_recv() {
         say(&progress_line(&p));

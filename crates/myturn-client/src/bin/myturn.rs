@@ -21,6 +21,7 @@ struct Args {
     #[arg(long, env = "MYTURN_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
     /// Your nickname: a letter, then letters, digits, `_` or `-` (3–32).
+    /// Without it, the full-screen interface asks.
     #[arg(long)]
     name: Option<String>,
     /// Line mode: commands on stdin (ready, say TEXT, mute, unmute, stats,
@@ -78,14 +79,14 @@ async fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let Some(name) = args.name else {
-        eprintln!("myturn: --name NICKNAME is required");
-        return ExitCode::from(2);
+    let name = match (args.name, args.plain) {
+        (Some(n), _) => n,
+        (None, false) => String::new(), // asked on the Login screen
+        (None, true) => {
+            eprintln!("myturn: --plain needs --name NICKNAME");
+            return ExitCode::from(2);
+        }
     };
-    if !args.plain {
-        eprintln!("myturn: the full-screen interface is not built yet; run with --plain");
-        return ExitCode::from(2);
-    }
     let opts = PlainOptions {
         server: args.server,
         name,
@@ -100,7 +101,12 @@ async fn main() -> ExitCode {
             _ => Output::None,
         },
     };
-    match plain::run(opts).await {
+    let result = if args.plain {
+        plain::run(opts).await
+    } else {
+        myturn_client::tui::run(opts).await
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("myturn: {e}");
