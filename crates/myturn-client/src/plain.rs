@@ -26,6 +26,9 @@ use crate::ClientError;
 pub enum Input {
     /// A WAV file (PCM16, resampled to the call rate), then silence.
     Wav(PathBuf),
+    /// A microphone (`None`: the default one).
+    #[cfg(feature = "audio")]
+    Device(Option<String>),
     /// Nothing is sent.
     None,
 }
@@ -35,6 +38,9 @@ pub enum Input {
 pub enum Output {
     /// A WAV file at the call rate, written as frames arrive.
     Wav(PathBuf),
+    /// A speaker (`None`: the default one).
+    #[cfg(feature = "audio")]
+    Device(Option<String>),
     /// Nowhere.
     None,
 }
@@ -85,6 +91,10 @@ pub struct Pump {
     pub received: u64,
     /// Peak of the last received frame, 0..1.
     pub level: f64,
+    #[cfg(feature = "audio")]
+    capture: Option<myturn_media::audio::Capture>,
+    #[cfg(feature = "audio")]
+    playback: Option<myturn_media::audio::Playback>,
 }
 
 impl std::fmt::Debug for Pump {
@@ -116,7 +126,32 @@ impl Pump {
                     Vec::new()
                 }
             },
+            #[cfg(feature = "audio")]
+            Input::Device(_) => Vec::new(),
             Input::None => Vec::new(),
+        };
+        #[cfg(feature = "audio")]
+        let capture = match input {
+            Input::Device(d) => match myturn_media::audio::start_capture(d.as_deref(), call.rate) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    warnings.push(format!("microphone: {e}"));
+                    None
+                }
+            },
+            _ => None,
+        };
+        #[cfg(feature = "audio")]
+        let playback = match output {
+            Output::Device(d) => match myturn_media::audio::start_playback(d.as_deref(), call.rate)
+            {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    warnings.push(format!("speaker: {e}"));
+                    None
+                }
+            },
+            _ => None,
         };
         let out = match output {
             Output::Wav(p) => match wav::Writer::create(p, call.rate) {
@@ -126,6 +161,8 @@ impl Pump {
                     None
                 }
             },
+            #[cfg(feature = "audio")]
+            Output::Device(_) => None,
             Output::None => None,
         };
         let pump = Pump {
@@ -137,12 +174,25 @@ impl Pump {
             sent: 0,
             received: 0,
             level: 0.0,
+            #[cfg(feature = "audio")]
+            capture,
+            #[cfg(feature = "audio")]
+            playback,
         };
         (pump, warnings)
     }
 
     /// Every 20 ms: the next input frame, unless muted.
     pub async fn tick(&mut self) {
+        #[cfg(feature = "audio")]
+        if let Some(c) = self.capture.as_ref() {
+            let frames: Vec<Vec<u8>> = std::iter::from_fn(|| c.frames.try_recv().ok()).collect();
+            for f in frames {
+                if !self.muted && self.call.media.send_audio(f).await.is_ok() {
+                    self.sent += 1;
+                }
+            }
+        }
         if let Some(f) = self.input.get(self.next) {
             self.next += 1;
             if !self.muted && self.call.media.send_audio(f.clone()).await.is_ok() {
@@ -169,6 +219,10 @@ impl Pump {
                 self.level = f64::from(peak) / 32768.0;
                 if let Some(w) = self.out.as_mut() {
                     let _ = w.write_frame(&pcm);
+                }
+                #[cfg(feature = "audio")]
+                if let Some(p) = self.playback.as_ref() {
+                    p.play(pcm);
                 }
                 None
             }

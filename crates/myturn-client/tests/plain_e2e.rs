@@ -151,3 +151,71 @@ async fn two_plain_clients_talk_and_chat_through_the_builtin_pbx() {
         assert!(frames.iter().map(|f| speech::rms(f)).sum::<f64>() / frames.len() as f64 > 100.0);
     }
 }
+
+#[tokio::test]
+async fn clear_errors_and_non_zero_exits() {
+    // No server there.
+    let out = Command::new(env!("CARGO_BIN_EXE_myturn"))
+        .args([
+            "--plain",
+            "--name",
+            "alice",
+            "--server",
+            "http://127.0.0.1:9",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot reach the myTurn server"), "{err}");
+
+    // A taken name: the server's reason, and a non-zero exit.
+    let mut cfg = myturn_server::Config::defaults();
+    cfg.sip_listen = "127.0.0.1:0".parse().unwrap();
+    let app = myturn_server::App::new(&cfg, None).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(app.serve(listener, std::future::pending()));
+    let mut first = Proc::start(
+        &server,
+        "carol",
+        Path::new("/nonexistent.wav"),
+        Path::new("/tmp/x.wav"),
+    );
+    first.expect("sip registered").await;
+    for (name, want) in [("CAROL", "taken"), ("1bad", "name")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_myturn"))
+            .args(["--plain", "--name", name, "--server", &server])
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.to_lowercase().contains(want), "{name}: {err}");
+    }
+    first.send("quit").await;
+    first.expect("bye").await;
+
+    // Sound devices in a build without them: said plainly, exit 2.
+    #[cfg(not(feature = "audio"))]
+    {
+        let out = Command::new(env!("CARGO_BIN_EXE_myturn"))
+            .args(["--list-devices"])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no sound-device support"));
+    }
+    // A bad rate is refused by the flag parser.
+    let out = Command::new(env!("CARGO_BIN_EXE_myturn"))
+        .args(["--plain", "--name", "x", "--rate", "44100"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("8000 or 16000"));
+}

@@ -255,7 +255,14 @@ async fn create_user(
             name,
         }
     };
-    state.pbx.mark_dirty();
+    let generation = state.pbx.mark_dirty();
+    if state.pbx.kind() == crate::pbx::PbxKind::Builtin {
+        // The client may REGISTER over SIP the moment this answer arrives.
+        state
+            .pbx
+            .wait_published(generation, std::time::Duration::from_secs(2))
+            .await;
+    }
     state.metrics.registrations.fetch_add(1, Relaxed);
     tracing::info!(name = %resp.name, extension = %resp.sip.extension, "user registered");
     Ok((StatusCode::CREATED, Json(resp)))

@@ -21,7 +21,10 @@ struct Env {
 }
 
 async fn env() -> Env {
-    let cfg = common::config();
+    env_with(common::config()).await
+}
+
+async fn env_with(cfg: myturn_server::Config) -> Env {
     let app = common::app_with(&cfg);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -201,4 +204,40 @@ async fn agents_register_call_by_extension_and_logout_drops_the_binding() {
         "{metrics}"
     );
     assert!(metrics.contains("myturn_sip_bindings 1"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_register_right_after_http_registration_always_finds_the_account() {
+    // The API answers only once the built-in PBX holds the new account, so
+    // a client that REGISTERs the moment it has its credentials is never
+    // refused, even with many registering at once.
+    let mut cfg = common::config();
+    cfg.rate_limits = myturn_server::Switch::Off; // 20 registrations from one IP
+    let env = std::sync::Arc::new(env_with(cfg).await);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let env = env.clone();
+        tasks.push(tokio::spawn(async move {
+            let name = format!("user{i:02}");
+            let user = env.register(&name).await;
+            // The account is in the PBX's directory by the time the API
+            // answers.
+            let link = env.app.state.pbx.builtin.as_ref().unwrap();
+            assert!(
+                link.directory.borrow().iter().any(|a| a.username == name),
+                "{name} not yet in the PBX when its credentials came back"
+            );
+            let mut h = env.agent(&user).await;
+            h.register().await.unwrap();
+            expect(&mut h, "Registered", |e| match e {
+                Event::Registered { .. } => Some(()),
+                Event::RegistrationFailed { code, reason } => panic!("user{i:02}: {code} {reason}"),
+                _ => None,
+            })
+            .await;
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
 }

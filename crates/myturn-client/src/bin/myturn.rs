@@ -73,11 +73,48 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    #[cfg(not(feature = "audio"))]
     if args.list_devices || args.input_device.is_some() || args.output_device.is_some() {
         eprintln!(
-            "myturn: this build has no sound-device support; use --input-wav/--output-wav, or rebuild with sound devices (cpal, ALSA) enabled"
+            "myturn: this build has no sound-device support; use --input-wav/--output-wav, or rebuild with `--features audio` (needs ALSA)"
         );
         return ExitCode::from(2);
+    }
+    #[cfg(feature = "audio")]
+    {
+        let devices = match myturn_media::audio::list_devices() {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("myturn: cannot list sound devices: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        if args.list_devices {
+            for d in &devices {
+                let kind = match (d.input, d.output) {
+                    (true, true) => "input+output",
+                    (true, false) => "input",
+                    (false, true) => "output",
+                    (false, false) => "unusable",
+                };
+                println!("{kind:13} {}", d.name);
+            }
+            return ExitCode::SUCCESS;
+        }
+        for (wanted, input) in [(&args.input_device, true), (&args.output_device, false)] {
+            if let Some(w) = wanted {
+                if !devices
+                    .iter()
+                    .any(|d| &d.name == w && if input { d.input } else { d.output })
+                {
+                    eprintln!(
+                        "myturn: no {} device named `{w}` (see --list-devices)",
+                        if input { "input" } else { "output" }
+                    );
+                    return ExitCode::from(2);
+                }
+            }
+        }
     }
     let name = match (args.name, args.plain) {
         (Some(n), _) => n,
@@ -93,14 +130,26 @@ async fn main() -> ExitCode {
         bind: args.bind,
         rate: args.rate,
         input: match (&args.input_wav, args.no_audio) {
+            (_, true) => Input::None,
             (Some(p), false) => Input::Wav(p.clone()),
-            _ => Input::None,
+            #[cfg(feature = "audio")]
+            (None, false) => Input::Device(args.input_device.clone()),
+            #[cfg(not(feature = "audio"))]
+            (None, false) => Input::None,
         },
         output: match (&args.output_wav, args.no_audio) {
+            (_, true) => Output::None,
             (Some(p), false) => Output::Wav(p.clone()),
-            _ => Output::None,
+            #[cfg(feature = "audio")]
+            (None, false) => Output::Device(args.output_device.clone()),
+            #[cfg(not(feature = "audio"))]
+            (None, false) => Output::None,
         },
     };
+    #[cfg(not(feature = "audio"))]
+    if !args.no_audio && (args.input_wav.is_none() || args.output_wav.is_none()) {
+        eprintln!("myturn: built without sound devices: without --input-wav/--output-wav that side of the audio is off (chat works)");
+    }
     let result = if args.plain {
         plain::run(opts).await
     } else {

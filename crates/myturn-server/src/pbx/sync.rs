@@ -115,6 +115,12 @@ pub struct PbxSync {
     pub counters: PbxCounters,
     /// With `--pbx builtin`.
     pub builtin: Option<BuiltinLink>,
+    /// Bumped by every [`PbxSync::mark_dirty`].
+    dirty_generation: AtomicU64,
+    /// The generation the PBX last took in full.
+    published: watch::Sender<u64>,
+    /// The sync task is running (not in router-only tests).
+    running: std::sync::atomic::AtomicBool,
 }
 
 /// Remembers what is on disk, so unchanged files are not rewritten.
@@ -148,7 +154,24 @@ impl PbxSync {
             }),
             counters: PbxCounters::default(),
             builtin: None,
+            dirty_generation: AtomicU64::new(0),
+            published: watch::channel(0).0,
+            running: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Waits (up to `timeout`) until the PBX holds every change marked up
+    /// to generation `g`, when the sync task runs. A new user's first SIP
+    /// REGISTER may follow its HTTP registration at once: with the
+    /// built-in PBX, the API answers only once the account is there.
+    pub async fn wait_published(&self, g: u64, timeout: Duration) -> bool {
+        if !self.running.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut rx = self.published.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|&p| p >= g))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Attaches the built-in PBX (with `--pbx builtin`).
@@ -164,10 +187,12 @@ impl PbxSync {
 
     /// Says the registry changed in a way the PBX must see. Never blocks;
     /// many calls before the task wakes cost one write.
-    pub fn mark_dirty(&self) {
+    pub fn mark_dirty(&self) -> u64 {
+        let g = self.dirty_generation.fetch_add(1, Ordering::AcqRel) + 1;
         if self.kind != PbxKind::None {
             self.dirty.notify_one();
         }
+        g
     }
 
     /// Current status.
@@ -263,8 +288,14 @@ impl PbxSync {
         }
         let mut st = SyncState::default();
         let mut backoff = MIN_BACKOFF;
+        self.running.store(true, Ordering::Release);
         loop {
+            // Everything marked before the snapshot is in it.
+            let g = self.dirty_generation.load(Ordering::Acquire);
             let ok = self.pass(&snapshot(), &mut st).await;
+            if ok {
+                self.published.send_replace(g);
+            }
             if ok {
                 backoff = MIN_BACKOFF;
             }
@@ -280,6 +311,7 @@ impl PbxSync {
                 _ = shutdown.wait_for(|&s| s) => break,
             }
         }
+        self.running.store(false, Ordering::Release);
         tracing::info!("shutting down: removing every user from the PBX config");
         self.pass(&[], &mut st).await;
     }
