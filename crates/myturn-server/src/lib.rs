@@ -258,7 +258,24 @@ impl App {
         let socket = std::net::UdpSocket::bind(cfg.sip_listen).map_err(bind_err)?;
         socket.set_nonblocking(true).map_err(bind_err)?;
         let local = socket.local_addr().map_err(bind_err)?;
-        let mut c = myturn_pbx::core::Config::new(local);
+        // On a wildcard address the PBX must still name itself (Via,
+        // Record-Route) with an address clients reach: --sip-domain.
+        let advertised = if local.ip().is_unspecified() {
+            match cfg
+                .sip_domain
+                .as_deref()
+                .map(str::parse::<std::net::SocketAddr>)
+            {
+                Some(Ok(a)) => a,
+                _ => {
+                    tracing::warn!(listen = %local, "--sip-listen is a wildcard and --sip-domain is not an IP:port; the PBX names itself 127.0.0.1");
+                    std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), local.port())
+                }
+            }
+        } else {
+            local
+        };
+        let mut c = myturn_pbx::core::Config::new(advertised);
         c.realm = cfg.sip_realm.clone();
         c.algorithms = cfg
             .sip_digest
