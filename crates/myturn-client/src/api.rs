@@ -1,19 +1,39 @@
 //! The pairing server's HTTP API, as a client uses it.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use myturn_wire::{CreateUserResponse, ErrorBody, MeResponse, PeerResponse};
+use myturn_wire::{CreateUserResponse, ErrorBody, MeResponse, PeerResponse, TokenPair};
 use serde_json::json;
 
 use crate::ClientError;
 
+/// The current access and refresh tokens, and when the access token was
+/// issued.
+struct Tokens {
+    access: String,
+    refresh: String,
+    issued: Instant,
+}
+
 /// A registered user's session with the pairing server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Api {
     http: reqwest::Client,
     base: String,
-    /// What registration returned: token, SIP credentials, extension.
+    /// What registration returned: name, SIP credentials, extension. (Its
+    /// tokens are the first ones; [`Api`] rotates them.)
     pub user: CreateUserResponse,
+    tokens: Arc<Mutex<Tokens>>,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("base", &self.base)
+            .field("user", &self.user.name)
+            .finish_non_exhaustive()
+    }
 }
 
 async fn error_of(resp: reqwest::Response, what: &str) -> ClientError {
@@ -53,11 +73,87 @@ impl Api {
         if resp.status().as_u16() != 201 {
             return Err(error_of(resp, "register").await);
         }
-        let user = resp
+        let user: CreateUserResponse = resp
             .json()
             .await
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        Ok(Api { http, base, user })
+        let tokens = Arc::new(Mutex::new(Tokens {
+            access: user.token.clone(),
+            refresh: user.refresh_token.clone(),
+            issued: Instant::now(),
+        }));
+        Ok(Api {
+            http,
+            base,
+            user,
+            tokens,
+        })
+    }
+
+    fn token(&self) -> String {
+        self.tokens
+            .lock()
+            .map(|t| t.access.clone())
+            .unwrap_or_default()
+    }
+
+    /// Spends the refresh token for a new pair (`POST /v1/session/refresh`).
+    pub async fn refresh(&self) -> Result<(), ClientError> {
+        let refresh = self
+            .tokens
+            .lock()
+            .map(|t| t.refresh.clone())
+            .unwrap_or_default();
+        let resp = self
+            .http
+            .post(format!("{}/v1/session/refresh", self.base))
+            .json(&json!({ "refresh_token": refresh }))
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+        if resp.status().as_u16() != 200 {
+            return Err(error_of(resp, "refresh").await);
+        }
+        let pair: TokenPair = resp
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        if let Ok(mut t) = self.tokens.lock() {
+            t.access = pair.token;
+            t.refresh = pair.refresh_token;
+            t.issued = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Keeps the session alive: the server logs out users silent for its
+    /// lease (30 s by default), and a call is silent towards it. Every
+    /// `every`, refreshes the access token when three quarters of its
+    /// lifetime are gone, then says `GET /v1/me`.
+    pub async fn keep_alive(self, every: Duration) {
+        let ttl = Duration::from_secs(self.user.expires_in.max(10));
+        loop {
+            tokio::time::sleep(every).await;
+            let age = self
+                .tokens
+                .lock()
+                .map(|t| t.issued.elapsed())
+                .unwrap_or_default();
+            if age > ttl * 3 / 4 {
+                if let Err(e) = self.refresh().await {
+                    tracing::warn!(error = %e, "token refresh failed");
+                }
+            }
+            let r = self
+                .http
+                .get(format!("{}/v1/me", self.base))
+                .bearer_auth(self.token())
+                .send()
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "keep-alive failed");
+            }
+        }
     }
 
     /// `PUT /v1/me/status`, with the media key fingerprint for `ready`.
@@ -73,7 +169,7 @@ impl Api {
         let resp = self
             .http
             .put(format!("{}/v1/me/status", self.base))
-            .bearer_auth(&self.user.token)
+            .bearer_auth(self.token())
             .json(&body)
             .send()
             .await
@@ -91,7 +187,7 @@ impl Api {
         let resp = self
             .http
             .get(format!("{}/v1/me/peer?wait={wait_secs}", self.base))
-            .bearer_auth(&self.user.token)
+            .bearer_auth(self.token())
             .send()
             .await
             .map_err(|e| ClientError::Unreachable(e.to_string()))?;
@@ -111,7 +207,7 @@ impl Api {
         let resp = self
             .http
             .delete(format!("{}/v1/me", self.base))
-            .bearer_auth(&self.user.token)
+            .bearer_auth(self.token())
             .send()
             .await
             .map_err(|e| ClientError::Unreachable(e.to_string()))?;

@@ -52,9 +52,22 @@ pub struct Client {
     pub bind_ip: IpAddr,
     pub rate: u32,
     progress: Option<mpsc::UnboundedSender<Progress>>,
+    _keep_alive: AbortOnDrop,
+}
+
+/// A background task that ends with its owner.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 const STEP: Duration = Duration::from_secs(20);
+/// Well inside the server's default 30 s lease.
+const KEEP_ALIVE: Duration = Duration::from_secs(8);
 
 impl Client {
     /// Registers `name` with the server at `base`, then registers over SIP
@@ -65,6 +78,19 @@ impl Client {
         bind_ip: IpAddr,
         rate: u32,
         progress: Option<mpsc::UnboundedSender<Progress>>,
+    ) -> Result<Client, ClientError> {
+        Self::connect_with_keep_alive(base, name, bind_ip, rate, progress, KEEP_ALIVE).await
+    }
+
+    /// [`Client::connect`], saying "still here" to the server every
+    /// `keep_alive` (it must be shorter than the server's `--lease`).
+    pub async fn connect_with_keep_alive(
+        base: &str,
+        name: &str,
+        bind_ip: IpAddr,
+        rate: u32,
+        progress: Option<mpsc::UnboundedSender<Progress>>,
+        keep_alive: Duration,
     ) -> Result<Client, ClientError> {
         let api = Api::register(base, name).await?;
         let tell = |p| {
@@ -112,12 +138,14 @@ impl Client {
             None => return Err(ClientError::Pbx(format!("no answer from the PBX at {pbx}"))),
         }
         tell(Progress::SipRegistered);
+        let keep_alive = AbortOnDrop(tokio::spawn(api.clone().keep_alive(keep_alive)));
         Ok(Client {
             api,
             sip,
             bind_ip,
             rate,
             progress,
+            _keep_alive: keep_alive,
         })
     }
 
@@ -338,6 +366,7 @@ impl Client {
     /// SIP unregister and `DELETE /v1/me`.
     pub async fn quit(self) -> Result<(), ClientError> {
         let api = self.api.clone();
+        drop(self._keep_alive);
         let unregistered = self.sip.shutdown(Duration::from_secs(3)).await;
         api.logout().await?;
         if !unregistered {
