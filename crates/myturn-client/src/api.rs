@@ -90,6 +90,26 @@ impl Api {
         })
     }
 
+    /// The current access token.
+    pub fn access_token(&self) -> String {
+        self.token()
+    }
+
+    /// `ws://` (or `wss://`) URL of `path` on the server.
+    pub fn ws_url(&self, path: &str) -> String {
+        let rest = self
+            .base
+            .strip_prefix("https://")
+            .map(|r| format!("wss://{r}"))
+            .or_else(|| {
+                self.base
+                    .strip_prefix("http://")
+                    .map(|r| format!("ws://{r}"))
+            })
+            .unwrap_or_else(|| self.base.clone());
+        format!("{rest}{path}")
+    }
+
     fn token(&self) -> String {
         self.tokens
             .lock()

@@ -11,6 +11,7 @@
 //! * [`api`]: the HTTP API.
 //! * [`call`]: [`call::Client`], the flow, with a [`call::Progress`] feed
 //!   for a user interface.
+//! * [`events`]: the server's WebSocket event stream (lobby chat, pushes).
 //! * [`talk`]: streams audio frames paced at 20 ms and chat lines over an
 //!   established call, and collects what the partner sends.
 //! * [`speech`]: deterministic speech-like test audio.
@@ -24,6 +25,7 @@
 
 pub mod api;
 pub mod call;
+pub mod events;
 pub mod plain;
 pub mod speech;
 pub mod talk;

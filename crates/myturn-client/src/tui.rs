@@ -20,6 +20,7 @@ use crate::call::Progress;
 pub enum Action {
     Login(String),
     Ready,
+    LobbySay(String),
     Say(String),
     ToggleMic,
     HangUp,
@@ -52,6 +53,7 @@ pub enum Screen {
     Wait {
         spinner: usize,
         lobby: Vec<String>,
+        input: String,
     },
     Convo {
         peer: String,
@@ -115,8 +117,23 @@ impl Ui {
                 KeyCode::Char('q') | KeyCode::Esc => Some(Action::Quit),
                 _ => None,
             },
-            Screen::Wait { .. } => match key.code {
-                KeyCode::Char('q') | KeyCode::Esc => Some(Action::Quit),
+            Screen::Wait { input, .. } => match key.code {
+                KeyCode::Enter if !input.trim().is_empty() => {
+                    Some(Action::LobbySay(std::mem::take(input)))
+                }
+                KeyCode::Backspace => {
+                    input.pop();
+                    None
+                }
+                KeyCode::Esc if input.is_empty() => Some(Action::Quit),
+                KeyCode::Esc => {
+                    input.clear();
+                    None
+                }
+                KeyCode::Char(c) if input.len() < 500 => {
+                    input.push(c);
+                    None
+                }
                 _ => None,
             },
             Screen::Convo {
@@ -179,6 +196,7 @@ impl Ui {
                 self.screen = Screen::Wait {
                     spinner: 0,
                     lobby: Vec::new(),
+                    input: String::new(),
                 }
             }
             Progress::Paired { peer, .. } => {
@@ -229,6 +247,13 @@ impl Ui {
                     ),
                 };
             }
+        }
+    }
+
+    /// A lobby chat line (shown while waiting).
+    pub fn on_lobby(&mut self, from: &str, text: &str) {
+        if let Screen::Wait { lobby, .. } = &mut self.screen {
+            lobby.push(format!("{from}: {text}"));
         }
     }
 
@@ -316,9 +341,18 @@ impl Ui {
                     area,
                 );
             }
-            Screen::Wait { spinner, lobby } => {
-                let [top, rest] =
-                    Layout::vertical([Constraint::Length(3), Constraint::Min(1)]).areas(area);
+            Screen::Wait {
+                spinner,
+                lobby,
+                input,
+            } => {
+                let [top, rest, line, keys] = Layout::vertical([
+                    Constraint::Length(3),
+                    Constraint::Min(1),
+                    Constraint::Length(3),
+                    Constraint::Length(1),
+                ])
+                .areas(area);
                 f.render_widget(
                     Paragraph::new(format!("{} Looking for a partner…", SPINNER[*spinner]))
                         .block(Block::default().borders(Borders::ALL).title(" Waiting ")),
@@ -329,6 +363,15 @@ impl Ui {
                 f.render_widget(
                     List::new(items).block(Block::default().borders(Borders::ALL).title(" Lobby ")),
                     rest,
+                );
+                f.render_widget(
+                    Paragraph::new(format!("> {input}_"))
+                        .block(Block::default().borders(Borders::ALL)),
+                    line,
+                );
+                f.render_widget(
+                    Paragraph::new("Enter: say it in the lobby   Esc: quit"),
+                    keys,
                 );
             }
             Screen::Convo {
@@ -449,6 +492,7 @@ pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientEr
         };
     }
     let mut client: Option<Client> = None;
+    let mut events: Option<crate::events::Events> = None;
     let mut pump: Option<Pump> = None;
     let mut pending: Option<
         tokio::task::JoinHandle<(Client, Result<crate::call::Call, crate::ClientError>)>,
@@ -464,7 +508,12 @@ pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientEr
                 match ui.on_key(k) {
                     Some(Action::Login(name)) => {
                         match Client::connect(&opts.server, &name, opts.bind, opts.rate, Some(ptx.clone())).await {
-                            Ok(c) => client = Some(c),
+                            Ok(c) => {
+                                // The lobby chat rides the event stream; the
+                                // call works without it.
+                                events = crate::events::Events::connect(&c.api).await.ok();
+                                client = Some(c);
+                            }
                             Err(e) => ui.login_failed(e.to_string()),
                         }
                     }
@@ -478,6 +527,13 @@ pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientEr
                                 let r = c.ready_and_call().await;
                                 (c, r)
                             }));
+                        }
+                    }
+                    Some(Action::LobbySay(t)) => {
+                        let me = ui.name.clone();
+                        match events.as_ref().map(|e| e.lobby_say(&t)) {
+                            Some(Ok(())) => {}
+                            _ => ui.on_lobby(&me, "(lobby chat unavailable)"),
                         }
                     }
                     Some(Action::Say(t)) => {
@@ -505,6 +561,13 @@ pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientEr
             p = prx.recv() => {
                 if let Some(p) = p {
                     ui.on_progress(p);
+                }
+            }
+            ev = async { match events.as_mut() { Some(e) => e.incoming.recv().await, None => std::future::pending().await } } => {
+                match ev {
+                    Some(myturn_wire::ServerEvent::LobbyMessage { from, text, .. }) => ui.on_lobby(&from, &text),
+                    Some(_) => {}
+                    None => events = None,
                 }
             }
             done = async { match pending.as_mut() { Some(t) => t.await, None => std::future::pending().await } } => {
@@ -638,6 +701,21 @@ mod tests {
         ui.on_progress(Progress::Waiting);
         assert!(screen_text(&ui).contains("Looking for a partner"));
         ui.tick();
+        // The lobby chat while waiting.
+        for c in "anyone?".chars() {
+            assert_eq!(ui.on_key(key(KeyCode::Char(c))), None);
+        }
+        assert_eq!(
+            ui.on_key(key(KeyCode::Enter)),
+            Some(Action::LobbySay("anyone?".into()))
+        );
+        ui.on_lobby("alice", "anyone?");
+        ui.on_lobby("moderator", "be kind");
+        let text = screen_text(&ui);
+        assert!(
+            text.contains("alice: anyone?") && text.contains("moderator: be kind"),
+            "{text}"
+        );
         ui.on_progress(Progress::Paired {
             peer: "bob".into(),
             role: myturn_wire::Role::Caller,
