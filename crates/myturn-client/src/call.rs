@@ -20,14 +20,32 @@ use crate::ClientError;
 /// What the flow reports while it runs (the UI's feed).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Progress {
-    Registered { name: String, extension: String },
+    Registered {
+        name: String,
+        extension: String,
+    },
     SipRegistered,
     Waiting,
-    Paired { peer: String, role: WireRole },
+    Paired {
+        peer: String,
+        role: WireRole,
+    },
     Ringing,
-    Connected { sas: String },
-    Chat { from: String, text: String },
-    Ended { by_us: bool },
+    Connected {
+        sas: String,
+    },
+    Chat {
+        from: String,
+        text: String,
+    },
+    /// A lobby chat line, while waiting.
+    Lobby {
+        from: String,
+        text: String,
+    },
+    Ended {
+        by_us: bool,
+    },
 }
 
 /// A call in progress: SIP call, media session, who and how.
@@ -53,6 +71,8 @@ pub struct Client {
     pub rate: u32,
     progress: Option<mpsc::UnboundedSender<Progress>>,
     _keep_alive: AbortOnDrop,
+    /// The server's event stream (pushes and the lobby), when it opened.
+    events: Option<crate::events::Events>,
 }
 
 /// A background task that ends with its owner.
@@ -139,6 +159,14 @@ impl Client {
         }
         tell(Progress::SipRegistered);
         let keep_alive = AbortOnDrop(tokio::spawn(api.clone().keep_alive(keep_alive)));
+        // Best effort: without it the flow polls, and there is no lobby.
+        let events = match crate::events::Events::connect(&api).await {
+            Ok(e) => Some(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "no event stream: polling instead");
+                None
+            }
+        };
         Ok(Client {
             api,
             sip,
@@ -146,7 +174,39 @@ impl Client {
             rate,
             progress,
             _keep_alive: keep_alive,
+            events,
         })
+    }
+
+    /// Speaks in the lobby, usable while the flow waits for a partner.
+    pub fn lobby_sender(&self) -> Option<crate::events::LobbySender> {
+        self.events.as_ref().map(|e| e.sender())
+    }
+
+    /// Waits up to `d` for a pushed event, forwarding lobby lines; returns
+    /// whether `peer_ready_to_talk` came.
+    async fn wait_event(&mut self, d: Duration) -> bool {
+        let Some(ev) = self.events.as_mut() else {
+            tokio::time::sleep(d).await;
+            return false;
+        };
+        let end = tokio::time::Instant::now() + d;
+        loop {
+            match tokio::time::timeout_at(end, ev.incoming.recv()).await {
+                Ok(Some(myturn_wire::ServerEvent::PeerReadyToTalk)) => return true,
+                Ok(Some(myturn_wire::ServerEvent::LobbyMessage { from, text, .. })) => {
+                    if let Some(tx) = &self.progress {
+                        let _ = tx.send(Progress::Lobby { from, text });
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    self.events = None;
+                    return false;
+                }
+                Err(_) => return false,
+            }
+        }
     }
 
     fn tell(&self, p: Progress) {
@@ -163,8 +223,18 @@ impl Client {
         let t_ready = Instant::now();
         self.api.status("ready", Some(&fp)).await?;
         self.tell(Progress::Waiting);
+        // Long-poll for the partner; meanwhile relay the lobby chat.
         let peer = loop {
-            if let Some(p) = self.api.peer(15).await? {
+            let api = self.api.clone();
+            let poll = api.peer(15);
+            tokio::pin!(poll);
+            let got = loop {
+                tokio::select! {
+                    r = &mut poll => break r?,
+                    _ = self.wait_event(Duration::from_secs(3600)), if self.events.is_some() => {}
+                }
+            };
+            if let Some(p) = got {
                 break p;
             }
         };
@@ -186,15 +256,11 @@ impl Client {
         let media_addr = media_socket
             .local_addr()
             .map_err(|e| ClientError::Io(e.to_string()))?;
+        let rate = self.rate;
         let our_sdp = |offer: Option<&Sdp>| {
             let s = match offer {
                 Some(o) => Sdp::answer(o, media_addr, Some(fp.clone()), OsRng.next_u64() >> 1),
-                None => Sdp::new(
-                    media_addr,
-                    self.rate,
-                    Some(fp.clone()),
-                    OsRng.next_u64() >> 1,
-                ),
+                None => Sdp::new(media_addr, rate, Some(fp.clone()), OsRng.next_u64() >> 1),
             };
             s.render()
         };
@@ -225,9 +291,11 @@ impl Client {
                 (call, call_id, offer)
             }
             WireRole::Caller => {
-                // Dial once the callee listens (its status says so).
+                // Dial once the callee listens: its status says so, pushed
+                // as `peer_ready_to_talk` (checked again every 500 ms in
+                // case the push came before we looked, or there is no
+                // event stream).
                 let t0 = Instant::now();
-                let mut pause = Duration::from_millis(10);
                 loop {
                     let p = self.api.peer(0).await?.ok_or(ClientError::PeerLeft)?;
                     if matches!(p.peer_status, Status::ReadyToTalk | Status::InCall) {
@@ -236,8 +304,7 @@ impl Client {
                     if t0.elapsed() > STEP {
                         return Err(ClientError::Timeout("the partner to get ready"));
                     }
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(200));
+                    self.wait_event(Duration::from_millis(500)).await;
                 }
                 self.api.status("ready_to_talk", None).await?;
                 let call = self

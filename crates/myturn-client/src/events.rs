@@ -77,7 +77,23 @@ impl Events {
 
     /// Says something in the lobby (only while waiting).
     pub fn lobby_say(&self, text: &str) -> Result<(), ClientError> {
-        self.out
+        self.sender().lobby_say(text)
+    }
+
+    /// A handle that can speak in the lobby while someone else reads.
+    pub fn sender(&self) -> LobbySender {
+        LobbySender(self.out.clone())
+    }
+}
+
+/// Says things in the lobby through an open event stream.
+#[derive(Debug, Clone)]
+pub struct LobbySender(mpsc::UnboundedSender<ClientEvent>);
+
+impl LobbySender {
+    /// Says something in the lobby (only while waiting).
+    pub fn lobby_say(&self, text: &str) -> Result<(), ClientError> {
+        self.0
             .send(ClientEvent::LobbySay {
                 text: text.to_owned(),
             })

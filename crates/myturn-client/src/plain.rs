@@ -1,12 +1,14 @@
 //! Line mode (`myturn --plain`): commands in on stdin, one event per line
 //! out on stdout. For scripts, screen readers and tests.
 //!
-//! Commands: `ready` (wait for a partner and call), `say TEXT`, `mute`,
+//! Commands: `ready` (wait for a partner and call), `say TEXT`,
+//! `lobby TEXT` (the waiting room's chat), `mute`,
 //! `unmute`, `stats`, `hangup`, `next` (hang up and draw again), `quit`.
 //! End of input and Ctrl-C quit too (SIP unregister and logout first).
 //!
 //! Events: `registered name=… extension=…`, `sip registered`, `waiting`,
-//! `paired peer=… role=…`, `connected sas=…`, `chat TEXT`, `stats …`,
+//! `paired peer=… role=…`, `connected sas=…`, `chat TEXT`, `lobby TEXT`,
+//! `stats …`,
 //! `ended by=us|peer`, `error …`, `bye`.
 
 use std::io::Write as _;
@@ -75,6 +77,7 @@ fn progress_line(p: &Progress) -> String {
         Progress::Ringing => "ringing".into(),
         Progress::Connected { sas } => format!("connected sas={sas}"),
         Progress::Chat { from, text } => format!("chat {from}: {text}"),
+        Progress::Lobby { from, text } => format!("lobby {from}: {text}"),
         Progress::Ended { by_us } => format!("ended by={}", if *by_us { "us" } else { "peer" }),
     }
 }
@@ -330,8 +333,17 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                         }
                         None => say("error not in a call"),
                     },
+                    "lobby" => match client.lobby_sender() {
+                        Some(l) if !rest.is_empty() => {
+                            if let Err(e) = l.lobby_say(rest) {
+                                say(&format!("error {e}"));
+                            }
+                        }
+                        Some(_) => say("error lobby needs a message"),
+                        None => say("error no event stream: the lobby is unavailable"),
+                    },
                     "quit" => break,
-                    other => say(&format!("error unknown command `{other}` (ready, say TEXT, mute, unmute, stats, hangup, next, quit)")),
+                    other => say(&format!("error unknown command `{other}` (ready, say TEXT, lobby TEXT, mute, unmute, stats, hangup, next, quit)")),
                 }
             }
             _ = tick.tick(), if call.is_some() => {

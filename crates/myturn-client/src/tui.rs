@@ -228,6 +228,7 @@ impl Ui {
                     confirm_hangup: false,
                 };
             }
+            Progress::Lobby { from, text } => self.on_lobby(&from, &text),
             Progress::Chat { from, text } => {
                 if let Screen::Convo { chat, .. } = &mut self.screen {
                     chat.push((from, text));
@@ -492,7 +493,7 @@ pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientEr
         };
     }
     let mut client: Option<Client> = None;
-    let mut events: Option<crate::events::Events> = None;
+    let mut lobby: Option<crate::events::LobbySender> = None;
     let mut pump: Option<Pump> = None;
     let mut pending: Option<
         tokio::task::JoinHandle<(Client, Result<crate::call::Call, crate::ClientError>)>,
@@ -509,9 +510,7 @@ pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientEr
                     Some(Action::Login(name)) => {
                         match Client::connect(&opts.server, &name, opts.bind, opts.rate, Some(ptx.clone())).await {
                             Ok(c) => {
-                                // The lobby chat rides the event stream; the
-                                // call works without it.
-                                events = crate::events::Events::connect(&c.api).await.ok();
+                                lobby = c.lobby_sender();
                                 client = Some(c);
                             }
                             Err(e) => ui.login_failed(e.to_string()),
@@ -531,7 +530,7 @@ pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientEr
                     }
                     Some(Action::LobbySay(t)) => {
                         let me = ui.name.clone();
-                        match events.as_ref().map(|e| e.lobby_say(&t)) {
+                        match lobby.as_ref().map(|l| l.lobby_say(&t)) {
                             Some(Ok(())) => {}
                             _ => ui.on_lobby(&me, "(lobby chat unavailable)"),
                         }
@@ -561,13 +560,6 @@ pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientEr
             p = prx.recv() => {
                 if let Some(p) = p {
                     ui.on_progress(p);
-                }
-            }
-            ev = async { match events.as_mut() { Some(e) => e.incoming.recv().await, None => std::future::pending().await } } => {
-                match ev {
-                    Some(myturn_wire::ServerEvent::LobbyMessage { from, text, .. }) => ui.on_lobby(&from, &text),
-                    Some(_) => {}
-                    None => events = None,
                 }
             }
             done = async { match pending.as_mut() { Some(t) => t.await, None => std::future::pending().await } } => {
