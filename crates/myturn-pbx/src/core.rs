@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use myturn_sip::build::{self, uri_addr, uri_user};
+use myturn_sip::build::{self, token, uri_addr, uri_user};
 use myturn_sip::digest::{self, Algorithm, Challenge, Credentials};
 use myturn_sip::msg::{self, Message, Method};
 use myturn_sip::transaction::{
@@ -201,17 +201,6 @@ impl std::fmt::Debug for Pbx {
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
-}
-
-fn token(rng: &mut dyn RngCore, n: usize) -> String {
-    // One RNG call per token (an OS-backed RNG costs a syscall per call).
-    const A: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut raw = [0u8; 32];
-    let raw = &mut raw[..n.min(32)];
-    rng.fill_bytes(raw);
-    raw.iter()
-        .map(|b| A[(*b as usize) % A.len()] as char)
-        .collect()
 }
 
 impl Pbx {

@@ -9,6 +9,18 @@ use rsip::Header;
 
 use crate::msg::{self, Message, Method, NameAddr, ParseError, Rejected};
 
+/// `n` (at most 32) random alphanumerics for tags, branches, Call-IDs and
+/// cnonces, from one RNG call (an OS-backed RNG costs a syscall per call).
+pub fn token(rng: &mut dyn rand_core::RngCore, n: usize) -> String {
+    const A: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut raw = [0u8; 32];
+    let raw = &mut raw[..n.min(32)];
+    rng.fill_bytes(raw);
+    raw.iter()
+        .map(|b| A[(*b as usize) % A.len()] as char)
+        .collect()
+}
+
 /// A Request-URI rsip cannot represent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid request URI `{0}`")]

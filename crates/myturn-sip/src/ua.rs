@@ -18,7 +18,7 @@ use rand_core::RngCore;
 use rsip::headers::{self as h, UntypedHeader};
 use rsip::Header;
 
-use crate::build;
+use crate::build::{self, token};
 use crate::digest::{self, Challenge};
 use crate::msg::{self, Message, Method, NameAddr};
 use crate::sdp::Sdp;
@@ -194,6 +194,35 @@ struct Auth {
     nc: u32,
 }
 
+impl Auth {
+    /// The next (Proxy-)Authorization header for `method uri`.
+    fn header(
+        &mut self,
+        user: &str,
+        password: &str,
+        method: &str,
+        uri: &str,
+        cnonce: &str,
+    ) -> Header {
+        self.nc += 1;
+        let v = digest::respond(
+            &self.challenge,
+            user,
+            password,
+            method,
+            uri,
+            cnonce,
+            self.nc,
+        )
+        .to_header_value();
+        if self.proxy {
+            h::ProxyAuthorization::new(v).into()
+        } else {
+            h::Authorization::new(v).into()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CallState {
     /// Outgoing INVITE sent, no provisional.
@@ -305,17 +334,6 @@ impl std::fmt::Debug for UserAgent {
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
-}
-
-fn token(rng: &mut dyn RngCore, n: usize) -> String {
-    // One RNG call per token (an OS-backed RNG costs a syscall per call).
-    const A: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut raw = [0u8; 32];
-    let raw = &mut raw[..n.min(32)];
-    rng.fill_bytes(raw);
-    raw.iter()
-        .map(|b| A[(*b as usize) % A.len()] as char)
-        .collect()
 }
 
 impl UserAgent {
@@ -506,22 +524,14 @@ impl UserAgent {
         ];
         self.common_headers(&mut headers);
         if let Some(auth) = self.reg_auth.as_mut() {
-            auth.nc += 1;
             let cnonce = token(self.rng.as_mut(), 16);
-            let creds = digest::respond(
-                &auth.challenge,
+            headers.push(auth.header(
                 &self.cfg.username,
                 &self.cfg.password,
                 "REGISTER",
                 &uri,
                 &cnonce,
-                auth.nc,
-            );
-            headers.push(if auth.proxy {
-                h::ProxyAuthorization::new(creds.to_header_value()).into()
-            } else {
-                h::Authorization::new(creds.to_header_value()).into()
-            });
+            ));
         }
         let Ok(bytes) = build::request(rsip::Method::Register, &uri, headers, b"") else {
             self.events.push_back(Event::RegistrationFailed {
@@ -736,21 +746,7 @@ impl UserAgent {
         ];
         headers.extend(common);
         if let Some(auth) = call.auth.as_mut() {
-            auth.nc += 1;
-            let creds = digest::respond(
-                &auth.challenge,
-                &username,
-                &password,
-                "INVITE",
-                &uri,
-                &cnonce,
-                auth.nc,
-            );
-            headers.push(if auth.proxy {
-                h::ProxyAuthorization::new(creds.to_header_value()).into()
-            } else {
-                h::Authorization::new(creds.to_header_value()).into()
-            });
+            headers.push(auth.header(&username, &password, "INVITE", &uri, &cnonce));
         }
         let body = call.local_sdp.clone().unwrap_or_default();
         call.sent = Some(SentInvite {
