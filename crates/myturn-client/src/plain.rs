@@ -94,6 +94,9 @@ pub struct Pump {
     pub received: u64,
     /// Peak of the last received frame, 0..1.
     pub level: f64,
+    /// Received audio, reordered and paced for playout; its counters give
+    /// loss (RFC 3550) and interarrival jitter.
+    jitter: myturn_media::jitter::JitterBuffer,
     #[cfg(feature = "audio")]
     capture: Option<myturn_media::audio::Capture>,
     #[cfg(feature = "audio")]
@@ -168,6 +171,7 @@ impl Pump {
             Output::Device(_) => None,
             Output::None => None,
         };
+        let frame_bytes = (call.rate / 50 * 2) as usize;
         let pump = Pump {
             call,
             input: frames,
@@ -177,6 +181,7 @@ impl Pump {
             sent: 0,
             received: 0,
             level: 0.0,
+            jitter: myturn_media::jitter::JitterBuffer::new(frame_bytes),
             #[cfg(feature = "audio")]
             capture,
             #[cfg(feature = "audio")]
@@ -196,6 +201,14 @@ impl Pump {
                 }
             }
         }
+        // Playout: one frame per tick once the buffer has started (to the
+        // speaker when there is one; the WAV file takes frames as they
+        // arrive, unaltered).
+        let _frame = self.jitter.pop(std::time::Instant::now());
+        #[cfg(feature = "audio")]
+        if let (Some(p), Some(f)) = (self.playback.as_ref(), _frame) {
+            p.play(f);
+        }
         if let Some(f) = self.input.get(self.next) {
             self.next += 1;
             if !self.muted && self.call.media.send_audio(f.clone()).await.is_ok() {
@@ -212,8 +225,10 @@ impl Pump {
     /// A media event: audio is written out, text and failures returned.
     pub fn on_media(&mut self, ev: Option<MediaEvent>) -> Option<Heard> {
         match ev? {
-            MediaEvent::Audio { pcm, .. } => {
+            MediaEvent::Audio { seq, pcm } => {
                 self.received += 1;
+                self.jitter
+                    .push(std::time::Instant::now(), seq, pcm.clone());
                 let peak = pcm
                     .chunks_exact(2)
                     .map(|b| i16::from_le_bytes([b[0], b[1]]).unsigned_abs())
@@ -223,16 +238,20 @@ impl Pump {
                 if let Some(w) = self.out.as_mut() {
                     let _ = w.write_frame(&pcm);
                 }
-                #[cfg(feature = "audio")]
-                if let Some(p) = self.playback.as_ref() {
-                    p.play(pcm);
-                }
                 None
             }
             MediaEvent::Text(t) => Some(Heard::Text(t)),
             MediaEvent::Failed(f) => Some(Heard::Failed(f.to_string())),
             MediaEvent::Established { .. } => None,
         }
+    }
+
+    /// Loss (percent, RFC 3550 sequence span) and interarrival jitter
+    /// (ms) of what was received.
+    pub fn quality(&self) -> (f64, f64) {
+        let st = self.jitter.stats();
+        let loss = 100.0 * st.lost as f64 / (st.received + st.lost).max(1) as f64;
+        (loss, st.jitter_ms)
     }
 
     /// Closes the output file.
@@ -317,8 +336,9 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                     "stats" => match call.as_ref() {
                         Some(c) => {
                             let s = c.call.media.stats();
+                            let (loss, jitter) = c.quality();
                             say(&format!(
-                                "stats sent={} received={} dropped={} muted_frames={}",
+                                "stats sent={} received={} loss={loss:.1}% jitter={jitter:.1}ms dropped={} muted_frames={}",
                                 c.sent, c.received, s.session.dropped.values().sum::<u64>(), s.muted_frames
                             ));
                         }

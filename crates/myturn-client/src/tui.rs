@@ -586,12 +586,11 @@ pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientEr
                 if let Some(p) = pump.as_mut() {
                     p.tick().await;
                     if ticks % 10 == 0 {
-                        let st = p.call.media.stats();
-                        let dropped: u64 = st.session.dropped.values().sum();
+                        let (loss_percent, jitter_ms) = p.quality();
                         ui.set_figures(CallFigures {
                             level: p.level,
-                            loss_percent: 100.0 * dropped as f64 / (p.received + dropped).max(1) as f64,
-                            jitter_ms: 0.0,
+                            loss_percent,
+                            jitter_ms,
                             elapsed: started.elapsed(),
                         });
                     }

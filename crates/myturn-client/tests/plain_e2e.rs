@@ -123,7 +123,14 @@ async fn two_plain_clients_talk_and_chat_through_the_builtin_pbx() {
     tokio::time::sleep(Duration::from_millis(2600)).await;
     alice.send("stats").await;
     let stats = alice.expect("stats ").await;
-    assert!(stats.contains("sent=100"), "{stats}");
+    assert!(
+        stats.contains("sent=100") && stats.contains("received=100"),
+        "{stats}"
+    );
+    assert!(
+        stats.contains("loss=0.0%") && stats.contains("jitter="),
+        "{stats}"
+    );
     alice.send("hangup").await;
     alice.expect("ended by=us").await;
     bob.expect("ended by=peer").await;
