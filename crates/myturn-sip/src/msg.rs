@@ -864,8 +864,24 @@ fn build(lexed: &Lexed<'_>) -> Result<Message, ParseError> {
         }
     }
 
-    let mut out_headers: Vec<(Cow<'static, str>, String)> =
-        Vec::with_capacity(lexed.headers.len() + 1);
+    // The canonical rendering rsip is handed, written as we validate. An
+    // extension method gets a stand-in that rsip accepts; `start` keeps
+    // the real one.
+    let mut text = String::with_capacity(lexed.start_line.len() + 48 * lexed.headers.len() + 64);
+    match &start {
+        StartLine::Request { method, uri } => {
+            match method {
+                Method::Known(m) => text.push_str(&m.to_string()),
+                Method::Extension(_) => text.push_str("OPTIONS"),
+            }
+            text.push(' ');
+            text.push_str(uri);
+            text.push_str(" SIP/2.0\r\n");
+        }
+        StartLine::Response { code, reason } => {
+            text.push_str(&format!("SIP/2.0 {code} {reason}\r\n"));
+        }
+    }
     let mut cseq = None;
     let mut content_length = None;
     for (name, value) in &lexed.headers {
@@ -875,19 +891,19 @@ fn build(lexed: &Lexed<'_>) -> Result<Message, ParseError> {
                     if v.trim().is_empty() {
                         return Err(ParseError::header("Via", "empty value"));
                     }
-                    out_headers.push((name.clone(), Via::parse(v)?.to_string()));
+                    put(&mut text, name, &Via::parse(v)?.to_string());
                 }
             }
             n if MULTI.contains(&n) => {
                 for v in split_outside_quotes(value, b',') {
                     let na = NameAddr::parse(n, v)?;
-                    out_headers.push((name.clone(), v.trim().to_owned()));
+                    put(&mut text, name, v.trim());
                     let _ = na;
                 }
             }
             "From" | "To" => {
                 NameAddr::parse(name, value)?;
-                out_headers.push((name.clone(), value.clone()));
+                put(&mut text, name, value);
             }
             "CSeq" => {
                 let mut it = value.split_whitespace();
@@ -896,7 +912,10 @@ fn build(lexed: &Lexed<'_>) -> Result<Message, ParseError> {
                 };
                 let num = parse_number("CSeq", num, MAX_CSEQ)? as u32;
                 let m = Method::parse(m).ok_or(ParseError::header("CSeq", "method"))?;
-                out_headers.push((name.clone(), format!("{num} {m}")));
+                match &m {
+                    Method::Extension(_) => put(&mut text, name, &format!("{num} OPTIONS")),
+                    Method::Known(k) => put(&mut text, name, &format!("{num} {k}")),
+                }
                 cseq = Some((num, m));
             }
             "Content-Length" => {
@@ -905,26 +924,26 @@ fn build(lexed: &Lexed<'_>) -> Result<Message, ParseError> {
             }
             "Max-Forwards" => {
                 let n = parse_number(name, value, 255)?;
-                out_headers.push((name.clone(), n.to_string()));
+                put(&mut text, name, &n.to_string());
             }
             "Expires" | "Min-Expires" => {
                 parse_number(name, value, u32::MAX as u64)?;
-                out_headers.push((name.clone(), value.clone()));
+                put(&mut text, name, value);
             }
             "Date" => {
                 // rfc1123-date ends in "GMT" (RFC 3261 §20.17).
                 if !value.ends_with(" GMT") {
                     return Err(ParseError::header("Date", "not GMT"));
                 }
-                out_headers.push((name.clone(), value.clone()));
+                put(&mut text, name, value);
             }
             "Call-ID" => {
                 if value.is_empty() || value.contains([' ', '\t']) {
                     return Err(ParseError::header("Call-ID", "empty or spaced"));
                 }
-                out_headers.push((name.clone(), value.clone()));
+                put(&mut text, name, value);
             }
-            _ => out_headers.push((name.clone(), value.clone())),
+            _ => put(&mut text, name, value),
         }
     }
     let Some(cseq) = cseq else {
@@ -945,36 +964,7 @@ fn build(lexed: &Lexed<'_>) -> Result<Message, ParseError> {
         // Over UDP the body is the rest of the datagram (RFC 3261 §18.3).
         None => lexed.body,
     };
-    out_headers.push((Cow::Borrowed("Content-Length"), body.len().to_string()));
-
-    // Hand rsip a canonical rendering. An extension method gets a stand-in
-    // that rsip accepts; `start` keeps the real one.
-    let mut text = String::with_capacity(lexed.start_line.len() + 32 * out_headers.len());
-    match &start {
-        StartLine::Request { method, uri } => {
-            let m = match method {
-                Method::Known(m) => m.to_string(),
-                Method::Extension(_) => "OPTIONS".into(),
-            };
-            text.push_str(&m);
-            text.push(' ');
-            text.push_str(uri);
-            text.push_str(" SIP/2.0\r\n");
-        }
-        StartLine::Response { code, reason } => {
-            text.push_str(&format!("SIP/2.0 {code} {reason}\r\n"));
-        }
-    }
-    for (n, v) in &out_headers {
-        if n == "CSeq" && matches!(cseq.1, Method::Extension(_)) {
-            text.push_str(&format!("CSeq: {} OPTIONS\r\n", cseq.0));
-            continue;
-        }
-        text.push_str(n);
-        text.push_str(": ");
-        text.push_str(v);
-        text.push_str("\r\n");
-    }
+    put(&mut text, "Content-Length", &body.len().to_string());
     text.push_str("\r\n");
     let mut bytes = text.into_bytes();
     bytes.extend_from_slice(body);
@@ -997,6 +987,13 @@ fn build(lexed: &Lexed<'_>) -> Result<Message, ParseError> {
         },
     };
     Ok(Message { start, sip, cseq })
+}
+
+fn put(text: &mut String, name: &str, value: &str) {
+    text.push_str(name);
+    text.push_str(": ");
+    text.push_str(value);
+    text.push_str("\r\n");
 }
 
 impl Message {
