@@ -539,6 +539,11 @@ pub struct Message {
     /// stand-in method; use [`Message::method`].
     pub sip: rsip::SipMessage,
     cseq: (u32, Method),
+    /// Parsed once while validating; the accessors hand these out.
+    vias: Vec<Via>,
+    from: Option<NameAddr>,
+    to: Option<NameAddr>,
+    contacts: Vec<NameAddr>,
 }
 
 /// What a UAS needs to answer a request that failed validation.
@@ -884,6 +889,7 @@ fn build(lexed: &Lexed<'_>) -> Result<Message, ParseError> {
     }
     let mut cseq = None;
     let mut content_length = None;
+    let (mut vias, mut from, mut to, mut contacts) = (Vec::new(), None, None, Vec::new());
     for (name, value) in &lexed.headers {
         match name.as_ref() {
             "Via" => {
@@ -891,19 +897,28 @@ fn build(lexed: &Lexed<'_>) -> Result<Message, ParseError> {
                     if v.trim().is_empty() {
                         return Err(ParseError::header("Via", "empty value"));
                     }
-                    put(&mut text, name, &Via::parse(v)?.to_string());
+                    let via = Via::parse(v)?;
+                    put(&mut text, name, &via.to_string());
+                    vias.push(via);
                 }
             }
             n if MULTI.contains(&n) => {
                 for v in split_outside_quotes(value, b',') {
                     let na = NameAddr::parse(n, v)?;
                     put(&mut text, name, v.trim());
-                    let _ = na;
+                    if n == "Contact" {
+                        contacts.push(na);
+                    }
                 }
             }
             "From" | "To" => {
-                NameAddr::parse(name, value)?;
+                let na = NameAddr::parse(name, value)?;
                 put(&mut text, name, value);
+                if name == "From" {
+                    from = Some(na);
+                } else {
+                    to = Some(na);
+                }
             }
             "CSeq" => {
                 let mut it = value.split_whitespace();
@@ -986,7 +1001,15 @@ fn build(lexed: &Lexed<'_>) -> Result<Message, ParseError> {
             StartLine::Response { .. } => return Err(ParseError::Rsip(e.to_string())),
         },
     };
-    Ok(Message { start, sip, cseq })
+    Ok(Message {
+        start,
+        sip,
+        cseq,
+        vias,
+        from,
+        to,
+        contacts,
+    })
 }
 
 fn put(text: &mut String, name: &str, value: &str) {
@@ -1058,27 +1081,28 @@ impl Message {
     }
 
     /// The topmost Via (validated by [`parse`]).
-    pub fn top_via(&self) -> Option<Via> {
-        self.header("Via").and_then(|v| Via::parse(v).ok())
+    pub fn top_via(&self) -> Option<&Via> {
+        self.vias.first()
     }
 
-    pub fn vias(&self) -> Vec<Via> {
-        self.headers("Via")
-            .filter_map(|v| Via::parse(v).ok())
-            .collect()
+    pub fn vias(&self) -> &[Via] {
+        &self.vias
     }
 
-    pub fn from(&self) -> Option<NameAddr> {
-        self.header("From")
-            .and_then(|v| NameAddr::parse("From", v).ok())
+    pub fn from(&self) -> Option<&NameAddr> {
+        self.from.as_ref()
     }
 
-    pub fn to(&self) -> Option<NameAddr> {
-        self.header("To")
-            .and_then(|v| NameAddr::parse("To", v).ok())
+    pub fn to(&self) -> Option<&NameAddr> {
+        self.to.as_ref()
     }
 
+    /// Every value of an address header (Contact is parsed once, at
+    /// parse time; others on demand).
     pub fn name_addrs(&self, name: &'static str) -> Vec<NameAddr> {
+        if name == "Contact" {
+            return self.contacts.clone();
+        }
         self.headers(name)
             .filter_map(|v| NameAddr::parse(name, v).ok())
             .collect()

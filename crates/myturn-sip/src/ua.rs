@@ -1363,7 +1363,7 @@ impl UserAgent {
             call_id: req.call_id().to_owned(),
             local_tag: tag.clone(),
             remote_tag: from.tag().map(str::to_owned),
-            local_uri: req.to().map(|t| t.uri).unwrap_or_default(),
+            local_uri: req.to().map(|t| t.uri.clone()).unwrap_or_default(),
             remote_uri: from.uri.clone(),
             local_cseq: self.rng.next_u32() % 10_000 + 1,
             remote_cseq: Some(req.cseq()),
