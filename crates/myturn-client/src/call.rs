@@ -312,10 +312,16 @@ impl Client {
                     .invite(&peer.peer.extension, &our_sdp(None))
                     .await
                     .map_err(ClientError::sip)?;
+                let progress = self.progress.clone();
                 let answer = self
                     .sip
                     .wait_for(STEP, &mut skipped, |e| match e {
-                        SipEvent::Ringing { .. } => None,
+                        SipEvent::Ringing { call: c } if *c == call => {
+                            if let Some(tx) = &progress {
+                                let _ = tx.send(Progress::Ringing);
+                            }
+                            None
+                        }
                         SipEvent::Answered {
                             call: c,
                             answer,

@@ -7,7 +7,8 @@
 //! End of input and Ctrl-C quit too (SIP unregister and logout first).
 //!
 //! Events: `registered name=… extension=…`, `sip registered`, `waiting`,
-//! `paired peer=… role=…`, `connected sas=…`, `chat TEXT`, `lobby TEXT`,
+//! `paired peer=… role=…`, `ringing` (caller), `connected sas=…`,
+//! `chat TEXT`, `lobby TEXT`,
 //! `stats …`,
 //! `ended by=us|peer`, `error …`, `bye`.
 

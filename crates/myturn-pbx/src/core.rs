@@ -101,7 +101,8 @@ pub enum Event {
     },
     /// The binding is gone: `Expires: 0`, expiry, or the account removed.
     Unregistered { username: String, why: &'static str },
-    /// Too many failed authentications: the IP is ignored until `until`.
+    /// Too many failed authentications: the IP is ignored for
+    /// [`Config::block_for`].
     Blocked { ip: IpAddr, failures: u32 },
     /// An INVITE was routed from one user to another's extension.
     CallRouted { from: String, to: String },
