@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use myturn_media::driver::{self as media, MediaHandle};
-use myturn_media::keys::{fingerprint_b64, parse_fingerprint_b64, EphemeralKey, Role};
+use myturn_media::keys::{fingerprint_b64, parse_fingerprint_b64, EphemeralKey, PairId, Role};
 use myturn_media::session::{Config as MediaConfig, Event as MediaEvent, Session};
 use myturn_sip::driver::{self as sip, SipHandle};
 use myturn_sip::sdp::Sdp;
@@ -62,6 +62,85 @@ pub struct Call {
     pub handshake_ms: f64,
 }
 
+/// What a SIP event means for the call in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallSignal {
+    /// Not about this call, or nothing to do.
+    Nothing,
+    /// The partner's side moved or renumbered the media; the media session
+    /// now sends there.
+    MediaMoved,
+    /// The partner hung up.
+    EndedByPeer,
+}
+
+impl Call {
+    /// Applies a SIP event to this call: a re-INVITE or UPDATE with new SDP
+    /// moves the media (Asterisk does this when it re-anchors RTP), a BYE
+    /// ends it. The keys never change: they bind nothing SIP carries.
+    pub async fn on_sip(&self, ev: &SipEvent) -> CallSignal {
+        match ev {
+            SipEvent::RemoteMediaChanged { call, sdp } if *call == self.sip_call => {
+                tracing::info!(media = %sdp.media, payload_type = sdp.payload_type, "remote media changed");
+                if self
+                    .media
+                    .retarget(sdp.media, sdp.payload_type)
+                    .await
+                    .is_ok()
+                {
+                    CallSignal::MediaMoved
+                } else {
+                    CallSignal::Nothing
+                }
+            }
+            SipEvent::CallEnded {
+                call,
+                by: EndedBy::Remote,
+            } if *call == self.sip_call => CallSignal::EndedByPeer,
+            _ => CallSignal::Nothing,
+        }
+    }
+}
+
+/// REGISTERs, retrying a refusal with backoff for [`REGISTER_GRACE`]: with
+/// an external PBX the account may not be loaded yet.
+async fn register_with_retry(sip: &mut SipHandle, pbx: SocketAddr) -> Result<(), ClientError> {
+    let t0 = Instant::now();
+    let mut pause = REGISTER_BACKOFF;
+    loop {
+        sip.register().await.map_err(ClientError::sip)?;
+        let mut skipped = Vec::new();
+        let r = sip
+            .wait_for(Duration::from_secs(10), &mut skipped, |e| match e {
+                SipEvent::Registered { .. } => Some(Ok(())),
+                SipEvent::RegistrationFailed { code, reason } => Some(Err((*code, reason.clone()))),
+                _ => None,
+            })
+            .await;
+        match r {
+            Some(Ok(())) => return Ok(()),
+            Some(Err((code, reason))) if t0.elapsed() + pause < REGISTER_GRACE => {
+                tracing::info!(
+                    code,
+                    %reason,
+                    retry_in_ms = pause.as_millis() as u64,
+                    "SIP registration refused; the PBX may not know the account yet, retrying"
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Some(Err((code, reason))) => {
+                return Err(ClientError::Pbx(format!(
+                    "SIP registration refused: {code} {reason} (still refused after {} s; \
+                     the PBX does not accept this account's credentials)",
+                    t0.elapsed().as_secs()
+                )))
+            }
+            None => return Err(ClientError::Pbx(format!("no answer from the PBX at {pbx}"))),
+        }
+    }
+}
+
 /// A registered user with a registered SIP agent.
 #[derive(Debug)]
 pub struct Client {
@@ -86,6 +165,12 @@ impl Drop for AbortOnDrop {
 }
 
 const STEP: Duration = Duration::from_secs(20);
+/// How long a refused first REGISTER is retried: an external PBX (Asterisk)
+/// learns a new account only after its configuration reload, so the first
+/// attempts may meet "wrong password" for a moment.
+const REGISTER_GRACE: Duration = Duration::from_secs(8);
+/// First pause between those retries (doubling, at most 2 s).
+const REGISTER_BACKOFF: Duration = Duration::from_millis(250);
 /// Well inside the server's default 30 s lease.
 const KEEP_ALIVE: Duration = Duration::from_secs(8);
 
@@ -139,24 +224,7 @@ impl Client {
         cfg.domain = domain.clone();
         let mut sip =
             sip::start(socket, cfg, Box::new(OsRng)).map_err(|e| ClientError::Io(e.to_string()))?;
-        sip.register().await.map_err(ClientError::sip)?;
-        let mut skipped = Vec::new();
-        let r = sip
-            .wait_for(Duration::from_secs(10), &mut skipped, |e| match e {
-                SipEvent::Registered { .. } => Some(Ok(())),
-                SipEvent::RegistrationFailed { code, reason } => Some(Err((*code, reason.clone()))),
-                _ => None,
-            })
-            .await;
-        match r {
-            Some(Ok(())) => {}
-            Some(Err((code, reason))) => {
-                return Err(ClientError::Pbx(format!(
-                    "SIP registration refused: {code} {reason}"
-                )))
-            }
-            None => return Err(ClientError::Pbx(format!("no answer from the PBX at {pbx}"))),
-        }
+        register_with_retry(&mut sip, pbx).await?;
         tell(Progress::SipRegistered);
         let keep_alive = AbortOnDrop(tokio::spawn(api.clone().keep_alive(keep_alive)));
         // Best effort: without it the flow polls, and there is no lobby.
@@ -239,6 +307,9 @@ impl Client {
             }
         };
         let pairing_ms = t_ready.elapsed().as_secs_f64() * 1e3;
+        let pair_id = PairId::from_hex(&peer.pair_id).ok_or_else(|| {
+            ClientError::Protocol(format!("bad pair id `{}` from the server", peer.pair_id))
+        })?;
         self.tell(Progress::Paired {
             peer: peer.peer.name.clone(),
             role: peer.role,
@@ -358,7 +429,7 @@ impl Client {
                 WireRole::Caller => Role::Initiator,
                 WireRole::Callee => Role::Responder,
             },
-            call_id: sip_call_id.clone(),
+            pair_id,
             peer_fingerprint: peer_fp,
             payload_type: remote.payload_type,
             ssrc: OsRng.next_u32(),
@@ -368,21 +439,53 @@ impl Client {
         let session = Session::with_key(cfg, key, Box::new(OsRng), Instant::now());
         let mut media = media::start_session(media_socket, remote.media, session)
             .map_err(|e| ClientError::Io(e.to_string()))?;
-        let sas = loop {
-            match tokio::time::timeout(STEP, media.events.recv()).await {
-                Ok(Some(MediaEvent::Established { sas, .. })) => break sas,
-                Ok(Some(MediaEvent::Failed(f))) => {
-                    let _ = self.sip.hangup(sip_call).await;
-                    return Err(ClientError::Media(f.to_string()));
-                }
-                Ok(Some(_)) => continue,
-                Ok(None) | Err(_) => {
-                    let _ = self.sip.hangup(sip_call).await;
-                    return Err(ClientError::Timeout("the key agreement"));
+        // A re-INVITE or UPDATE that came while the call was set up (a
+        // back-to-back agent moving its media anchor) applies first.
+        if let Some(sdp) = skipped.into_iter().rev().find_map(|e| match e {
+            SipEvent::RemoteMediaChanged { call, sdp } if call == sip_call => Some(sdp),
+            _ => None,
+        }) {
+            let _ = media.retarget(sdp.media, sdp.payload_type).await;
+        }
+        let deadline = tokio::time::Instant::now() + STEP;
+        let outcome = loop {
+            tokio::select! {
+                ev = media.events.recv() => match ev {
+                    Some(MediaEvent::Established { sas, .. }) => break Ok(sas),
+                    Some(MediaEvent::Failed(f)) => break Err(ClientError::Media(f.to_string())),
+                    Some(_) => {}
+                    None => break Err(ClientError::Timeout("the key agreement")),
+                },
+                ev = self.sip.events.recv() => match ev {
+                    Some(SipEvent::RemoteMediaChanged { call, sdp }) if call == sip_call => {
+                        let _ = media.retarget(sdp.media, sdp.payload_type).await;
+                    }
+                    Some(SipEvent::CallEnded { call, .. }) if call == sip_call => {
+                        break Err(ClientError::PeerLeft);
+                    }
+                    _ => {}
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    break Err(ClientError::Timeout("the key agreement"));
                 }
             }
         };
+        let sas = match outcome {
+            Ok(sas) => sas,
+            Err(e) => {
+                let _ = self.sip.hangup(sip_call).await;
+                return Err(e);
+            }
+        };
         let handshake_ms = t_hs.elapsed().as_secs_f64() * 1e3;
+        tracing::info!(
+            %sip_call_id,
+            %pair_id,
+            peer = %peer.peer.name,
+            remote_media = %remote.media,
+            payload_type = remote.payload_type,
+            "call connected"
+        );
         self.tell(Progress::Connected { sas: sas.clone() });
         Ok(Call {
             sip_call,

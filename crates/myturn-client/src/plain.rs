@@ -18,10 +18,9 @@ use std::time::Duration;
 
 use myturn_media::session::Event as MediaEvent;
 use myturn_media::wav;
-use myturn_sip::ua::{EndedBy, Event as SipEvent};
 use tokio::io::AsyncBufReadExt;
 
-use crate::call::{Call, Client, Progress};
+use crate::call::{Call, CallSignal, Client, Progress};
 use crate::ClientError;
 
 /// Where a call's outgoing audio comes from.
@@ -381,14 +380,20 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                 }
             }
             ev = client.sip.events.recv() => {
-                if let Some(SipEvent::CallEnded { call: id, by: EndedBy::Remote }) = ev {
-                    if call.as_ref().is_some_and(|c| c.call.sip_call == id) {
+                let signal = match (ev, call.as_ref()) {
+                    (Some(ev), Some(c)) => c.call.on_sip(&ev).await,
+                    _ => CallSignal::Nothing,
+                };
+                match signal {
+                    CallSignal::EndedByPeer => {
                         if let Some(c) = call.take() {
                             finish(c);
                         }
                         say("ended by=peer");
                         let _ = client.api.status("busy", None).await;
                     }
+                    CallSignal::MediaMoved => say("media moved"),
+                    CallSignal::Nothing => {}
                 }
             }
             _ = &mut ctrl_c => break,

@@ -456,7 +456,6 @@ impl Drop for TerminalGuard {
 pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientError> {
     use crate::call::Client;
     use crate::plain::{Heard, Pump};
-    use myturn_sip::ua::{EndedBy, Event as SipEvent};
     use ratatui::crossterm::event::{self, Event};
     use std::time::Instant;
 
@@ -607,15 +606,17 @@ pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientEr
                 }
             }
             ev = async { match client.as_mut() { Some(c) => c.sip.events.recv().await, None => std::future::pending().await } } => {
-                if let Some(SipEvent::CallEnded { call: id, by: EndedBy::Remote }) = ev {
-                    if pump.as_ref().is_some_and(|p| p.call.sip_call == id) {
-                        if let Some(p) = pump.take() {
-                            let _ = p.finish();
-                        }
-                        ui.on_progress(crate::call::Progress::Ended { by_us: false });
-                        if let Some(c) = client.as_ref() {
-                            let _ = c.api.status("busy", None).await;
-                        }
+                let signal = match (ev, pump.as_ref()) {
+                    (Some(ev), Some(p)) => p.call.on_sip(&ev).await,
+                    _ => crate::call::CallSignal::Nothing,
+                };
+                if signal == crate::call::CallSignal::EndedByPeer {
+                    if let Some(p) = pump.take() {
+                        let _ = p.finish();
+                    }
+                    ui.on_progress(crate::call::Progress::Ended { by_us: false });
+                    if let Some(c) = client.as_ref() {
+                        let _ = c.api.status("busy", None).await;
                     }
                 }
             }

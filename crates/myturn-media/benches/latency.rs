@@ -27,7 +27,7 @@ use tokio::net::UdpSocket;
 fn cfg(role: Role) -> Config {
     Config {
         role,
-        call_id: "latency".into(),
+        pair_id: myturn_media::keys::PairId([0x1a; 16]),
         peer_fingerprint: None,
         payload_type: 96,
         ssrc: 1,

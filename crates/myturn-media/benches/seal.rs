@@ -82,8 +82,22 @@ fn main() {
         EphemeralKey::generate(&mut rng),
         EphemeralKey::generate(&mut rng),
     );
-    let ki = derive(Role::Initiator, &i, &r.public(), &r.nonce(), "bench").unwrap();
-    let kr = derive(Role::Responder, &r, &i.public(), &i.nonce(), "bench").unwrap();
+    let ki = derive(
+        Role::Initiator,
+        &i,
+        &r.public(),
+        &r.nonce(),
+        &myturn_media::keys::PairId([0xbe; 16]),
+    )
+    .unwrap();
+    let kr = derive(
+        Role::Responder,
+        &r,
+        &i.public(),
+        &i.nonce(),
+        &myturn_media::keys::PairId([0xbe; 16]),
+    )
+    .unwrap();
     let mut srtp = SrtpRef {
         key: [0; 16],
         salt: [0; 14],

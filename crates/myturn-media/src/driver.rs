@@ -20,6 +20,7 @@ const EVENT_QUEUE: usize = 512;
 
 enum Command {
     Audio(Vec<u8>),
+    Retarget(SocketAddr, u8),
     Text(String),
     Mute(bool),
 }
@@ -78,6 +79,16 @@ impl MediaHandle {
             .map_err(|_| Closed)
     }
 
+    /// Moves the media to a new peer address and payload type, as a
+    /// re-INVITE or UPDATE with new SDP asks (Asterisk moves media that
+    /// way). Datagrams from the old address are then dropped as foreign.
+    pub async fn retarget(&self, peer: SocketAddr, payload_type: u8) -> Result<(), Closed> {
+        self.cmds
+            .send(Command::Retarget(peer, payload_type))
+            .await
+            .map_err(|_| Closed)
+    }
+
     /// Sends one chat message.
     pub async fn send_text(&self, text: String) -> Result<(), Closed> {
         self.cmds
@@ -124,7 +135,7 @@ pub fn start_session(
 
 async fn run(
     socket: UdpSocket,
-    peer: SocketAddr,
+    mut peer: SocketAddr,
     mut session: Session,
     mut cmds: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
@@ -162,6 +173,13 @@ async fn run(
                     let _ = session.send_audio(&pcm);
                 }
                 Some(Command::Mute(m)) => muted = m,
+                Some(Command::Retarget(to, pt)) => {
+                    if to != peer {
+                        tracing::info!(from = %peer, %to, "media moved by the signalling");
+                    }
+                    peer = to;
+                    session.set_payload_type(pt);
+                }
                 Some(Command::Text(t)) => {
                     if let Err(e) = session.send_text(Instant::now(), &t) {
                         tracing::debug!(error = %e, "chat message refused");

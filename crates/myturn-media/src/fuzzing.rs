@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use rand_core::{CryptoRng, RngCore};
 
-use crate::keys::{derive, EphemeralKey, Role};
+use crate::keys::{derive, EphemeralKey, PairId, Role};
 use crate::packet::{Inner, Kind, Opener, RtpHeader};
 use crate::session::{Config, Session};
 
@@ -47,7 +47,13 @@ pub fn packet(data: &[u8]) {
         EphemeralKey::generate(&mut rng),
         EphemeralKey::generate(&mut rng),
     );
-    if let Ok(k) = derive(Role::Responder, &r, &i.public(), &i.nonce(), "fuzz") {
+    if let Ok(k) = derive(
+        Role::Responder,
+        &r,
+        &i.public(),
+        &i.nonce(),
+        &PairId([0xf0; 16]),
+    ) {
         let mut out = Vec::new();
         for kind in [Kind::Audio, Kind::Text, Kind::TextAck] {
             let keys = if kind == Kind::Audio {
@@ -67,7 +73,7 @@ pub fn handshake(data: &[u8]) {
     for role in [Role::Initiator, Role::Responder] {
         let cfg = Config {
             role,
-            call_id: "fuzz".into(),
+            pair_id: PairId([0xf0; 16]),
             peer_fingerprint: None,
             payload_type: 96,
             ssrc: 1,
@@ -90,7 +96,22 @@ mod tests {
     #[test]
     fn fuzz_bodies_survive_mutated_packets() {
         let mut rng = Counter(9);
-        let mut seed = vec![0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0x10, 1];
+        let mut seed = vec![
+            0x80,
+            96,
+            0,
+            1,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            1,
+            crate::packet::VERSION << 4,
+            1,
+        ];
         seed.extend_from_slice(&[3; 48]);
         for _ in 0..3000 {
             let mut v = seed.clone();

@@ -10,7 +10,7 @@ use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Protocol and version, first in every HKDF info.
-pub const INFO_PREFIX: &[u8] = b"myturn-media-v1";
+pub const INFO_PREFIX: &[u8] = b"myturn-media-v2";
 /// Domain separation of the commitment hash.
 pub const COMMIT_PREFIX: &[u8] = b"myturn-commit-v1";
 /// Length of a handshake nonce.
@@ -33,9 +33,51 @@ pub enum KeyError {
     /// The shared secret is all zeros: the peer sent a low-order point.
     #[error("the peer's public key is a low-order point (non-contributory key exchange)")]
     NonContributory,
-    /// The SIP Call-ID is longer than 65,535 bytes.
-    #[error("the call id is too long")]
-    CallIdTooLong,
+}
+
+/// Length of a pair id, in bytes (128 bits).
+pub const PAIR_ID_LEN: usize = 16;
+
+/// The pairing server's random id of one pair: the only call identifier
+/// the key schedule binds. It reaches both clients unchanged over the
+/// pairing server's authenticated API, unlike anything in SIP or RTP
+/// (Call-ID, tags, SDP, payload types and RTP headers are rewritten by
+/// back-to-back agents such as Asterisk).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PairId(pub [u8; PAIR_ID_LEN]);
+
+impl PairId {
+    /// Parses the wire form: 32 hexadecimal digits (either case).
+    pub fn from_hex(s: &str) -> Option<PairId> {
+        let b = s.as_bytes();
+        if b.len() != 2 * PAIR_ID_LEN {
+            return None;
+        }
+        let mut out = [0u8; PAIR_ID_LEN];
+        for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+            let hex = |c: u8| char::from(c).to_digit(16);
+            let (hi, lo) = (hex(*pair.first()?)?, hex(*pair.get(1)?)?);
+            *o = u8::try_from(hi << 4 | lo).ok()?;
+        }
+        Some(PairId(out))
+    }
+
+    /// The wire form: 32 lowercase hexadecimal digits.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl std::fmt::Debug for PairId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PairId({})", self.to_hex())
+    }
+}
+
+impl std::fmt::Display for PairId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_hex())
+    }
 }
 
 /// One side's ephemeral key and nonce for one call.
@@ -174,14 +216,15 @@ fn sas_of(bytes: &[u8; 4]) -> String {
 }
 
 /// Derives the session keys: x25519, then HKDF-SHA256 with
-/// salt `nonce_I ‖ nonce_R` and info binding the version, the Call-ID,
-/// both public keys and the roles.
+/// salt `nonce_I ‖ nonce_R` and info binding the version, the pair id,
+/// both public keys and the roles. Nothing a PBX or NAT may rewrite (SIP
+/// Call-ID, tags, SDP, payload types, RTP headers, addresses) is bound.
 pub fn derive(
     role: Role,
     mine: &EphemeralKey,
     peer_public: &[u8; 32],
     peer_nonce: &[u8; NONCE_LEN],
-    call_id: &str,
+    pair_id: &PairId,
 ) -> Result<SessionKeys, KeyError> {
     let shared = mine.secret.diffie_hellman(&PublicKey::from(*peer_public));
     if !shared.was_contributory() {
@@ -191,16 +234,14 @@ pub fn derive(
         Role::Initiator => (&mine.public, peer_public, &mine.nonce, peer_nonce),
         Role::Responder => (peer_public, &mine.public, peer_nonce, &mine.nonce),
     };
-    let call_len = u16::try_from(call_id.len()).map_err(|_| KeyError::CallIdTooLong)?;
     let mut salt = [0u8; 2 * NONCE_LEN];
     let (si, sr) = salt.split_at_mut(NONCE_LEN);
     si.copy_from_slice(nonce_i);
     sr.copy_from_slice(nonce_r);
     let hk = Hkdf::<Sha256>::new(Some(&salt), shared.as_bytes());
-    let mut info = Vec::with_capacity(INFO_PREFIX.len() + 2 + call_id.len() + 64 + 16);
+    let mut info = Vec::with_capacity(INFO_PREFIX.len() + PAIR_ID_LEN + 64 + 16);
     info.extend_from_slice(INFO_PREFIX);
-    info.extend_from_slice(&call_len.to_be_bytes());
-    info.extend_from_slice(call_id.as_bytes());
+    info.extend_from_slice(&pair_id.0);
     info.extend_from_slice(pub_i);
     info.extend_from_slice(pub_r);
     let base = info.len();
@@ -275,8 +316,22 @@ mod tests {
     #[test]
     fn both_sides_derive_mirrored_keys_and_the_same_sas() {
         let (i, r) = pair(1);
-        let ki = derive(Role::Initiator, &i, &r.public(), &r.nonce(), "abc@host").unwrap();
-        let kr = derive(Role::Responder, &r, &i.public(), &i.nonce(), "abc@host").unwrap();
+        let ki = derive(
+            Role::Initiator,
+            &i,
+            &r.public(),
+            &r.nonce(),
+            &PairId([0xab; 16]),
+        )
+        .unwrap();
+        let kr = derive(
+            Role::Responder,
+            &r,
+            &i.public(),
+            &i.nonce(),
+            &PairId([0xab; 16]),
+        )
+        .unwrap();
         assert_eq!(ki.send_audio, kr.recv_audio);
         assert_eq!(ki.send_text, kr.recv_text);
         assert_eq!(ki.recv_audio, kr.send_audio);
@@ -297,14 +352,57 @@ mod tests {
     }
 
     #[test]
-    fn the_call_id_and_roles_are_bound() {
+    fn pair_ids_round_trip_as_hex_and_bad_ones_are_refused() {
+        let id = PairId([
+            0, 1, 2, 0x7f, 0x80, 0xfe, 0xff, 9, 10, 11, 12, 13, 14, 15, 16, 17,
+        ]);
+        let hex = id.to_hex();
+        assert_eq!(hex, "0001027f80feff090a0b0c0d0e0f1011");
+        assert_eq!(PairId::from_hex(&hex), Some(id));
+        assert_eq!(PairId::from_hex(&hex.to_uppercase()), Some(id));
+        for bad in [
+            "",
+            "00",
+            &hex[1..],
+            &format!("{hex}0"),
+            "0001027f80feff090a0b0c0d0e0f101g",
+            "+001027f80feff090a0b0c0d0e0f1011",
+            "é001027f80feff090a0b0c0d0e0f101",
+        ] {
+            assert_eq!(PairId::from_hex(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_pair_id_and_roles_are_bound() {
         let (i, r) = pair(2);
-        let a = derive(Role::Initiator, &i, &r.public(), &r.nonce(), "call-a").unwrap();
-        let b = derive(Role::Initiator, &i, &r.public(), &r.nonce(), "call-b").unwrap();
+        let a = derive(
+            Role::Initiator,
+            &i,
+            &r.public(),
+            &r.nonce(),
+            &PairId([0xa; 16]),
+        )
+        .unwrap();
+        let b = derive(
+            Role::Initiator,
+            &i,
+            &r.public(),
+            &r.nonce(),
+            &PairId([0xb; 16]),
+        )
+        .unwrap();
         assert_ne!(a.send_audio, b.send_audio);
         assert_ne!(a.sas, b.sas);
         // Swapping roles (each side believing it initiated) breaks agreement.
-        let wrong = derive(Role::Initiator, &r, &i.public(), &i.nonce(), "call-a").unwrap();
+        let wrong = derive(
+            Role::Initiator,
+            &r,
+            &i.public(),
+            &i.nonce(),
+            &PairId([0xa; 16]),
+        )
+        .unwrap();
         assert_ne!(wrong.recv_audio, a.send_audio);
     }
 
@@ -313,8 +411,22 @@ mod tests {
         // I ↔ M ↔ R: M runs one exchange with each side.
         let (i, r) = pair(3);
         let (m1, m2) = pair(4);
-        let i_side = derive(Role::Initiator, &i, &m1.public(), &m1.nonce(), "c").unwrap();
-        let r_side = derive(Role::Responder, &r, &m2.public(), &m2.nonce(), "c").unwrap();
+        let i_side = derive(
+            Role::Initiator,
+            &i,
+            &m1.public(),
+            &m1.nonce(),
+            &PairId([0xc; 16]),
+        )
+        .unwrap();
+        let r_side = derive(
+            Role::Responder,
+            &r,
+            &m2.public(),
+            &m2.nonce(),
+            &PairId([0xc; 16]),
+        )
+        .unwrap();
         assert_ne!(i_side.sas, r_side.sas);
         // And the fingerprint R expected (from SDP) is not what it received.
         assert_ne!(fingerprint(&i.public()), fingerprint(&m2.public()));
@@ -338,7 +450,7 @@ mod tests {
         bad.push(p);
         for point in bad {
             assert_eq!(
-                derive(Role::Initiator, &i, &point, &[0; 16], "c").unwrap_err(),
+                derive(Role::Initiator, &i, &point, &[0; 16], &PairId([0xc; 16])).unwrap_err(),
                 KeyError::NonContributory
             );
         }

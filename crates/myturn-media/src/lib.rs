@@ -30,12 +30,14 @@
 //! returns the plaintext or a [`packet::Drop`] reason to count.
 //!
 //! ```
-//! use myturn_media::keys::{derive, EphemeralKey, Role};
+//! use myturn_media::keys::{derive, EphemeralKey, PairId, Role};
 //! use myturn_media::packet::{Kind, Opener, RtpHeader, Sealer};
 //! let mut rng = rand_core::OsRng;
 //! let (i, r) = (EphemeralKey::generate(&mut rng), EphemeralKey::generate(&mut rng));
-//! let ki = derive(Role::Initiator, &i, &r.public(), &r.nonce(), "call-1").unwrap();
-//! let kr = derive(Role::Responder, &r, &i.public(), &i.nonce(), "call-1").unwrap();
+//! // The pairing server's random pair id: the only call id bound into the keys.
+//! let pair = PairId([0x42; 16]);
+//! let ki = derive(Role::Initiator, &i, &r.public(), &r.nonce(), &pair).unwrap();
+//! let kr = derive(Role::Responder, &r, &i.public(), &i.nonce(), &pair).unwrap();
 //! assert_eq!(ki.sas, kr.sas);
 //! let mut tx = Sealer::new(Kind::Audio, &ki.send_audio);
 //! let mut rx = Opener::new(Kind::Audio, &kr.recv_audio);

@@ -16,7 +16,7 @@ use crate::keys::StreamKeys;
 use crate::replay::{ReplayError, ReplayWindow};
 
 /// Protocol version in the high nibble of the first payload byte.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Fixed RTP header length (no CSRC, no extension).
 pub const RTP_HEADER_LEN: usize = 12;
 /// myTurn header: ver/kind, flags, stream id, sequence number.
@@ -422,8 +422,22 @@ mod tests {
             EphemeralKey::generate(&mut rng),
         );
         (
-            derive(Role::Initiator, &i, &r.public(), &r.nonce(), "call").unwrap(),
-            derive(Role::Responder, &r, &i.public(), &i.nonce(), "call").unwrap(),
+            derive(
+                Role::Initiator,
+                &i,
+                &r.public(),
+                &r.nonce(),
+                &crate::keys::PairId([1; 16]),
+            )
+            .unwrap(),
+            derive(
+                Role::Responder,
+                &r,
+                &i.public(),
+                &i.nonce(),
+                &crate::keys::PairId([1; 16]),
+            )
+            .unwrap(),
         )
     }
 
@@ -452,7 +466,7 @@ mod tests {
             );
             assert_eq!(wire[0], 0x80);
             assert_eq!(wire[1], 96);
-            assert_eq!(wire[12], 0x11, "version 1, kind audio");
+            assert_eq!(wire[12], 0x21, "version 2, kind audio");
             assert_eq!(&wire[14..18], &a.send_audio.id.to_be_bytes());
             assert_eq!(&wire[18..26], &seq.to_be_bytes());
             assert_eq!(&wire[26..42], &iv);
@@ -621,7 +635,7 @@ mod tests {
                 v[0] = 0x80 | (v[0] & 0x3f);
             }
             if len > 12 {
-                v[12] = 0x11;
+                v[12] = (VERSION << 4) | 1;
             }
             assert!(rx.open(&v, &mut out).is_err());
         }

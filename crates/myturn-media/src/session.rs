@@ -10,7 +10,7 @@
 //!
 //! Handshake (`docs/protocol.md`): Commit, DHPart1, DHPart2, Confirm1,
 //! Confirm2, each an RTP packet of the negotiated payload type whose payload
-//! starts with `0x10` (version 1, kind 0) and a message type byte.
+//! starts with `0x20` (version 2, kind 0) and a message type byte.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::keys::{
-    commitment, derive, fingerprint, EphemeralKey, KeyError, Role, SessionKeys, NONCE_LEN,
+    commitment, derive, fingerprint, EphemeralKey, KeyError, PairId, Role, SessionKeys, NONCE_LEN,
 };
 use crate::packet::{Discard, Inner, Kind, Opener, RtpHeader, Sealer, VERSION};
 
@@ -54,8 +54,9 @@ const CONFIRM_LEN: usize = 16;
 pub struct Config {
     /// SIP caller = initiator.
     pub role: Role,
-    /// The SIP Call-ID, bound into the keys.
-    pub call_id: String,
+    /// The pairing server's id of this pair, bound into the keys (never
+    /// the SIP Call-ID, which a back-to-back agent changes per leg).
+    pub pair_id: PairId,
     /// The peer's key fingerprint from SDP, if known: a different key
     /// aborts the handshake.
     pub peer_fingerprint: Option<[u8; 32]>,
@@ -316,6 +317,16 @@ impl Session {
         matches!(self.state, State::Established(_))
     }
 
+    /// Sends with another RTP payload type from now on: a re-INVITE or
+    /// UPDATE renumbered the codec (back-to-back agents do; the receiver
+    /// never looks at the payload type, so this only keeps the relay
+    /// happy). Nothing else changes: keys, streams and sequence numbers
+    /// live in the sealed payload.
+    pub fn set_payload_type(&mut self, payload_type: u8) {
+        self.clock.payload_type = payload_type;
+        self.cfg.payload_type = payload_type;
+    }
+
     /// Counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -517,7 +528,7 @@ impl Session {
                     &self.key,
                     &peer_pub,
                     &peer_nonce,
-                    &self.cfg.call_id,
+                    &self.cfg.pair_id,
                 ) {
                     Ok(keys) => {
                         self.state = State::Confirming(Box::new(Secure::new(keys)));
@@ -542,7 +553,7 @@ impl Session {
                     &self.key,
                     &peer_pub,
                     &peer_nonce,
-                    &self.cfg.call_id,
+                    &self.cfg.pair_id,
                 ) {
                     Ok(keys) => {
                         let mac = confirm_mac(&keys.confirm_mine.0, label(Role::Responder));

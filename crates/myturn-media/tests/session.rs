@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use myturn_media::keys::Role;
+use myturn_media::keys::{PairId, Role};
 use myturn_media::session::{Config, Event, Failure, SendError, Session, HS_TIMEOUT};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -19,7 +19,7 @@ fn session(role: Role, seed: u64, peer_fp: Option<[u8; 32]>, now: Instant) -> Se
     Session::new(
         Config {
             role,
-            call_id: "a84b4c76e66710@pc33.example.org".into(),
+            pair_id: PairId([0x5e; 16]),
             peer_fingerprint: peer_fp,
             payload_type: 96,
             ssrc: seed as u32,
@@ -439,7 +439,7 @@ fn keys_announced_through_the_pairing_server_are_checked() {
     let (fa, fb) = (fingerprint_b64(&ka.public()), fingerprint_b64(&kb.public()));
     let cfg = |role, peer: &str| Config {
         role,
-        call_id: "c".into(),
+        pair_id: PairId([0xc; 16]),
         peer_fingerprint: parse_fingerprint_b64(peer),
         payload_type: 96,
         ssrc: 1,
@@ -472,7 +472,7 @@ fn a_low_order_point_is_refused() {
     let _commit = alice.poll_transmit().unwrap();
     // DHPart1 with the all-zero public key.
     let mut p = vec![0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9];
-    p.extend_from_slice(&[0x10, 2]);
+    p.extend_from_slice(&[myturn_media::packet::VERSION << 4, 2]);
     p.extend_from_slice(&[7; 16]);
     p.extend_from_slice(&[0; 32]);
     alice.handle_datagram(now, &p);
@@ -498,7 +498,22 @@ fn a_revealed_key_that_breaks_the_commitment_is_refused() {
     bob.handle_datagram(now, &commit);
     let _dh1 = bob.poll_transmit().unwrap();
     // Someone else's DHPart2.
-    let mut p = vec![0x80, 96, 0, 2, 0, 0, 0, 0, 0, 0, 0, 9, 0x10, 3];
+    let mut p = vec![
+        0x80,
+        96,
+        0,
+        2,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        9,
+        myturn_media::packet::VERSION << 4,
+        3,
+    ];
     p.extend_from_slice(&[9; 32]);
     bob.handle_datagram(now, &p);
     assert!(events(&mut bob).contains(&Event::Failed(Failure::CommitMismatch)));
@@ -514,7 +529,7 @@ fn garbage_datagrams_never_panic_and_are_counted() {
         rng.fill(&mut v[..]);
         if len > 12 {
             v[0] = 0x80;
-            v[12] = 0x10 | (v[12] & 0x03);
+            v[12] = (myturn_media::packet::VERSION << 4) | (v[12] & 0x03);
         }
         s[0].handle_datagram(now, &v);
         s[1].handle_datagram(now, &v);

@@ -23,7 +23,7 @@ use tokio::net::UdpSocket;
 fn cfg(role: Role, fp: Option<[u8; 32]>) -> Config {
     Config {
         role,
-        call_id: "udp-test-call".into(),
+        pair_id: myturn_media::keys::PairId([0x0d; 16]),
         peer_fingerprint: fp,
         payload_type: 96,
         ssrc: 7,
@@ -132,7 +132,7 @@ async fn relay(
                 if rng.gen::<f64>() < loss {
                     continue;
                 }
-                if pkt.get(12) == Some(&0x11) {
+                if pkt.get(12) == Some(&((myturn_media::packet::VERSION << 4) | 1)) {
                     c[dir].fetch_add(1, Ordering::Relaxed);
                 }
                 // Reorder: hold some packets back a little.
@@ -244,7 +244,24 @@ async fn datagrams_from_strangers_are_dropped_and_counted() {
     let stranger = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     for _ in 0..10 {
         stranger
-            .send_to(&[0x80, 96, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x11], ab)
+            .send_to(
+                &[
+                    0x80,
+                    96,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    (myturn_media::packet::VERSION << 4) | 1,
+                ],
+                ab,
+            )
             .await
             .unwrap();
     }

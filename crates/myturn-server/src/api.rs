@@ -17,8 +17,8 @@ use axum::{Json, Router};
 use myturn_wire::{
     validate_media_key, validate_name, validate_text, AdminPair, AdminPairs, AdminUser, AdminUsers,
     AdmitRequest, AdmitResponse, Ban, BanRequest, Bans, ConfFile, CreateUserRequest,
-    CreateUserResponse, Health, LeaveReason, LobbySay, MeResponse, PeerResponse, RefreshRequest,
-    Report, ReportRequest, Reports, RequestedStatus, ServerEvent, SetStatusRequest, SipConf,
+    CreateUserResponse, Health, LeaveReason, LobbySay, MeResponse, RefreshRequest, Report,
+    ReportRequest, Reports, RequestedStatus, ServerEvent, SetStatusRequest, SipConf,
     SipCredentials, Status, TokenPair, REPORT_MAX_LEN,
 };
 use serde::Deserialize;
@@ -338,12 +338,7 @@ async fn peer(
 ) -> Result<Response, ApiError> {
     let wait = Duration::from_secs(q.wait).min(state.settings.max_wait);
     match state.wait_for_peer(user.id, wait).await? {
-        Some((peer, role, peer_status)) => Ok(Json(PeerResponse {
-            peer,
-            role,
-            peer_status,
-        })
-        .into_response()),
+        Some(found) => Ok(Json(found).into_response()),
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
 }

@@ -12,7 +12,7 @@
 //! what), which the async layer delivers to waiting long-polls and event
 //! streams.
 
-use myturn_wire::{LeaveReason, PeerInfo, Role, ServerEvent, Status};
+use myturn_wire::{LeaveReason, PeerInfo, PeerResponse, Role, ServerEvent, Status};
 use rand::{distributions::Alphanumeric, Rng, RngCore};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -125,6 +125,11 @@ impl std::fmt::Debug for User {
     }
 }
 
+/// A pair id's wire form: 32 lowercase hex digits.
+fn hex(id: &[u8; 16]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// One side's view of its pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PairSide {
@@ -134,6 +139,9 @@ pub struct PairSide {
     pub role: Role,
     /// When the pair was made, seconds since the Unix epoch.
     pub since_unix: u64,
+    /// The pair's random 128-bit id, the same on both sides; the clients'
+    /// media keys bind it (`docs/protocol.md`).
+    pub pair_id: [u8; 16],
 }
 
 /// Tunables.
@@ -463,22 +471,23 @@ impl Registry {
     /// The partner and role of a user, for `GET /v1/me/peer`:
     /// `Ok(Some)` once paired, `Ok(None)` while waiting, `NotReady` if the
     /// user is not looking.
-    pub fn peer_of(&self, id: UserId) -> Result<Option<(PeerInfo, Role, Status)>, RegistryError> {
+    pub fn peer_of(&self, id: UserId) -> Result<Option<PeerResponse>, RegistryError> {
         let u = self.users.get(&id).ok_or(RegistryError::NoSuchUser)?;
         match (u.status, u.pair) {
             (Status::Ready, _) => Ok(None),
             (Status::Busy, _) => Err(RegistryError::NotReady),
             (_, Some(p)) => {
                 let peer = self.users.get(&p.peer).ok_or(RegistryError::NoSuchUser)?;
-                Ok(Some((
-                    PeerInfo {
+                Ok(Some(PeerResponse {
+                    peer: PeerInfo {
                         name: peer.name.clone(),
                         extension: peer.extension.to_string(),
                         media_key: peer.media_key.clone(),
                     },
-                    p.role,
-                    peer.status,
-                )))
+                    role: p.role,
+                    peer_status: peer.status,
+                    pair_id: hex(&p.pair_id),
+                }))
             }
             (_, None) => Err(RegistryError::NotReady),
         }
@@ -619,6 +628,8 @@ impl Registry {
             Role::Callee
         };
         self.pairings_total += 1;
+        let mut pair_id = [0u8; 16];
+        self.rng.fill_bytes(&mut pair_id);
         let names: Vec<String> = [id, other]
             .iter()
             .map(|x| {
@@ -638,6 +649,7 @@ impl Registry {
                     peer: them,
                     role,
                     since_unix: now_unix,
+                    pair_id,
                 });
                 u.last_partner = Some(them);
             }
@@ -654,6 +666,7 @@ impl Registry {
                             media_key: peer.media_key.clone(),
                         },
                         role,
+                        pair_id: hex(&pair_id),
                     },
                 });
             }
@@ -753,11 +766,18 @@ mod tests {
         r.set_status(a, Status::Ready, 0).unwrap();
         assert_eq!(r.peer_of(a).unwrap(), None);
         let n = r.set_status(b, Status::Ready, 0).unwrap();
-        let (pa, ra, _) = r.peer_of(a).unwrap().unwrap();
-        let (pb, rb, _) = r.peer_of(b).unwrap().unwrap();
-        assert_eq!(pa.name, "bob");
-        assert_eq!(pb.name, "alice");
-        assert_eq!(ra, rb.opposite());
+        let pa = r.peer_of(a).unwrap().unwrap();
+        let pb = r.peer_of(b).unwrap().unwrap();
+        assert_eq!(pa.peer.name, "bob");
+        assert_eq!(pb.peer.name, "alice");
+        assert_eq!(pa.role, pb.role.opposite());
+        // One pair, one id on both sides, also in the pushed events.
+        assert_eq!(pa.pair_id, pb.pair_id);
+        for x in &n {
+            if let ServerEvent::Paired { pair_id, .. } = &x.event {
+                assert_eq!(pair_id, &pa.pair_id);
+            }
+        }
         assert_eq!(r.get(a).unwrap().status, Status::Paired);
         assert!(n
             .iter()
@@ -785,7 +805,7 @@ mod tests {
             user: b,
             event: ServerEvent::PeerReadyToTalk
         }));
-        assert_eq!(r.peer_of(b).unwrap().unwrap().2, Status::ReadyToTalk);
+        assert_eq!(r.peer_of(b).unwrap().unwrap().peer_status, Status::ReadyToTalk);
         r.set_status(b, Status::ReadyToTalk, 0).unwrap();
         assert_eq!(r.get(a).unwrap().status, Status::InCall);
         assert_eq!(r.get(b).unwrap().status, Status::InCall);
@@ -836,7 +856,7 @@ mod tests {
             r.set_status(c, Status::Ready, 0).unwrap();
             r.set_status(b, Status::Ready, 0).unwrap();
             // ...bob arrived while carol waited, so bob got carol.
-            assert_eq!(r.peer_of(b).unwrap().unwrap().0.name, "carol");
+            assert_eq!(r.peer_of(b).unwrap().unwrap().peer.name, "carol");
             // With a pool of {alice's last partner, someone new} she takes the new one.
             let d = add(&mut r, "dave");
             r.set_status(b, Status::Busy, 0).unwrap();
@@ -849,7 +869,7 @@ mod tests {
             r.users.get_mut(&b).unwrap().last_partner = Some(a);
             r.users.get_mut(&a).unwrap().last_partner = Some(b);
             r.set_status(a, Status::Ready, 0).unwrap();
-            assert_eq!(r.peer_of(a).unwrap().unwrap().0.name, "dave", "seed {seed}");
+            assert_eq!(r.peer_of(a).unwrap().unwrap().peer.name, "dave", "seed {seed}");
         }
     }
 
@@ -862,7 +882,7 @@ mod tests {
         r.set_status(b, Status::Ready, 0).unwrap();
         r.set_status(a, Status::Ready, 0).unwrap(); // "next": ends the pair, bob → busy
         r.set_status(b, Status::Ready, 0).unwrap();
-        assert_eq!(r.peer_of(a).unwrap().unwrap().0.name, "bob");
+        assert_eq!(r.peer_of(a).unwrap().unwrap().peer.name, "bob");
     }
 
     #[test]
@@ -923,7 +943,7 @@ mod tests {
         assert!(n
             .iter()
             .any(|x| x.user == a && matches!(x.event, ServerEvent::Paired { .. })));
-        assert_eq!(r.peer_of(b).unwrap().unwrap().0.name, "alice");
+        assert_eq!(r.peer_of(b).unwrap().unwrap().peer.name, "alice");
         assert_eq!(r.lobby().collect::<Vec<_>>(), vec![c]);
         // Admitting twice is a no-op; admission sticks after hanging up.
         assert!(r.admit(a, 0).unwrap().is_empty());

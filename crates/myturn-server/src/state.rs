@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use myturn_wire::{LeaveReason, PeerInfo, Role, ServerEvent, Status};
+use myturn_wire::{LeaveReason, PeerResponse, ServerEvent, Status};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::sync::{mpsc, watch};
@@ -372,7 +372,7 @@ impl AppState {
         &self,
         id: UserId,
         wait: Duration,
-    ) -> Result<Option<(PeerInfo, Role, Status)>, RegistryError> {
+    ) -> Result<Option<PeerResponse>, RegistryError> {
         let deadline = tokio::time::Instant::now() + wait;
         let mut rx = {
             let mut core = self.core();

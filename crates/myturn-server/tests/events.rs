@@ -192,6 +192,8 @@ async fn pairing_is_pushed_to_both_sides() {
     assert_eq!(pa["peer"], json!({"name": "bob", "extension": "111001"}));
     assert_eq!(pb["peer"]["name"], "alice");
     assert_ne!(pa["role"], pb["role"]);
+    assert_eq!(pa["pair_id"], pb["pair_id"], "one pair, one id");
+    assert_eq!(pa["pair_id"].as_str().map(str::len), Some(32));
     let (callee_tok, mut caller_ws, mut callee_ws) = if pa["role"] == "callee" {
         (tok(&a), wb, wa)
     } else {

@@ -295,11 +295,19 @@ async fn media_key_fingerprints_reach_the_partner() {
     let pb = call(&app, Method::GET, "/v1/me/peer", Some(&b), None).await;
     assert_eq!(pa.body["peer"]["media_key"], kb.as_str());
     assert_eq!(pb.body["peer"]["media_key"], ka.as_str());
-    // The next draw without a key carries none over.
+    // Both sides get the same random 128-bit pair id (the media keys bind it).
+    let id = pa.body["pair_id"].as_str().unwrap().to_owned();
+    assert_eq!(pb.body["pair_id"], id.as_str());
+    assert_eq!(id.len(), 32, "{id}");
+    assert!(id
+        .bytes()
+        .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+    // The next draw without a key carries none over, and is a new pair.
     set_status(&app, &a, "ready").await;
     set_status(&app, &b, "ready").await;
     let pa = call(&app, Method::GET, "/v1/me/peer", Some(&a), None).await;
     assert!(pa.body["peer"].get("media_key").is_none(), "{}", pa.text);
+    assert_ne!(pa.body["pair_id"], id.as_str(), "a new pair gets a new id");
 }
 
 #[tokio::test]

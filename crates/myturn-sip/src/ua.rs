@@ -26,6 +26,61 @@ use crate::transaction::{ClientOutcome, ClientTx, ServerState, ServerTx, TimerAc
 
 /// Methods this agent answers (the `Allow` header).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
+/// The session timer option tag (RFC 4028).
+const TIMER: &str = "timer";
+
+/// Session timers (RFC 4028) as the side that never refreshes: a request
+/// with `Session-Expires` gets it back with `refresher=uac`, so its sender
+/// (a PBX such as Asterisk) keeps sending the refreshes, which this agent
+/// answers like any re-INVITE or UPDATE. `Require: timer` goes back only
+/// to a sender that supports timers; without it the sender still refreshes
+/// (§7.1: the refresher is the side that supports the extension).
+fn session_timer_headers(req: &Message) -> Vec<Header> {
+    let Some(se) = req.header("Session-Expires") else {
+        return Vec::new();
+    };
+    let Some(delta) = se
+        .split(';')
+        .next()
+        .and_then(|d| d.trim().parse::<u32>().ok())
+    else {
+        return Vec::new();
+    };
+    let supports = ["Supported", "Require"].iter().any(|name| {
+        req.headers(name)
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(TIMER))
+    });
+    let mut out: Vec<Header> = vec![Header::Other(
+        "Session-Expires".into(),
+        format!("{delta};refresher=uac"),
+    )];
+    if supports {
+        out.push(h::Require::new(TIMER).into());
+    }
+    out
+}
+
+/// Answers an in-dialog offer: our current SDP with the offer's payload
+/// type (a back-to-back agent may renumber it), the `o=` version raised
+/// when the body changes. Refused when the offer has no L16 at our rate.
+fn answer_refresh(current: Option<&str>, offer: &[u8]) -> Result<(String, Sdp), String> {
+    let offer = Sdp::parse(offer).map_err(|e| e.to_string())?;
+    let Some(mut mine) = current.and_then(|c| Sdp::parse(c.as_bytes()).ok()) else {
+        return Err("no local session description yet".into());
+    };
+    if offer.rate != mine.rate {
+        return Err(format!(
+            "offer is L16/{} but the call runs at {} Hz",
+            offer.rate, mine.rate
+        ));
+    }
+    if offer.payload_type != mine.payload_type {
+        mine.payload_type = offer.payload_type;
+        mine.session.1 = mine.session.1.wrapping_add(1);
+    }
+    Ok((mine.render(), offer))
+}
 
 /// How the agent is set up.
 #[derive(Debug, Clone)]
@@ -783,6 +838,7 @@ impl UserAgent {
         for rr in invite.headers("Record-Route") {
             extra.push(h::RecordRoute::new(rr.to_owned()).into());
         }
+        extra.extend(session_timer_headers(&invite));
         let bytes = build::response_raw(
             200,
             "OK",
@@ -1240,7 +1296,9 @@ impl UserAgent {
             .headers("Require")
             .flat_map(|v| v.split(','))
             .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
+            // Session timers (RFC 4028) are supported, as the UAS whose
+            // peer refreshes: see `session_timer_headers`.
+            .filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case(TIMER))
             .collect();
         if !required.is_empty() {
             let unsupported = vec![h::Unsupported::new(required.join(", ")).into()];
@@ -1433,20 +1491,45 @@ impl UserAgent {
         }
         let id = call.id;
         let tag = call.local_tag.clone();
-        let with_sdp = !req.body().is_empty() && !req.method().is(rsip::Method::Info);
-        let body = if with_sdp {
+        let is_invite = req.method().is(rsip::Method::Invite);
+        let offer = !req.body().is_empty() && !req.method().is(rsip::Method::Info);
+        // The answer to a new offer (a session refresh, or a back-to-back
+        // agent moving or renumbering media), or our current SDP as the
+        // offer in the 200 to an offerless re-INVITE (the answer then
+        // comes in the ACK).
+        let body = if offer {
+            match answer_refresh(call.local_sdp.as_deref(), req.body()) {
+                Ok((body, sdp)) => {
+                    call.local_sdp = Some(body.clone());
+                    self.events
+                        .push_back(Event::RemoteMediaChanged { call: id, sdp });
+                    body
+                }
+                // Not acceptable: the session goes on as it was (§14.2).
+                Err(reason) => {
+                    tracing::info!(%reason, "in-dialog offer refused with 488");
+                    return self.respond(
+                        now,
+                        req,
+                        src,
+                        488,
+                        "Not Acceptable Here",
+                        Some(&tag),
+                        Vec::new(),
+                        b"",
+                    );
+                }
+            }
+        } else if is_invite {
             call.local_sdp.clone().unwrap_or_default()
         } else {
             String::new()
         };
         let mut extra: Vec<Header> = vec![h::Contact::new(contact).into()];
-        if with_sdp {
+        if !body.is_empty() {
             extra.push(h::ContentType::new("application/sdp").into());
-            if let Ok(sdp) = Sdp::parse(req.body()) {
-                self.events
-                    .push_back(Event::RemoteMediaChanged { call: id, sdp });
-            }
         }
+        extra.extend(session_timer_headers(req));
         self.respond(now, req, src, 200, "OK", Some(&tag), extra, body.as_bytes());
     }
 
@@ -1459,8 +1542,17 @@ impl UserAgent {
             let id = call.id;
             let answer = Sdp::parse(req.body()).ok();
             self.events.push_back(Event::Confirmed { call: id, answer });
-        } else if call.ok.is_some() {
-            call.ok = None;
+        } else {
+            if call.ok.is_some() {
+                call.ok = None;
+            }
+            // The answer to the offer we put in the 200 to an offerless
+            // re-INVITE.
+            if let Ok(sdp) = Sdp::parse(req.body()) {
+                let id = call.id;
+                self.events
+                    .push_back(Event::RemoteMediaChanged { call: id, sdp });
+            }
         }
     }
 

@@ -318,6 +318,10 @@ pub struct PeerResponse {
     /// The partner's current status (the caller dials once it is
     /// `ready_to_talk`).
     pub peer_status: Status,
+    /// The pair's random id (128 bits as 32 lowercase hex digits), the same
+    /// for both sides. The media key schedule binds it: it is the only
+    /// call identifier both clients see unchanged (a PBX rewrites SIP's).
+    pub pair_id: String,
 }
 
 /// `POST /v1/session/refresh`
@@ -533,6 +537,8 @@ pub enum ServerEvent {
         peer: PeerInfo,
         /// This user's role.
         role: Role,
+        /// The pair's random id, as in [`PeerResponse::pair_id`].
+        pair_id: String,
     },
     /// The partner is `ready_to_talk` (the caller may dial now).
     PeerReadyToTalk,
