@@ -148,6 +148,8 @@ pub struct Client {
     pub sip: SipHandle,
     pub bind_ip: IpAddr,
     pub rate: u32,
+    /// Silence from the partner that ends a call (default 5 s).
+    pub peer_timeout: Duration,
     progress: Option<mpsc::UnboundedSender<Progress>>,
     _keep_alive: AbortOnDrop,
     /// The server's event stream (pushes and the lobby), when it opened.
@@ -240,6 +242,7 @@ impl Client {
             sip,
             bind_ip,
             rate,
+            peer_timeout: myturn_media::session::DEFAULT_PEER_TIMEOUT,
             progress,
             _keep_alive: keep_alive,
             events,
@@ -436,7 +439,8 @@ impl Client {
             samples_per_frame: remote.rate / 50,
         };
         let t_hs = Instant::now();
-        let session = Session::with_key(cfg, key, Box::new(OsRng), Instant::now());
+        let mut session = Session::with_key(cfg, key, Box::new(OsRng), Instant::now());
+        session.set_peer_timeout(self.peer_timeout);
         let mut media = media::start_session(media_socket, remote.media, session)
             .map_err(|e| ClientError::Io(e.to_string()))?;
         // A re-INVITE or UPDATE that came while the call was set up (a
@@ -498,6 +502,15 @@ impl Client {
             setup_ms,
             handshake_ms,
         })
+    }
+
+    /// Ends a call whose partner is gone (nothing heard for the peer
+    /// timeout, or the server said it left): BYE without waiting for an
+    /// answer that may never come, and back to `busy`.
+    pub async fn end_dead(&mut self, call: &Call) -> Result<(), ClientError> {
+        let _ = self.sip.hangup(call.sip_call).await;
+        self.tell(Progress::Ended { by_us: false });
+        self.api.status("busy", None).await.map(|_| ())
     }
 
     /// Hangs up (BYE) and goes back to `busy`.

@@ -54,6 +54,8 @@ pub struct PlainOptions {
     pub name: String,
     pub bind: std::net::IpAddr,
     pub rate: u32,
+    /// Silence from the partner that ends a call (`--peer-timeout`).
+    pub peer_timeout: std::time::Duration,
     pub input: Input,
     pub output: Output,
 }
@@ -117,6 +119,8 @@ impl std::fmt::Debug for Pump {
 pub enum Heard {
     Text(String),
     Failed(String),
+    /// Nothing authentic from the partner for the peer timeout.
+    PeerGone(String),
 }
 
 impl Pump {
@@ -241,6 +245,9 @@ impl Pump {
                 None
             }
             MediaEvent::Text(t) => Some(Heard::Text(t)),
+            MediaEvent::Failed(f @ myturn_media::session::Failure::PeerSilent(_)) => {
+                Some(Heard::PeerGone(f.to_string()))
+            }
             MediaEvent::Failed(f) => Some(Heard::Failed(f.to_string())),
             MediaEvent::Established { .. } => None,
         }
@@ -272,6 +279,7 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
     let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel();
     let mut client =
         Client::connect(&opts.server, &opts.name, opts.bind, opts.rate, Some(ptx)).await?;
+    client.peer_timeout = opts.peer_timeout;
     while let Ok(p) = prx.try_recv() {
         say(&progress_line(&p));
     }
@@ -376,6 +384,14 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                 match call.as_mut().and_then(|c| c.on_media(ev)) {
                     Some(Heard::Text(t)) => say(&format!("chat {peer}: {t}")),
                     Some(Heard::Failed(f)) => say(&format!("error secure channel: {f}")),
+                    Some(Heard::PeerGone(why)) => {
+                        if let Some(c) = call.take() {
+                            let _ = client.end_dead(&c.call).await;
+                            finish(c);
+                        }
+                        say(&format!("info {why}"));
+                        say("ended by=timeout");
+                    }
                     None => {}
                 }
             }

@@ -508,7 +508,8 @@ pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientEr
                 match ui.on_key(k) {
                     Some(Action::Login(name)) => {
                         match Client::connect(&opts.server, &name, opts.bind, opts.rate, Some(ptx.clone())).await {
-                            Ok(c) => {
+                            Ok(mut c) => {
+                                c.peer_timeout = opts.peer_timeout;
                                 lobby = c.lobby_sender();
                                 client = Some(c);
                             }
@@ -602,6 +603,16 @@ pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientEr
                 match pump.as_mut().and_then(|p| p.on_media(ev)) {
                     Some(Heard::Text(t)) => ui.on_progress(crate::call::Progress::Chat { from: peer, text: t }),
                     Some(Heard::Failed(f)) => ui.notice(format!("secure channel failed: {f}")),
+                    Some(Heard::PeerGone(why)) => {
+                        if let Some(p) = pump.take() {
+                            if let Some(c) = client.as_mut() {
+                                let _ = c.end_dead(&p.call).await;
+                            }
+                            let _ = p.finish();
+                        }
+                        ui.on_progress(crate::call::Progress::Ended { by_us: false });
+                        ui.notice(format!("call ended: {why}"));
+                    }
                     None => {}
                 }
             }

@@ -80,7 +80,9 @@ impl End {
             sip: UserAgent::new(cfg, Box::new(StdRng::seed_from_u64(seed))),
             sip_addr: addr(sip_addr),
             media_addr: addr(media_addr),
-            key: Some(EphemeralKey::generate(&mut StdRng::seed_from_u64(seed + 100))),
+            key: Some(EphemeralKey::generate(&mut StdRng::seed_from_u64(
+                seed + 100,
+            ))),
             media: None,
             media_peer: None,
             call: None,
@@ -393,7 +395,10 @@ impl World {
     fn ends(&mut self) {
         let now = self.now;
         let pair = PairId([0x42; 16]);
-        for (end, role) in [(&mut self.a, Role::Initiator), (&mut self.b, Role::Responder)] {
+        for (end, role) in [
+            (&mut self.a, Role::Initiator),
+            (&mut self.b, Role::Responder),
+        ] {
             while let Some(ev) = end.sip.poll_event() {
                 match &ev {
                     SipEvent::IncomingCall {
@@ -498,12 +503,7 @@ impl World {
         let to = invite.header("To").unwrap().to_owned();
         let tag = self.pbx_a_tag.clone().unwrap();
         let call_id = invite.call_id().to_owned();
-        let contact = invite
-            .name_addrs("Contact")
-            .into_iter()
-            .next()
-            .unwrap()
-            .uri;
+        let contact = invite.name_addrs("Contact").into_iter().next().unwrap().uri;
         self.relay_a = addr(RELAY_A_MOVED);
         let body = Sdp::new(self.relay_a, 8000, None, 9002).render();
         // Same session id as the PBX's answer, a higher version.
@@ -601,7 +601,10 @@ fn a_call_survives_everything_a_back_to_back_agent_rewrites() {
 
     // Signalling: each leg has its own Call-ID, and the callee saw the
     // renumbered payload type; the caller got a 183 with SDP first.
-    let (ca, cb) = (w.a.sip_call_id.clone().unwrap(), w.b.sip_call_id.clone().unwrap());
+    let (ca, cb) = (
+        w.a.sip_call_id.clone().unwrap(),
+        w.b.sip_call_id.clone().unwrap(),
+    );
     assert_ne!(ca, cb, "the B2BUA gives each leg its own Call-ID");
     assert!(w.sent_183, "the caller got a 183 with SDP");
     assert!(w
@@ -612,21 +615,18 @@ fn a_call_survives_everything_a_back_to_back_agent_rewrites() {
         .sip_seen_by_b
         .iter()
         .any(|m| m.starts_with("INVITE ") && m.contains("a=rtpmap:10 L16/8000")));
-    assert!(!w
-        .sip_seen_by_b
-        .iter()
-        .any(|m| m.contains("myturn-key")), "the B2BUA drops our attribute");
-    let b_sent_pt = w
-        .b
-        .events
-        .iter()
-        .find_map(|e| match e {
-            SipEvent::IncomingCall {
-                offer: Some(o), ..
-            } => Some(o.payload_type),
-            _ => None,
-        })
-        .unwrap();
+    assert!(
+        !w.sip_seen_by_b.iter().any(|m| m.contains("myturn-key")),
+        "the B2BUA drops our attribute"
+    );
+    let b_sent_pt =
+        w.b.events
+            .iter()
+            .find_map(|e| match e {
+                SipEvent::IncomingCall { offer: Some(o), .. } => Some(o.payload_type),
+                _ => None,
+            })
+            .unwrap();
     assert_eq!(b_sent_pt, PT_B);
 
     // Keys: the same SAS on both ends, from the pair id alone.
@@ -714,7 +714,8 @@ fn an_offer_without_our_codec_mid_call_is_refused_and_the_call_goes_on() {
         invite.header("To").unwrap().to_owned(),
     );
     let tag = w.pbx_a_tag.clone().unwrap();
-    let body = "v=0\r\no=pbx 9002 3 IN IP4 198.51.100.1\r\ns=-\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\n\
+    let body =
+        "v=0\r\no=pbx 9002 3 IN IP4 198.51.100.1\r\ns=-\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\n\
                 m=audio 30000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
     let text = format!(
         "INVITE sip:alice@{A_SIP} SIP/2.0\r\n\
@@ -768,7 +769,8 @@ fn ends_with_different_pair_ids_never_agree() {
     for _ in 0..200 {
         t += Duration::from_millis(50);
         for i in 0..2u8 {
-            let out: Vec<Vec<u8>> = std::iter::from_fn(|| s.get_mut(&i).unwrap().poll_transmit()).collect();
+            let out: Vec<Vec<u8>> =
+                std::iter::from_fn(|| s.get_mut(&i).unwrap().poll_transmit()).collect();
             for d in out {
                 s.get_mut(&(1 - i)).unwrap().handle_datagram(t, &d);
             }

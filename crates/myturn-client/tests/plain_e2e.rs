@@ -226,3 +226,57 @@ async fn clear_errors_and_non_zero_exits() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("8000 or 16000"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_muted_partner_stays_and_a_killed_one_ends_the_call_within_the_peer_timeout() {
+    let mut cfg = myturn_server::Config::defaults();
+    cfg.sip_listen = "127.0.0.1:0".parse().unwrap();
+    let app = myturn_server::App::new(&cfg, None).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(app.serve(listener, std::future::pending()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let (a_in, b_in) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
+    // One second of voice each: afterwards neither side has audio to send,
+    // so only keep-alives show that the other is alive.
+    write_wav(&a_in, &speech::frames(21, 8000, 1.0));
+    write_wav(&b_in, &speech::frames(22, 8000, 1.0));
+    let mut alice = Proc::start(&server, "alice", &a_in, &dir.path().join("ao.wav"));
+    let mut bob = Proc::start(&server, "bob", &b_in, &dir.path().join("bo.wav"));
+    for p in [&mut alice, &mut bob] {
+        p.expect("sip registered").await;
+    }
+    alice.send("ready").await;
+    bob.send("ready").await;
+    let (ca, cb) = tokio::join!(alice.expect("connected sas="), bob.expect("connected sas="));
+    assert_eq!(ca, cb);
+
+    // Bob mutes and his voice file ends: for 8 s (longer than the 5 s peer
+    // timeout) alice hears no audio from him, yet the call stays up.
+    bob.send("mute").await;
+    bob.expect("muted").await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    alice.send("stats").await;
+    let stats = alice.expect("stats ").await;
+    assert!(
+        !alice.seen.iter().any(|l| l.starts_with("ended")),
+        "a muted partner is not a dead one: {:?}",
+        alice.seen
+    );
+    assert!(stats.contains("sent=50"), "alice is still in the call: {stats}");
+
+    // Bob's process dies (SIGKILL: no BYE, no logout). Alice is told
+    // within the peer timeout, and sends her BYE.
+    bob.child.start_kill().unwrap();
+    let killed = std::time::Instant::now();
+    let ended = alice.expect("ended by=").await;
+    let after = killed.elapsed();
+    assert_eq!(ended, "ended by=timeout");
+    assert!(
+        after >= Duration::from_secs(3) && after < Duration::from_secs(9),
+        "told {after:?} after the kill (peer timeout 5 s)"
+    );
+    alice.send("quit").await;
+    alice.expect("bye").await;
+}

@@ -42,6 +42,13 @@ pub const TEXT_WINDOW: usize = 64;
 /// Text messages queued behind the window before `send_text` refuses more.
 pub const TEXT_QUEUE: usize = 1024;
 
+/// An established session sends a sealed keep-alive (a repeated text ack)
+/// this often, whatever else it sends: a muted or silent client still
+/// shows it is alive.
+pub const KEEPALIVE: Duration = Duration::from_secs(1);
+/// An established session with no authentic packet from the peer for this
+/// long fails with [`Failure::PeerSilent`] (see [`Session::set_peer_timeout`]).
+pub const DEFAULT_PEER_TIMEOUT: Duration = Duration::from_secs(5);
 const MSG_COMMIT: u8 = 1;
 const MSG_DH1: u8 = 2;
 const MSG_DH2: u8 = 3;
@@ -87,6 +94,10 @@ pub enum Failure {
     /// Key derivation refused the peer's key.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// No authentic packet from the peer for the peer timeout: it is gone
+    /// (killed, offline, or its network vanished).
+    #[error("nothing heard from the partner for {0:?}: the partner is gone")]
+    PeerSilent(Duration),
 }
 
 /// Something the application must know.
@@ -142,6 +153,8 @@ pub struct Stats {
     pub text_retransmits: u64,
     /// Handshake messages retransmitted.
     pub handshake_retransmits: u64,
+    /// Keep-alives sent.
+    pub keepalives_sent: u64,
     /// Datagrams dropped, by reason.
     pub dropped: BTreeMap<&'static str, u64>,
 }
@@ -202,6 +215,11 @@ pub struct Session {
     key: EphemeralKey,
     state: State,
     started: Instant,
+    /// Liveness once established: the last authentic packet from the peer,
+    /// how long silence may last, and the next keep-alive.
+    last_heard: Instant,
+    peer_timeout: Duration,
+    keepalive_due: Option<Instant>,
     /// The handshake message to (re)send and when.
     hs_last: Option<Vec<u8>>,
     hs_due: Option<Instant>,
@@ -284,6 +302,9 @@ impl Session {
                 Role::Responder => State::WaitCommit,
             },
             started: now,
+            last_heard: now,
+            peer_timeout: DEFAULT_PEER_TIMEOUT,
+            keepalive_due: None,
             hs_last: None,
             hs_due: None,
             hs_rto: HS_RTO,
@@ -327,6 +348,14 @@ impl Session {
         self.cfg.payload_type = payload_type;
     }
 
+    /// How long the peer may stay silent once the session is established
+    /// before it fails with [`Failure::PeerSilent`] (default
+    /// [`DEFAULT_PEER_TIMEOUT`]). The peer's keep-alives ([`KEEPALIVE`])
+    /// count, so a muted peer is not silent.
+    pub fn set_peer_timeout(&mut self, timeout: Duration) {
+        self.peer_timeout = timeout;
+    }
+
     /// Counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -349,6 +378,9 @@ impl Session {
             self.unacked.iter().map(|o| o.due).min(),
             self.hs_due,
             handshaking.then_some(self.started + HS_TIMEOUT),
+            self.keepalive_due,
+            matches!(self.state, State::Established(_))
+                .then_some(self.last_heard + self.peer_timeout),
         ]
         .into_iter()
         .flatten()
@@ -368,6 +400,17 @@ impl Session {
                 self.stats.handshake_retransmits += 1;
                 self.hs_rto = (self.hs_rto * 2).min(HS_RTO_MAX);
                 self.hs_due = Some(now + self.hs_rto);
+            }
+        }
+        if matches!(self.state, State::Established(_)) {
+            if now >= self.last_heard + self.peer_timeout {
+                self.fail(Failure::PeerSilent(self.peer_timeout));
+                return;
+            }
+            if self.keepalive_due.is_some_and(|d| now >= d) {
+                self.send_ack();
+                self.stats.keepalives_sent += 1;
+                self.keepalive_due = Some(now + KEEPALIVE);
             }
         }
         if let State::Established(sec) = &mut self.state {
@@ -418,6 +461,7 @@ impl Session {
             return;
         }
         self.state = State::Failed;
+        self.keepalive_due = None;
         self.hs_due = None;
         self.hs_last = None;
         self.unacked.clear();
@@ -429,10 +473,12 @@ impl Session {
         *self.stats.dropped.entry(d.as_str()).or_insert(0) += 1;
     }
 
-    fn establish(&mut self) {
+    fn establish(&mut self, now: Instant) {
         let State::Confirming(sec) = std::mem::replace(&mut self.state, State::Failed) else {
             return;
         };
+        self.last_heard = now;
+        self.keepalive_due = Some(now + KEEPALIVE);
         self.events.push_back(Event::Established {
             sas: sec.keys.sas.clone(),
             peer_fingerprint: self.peer_fp.unwrap_or([0; 32]),
@@ -482,8 +528,9 @@ impl Session {
         };
         if confirming {
             self.hs_due = None;
-            self.establish();
+            self.establish(now);
         }
+        self.last_heard = now;
         let plaintext = std::mem::take(&mut self.scratch);
         match inner.kind {
             Kind::Audio => {
@@ -575,7 +622,7 @@ impl Session {
                 self.send_handshake(MSG_CONFIRM2, &mine, now);
                 // Confirm2 is only repeated when Confirm1 is.
                 self.hs_due = None;
-                self.establish();
+                self.establish(now);
             }
             // Our Confirm2 was lost: the responder repeats Confirm1.
             (State::Established(_), MSG_CONFIRM1) if self.cfg.role == Role::Initiator => {
@@ -587,7 +634,7 @@ impl Session {
                     return self.fail(Failure::ConfirmFailed);
                 }
                 self.hs_due = None;
-                self.establish();
+                self.establish(now);
             }
             // Duplicates and strays after the fact are harmless.
             _ => self.drop_counted(Discard::WrongKind),

@@ -537,3 +537,59 @@ fn garbage_datagrams_never_panic_and_are_counted() {
     let dropped: u64 = s[1].stats().dropped.values().sum();
     assert!(dropped > 250, "{:?}", s[1].stats());
 }
+
+#[test]
+fn silent_but_alive_peers_keep_each_other_up_with_keepalives() {
+    // Both muted for 30 s of simulated time, on a link losing 20 %: the
+    // sealed keep-alives (one a second) keep both sessions up.
+    let mut now = Instant::now();
+    let mut s = pair(60, now);
+    let mut link = Link::new(60, 0.2, 5);
+    settle(&mut s, &mut link, &mut now, Duration::from_secs(2));
+    assert!(established(&events(&mut s[0])).is_some());
+    assert!(established(&events(&mut s[1])).is_some());
+    settle(&mut s, &mut link, &mut now, Duration::from_secs(30));
+    for side in &mut s {
+        let ev = events(side);
+        assert!(
+            !ev.iter().any(|e| matches!(e, Event::Failed(_))),
+            "a muted peer is not a dead one: {ev:?}"
+        );
+        let sent = side.stats().keepalives_sent;
+        assert!(
+            (29..=32).contains(&sent),
+            "one keep-alive a second, sent {sent}"
+        );
+    }
+    assert_eq!(s[0].send_audio(&[1; 320]), Ok(()));
+}
+
+#[test]
+fn a_vanished_peer_is_declared_gone_after_the_peer_timeout() {
+    let mut now = Instant::now();
+    let mut s = pair(61, now);
+    let mut link = Link::new(61, 0.0, 0);
+    s[0].set_peer_timeout(Duration::from_secs(3));
+    settle(&mut s, &mut link, &mut now, Duration::from_secs(1));
+    events(&mut s[0]);
+    // The responder's network vanishes: everything it sends is lost.
+    let gone = now;
+    link.tamper = Some(Box::new(|_| false));
+    let mut failed_at = None;
+    for _ in 0..100 {
+        settle(&mut s, &mut link, &mut now, Duration::from_millis(100));
+        if events(&mut s[0])
+            .iter()
+            .any(|e| matches!(e, Event::Failed(Failure::PeerSilent(_))))
+        {
+            failed_at = Some(now);
+            break;
+        }
+    }
+    let after = failed_at.expect("the survivor learns the peer is gone") - gone;
+    assert!(
+        after >= Duration::from_secs(2) && after <= Duration::from_millis(3200),
+        "declared gone {after:?} after it vanished (timeout 3 s)"
+    );
+    assert_eq!(s[0].send_audio(&[0; 320]), Err(SendError::Failed));
+}

@@ -53,6 +53,20 @@ struct Args {
     /// Local address for SIP and media sockets.
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
+    /// End a call when nothing authentic arrives from the partner for this
+    /// many seconds (the partner's client sends a keep-alive every second,
+    /// also while muted, so only a dead partner or network is this quiet).
+    #[arg(long, default_value_t = 5.0, value_parser = parse_peer_timeout)]
+    peer_timeout: f64,
+}
+
+fn parse_peer_timeout(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (2.0..=600.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "`{s}`: give seconds from 2 to 600 (keep-alives come every second)"
+        )),
+    }
 }
 
 fn parse_rate(s: &str) -> Result<u32, String> {
@@ -129,6 +143,7 @@ async fn main() -> ExitCode {
         name,
         bind: args.bind,
         rate: args.rate,
+        peer_timeout: std::time::Duration::from_secs_f64(args.peer_timeout),
         input: match (&args.input_wav, args.no_audio) {
             (_, true) => Input::None,
             (Some(p), false) => Input::Wav(p.clone()),
