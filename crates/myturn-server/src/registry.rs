@@ -805,7 +805,10 @@ mod tests {
             user: b,
             event: ServerEvent::PeerReadyToTalk
         }));
-        assert_eq!(r.peer_of(b).unwrap().unwrap().peer_status, Status::ReadyToTalk);
+        assert_eq!(
+            r.peer_of(b).unwrap().unwrap().peer_status,
+            Status::ReadyToTalk
+        );
         r.set_status(b, Status::ReadyToTalk, 0).unwrap();
         assert_eq!(r.get(a).unwrap().status, Status::InCall);
         assert_eq!(r.get(b).unwrap().status, Status::InCall);
@@ -869,7 +872,11 @@ mod tests {
             r.users.get_mut(&b).unwrap().last_partner = Some(a);
             r.users.get_mut(&a).unwrap().last_partner = Some(b);
             r.set_status(a, Status::Ready, 0).unwrap();
-            assert_eq!(r.peer_of(a).unwrap().unwrap().peer.name, "dave", "seed {seed}");
+            assert_eq!(
+                r.peer_of(a).unwrap().unwrap().peer.name,
+                "dave",
+                "seed {seed}"
+            );
         }
     }
 
