@@ -264,7 +264,10 @@ async fn a_muted_partner_stays_and_a_killed_one_ends_the_call_within_the_peer_ti
         "a muted partner is not a dead one: {:?}",
         alice.seen
     );
-    assert!(stats.contains("sent=50"), "alice is still in the call: {stats}");
+    assert!(
+        stats.contains("sent=50"),
+        "alice is still in the call: {stats}"
+    );
 
     // Bob's process dies (SIGKILL: no BYE, no logout). Alice is told
     // within the peer timeout, and sends her BYE.
