@@ -5,23 +5,98 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use myturn_server::pbx::asterisk::{render, RenderOptions, EXTENSIONS_FILE, PJSIP_FILE, SIP_FILE};
+use myturn_server::pbx::asterisk::{
+    render, RenderOptions, EXTENSIONS_FILE, PJSIP_ENDPOINT_TEMPLATE, PJSIP_FILE,
+    RTP_HOLD_TIMEOUT_SECS, RTP_TIMEOUT_SECS, SIP_FILE,
+};
 use myturn_server::pbx::PbxKind;
 use myturn_server::registry::PbxUser;
 
+/// One `[name]` or `[name](options)` section, as Asterisk's config parser
+/// builds it: the variables of every template it inherits first, then its
+/// own.
+#[derive(Debug, Default, Clone)]
+struct Section {
+    name: String,
+    /// `(!)`: a template. Asterisk skips templates when it walks the
+    /// sections, so PJSIP makes no object of one.
+    template: bool,
+    /// (key, value) in order, inherited ones first.
+    entries: Vec<(String, String)>,
+}
+
+impl Section {
+    /// The value that applies: the last one (a later line overrides an
+    /// inherited one).
+    fn get(&self, key: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn keys(&self) -> HashSet<&str> {
+        self.entries.iter().map(|(k, _)| k.as_str()).collect()
+    }
+}
+
 #[derive(Debug, Default)]
 struct Conf {
-    /// (section, key, value) in order; section "" before the first header.
+    /// Every section in order, templates included.
+    sections: Vec<Section>,
+    /// (section, key, value) of the sections that are not templates, in
+    /// order, inherited variables included; section "" never occurs.
     entries: Vec<(String, String, String)>,
     /// (section the include sits in, file).
     includes: Vec<(String, String)>,
 }
 
+impl Conf {
+    /// The sections called `name` that are not templates.
+    fn named(&self, name: &str) -> Vec<&Section> {
+        self.sections
+            .iter()
+            .filter(|s| s.name == name && !s.template)
+            .collect()
+    }
+
+    /// The one non-template section called `name` with `type=kind`.
+    fn object(&self, name: &str, kind: &str) -> &Section {
+        let found: Vec<_> = self
+            .named(name)
+            .into_iter()
+            .filter(|s| s.get("type") == Some(kind))
+            .collect();
+        assert_eq!(found.len(), 1, "[{name}] type={kind}: {found:?}");
+        found[0]
+    }
+
+    /// `[general]` (or another single section) as a map.
+    fn map(&self, name: &str) -> HashMap<&str, &str> {
+        self.named(name)
+            .iter()
+            .flat_map(|s| s.entries.iter())
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+}
+
 fn parse(name: &str, text: &str) -> Conf {
     let mut conf = Conf::default();
-    let mut section = String::new();
+    let mut current: Option<Section> = None;
+    let finish = |conf: &mut Conf, s: Option<Section>| {
+        if let Some(s) = s {
+            if !s.template {
+                for (k, v) in &s.entries {
+                    conf.entries.push((s.name.clone(), k.clone(), v.clone()));
+                }
+            }
+            conf.sections.push(s);
+        }
+    };
     for (i, raw) in text.lines().enumerate() {
         let line = raw.split(';').next().unwrap().trim();
         let at = format!("{name}:{}: {raw:?}", i + 1);
@@ -31,29 +106,61 @@ fn parse(name: &str, text: &str) -> Conf {
         if let Some(rest) = line.strip_prefix("#include") {
             let file = rest.trim().trim_matches('"');
             assert!(!file.is_empty(), "{at}: empty include");
-            conf.includes.push((section.clone(), file.to_owned()));
+            let sec = current.as_ref().map_or("", |s| s.name.as_str());
+            conf.includes.push((sec.to_owned(), file.to_owned()));
         } else if let Some(rest) = line.strip_prefix('[') {
-            let (sec, _) = rest
+            let (sec, after) = rest
                 .split_once(']')
                 .unwrap_or_else(|| panic!("{at}: unclosed section"));
             assert!(
-                !sec.is_empty() && !sec.contains(['[', ']', ';', '=']),
+                !sec.is_empty() && !sec.contains(['[', ']', ';', '=', '(', ')']),
                 "{at}: bad section name"
             );
-            section = sec.to_owned();
+            finish(&mut conf, current.take());
+            let mut s = Section {
+                name: sec.to_owned(),
+                ..Section::default()
+            };
+            if !after.is_empty() {
+                let opts = after
+                    .strip_prefix('(')
+                    .and_then(|o| o.strip_suffix(')'))
+                    .unwrap_or_else(|| panic!("{at}: junk after the section name"));
+                for opt in opts.split(',').map(str::trim) {
+                    match opt {
+                        "!" => s.template = true,
+                        "+" => panic!("{at}: '+' (append) is not used here"),
+                        "" => panic!("{at}: empty section option"),
+                        base => {
+                            // Asterisk: "Inheritance requested, but category
+                            // '...' does not exist" and the file fails.
+                            let t = conf
+                                .sections
+                                .iter()
+                                .rev()
+                                .find(|t| t.name == base)
+                                .unwrap_or_else(|| panic!("{at}: inherits unknown [{base}]"));
+                            s.entries.extend(t.entries.iter().cloned());
+                        }
+                    }
+                }
+            }
+            current = Some(s);
         } else if let Some((k, v)) = line.split_once("=>").or_else(|| line.split_once('=')) {
             let k = k.trim();
             assert!(
                 !k.is_empty() && !k.contains(char::is_whitespace),
                 "{at}: bad key"
             );
-            assert!(!section.is_empty(), "{at}: key outside any section");
-            conf.entries
-                .push((section.clone(), k.to_owned(), v.trim().to_owned()));
+            let s = current
+                .as_mut()
+                .unwrap_or_else(|| panic!("{at}: key outside any section"));
+            s.entries.push((k.to_owned(), v.trim().to_owned()));
         } else {
             panic!("{at}: not a line Asterisk's config parser accepts");
         }
     }
+    finish(&mut conf, current.take());
     conf
 }
 
@@ -98,6 +205,87 @@ fn sip_conf_general_has_the_original_design_settings_and_includes_ours() {
     assert!(conf.includes.iter().any(|(_, f)| f == SIP_FILE));
 }
 
+/// chan_sip options that must be set once, in `[general]`: `nat` because a
+/// peer whose `nat=` differs from the global one is discoverable (Asterisk
+/// warns on load), the others so no generated peer can drift from them.
+const SIP_GENERAL_ONLY: &[(&str, &str)] = &[
+    ("nat", "force_rport,comedia"),
+    ("directmedia", "no"),
+    ("rtptimeout", "30"),
+    ("rtpholdtimeout", "300"),
+];
+
+#[test]
+fn sip_conf_general_has_the_hardened_nat_media_and_rtp_settings() {
+    let conf = parse("sip.conf", &base("sip.conf"));
+    let general = conf.map("general");
+    for (k, v) in SIP_GENERAL_ONLY {
+        assert_eq!(general.get(k), Some(v), "[general] {k}");
+    }
+    // The same timeouts as the generated PJSIP endpoints.
+    assert_eq!(general["rtptimeout"], RTP_TIMEOUT_SECS.to_string());
+    assert_eq!(general["rtpholdtimeout"], RTP_HOLD_TIMEOUT_SECS.to_string());
+    // chan_sip: rtpholdtimeout must be greater than rtptimeout.
+    let secs = |k: &str| general[k].parse::<u32>().unwrap();
+    assert!(secs("rtpholdtimeout") > secs("rtptimeout"));
+    assert_eq!(general["disallow"], "all");
+    assert_eq!(general["allow"], "slin");
+    assert_eq!(general["allowguest"], "no");
+    // The generated peers are included after [general] is complete.
+    assert_eq!(conf.includes, vec![("general".to_owned(), SIP_FILE.into())]);
+}
+
+#[test]
+fn generated_chan_sip_peers_carry_no_option_that_differs_from_general() {
+    let general_conf = parse("sip.conf", &base("sip.conf"));
+    let general = general_conf.map("general");
+    // Per peer by design: who it is, where its calls land, its codecs.
+    let allowed: HashSet<&str> = [
+        "type", "context", "host", "secret", "callerid", "disallow", "allow",
+    ]
+    .into();
+    for wideband in [false, true] {
+        let opts = RenderOptions {
+            wideband,
+            ..RenderOptions::default()
+        };
+        let files = render(PbxKind::Asterisk, &users(), &opts, false);
+        let sip = parse(SIP_FILE, &files[0].content);
+        assert_eq!(sip.sections.len(), users().len());
+        for peer in &sip.sections {
+            assert!(!peer.template, "[{}]", peer.name);
+            let keys = peer.keys();
+            for (k, _) in SIP_GENERAL_ONLY {
+                assert!(!keys.contains(k), "[{}] sets {k}=", peer.name);
+            }
+            let extra: Vec<_> = keys.difference(&allowed).collect();
+            assert!(extra.is_empty(), "[{}] sets {extra:?}", peer.name);
+            // Of the options [general] also sets, only context and the
+            // codecs may be per peer; nat-like options never are.
+            for k in keys.iter().filter(|k| general.contains_key(*k)) {
+                assert!(
+                    ["context", "disallow", "allow"].contains(k),
+                    "[{}] overrides [general] {k}",
+                    peer.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn rtp_conf_has_strict_rtp_and_a_port_range() {
+    let conf = parse("rtp.conf", &base("rtp.conf"));
+    let general = conf.map("general");
+    assert_eq!(general["strictrtp"], "yes");
+    let probation: u32 = general["probation"].parse().unwrap();
+    assert!(probation >= 1);
+    let start: u16 = general["rtpstart"].parse().unwrap();
+    let end: u16 = general["rtpend"].parse().unwrap();
+    assert!(1024 < start && start < end, "{start}..{end}");
+    assert_eq!(conf.sections.len(), 1);
+}
+
 #[test]
 fn extensions_conf_includes_ours_inside_phones() {
     let conf = parse("extensions.conf", &base("extensions.conf"));
@@ -131,7 +319,6 @@ fn generated_chan_sip_files_parse_and_carry_each_user() {
         assert_eq!(keys["context"], "phones");
         assert_eq!(keys["host"], "dynamic");
         assert_eq!(keys["secret"], u.secret);
-        assert_eq!(keys["nat"], "force_rport,comedia");
         assert_eq!(keys["disallow"], "all");
         assert_eq!(keys["allow"], "slin");
     }
@@ -180,4 +367,82 @@ fn generated_pjsip_file_has_endpoint_auth_and_aor_per_user() {
             .contains(&(u.name.clone(), "username".into(), u.name.clone())));
     }
     assert!(files[1].content.contains("Dial(PJSIP/Bob-2,60)"));
+}
+
+#[test]
+fn generated_pjsip_endpoints_inherit_the_hardened_settings() {
+    let base_pj = parse("pjsip.conf", &base("pjsip.conf"));
+    assert!(
+        base_pj
+            .sections
+            .iter()
+            .all(|s| s.name != PJSIP_ENDPOINT_TEMPLATE),
+        "the template belongs to the generated file"
+    );
+    for wideband in [false, true] {
+        let opts = RenderOptions {
+            wideband,
+            ..RenderOptions::default()
+        };
+        let files = render(PbxKind::AsteriskPjsip, &users(), &opts, false);
+        let pj = parse(PJSIP_FILE, &files[0].content);
+        // The template comes first, is a template, and is the only one.
+        let templates: Vec<_> = pj.sections.iter().filter(|s| s.template).collect();
+        assert_eq!(templates.len(), 1);
+        assert_eq!(pj.sections[0].name, PJSIP_ENDPOINT_TEMPLATE);
+        assert!(pj.sections[0].template);
+        for u in users() {
+            let ep = pj.object(&u.name, "endpoint");
+            for (k, v) in [
+                ("direct_media", "no"),
+                ("rtp_symmetric", "yes"),
+                ("force_rport", "yes"),
+                ("rewrite_contact", "yes"),
+                ("rtp_timeout", &RTP_TIMEOUT_SECS.to_string()),
+                ("rtp_timeout_hold", &RTP_HOLD_TIMEOUT_SECS.to_string()),
+                ("context", "phones"),
+                ("disallow", "all"),
+                ("auth", &u.name),
+                ("aors", &u.name),
+            ] {
+                assert_eq!(ep.get(k), Some(v), "[{}] endpoint {k}", u.name);
+            }
+            let codecs: Vec<_> = ep
+                .entries
+                .iter()
+                .filter(|(k, _)| k == "allow")
+                .map(|(_, v)| v.as_str())
+                .collect();
+            let want = if wideband {
+                vec!["slin", "slin16"]
+            } else {
+                vec!["slin"]
+            };
+            assert_eq!(codecs, want);
+            // Each option appears once: nothing overrides the template.
+            let mut seen = HashSet::new();
+            for (k, _) in ep.entries.iter().filter(|(k, _)| k != "allow") {
+                assert!(seen.insert(k), "[{}] sets {k} twice", u.name);
+            }
+            // PJSIP refuses an object with an option of another type
+            // ("Could not find option suitable for category"): the auth
+            // and the aor must not inherit the endpoint settings.
+            let auth = pj.object(&u.name, "auth");
+            assert_eq!(
+                auth.keys(),
+                ["type", "auth_type", "username", "password"].into()
+            );
+            let aor = pj.object(&u.name, "aor");
+            assert_eq!(
+                aor.keys(),
+                [
+                    "type",
+                    "max_contacts",
+                    "remove_existing",
+                    "qualify_frequency"
+                ]
+                .into()
+            );
+        }
+    }
 }

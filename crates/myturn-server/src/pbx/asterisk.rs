@@ -18,6 +18,18 @@ pub const PJSIP_FILE: &str = "myturn_pjsip.conf";
 pub const EXTENSIONS_FILE: &str = "myturn_extensions.conf";
 /// What replaces secrets in the admin view.
 pub const REDACTED: &str = "<redacted>";
+/// The PJSIP endpoint template every generated endpoint inherits (PJSIP
+/// has no global endpoint defaults). The `.` keeps it apart from user
+/// names, which cannot contain one.
+pub const PJSIP_ENDPOINT_TEMPLATE: &str = "myturn.endpoint";
+/// PJSIP `rtp_timeout`: hang up an answered call after this many seconds
+/// without RTP. Clients send audio every 20 ms and a sealed keep-alive every
+/// second even when muted, so only a vanished client trips it. chan_sip's `rtptimeout` in the base
+/// `sip.conf` has the same value.
+pub const RTP_TIMEOUT_SECS: u32 = 30;
+/// PJSIP `rtp_timeout_hold`, chan_sip `rtpholdtimeout`: the same while
+/// the call is on hold.
+pub const RTP_HOLD_TIMEOUT_SECS: u32 = 300;
 
 /// Knobs of the generated text.
 #[derive(Debug, Clone)]
@@ -107,8 +119,17 @@ fn render_sip(
     opts: &RenderOptions,
     secret: impl Fn(&PbxUser) -> String,
 ) -> String {
-    let mut out = String::with_capacity(64 + users.len() * 220);
+    let mut out = String::with_capacity(200 + users.len() * 180);
     out.push_str(HEADER);
+    // nat=, directmedia= and the RTP timeouts live in [general] of the base
+    // sip.conf only: requests naming a peer whose nat= differs from the
+    // global one are answered to a different port than those naming an
+    // unknown user, which discloses that the name exists (Asterisk warns
+    // about every such peer on load).
+    let _ = writeln!(
+        out,
+        "; NAT, direct media and RTP timeouts come from [general] in sip.conf."
+    );
     let _ = writeln!(out, "; chan_sip peers: {} user(s)", users.len());
     for u in users {
         let _ = writeln!(out, "\n[{}]", u.name);
@@ -117,8 +138,6 @@ fn render_sip(
         let _ = writeln!(out, "host=dynamic");
         let _ = writeln!(out, "secret={}", secret(u));
         let _ = writeln!(out, "callerid=\"{}\" <{}>", u.name, u.extension);
-        let _ = writeln!(out, "nat=force_rport,comedia");
-        let _ = writeln!(out, "directmedia=no");
         codecs(&mut out, "allow", opts);
     }
     out
@@ -129,28 +148,41 @@ fn render_pjsip(
     opts: &RenderOptions,
     secret: impl Fn(&PbxUser) -> String,
 ) -> String {
-    let mut out = String::with_capacity(64 + users.len() * 480);
+    let mut out = String::with_capacity(600 + users.len() * 400);
     out.push_str(HEADER);
+    // PJSIP reads endpoint options from endpoint sections only (no global
+    // defaults), so the hardened settings sit in a template that every
+    // endpoint below inherits. A template (`(!)`) is not an object itself.
     let _ = writeln!(
         out,
-        "; PJSIP endpoint, auth and aor per user: {} user(s)",
+        "; Every endpoint below inherits this template (PJSIP has no global endpoint defaults)."
+    );
+    let _ = writeln!(out, "\n[{PJSIP_ENDPOINT_TEMPLATE}](!)");
+    let _ = writeln!(out, "type=endpoint");
+    let _ = writeln!(out, "context={}", opts.context);
+    codecs(&mut out, "allow", opts);
+    // Clients sit behind NAT: Asterisk stays in the media path, sends RTP
+    // where the client's RTP comes from, and answers SIP to the source
+    // address, which it also records as the contact.
+    let _ = writeln!(out, "direct_media=no");
+    let _ = writeln!(out, "rtp_symmetric=yes");
+    let _ = writeln!(out, "force_rport=yes");
+    let _ = writeln!(out, "rewrite_contact=yes");
+    let _ = writeln!(out, "rtp_timeout={RTP_TIMEOUT_SECS}");
+    let _ = writeln!(out, "rtp_timeout_hold={RTP_HOLD_TIMEOUT_SECS}");
+    let _ = writeln!(
+        out,
+        "\n; PJSIP endpoint, auth and aor per user: {} user(s)",
         users.len()
     );
     for u in users {
         // The three objects share the user's name: PJSIP keys objects by
         // (type, id), so they cannot collide with each other or with
         // another user's objects (names are unique).
-        let _ = writeln!(out, "\n[{}]", u.name);
-        let _ = writeln!(out, "type=endpoint");
-        let _ = writeln!(out, "context={}", opts.context);
-        codecs(&mut out, "allow", opts);
+        let _ = writeln!(out, "\n[{}]({PJSIP_ENDPOINT_TEMPLATE})", u.name);
         let _ = writeln!(out, "auth={}", u.name);
         let _ = writeln!(out, "aors={}", u.name);
         let _ = writeln!(out, "callerid=\"{}\" <{}>", u.name, u.extension);
-        let _ = writeln!(out, "direct_media=no");
-        let _ = writeln!(out, "rtp_symmetric=yes");
-        let _ = writeln!(out, "force_rport=yes");
-        let _ = writeln!(out, "rewrite_contact=yes");
         let _ = writeln!(out, "\n[{}]", u.name);
         let _ = writeln!(out, "type=auth");
         let _ = writeln!(out, "auth_type=userpass");
