@@ -57,8 +57,11 @@ fn file_users(dir: &std::path::Path) -> usize {
         .unwrap_or(0)
 }
 
-/// Registers `names` through the API with the sync task running; returns
-/// the time until the files on disk hold `expect_total` users.
+/// Registers `names` through the API with the sync task running, all at
+/// once, as a burst of clients would: each answer waits until the PBX
+/// holds that user, so one by one every registration would cost a whole
+/// coalescing window. Returns the time until every answer arrived and the
+/// files on disk hold `expect_total` users.
 async fn coalesced(
     app: &App,
     dir: &std::path::Path,
@@ -66,8 +69,15 @@ async fn coalesced(
     expect_total: usize,
 ) -> Duration {
     let start = Instant::now();
+    let mut burst = tokio::task::JoinSet::new();
     for n in names {
-        post_user(app, n).await;
+        let (app, n) = (app.clone(), n.clone());
+        burst.spawn(async move {
+            post_user(&app, &n).await;
+        });
+    }
+    while let Some(done) = burst.join_next().await {
+        done.unwrap();
     }
     while file_users(dir) != expect_total {
         tokio::time::sleep(Duration::from_millis(1)).await;

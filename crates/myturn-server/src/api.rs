@@ -29,6 +29,7 @@ use crate::auth::{bearer, TokenError};
 use crate::error::ApiError;
 use crate::events::{admin_events, say_in_lobby, user_events};
 use crate::moderation::{LimitKey, MAX_BAN_SECS};
+use crate::pbx::sync::{Readiness, READY_WAIT};
 use crate::registry::UserId;
 use crate::state::{unix_now, AppState};
 
@@ -256,12 +257,21 @@ async fn create_user(
         }
     };
     let generation = state.pbx.mark_dirty();
-    if state.pbx.kind() == crate::pbx::PbxKind::Builtin {
-        // The client may REGISTER over SIP the moment this answer arrives.
-        state
-            .pbx
-            .wait_published(generation, std::time::Duration::from_secs(2))
-            .await;
+    // The client may send its SIP REGISTER the moment this answer arrives:
+    // answer once the PBX can authenticate the account (bounded). If it
+    // cannot in time, answer anyway; the client retries its REGISTER.
+    match state.pbx.wait_ready(generation, READY_WAIT).await {
+        Readiness::Loaded | Readiness::NoSync => {}
+        Readiness::Failed(error) => tracing::warn!(
+            name = %resp.name,
+            %error,
+            "answering registration before the PBX took the account: sync failed"
+        ),
+        Readiness::TimedOut => tracing::warn!(
+            name = %resp.name,
+            waited = ?READY_WAIT,
+            "answering registration before the PBX took the account: still reloading"
+        ),
     }
     state.metrics.registrations.fetch_add(1, Relaxed);
     tracing::info!(name = %resp.name, extension = %resp.sip.extension, "user registered");

@@ -318,6 +318,8 @@ impl App {
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let state = self.state.clone();
+        // Before the first request: registrations wait for the sync task.
+        state.pbx.starting();
         let pbx_task = {
             let (pbx, state) = (state.pbx.clone(), state.clone());
             let rx = stop_rx.clone();

@@ -57,6 +57,34 @@ fn render_builtin(users: &[PbxUser], handle: &PbxHandle) -> String {
 pub const MIN_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest retry delay.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long `POST /v1/users` waits for the PBX to take a new account
+/// ([`PbxSync::wait_ready`]) before answering anyway.
+pub const READY_WAIT: Duration = Duration::from_secs(3);
+
+/// What [`PbxSync::wait_ready`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// The PBX holds every change up to the generation (files written and
+    /// reloaded, or the built-in directory published): it can
+    /// authenticate the new account.
+    Loaded,
+    /// Nothing to wait for: no PBX (`--pbx none`), or no sync task
+    /// running (router-only tests).
+    NoSync,
+    /// The sync pass that covered the generation failed (write or
+    /// reload); the task retries with backoff.
+    Failed(String),
+    /// The bound passed first (e.g. a reload that hangs).
+    TimedOut,
+}
+
+/// How far the sync task got: the generation of the last pass that
+/// succeeded and of the last one that failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Progress {
+    loaded: u64,
+    failed: u64,
+}
 
 /// Whether the PBX holds the current state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -117,8 +145,8 @@ pub struct PbxSync {
     pub builtin: Option<BuiltinLink>,
     /// Bumped by every [`PbxSync::mark_dirty`].
     dirty_generation: AtomicU64,
-    /// The generation the PBX last took in full.
-    published: watch::Sender<u64>,
+    /// The generations of the last successful and last failed passes.
+    progress: watch::Sender<Progress>,
     /// The sync task is running (not in router-only tests).
     running: std::sync::atomic::AtomicBool,
 }
@@ -155,23 +183,50 @@ impl PbxSync {
             counters: PbxCounters::default(),
             builtin: None,
             dirty_generation: AtomicU64::new(0),
-            published: watch::channel(0).0,
+            progress: watch::channel(Progress::default()).0,
             running: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
-    /// Waits (up to `timeout`) until the PBX holds every change marked up
-    /// to generation `g`, when the sync task runs. A new user's first SIP
-    /// REGISTER may follow its HTTP registration at once: with the
-    /// built-in PBX, the API answers only once the account is there.
-    pub async fn wait_published(&self, g: u64, timeout: Duration) -> bool {
-        if !self.running.load(Ordering::Acquire) {
-            return false;
+    /// Waits, at most `timeout`, until the PBX can authenticate every
+    /// account marked dirty up to generation `g` (what
+    /// [`PbxSync::mark_dirty`] returned): with the built-in PBX, until the
+    /// directory is published; with Asterisk, until the coalesced write
+    /// *and* the reload after it succeeded. Returns early when the pass
+    /// that covered `g` failed, and at once when no sync task runs.
+    ///
+    /// A new user's first SIP REGISTER may follow its HTTP registration at
+    /// once, so the API answers only after this, whatever the backend.
+    pub async fn wait_ready(&self, g: u64, timeout: Duration) -> Readiness {
+        if self.kind == PbxKind::None || !self.running.load(Ordering::Acquire) {
+            return Readiness::NoSync;
         }
-        let mut rx = self.published.subscribe();
-        tokio::time::timeout(timeout, rx.wait_for(|&p| p >= g))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        let mut rx = self.progress.subscribe();
+        let settled = async {
+            rx.wait_for(|p| p.loaded >= g || p.failed >= g)
+                .await
+                .map(|p| p.loaded >= g)
+        };
+        match tokio::time::timeout(timeout, settled).await {
+            Ok(Ok(true)) => Readiness::Loaded,
+            Ok(Ok(false)) => Readiness::Failed(
+                self.status()
+                    .last_error
+                    .unwrap_or_else(|| "sync failed".to_owned()),
+            ),
+            // The sender lives as long as `self`: cannot happen.
+            Ok(Err(_)) => Readiness::NoSync,
+            Err(_) => Readiness::TimedOut,
+        }
+    }
+
+    /// Marks the sync task as about to run, so [`PbxSync::wait_ready`]
+    /// waits for it even before the spawned task was first polled.
+    /// [`PbxSync::run`] does the same itself.
+    pub fn starting(&self) {
+        if self.kind != PbxKind::None {
+            self.running.store(true, Ordering::Release);
+        }
     }
 
     /// Attaches the built-in PBX (with `--pbx builtin`).
@@ -293,9 +348,13 @@ impl PbxSync {
             // Everything marked before the snapshot is in it.
             let g = self.dirty_generation.load(Ordering::Acquire);
             let ok = self.pass(&snapshot(), &mut st).await;
-            if ok {
-                self.published.send_replace(g);
-            }
+            self.progress.send_modify(|p| {
+                if ok {
+                    p.loaded = g;
+                } else {
+                    p.failed = g;
+                }
+            });
             if ok {
                 backoff = MIN_BACKOFF;
             }
@@ -387,6 +446,46 @@ mod tests {
         // Shut down: the users are gone from the files.
         let text = std::fs::read_to_string(dir.path().join("myturn_sip.conf")).unwrap();
         assert!(!text.contains("[user0]"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn wait_ready_follows_the_pass_that_covers_the_generation() {
+        for (reloader, ok) in [
+            (Reloader::None, true),
+            (Reloader::command("false").unwrap(), false),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let s = Arc::new(PbxSync::new(
+                PbxKind::AsteriskPjsip,
+                dir.path().into(),
+                RenderOptions::default(),
+                reloader,
+                Duration::from_millis(10),
+            ));
+            let long = Duration::from_secs(30);
+            // No task: nothing to wait for.
+            assert_eq!(s.wait_ready(s.mark_dirty(), long).await, Readiness::NoSync);
+            let users: Arc<std::sync::Mutex<Vec<PbxUser>>> = Arc::default();
+            let (tx, rx) = watch::channel(false);
+            s.starting();
+            let (s2, u2) = (s.clone(), users.clone());
+            let task =
+                tokio::spawn(async move { s2.run(move || u2.lock().unwrap().clone(), rx).await });
+            users.lock().unwrap().push(user(7));
+            let r = s.wait_ready(s.mark_dirty(), long).await;
+            if ok {
+                assert_eq!(r, Readiness::Loaded);
+                let text = std::fs::read_to_string(dir.path().join("myturn_pjsip.conf")).unwrap();
+                assert!(text.contains("[user7](myturn.endpoint)"), "{text}");
+            } else {
+                assert!(
+                    matches!(&r, Readiness::Failed(e) if e.contains("reload failed")),
+                    "{r:?}"
+                );
+            }
+            tx.send(true).unwrap();
+            task.await.unwrap();
+        }
     }
 
     #[tokio::test]
