@@ -1,0 +1,948 @@
+//! Interop through a back-to-back-agent-like path (issue #11): two real
+//! `myturn --plain` clients, paired by a real myturn-server (no built-in
+//! PBX), register to and call each other through Kamailio (Debian's
+//! `kamailio`) with
+//!
+//! * the `topoh` module masking the Call-ID (`mask_callid=1`): the callee
+//!   sees a different Call-ID from the one the caller sent, as behind a
+//!   B2BUA; and
+//! * the `rtpengine` module in front of a real rtpengine (Debian's
+//!   `rtpengine-daemon`, userspace forwarding): every SDP is rewritten so
+//!   that the media of the call is anchored in rtpengine.
+//!
+//! The test starts rtpengine and Kamailio itself, on loopback and free
+//! ports, and checks: the same SAS on both sides, chat both ways, each
+//! side's output WAV bit-exact to the other side's input, rtpengine really
+//! relayed the call's media both ways (its ng `query`), and topoh really
+//! gave the two sides different Call-IDs (the clients' `call connected`
+//! log lines).
+//!
+//! `.ci/run` installs the peers. When one is missing the test fails under
+//! CI (`CI` set) or with `MYTURN_REQUIRE_INTEROP=1`, and is skipped with a
+//! `SKIPPED` notice otherwise.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use myturn_client::speech;
+use myturn_media::wav;
+use rand_core::{OsRng, RngCore};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+/// topoh's `mask_callid`: 1 makes Kamailio hand the callee a Call-ID of
+/// its own (`!!:` + the encoded original).
+const MASK_CALLID: u8 = 1;
+/// Audio each side sends: 2 s, 100 frames of 20 ms.
+const FRAMES: usize = 100;
+
+// ---------------------------------------------------------------------
+// Skip policy (as crates/myturn-sip/tests/peers).
+
+fn required() -> bool {
+    std::env::var_os("CI").is_some()
+        || std::env::var("MYTURN_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
+}
+
+/// Fails when required, else prints `SKIPPED` (the caller returns).
+fn missing(what: &str) {
+    assert!(
+        !required(),
+        "{what}; `bash .ci/run` installs the interop peers from Debian's packages"
+    );
+    eprintln!("SKIPPED: {what} (run `bash .ci/run` to install the interop peers)");
+}
+
+fn installed(bin: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {bin}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        missing(&format!("{bin} is not installed"));
+    }
+    found
+}
+
+/// Kamailio's module directory, if it holds topoh and rtpengine.
+fn kamailio_modules() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = ["x86_64", "aarch64", "i386", "arm"]
+        .iter()
+        .map(|a| PathBuf::from(format!("/usr/lib/{a}-linux-gnu/kamailio/modules")))
+        .collect();
+    dirs.extend(
+        [
+            "/usr/lib/kamailio/modules",
+            "/usr/lib64/kamailio/modules",
+            "/usr/local/lib64/kamailio/modules",
+            "/usr/local/lib/kamailio/modules",
+        ]
+        .map(PathBuf::from),
+    );
+    let found = dirs
+        .into_iter()
+        .find(|d| d.join("topoh.so").is_file() && d.join("rtpengine.so").is_file());
+    if found.is_none() {
+        missing("Kamailio's topoh.so and rtpengine.so modules are not installed");
+    }
+    found
+}
+
+// ---------------------------------------------------------------------
+// Peers: rtpengine and Kamailio.
+
+/// A free UDP port on loopback (an ephemeral one).
+fn free_port() -> u16 {
+    StdUdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `len` UDP ports from an even base, all free on loopback now, for
+/// rtpengine's media. Below Linux's ephemeral range (32768–60999), so
+/// [`free_port`] and the clients' sockets do not race for them, and below
+/// the 30000–40000 a packaged rtpengine service uses by default.
+fn free_media_range(len: u16) -> (u16, u16) {
+    for _ in 0..100 {
+        let base = (20_000 + (OsRng.next_u32() % 9_000) as u16) & !1;
+        let all_free = (base..base + len).all(|p| StdUdpSocket::bind(("127.0.0.1", p)).is_ok());
+        if all_free {
+            return (base, base + len - 1);
+        }
+    }
+    panic!("no free UDP port range for rtpengine");
+}
+
+/// A daemon in its own process group (Kamailio forks workers), its output
+/// in a log file (a pipe nobody drains would block it). Killed on drop;
+/// the end of its log is printed when the test fails.
+struct Daemon {
+    child: std::process::Child,
+    name: &'static str,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn spawn(name: &'static str, cmd: &mut std::process::Command, dir: &Path) -> Daemon {
+        use std::os::unix::process::CommandExt;
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Daemon { child, name, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Panics (with its log) if it has exited.
+    fn assert_running(&mut self) {
+        if let Some(st) = self.child.try_wait().unwrap() {
+            panic!("{} exited ({st}):\n{}", self.name, self.log());
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(80)..];
+            eprintln!("---- {} log (last {} lines)", self.name, tail.len());
+            for l in tail {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+/// rtpengine, its ng port and its media ports.
+fn start_rtpengine(dir: &Path) -> (Daemon, u16, std::ops::RangeInclusive<u16>) {
+    let ng = free_port();
+    let (min, max) = free_media_range(40);
+    let mut cmd = std::process::Command::new("rtpengine");
+    cmd.args([
+        // Not the packaged /etc/rtpengine/rtpengine.conf.
+        "--config-file=none",
+        "--foreground",
+        "--log-stderr",
+        "--no-log-timestamps",
+        "--log-level=6",
+        // Userspace forwarding only (no kernel module; and no
+        // --no-fallback, which would demand it).
+        "--table=-1",
+        "--interface=127.0.0.1",
+        // One forwarding thread: with several, two can read the same
+        // socket, and a descheduled one (a loaded CI machine) forwards
+        // its packet late. Seen: the first audio frame after the next
+        // three; the client writes --output-wav in arrival order, so the
+        // byte-exact comparison below would fail.
+        "--num-threads=1",
+    ])
+    .arg(format!("--listen-ng=127.0.0.1:{ng}"))
+    .arg(format!("--port-min={min}"))
+    .arg(format!("--port-max={max}"));
+    (Daemon::spawn("rtpengine", &mut cmd, dir), ng, min..=max)
+}
+
+/// Kamailio as registrar and record-routing proxy, with topoh and
+/// rtpengine. The request route follows Kamailio's default kamailio.cfg
+/// (WITH_RTPENGINE): rtpengine_manage() offers on the INVITE's branch,
+/// answers on the reply with SDP, deletes on BYE, CANCEL and failure.
+///
+/// Docs: https://kamailio.org/docs/modules/5.6.x/modules/topoh.html,
+/// https://kamailio.org/docs/modules/5.6.x/modules/rtpengine.html.
+fn kamailio_config(port: u16, ng: u16, modules: &Path, ctl: &Path) -> String {
+    format!(
+        r#"#!KAMAILIO
+debug=2
+log_stderror=yes
+children=1
+dns=no
+rev_dns=no
+auto_aliases=no
+listen=udp:127.0.0.1:{port}
+alias="127.0.0.1:{port}"
+mpath="{modules}/"
+
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+# After rr (topoh needs record-routing to decode in-dialog requests).
+loadmodule "topoh.so"
+loadmodule "rtpengine.so"
+loadmodule "ctl.so"
+loadmodule "htable.so"
+
+modparam("usrloc", "db_mode", 0)
+modparam("rr", "enable_full_lr", 1)
+# Extension -> user name, as the pairing server hands them out; the test
+# provisions it over RPC (kamcmd), as the server would provision a PBX.
+modparam("ctl", "binrpc", "unix:{ctl}")
+modparam("htable", "htable", "ext=>size=4;")
+
+# Topology hiding. mask_callid=1: the Call-ID the callee sees is
+# `!!:` + the masked original; topoh decodes it again on the way back,
+# so the script (and rtpengine) only ever see the caller's Call-ID.
+# mask_ip only labels the masked URIs (never routed to; it must not be an
+# address a client uses); 127.0.0.8 keeps even a misrouted packet on
+# loopback.
+modparam("topoh", "mask_key", "myturn-interop-b2bua")
+modparam("topoh", "mask_ip", "127.0.0.8")
+modparam("topoh", "mask_callid", {MASK_CALLID})
+
+modparam("rtpengine", "rtpengine_sock", "udp:127.0.0.1:{ng}")
+modparam("rtpengine", "rtpengine_tout_ms", 2000)
+
+request_route {{
+    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
+    if (has_totag()) {{
+        if (loose_route()) {{
+            if (is_method("BYE")) {{ rtpengine_manage(); }}
+            t_relay();
+            exit;
+        }}
+        if (is_method("ACK")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
+        sl_send_reply("404", "Not here");
+        exit;
+    }}
+    if (is_method("CANCEL")) {{
+        if (t_check_trans()) {{ rtpengine_manage(); t_relay(); }}
+        exit;
+    }}
+    t_check_trans();
+    if (is_method("REGISTER")) {{
+        # No digest authentication: with --pbx none the pairing server
+        # provisions no PBX, so the per-user SIP passwords it hands out are
+        # unknown here. (Kamailio's digest auth is covered by
+        # myturn-sip's interop_kamailio test.)
+        if (!save("location")) {{ sl_reply_error(); }}
+        exit;
+    }}
+    record_route();
+    # The caller dials the callee's extension; its SIP user is its name.
+    if ($sht(ext=>$rU) != $null) {{ $rU = $sht(ext=>$rU); }}
+    if (!lookup("location")) {{ sl_send_reply("404", "Not Found"); exit; }}
+    if (is_method("INVITE")) {{
+        t_on_branch("MEDIA");
+        t_on_reply("MEDIA");
+        t_on_failure("MEDIA");
+    }}
+    t_relay();
+}}
+
+branch_route[MEDIA] {{
+    if (has_body("application/sdp")) {{
+        rtpengine_manage("replace-origin replace-session-connection");
+    }}
+}}
+
+onreply_route[MEDIA] {{
+    if (has_body("application/sdp")) {{
+        rtpengine_manage("replace-origin replace-session-connection");
+    }}
+}}
+
+failure_route[MEDIA] {{
+    rtpengine_manage();
+}}
+"#,
+        modules = modules.display(),
+        ctl = ctl.display(),
+    )
+}
+
+/// Waits until something listens on UDP `port` (a peer is up).
+fn wait_listening(d: &mut Daemon, port: u16, timeout: Duration) {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        d.assert_running();
+        if StdUdpSocket::bind(("127.0.0.1", port)).is_err() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{} does not listen on UDP port {port}", d.name);
+}
+
+/// Kamailio, and its RPC socket for `kamcmd -s`.
+fn start_kamailio(dir: &Path, ng: u16, modules: &Path) -> (Daemon, u16, PathBuf) {
+    let port = free_port();
+    let cfg = dir.join("kamailio.cfg");
+    let ctl = dir.join("kamailio_ctl");
+    std::fs::write(&cfg, kamailio_config(port, ng, modules, &ctl)).unwrap();
+    let check = std::process::Command::new("kamailio")
+        .arg("-c")
+        .arg("-f")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "kamailio rejects the config: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let mut cmd = std::process::Command::new("kamailio");
+    cmd.arg("-f")
+        .arg(&cfg)
+        .args(["-DD", "-E", "-m", "64", "-M", "8"])
+        .arg("-Y")
+        .arg(dir)
+        .arg("-w")
+        .arg(dir);
+    let mut k = Daemon::spawn("kamailio", &mut cmd, dir);
+    wait_listening(&mut k, port, Duration::from_secs(10));
+    (k, port, ctl)
+}
+
+/// Tells Kamailio which user name an extension belongs to.
+async fn provision(ctl: &Path, extension: &str, name: &str) {
+    let out = Command::new("kamcmd")
+        .arg("-s")
+        .arg(format!("unix:{}", ctl.display()))
+        // `s:`: a string, though it looks like a number.
+        .args(["htable.sets", "ext", &format!("s:{extension}"), name])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kamcmd htable.sets: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+// ---------------------------------------------------------------------
+// rtpengine's ng control protocol: `cookie SP bencoded-dict` over UDP
+// (https://rtpengine.readthedocs.io/en/latest/ng_control_protocol.html).
+// Its dictionaries are not always in key order; the decoder keeps them as
+// they come.
+
+/// A bencoded value.
+#[derive(Debug, Clone, PartialEq)]
+enum Ben {
+    Int(i64),
+    Bytes(Vec<u8>),
+    List(Vec<Ben>),
+    Dict(Vec<(Vec<u8>, Ben)>),
+}
+
+impl Ben {
+    fn parse(b: &[u8]) -> Option<Ben> {
+        let mut i = 0;
+        let v = Self::at(b, &mut i)?;
+        (i == b.len()).then_some(v)
+    }
+
+    fn at(b: &[u8], i: &mut usize) -> Option<Ben> {
+        match *b.get(*i)? {
+            b'i' => {
+                let end = *i + b[*i..].iter().position(|&c| c == b'e')?;
+                let n = std::str::from_utf8(&b[*i + 1..end]).ok()?.parse().ok()?;
+                *i = end + 1;
+                Some(Ben::Int(n))
+            }
+            b'l' => {
+                *i += 1;
+                let mut v = Vec::new();
+                while *b.get(*i)? != b'e' {
+                    v.push(Self::at(b, i)?);
+                }
+                *i += 1;
+                Some(Ben::List(v))
+            }
+            b'd' => {
+                *i += 1;
+                let mut v = Vec::new();
+                while *b.get(*i)? != b'e' {
+                    let Ben::Bytes(k) = Self::at(b, i)? else {
+                        return None;
+                    };
+                    v.push((k, Self::at(b, i)?));
+                }
+                *i += 1;
+                Some(Ben::Dict(v))
+            }
+            b'0'..=b'9' => {
+                let colon = *i + b[*i..].iter().position(|&c| c == b':')?;
+                let n: usize = std::str::from_utf8(&b[*i..colon]).ok()?.parse().ok()?;
+                let s = b.get(colon + 1..colon + 1 + n)?.to_vec();
+                *i = colon + 1 + n;
+                Some(Ben::Bytes(s))
+            }
+            _ => None,
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&Ben> {
+        self.entries()
+            .iter()
+            .find(|(k, _)| k == key.as_bytes())
+            .map(|(_, v)| v)
+    }
+
+    fn entries(&self) -> &[(Vec<u8>, Ben)] {
+        match self {
+            Ben::Dict(d) => d,
+            _ => &[],
+        }
+    }
+
+    fn items(&self) -> &[Ben] {
+        match self {
+            Ben::List(l) => l,
+            _ => &[],
+        }
+    }
+
+    fn int(&self) -> Option<i64> {
+        match self {
+            Ben::Int(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    fn text(&self) -> Option<String> {
+        match self {
+            Ben::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        }
+    }
+}
+
+/// A bencoded string.
+fn bstr(s: &str) -> String {
+    format!("{}:{s}", s.len())
+}
+
+struct Ng {
+    socket: tokio::net::UdpSocket,
+    to: SocketAddr,
+    sent: u32,
+}
+
+impl Ng {
+    async fn new(port: u16) -> Ng {
+        Ng {
+            socket: tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            to: SocketAddr::from(([127, 0, 0, 1], port)),
+            sent: 0,
+        }
+    }
+
+    /// Sends one command (a bencoded dict) and returns the reply, or None
+    /// without one within `wait`.
+    async fn command(&mut self, dict: &str, wait: Duration) -> Option<Ben> {
+        self.sent += 1;
+        let cookie = format!("myturn{}x{}", std::process::id(), self.sent);
+        self.socket
+            .send_to(format!("{cookie} {dict}").as_bytes(), self.to)
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 65_536];
+        let end = tokio::time::Instant::now() + wait;
+        loop {
+            let n = match tokio::time::timeout_at(end, self.socket.recv(&mut buf)).await {
+                Ok(Ok(n)) => n,
+                // Nobody listening yet (ICMP port unreachable) or no reply.
+                Ok(Err(_)) | Err(_) => return None,
+            };
+            let reply = &buf[..n];
+            if let Some(body) = reply
+                .strip_prefix(cookie.as_bytes())
+                .and_then(|r| r.strip_prefix(b" "))
+            {
+                return Ben::parse(body);
+            }
+            // A late reply to an earlier cookie: keep waiting.
+        }
+    }
+
+    /// Waits until rtpengine answers `ping` with `pong`.
+    async fn wait_ready(&mut self, rtpengine: &mut Daemon) {
+        let end = Instant::now() + Duration::from_secs(15);
+        loop {
+            rtpengine.assert_running();
+            let r = self
+                .command("d7:command4:pinge", Duration::from_millis(300))
+                .await;
+            if r.as_ref()
+                .and_then(|r| r.get("result"))
+                .and_then(Ben::text)
+                .as_deref()
+                == Some("pong")
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "rtpengine does not answer ng pings:\n{}",
+                rtpengine.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn ok(&mut self, dict: &str) -> Ben {
+        let r = self
+            .command(dict, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("no ng reply to {dict}"));
+        assert_eq!(
+            r.get("result").and_then(Ben::text).as_deref(),
+            Some("ok"),
+            "ng {dict}: {r:?}"
+        );
+        r
+    }
+
+    /// The Call-IDs rtpengine holds.
+    async fn list(&mut self) -> Vec<String> {
+        let r = self.ok("d7:command4:liste").await;
+        r.get("calls")
+            .map(|c| c.items().iter().filter_map(Ben::text).collect())
+            .unwrap_or_default()
+    }
+
+    /// Per call party (SIP tag): the RTP packets rtpengine received from
+    /// it (and relayed to the other party).
+    async fn rtp_received_by_tag(&mut self, call_id: &str) -> Vec<(String, i64)> {
+        let r = self
+            .ok(&format!("d7:call-id{}7:command5:querye", bstr(call_id)))
+            .await;
+        let tags = r.get("tags").expect("query has tags");
+        tags.entries()
+            .iter()
+            .map(|(tag, t)| {
+                let packets = t
+                    .get("medias")
+                    .map(Ben::items)
+                    .unwrap_or_default()
+                    .iter()
+                    .flat_map(|m| m.get("streams").map(Ben::items).unwrap_or_default())
+                    .filter(|s| {
+                        s.get("flags")
+                            .map(Ben::items)
+                            .unwrap_or_default()
+                            .iter()
+                            .any(|f| f.text().as_deref() == Some("RTP"))
+                    })
+                    .filter_map(|s| s.get("stats")?.get("packets")?.int())
+                    .sum();
+                (String::from_utf8_lossy(tag).into_owned(), packets)
+            })
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------
+// The clients (as plain_e2e.rs), with their log captured.
+
+struct Proc {
+    name: &'static str,
+    child: Child,
+    stdin: ChildStdin,
+    out: Lines<BufReader<ChildStdout>>,
+    seen: Vec<String>,
+    log: Arc<Mutex<Vec<String>>>,
+    log_reader: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Proc {
+    fn start(server: &str, name: &'static str, input: &Path, output: &Path) -> Proc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_myturn"))
+            .args(["--plain", "--server", server, "--name", name])
+            .arg("--input-wav")
+            .arg(input)
+            .arg("--output-wav")
+            .arg(output)
+            // The `call connected … sip_call_id=…` line is at info level.
+            .env("MYTURN_LOG", "info")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap()).lines();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
+        let keep = log.clone();
+        let log_reader = tokio::spawn(async move {
+            while let Ok(Some(l)) = err.next_line().await {
+                eprintln!("[{name}] {l}");
+                keep.lock().unwrap().push(l);
+            }
+        });
+        Proc {
+            name,
+            child,
+            stdin,
+            out,
+            seen: Vec::new(),
+            log,
+            log_reader: Some(log_reader),
+        }
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// The first line (from now) starting with `prefix`; an `error` line
+    /// before it fails at once.
+    async fn expect(&mut self, prefix: &str) -> String {
+        let r = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(l) = self.out.next_line().await.unwrap() {
+                self.seen.push(l.clone());
+                if l.starts_with(prefix) {
+                    return Ok(l);
+                }
+                if l.starts_with("error ") {
+                    return Err(l);
+                }
+            }
+            Err("(end of output)".into())
+        })
+        .await;
+        match r {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => panic!(
+                "{}: `{e}` instead of `{prefix}`; saw {:?}",
+                self.name, self.seen
+            ),
+            Err(_) => panic!("{}: no `{prefix}` line; saw {:?}", self.name, self.seen),
+        }
+    }
+
+    /// Asks for `stats` until all the audio went both ways.
+    async fn all_audio_through(&mut self) -> String {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            self.send("stats").await;
+            let s = self.expect("stats ").await;
+            if s.contains(&format!(" sent={FRAMES} "))
+                && s.contains(&format!(" received={FRAMES} "))
+            {
+                return s;
+            }
+            assert!(Instant::now() < end, "{}: audio incomplete: {s}", self.name);
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Waits for the stderr reader to reach the end (after the exit).
+    async fn finish_log(&mut self) -> Vec<String> {
+        if let Some(h) = self.log_reader.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), h).await;
+        }
+        self.log.lock().unwrap().clone()
+    }
+}
+
+/// Drops ANSI escape sequences (in case the log is coloured anyway).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars().peekable();
+    while let Some(c) = it.next() {
+        if c == '\x1b' {
+            if it.peek() == Some(&'[') {
+                it.next();
+                for c in it.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The field `name` of the client's `call connected` log line.
+fn logged(log: &[String], name: &str) -> Option<String> {
+    let key = format!(" {name}=");
+    log.iter().map(|l| strip_ansi(l)).find_map(|l| {
+        if !l.contains("call connected") {
+            return None;
+        }
+        let rest = &l[l.find(&key)? + key.len()..];
+        Some(match rest.strip_prefix('"') {
+            // Debug-formatted: a quoted string with escapes.
+            Some(q) => {
+                let mut v = String::new();
+                let mut chars = q.chars();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => v.extend(chars.next()),
+                        '"' => break,
+                        c => v.push(c),
+                    }
+                }
+                v
+            }
+            None => rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        })
+    })
+}
+
+fn write_wav(path: &Path, frames: &[Vec<u8>]) {
+    let mut w = wav::Writer::create(path, 8000).unwrap();
+    for f in frames {
+        w.write_frame(f).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+// ---------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_talk_through_kamailio_topoh_and_rtpengine() {
+    if !installed("kamailio") || !installed("kamcmd") || !installed("rtpengine") {
+        return;
+    }
+    let Some(modules) = kamailio_modules() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+
+    // rtpengine first: Kamailio's module pings it when starting, and
+    // would leave a dead one disabled for a minute.
+    let (mut rtpengine, ng_port, media_ports) = start_rtpengine(dir.path());
+    let mut ng = Ng::new(ng_port).await;
+    ng.wait_ready(&mut rtpengine).await;
+    let (mut kamailio, sip_port, ctl) = start_kamailio(dir.path(), ng_port, &modules);
+
+    // The pairing server, without a PBX of its own: clients register to
+    // Kamailio.
+    let mut cfg = myturn_server::Config::defaults();
+    cfg.pbx = myturn_server::pbx::PbxKind::None;
+    cfg.sip_domain = Some(format!("127.0.0.1:{sip_port}"));
+    let app = myturn_server::App::new(&cfg, None).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(app.serve(listener, std::future::pending()));
+
+    let (a_in, b_in) = (dir.path().join("alice.wav"), dir.path().join("bob.wav"));
+    let (a_out, b_out) = (
+        dir.path().join("alice-heard.wav"),
+        dir.path().join("bob-heard.wav"),
+    );
+    let (a_frames, b_frames) = (speech::frames(21, 8000, 2.0), speech::frames(22, 8000, 2.0));
+    assert_eq!(a_frames.len(), FRAMES);
+    write_wav(&a_in, &a_frames);
+    write_wav(&b_in, &b_frames);
+
+    let mut alice = Proc::start(&server, "alice", &a_in, &a_out);
+    let mut bob = Proc::start(&server, "bob", &b_in, &b_out);
+    for p in [&mut alice, &mut bob] {
+        let l = p.expect("registered name=").await;
+        let extension = l.split_once(" extension=").expect("an extension").1;
+        provision(&ctl, extension, p.name).await;
+        p.expect("sip registered").await;
+    }
+    assert!(
+        ng.list().await.is_empty(),
+        "no media session before the call"
+    );
+    alice.send("ready").await;
+    bob.send("ready").await;
+    let (pa, pb) = tokio::join!(alice.expect("paired "), bob.expect("paired "));
+    assert!(
+        pa.contains("peer=bob") && pb.contains("peer=alice"),
+        "{pa} / {pb}"
+    );
+    let alice_calls = pa.contains("role=caller");
+    assert!(
+        alice_calls != pb.contains("role=caller"),
+        "one caller: {pa} / {pb}"
+    );
+    let (ca, cb) = tokio::join!(alice.expect("connected sas="), bob.expect("connected sas="));
+    assert_eq!(ca, cb, "both sides show the same SAS");
+
+    alice.send("say hello from alice").await;
+    bob.send("say hi from bob").await;
+    assert_eq!(bob.expect("chat ").await, "chat alice: hello from alice");
+    assert_eq!(alice.expect("chat ").await, "chat bob: hi from bob");
+
+    // All 2 s of audio went through, both ways, nothing dropped.
+    for p in [&mut alice, &mut bob] {
+        let stats = p.all_audio_through().await;
+        assert!(
+            stats.contains("loss=0.0%") && stats.contains(" dropped=0"),
+            "{}: {stats}",
+            p.name
+        );
+    }
+
+    // The media was anchored in rtpengine: one call, and from each party
+    // (SIP tag) it received, and relayed, at least all the audio frames.
+    let calls = ng.list().await;
+    assert_eq!(calls.len(), 1, "one call in rtpengine: {calls:?}");
+    let rtp_call_id = calls[0].clone();
+    let by_tag = ng.rtp_received_by_tag(&rtp_call_id).await;
+    eprintln!("rtpengine call {rtp_call_id}: RTP packets received per tag {by_tag:?}");
+    assert_eq!(by_tag.len(), 2, "two parties: {by_tag:?}");
+    for (tag, packets) in &by_tag {
+        assert!(
+            *packets >= FRAMES as i64,
+            "rtpengine relayed only {packets} packets from {tag}"
+        );
+    }
+    kamailio.assert_running();
+    rtpengine.assert_running();
+
+    alice.send("hangup").await;
+    alice.expect("ended by=us").await;
+    bob.expect("ended by=peer").await;
+    for p in [&mut alice, &mut bob] {
+        p.send("quit").await;
+        p.expect("bye").await;
+        let st = tokio::time::timeout(Duration::from_secs(10), p.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(st.success(), "{}: {st}", p.name);
+    }
+
+    // Each output WAV holds exactly what the other side sent, as PCM16
+    // at 8 kHz.
+    for (heard, sent) in [(&b_out, &a_frames), (&a_out, &b_frames)] {
+        let samples = wav::read(heard, 8000).unwrap();
+        let frames = wav::frames(&samples, 160);
+        assert_eq!(frames.len(), sent.len(), "{}", heard.display());
+        if let Some(i) = (0..sent.len()).find(|&i| frames[i] != sent[i]) {
+            // Say whether it is the right audio in the wrong order (the
+            // WAV takes frames as they arrive) or other audio.
+            let order: Vec<String> = frames
+                .iter()
+                .map(|f| match sent.iter().position(|s| s == f) {
+                    Some(j) => j.to_string(),
+                    None => "?".into(),
+                })
+                .collect();
+            panic!(
+                "{} differs from frame {i}; heard the sent frames in this order: {}",
+                heard.display(),
+                order.join(" ")
+            );
+        }
+        assert!(frames.iter().map(|f| speech::rms(f)).sum::<f64>() / frames.len() as f64 > 100.0);
+    }
+
+    // topoh masked the Call-ID: the two sides knew the call by different
+    // Call-IDs; the caller's is the one Kamailio (unmasking on the way
+    // back) gave rtpengine.
+    let (a_log, b_log) = (alice.finish_log().await, bob.finish_log().await);
+    let a_id =
+        logged(&a_log, "sip_call_id").expect("alice logs `call connected` with sip_call_id=");
+    let b_id = logged(&b_log, "sip_call_id").expect("bob logs `call connected` with sip_call_id=");
+    let (caller_id, callee_id) = if alice_calls {
+        (a_id, b_id)
+    } else {
+        (b_id, a_id)
+    };
+    assert_ne!(
+        caller_id, callee_id,
+        "topoh gave the callee a Call-ID of its own"
+    );
+    assert_eq!(
+        caller_id, rtp_call_id,
+        "rtpengine knows the call by the caller's Call-ID"
+    );
+    // And where each side sent its media, as its SDP said (when the log
+    // line names it): one of rtpengine's ports.
+    for (name, log) in [("alice", &a_log), ("bob", &b_log)] {
+        if let Some(m) = logged(log, "remote_media") {
+            let m: SocketAddr = m.parse().unwrap();
+            assert!(
+                media_ports.contains(&m.port()),
+                "{name} sent media to {m}, not to rtpengine ({media_ports:?})"
+            );
+        }
+    }
+    drop(kamailio);
+    drop(rtpengine);
+}
