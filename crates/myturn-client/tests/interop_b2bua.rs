@@ -22,17 +22,20 @@
 //! `SKIPPED` notice otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::{write_wav, Proc};
+
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use myturn_client::speech;
 use myturn_media::wav;
 use rand_core::{OsRng, RngCore};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use tokio::process::Command;
 
 /// topoh's `mask_callid`: 1 makes Kamailio hand the callee a Call-ID of
 /// its own (`!!:` + the encoded original).
@@ -604,118 +607,6 @@ impl Ng {
     }
 }
 
-// ---------------------------------------------------------------------
-// The clients (as plain_e2e.rs), with their log captured.
-
-struct Proc {
-    name: &'static str,
-    child: Child,
-    stdin: ChildStdin,
-    out: Lines<BufReader<ChildStdout>>,
-    seen: Vec<String>,
-    log: Arc<Mutex<Vec<String>>>,
-    log_reader: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Proc {
-    fn start(server: &str, name: &'static str, input: &Path, output: &Path) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_myturn"))
-            .args(["--plain", "--server", server, "--name", name])
-            .arg("--input-wav")
-            .arg(input)
-            .arg("--output-wav")
-            .arg(output)
-            // The `call connected … sip_call_id=…` line is at info level.
-            .env("MYTURN_LOG", "info")
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let out = BufReader::new(child.stdout.take().unwrap()).lines();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
-        let keep = log.clone();
-        let log_reader = tokio::spawn(async move {
-            while let Ok(Some(l)) = err.next_line().await {
-                eprintln!("[{name}] {l}");
-                keep.lock().unwrap().push(l);
-            }
-        });
-        Proc {
-            name,
-            child,
-            stdin,
-            out,
-            seen: Vec::new(),
-            log,
-            log_reader: Some(log_reader),
-        }
-    }
-
-    async fn send(&mut self, line: &str) {
-        self.stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .unwrap();
-        self.stdin.flush().await.unwrap();
-    }
-
-    /// The first line (from now) starting with `prefix`; an `error` line
-    /// before it fails at once.
-    async fn expect(&mut self, prefix: &str) -> String {
-        let r = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(l) = self.out.next_line().await.unwrap() {
-                self.seen.push(l.clone());
-                if l.starts_with(prefix) {
-                    return Ok(l);
-                }
-                if l.starts_with("error ") {
-                    return Err(l);
-                }
-            }
-            Err("(end of output)".into())
-        })
-        .await;
-        match r {
-            Ok(Ok(l)) => l,
-            Ok(Err(e)) => panic!(
-                "{}: `{e}` instead of `{prefix}`; saw {:?}",
-                self.name, self.seen
-            ),
-            Err(_) => panic!("{}: no `{prefix}` line; saw {:?}", self.name, self.seen),
-        }
-    }
-
-    /// Asks for `stats` until all the audio went both ways.
-    async fn all_audio_through(&mut self) -> String {
-        let end = Instant::now() + Duration::from_secs(20);
-        loop {
-            self.send("stats").await;
-            let s = self.expect("stats ").await;
-            if s.contains(&format!(" sent={FRAMES} "))
-                && s.contains(&format!(" received={FRAMES} "))
-            {
-                return s;
-            }
-            assert!(Instant::now() < end, "{}: audio incomplete: {s}", self.name);
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    /// Waits for the stderr reader to reach the end (after the exit).
-    async fn finish_log(&mut self) -> Vec<String> {
-        if let Some(h) = self.log_reader.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), h).await;
-        }
-        self.log.lock().unwrap().clone()
-    }
-}
-
 /// Drops ANSI escape sequences (in case the log is coloured anyway).
 fn strip_ansi(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -768,14 +659,6 @@ fn logged(log: &[String], name: &str) -> Option<String> {
     })
 }
 
-fn write_wav(path: &Path, frames: &[Vec<u8>]) {
-    let mut w = wav::Writer::create(path, 8000).unwrap();
-    for f in frames {
-        w.write_frame(f).unwrap();
-    }
-    w.finalize().unwrap();
-}
-
 // ---------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -800,10 +683,7 @@ async fn two_clients_talk_through_kamailio_topoh_and_rtpengine() {
     let mut cfg = myturn_server::Config::defaults();
     cfg.pbx = myturn_server::pbx::PbxKind::None;
     cfg.sip_domain = Some(format!("127.0.0.1:{sip_port}"));
-    let app = myturn_server::App::new(&cfg, None).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(app.serve(listener, std::future::pending()));
+    let server = common::serve(&cfg).await;
 
     let (a_in, b_in) = (dir.path().join("alice.wav"), dir.path().join("bob.wav"));
     let (a_out, b_out) = (
@@ -849,7 +729,7 @@ async fn two_clients_talk_through_kamailio_topoh_and_rtpengine() {
 
     // All 2 s of audio went through, both ways, nothing dropped.
     for p in [&mut alice, &mut bob] {
-        let stats = p.all_audio_through().await;
+        let stats = p.all_audio_through(FRAMES).await;
         assert!(
             stats.contains("loss=0.0%") && stats.contains(" dropped=0"),
             "{}: {stats}",
@@ -874,18 +754,7 @@ async fn two_clients_talk_through_kamailio_topoh_and_rtpengine() {
     kamailio.assert_running();
     rtpengine.assert_running();
 
-    alice.send("hangup").await;
-    alice.expect("ended by=us").await;
-    bob.expect("ended by=peer").await;
-    for p in [&mut alice, &mut bob] {
-        p.send("quit").await;
-        p.expect("bye").await;
-        let st = tokio::time::timeout(Duration::from_secs(10), p.child.wait())
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(st.success(), "{}: {st}", p.name);
-    }
+    common::hang_up_and_quit(&mut alice, &mut bob).await;
 
     // Each output WAV holds exactly what the other side sent, as PCM16
     // at 8 kHz.

@@ -4,89 +4,21 @@
 //! and the chat lines must arrive.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::{builtin_pbx, serve, write_wav, Proc};
+
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use myturn_client::speech;
 use myturn_media::wav;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-
-struct Proc {
-    child: Child,
-    stdin: ChildStdin,
-    out: Lines<BufReader<ChildStdout>>,
-    seen: Vec<String>,
-}
-
-impl Proc {
-    fn start(server: &str, name: &str, input: &Path, output: &Path) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_myturn"))
-            .args(["--plain", "--server", server, "--name", name])
-            .arg("--input-wav")
-            .arg(input)
-            .arg("--output-wav")
-            .arg(output)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let out = BufReader::new(child.stdout.take().unwrap()).lines();
-        Proc {
-            child,
-            stdin,
-            out,
-            seen: Vec::new(),
-        }
-    }
-
-    async fn send(&mut self, line: &str) {
-        self.stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .unwrap();
-        self.stdin.flush().await.unwrap();
-    }
-
-    /// The first line (from now) starting with `prefix`.
-    async fn expect(&mut self, prefix: &str) -> String {
-        let r = tokio::time::timeout(Duration::from_secs(20), async {
-            while let Some(l) = self.out.next_line().await.unwrap() {
-                self.seen.push(l.clone());
-                if l.starts_with(prefix) {
-                    return Some(l);
-                }
-            }
-            None
-        })
-        .await;
-        match r {
-            Ok(Some(l)) => l,
-            _ => panic!("no `{prefix}` line; saw {:?}", self.seen),
-        }
-    }
-}
-
-fn write_wav(path: &Path, frames: &[Vec<u8>]) {
-    let mut w = wav::Writer::create(path, 8000).unwrap();
-    for f in frames {
-        w.write_frame(f).unwrap();
-    }
-    w.finalize().unwrap();
-}
+use tokio::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_plain_clients_talk_and_chat_through_the_builtin_pbx() {
-    let mut cfg = myturn_server::Config::defaults();
-    cfg.sip_listen = "127.0.0.1:0".parse().unwrap();
-    let app = myturn_server::App::new(&cfg, None).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(app.serve(listener, std::future::pending()));
+    let server = serve(&builtin_pbx()).await;
 
     let dir = tempfile::tempdir().unwrap();
     let (a_in, b_in) = (dir.path().join("alice.wav"), dir.path().join("bob.wav"));
@@ -131,18 +63,7 @@ async fn two_plain_clients_talk_and_chat_through_the_builtin_pbx() {
         stats.contains("loss=0.0%") && stats.contains("jitter="),
         "{stats}"
     );
-    alice.send("hangup").await;
-    alice.expect("ended by=us").await;
-    bob.expect("ended by=peer").await;
-    for p in [&mut alice, &mut bob] {
-        p.send("quit").await;
-        p.expect("bye").await;
-        let st = tokio::time::timeout(Duration::from_secs(10), p.child.wait())
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(st.success());
-    }
+    common::hang_up_and_quit(&mut alice, &mut bob).await;
 
     // Each output WAV holds exactly what the other side sent (no loss on
     // loopback), as PCM16 at 8 kHz.
@@ -179,12 +100,7 @@ async fn clear_errors_and_non_zero_exits() {
     assert!(err.contains("cannot reach the myTurn server"), "{err}");
 
     // A taken name: the server's reason, and a non-zero exit.
-    let mut cfg = myturn_server::Config::defaults();
-    cfg.sip_listen = "127.0.0.1:0".parse().unwrap();
-    let app = myturn_server::App::new(&cfg, None).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(app.serve(listener, std::future::pending()));
+    let server = serve(&builtin_pbx()).await;
     let mut first = Proc::start(
         &server,
         "carol",
@@ -229,12 +145,7 @@ async fn clear_errors_and_non_zero_exits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_muted_partner_stays_and_a_killed_one_ends_the_call_within_the_peer_timeout() {
-    let mut cfg = myturn_server::Config::defaults();
-    cfg.sip_listen = "127.0.0.1:0".parse().unwrap();
-    let app = myturn_server::App::new(&cfg, None).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(app.serve(listener, std::future::pending()));
+    let server = serve(&builtin_pbx()).await;
 
     let dir = tempfile::tempdir().unwrap();
     let (a_in, b_in) = (dir.path().join("a.wav"), dir.path().join("b.wav"));

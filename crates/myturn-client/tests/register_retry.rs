@@ -6,6 +6,8 @@
 //! and by docs/asterisk.md).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -69,11 +71,7 @@ async fn server(sip_domain: std::net::SocketAddr) -> String {
     let mut cfg = myturn_server::Config::defaults();
     cfg.pbx = myturn_server::pbx::PbxKind::None;
     cfg.sip_domain = Some(sip_domain.to_string());
-    let app = myturn_server::App::new(&cfg, None).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(app.serve(listener, std::future::pending()));
-    base
+    common::serve(&cfg).await
 }
 
 #[tokio::test]

@@ -1,0 +1,164 @@
+//! What the client's process-level tests share: a `myturn --plain` child
+//! with its stdout read line by line and its log captured, WAV files, and
+//! a pairing server on a free port in the test process.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use myturn_media::wav;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+/// Runs a real `myturn-server` (a full `App`) on a free loopback port;
+/// returns its base URL.
+pub async fn serve(cfg: &myturn_server::Config) -> String {
+    let app = myturn_server::App::new(cfg, None).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(app.serve(listener, std::future::pending()));
+    server
+}
+
+/// The defaults with the built-in PBX on a free port.
+pub fn builtin_pbx() -> myturn_server::Config {
+    let mut cfg = myturn_server::Config::defaults();
+    cfg.sip_listen = "127.0.0.1:0".parse().unwrap();
+    cfg
+}
+
+pub fn write_wav(path: &Path, frames: &[Vec<u8>]) {
+    let mut w = wav::Writer::create(path, 8000).unwrap();
+    for f in frames {
+        w.write_frame(f).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// `us` hangs up, `peer` hears it; both quit and exit with success.
+pub async fn hang_up_and_quit(us: &mut Proc, peer: &mut Proc) {
+    us.send("hangup").await;
+    us.expect("ended by=us").await;
+    peer.expect("ended by=peer").await;
+    for p in [us, peer] {
+        p.send("quit").await;
+        p.expect("bye").await;
+        let st = tokio::time::timeout(Duration::from_secs(10), p.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(st.success(), "{}: {st}", p.name);
+    }
+}
+
+/// A `myturn --plain` process.
+pub struct Proc {
+    pub name: &'static str,
+    pub child: Child,
+    stdin: ChildStdin,
+    out: Lines<BufReader<ChildStdout>>,
+    pub seen: Vec<String>,
+    log: Arc<Mutex<Vec<String>>>,
+    log_reader: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Proc {
+    pub fn start(server: &str, name: &'static str, input: &Path, output: &Path) -> Proc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_myturn"))
+            .args(["--plain", "--server", server, "--name", name])
+            .arg("--input-wav")
+            .arg(input)
+            .arg("--output-wav")
+            .arg(output)
+            // The `call connected … sip_call_id=…` line is at info level.
+            .env("MYTURN_LOG", "info")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap()).lines();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
+        let keep = log.clone();
+        let log_reader = tokio::spawn(async move {
+            while let Ok(Some(l)) = err.next_line().await {
+                eprintln!("[{name}] {l}");
+                keep.lock().unwrap().push(l);
+            }
+        });
+        Proc {
+            name,
+            child,
+            stdin,
+            out,
+            seen: Vec::new(),
+            log,
+            log_reader: Some(log_reader),
+        }
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// The first line (from now) starting with `prefix`; an `error` line
+    /// before it fails at once.
+    pub async fn expect(&mut self, prefix: &str) -> String {
+        let r = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(l) = self.out.next_line().await.unwrap() {
+                self.seen.push(l.clone());
+                if l.starts_with(prefix) {
+                    return Ok(l);
+                }
+                if l.starts_with("error ") {
+                    return Err(l);
+                }
+            }
+            Err("(end of output)".into())
+        })
+        .await;
+        match r {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => panic!(
+                "{}: `{e}` instead of `{prefix}`; saw {:?}",
+                self.name, self.seen
+            ),
+            Err(_) => panic!("{}: no `{prefix}` line; saw {:?}", self.name, self.seen),
+        }
+    }
+
+    /// Asks for `stats` until all the audio went both ways.
+    pub async fn all_audio_through(&mut self, frames: usize) -> String {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            self.send("stats").await;
+            let s = self.expect("stats ").await;
+            if s.contains(&format!(" sent={frames} "))
+                && s.contains(&format!(" received={frames} "))
+            {
+                return s;
+            }
+            assert!(Instant::now() < end, "{}: audio incomplete: {s}", self.name);
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Waits for the stderr reader to reach the end (after the exit).
+    pub async fn finish_log(&mut self) -> Vec<String> {
+        if let Some(h) = self.log_reader.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), h).await;
+        }
+        self.log.lock().unwrap().clone()
+    }
+}
