@@ -165,6 +165,13 @@ pub struct Config {
     #[arg(long, env = "MYTURN_LEASE", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=86_400))]
     pub lease: u64,
 
+    /// Seconds a user whose event stream closed may take to reconnect
+    /// before leaving the pairing pool or its pair (the partner is told
+    /// `peer_left` `disconnected`). Users who never open a stream keep the
+    /// lease alone.
+    #[arg(long, env = "MYTURN_STREAM_GRACE", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub stream_grace: u64,
+
     /// Who lets ready users into the pairing pool.
     #[arg(long, env = "MYTURN_ADMISSION", value_enum, default_value = "open")]
     pub admission: Admission,

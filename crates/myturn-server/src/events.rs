@@ -142,6 +142,7 @@ pub async fn user_events(
         let attached = {
             let mut core = state.core();
             core.reg.watch(uid, true, Instant::now());
+            core.reg.stream_opened(uid);
             core.attach(uid, family)
         };
         let Some((conn, rx)) = attached else { return };
@@ -155,6 +156,7 @@ pub async fn user_events(
         let mut core = state.core();
         core.detach(Some(uid), conn);
         core.reg.watch(uid, false, Instant::now());
+        core.reg.stream_closed(uid, Instant::now());
     }))
 }
 

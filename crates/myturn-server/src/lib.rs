@@ -233,6 +233,7 @@ impl App {
             max_sockets_per_user: cfg.max_sockets_per_user,
             max_sockets: cfg.max_sockets,
             ping_every: (lease / 3).clamp(Duration::from_millis(500), Duration::from_secs(20)),
+            stream_grace: Duration::from_secs(cfg.stream_grace),
         };
         Ok(App {
             builtin,
@@ -347,12 +348,19 @@ impl App {
         let sweeper = {
             let state = state.clone();
             let mut rx = stop_rx.clone();
-            let every = (state.settings.lease / 4).max(Duration::from_millis(250));
+            // Often enough that a closed stream is acted on soon after its
+            // grace, and an expired lease soon after the lease.
+            let every = (state.settings.lease / 4)
+                .min(state.settings.stream_grace / 4)
+                .max(Duration::from_millis(250));
             tokio::spawn(async move {
                 loop {
                     tokio::select! {
                         _ = tokio::time::sleep(every) => {}
                         _ = rx.wait_for(|&s| s) => return,
+                    }
+                    for name in state.drop_ghosts(Instant::now()) {
+                        tracing::info!(%name, "event stream closed past the grace: out of the pool");
                     }
                     for name in state.expire_silent(Instant::now()) {
                         tracing::info!(%name, "lease expired: user logged out");

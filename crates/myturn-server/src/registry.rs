@@ -111,6 +111,10 @@ pub struct User {
     pub media_key: Option<String>,
     /// Open long-polls / event streams: a user with one is not silent.
     pub watchers: u32,
+    /// Open event streams, and when the last one closed: a user whose
+    /// stream stays closed past the grace is gone from the pool.
+    pub streams: u32,
+    pub stream_lost_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for User {
@@ -252,6 +256,8 @@ impl Registry {
             admitted: !self.cfg.moderated,
             media_key: None,
             watchers: 0,
+            streams: 0,
+            stream_lost_at: None,
         });
         Ok(user)
     }
@@ -407,6 +413,62 @@ impl Registry {
                 u.watchers = u.watchers.saturating_sub(1);
             }
         }
+    }
+
+    /// An event stream of `id` opened (a reconnect ends the grace).
+    pub fn stream_opened(&mut self, id: UserId) {
+        if let Some(u) = self.users.get_mut(&id) {
+            u.streams += 1;
+            u.stream_lost_at = None;
+        }
+    }
+
+    /// An event stream of `id` closed; the last one starts the grace.
+    pub fn stream_closed(&mut self, id: UserId, now: Instant) {
+        if let Some(u) = self.users.get_mut(&id) {
+            u.streams = u.streams.saturating_sub(1);
+            if u.streams == 0 {
+                u.stream_lost_at = Some(now);
+            }
+        }
+    }
+
+    /// Users looking for or in a call whose event stream closed more than
+    /// `grace` ago and did not come back. Users who never opened a stream
+    /// (HTTP only) are never ghosts: the lease covers them.
+    pub fn ghosts(&self, now: Instant, grace: Duration) -> Vec<UserId> {
+        let mut out: Vec<UserId> = self
+            .users
+            .values()
+            .filter(|u| {
+                u.status != Status::Busy
+                    && u.streams == 0
+                    && u.stream_lost_at
+                        .is_some_and(|t| now.saturating_duration_since(t) > grace)
+            })
+            .map(|u| u.id)
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Takes a ghost out of the pool, or out of its pair (the partner hears
+    /// `peer_left` `disconnected`), and sets it `busy`.
+    pub fn drop_ghost(&mut self, id: UserId, _now_unix: u64) -> Vec<Notice> {
+        let mut notices = Vec::new();
+        self.leave_pool(id);
+        self.dissolve(id, LeaveReason::Disconnected, &mut notices);
+        if self
+            .users
+            .get(&id)
+            .is_some_and(|u| u.status != Status::Busy)
+        {
+            self.set(id, Status::Busy, &mut notices);
+        }
+        if let Some(u) = self.users.get_mut(&id) {
+            u.stream_lost_at = None;
+        }
+        notices
     }
 
     /// Changes a user's status; see `docs/api.md` for the flow.

@@ -222,7 +222,9 @@ impl Core {
                     (close::REMOVED, "removed by a moderator")
                 }
                 LeaveReason::Expired => (close::SESSION, "lease expired"),
-                LeaveReason::LoggedOut | LeaveReason::HungUp => (close::NORMAL, "logged out"),
+                LeaveReason::LoggedOut | LeaveReason::HungUp | LeaveReason::Disconnected => {
+                    (close::NORMAL, "logged out")
+                }
             };
             for s in &hub.sockets {
                 if let Some(ev) = &farewell {
@@ -251,6 +253,9 @@ pub struct Settings {
     pub max_sockets: usize,
     /// Server → client WebSocket ping period.
     pub ping_every: Duration,
+    /// How long a user whose event stream closed may take to reconnect
+    /// before leaving the pool (or its pair).
+    pub stream_grace: Duration,
 }
 
 /// Cheap to clone; shared by every handler and background task.
@@ -347,6 +352,24 @@ impl AppState {
     ) -> Option<User> {
         let id = self.core().reg.find(name).map(|u| u.id)?;
         self.remove_user(id, reason, farewell).ok()
+    }
+
+    /// Takes users whose event stream closed more than the grace ago out
+    /// of the pool and out of their pairs (the partner hears `peer_left`
+    /// `disconnected`). They keep their account and the HTTP lease.
+    /// Returns their names.
+    pub fn drop_ghosts(&self, now: Instant) -> Vec<String> {
+        let mut core = self.core();
+        let ids = core.reg.ghosts(now, self.settings.stream_grace);
+        let mut names = Vec::new();
+        for id in ids {
+            let notices = core.reg.drop_ghost(id, unix_now());
+            if let Some(u) = core.reg.get(id) {
+                names.push(u.name.clone());
+            }
+            core.deliver(&notices);
+        }
+        names
     }
 
     /// Removes users silent for longer than the lease. Returns their names.

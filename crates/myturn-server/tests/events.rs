@@ -795,3 +795,67 @@ async fn kick_ban_report_flow() {
     until(&mut wc, "kicked").await;
     assert_eq!(next(&mut wc).await["code"], 4003);
 }
+
+#[tokio::test]
+async fn a_closed_stream_leaves_the_pool_and_the_pair_after_the_grace() {
+    let e = env_with(|c| c.stream_grace = 1).await;
+    let (ghost, a, b) = (
+        e.register("ghost").await,
+        e.register("alice").await,
+        e.register("bob").await,
+    );
+    // The ghost waits with its stream open, then its client dies.
+    let wg = e.ws(&tok(&ghost)).await;
+    assert_eq!(e.status(&tok(&ghost), "ready").await.status(), 200);
+    drop(wg);
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    // Past the grace it is out of the pool: a newcomer is not paired with it.
+    let mut wa = e.ws(&tok(&a)).await;
+    let r: Value = e.status(&tok(&a), "ready").await.json().await.unwrap();
+    assert_eq!(r["status"], "ready", "alice waits, nobody live is there");
+    none_of(&mut wa, "paired", Duration::from_millis(300)).await;
+    let users = e.admin_get("/v1/admin/users").await;
+    let ghost_status = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "ghost")
+        .map(|u| u["status"].clone());
+    assert_eq!(
+        ghost_status,
+        Some(json!("busy")),
+        "the ghost keeps its account (HTTP lease), not its place: {users}"
+    );
+
+    // A live newcomer is paired with alice at once.
+    let mut wb = e.ws(&tok(&b)).await;
+    e.status(&tok(&b), "ready").await;
+    until(&mut wa, "paired").await;
+    until(&mut wb, "paired").await;
+    // Bob's client dies mid-pair: alice hears it once the grace is over.
+    let t0 = std::time::Instant::now();
+    drop(wb);
+    let left = until(&mut wa, "peer_left").await;
+    assert_eq!(left["reason"], "disconnected");
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "told after {:?} (grace 1 s)",
+        t0.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_stream_that_reconnects_within_the_grace_keeps_its_place() {
+    let e = env_with(|c| c.stream_grace = 2).await;
+    let (a, b) = (e.register("alice").await, e.register("bob").await);
+    let wa = e.ws(&tok(&a)).await;
+    e.status(&tok(&a), "ready").await;
+    drop(wa);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut wa = e.ws(&tok(&a)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut wb = e.ws(&tok(&b)).await;
+    e.status(&tok(&b), "ready").await;
+    until(&mut wa, "paired").await;
+    until(&mut wb, "paired").await;
+}

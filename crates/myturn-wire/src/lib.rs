@@ -476,6 +476,9 @@ pub enum LeaveReason {
     Banned,
     /// The partner went silent for longer than the lease.
     Expired,
+    /// The partner's event stream closed and did not come back within the
+    /// grace for reconnects: its client is gone.
+    Disconnected,
 }
 
 /// Longest lobby chat message, in bytes of UTF-8.
