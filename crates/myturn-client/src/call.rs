@@ -153,7 +153,7 @@ pub struct Client {
     progress: Option<mpsc::UnboundedSender<Progress>>,
     _keep_alive: AbortOnDrop,
     /// The server's event stream (pushes and the lobby), when it opened.
-    events: Option<crate::events::Events>,
+    pub(crate) events: Option<crate::events::Events>,
 }
 
 /// A background task that ends with its owner.
@@ -280,6 +280,47 @@ impl Client {
         }
     }
 
+    /// [`SipHandle::wait_for`], ended early by the server's `peer_left`
+    /// push (the partner logged out, was kicked, or its client vanished):
+    /// nobody waits 20 s for a call that will never come. Lobby lines are
+    /// forwarded meanwhile.
+    async fn sip_or_left<T>(
+        &mut self,
+        timeout: Duration,
+        skipped: &mut Vec<SipEvent>,
+        mut f: impl FnMut(&SipEvent) -> Option<T>,
+    ) -> Option<Result<T, ClientError>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            tokio::select! {
+                ev = self.sip.events.recv() => {
+                    let ev = ev?;
+                    if let Some(t) = f(&ev) {
+                        return Some(Ok(t));
+                    }
+                    skipped.push(ev);
+                }
+                push = async {
+                    match self.events.as_mut() {
+                        Some(e) => e.incoming.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => match push {
+                    Some(myturn_wire::ServerEvent::PeerLeft { reason }) => {
+                        tracing::info!(?reason, "the partner left while the call was set up");
+                        return Some(Err(ClientError::PeerLeft));
+                    }
+                    Some(myturn_wire::ServerEvent::LobbyMessage { from, text, .. }) => {
+                        self.tell(Progress::Lobby { from, text });
+                    }
+                    Some(_) => {}
+                    None => self.events = None,
+                },
+                _ = tokio::time::sleep_until(deadline) => return None,
+            }
+        }
+    }
+
     fn tell(&self, p: Progress) {
         if let Some(tx) = &self.progress {
             let _ = tx.send(p);
@@ -288,7 +329,20 @@ impl Client {
 
     /// Says "I'm ready", waits to be paired, sets up the call (callee
     /// answers, caller dials) and the secure media channel.
+    ///
+    /// A call that cannot be set up (the partner left, never answered, the
+    /// key agreement failed) leaves this user `busy`, not `paired`: the
+    /// server must not keep a pair nobody is calling in.
     pub async fn ready_and_call(&mut self) -> Result<Call, ClientError> {
+        let r = self.set_up_call().await;
+        if let Err(e) = &r {
+            tracing::info!(error = %e, "no call: back to busy");
+            let _ = self.api.status("busy", None).await;
+        }
+        r
+    }
+
+    async fn set_up_call(&mut self) -> Result<Call, ClientError> {
         let key = EphemeralKey::generate(&mut OsRng);
         let fp = fingerprint_b64(&key.public());
         let t_ready = Instant::now();
@@ -344,8 +398,7 @@ impl Client {
             WireRole::Callee => {
                 self.api.status("ready_to_talk", None).await?;
                 let (call, call_id, offer) = self
-                    .sip
-                    .wait_for(STEP, &mut skipped, |e| match e {
+                    .sip_or_left(STEP, &mut skipped, |e| match e {
                         SipEvent::IncomingCall {
                             call,
                             sip_call_id,
@@ -355,7 +408,7 @@ impl Client {
                         _ => None,
                     })
                     .await
-                    .ok_or(ClientError::Timeout("the partner's call"))?;
+                    .ok_or(ClientError::Timeout("the partner's call"))??;
                 let offer =
                     offer.ok_or_else(|| ClientError::Protocol("INVITE without SDP".into()))?;
                 self.sip
@@ -388,8 +441,7 @@ impl Client {
                     .map_err(ClientError::sip)?;
                 let progress = self.progress.clone();
                 let answer = self
-                    .sip
-                    .wait_for(STEP, &mut skipped, |e| match e {
+                    .sip_or_left(STEP, &mut skipped, |e| match e {
                         SipEvent::Ringing { call: c } if *c == call => {
                             if let Some(tx) = &progress {
                                 let _ = tx.send(Progress::Ringing);
@@ -410,8 +462,19 @@ impl Client {
                         )))),
                         _ => None,
                     })
-                    .await
-                    .ok_or(ClientError::Timeout("the partner to answer"))??;
+                    .await;
+                let answer = match answer {
+                    Some(Ok(r)) => r?,
+                    // Gone before answering, or never answered: cancel.
+                    Some(Err(e)) => {
+                        let _ = self.sip.hangup(call).await;
+                        return Err(e);
+                    }
+                    None => {
+                        let _ = self.sip.hangup(call).await;
+                        return Err(ClientError::Timeout("the partner to answer"));
+                    }
+                };
                 let (sdp, call_id) = answer;
                 let sdp = sdp.ok_or_else(|| ClientError::Protocol("answer without SDP".into()))?;
                 (call, call_id, sdp)
@@ -509,7 +572,6 @@ impl Client {
     /// answer that may never come, and back to `busy`.
     pub async fn end_dead(&mut self, call: &Call) -> Result<(), ClientError> {
         let _ = self.sip.hangup(call.sip_call).await;
-        self.tell(Progress::Ended { by_us: false });
         self.api.status("busy", None).await.map(|_| ())
     }
 

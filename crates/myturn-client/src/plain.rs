@@ -60,6 +60,21 @@ pub struct PlainOptions {
     pub output: Output,
 }
 
+/// The line for a call the server ended: the partner hung up (its BYE may
+/// still be on the way), or left the service.
+fn ended_by_server(reason: myturn_wire::LeaveReason) -> String {
+    match reason {
+        myturn_wire::LeaveReason::HungUp => "ended by=peer".to_owned(),
+        other => {
+            let name = serde_json::to_value(other)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            format!("ended by=server reason={name}")
+        }
+    }
+}
+
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
@@ -395,6 +410,28 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                     None => {}
                 }
             }
+            push = async {
+                match client.events.as_mut() {
+                    Some(e) => e.incoming.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match push {
+                // The server says the partner is gone (logged out, kicked,
+                // its client vanished): end the call now, do not wait for
+                // the media timeout.
+                Some(myturn_wire::ServerEvent::PeerLeft { reason }) => {
+                    if let Some(c) = call.take() {
+                        let _ = client.end_dead(&c.call).await;
+                        finish(c);
+                        say(&ended_by_server(reason));
+                    }
+                }
+                Some(myturn_wire::ServerEvent::LobbyMessage { from, text, .. }) => {
+                    say(&progress_line(&Progress::Lobby { from, text }));
+                }
+                Some(_) => {}
+                None => client.events = None,
+            },
             ev = client.sip.events.recv() => {
                 let signal = match (ev, call.as_ref()) {
                     (Some(ev), Some(c)) => c.call.on_sip(&ev).await,

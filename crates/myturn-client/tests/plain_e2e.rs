@@ -145,7 +145,11 @@ async fn clear_errors_and_non_zero_exits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_muted_partner_stays_and_a_killed_one_ends_the_call_within_the_peer_timeout() {
-    let server = serve(&builtin_pbx()).await;
+    // The server's stream grace is long here, so the media path alone
+    // notices the death (the next test covers the server's push).
+    let mut cfg = builtin_pbx();
+    cfg.stream_grace = 60;
+    let server = serve(&cfg).await;
 
     let dir = tempfile::tempdir().unwrap();
     let (a_in, b_in) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
@@ -191,6 +195,40 @@ async fn a_muted_partner_stays_and_a_killed_one_ends_the_call_within_the_peer_ti
         after >= Duration::from_secs(3) && after < Duration::from_secs(9),
         "told {after:?} after the kill (peer timeout 5 s)"
     );
+    alice.send("quit").await;
+    alice.expect("bye").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_partner_is_reported_by_the_server_after_its_stream_grace() {
+    // Media timeout far away (30 s): the server's `peer_left` ends the call.
+    let mut cfg = builtin_pbx();
+    cfg.stream_grace = 1;
+    let server = serve(&cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a_in, b_in) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
+    write_wav(&a_in, &speech::frames(23, 8000, 1.0));
+    write_wav(&b_in, &speech::frames(24, 8000, 1.0));
+    let flags = ["--peer-timeout", "30"];
+    let mut alice = Proc::start_with(&server, "alice", &a_in, &dir.path().join("ao.wav"), &flags);
+    let mut bob = Proc::start_with(&server, "bob", &b_in, &dir.path().join("bo.wav"), &flags);
+    for p in [&mut alice, &mut bob] {
+        p.expect("sip registered").await;
+    }
+    alice.send("ready").await;
+    bob.send("ready").await;
+    let (ca, cb) = tokio::join!(alice.expect("connected sas="), bob.expect("connected sas="));
+    assert_eq!(ca, cb);
+    bob.child.start_kill().unwrap();
+    let killed = std::time::Instant::now();
+    let ended = alice.expect("ended by=").await;
+    assert_eq!(ended, "ended by=server reason=disconnected");
+    assert!(
+        killed.elapsed() < Duration::from_secs(6),
+        "told {:?} after the kill (grace 1 s)",
+        killed.elapsed()
+    );
+    // Alice is busy again and can draw the next partner.
     alice.send("quit").await;
     alice.expect("bye").await;
 }

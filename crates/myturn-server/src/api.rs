@@ -297,6 +297,11 @@ async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<MeResp
 
 async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode, ApiError> {
     state.remove_user(user.id, LeaveReason::LoggedOut, None)?;
+    // Answer once the PBX no longer authenticates or routes to the user
+    // (bounded like registration): a call placed right after the logout
+    // answer must not ring the departed client.
+    let generation = state.pbx.mark_dirty();
+    let _ = state.pbx.wait_ready(generation, READY_WAIT).await;
     state.metrics.logouts.fetch_add(1, Relaxed);
     tracing::info!(name = %user.name, "user logged out");
     Ok(StatusCode::NO_CONTENT)

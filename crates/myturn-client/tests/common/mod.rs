@@ -66,8 +66,20 @@ pub struct Proc {
 
 impl Proc {
     pub fn start(server: &str, name: &'static str, input: &Path, output: &Path) -> Proc {
+        Self::start_with(server, name, input, output, &[])
+    }
+
+    /// [`Proc::start`] with more command-line flags.
+    pub fn start_with(
+        server: &str,
+        name: &'static str,
+        input: &Path,
+        output: &Path,
+        flags: &[&str],
+    ) -> Proc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_myturn"))
             .args(["--plain", "--server", server, "--name", name])
+            .args(flags)
             .arg("--input-wav")
             .arg(input)
             .arg("--output-wav")
