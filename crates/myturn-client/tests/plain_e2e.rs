@@ -152,20 +152,9 @@ async fn a_muted_partner_stays_and_a_killed_one_ends_the_call_within_the_peer_ti
     let server = serve(&cfg).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let (a_in, b_in) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
     // One second of voice each: afterwards neither side has audio to send,
     // so only keep-alives show that the other is alive.
-    write_wav(&a_in, &speech::frames(21, 8000, 1.0));
-    write_wav(&b_in, &speech::frames(22, 8000, 1.0));
-    let mut alice = Proc::start(&server, "alice", &a_in, &dir.path().join("ao.wav"));
-    let mut bob = Proc::start(&server, "bob", &b_in, &dir.path().join("bo.wav"));
-    for p in [&mut alice, &mut bob] {
-        p.expect("sip registered").await;
-    }
-    alice.send("ready").await;
-    bob.send("ready").await;
-    let (ca, cb) = tokio::join!(alice.expect("connected sas="), bob.expect("connected sas="));
-    assert_eq!(ca, cb);
+    let (mut alice, mut bob) = in_a_call(&server, dir.path(), &[]).await;
 
     // Bob mutes and his voice file ends: for 8 s (longer than the 5 s peer
     // timeout) alice hears no audio from him, yet the call stays up.
@@ -206,19 +195,7 @@ async fn a_killed_partner_is_reported_by_the_server_after_its_stream_grace() {
     cfg.stream_grace = 1;
     let server = serve(&cfg).await;
     let dir = tempfile::tempdir().unwrap();
-    let (a_in, b_in) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
-    write_wav(&a_in, &speech::frames(23, 8000, 1.0));
-    write_wav(&b_in, &speech::frames(24, 8000, 1.0));
-    let flags = ["--peer-timeout", "30"];
-    let mut alice = Proc::start_with(&server, "alice", &a_in, &dir.path().join("ao.wav"), &flags);
-    let mut bob = Proc::start_with(&server, "bob", &b_in, &dir.path().join("bo.wav"), &flags);
-    for p in [&mut alice, &mut bob] {
-        p.expect("sip registered").await;
-    }
-    alice.send("ready").await;
-    bob.send("ready").await;
-    let (ca, cb) = tokio::join!(alice.expect("connected sas="), bob.expect("connected sas="));
-    assert_eq!(ca, cb);
+    let (mut alice, mut bob) = in_a_call(&server, dir.path(), &["--peer-timeout", "30"]).await;
     bob.child.start_kill().unwrap();
     let killed = std::time::Instant::now();
     let ended = alice.expect("ended by=").await;
@@ -231,4 +208,22 @@ async fn a_killed_partner_is_reported_by_the_server_after_its_stream_grace() {
     // Alice is busy again and can draw the next partner.
     alice.send("quit").await;
     alice.expect("bye").await;
+}
+
+/// Alice and Bob, each with one second of voice, connected to each other
+/// (same SAS) through `server`.
+async fn in_a_call(server: &str, dir: &Path, flags: &[&str]) -> (Proc, Proc) {
+    let (a_in, b_in) = (dir.join("a.wav"), dir.join("b.wav"));
+    write_wav(&a_in, &speech::frames(21, 8000, 1.0));
+    write_wav(&b_in, &speech::frames(22, 8000, 1.0));
+    let mut alice = Proc::start_with(server, "alice", &a_in, &dir.join("ao.wav"), flags);
+    let mut bob = Proc::start_with(server, "bob", &b_in, &dir.join("bo.wav"), flags);
+    for p in [&mut alice, &mut bob] {
+        p.expect("sip registered").await;
+    }
+    alice.send("ready").await;
+    bob.send("ready").await;
+    let (ca, cb) = tokio::join!(alice.expect("connected sas="), bob.expect("connected sas="));
+    assert_eq!(ca, cb, "both sides show the same SAS");
+    (alice, bob)
 }
