@@ -300,12 +300,7 @@ impl Client {
                     }
                     skipped.push(ev);
                 }
-                push = async {
-                    match self.events.as_mut() {
-                        Some(e) => e.incoming.recv().await,
-                        None => std::future::pending().await,
-                    }
-                } => match push {
+                push = crate::events::next_push(&mut self.events) => match push {
                     Some(myturn_wire::ServerEvent::PeerLeft { reason }) => {
                         tracing::info!(?reason, "the partner left while the call was set up");
                         return Some(Err(ClientError::PeerLeft));

@@ -11,6 +11,16 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::api::Api;
 use crate::ClientError;
 
+/// The next server push from `events`, or never when there is no stream
+/// (`None` once it closed). A free function over the field, so a `select!`
+/// can wait on it beside other fields of the same client.
+pub async fn next_push(events: &mut Option<Events>) -> Option<ServerEvent> {
+    match events.as_mut() {
+        Some(e) => e.incoming.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// A connected event stream.
 #[derive(Debug)]
 pub struct Events {

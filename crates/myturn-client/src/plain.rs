@@ -410,12 +410,7 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                     None => {}
                 }
             }
-            push = async {
-                match client.events.as_mut() {
-                    Some(e) => e.incoming.recv().await,
-                    None => std::future::pending().await,
-                }
-            } => match push {
+            push = crate::events::next_push(&mut client.events) => match push {
                 // The server says the partner is gone (logged out, kicked,
                 // its client vanished): end the call now, do not wait for
                 // the media timeout.

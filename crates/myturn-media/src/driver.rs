@@ -3,7 +3,8 @@
 //!
 //! Only datagrams from the peer's address (the one SDP gave: the PBX's
 //! relay port, or the peer itself with direct media) reach the session;
-//! anything else is dropped and counted.
+//! anything else is dropped and counted. A re-INVITE that moves the media
+//! changes that address ([`MediaHandle::retarget`]).
 
 use std::net::SocketAddr;
 use std::time::Instant;
