@@ -329,7 +329,7 @@ async fn set_status(
         }
         let notices = core
             .reg
-            .set_status(user.id, req.status.into(), unix_now())?;
+            .set_status(user.id, req.status.into(), crate::state::at_now())?;
         core.deliver(&notices);
     }
     let me = me_of(&state, user.id)?;
@@ -492,7 +492,7 @@ async fn admin_admit(
     _: Admin,
     ApiJson(req): ApiJson<AdmitRequest>,
 ) -> Result<Json<AdmitResponse>, ApiError> {
-    let now = unix_now();
+    let now = crate::state::at_now();
     let mut core = state.core();
     if !core.reg.moderated() {
         return Err(ApiError::Conflict {

@@ -172,6 +172,13 @@ pub struct Config {
     #[arg(long, env = "MYTURN_STREAM_GRACE", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub stream_grace: u64,
 
+    /// Seconds a new pair has to start its call (both sides
+    /// `ready_to_talk`). Past it the pair is ended: the side holding it up
+    /// goes `busy` and both hear `peer_left` `no_answer`, so the live one
+    /// draws again instead of waiting on someone who is gone.
+    #[arg(long, env = "MYTURN_ANSWER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub answer_timeout: u64,
+
     /// Who lets ready users into the pairing pool.
     #[arg(long, env = "MYTURN_ADMISSION", value_enum, default_value = "open")]
     pub admission: Admission,

@@ -152,11 +152,13 @@ pub async fn user_events(
             expires_at: exp,
         };
         let who = Who::User { uid, name, exp };
-        run(state.clone(), socket, who, hello, rx).await;
+        let last_heard = run(state.clone(), socket, who, hello, rx).await;
         let mut core = state.core();
         core.detach(Some(uid), conn);
         core.reg.watch(uid, false, Instant::now());
-        core.reg.stream_closed(uid, Instant::now());
+        // A stream that died silently (no pong) was lost when last heard:
+        // the reconnect grace counts from then.
+        core.reg.stream_closed(uid, last_heard);
     }))
 }
 
@@ -217,9 +219,9 @@ async fn run(
     mut who: Who,
     hello: ServerEvent,
     mut rx: mpsc::Receiver<Outbound>,
-) {
+) -> Instant {
     if !send_event(&mut socket, &hello).await {
-        return;
+        return Instant::now();
     }
     let ping_every = state.settings.ping_every;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
@@ -239,6 +241,10 @@ async fn run(
             msg = socket.recv() => {
                 let Some(Ok(msg)) = msg else { break };
                 last_heard = Instant::now();
+                // Pongs and messages are the liveness that pairing checks.
+                if let Who::User { uid, .. } = &who {
+                    let _ = state.core().reg.touch(*uid, last_heard);
+                }
                 match msg {
                     Message::Text(t) => match on_client_event(&state, &mut who, t.as_str()) {
                         Reply::Nothing => {}
@@ -272,7 +278,7 @@ async fn run(
             _ = ping.tick() => {
                 if last_heard.elapsed() > ping_every * 3 {
                     close_with(&mut socket, close::DEAD, "no pong").await;
-                    break;
+                    return last_heard;
                 }
                 if socket.send(Message::Ping(Default::default())).await.is_err() { break; }
             }
@@ -288,6 +294,7 @@ async fn run(
             }
         }
     }
+    Instant::now()
 }
 
 fn error(code: &str, message: impl Into<String>) -> ServerEvent {

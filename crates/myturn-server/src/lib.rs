@@ -182,6 +182,7 @@ impl App {
             RegistryConfig {
                 max_users: cfg.max_users,
                 moderated: cfg.admission == Admission::Moderated,
+                liveness: Duration::from_secs(cfg.stream_grace),
             },
             rng,
         );
@@ -232,8 +233,12 @@ impl App {
             max_wait: (lease / 2).clamp(Duration::from_secs(1), Duration::from_secs(60)),
             max_sockets_per_user: cfg.max_sockets_per_user,
             max_sockets: cfg.max_sockets,
-            ping_every: (lease / 3).clamp(Duration::from_millis(500), Duration::from_secs(20)),
+            // Pongs are the liveness pairing checks: three per grace.
+            ping_every: (lease / 3)
+                .min(Duration::from_secs(cfg.stream_grace) / 3)
+                .clamp(Duration::from_millis(250), Duration::from_secs(20)),
             stream_grace: Duration::from_secs(cfg.stream_grace),
+            answer_timeout: Duration::from_secs(cfg.answer_timeout),
         };
         Ok(App {
             builtin,
@@ -352,6 +357,7 @@ impl App {
             // grace, and an expired lease soon after the lease.
             let every = (state.settings.lease / 4)
                 .min(state.settings.stream_grace / 4)
+                .min(state.settings.answer_timeout / 4)
                 .max(Duration::from_millis(250));
             tokio::spawn(async move {
                 loop {
@@ -365,6 +371,10 @@ impl App {
                     for name in state.expire_silent(Instant::now()) {
                         tracing::info!(%name, "lease expired: user logged out");
                     }
+                    for name in state.drop_unanswered(Instant::now()) {
+                        tracing::info!(%name, "call not set up within the answer timeout: pair ended, out of the pool");
+                    }
+                    state.rematch();
                 }
             })
         };

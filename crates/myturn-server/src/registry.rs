@@ -25,6 +25,14 @@ pub const LAST_EXTENSION: u32 = 999_999;
 /// 24 × log2(62) ≈ 142 bits.
 pub const SIP_PASSWORD_LEN: usize = 24;
 
+/// The time of a registry operation, read by the caller: the monotonic
+/// instant for liveness and deadlines, Unix seconds for what admins see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct At {
+    pub mono: Instant,
+    pub unix: u64,
+}
+
 /// A stable per-registration identifier. A name that logs out and registers
 /// again gets a new `UserId`, so old tokens cannot act on the new user.
 pub type UserId = u64;
@@ -143,6 +151,8 @@ pub struct PairSide {
     pub role: Role,
     /// When the pair was made, seconds since the Unix epoch.
     pub since_unix: u64,
+    /// When the pair was made (the answer timeout counts from here).
+    pub since: Instant,
     /// The pair's random 128-bit id, the same on both sides; the clients'
     /// media keys bind it (`docs/protocol.md`).
     pub pair_id: [u8; 16],
@@ -156,6 +166,10 @@ pub struct RegistryConfig {
     /// Moderated admission: ready users wait in the waiting room until an
     /// admin admits them into the pairing pool.
     pub moderated: bool,
+    /// A user with an event stream is paired only if it was heard within
+    /// this long (its pongs, every third of it), and not while its stream
+    /// is closed: nobody is handed a partner that may be gone.
+    pub liveness: Duration,
 }
 
 impl Default for RegistryConfig {
@@ -163,6 +177,7 @@ impl Default for RegistryConfig {
         RegistryConfig {
             max_users: 100_000,
             moderated: false,
+            liveness: Duration::from_secs(3),
         }
     }
 }
@@ -343,7 +358,7 @@ impl Registry {
 
     /// Lets a user out of the waiting room. If they are `ready`, they enter
     /// the pool at once (and may be paired). Admission lasts until logout.
-    pub fn admit(&mut self, id: UserId, now_unix: u64) -> Result<Vec<Notice>, RegistryError> {
+    pub fn admit(&mut self, id: UserId, at: At) -> Result<Vec<Notice>, RegistryError> {
         let u = self.users.get_mut(&id).ok_or(RegistryError::NoSuchUser)?;
         let mut notices = Vec::new();
         if u.admitted {
@@ -356,14 +371,14 @@ impl Registry {
             event: ServerEvent::Admitted,
         });
         if ready {
-            self.enter_pool(id, now_unix, &mut notices);
+            self.enter_pool(id, at, &mut notices);
         }
         Ok(notices)
     }
 
     /// Admits everyone in the waiting room, in random order (so who gets
     /// paired with whom stays uniform). Returns who was admitted.
-    pub fn admit_all(&mut self, now_unix: u64) -> (Vec<UserId>, Vec<Notice>) {
+    pub fn admit_all(&mut self, at: At) -> (Vec<UserId>, Vec<Notice>) {
         let mut waiting: Vec<UserId> = self
             .lobby
             .iter()
@@ -374,7 +389,7 @@ impl Registry {
         rand::seq::SliceRandom::shuffle(waiting.as_mut_slice(), &mut self.rng);
         let mut notices = Vec::new();
         for &id in &waiting {
-            if let Ok(n) = self.admit(id, now_unix) {
+            if let Ok(n) = self.admit(id, at) {
                 notices.extend(n);
             }
         }
@@ -471,6 +486,89 @@ impl Registry {
         notices
     }
 
+    /// Whether `u` may be handed out as a partner: users with an event
+    /// stream must have been heard within the liveness window and have it
+    /// open; users who never opened one (HTTP only) rely on the lease.
+    fn is_live(&self, u: &User, now: Instant) -> bool {
+        if u.streams > 0 {
+            return now.saturating_duration_since(u.last_seen) <= self.cfg.liveness;
+        }
+        u.stream_lost_at.is_none()
+    }
+
+    /// Pairs users left waiting side by side in the pool: one was passed
+    /// over while the other's liveness was in doubt (a stream reconnecting,
+    /// late pongs) and has since come back. Run periodically; returns what
+    /// to tell whom.
+    pub fn rematch(&mut self, at: At) -> Vec<Notice> {
+        let mut notices = Vec::new();
+        let mut waiting: Vec<UserId> = self
+            .pool
+            .iter()
+            .copied()
+            .filter(|id| self.users.get(id).is_some_and(|u| self.is_live(u, at.mono)))
+            .collect();
+        waiting.sort_unstable();
+        for id in waiting {
+            let still_waiting = self.pool.contains(&id);
+            if still_waiting {
+                self.leave_pool(id);
+                self.enter_pool(id, at, &mut notices);
+            }
+        }
+        notices
+    }
+
+    /// Pairs older than `timeout` whose call has not started (not both
+    /// `ready_to_talk`), each named once by the side holding it up: the
+    /// callee if it never said `ready_to_talk`, else the caller.
+    pub fn unanswered(&self, now: Instant, timeout: Duration) -> Vec<UserId> {
+        let mut out: Vec<UserId> = self
+            .users
+            .values()
+            .filter_map(|u| {
+                let pair = u.pair?;
+                if u.status == Status::InCall
+                    || now.saturating_duration_since(pair.since) <= timeout
+                {
+                    return None;
+                }
+                let peer = self.users.get(&pair.peer)?;
+                let (callee, caller) = match pair.role {
+                    Role::Callee => (u, peer),
+                    Role::Caller => (peer, u),
+                };
+                let laggard = if callee.status == Status::Paired {
+                    callee
+                } else {
+                    caller
+                };
+                (laggard.id == u.id).then_some(u.id)
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Ends the pair `id` holds up (see [`Registry::unanswered`]): both
+    /// sides hear `peer_left` `no_answer` and go `busy`; a live client
+    /// draws again.
+    pub fn drop_unanswered(&mut self, id: UserId) -> Vec<Notice> {
+        let mut notices = Vec::new();
+        if self.users.get(&id).and_then(|u| u.pair).is_none() {
+            return notices;
+        }
+        self.dissolve(id, LeaveReason::NoAnswer, &mut notices);
+        notices.push(Notice {
+            user: id,
+            event: ServerEvent::PeerLeft {
+                reason: LeaveReason::NoAnswer,
+            },
+        });
+        self.set(id, Status::Busy, &mut notices);
+        notices
+    }
+
     /// Changes a user's status; see `docs/api.md` for the flow.
     ///
     /// * `ready` ends a current pair (if any) and enters the pool; the user
@@ -482,7 +580,7 @@ impl Registry {
         &mut self,
         id: UserId,
         wanted: Status,
-        now_unix: u64,
+        at: At,
     ) -> Result<Vec<Notice>, RegistryError> {
         let current = self.users.get(&id).ok_or(RegistryError::NoSuchUser)?.status;
         let mut notices = Vec::new();
@@ -499,7 +597,7 @@ impl Registry {
                 self.dissolve(id, LeaveReason::HungUp, &mut notices);
                 self.set(id, Status::Ready, &mut notices);
                 if self.users.get(&id).is_some_and(|u| u.admitted) {
-                    self.enter_pool(id, now_unix, &mut notices);
+                    self.enter_pool(id, at, &mut notices);
                 }
             }
             Status::ReadyToTalk => {
@@ -661,21 +759,28 @@ impl Registry {
     /// Puts a ready user in the pool, or pairs it at once with a waiting
     /// user picked uniformly at random, avoiding the last partner (on either
     /// side) while anyone else is waiting.
-    fn enter_pool(&mut self, id: UserId, now_unix: u64, notices: &mut Vec<Notice>) {
+    fn enter_pool(&mut self, id: UserId, at: At, notices: &mut Vec<Notice>) {
         let last = self.users.get(&id).and_then(|u| u.last_partner);
-        let fresh: Vec<usize> = self
+        let live: Vec<usize> = self
             .pool
             .iter()
             .enumerate()
-            .filter(|(_, &c)| {
-                Some(c) != last && self.users.get(&c).and_then(|u| u.last_partner) != Some(id)
-            })
+            .filter(|(_, &c)| self.users.get(&c).is_some_and(|u| self.is_live(u, at.mono)))
             .map(|(i, _)| i)
+            .collect();
+        let fresh: Vec<usize> = live
+            .iter()
+            .copied()
+            .filter(|&i| {
+                self.pool.get(i).is_some_and(|&c| {
+                    Some(c) != last && self.users.get(&c).and_then(|u| u.last_partner) != Some(id)
+                })
+            })
             .collect();
         let pick = if !fresh.is_empty() {
             fresh.get(self.rng.gen_range(0..fresh.len())).copied()
-        } else if !self.pool.is_empty() {
-            Some(self.rng.gen_range(0..self.pool.len()))
+        } else if !live.is_empty() {
+            live.get(self.rng.gen_range(0..live.len())).copied()
         } else {
             None
         };
@@ -710,7 +815,8 @@ impl Registry {
                 u.pair = Some(PairSide {
                     peer: them,
                     role,
-                    since_unix: now_unix,
+                    since_unix: at.unix,
+                    since: at.mono,
                     pair_id,
                 });
                 u.last_partner = Some(them);
@@ -746,6 +852,13 @@ mod tests {
             RegistryConfig::default(),
             Box::new(StdRng::seed_from_u64(seed)),
         )
+    }
+
+    fn at() -> At {
+        At {
+            mono: Instant::now(),
+            unix: 0,
+        }
     }
 
     fn add(r: &mut Registry, name: &str) -> UserId {
@@ -825,9 +938,9 @@ mod tests {
         let a = add(&mut r, "alice");
         let b = add(&mut r, "bob");
         assert_eq!(r.peer_of(a).unwrap_err(), RegistryError::NotReady);
-        r.set_status(a, Status::Ready, 0).unwrap();
+        r.set_status(a, Status::Ready, at()).unwrap();
         assert_eq!(r.peer_of(a).unwrap(), None);
-        let n = r.set_status(b, Status::Ready, 0).unwrap();
+        let n = r.set_status(b, Status::Ready, at()).unwrap();
         let pa = r.peer_of(a).unwrap().unwrap();
         let pb = r.peer_of(b).unwrap().unwrap();
         assert_eq!(pa.peer.name, "bob");
@@ -857,12 +970,12 @@ mod tests {
         let a = add(&mut r, "alice");
         let b = add(&mut r, "bob");
         assert_eq!(
-            r.set_status(a, Status::ReadyToTalk, 0).unwrap_err(),
+            r.set_status(a, Status::ReadyToTalk, at()).unwrap_err(),
             RegistryError::NotPaired
         );
-        r.set_status(a, Status::Ready, 0).unwrap();
-        r.set_status(b, Status::Ready, 0).unwrap();
-        let n = r.set_status(a, Status::ReadyToTalk, 0).unwrap();
+        r.set_status(a, Status::Ready, at()).unwrap();
+        r.set_status(b, Status::Ready, at()).unwrap();
+        let n = r.set_status(a, Status::ReadyToTalk, at()).unwrap();
         assert!(n.contains(&Notice {
             user: b,
             event: ServerEvent::PeerReadyToTalk
@@ -871,11 +984,11 @@ mod tests {
             r.peer_of(b).unwrap().unwrap().peer_status,
             Status::ReadyToTalk
         );
-        r.set_status(b, Status::ReadyToTalk, 0).unwrap();
+        r.set_status(b, Status::ReadyToTalk, at()).unwrap();
         assert_eq!(r.get(a).unwrap().status, Status::InCall);
         assert_eq!(r.get(b).unwrap().status, Status::InCall);
         // Hang up: the partner goes back to busy and hears it.
-        let n = r.set_status(a, Status::Busy, 0).unwrap();
+        let n = r.set_status(a, Status::Busy, at()).unwrap();
         assert!(n.contains(&Notice {
             user: b,
             event: ServerEvent::PeerLeft {
@@ -892,8 +1005,8 @@ mod tests {
         let mut r = reg(3);
         let a = add(&mut r, "alice");
         let b = add(&mut r, "bob");
-        r.set_status(a, Status::Ready, 0).unwrap();
-        r.set_status(b, Status::Ready, 0).unwrap();
+        r.set_status(a, Status::Ready, at()).unwrap();
+        r.set_status(b, Status::Ready, at()).unwrap();
         let (_, n) = r.remove(a, LeaveReason::Kicked).unwrap();
         assert!(n.contains(&Notice {
             user: b,
@@ -914,18 +1027,18 @@ mod tests {
             let a = add(&mut r, "alice");
             let b = add(&mut r, "bob");
             let c = add(&mut r, "carol");
-            r.set_status(a, Status::Ready, 0).unwrap();
-            r.set_status(b, Status::Ready, 0).unwrap();
-            r.set_status(a, Status::Busy, 0).unwrap();
+            r.set_status(a, Status::Ready, at()).unwrap();
+            r.set_status(b, Status::Ready, at()).unwrap();
+            r.set_status(a, Status::Busy, at()).unwrap();
             // carol waits, then alice comes back: she must get carol, not bob...
-            r.set_status(c, Status::Ready, 0).unwrap();
-            r.set_status(b, Status::Ready, 0).unwrap();
+            r.set_status(c, Status::Ready, at()).unwrap();
+            r.set_status(b, Status::Ready, at()).unwrap();
             // ...bob arrived while carol waited, so bob got carol.
             assert_eq!(r.peer_of(b).unwrap().unwrap().peer.name, "carol");
             // With a pool of {alice's last partner, someone new} she takes the new one.
             let d = add(&mut r, "dave");
-            r.set_status(b, Status::Busy, 0).unwrap();
-            r.set_status(c, Status::Busy, 0).unwrap();
+            r.set_status(b, Status::Busy, at()).unwrap();
+            r.set_status(c, Status::Busy, at()).unwrap();
             r.pool.clear();
             r.pool.push(b);
             r.pool.push(d);
@@ -933,7 +1046,7 @@ mod tests {
             r.users.get_mut(&d).unwrap().status = Status::Ready;
             r.users.get_mut(&b).unwrap().last_partner = Some(a);
             r.users.get_mut(&a).unwrap().last_partner = Some(b);
-            r.set_status(a, Status::Ready, 0).unwrap();
+            r.set_status(a, Status::Ready, at()).unwrap();
             assert_eq!(
                 r.peer_of(a).unwrap().unwrap().peer.name,
                 "dave",
@@ -947,10 +1060,10 @@ mod tests {
         let mut r = reg(5);
         let a = add(&mut r, "alice");
         let b = add(&mut r, "bob");
-        r.set_status(a, Status::Ready, 0).unwrap();
-        r.set_status(b, Status::Ready, 0).unwrap();
-        r.set_status(a, Status::Ready, 0).unwrap(); // "next": ends the pair, bob → busy
-        r.set_status(b, Status::Ready, 0).unwrap();
+        r.set_status(a, Status::Ready, at()).unwrap();
+        r.set_status(b, Status::Ready, at()).unwrap();
+        r.set_status(a, Status::Ready, at()).unwrap(); // "next": ends the pair, bob → busy
+        r.set_status(b, Status::Ready, at()).unwrap();
         assert_eq!(r.peer_of(a).unwrap().unwrap().peer.name, "bob");
     }
 
@@ -973,7 +1086,7 @@ mod tests {
             u.status = Status::Busy;
             u.pair = None;
             u.last_partner = None;
-            r.set_status(x, Status::Ready, 0).unwrap();
+            r.set_status(x, Status::Ready, at()).unwrap();
             let peer = r.get(x).unwrap().pair.unwrap().peer;
             let i = waiting.iter().position(|&w| w == peer).unwrap();
             counts[i] += 1;
@@ -997,28 +1110,28 @@ mod tests {
         let b = add(&mut r, "bob");
         let c = add(&mut r, "carol");
         for id in [a, b, c] {
-            r.set_status(id, Status::Ready, 0).unwrap();
+            r.set_status(id, Status::Ready, at()).unwrap();
         }
         assert_eq!(r.waiting(), 0, "nobody enters the pool unadmitted");
         assert_eq!(r.lobby().count(), 3);
         assert_eq!(r.peer_of(a).unwrap(), None);
-        let n = r.admit(a, 0).unwrap();
+        let n = r.admit(a, at()).unwrap();
         assert!(n.contains(&Notice {
             user: a,
             event: ServerEvent::Admitted
         }));
         assert_eq!(r.waiting(), 1);
-        let n = r.admit(b, 0).unwrap();
+        let n = r.admit(b, at()).unwrap();
         assert!(n
             .iter()
             .any(|x| x.user == a && matches!(x.event, ServerEvent::Paired { .. })));
         assert_eq!(r.peer_of(b).unwrap().unwrap().peer.name, "alice");
         assert_eq!(r.lobby().collect::<Vec<_>>(), vec![c]);
         // Admitting twice is a no-op; admission sticks after hanging up.
-        assert!(r.admit(a, 0).unwrap().is_empty());
-        r.set_status(a, Status::Ready, 0).unwrap();
+        assert!(r.admit(a, at()).unwrap().is_empty());
+        r.set_status(a, Status::Ready, at()).unwrap();
         assert_eq!(r.waiting(), 1);
-        let (admitted, _) = r.admit_all(0);
+        let (admitted, _) = r.admit_all(at());
         assert_eq!(admitted, vec![c]);
         assert!(r.get(c).unwrap().pair.is_some());
     }
@@ -1029,8 +1142,8 @@ mod tests {
         let a = add(&mut r, "alice");
         let b = add(&mut r, "bob");
         assert_eq!(r.report_target(a), None);
-        r.set_status(a, Status::Ready, 0).unwrap();
-        r.set_status(b, Status::Ready, 0).unwrap();
+        r.set_status(a, Status::Ready, at()).unwrap();
+        r.set_status(b, Status::Ready, at()).unwrap();
         assert_eq!(r.report_target(a).as_deref(), Some("bob"));
         r.remove(b, LeaveReason::LoggedOut).unwrap();
         assert_eq!(r.report_target(a).as_deref(), Some("bob"));
@@ -1047,5 +1160,97 @@ mod tests {
         assert_eq!(r.silent_since(later, Duration::from_secs(30)), vec![a]);
         r.touch(a, later).unwrap();
         assert!(r.silent_since(later, Duration::from_secs(30)).is_empty());
+    }
+
+    fn pair_of_two(r: &mut Registry, t: Instant) -> (UserId, UserId) {
+        let a = add(r, "alice");
+        let b = add(r, "bob");
+        r.set_status(a, Status::Ready, At { mono: t, unix: 0 })
+            .unwrap();
+        r.set_status(b, Status::Ready, At { mono: t, unix: 0 })
+            .unwrap();
+        let callee = if r.get(a).unwrap().pair.unwrap().role == Role::Callee {
+            a
+        } else {
+            b
+        };
+        let caller = if callee == a { b } else { a };
+        (caller, callee)
+    }
+
+    #[test]
+    fn an_unanswered_pair_blames_the_callee_that_never_got_ready() {
+        let mut r = reg(3);
+        let t = Instant::now();
+        let (caller, callee) = pair_of_two(&mut r, t);
+        let limit = Duration::from_secs(10);
+        assert!(r.unanswered(t + Duration::from_secs(9), limit).is_empty());
+        assert_eq!(
+            r.unanswered(t + Duration::from_secs(11), limit),
+            vec![callee]
+        );
+        let n = r.drop_unanswered(callee);
+        for who in [caller, callee] {
+            assert!(n.iter().any(|x| x.user == who
+                && x.event
+                    == ServerEvent::PeerLeft {
+                        reason: LeaveReason::NoAnswer
+                    }));
+            assert_eq!(r.get(who).unwrap().status, Status::Busy);
+            assert!(r.get(who).unwrap().pair.is_none());
+        }
+        assert_eq!(r.waiting(), 0);
+        assert!(r.unanswered(t + Duration::from_secs(60), limit).is_empty());
+    }
+
+    #[test]
+    fn an_unanswered_pair_blames_the_caller_once_the_callee_is_ready() {
+        let mut r = reg(4);
+        let t = Instant::now();
+        let (caller, callee) = pair_of_two(&mut r, t);
+        r.set_status(callee, Status::ReadyToTalk, at()).unwrap();
+        let later = t + Duration::from_secs(11);
+        assert_eq!(r.unanswered(later, Duration::from_secs(10)), vec![caller]);
+        // Once both are ready to talk the call has started: no deadline.
+        r.set_status(caller, Status::ReadyToTalk, at()).unwrap();
+        assert!(r.unanswered(later, Duration::from_secs(10)).is_empty());
+    }
+
+    #[test]
+    fn a_user_whose_stream_closed_or_went_quiet_is_not_handed_out() {
+        let mut r = reg(5);
+        let t = Instant::now();
+        let at = |d: u64| At {
+            mono: t + Duration::from_secs(d),
+            unix: 0,
+        };
+        let ghost = add(&mut r, "ghost");
+        let quiet = add(&mut r, "quiet");
+        let newcomer = add(&mut r, "newcomer");
+        for id in [ghost, quiet] {
+            r.watch(id, true, t);
+            r.stream_opened(id);
+            r.set_status(id, Status::Ready, at(0)).unwrap();
+        }
+        // The two were paired with each other at once: end that pair.
+        r.set_status(ghost, Status::Busy, at(0)).unwrap();
+        r.set_status(quiet, Status::Busy, at(0)).unwrap();
+        r.set_status(ghost, Status::Ready, at(0)).unwrap();
+        r.stream_closed(ghost, t + Duration::from_secs(1));
+        r.set_status(quiet, Status::Ready, at(1)).unwrap();
+        assert_eq!(r.get(quiet).unwrap().status, Status::Ready, "ghost skipped");
+        // quiet's last pong was at t; at t+5 it is past the 3 s window.
+        r.set_status(newcomer, Status::Ready, at(5)).unwrap();
+        assert_eq!(r.get(newcomer).unwrap().status, Status::Ready);
+        assert_eq!(r.waiting(), 3);
+        // quiet answers pings again: the next rematch pairs it with the
+        // newcomer, never with the ghost.
+        r.touch(quiet, t + Duration::from_secs(6)).unwrap();
+        let n = r.rematch(at(6));
+        assert_eq!(r.get(quiet).unwrap().pair.unwrap().peer, newcomer);
+        assert!(n.iter().all(|x| x.user != ghost));
+        assert_eq!(r.get(ghost).unwrap().status, Status::Ready);
+        // Nothing else to pair: rematch is then a no-op.
+        assert!(r.rematch(at(7)).is_empty());
     }
 }

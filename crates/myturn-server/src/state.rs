@@ -18,6 +18,14 @@ use crate::pbx::PbxSync;
 use crate::registry::{Notice, Registry, RegistryError, User, UserId};
 
 /// Seconds since the Unix epoch.
+/// Now, as the registry takes it.
+pub fn at_now() -> crate::registry::At {
+    crate::registry::At {
+        mono: Instant::now(),
+        unix: unix_now(),
+    }
+}
+
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -222,9 +230,10 @@ impl Core {
                     (close::REMOVED, "removed by a moderator")
                 }
                 LeaveReason::Expired => (close::SESSION, "lease expired"),
-                LeaveReason::LoggedOut | LeaveReason::HungUp | LeaveReason::Disconnected => {
-                    (close::NORMAL, "logged out")
-                }
+                LeaveReason::LoggedOut
+                | LeaveReason::HungUp
+                | LeaveReason::Disconnected
+                | LeaveReason::NoAnswer => (close::NORMAL, "logged out"),
             };
             for s in &hub.sockets {
                 if let Some(ev) = &farewell {
@@ -256,6 +265,9 @@ pub struct Settings {
     /// How long a user whose event stream closed may take to reconnect
     /// before leaving the pool (or its pair).
     pub stream_grace: Duration,
+    /// A pair whose call has not started by then is ended
+    /// (`--answer-timeout`).
+    pub answer_timeout: Duration,
 }
 
 /// Cheap to clone; shared by every handler and background task.
@@ -370,6 +382,31 @@ impl AppState {
             core.deliver(&notices);
         }
         names
+    }
+
+    /// Ends pairs whose call did not start within the answer timeout; the
+    /// side holding it up goes `busy` (out of the pool), both hear
+    /// `peer_left` `no_answer`. Returns the names of those held to blame.
+    pub fn drop_unanswered(&self, now: Instant) -> Vec<String> {
+        let mut core = self.core();
+        let ids = core.reg.unanswered(now, self.settings.answer_timeout);
+        let mut names = Vec::new();
+        for id in ids {
+            let notices = core.reg.drop_unanswered(id);
+            if let Some(u) = core.reg.get(id) {
+                names.push(u.name.clone());
+            }
+            core.deliver(&notices);
+        }
+        names
+    }
+
+    /// Pairs waiting users passed over while a candidate's liveness was in
+    /// doubt (see [`crate::registry::Registry::rematch`]).
+    pub fn rematch(&self) {
+        let mut core = self.core();
+        let notices = core.reg.rematch(at_now());
+        core.deliver(&notices);
     }
 
     /// Removes users silent for longer than the lease. Returns their names.

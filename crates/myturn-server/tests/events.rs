@@ -853,9 +853,52 @@ async fn a_stream_that_reconnects_within_the_grace_keeps_its_place() {
     drop(wa);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut wa = e.ws(&tok(&a)).await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Past the first stream's grace, reading (so pings get their pongs,
+    // as any live client's do).
+    let _ = tokio::time::timeout(Duration::from_millis(2500), async {
+        while wa.next().await.is_some() {}
+    })
+    .await;
     let mut wb = e.ws(&tok(&b)).await;
     e.status(&tok(&b), "ready").await;
     until(&mut wa, "paired").await;
     until(&mut wb, "paired").await;
+}
+
+#[tokio::test]
+async fn a_pair_whose_call_never_starts_is_ended_after_the_answer_timeout() {
+    let e = env_with(|c| c.answer_timeout = 1).await;
+    let (a, b, c) = (
+        e.register("alice").await,
+        e.register("bob").await,
+        e.register("carol").await,
+    );
+    let (mut wa, mut wb) = (e.ws(&tok(&a)).await, e.ws(&tok(&b)).await);
+    e.status(&tok(&a), "ready").await;
+    e.status(&tok(&b), "ready").await;
+    let pa = until(&mut wa, "paired").await;
+    until(&mut wb, "paired").await;
+    // The caller says ready_to_talk; the callee never does (its client
+    // hangs): the callee is blamed and leaves the pool.
+    let (caller, callee, mut wcaller) = if pa["role"] == "caller" {
+        (&a, &b, wa)
+    } else {
+        (&b, &a, wb)
+    };
+    e.status(&tok(caller), "ready_to_talk").await;
+    let t0 = std::time::Instant::now();
+    let left = until(&mut wcaller, "peer_left").await;
+    assert_eq!(left["reason"], "no_answer");
+    let waited = t0.elapsed();
+    assert!(
+        waited < Duration::from_secs(3),
+        "told after {waited:?} (timeout 1 s)"
+    );
+    // The live side draws again and gets the newcomer, not the laggard.
+    let mut wc = e.ws(&tok(&c)).await;
+    e.status(&tok(&c), "ready").await;
+    e.status(&tok(caller), "ready").await;
+    let paired = until(&mut wc, "paired").await;
+    let callee_name = if callee == &a { "alice" } else { "bob" };
+    assert_ne!(paired["peer"]["name"], callee_name);
 }

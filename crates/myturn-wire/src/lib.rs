@@ -479,6 +479,10 @@ pub enum LeaveReason {
     /// The partner's event stream closed and did not come back within the
     /// grace for reconnects: its client is gone.
     Disconnected,
+    /// The call was not set up within the server's answer timeout (a
+    /// partner never got ready or never answered): the pair is ended, and
+    /// a live client draws again.
+    NoAnswer,
 }
 
 /// Longest lobby chat message, in bytes of UTF-8.
