@@ -46,6 +46,16 @@ pub enum Progress {
     Ended {
         by_us: bool,
     },
+    /// The partner did not make it to a call (left, never answered): the
+    /// flow draws again by itself.
+    Redraw {
+        why: String,
+    },
+    /// The server went away (its event stream closed); the flow registers
+    /// again once it is back.
+    ServerLost,
+    /// Registered again after the server came back.
+    Reconnected,
 }
 
 /// A call in progress: SIP call, media session, who and how.
@@ -150,8 +160,20 @@ pub struct Client {
     pub rate: u32,
     /// Silence from the partner that ends a call (default 5 s).
     pub peer_timeout: Duration,
+    /// How long each step of setting a call up may wait on the partner
+    /// (getting ready, the INVITE, the answer); past it the flow draws
+    /// another partner (default 10 s).
+    pub answer_timeout: Duration,
     progress: Option<mpsc::UnboundedSender<Progress>>,
     _keep_alive: AbortOnDrop,
+    keep_alive_every: Duration,
+    base: String,
+    /// The SIP call being set up, to cancel if the set-up is abandoned.
+    pending_sip: Option<CallId>,
+    /// The event stream closed unasked: reconnect.
+    lost: bool,
+    /// Kicked or banned: never reconnect.
+    removed: bool,
     /// The server's event stream (pushes and the lobby), when it opened.
     pub(crate) events: Option<crate::events::Events>,
 }
@@ -166,7 +188,14 @@ impl Drop for AbortOnDrop {
     }
 }
 
-const STEP: Duration = Duration::from_secs(20);
+/// The default for [`Client::answer_timeout`].
+pub const DEFAULT_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Redraws in a row after set-up failures that were not the server saying
+/// the partner left (timeouts, PBX refusals), before giving up: a network
+/// that fails every call should say so, not retry forever.
+const MAX_REDRAWS: u32 = 3;
+/// Bound on the key agreement once the call is up.
+const HANDSHAKE: Duration = Duration::from_secs(20);
 /// How long a refused first REGISTER is retried: an external PBX (Asterisk)
 /// learns a new account only after its configuration reload, so the first
 /// attempts may meet "wrong password" for a moment.
@@ -199,9 +228,38 @@ impl Client {
         progress: Option<mpsc::UnboundedSender<Progress>>,
         keep_alive: Duration,
     ) -> Result<Client, ClientError> {
+        let (api, sip, keep_alive_task, events) =
+            Self::attach(base, name, bind_ip, progress.as_ref(), keep_alive).await?;
+        Ok(Client {
+            api,
+            sip,
+            bind_ip,
+            rate,
+            peer_timeout: myturn_media::session::DEFAULT_PEER_TIMEOUT,
+            answer_timeout: DEFAULT_ANSWER_TIMEOUT,
+            progress,
+            _keep_alive: keep_alive_task,
+            keep_alive_every: keep_alive,
+            base: base.to_owned(),
+            pending_sip: None,
+            lost: false,
+            removed: false,
+            events,
+        })
+    }
+
+    /// Registration over HTTP and SIP, the keep-alive and the event stream:
+    /// what connecting and reconnecting share.
+    async fn attach(
+        base: &str,
+        name: &str,
+        bind_ip: IpAddr,
+        progress: Option<&mpsc::UnboundedSender<Progress>>,
+        keep_alive: Duration,
+    ) -> Result<(Api, SipHandle, AbortOnDrop, Option<crate::events::Events>), ClientError> {
         let api = Api::register(base, name).await?;
         let tell = |p| {
-            if let Some(tx) = &progress {
+            if let Some(tx) = progress {
                 let _ = tx.send(p);
             }
         };
@@ -237,16 +295,98 @@ impl Client {
                 None
             }
         };
-        Ok(Client {
-            api,
-            sip,
-            bind_ip,
-            rate,
-            peer_timeout: myturn_media::session::DEFAULT_PEER_TIMEOUT,
-            progress,
-            _keep_alive: keep_alive,
-            events,
-        })
+        Ok((api, sip, keep_alive, events))
+    }
+
+    /// A moderator removed this user (kicked or banned): the closing
+    /// stream is not reconnected, and the user is not registered again.
+    pub fn removed(&mut self) {
+        self.removed = true;
+        self.lost = false;
+    }
+
+    /// Whether the event stream was lost and [`Client::reconnect`] should
+    /// be tried.
+    pub fn needs_reconnect(&self) -> bool {
+        self.lost
+    }
+
+    /// Notes that the event stream closed (the server restarted, or the
+    /// network dropped): [`Client::reconnect`] brings it back.
+    pub fn lost_server(&mut self) {
+        if self.events.take().is_some() && !self.removed {
+            tracing::warn!("the server's event stream closed; reconnecting");
+            self.lost = true;
+            self.tell(Progress::ServerLost);
+        }
+    }
+
+    /// Brings the event stream back after [`Client::lost_server`]. If the
+    /// server still knows this session, only the stream reopens. If it
+    /// does not (it restarted: users live in memory), and `may_re_register`
+    /// (not in a call, whose SIP dialog lives on the current agent), the
+    /// user registers again under the same name, with new SIP credentials
+    /// and a new SIP agent. `Ok(false)`: not yet (unreachable, or in a
+    /// call); try again later.
+    pub async fn reconnect(&mut self, may_re_register: bool) -> Result<bool, ClientError> {
+        if !self.lost {
+            return Ok(true);
+        }
+        match crate::events::Events::connect(&self.api).await {
+            Ok(e) => {
+                self.events = Some(e);
+                self.lost = false;
+                tracing::info!("event stream reopened");
+                self.tell(Progress::Reconnected);
+                return Ok(true);
+            }
+            Err(ClientError::Unreachable(why)) => {
+                tracing::debug!(%why, "server still unreachable");
+                return Ok(false);
+            }
+            Err(e) => {
+                // Maybe only the access token lapsed: refresh and retry.
+                if self.api.refresh().await.is_ok() {
+                    if let Ok(e) = crate::events::Events::connect(&self.api).await {
+                        self.events = Some(e);
+                        self.lost = false;
+                        self.tell(Progress::Reconnected);
+                        return Ok(true);
+                    }
+                }
+                tracing::info!(error = %e, "the server no longer knows this session");
+            }
+        }
+        if !may_re_register {
+            return Ok(false);
+        }
+        let name = self.api.user.name.clone();
+        let (api, sip, keep_alive, events) = match Self::attach(
+            &self.base,
+            &name,
+            self.bind_ip,
+            self.progress.as_ref(),
+            self.keep_alive_every,
+        )
+        .await
+        {
+            Ok(parts) => parts,
+            Err(ClientError::Unreachable(why)) => {
+                tracing::debug!(%why, "server still unreachable");
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        let old = std::mem::replace(&mut self.sip, sip);
+        // The old agent's registration died with the server's accounts.
+        tokio::spawn(old.shutdown(Duration::from_millis(500)));
+        self.api = api;
+        self._keep_alive = keep_alive;
+        self.events = events;
+        self.lost = false;
+        tracing::info!(name = %self.api.user.name, extension = %self.api.user.sip.extension, "registered again after the server came back");
+        self.tell(Progress::Reconnected);
+        Ok(true)
     }
 
     /// Speaks in the lobby, usable while the flow waits for a partner.
@@ -255,16 +395,20 @@ impl Client {
     }
 
     /// Waits up to `d` for a pushed event, forwarding lobby lines; returns
-    /// whether `peer_ready_to_talk` came.
-    async fn wait_event(&mut self, d: Duration) -> bool {
+    /// whether `peer_ready_to_talk` came, or `PeerLeft` if the pair ended.
+    async fn wait_event(&mut self, d: Duration) -> Result<bool, ClientError> {
         let Some(ev) = self.events.as_mut() else {
             tokio::time::sleep(d).await;
-            return false;
+            return Ok(false);
         };
         let end = tokio::time::Instant::now() + d;
         loop {
             match tokio::time::timeout_at(end, ev.incoming.recv()).await {
-                Ok(Some(myturn_wire::ServerEvent::PeerReadyToTalk)) => return true,
+                Ok(Some(myturn_wire::ServerEvent::PeerReadyToTalk)) => return Ok(true),
+                Ok(Some(myturn_wire::ServerEvent::PeerLeft { reason })) => {
+                    tracing::info!(?reason, "the partner left before the call");
+                    return Err(ClientError::PeerLeft);
+                }
                 Ok(Some(myturn_wire::ServerEvent::LobbyMessage { from, text, .. })) => {
                     if let Some(tx) = &self.progress {
                         let _ = tx.send(Progress::Lobby { from, text });
@@ -272,10 +416,10 @@ impl Client {
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => {
-                    self.events = None;
-                    return false;
+                    self.lost_server();
+                    return Ok(false);
                 }
-                Err(_) => return false,
+                Err(_) => return Ok(false),
             }
         }
     }
@@ -309,7 +453,7 @@ impl Client {
                         self.tell(Progress::Lobby { from, text });
                     }
                     Some(_) => {}
-                    None => self.events = None,
+                    None => self.lost_server(),
                 },
                 _ = tokio::time::sleep_until(deadline) => return None,
             }
@@ -325,16 +469,58 @@ impl Client {
     /// Says "I'm ready", waits to be paired, sets up the call (callee
     /// answers, caller dials) and the secure media channel.
     ///
-    /// A call that cannot be set up (the partner left, never answered, the
-    /// key agreement failed) leaves this user `busy`, not `paired`: the
-    /// server must not keep a pair nobody is calling in.
+    /// When the partner does not make it (the server says it left or
+    /// never answered, it does not call or answer within
+    /// [`Client::answer_timeout`]), the half-made call is cancelled and the
+    /// flow draws again by itself: the user asked for a partner
+    /// ([`Progress::Redraw`] says why). Other failures (and
+    /// `MAX_REDRAWS` partner timeouts in a row) leave this user `busy`,
+    /// not `paired`: the server must not keep a pair nobody is calling in.
+    ///
+    /// Dropping the future abandons the wait; call [`Client::abandon`]
+    /// then, to cancel a half-made call and go `busy`.
     pub async fn ready_and_call(&mut self) -> Result<Call, ClientError> {
-        let r = self.set_up_call().await;
-        if let Err(e) = &r {
-            tracing::info!(error = %e, "no call: back to busy");
-            let _ = self.api.status("busy", None).await;
+        let mut timeouts = 0;
+        loop {
+            let r = self.set_up_call().await;
+            let e = match r {
+                Ok(call) => {
+                    self.pending_sip = None;
+                    return Ok(call);
+                }
+                Err(e) => e,
+            };
+            self.cancel_pending().await;
+            let redraw = match &e {
+                ClientError::PeerLeft => true,
+                ClientError::Timeout(_) | ClientError::Pbx(_) => {
+                    timeouts += 1;
+                    timeouts < MAX_REDRAWS
+                }
+                _ => false,
+            };
+            if !redraw {
+                tracing::info!(error = %e, "no call: back to busy");
+                let _ = self.api.status("busy", None).await;
+                return Err(e);
+            }
+            tracing::info!(error = %e, "the partner did not make it: drawing again");
+            self.tell(Progress::Redraw { why: e.to_string() });
         }
-        r
+    }
+
+    /// Cancels a call being set up (CANCEL or BYE) and goes `busy`: for an
+    /// interface that dropped [`Client::ready_and_call`] (the user stopped
+    /// waiting, or quit).
+    pub async fn abandon(&mut self) {
+        self.cancel_pending().await;
+        let _ = self.api.status("busy", None).await;
+    }
+
+    async fn cancel_pending(&mut self) {
+        if let Some(call) = self.pending_sip.take() {
+            let _ = self.sip.hangup(call).await;
+        }
     }
 
     async fn set_up_call(&mut self) -> Result<Call, ClientError> {
@@ -393,7 +579,7 @@ impl Client {
             WireRole::Callee => {
                 self.api.status("ready_to_talk", None).await?;
                 let (call, call_id, offer) = self
-                    .sip_or_left(STEP, &mut skipped, |e| match e {
+                    .sip_or_left(self.answer_timeout, &mut skipped, |e| match e {
                         SipEvent::IncomingCall {
                             call,
                             sip_call_id,
@@ -404,6 +590,7 @@ impl Client {
                     })
                     .await
                     .ok_or(ClientError::Timeout("the partner's call"))??;
+                self.pending_sip = Some(call);
                 let offer =
                     offer.ok_or_else(|| ClientError::Protocol("INVITE without SDP".into()))?;
                 self.sip
@@ -419,14 +606,22 @@ impl Client {
                 // event stream).
                 let t0 = Instant::now();
                 loop {
-                    let p = self.api.peer(0).await?.ok_or(ClientError::PeerLeft)?;
+                    let p = match self.api.peer(0).await {
+                        Ok(Some(p)) => p,
+                        // The pair ended meanwhile (this user is back to
+                        // busy, or waiting again).
+                        Ok(None) | Err(ClientError::Server { status: 409, .. }) => {
+                            return Err(ClientError::PeerLeft)
+                        }
+                        Err(e) => return Err(e),
+                    };
                     if matches!(p.peer_status, Status::ReadyToTalk | Status::InCall) {
                         break;
                     }
-                    if t0.elapsed() > STEP {
+                    if t0.elapsed() > self.answer_timeout {
                         return Err(ClientError::Timeout("the partner to get ready"));
                     }
-                    self.wait_event(Duration::from_millis(500)).await;
+                    self.wait_event(Duration::from_millis(500)).await?;
                 }
                 self.api.status("ready_to_talk", None).await?;
                 let call = self
@@ -434,9 +629,10 @@ impl Client {
                     .invite(&peer.peer.extension, &our_sdp(None))
                     .await
                     .map_err(ClientError::sip)?;
+                self.pending_sip = Some(call);
                 let progress = self.progress.clone();
                 let answer = self
-                    .sip_or_left(STEP, &mut skipped, |e| match e {
+                    .sip_or_left(self.answer_timeout, &mut skipped, |e| match e {
                         SipEvent::Ringing { call: c } if *c == call => {
                             if let Some(tx) = &progress {
                                 let _ = tx.send(Progress::Ringing);
@@ -509,7 +705,7 @@ impl Client {
         }) {
             let _ = media.retarget(sdp.media, sdp.payload_type).await;
         }
-        let deadline = tokio::time::Instant::now() + STEP;
+        let deadline = tokio::time::Instant::now() + HANDSHAKE;
         let outcome = loop {
             tokio::select! {
                 ev = media.events.recv() => match ev {
@@ -585,7 +781,15 @@ impl Client {
             })
             .await;
         self.tell(Progress::Ended { by_us: true });
-        self.api.status("busy", None).await.map(|_| ())
+        match self.api.status("busy", None).await {
+            // The server is gone or forgot us: nothing to tell it; the
+            // reconnect registers afresh (and busy) anyway.
+            Err(e) if self.lost => {
+                tracing::debug!(error = %e, "not telling the lost server we are busy");
+                Ok(())
+            }
+            r => r.map(|_| ()),
+        }
     }
 
     /// Waits for the partner to hang up (up to `timeout`).

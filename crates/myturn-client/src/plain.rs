@@ -3,14 +3,16 @@
 //!
 //! Commands: `ready` (wait for a partner and call), `say TEXT`,
 //! `lobby TEXT` (the waiting room's chat), `mute`,
-//! `unmute`, `stats`, `hangup`, `next` (hang up and draw again), `quit`.
-//! End of input and Ctrl-C quit too (SIP unregister and logout first).
+//! `unmute`, `stats`, `hangup` (also stops waiting), `next` (hang up and
+//! draw again), `quit`. End of input and Ctrl-C quit too (SIP unregister
+//! and logout first). Every command is served while waiting for a partner.
 //!
-//! Events: `registered name=… extension=…`, `sip registered`, `waiting`,
-//! `paired peer=… role=…`, `ringing` (caller), `connected sas=…`,
-//! `chat TEXT`, `lobby TEXT`,
-//! `stats …`,
-//! `ended by=us|peer`, `error …`, `bye`.
+//! Events, each printed when it happens: `registered name=… extension=…`,
+//! `sip registered`, `waiting`, `paired peer=… role=…`, `ringing`
+//! (caller), `redraw WHY` (the partner did not make it; drawing again),
+//! `connected sas=…`, `chat TEXT`, `lobby TEXT`, `stats …`,
+//! `ended by=us|peer|timeout`, `ended by=server reason=…`, `stopped
+//! waiting`, `server lost`, `server back`, `removed …`, `error …`, `bye`.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -56,6 +58,8 @@ pub struct PlainOptions {
     pub rate: u32,
     /// Silence from the partner that ends a call (`--peer-timeout`).
     pub peer_timeout: std::time::Duration,
+    /// How long each set-up step waits on a new partner (`--answer-timeout`).
+    pub answer_timeout: std::time::Duration,
     pub input: Input,
     pub output: Output,
 }
@@ -96,7 +100,83 @@ fn progress_line(p: &Progress) -> String {
         Progress::Chat { from, text } => format!("chat {from}: {text}"),
         Progress::Lobby { from, text } => format!("lobby {from}: {text}"),
         Progress::Ended { by_us } => format!("ended by={}", if *by_us { "us" } else { "peer" }),
+        Progress::Redraw { why } => format!("redraw {why}"),
+        Progress::ServerLost => "server lost".into(),
+        Progress::Reconnected => "server back".into(),
     }
+}
+
+type Stdin = tokio::io::Lines<tokio::io::BufReader<tokio::io::Stdin>>;
+
+/// How waiting for a partner ended.
+enum Waited {
+    Call(Call),
+    Failed(ClientError),
+    /// `hangup` while waiting.
+    Stopped,
+    /// `quit`, end of input or Ctrl-C.
+    Quit,
+}
+
+/// Runs [`Client::ready_and_call`] while still serving stdin, Ctrl-C and
+/// the progress feed: `hangup` stops waiting, `quit` quits, `lobby` talks.
+async fn wait_for_call<F>(
+    client: &mut Client,
+    lines: &mut Stdin,
+    prx: &mut tokio::sync::mpsc::UnboundedReceiver<Progress>,
+    ctrl_c: &mut std::pin::Pin<&mut F>,
+) -> Waited
+where
+    F: std::future::Future,
+{
+    let lobby = client.lobby_sender();
+    let waited = {
+        let setup = client.ready_and_call();
+        tokio::pin!(setup);
+        loop {
+            tokio::select! {
+                r = &mut setup => break match r {
+                    Ok(c) => Waited::Call(c),
+                    Err(e) => Waited::Failed(e),
+                },
+                Some(p) = prx.recv() => say(&progress_line(&p)),
+                line = lines.next_line() => {
+                    let line = match line {
+                        Ok(Some(l)) => l,
+                        _ => break Waited::Quit,
+                    };
+                    let (cmd, rest) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
+                    match cmd {
+                        "" => {}
+                        "quit" => break Waited::Quit,
+                        "hangup" => break Waited::Stopped,
+                        "lobby" => match &lobby {
+                            Some(l) if !rest.is_empty() => {
+                                if let Err(e) = l.lobby_say(rest) {
+                                    say(&format!("error {e}"));
+                                }
+                            }
+                            Some(_) => say("error lobby needs a message"),
+                            None => say("error no event stream: the lobby is unavailable"),
+                        },
+                        "ready" | "next" => say("error already looking for a partner"),
+                        "say" | "mute" | "unmute" | "stats" => {
+                            say("error not in a call yet (hangup stops waiting)")
+                        }
+                        other => say(&format!("error unknown command `{other}`")),
+                    }
+                }
+                _ = ctrl_c.as_mut() => break Waited::Quit,
+            }
+        }
+    };
+    if matches!(waited, Waited::Stopped | Waited::Quit) {
+        client.abandon().await;
+    }
+    while let Ok(p) = prx.try_recv() {
+        say(&progress_line(&p));
+    }
+    waited
 }
 
 /// A call's media plumbing, shared by line mode and the full-screen
@@ -295,19 +375,22 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
     let mut client =
         Client::connect(&opts.server, &opts.name, opts.bind, opts.rate, Some(ptx)).await?;
     client.peer_timeout = opts.peer_timeout;
+    client.answer_timeout = opts.answer_timeout;
     while let Ok(p) = prx.try_recv() {
         say(&progress_line(&p));
     }
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut call: Option<Pump> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
+    // After the server's event stream closed: try to get it back every
+    // second (register again once idle if the server forgot us).
+    let mut retry = tokio::time::interval(Duration::from_secs(1));
+    let mut removed = false;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
-        while let Ok(p) = prx.try_recv() {
-            say(&progress_line(&p));
-        }
         tokio::select! {
+            Some(p) = prx.recv() => say(&progress_line(&p)),
             line = lines.next_line() => {
                 let line = match line {
                     Ok(Some(l)) => l,
@@ -326,18 +409,21 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                             let _ = client.hang_up(&c.call).await;
                             finish(c);
                         }
-                        match client.ready_and_call().await {
-                            Ok(c) => {
-                                while let Ok(p) = prx.try_recv() {
-                                    say(&progress_line(&p));
-                                }
+                        if removed {
+                            say("error removed by a moderator: quit and come back later");
+                            continue;
+                        }
+                        match wait_for_call(&mut client, &mut lines, &mut prx, &mut ctrl_c).await {
+                            Waited::Call(c) => {
                                 let (pump, warnings) = Pump::new(c, &opts.input, &opts.output);
                                 for w in warnings {
                                     say(&format!("error {w}"));
                                 }
                                 call = Some(pump);
                             }
-                            Err(e) => say(&format!("error {e}")),
+                            Waited::Failed(e) => say(&format!("error {e}")),
+                            Waited::Stopped => say("stopped waiting"),
+                            Waited::Quit => break,
                         }
                     }
                     "say" => match call.as_ref() {
@@ -424,9 +510,26 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                 Some(myturn_wire::ServerEvent::LobbyMessage { from, text, .. }) => {
                     say(&progress_line(&Progress::Lobby { from, text }));
                 }
+                Some(myturn_wire::ServerEvent::Kicked) => {
+                    removed = true;
+                    client.removed();
+                    say("removed by=moderator");
+                }
+                Some(myturn_wire::ServerEvent::Banned { until }) => {
+                    removed = true;
+                    client.removed();
+                    say(&format!("removed by=ban until={until}"));
+                }
                 Some(_) => {}
-                None => client.events = None,
+                None => client.lost_server(),
             },
+            _ = retry.tick(), if client.needs_reconnect() => {
+                // Within a call only the stream can come back: the SIP
+                // dialog lives on the current agent.
+                if let Err(e) = client.reconnect(call.is_none()).await {
+                    say(&format!("error cannot register again: {e}"));
+                }
+            }
             ev = client.sip.events.recv() => {
                 let signal = match (ev, call.as_ref()) {
                     (Some(ev), Some(c)) => c.call.on_sip(&ev).await,

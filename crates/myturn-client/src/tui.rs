@@ -248,6 +248,26 @@ impl Ui {
                     ),
                 };
             }
+            Progress::Redraw { why } => {
+                self.info(format!("{why}; finding someone else…"));
+            }
+            Progress::ServerLost => {
+                self.info(
+                    "Lost the server; reconnecting (a call goes on while the media flows).".into(),
+                );
+            }
+            Progress::Reconnected => self.info("Reconnected to the server.".into()),
+        }
+    }
+
+    /// A line from the client itself, where the current screen shows
+    /// such things: the chat, the lobby, or the main screen's notice.
+    pub fn info(&mut self, text: String) {
+        match &mut self.screen {
+            Screen::Convo { chat, .. } => chat.push(("myturn".into(), text)),
+            Screen::Wait { lobby, .. } => lobby.push(text),
+            Screen::Main { notice, .. } => *notice = Some(text),
+            Screen::Login { .. } => {}
         }
     }
 
@@ -494,9 +514,17 @@ pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientEr
     let mut client: Option<Client> = None;
     let mut lobby: Option<crate::events::LobbySender> = None;
     let mut pump: Option<Pump> = None;
-    let mut pending: Option<
-        tokio::task::JoinHandle<(Client, Result<crate::call::Call, crate::ClientError>)>,
-    > = None;
+    // The flow waiting for a partner runs beside the interface; the
+    // sender stops it (it then cancels any half-made call and goes busy).
+    type Setup = (
+        Client,
+        Option<Result<crate::call::Call, crate::ClientError>>,
+    );
+    let mut pending: Option<(
+        tokio::task::JoinHandle<Setup>,
+        tokio::sync::oneshot::Sender<()>,
+    )> = None;
+    let mut retry = tokio::time::interval(Duration::from_secs(1));
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let mut ticks = 0u64;
     let mut started = Instant::now();
@@ -510,6 +538,7 @@ pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientEr
                         match Client::connect(&opts.server, &name, opts.bind, opts.rate, Some(ptx.clone())).await {
                             Ok(mut c) => {
                                 c.peer_timeout = opts.peer_timeout;
+                                c.answer_timeout = opts.answer_timeout;
                                 lobby = c.lobby_sender();
                                 client = Some(c);
                             }
@@ -522,10 +551,17 @@ pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientEr
                             let _ = p.finish();
                         }
                         if let Some(mut c) = client.take() {
-                            pending = Some(tokio::spawn(async move {
-                                let r = c.ready_and_call().await;
+                            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                            pending = Some((tokio::spawn(async move {
+                                let r = tokio::select! {
+                                    r = c.ready_and_call() => Some(r),
+                                    _ = stopped => None,
+                                };
+                                if r.is_none() {
+                                    c.abandon().await;
+                                }
                                 (c, r)
-                            }));
+                            }), stop));
                         }
                     }
                     Some(Action::LobbySay(t)) => {
@@ -562,10 +598,11 @@ pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientEr
                     ui.on_progress(p);
                 }
             }
-            done = async { match pending.as_mut() { Some(t) => t.await, None => std::future::pending().await } } => {
+            done = async { match pending.as_mut() { Some((t, _)) => t.await, None => std::future::pending().await } } => {
                 pending = None;
                 match done {
-                    Ok((c, Ok(call))) => {
+                    Ok((c, None)) => client = Some(c),
+                    Ok((c, Some(Ok(call)))) => {
                         client = Some(c);
                         started = Instant::now();
                         let (p, warnings) = Pump::new(call, &opts.input, &opts.output);
@@ -574,7 +611,7 @@ pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientEr
                             ui.on_progress(crate::call::Progress::Chat { from: "myturn".into(), text: w });
                         }
                     }
-                    Ok((c, Err(e))) => {
+                    Ok((c, Some(Err(e)))) => {
                         client = Some(c);
                         ui.notice(e.to_string());
                     }
@@ -616,7 +653,22 @@ pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientEr
                     None => {}
                 }
             }
-            ev = async { match client.as_mut() { Some(c) => c.sip.events.recv().await, None => std::future::pending().await } } => {
+            ev = async {
+                match client.as_mut() {
+                    Some(c) => tokio::select! {
+                        ev = c.sip.events.recv() => FromClient::Sip(ev),
+                        push = crate::events::next_push(&mut c.events) => FromClient::Push(push),
+                    },
+                    None => std::future::pending().await,
+                }
+            } => {
+                let ev = match ev {
+                    FromClient::Sip(ev) => ev,
+                    FromClient::Push(push) => {
+                        on_push(push, &mut ui, &mut client, &mut pump).await;
+                        continue;
+                    }
+                };
                 let signal = match (ev, pump.as_ref()) {
                     (Some(ev), Some(p)) => p.call.on_sip(&ev).await,
                     _ => crate::call::CallSignal::Nothing,
@@ -631,10 +683,21 @@ pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientEr
                     }
                 }
             }
+            _ = retry.tick(), if client.as_ref().is_some_and(|c| c.needs_reconnect()) => {
+                if let Some(c) = client.as_mut() {
+                    if let Err(e) = c.reconnect(pump.is_none()).await {
+                        ui.info(format!("Cannot register again: {e}"));
+                    }
+                }
+            }
         }
     }
-    if let Some(t) = pending.take() {
-        t.abort();
+    // Quitting while waiting: stop the flow cleanly so it can log out.
+    if let Some((t, stop)) = pending.take() {
+        let _ = stop.send(());
+        if let Ok((c, _)) = t.await {
+            client = Some(c);
+        }
     }
     if let Some(mut c) = client.take() {
         if let Some(p) = pump.take() {
@@ -644,6 +707,60 @@ pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientEr
         c.quit().await?;
     }
     Ok(())
+}
+
+/// What the client's side of the select produced.
+enum FromClient {
+    Sip(Option<myturn_sip::ua::Event>),
+    Push(Option<myturn_wire::ServerEvent>),
+}
+
+/// A server push while not setting a call up: the partner left (end the
+/// call now), lobby lines, removal, or the stream closing.
+async fn on_push(
+    push: Option<myturn_wire::ServerEvent>,
+    ui: &mut Ui,
+    client: &mut Option<crate::call::Client>,
+    pump: &mut Option<crate::plain::Pump>,
+) {
+    use myturn_wire::ServerEvent;
+    match push {
+        Some(ServerEvent::PeerLeft { reason }) => {
+            if let Some(p) = pump.take() {
+                if let Some(c) = client.as_mut() {
+                    let _ = c.end_dead(&p.call).await;
+                }
+                let _ = p.finish();
+                ui.on_progress(Progress::Ended { by_us: false });
+                if reason != myturn_wire::LeaveReason::HungUp {
+                    let why = serde_json::to_value(reason)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    ui.notice(format!("Your partner is gone ({why})."));
+                }
+            }
+        }
+        Some(ServerEvent::LobbyMessage { from, text, .. }) => ui.on_lobby(&from, &text),
+        Some(ServerEvent::Kicked) => {
+            if let Some(c) = client.as_mut() {
+                c.removed();
+            }
+            ui.notice("A moderator removed you. Quit with q.".into());
+        }
+        Some(ServerEvent::Banned { .. }) => {
+            if let Some(c) = client.as_mut() {
+                c.removed();
+            }
+            ui.notice("You are banned for now. Quit with q.".into());
+        }
+        Some(_) => {}
+        None => {
+            if let Some(c) = client.as_mut() {
+                c.lost_server();
+            }
+        }
+    }
 }
 
 #[cfg(test)]

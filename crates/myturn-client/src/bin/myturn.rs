@@ -58,6 +58,18 @@ struct Args {
     /// also while muted, so only a dead partner or network is this quiet).
     #[arg(long, default_value_t = 5.0, value_parser = parse_peer_timeout)]
     peer_timeout: f64,
+    /// Seconds to wait on a new partner at each step of setting the call
+    /// up (getting ready, calling, answering). A partner this slow is
+    /// given up on, and you are paired with someone else.
+    #[arg(long, default_value_t = 10.0, value_parser = parse_answer_timeout)]
+    answer_timeout: f64,
+}
+
+fn parse_answer_timeout(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (2.0..=120.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{s}`: give seconds from 2 to 120")),
+    }
 }
 
 fn parse_peer_timeout(s: &str) -> Result<f64, String> {
@@ -144,6 +156,7 @@ async fn main() -> ExitCode {
         bind: args.bind,
         rate: args.rate,
         peer_timeout: std::time::Duration::from_secs_f64(args.peer_timeout),
+        answer_timeout: std::time::Duration::from_secs_f64(args.answer_timeout),
         input: match (&args.input_wav, args.no_audio) {
             (_, true) => Input::None,
             (Some(p), false) => Input::Wav(p.clone()),

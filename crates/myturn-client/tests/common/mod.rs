@@ -77,7 +77,29 @@ impl Proc {
         output: &Path,
         flags: &[&str],
     ) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_myturn"))
+        Self::start_in(None, server, name, input, output, flags)
+    }
+
+    /// [`Proc::start_with`] inside a network namespace (`ip netns exec`)
+    /// when `netns` is given.
+    pub fn start_in(
+        netns: Option<&str>,
+        server: &str,
+        name: &'static str,
+        input: &Path,
+        output: &Path,
+        flags: &[&str],
+    ) -> Proc {
+        let bin = env!("CARGO_BIN_EXE_myturn");
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, bin]);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = cmd
             .args(["--plain", "--server", server, "--name", name])
             .args(flags)
             .arg("--input-wav")
@@ -148,6 +170,44 @@ impl Proc {
             ),
             Err(_) => panic!("{}: no `{prefix}` line; saw {:?}", self.name, self.seen),
         }
+    }
+
+    /// Sends a signal (`STOP`, `KILL`, …) to the process.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.id().expect("still running").to_string();
+        let st = std::process::Command::new("kill")
+            .args(["-s", sig, &pid])
+            .status()
+            .unwrap();
+        assert!(st.success(), "kill -s {sig} {pid}");
+    }
+
+    /// [`Proc::expect`], failing unless the line comes within `limit`;
+    /// returns it and how long it took.
+    pub async fn expect_within(&mut self, prefix: &str, limit: Duration) -> (String, Duration) {
+        let t0 = Instant::now();
+        let line = tokio::time::timeout(limit, self.expect(prefix))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{}: no `{prefix}` within {limit:?}; saw {:?}",
+                    self.name, self.seen
+                )
+            });
+        (line, t0.elapsed())
+    }
+
+    /// Lines printed within `d` from now (none may be an error).
+    pub async fn lines_for(&mut self, d: Duration) -> Vec<String> {
+        let mut got = Vec::new();
+        let _ = tokio::time::timeout(d, async {
+            while let Ok(Some(l)) = self.out.next_line().await {
+                self.seen.push(l.clone());
+                got.push(l);
+            }
+        })
+        .await;
+        got
     }
 
     /// Asks for `stats` until all the audio went both ways.
