@@ -82,6 +82,9 @@ pub enum CallSignal {
     MediaMoved,
     /// The partner hung up.
     EndedByPeer,
+    /// The SIP session timer ran out (the PBX stopped refreshing): the
+    /// agent sent a BYE; the signalling path is gone.
+    SignallingLost,
 }
 
 impl Call {
@@ -107,6 +110,10 @@ impl Call {
                 call,
                 by: EndedBy::Remote,
             } if *call == self.sip_call => CallSignal::EndedByPeer,
+            SipEvent::CallEnded {
+                call,
+                by: EndedBy::SessionExpired,
+            } if *call == self.sip_call => CallSignal::SignallingLost,
             _ => CallSignal::Nothing,
         }
     }

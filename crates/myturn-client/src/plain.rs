@@ -543,6 +543,14 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                         say("ended by=peer");
                         let _ = client.api.status("busy", None).await;
                     }
+                    CallSignal::SignallingLost => {
+                        if let Some(c) = call.take() {
+                            finish(c);
+                        }
+                        say("info the PBX stopped refreshing the SIP session");
+                        say("ended by=timeout");
+                        let _ = client.api.status("busy", None).await;
+                    }
                     CallSignal::MediaMoved => say("media moved"),
                     CallSignal::Nothing => {}
                 }

@@ -673,11 +673,14 @@ pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientEr
                     (Some(ev), Some(p)) => p.call.on_sip(&ev).await,
                     _ => crate::call::CallSignal::Nothing,
                 };
-                if signal == crate::call::CallSignal::EndedByPeer {
+                if matches!(signal, crate::call::CallSignal::EndedByPeer | crate::call::CallSignal::SignallingLost) {
                     if let Some(p) = pump.take() {
                         let _ = p.finish();
                     }
                     ui.on_progress(crate::call::Progress::Ended { by_us: false });
+                    if signal == crate::call::CallSignal::SignallingLost {
+                        ui.notice("The call ended: the PBX stopped refreshing the SIP session.".into());
+                    }
                     if let Some(c) = client.as_ref() {
                         let _ = c.api.status("busy", None).await;
                     }

@@ -498,6 +498,11 @@ impl World {
     /// (Asterisk does this when it re-anchors media), with a session-timer
     /// refresh in the same request. Returns the caller's response text.
     fn reinvite_caller(&mut self) -> String {
+        self.reinvite_caller_with(1800)
+    }
+
+    /// [`World::reinvite_caller`] with this session interval (seconds).
+    fn reinvite_caller_with(&mut self, session_expires: u32) -> String {
         let invite = msg::parse(self.a_invite.as_ref().unwrap().as_bytes()).unwrap();
         let from = invite.header("From").unwrap().to_owned();
         let to = invite.header("To").unwrap().to_owned();
@@ -518,7 +523,7 @@ impl World {
              CSeq: 102 INVITE\r\n\
              Contact: <sip:pbx@{PBX_A_SIP}>\r\n\
              Supported: timer\r\n\
-             Session-Expires: 1800;refresher=uac\r\n\
+             Session-Expires: {session_expires};refresher=uac\r\n\
              Content-Type: application/sdp\r\n\
              Content-Length: {}\r\n\r\n{body}",
             body.len()
@@ -738,6 +743,44 @@ fn an_offer_without_our_codec_mid_call_is_refused_and_the_call_goes_on() {
     let (mut sa, mut sb) = (Vec::new(), Vec::new());
     w.talk(10, &mut sa, &mut sb);
     assert_eq!(w.b.heard, sa);
+}
+
+#[test]
+fn a_session_the_pbx_stops_refreshing_is_hung_up_before_it_expires() {
+    let mut w = World::new();
+    let offer = Sdp::new(w.a.media_addr, 8000, None, 56).render();
+    let call = w.a.sip.invite(w.now, "bob", &offer).unwrap();
+    w.a.call = Some(call);
+    w.run_for(Duration::from_secs(2));
+    assert!(w.a.established.is_some());
+    // The PBX refreshes with a 90 s interval, then never again (it, or
+    // the path to it, is gone). RFC 4028 §10: the side that does not
+    // refresh hangs up min(32, 90/3) = 30 s before expiry, at 60 s.
+    let ok = w.reinvite_caller_with(90);
+    assert!(ok.contains("Session-Expires: 90;refresher=uac"), "{ok}");
+    let ended = |w: &World| {
+        w.a.events.iter().any(|e| {
+            matches!(
+                e,
+                SipEvent::CallEnded {
+                    by: myturn_sip::ua::EndedBy::SessionExpired,
+                    ..
+                }
+            )
+        })
+    };
+    let b_ended = |w: &World| {
+        w.b.events
+            .iter()
+            .any(|e| matches!(e, SipEvent::CallEnded { .. }))
+    };
+    w.run_for(Duration::from_secs(58));
+    assert!(!ended(&w), "too early: the session has 2 s left");
+    assert!(!b_ended(&w));
+    w.run_for(Duration::from_secs(4));
+    assert!(ended(&w), "the caller gave the session up");
+    // It said so with a BYE: the B2BUA ended the other leg too.
+    assert!(b_ended(&w), "the BYE crossed to the callee's leg");
 }
 
 #[test]

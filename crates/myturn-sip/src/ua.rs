@@ -36,14 +36,7 @@ const TIMER: &str = "timer";
 /// to a sender that supports timers; without it the sender still refreshes
 /// (§7.1: the refresher is the side that supports the extension).
 fn session_timer_headers(req: &Message) -> Vec<Header> {
-    let Some(se) = req.header("Session-Expires") else {
-        return Vec::new();
-    };
-    let Some(delta) = se
-        .split(';')
-        .next()
-        .and_then(|d| d.trim().parse::<u32>().ok())
-    else {
+    let Some(delta) = session_interval(req) else {
         return Vec::new();
     };
     let supports = ["Supported", "Require"].iter().any(|name| {
@@ -59,6 +52,23 @@ fn session_timer_headers(req: &Message) -> Vec<Header> {
         out.push(h::Require::new(TIMER).into());
     }
     out
+}
+
+/// The session interval a request asks for (`Session-Expires`, seconds).
+fn session_interval(req: &Message) -> Option<u32> {
+    req.header("Session-Expires")?
+        .split(';')
+        .next()
+        .and_then(|d| d.trim().parse::<u32>().ok())
+        .filter(|&d| d > 0)
+}
+
+/// When a session whose interval was just refreshed counts as dead if no
+/// refresh came: RFC 4028 §10, the side that does not refresh sends a BYE
+/// `min(32, interval / 3)` seconds before the session expires.
+fn session_deadline(now: Instant, interval: u32) -> Instant {
+    let d = Duration::from_secs(u64::from(interval));
+    now + d - (d / 3).min(Duration::from_secs(32))
 }
 
 /// Answers an in-dialog offer: our current SDP with the offer's payload
@@ -138,6 +148,9 @@ pub struct CallId(pub u64);
 pub enum EndedBy {
     Local,
     Remote,
+    /// The session timer ran out: the refresher (the PBX) stopped
+    /// refreshing, so the signalling path is gone; this agent sent a BYE.
+    SessionExpired,
 }
 
 /// What the agent reports.
@@ -345,6 +358,9 @@ struct Call {
     cancelled: bool,
     /// When an ended call is forgotten (absorbs late retransmissions).
     forget_at: Option<Instant>,
+    /// Session timer (RFC 4028): hang up if the refresher has not
+    /// refreshed by then (the signalling path or the PBX is gone).
+    session_expires: Option<Instant>,
 }
 
 /// Who a client transaction works for.
@@ -768,6 +784,7 @@ impl UserAgent {
             cancel_pending: false,
             cancelled: false,
             forget_at: None,
+            session_expires: None,
         };
         self.calls.push(call);
         self.send_invite(now, id)?;
@@ -829,6 +846,7 @@ impl UserAgent {
         };
         c.local_sdp = Some(sdp.to_owned());
         c.state = CallState::Answered;
+        c.session_expires = session_interval(&invite).map(|d| session_deadline(now, d));
         let tag = c.local_tag.clone();
         let mut extra: Vec<Header> = vec![
             h::Contact::new(contact).into(),
@@ -1440,6 +1458,7 @@ impl UserAgent {
             cancel_pending: false,
             cancelled: false,
             forget_at: None,
+            session_expires: None,
         };
         self.calls.push(call);
         let contact = vec![h::Contact::new(self.contact_header(None)).into()];
@@ -1530,6 +1549,11 @@ impl UserAgent {
             extra.push(h::ContentType::new("application/sdp").into());
         }
         extra.extend(session_timer_headers(req));
+        // A refresh (re-INVITE or UPDATE with Session-Expires) restarts
+        // the session timer; one without it turns the timer off (§9).
+        if let Some(c) = self.calls.get_mut(i) {
+            c.session_expires = session_interval(req).map(|d| session_deadline(now, d));
+        }
         self.respond(now, req, src, 200, "OK", Some(&tag), extra, body.as_bytes());
     }
 
@@ -1708,6 +1732,28 @@ impl UserAgent {
         }
         self.calls.retain(|c| c.forget_at.is_none_or(|t| now < t));
 
+        // Session timers: no refresh in time means the PBX (or the path
+        // to it) is gone. BYE, and say so.
+        let expired: Vec<CallId> = self
+            .calls
+            .iter_mut()
+            .filter(|c| c.session_expires.is_some_and(|t| now >= t))
+            .map(|c| {
+                c.session_expires = None;
+                (c.id, c.state)
+            })
+            .filter(|(_, s)| matches!(s, CallState::Answered | CallState::Confirmed))
+            .map(|(id, _)| id)
+            .collect();
+        for id in expired {
+            tracing::info!(
+                call = id.0,
+                "session timer expired without a refresh: hanging up"
+            );
+            let _ = self.send_bye(now, id);
+            self.end_call(now, id, EndedBy::SessionExpired);
+        }
+
         if let Some(at) = self.reg.refresh_at {
             if now >= at && self.reg.state != RegState::Unregistering {
                 self.reg.refresh_at = None;
@@ -1725,10 +1771,12 @@ impl UserAgent {
             .iter()
             .filter_map(|c| c.ok.as_ref().map(|o| o.next.min(o.give_up)));
         let forget = self.calls.iter().filter_map(|c| c.forget_at);
+        let sessions = self.calls.iter().filter_map(|c| c.session_expires);
         clients
             .chain(servers)
             .chain(oks)
             .chain(forget)
+            .chain(sessions)
             .chain(self.reg.refresh_at)
             .min()
     }
