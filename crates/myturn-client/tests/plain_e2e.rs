@@ -184,8 +184,31 @@ async fn a_muted_partner_stays_and_a_killed_one_ends_the_call_within_the_peer_ti
         after >= Duration::from_secs(3) && after < Duration::from_secs(9),
         "told {after:?} after the kill (peer timeout 5 s)"
     );
-    alice.send("quit").await;
-    alice.expect("bye").await;
+    then_a_live_newcomer(&server, dir.path(), &mut alice).await;
+}
+
+/// After her partner's death alice draws again and gets carol, a live
+/// newcomer; both quit cleanly.
+async fn then_a_live_newcomer(server: &str, dir: &Path, alice: &mut Proc) {
+    let c_in = dir.join("c.wav");
+    write_wav(&c_in, &speech::frames(23, 8000, 1.0));
+    let mut carol = Proc::start(server, "carol", &c_in, &dir.join("co.wav"));
+    carol.expect("sip registered").await;
+    alice.send("ready").await;
+    carol.send("ready").await;
+    assert!(alice
+        .expect("paired peer=")
+        .await
+        .starts_with("paired peer=carol "));
+    let (a, c) = tokio::join!(
+        alice.expect("connected sas="),
+        carol.expect("connected sas=")
+    );
+    assert_eq!(a, c);
+    for p in [alice, &mut carol] {
+        p.send("quit").await;
+        p.expect("bye").await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,8 +229,7 @@ async fn a_killed_partner_is_reported_by_the_server_after_its_stream_grace() {
         killed.elapsed()
     );
     // Alice is busy again and can draw the next partner.
-    alice.send("quit").await;
-    alice.expect("bye").await;
+    then_a_live_newcomer(&server, dir.path(), &mut alice).await;
 }
 
 /// Alice and Bob, each with one second of voice, connected to each other
