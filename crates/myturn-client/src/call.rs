@@ -158,6 +158,30 @@ async fn register_with_retry(sip: &mut SipHandle, pbx: SocketAddr) -> Result<(),
     }
 }
 
+/// The local address this host uses to reach `pbx`: what the SIP and
+/// media sockets bind when no address is given (an unspecified `bind_ip`).
+/// A connected UDP socket sends nothing; the kernel only picks the route.
+async fn route_to(pbx: SocketAddr) -> Result<IpAddr, ClientError> {
+    let any: IpAddr = if pbx.is_ipv4() {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    };
+    let probe = tokio::net::UdpSocket::bind((any, 0))
+        .await
+        .map_err(|e| ClientError::Io(format!("route to the PBX: {e}")))?;
+    probe
+        .connect(pbx)
+        .await
+        .map_err(|e| ClientError::Io(format!("no route to the PBX at {pbx}: {e}")))?;
+    let ip = probe
+        .local_addr()
+        .map_err(|e| ClientError::Io(e.to_string()))?
+        .ip();
+    tracing::info!(%pbx, local = %ip, "bound to the address of the route to the PBX");
+    Ok(ip)
+}
+
 /// A registered user with a registered SIP agent.
 #[derive(Debug)]
 pub struct Client {
@@ -214,7 +238,8 @@ const KEEP_ALIVE: Duration = Duration::from_secs(8);
 
 impl Client {
     /// Registers `name` with the server at `base`, then registers over SIP
-    /// with the credentials it handed out.
+    /// with the credentials it handed out. An unspecified `bind_ip`
+    /// (`0.0.0.0`) means the local address of the route to the PBX.
     pub async fn connect(
         base: &str,
         name: &str,
@@ -235,7 +260,7 @@ impl Client {
         progress: Option<mpsc::UnboundedSender<Progress>>,
         keep_alive: Duration,
     ) -> Result<Client, ClientError> {
-        let (api, sip, keep_alive_task, events) =
+        let (api, sip, keep_alive_task, events, bind_ip) =
             Self::attach(base, name, bind_ip, progress.as_ref(), keep_alive).await?;
         Ok(Client {
             api,
@@ -263,7 +288,16 @@ impl Client {
         bind_ip: IpAddr,
         progress: Option<&mpsc::UnboundedSender<Progress>>,
         keep_alive: Duration,
-    ) -> Result<(Api, SipHandle, AbortOnDrop, Option<crate::events::Events>), ClientError> {
+    ) -> Result<
+        (
+            Api,
+            SipHandle,
+            AbortOnDrop,
+            Option<crate::events::Events>,
+            IpAddr,
+        ),
+        ClientError,
+    > {
         let api = Api::register(base, name).await?;
         let tell = |p| {
             if let Some(tx) = progress {
@@ -281,6 +315,11 @@ impl Client {
             .map_err(|_| {
                 ClientError::Protocol(format!("SIP domain `{domain}` is not an address"))
             })?;
+        let bind_ip = if bind_ip.is_unspecified() {
+            route_to(pbx).await?
+        } else {
+            bind_ip
+        };
         let socket = tokio::net::UdpSocket::bind((bind_ip, 0))
             .await
             .map_err(|e| ClientError::Io(format!("SIP socket: {e}")))?;
@@ -302,7 +341,7 @@ impl Client {
                 None
             }
         };
-        Ok((api, sip, keep_alive, events))
+        Ok((api, sip, keep_alive, events, bind_ip))
     }
 
     /// A moderator removed this user (kicked or banned): the closing
@@ -368,7 +407,7 @@ impl Client {
             return Ok(false);
         }
         let name = self.api.user.name.clone();
-        let (api, sip, keep_alive, events) = match Self::attach(
+        let (api, sip, keep_alive, events, bind_ip) = match Self::attach(
             &self.base,
             &name,
             self.bind_ip,
@@ -388,6 +427,7 @@ impl Client {
         // The old agent's registration died with the server's accounts.
         tokio::spawn(old.shutdown(Duration::from_millis(500)));
         self.api = api;
+        self.bind_ip = bind_ip;
         self._keep_alive = keep_alive;
         self.events = events;
         self.lost = false;

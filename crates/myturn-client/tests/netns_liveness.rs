@@ -231,3 +231,48 @@ async fn a_partner_killed_while_it_is_being_called_is_given_up_within_the_limit(
     eprintln!("bob: `{redraw}` {took:?} after alice's death");
     bob_gets_carol(&mut bob, &mut carol).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_with_no_network_flags_bind_the_route_to_the_pbx() {
+    // Issue #13's first step: without `--bind`, each client uses the
+    // address of its route to the PBX (inside the namespace, the veth's
+    // address; here, the host side). Loopback would reach nothing.
+    let Some(net) = Net::new(3) else { return };
+    let server = serve_on(&net).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = Proc::start_in(
+        Some(&net.ns),
+        &server,
+        "alice",
+        &voice(dir.path(), "alice", 7),
+        &dir.path().join("alice-out.wav"),
+        &[],
+    );
+    let mut bob = Proc::start(
+        &server,
+        "bob",
+        &voice(dir.path(), "bob", 8),
+        &dir.path().join("bob-out.wav"),
+    );
+    for p in [&mut alice, &mut bob] {
+        p.expect("sip registered").await;
+    }
+    alice.send("ready").await;
+    bob.send("ready").await;
+    let (a, b) = tokio::join!(alice.expect("connected sas="), bob.expect("connected sas="));
+    assert_eq!(a, b);
+    alice.send("say over the veth").await;
+    bob.expect("chat alice: over the veth").await;
+    bob.send("say and back").await;
+    alice.expect("chat bob: and back").await;
+    for p in [&mut alice, &mut bob] {
+        p.send("quit").await;
+        p.expect("bye").await;
+    }
+    let log = alice.finish_log().await;
+    assert!(
+        log.iter()
+            .any(|l| l.contains("route to the PBX") && l.contains(&net.inside.to_string())),
+        "alice bound her namespace's address: {log:?}"
+    );
+}

@@ -50,9 +50,10 @@ struct Args {
     /// Speaker to use (see --list-devices).
     #[arg(long)]
     output_device: Option<String>,
-    /// Local address for SIP and media sockets.
-    #[arg(long, default_value = "127.0.0.1")]
-    bind: IpAddr,
+    /// Local address for SIP and media sockets. By default, the address of
+    /// this host's route to the PBX, so no flag is needed on any network.
+    #[arg(long)]
+    bind: Option<IpAddr>,
     /// End a call when nothing authentic arrives from the partner for this
     /// many seconds (the partner's client sends a keep-alive every second,
     /// also while muted, so only a dead partner or network is this quiet).
@@ -153,7 +154,10 @@ async fn main() -> ExitCode {
     let opts = PlainOptions {
         server: args.server,
         name,
-        bind: args.bind,
+        // Unspecified: the route to the PBX decides (see `Client::connect`).
+        bind: args
+            .bind
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
         rate: args.rate,
         peer_timeout: std::time::Duration::from_secs_f64(args.peer_timeout),
         answer_timeout: std::time::Duration::from_secs_f64(args.answer_timeout),
