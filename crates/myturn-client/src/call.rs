@@ -344,11 +344,24 @@ impl Client {
         Ok((api, sip, keep_alive, events, bind_ip))
     }
 
+    /// The event stream is back on the same session.
+    fn reopened(&mut self, events: crate::events::Events) {
+        self.events = Some(events);
+        self.lost = false;
+        tracing::info!("event stream reopened");
+        self.tell(Progress::Reconnected);
+    }
+
     /// A moderator removed this user (kicked or banned): the closing
     /// stream is not reconnected, and the user is not registered again.
     pub fn removed(&mut self) {
         self.removed = true;
         self.lost = false;
+    }
+
+    /// Whether a moderator removed this user (see [`Client::removed`]).
+    pub fn is_removed(&self) -> bool {
+        self.removed
     }
 
     /// Whether the event stream was lost and [`Client::reconnect`] should
@@ -380,10 +393,7 @@ impl Client {
         }
         match crate::events::Events::connect(&self.api).await {
             Ok(e) => {
-                self.events = Some(e);
-                self.lost = false;
-                tracing::info!("event stream reopened");
-                self.tell(Progress::Reconnected);
+                self.reopened(e);
                 return Ok(true);
             }
             Err(ClientError::Unreachable(why)) => {
@@ -394,9 +404,7 @@ impl Client {
                 // Maybe only the access token lapsed: refresh and retry.
                 if self.api.refresh().await.is_ok() {
                     if let Ok(e) = crate::events::Events::connect(&self.api).await {
-                        self.events = Some(e);
-                        self.lost = false;
-                        self.tell(Progress::Reconnected);
+                        self.reopened(e);
                         return Ok(true);
                     }
                 }

@@ -69,13 +69,7 @@ pub struct PlainOptions {
 fn ended_by_server(reason: myturn_wire::LeaveReason) -> String {
     match reason {
         myturn_wire::LeaveReason::HungUp => "ended by=peer".to_owned(),
-        other => {
-            let name = serde_json::to_value(other)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            format!("ended by=server reason={name}")
-        }
+        other => format!("ended by=server reason={}", other.as_str()),
     }
 }
 
@@ -385,7 +379,6 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
     // After the server's event stream closed: try to get it back every
     // second (register again once idle if the server forgot us).
     let mut retry = tokio::time::interval(Duration::from_secs(1));
-    let mut removed = false;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
@@ -409,7 +402,7 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                             let _ = client.hang_up(&c.call).await;
                             finish(c);
                         }
-                        if removed {
+                        if client.is_removed() {
                             say("error removed by a moderator: quit and come back later");
                             continue;
                         }
@@ -511,12 +504,10 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                     say(&progress_line(&Progress::Lobby { from, text }));
                 }
                 Some(myturn_wire::ServerEvent::Kicked) => {
-                    removed = true;
                     client.removed();
                     say("removed by=moderator");
                 }
                 Some(myturn_wire::ServerEvent::Banned { until }) => {
-                    removed = true;
                     client.removed();
                     say(&format!("removed by=ban until={until}"));
                 }

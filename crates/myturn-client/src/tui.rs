@@ -736,11 +736,7 @@ async fn on_push(
                 let _ = p.finish();
                 ui.on_progress(Progress::Ended { by_us: false });
                 if reason != myturn_wire::LeaveReason::HungUp {
-                    let why = serde_json::to_value(reason)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default();
-                    ui.notice(format!("Your partner is gone ({why})."));
+                    ui.notice(format!("Your partner is gone ({}).", reason.as_str()));
                 }
             }
         }

@@ -485,6 +485,21 @@ pub enum LeaveReason {
     NoAnswer,
 }
 
+impl LeaveReason {
+    /// The JSON spelling, for logs and line mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaveReason::HungUp => "hung_up",
+            LeaveReason::LoggedOut => "logged_out",
+            LeaveReason::Kicked => "kicked",
+            LeaveReason::Banned => "banned",
+            LeaveReason::Expired => "expired",
+            LeaveReason::Disconnected => "disconnected",
+            LeaveReason::NoAnswer => "no_answer",
+        }
+    }
+}
+
 /// Longest lobby chat message, in bytes of UTF-8.
 pub const LOBBY_MAX_LEN: usize = 500;
 /// Longest report reason, in bytes of UTF-8.
@@ -768,6 +783,22 @@ pub mod fuzzing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leave_reason_as_str_is_its_json_spelling() {
+        use LeaveReason::*;
+        for r in [
+            HungUp,
+            LoggedOut,
+            Kicked,
+            Banned,
+            Expired,
+            Disconnected,
+            NoAnswer,
+        ] {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+        }
+    }
 
     #[test]
     fn names_follow_the_rule() {
