@@ -15,7 +15,9 @@ use rand_core::RngCore;
 use rsip::headers::{self as h, UntypedHeader};
 use rsip::Header;
 
+use crate::media::{Anchor, MediaCall, MediaCommand, MediaMode, Parked, Then};
 use crate::nonce::{NonceCheck, Nonces};
+use crate::relay::{PortPool, Side};
 
 /// One SIP account: the pairing server's user.
 #[derive(Clone, PartialEq, Eq)]
@@ -62,6 +64,12 @@ pub struct Config {
     pub nonce_lifetime: Duration,
     pub timers: Timers,
     pub max_message_size: usize,
+    /// Where calls' media flows: directly between the clients, through
+    /// the built-in relay, or through an external rtpengine.
+    pub media: MediaMode,
+    /// A relayed call whose media stopped this long is torn down and its
+    /// ports freed.
+    pub media_timeout: Duration,
 }
 
 impl Config {
@@ -79,6 +87,8 @@ impl Config {
             nonce_lifetime: Duration::from_secs(30),
             timers: Timers::default(),
             max_message_size: msg::DEFAULT_MAX_SIZE,
+            media: MediaMode::Direct,
+            media_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -122,6 +132,17 @@ pub struct Stats {
     pub calls_not_found: u64,
     pub calls_unavailable: u64,
     pub absorbed: u64,
+    /// Calls whose media was anchored (relay or rtpengine).
+    pub media_calls: u64,
+    /// Calls refused with 503 because the relay's port range was full.
+    pub media_exhausted: u64,
+    /// SDPs that could not be anchored (unreadable SDP, rtpengine error or
+    /// silence); the call was refused, or the message passed unchanged.
+    pub media_failures: u64,
+    /// Anchored calls torn down because their media stopped.
+    pub media_timeouts: u64,
+    /// rtpengine control messages sent again for want of a reply.
+    pub control_retransmissions: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -141,17 +162,19 @@ struct Failures {
 /// An INVITE we forward: the caller's side (a server transaction) and the
 /// callee's (a client transaction), RFC 3261 §16.
 #[derive(Debug)]
-struct Forward {
-    upstream_key: String,
+pub(crate) struct Forward {
+    pub(crate) upstream_key: String,
     upstream_dest: SocketAddr,
     /// The INVITE as received (to answer it).
-    request: Message,
-    request_src: SocketAddr,
-    client: ClientTx,
+    pub(crate) request: Message,
+    pub(crate) request_src: SocketAddr,
+    pub(crate) client: ClientTx,
     /// The forwarded Request-URI and our Via, for CANCEL and ACK.
     ruri: String,
     our_via: String,
     provisional: bool,
+    /// The INVITE waits for its SDP to be anchored: not sent yet.
+    pub(crate) held: bool,
     cancel_pending: bool,
     final_sent: bool,
     /// Keep the mapping to relay 2xx retransmissions until then.
@@ -160,14 +183,14 @@ struct Forward {
 
 /// What a deadline in the timer heap belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Due {
+pub(crate) enum Due {
     Server(String),
     Forward(String),
 }
 
 /// The registrar and proxy.
 pub struct Pbx {
-    cfg: Config,
+    pub(crate) cfg: Config,
     rng: Box<dyn RngCore + Send>,
     nonces: Nonces,
     accounts: HashMap<String, Account>,
@@ -175,14 +198,14 @@ pub struct Pbx {
     bindings: HashMap<String, Binding>,
     expiries: BTreeSet<(Instant, String)>,
     failures: HashMap<IpAddr, Failures>,
-    servers: HashMap<String, ServerTx>,
-    forwards: HashMap<String, Forward>,
+    pub(crate) servers: HashMap<String, ServerTx>,
+    pub(crate) forwards: HashMap<String, Forward>,
     /// Our CANCEL client transactions (absorb their 200).
     cancels: Vec<ClientTx>,
-    upstream: HashMap<String, String>,
+    pub(crate) upstream: HashMap<String, String>,
     transmits: VecDeque<Transmit>,
-    events: VecDeque<Event>,
-    stats: Stats,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) stats: Stats,
     next_housekeeping: Instant,
     rr: String,
     /// Deadlines of server transactions and forwards, so a timer costs
@@ -191,6 +214,19 @@ pub struct Pbx {
     timers: BinaryHeap<Reverse<(Instant, Due)>>,
     /// Bumped whenever a binding is added, refreshed or removed.
     bindings_generation: u64,
+    /// Anchored calls by SIP Call-ID (this hop's).
+    pub(crate) media_calls: HashMap<String, MediaCall>,
+    /// The relay's ports (empty unless [`MediaMode::Relay`]).
+    pub(crate) pool: PortPool,
+    pub(crate) media_out: VecDeque<MediaCommand>,
+    /// rtpengine control datagrams to send.
+    pub(crate) control_out: VecDeque<Transmit>,
+    /// Messages waiting for rtpengine's rewritten SDP, by ng cookie.
+    pub(crate) parked: HashMap<String, Parked>,
+    /// rtpengine queries in flight: cookie → media id.
+    pub(crate) queries: HashMap<String, u64>,
+    pub(crate) next_media_id: u64,
+    pub(crate) next_query: Option<Instant>,
 }
 
 impl std::fmt::Debug for Pbx {
@@ -210,7 +246,19 @@ impl Pbx {
         rng.fill_bytes(&mut key);
         let nonces = Nonces::new(key, now, cfg.nonce_lifetime);
         let rr = format!("<sip:{};lr>", cfg.addr);
+        let pool = match &cfg.media {
+            MediaMode::Relay { ports, .. } => PortPool::new(ports.clone()),
+            _ => PortPool::new(0..=0),
+        };
         Pbx {
+            media_calls: HashMap::new(),
+            pool,
+            media_out: VecDeque::new(),
+            control_out: VecDeque::new(),
+            parked: HashMap::new(),
+            queries: HashMap::new(),
+            next_media_id: 1,
+            next_query: None,
             nonces,
             rng,
             accounts: HashMap::new(),
@@ -250,7 +298,7 @@ impl Pbx {
 
     /// Puts the current deadline of a server transaction or forward in the
     /// timer heap. Called after anything that may move it.
-    fn arm(&mut self, due: Due) {
+    pub(crate) fn arm(&mut self, due: Due) {
         let at = match &due {
             Due::Server(k) => self.servers.get(k).and_then(|t| t.deadline()),
             Due::Forward(b) => self.forwards.get(b).and_then(|f| {
@@ -324,13 +372,13 @@ impl Pbx {
         }
     }
 
-    fn send(&mut self, dest: SocketAddr, payload: Vec<u8>) {
+    pub(crate) fn send(&mut self, dest: SocketAddr, payload: Vec<u8>) {
         self.transmits.push_back(Transmit { dest, payload });
     }
 
     /// Answers `req` (through its server transaction, if it has one).
     #[allow(clippy::too_many_arguments)]
-    fn respond(
+    pub(crate) fn respond(
         &mut self,
         now: Instant,
         req: &Message,
@@ -362,7 +410,7 @@ impl Pbx {
         }
         match msg::parse_with_limit(data, self.cfg.max_message_size) {
             Ok(m) if m.is_request() => self.on_request(now, src, m),
-            Ok(m) => self.on_response(now, m),
+            Ok(m) => self.on_response(now, src, m),
             Err(r) => {
                 let rng = self.rng.as_mut();
                 match build::answer_malformed(data, &r, || token(rng, 10)) {
@@ -729,11 +777,17 @@ impl Pbx {
         };
         // 100 Trying at once: the caller stops retransmitting (§16.2).
         self.respond(now, &req, src, 100, "Trying", Vec::new(), b"");
+        // Media anchoring first: with the relay full, a 503 and nothing
+        // forwarded.
+        let Ok(anchored) = self.open_media(now, &req, src, binding.source) else {
+            return;
+        };
 
         let branch = format!("z9hG4bK{}", token(self.rng.as_mut(), 18));
         let our_via = self.our_via(&branch);
         let bytes = self.forward_bytes(&req, src, &binding.contact, &our_via, true);
         let upstream_key = build::server_key(&req);
+        let anchor = anchored.then(|| Anchor::of(&req, src, Side::Caller, true));
         let client = ClientTx::new(
             now,
             &self.cfg.timers,
@@ -755,19 +809,20 @@ impl Pbx {
                 ruri: binding.contact.clone(),
                 our_via,
                 provisional: false,
+                held: anchored,
                 cancel_pending: false,
                 final_sent: false,
                 forget_at: None,
             },
         );
-        self.arm(Due::Forward(branch_key));
+        self.arm(Due::Forward(branch_key.clone()));
         self.stats.calls_routed += 1;
         tracing::info!(from = %caller, to = %callee, extension = %ext, "call routed");
         self.events.push_back(Event::CallRouted {
             from: caller,
             to: callee,
         });
-        self.send(binding.source, bytes);
+        self.out(now, bytes, anchor, Then::Invite { branch: branch_key });
     }
 
     /// The request with our Via on top, the caller's Via completed, the
@@ -861,7 +916,11 @@ impl Pbx {
         let branch = format!("z9hG4bKsl{}", short_hash(&incoming));
         let our_via = self.our_via(&branch);
         let bytes = self.forward_bytes(req, src, req.request_uri(), &our_via, false);
-        self.send(next, bytes);
+        let anchor = self.in_dialog_anchor(req, src);
+        self.out(now, bytes, anchor, Then::Send { dest: next });
+        if req.method() == &Method::BYE {
+            self.close_media(req.call_id(), "BYE");
+        }
     }
 
     fn on_cancel(&mut self, now: Instant, src: SocketAddr, req: &Message) {
@@ -933,7 +992,7 @@ impl Pbx {
         self.send(dest, bytes);
     }
 
-    fn on_response(&mut self, now: Instant, resp: Message) {
+    fn on_response(&mut self, now: Instant, src: SocketAddr, resp: Message) {
         let Some(code) = resp.status() else { return };
         let vias = resp.vias();
         let Some(top) = vias.first() else { return };
@@ -953,7 +1012,7 @@ impl Pbx {
         }
         if method == Method::INVITE {
             if let Some(up) = self.forwards.get(&branch).map(|f| f.upstream_key.clone()) {
-                self.on_forward_response(now, &branch, code, &resp);
+                self.on_forward_response(now, src, &branch, code, &resp);
                 self.arm(Due::Forward(branch));
                 self.arm(Due::Server(up));
                 return;
@@ -963,74 +1022,72 @@ impl Pbx {
         match vias.get(1).and_then(build::via_dest) {
             Some(next) => {
                 let bytes = strip_top_via(&resp);
-                self.send(next, bytes);
+                let anchor = self.in_dialog_anchor(&resp, src);
+                self.out(now, bytes, anchor, Then::Send { dest: next });
             }
             None => self.stats.dropped += 1,
         }
     }
 
     /// A response to an INVITE we forwarded (RFC 3261 §16.7).
-    fn on_forward_response(&mut self, now: Instant, branch: &str, code: u16, resp: &Message) {
+    fn on_forward_response(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        branch: &str,
+        code: u16,
+        resp: &Message,
+    ) {
         let timers = self.cfg.timers;
-        {
-            if let Some(fwd) = self.forwards.get_mut(branch) {
-                let outcome = fwd.client.on_response(now, &timers, code);
-                if (200..300).contains(&code) {
-                    // 2xx, first or retransmitted, goes up statelessly.
-                    fwd.final_sent = true;
-                    fwd.forget_at.get_or_insert(now + timers.t64());
-                    let up = fwd.upstream_dest;
-                    let key = fwd.upstream_key.clone();
-                    let bytes = strip_top_via(resp);
-                    if let Some(tx) = self.servers.get_mut(&key) {
-                        tx.on_send(now, &timers, code, bytes.clone());
-                    }
-                    return self.send(up, bytes);
-                }
-                match outcome {
-                    ClientOutcome::Absorb => {
-                        if let Some(ack) = fwd.client.ack.clone() {
-                            let d = fwd.client.dest;
-                            self.send(d, ack);
-                        }
-                    }
-                    ClientOutcome::Deliver if code < 200 => {
-                        fwd.provisional = true;
-                        let pending = fwd.cancel_pending;
-                        if code > 100 {
-                            let (up, key) = (fwd.upstream_dest, fwd.upstream_key.clone());
-                            let bytes = strip_top_via(resp);
-                            if let Some(tx) = self.servers.get_mut(&key) {
-                                tx.on_send(now, &timers, code, bytes.clone());
-                            }
-                            self.send(up, bytes);
-                        }
-                        if pending {
-                            self.send_cancel_downstream(now, branch);
-                        }
-                    }
-                    ClientOutcome::Deliver => {
-                        // Non-2xx final: ACK it hop by hop, pass it up.
-                        let ack = hop_ack(resp, &fwd.ruri, &fwd.our_via);
-                        if let Some(ack) = &ack {
-                            fwd.client.ack = Some(ack.clone());
-                        }
-                        fwd.final_sent = true;
-                        fwd.forget_at.get_or_insert(now + timers.t64());
-                        let dest = fwd.client.dest;
-                        let (up, key) = (fwd.upstream_dest, fwd.upstream_key.clone());
-                        if let Some(ack) = ack {
-                            self.send(dest, ack);
-                        }
-                        let bytes = strip_top_via(resp);
-                        if let Some(tx) = self.servers.get_mut(&key) {
-                            tx.on_send(now, &timers, code, bytes.clone());
-                        }
-                        self.send(up, bytes);
-                    }
-                    ClientOutcome::Timeout => {}
+        let Some(fwd) = self.forwards.get_mut(branch) else {
+            return;
+        };
+        let outcome = fwd.client.on_response(now, &timers, code);
+        let (up, key) = (fwd.upstream_dest, fwd.upstream_key.clone());
+        if (200..300).contains(&code) {
+            // 2xx, first or retransmitted, goes up statelessly.
+            fwd.final_sent = true;
+            fwd.forget_at.get_or_insert(now + timers.t64());
+            let bytes = strip_top_via(resp);
+            let anchor = self.response_anchor(resp, src);
+            return self.out(now, bytes, anchor, Then::Upstream { key, dest: up, code });
+        }
+        match outcome {
+            ClientOutcome::Absorb => {
+                if let Some(ack) = fwd.client.ack.clone() {
+                    let d = fwd.client.dest;
+                    self.send(d, ack);
                 }
             }
+            ClientOutcome::Deliver if code < 200 => {
+                fwd.provisional = true;
+                let pending = fwd.cancel_pending;
+                if code > 100 {
+                    let bytes = strip_top_via(resp);
+                    let anchor = self.response_anchor(resp, src);
+                    self.out(now, bytes, anchor, Then::Upstream { key, dest: up, code });
+                }
+                if pending {
+                    self.send_cancel_downstream(now, branch);
+                }
+            }
+            ClientOutcome::Deliver => {
+                // Non-2xx final: ACK it hop by hop, pass it up.
+                let ack = hop_ack(resp, &fwd.ruri, &fwd.our_via);
+                if let Some(ack) = &ack {
+                    fwd.client.ack = Some(ack.clone());
+                }
+                fwd.final_sent = true;
+                fwd.forget_at.get_or_insert(now + timers.t64());
+                let dest = fwd.client.dest;
+                if let Some(ack) = ack {
+                    self.send(dest, ack);
+                }
+                let bytes = strip_top_via(resp);
+                self.finish(now, bytes, Then::Upstream { key, dest: up, code });
+                self.close_media(resp.call_id(), "call failed");
+            }
+            ClientOutcome::Timeout => {}
         }
     }
 
@@ -1080,8 +1137,9 @@ impl Pbx {
                         continue;
                     }
                     match f.client.on_timeout(now, &timers) {
-                        // Timer A: the INVITE again, to the callee.
-                        Some(TimerAction::Retransmit) => {
+                        // Timer A: the INVITE again, to the callee (unless
+                        // it still waits for its SDP to be anchored).
+                        Some(TimerAction::Retransmit) if !f.held => {
                             let (d, b) = (f.client.dest, f.client.request.clone());
                             self.send(d, b);
                         }
@@ -1091,6 +1149,7 @@ impl Pbx {
                             f.forget_at = Some(now + timers.t64());
                             let (req, src) = (f.request.clone(), f.request_src);
                             self.respond(now, &req, src, 408, "Request Timeout", Vec::new(), b"");
+                            self.close_media(req.call_id(), "no answer");
                         }
                         _ => {}
                     }
@@ -1123,6 +1182,7 @@ impl Pbx {
                 });
             }
         }
+        self.media_timers(now);
         if now >= self.next_housekeeping {
             self.next_housekeeping = now + Duration::from_secs(10);
             let window = self.cfg.fail_window;
@@ -1140,6 +1200,7 @@ impl Pbx {
         let c = self.cancels.iter().filter_map(|c| c.deadline());
         c.chain(heap)
             .chain(self.expiries.first().map(|(t, _)| *t))
+            .chain(self.media_deadline())
             .chain(Some(self.next_housekeeping))
             .min()
     }

@@ -1,6 +1,9 @@
 //! The tokio driver: one task owns the [`Pbx`], its UDP socket and its
-//! timer. The pairing server pushes the account directory through a
-//! `watch` channel; stats and bindings are readable at any time.
+//! timer, and carries out its media commands (the built-in relay's
+//! sockets, [`RelayIo`]) and control datagrams (rtpengine's ng, on a socket
+//! of its own). The pairing server pushes the account directory through a
+//! `watch` channel; stats, bindings and relayed calls are readable at any
+//! time.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -9,6 +12,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
 use crate::core::{Account, Event, Pbx, Stats};
+use crate::media::{MediaCallInfo, MediaMode};
+use crate::relay_driver::{RelayCall, RelayIo};
 
 /// Largest datagram read (the parser applies the configured limit).
 const MAX_DATAGRAM: usize = 65_535;
@@ -23,6 +28,26 @@ pub struct Shared {
     /// (username, contact, source address), refreshed at most every 100 ms.
     pub bindings: Vec<(String, String, std::net::SocketAddr)>,
     pub blocked_ips: usize,
+    pub media: MediaSnapshot,
+}
+
+/// The media side, current within 100 ms.
+#[derive(Debug, Default, Clone)]
+pub struct MediaSnapshot {
+    /// `off`, `builtin` or `rtpengine`.
+    pub mode: &'static str,
+    /// Anchored calls (with rtpengine's counters from its last query).
+    pub calls: Vec<MediaCallInfo>,
+    /// Calls in the built-in relay, with their counters.
+    pub relayed: Vec<RelayCall>,
+    /// Built-in relay: forwarded packets, bytes, and dropped packets since
+    /// start.
+    pub totals: (u64, u64, u64),
+    /// Built-in relay: port pairs free and in the range.
+    pub ports_free: usize,
+    pub ports_capacity: usize,
+    /// Built-in relay: calls whose ports could not be bound.
+    pub bind_failures: u64,
 }
 
 /// A handle on a running PBX.
@@ -62,6 +87,14 @@ impl PbxHandle {
             .unwrap_or_default()
     }
 
+    /// The media side, current within 100 ms.
+    pub fn media(&self) -> MediaSnapshot {
+        self.shared
+            .lock()
+            .map(|s| s.media.clone())
+            .unwrap_or_default()
+    }
+
     pub fn blocked_ips(&self) -> usize {
         self.shared
             .lock()
@@ -72,17 +105,58 @@ impl PbxHandle {
 
 /// Runs `pbx` on `socket` until `shutdown` flips to true, publishing its
 /// figures through `handle`. `accounts` is the directory; every change is
-/// applied at once.
+/// applied at once. A built-in relay binds its ports on the address it
+/// writes into SDP.
 pub fn spawn(
+    socket: UdpSocket,
+    pbx: Pbx,
+    handle: PbxHandle,
+    accounts: watch::Receiver<Vec<Account>>,
+    shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    spawn_with(socket, pbx, handle, accounts, shutdown, None)
+}
+
+/// [`spawn`], with the built-in relay's ports bound on `relay_bind` (a
+/// wildcard, when the address in SDP is a public one that NATs to this
+/// host) instead of the address it advertises.
+pub fn spawn_with(
     socket: UdpSocket,
     mut pbx: Pbx,
     handle: PbxHandle,
     mut accounts: watch::Receiver<Vec<Account>>,
     mut shutdown: watch::Receiver<bool>,
+    relay_bind: Option<std::net::IpAddr>,
 ) -> tokio::task::JoinHandle<()> {
     let shared = handle.shared;
     pbx.set_accounts(accounts.borrow_and_update().clone());
+    let mode = pbx.config().media.clone();
     tokio::spawn(async move {
+        let (mut relay, mut relay_ended) = match &mode {
+            MediaMode::Relay { addr, .. } => {
+                let (r, rx) = RelayIo::new(relay_bind.unwrap_or(*addr));
+                (Some(r), Some(rx))
+            }
+            _ => (None, None),
+        };
+        let control = match &mode {
+            MediaMode::Rtpengine { control } => {
+                let any: std::net::SocketAddr = if control.is_ipv4() {
+                    ([0, 0, 0, 0], 0).into()
+                } else {
+                    (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+                };
+                match UdpSocket::bind(any).await {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot open the rtpengine control socket");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let mut control_buf = vec![0u8; MAX_DATAGRAM];
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut copied_generation = u64::MAX;
         let mut copied_at = Instant::now() - SNAPSHOT_EVERY;
@@ -103,6 +177,16 @@ pub fn spawn(
                         copied_generation = pbx.bindings_generation();
                     }
                     s.blocked_ips = pbx.blocked(now).len();
+                    let (free, cap) = pbx.media_ports();
+                    s.media = MediaSnapshot {
+                        mode: mode.as_str(),
+                        calls: pbx.media_calls(),
+                        relayed: relay.as_ref().map(RelayIo::calls).unwrap_or_default(),
+                        totals: relay.as_ref().map(RelayIo::totals).unwrap_or_default(),
+                        ports_free: free,
+                        ports_capacity: cap,
+                        bind_failures: relay.as_ref().map_or(0, |r| r.bind_failures),
+                    };
                     copied_at = now;
                 }
             }
@@ -116,6 +200,18 @@ pub fn spawn(
                 };
                 if let Err(e) = sent {
                     tracing::debug!(dest = %t.dest, error = %e, "SIP send failed");
+                }
+            }
+            while let Some(cmd) = pbx.poll_media() {
+                if let Some(r) = relay.as_mut() {
+                    r.apply(cmd);
+                }
+            }
+            while let Some(t) = pbx.poll_control() {
+                if let Some(c) = &control {
+                    if let Err(e) = c.send_to(&t.payload, t.dest).await {
+                        tracing::warn!(dest = %t.dest, error = %e, "rtpengine control send failed");
+                    }
                 }
             }
             while let Some(ev) = pbx.poll_event() {
@@ -137,6 +233,16 @@ pub fn spawn(
                     Err(e) => tracing::debug!(error = %e, "SIP socket receive error"),
                 },
                 _ = sleep_until(deadline) => pbx.handle_timeout(Instant::now()),
+                Some((id, why)) = recv_ended(&mut relay_ended) => {
+                    if let Some(r) = relay.as_mut() {
+                        r.forget(id);
+                    }
+                    pbx.handle_media_ended(id, why);
+                }
+                r = recv_control(control.as_ref(), &mut control_buf) => match r {
+                    Ok(n) => pbx.handle_control(Instant::now(), control_buf.get(..n).unwrap_or(&[])),
+                    Err(e) => tracing::debug!(error = %e, "rtpengine control receive error"),
+                },
                 r = accounts.changed() => match r {
                     Ok(()) => {
                         let a = accounts.borrow_and_update().clone();
@@ -165,6 +271,22 @@ fn log_event(ev: &Event) {
             tracing::warn!(%ip, failures, "SIP source blocked")
         }
         Event::CallRouted { from, to } => tracing::debug!(%from, %to, "SIP call routed"),
+    }
+}
+
+async fn recv_ended(
+    rx: &mut Option<tokio::sync::mpsc::UnboundedReceiver<crate::relay_driver::Ended>>,
+) -> Option<crate::relay_driver::Ended> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_control(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match socket {
+        Some(s) => s.recv(buf).await,
+        None => std::future::pending().await,
     }
 }
 

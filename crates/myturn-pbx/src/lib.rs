@@ -45,4 +45,8 @@ pub mod core;
 pub mod driver;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod media;
+pub mod ng;
 pub mod nonce;
+pub mod relay;
+pub mod relay_driver;

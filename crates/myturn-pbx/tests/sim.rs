@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use myturn_pbx::core::{Account, Config as PbxConfig, Event as PbxEvent, Pbx};
+use myturn_pbx::media::{MediaCommand, MediaMode};
+use myturn_pbx::ng;
+use myturn_pbx::relay::Side;
 use myturn_sip::digest::{self, Algorithm, Challenge};
 use myturn_sip::msg;
 use myturn_sip::sdp::Sdp;
@@ -54,6 +57,9 @@ struct Sim {
     ev_a: Vec<Event>,
     ev_b: Vec<Event>,
     ev_pbx: Vec<PbxEvent>,
+    /// What the PBX told the relay's sockets, and sent to rtpengine.
+    media: Vec<MediaCommand>,
+    control: Vec<Vec<u8>>,
     /// Replies the PBX sent to the test's own raw socket address.
     to_eve: Vec<Vec<u8>>,
     loss: f64,
@@ -68,12 +74,12 @@ fn agent(local: &str, user: &str, pw: &str, seed: u64) -> UserAgent {
 
 impl Sim {
     fn new(seed: u64) -> Sim {
+        Self::with(seed, PbxConfig::new(addr(PBX)))
+    }
+
+    fn with(seed: u64, cfg: PbxConfig) -> Sim {
         let now = Instant::now();
-        let mut pbx = Pbx::new(
-            PbxConfig::new(addr(PBX)),
-            Box::new(StdRng::seed_from_u64(seed)),
-            now,
-        );
+        let mut pbx = Pbx::new(cfg, Box::new(StdRng::seed_from_u64(seed)), now);
         pbx.set_accounts(accounts());
         Sim {
             now,
@@ -85,6 +91,8 @@ impl Sim {
             ev_a: Vec::new(),
             ev_b: Vec::new(),
             ev_pbx: Vec::new(),
+            media: Vec::new(),
+            control: Vec::new(),
             to_eve: Vec::new(),
             loss: 0.0,
             // The network's own stream, unrelated to the PBX's and agents'.
@@ -124,6 +132,10 @@ impl Sim {
         self.ev_b.extend(std::iter::from_fn(|| self.b.poll_event()));
         self.ev_pbx
             .extend(std::iter::from_fn(|| self.pbx.poll_event()));
+        self.media
+            .extend(std::iter::from_fn(|| self.pbx.poll_media()));
+        self.control
+            .extend(std::iter::from_fn(|| self.pbx.poll_control()).map(|t| t.payload));
     }
 
     fn run(&mut self, d: Duration) {
@@ -598,4 +610,219 @@ fn oversized_messages_are_dropped() {
     big.push_str(&"x".repeat(20_000));
     assert!(sim.raw(&big).is_none());
     assert_eq!(sim.pbx.stats().dropped, 1);
+}
+
+// ---- media anchoring -------------------------------------------------------
+
+fn relay_config(ports: std::ops::RangeInclusive<u16>) -> PbxConfig {
+    let mut cfg = PbxConfig::new(addr(PBX));
+    cfg.media = MediaMode::Relay {
+        addr: "203.0.113.10".parse().unwrap(),
+        ports,
+    };
+    cfg
+}
+
+fn answered_sdp(ev: &[Event], ca: CallId) -> Option<Sdp> {
+    ev.iter().find_map(|e| match e {
+        Event::Answered { call, answer, .. } if *call == ca => answer.clone(),
+        _ => None,
+    })
+}
+
+fn incoming_sdp(ev: &[Event]) -> Option<Sdp> {
+    ev.iter().find_map(|e| match e {
+        Event::IncomingCall { offer, .. } => offer.clone(),
+        _ => None,
+    })
+}
+
+#[test]
+fn relay_points_each_side_at_its_own_port_and_frees_them_on_bye() {
+    let mut sim = Sim::with(20, relay_config(30000..=30003));
+    sim.register_both();
+    let ca = sim.a.invite(sim.now, "111001", &offer(4000)).unwrap();
+    sim.run(Duration::from_secs(2));
+    let cb = incoming(&sim.ev_b).expect("bob is called");
+    // Bob sends to the port facing him; the key attribute is untouched.
+    let to_bob = incoming_sdp(&sim.ev_b).unwrap();
+    assert_eq!(to_bob.media, "203.0.113.10:30001".parse().unwrap());
+    assert_eq!(to_bob.key.as_deref(), Some("a2V5"));
+    sim.b.answer(sim.now, cb, &offer(5000)).unwrap();
+    sim.run(Duration::from_secs(2));
+    let to_alice = answered_sdp(&sim.ev_a, ca).unwrap();
+    assert_eq!(to_alice.media, "203.0.113.10:30000".parse().unwrap());
+    assert_eq!(sim.pbx.media_ports(), (1, 2));
+    let id = match &sim.media[0] {
+        MediaCommand::Open {
+            id, ports, expect, ..
+        } => {
+            assert_eq!(*ports, [30000, 30001]);
+            assert_eq!(*expect, [addr(A).ip(), addr(B).ip()]);
+            *id
+        }
+        other => panic!("{other:?}"),
+    };
+    // Each side's own media address, for the relay to send to before it
+    // latches (a 2xx retransmission may repeat the callee's).
+    assert!(sim.media.contains(&MediaCommand::Sdp {
+        id,
+        side: Side::Caller,
+        sdp: "10.0.0.9:4000".parse().unwrap()
+    }));
+    assert!(sim.media.contains(&MediaCommand::Sdp {
+        id,
+        side: Side::Callee,
+        sdp: "10.0.0.9:5000".parse().unwrap()
+    }));
+    sim.a.hangup(sim.now, ca).unwrap();
+    sim.run(Duration::from_secs(2));
+    assert!(matches!(
+        sim.media.last(),
+        Some(MediaCommand::Close { id: i, why: "BYE" }) if *i == id
+    ));
+    assert_eq!(sim.pbx.media_ports(), (2, 2));
+    assert!(sim.pbx.media_calls().is_empty());
+    assert_eq!(sim.pbx.stats().media_calls, 1);
+}
+
+#[test]
+fn a_full_relay_answers_503_and_failed_or_cancelled_calls_free_their_ports() {
+    let mut sim = Sim::with(21, relay_config(30000..=30001));
+    sim.register_both();
+    // One pair: the first call takes it (bob is ringing), the next is refused.
+    let c1 = sim.a.invite(sim.now, "111001", &offer(4000)).unwrap();
+    sim.run(Duration::from_secs(1));
+    let cb = incoming(&sim.ev_b).unwrap();
+    let c2 = sim.b.invite(sim.now, "111000", &offer(5000)).unwrap();
+    sim.run(Duration::from_secs(2));
+    assert!(
+        sim.ev_b
+            .iter()
+            .any(|e| matches!(e, Event::CallFailed { call, code: 503, .. } if *call == c2)),
+        "{:?}",
+        sim.ev_b
+    );
+    assert_eq!(sim.pbx.stats().media_exhausted, 1);
+    // Cancelled: the pair comes back.
+    sim.a.hangup(sim.now, c1).unwrap();
+    sim.run(Duration::from_secs(2));
+    assert_eq!(sim.pbx.media_ports(), (1, 1));
+    // Refused by the callee: the pair comes back.
+    sim.ev_b.clear();
+    let _ = cb;
+    sim.a.invite(sim.now, "111001", &offer(4000)).unwrap();
+    sim.run(Duration::from_secs(1));
+    let cb = incoming(&sim.ev_b).unwrap();
+    assert_eq!(sim.pbx.media_ports(), (0, 1));
+    sim.b.reject(sim.now, cb, 486, "Busy Here").unwrap();
+    sim.run(Duration::from_secs(2));
+    assert_eq!(sim.pbx.media_ports(), (1, 1));
+    // The relay ending a call by itself (media timeout) frees it too.
+    sim.ev_b.clear();
+    sim.a.invite(sim.now, "111001", &offer(4000)).unwrap();
+    sim.run(Duration::from_secs(1));
+    let id = sim.pbx.media_calls()[0].id;
+    sim.pbx.handle_media_ended(id, "media timeout");
+    assert_eq!(sim.pbx.media_ports(), (1, 1));
+    assert_eq!(sim.pbx.stats().media_timeouts, 1);
+    // A late report for a call already gone changes nothing.
+    sim.pbx.handle_media_ended(id, "media timeout");
+    assert_eq!(sim.pbx.stats().media_timeouts, 1);
+}
+
+#[test]
+fn thousands_of_relayed_calls_leak_no_port() {
+    let mut sim = Sim::with(22, relay_config(30000..=30009));
+    sim.register_both();
+    for i in 0..1_000u32 {
+        sim.ev_a.clear();
+        sim.ev_b.clear();
+        let ca = sim.a.invite(sim.now, "111001", &offer(4000)).unwrap();
+        sim.run(Duration::from_millis(200));
+        let cb = incoming(&sim.ev_b).unwrap_or_else(|| panic!("cycle {i}: {:?}", sim.ev_a));
+        match i % 3 {
+            0 => {
+                sim.b.answer(sim.now, cb, &offer(5000)).unwrap();
+                sim.run(Duration::from_millis(200));
+                sim.b.hangup(sim.now, cb).unwrap();
+            }
+            1 => sim.a.hangup(sim.now, ca).unwrap(),
+            _ => sim.b.reject(sim.now, cb, 486, "Busy Here").unwrap(),
+        }
+        sim.run(Duration::from_millis(200));
+        assert_eq!(sim.pbx.media_ports(), (5, 5), "cycle {i}");
+        sim.media.clear();
+        sim.log.clear();
+    }
+    assert!(sim.pbx.media_calls().is_empty());
+}
+
+#[test]
+fn rtpengine_anchoring_holds_the_invite_until_the_reply_and_503s_without_one() {
+    let ctl: SocketAddr = "127.0.0.1:2223".parse().unwrap();
+    let mut cfg = PbxConfig::new(addr(PBX));
+    cfg.media = MediaMode::Rtpengine { control: ctl };
+    let mut sim = Sim::with(23, cfg);
+    sim.register_both();
+    let ca = sim.a.invite(sim.now, "111001", &offer(4000)).unwrap();
+    sim.run(Duration::from_millis(100));
+    assert!(incoming(&sim.ev_b).is_none(), "held for rtpengine");
+    assert_eq!(sim.control.len(), 1);
+    let (cookie, dict) = {
+        let raw = &sim.control[0];
+        let sp = raw.iter().position(|&c| c == b' ').unwrap();
+        (
+            String::from_utf8(raw[..sp].to_vec()).unwrap(),
+            ng::Ben::decode(&raw[sp + 1..]).unwrap(),
+        )
+    };
+    assert_eq!(dict.get("command").unwrap().text(), Some("offer"));
+    assert_eq!(dict.get("received-from").unwrap(), &ng::Ben::strs(&["IP4", "10.0.0.1"]));
+    let sdp = String::from_utf8(dict.get("sdp").unwrap().bytes().unwrap().to_vec()).unwrap();
+    assert!(sdp.contains("m=audio 4000 "), "{sdp}");
+    // rtpengine's reply: the SDP pointing at it.
+    let anchored = sdp.replace("10.0.0.9", "192.0.2.50").replace("m=audio 4000", "m=audio 41000");
+    let reply = ng::frame(
+        &cookie,
+        &ng::Ben::dict(vec![("result", ng::Ben::str("ok")), ("sdp", ng::Ben::str(&anchored))]),
+    );
+    sim.pbx.handle_control(sim.now, &reply);
+    sim.run(Duration::from_secs(1));
+    assert_eq!(
+        incoming_sdp(&sim.ev_b).unwrap().media,
+        "192.0.2.50:41000".parse().unwrap()
+    );
+    // A repeated reply (a retransmission answered twice) changes nothing.
+    sim.pbx.handle_control(sim.now, &reply);
+    sim.pbx.handle_control(sim.now, b"garbage");
+    sim.run(Duration::from_millis(10));
+    assert_eq!(sim.ev_b.iter().filter(|e| matches!(e, Event::IncomingCall { .. })).count(), 1);
+    let cb = incoming(&sim.ev_b).unwrap();
+    sim.b.reject(sim.now, cb, 486, "Busy Here").unwrap();
+    sim.run(Duration::from_secs(1));
+    let last = String::from_utf8_lossy(sim.control.last().unwrap()).into_owned();
+    assert!(last.contains("7:command6:delete"), "{last}");
+    assert!(sim.ev_a.iter().any(|e| matches!(e, Event::CallFailed { call, code: 486, .. } if *call == ca)));
+
+    // rtpengine silent: the offer is sent 4 times, then the caller has 503.
+    sim.control.clear();
+    sim.ev_b.clear();
+    let c2 = sim.a.invite(sim.now, "111001", &offer(4000)).unwrap();
+    sim.run(Duration::from_secs(8));
+    let offers = sim
+        .control
+        .iter()
+        .filter(|c| String::from_utf8_lossy(c).contains("7:command5:offer"))
+        .count();
+    assert_eq!(offers, 4, "one offer, three repeats");
+    // And the half-made call is deleted, in case rtpengine got it after all.
+    assert!(String::from_utf8_lossy(sim.control.last().unwrap()).contains("7:command6:delete"));
+    assert!(incoming(&sim.ev_b).is_none());
+    assert!(
+        sim.ev_a.iter().any(|e| matches!(e, Event::CallFailed { call, code: 503, .. } if *call == c2)),
+        "{:?}",
+        sim.ev_a
+    );
+    assert_eq!(sim.pbx.stats().control_retransmissions, 3);
 }
