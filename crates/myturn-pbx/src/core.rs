@@ -246,10 +246,11 @@ impl Pbx {
         rng.fill_bytes(&mut key);
         let nonces = Nonces::new(key, now, cfg.nonce_lifetime);
         let rr = format!("<sip:{};lr>", cfg.addr);
-        let pool = match &cfg.media {
+        let mut pool = match &cfg.media {
             MediaMode::Relay { ports, .. } => PortPool::new(ports.clone()),
             _ => PortPool::new(0..=0),
         };
+        pool.rotate(rng.next_u32() as usize);
         Pbx {
             media_calls: HashMap::new(),
             pool,

@@ -90,6 +90,15 @@ impl PortPool {
         PortPool { free, capacity }
     }
 
+    /// Starts handing out pairs `n` pairs into the range (a random start
+    /// keeps two servers on one host from reaching for the same ports).
+    pub fn rotate(&mut self, n: usize) {
+        if !self.free.is_empty() {
+            let n = n % self.free.len();
+            self.free.rotate_left(n);
+        }
+    }
+
     /// A pair `[p, p+1]`, or `None` when every pair is taken.
     pub fn allocate(&mut self) -> Option<[u16; 2]> {
         self.free.pop_front().map(|p| [p, p + 1])

@@ -64,6 +64,9 @@ struct Sim {
     to_eve: Vec<Vec<u8>>,
     loss: f64,
     rng: StdRng,
+    /// Alice behind a NAT: her packets come from this address, and only
+    /// packets to it reach her.
+    nat_a: Option<SocketAddr>,
 }
 
 fn agent(local: &str, user: &str, pw: &str, seed: u64) -> UserAgent {
@@ -95,6 +98,7 @@ impl Sim {
             control: Vec::new(),
             to_eve: Vec::new(),
             loss: 0.0,
+            nat_a: None,
             // The network's own stream, unrelated to the PBX's and agents'.
             rng: StdRng::seed_from_u64(seed ^ 0x00de_adbe_ef00),
         }
@@ -119,8 +123,9 @@ impl Sim {
     }
 
     fn flush(&mut self) {
+        let a_src = self.nat_a.unwrap_or(addr(A));
         while let Some(t) = self.a.poll_transmit() {
-            self.put(addr(A), t.dest, t.payload);
+            self.put(a_src, t.dest, t.payload);
         }
         while let Some(t) = self.b.poll_transmit() {
             self.put(addr(B), t.dest, t.payload);
@@ -163,7 +168,7 @@ impl Sim {
             if np == Some(next) {
                 let i = self.flight.iter().position(|w| w.at == next).unwrap();
                 let w = self.flight.remove(i);
-                if w.to == addr(A) {
+                if w.to == self.nat_a.unwrap_or(addr(A)) {
                     self.a.handle_datagram(self.now, w.from, &w.data);
                 } else if w.to == addr(B) {
                     self.b.handle_datagram(self.now, w.from, &w.data);
@@ -644,25 +649,25 @@ fn relay_points_each_side_at_its_own_port_and_frees_them_on_bye() {
     let ca = sim.a.invite(sim.now, "111001", &offer(4000)).unwrap();
     sim.run(Duration::from_secs(2));
     let cb = incoming(&sim.ev_b).expect("bob is called");
+    let (id, ports) = match &sim.media[0] {
+        MediaCommand::Open {
+            id, ports, expect, ..
+        } => {
+            assert_eq!(expect, &[addr(A).ip(), addr(B).ip()]);
+            (*id, *ports)
+        }
+        other => panic!("{other:?}"),
+    };
+    assert!(ports == [30000, 30001] || ports == [30002, 30003], "{ports:?}");
     // Bob sends to the port facing him; the key attribute is untouched.
     let to_bob = incoming_sdp(&sim.ev_b).unwrap();
-    assert_eq!(to_bob.media, "203.0.113.10:30001".parse().unwrap());
+    assert_eq!(to_bob.media, SocketAddr::new("203.0.113.10".parse().unwrap(), ports[1]));
     assert_eq!(to_bob.key.as_deref(), Some("a2V5"));
     sim.b.answer(sim.now, cb, &offer(5000)).unwrap();
     sim.run(Duration::from_secs(2));
     let to_alice = answered_sdp(&sim.ev_a, ca).unwrap();
-    assert_eq!(to_alice.media, "203.0.113.10:30000".parse().unwrap());
+    assert_eq!(to_alice.media, SocketAddr::new("203.0.113.10".parse().unwrap(), ports[0]));
     assert_eq!(sim.pbx.media_ports(), (1, 2));
-    let id = match &sim.media[0] {
-        MediaCommand::Open {
-            id, ports, expect, ..
-        } => {
-            assert_eq!(*ports, [30000, 30001]);
-            assert_eq!(*expect, [addr(A).ip(), addr(B).ip()]);
-            *id
-        }
-        other => panic!("{other:?}"),
-    };
     // Each side's own media address, for the relay to send to before it
     // latches (a 2xx retransmission may repeat the callee's).
     assert!(sim.media.contains(&MediaCommand::Sdp {
@@ -825,4 +830,50 @@ fn rtpengine_anchoring_holds_the_invite_until_the_reply_and_503s_without_one() {
         sim.ev_a
     );
     assert_eq!(sim.pbx.stats().control_retransmissions, 3);
+}
+
+#[test]
+fn a_nat_rebinding_is_found_by_the_keepalive_and_registered_at_once() {
+    let mut sim = Sim::new(24);
+    let first: SocketAddr = "198.51.100.2:40001".parse().unwrap();
+    let second: SocketAddr = "198.51.100.2:40777".parse().unwrap();
+    sim.nat_a = Some(first);
+    sim.register_both();
+    assert_eq!(sim.pbx.bindings()[0].2, first);
+    // The NAT forgets alice's mapping and makes a new one: the PBX's
+    // INVITEs would now go to an address that leads nowhere.
+    sim.nat_a = Some(second);
+    sim.run(Duration::from_secs(21));
+    let options = sim
+        .log
+        .iter()
+        .filter(|(f, t, d)| *f == second && *t == addr(PBX) && d.starts_with(b"OPTIONS "))
+        .count();
+    assert_eq!(options, 1, "one keep-alive in 21 s");
+    assert!(
+        sim.ev_a.contains(&Event::PublicAddressChanged {
+            from: first,
+            to: second
+        }),
+        "{:?}",
+        sim.ev_a
+    );
+    let alice = sim.pbx.bindings().into_iter().find(|b| b.0 == "alice").unwrap();
+    assert_eq!(alice.2, second);
+    assert!(alice.1.contains("198.51.100.2:40777"), "{alice:?}");
+    // And a call reaches her there.
+    sim.b.invite(sim.now, "111000", &offer(5000)).unwrap();
+    sim.run(Duration::from_secs(2));
+    assert!(incoming(&sim.ev_a).is_some(), "{:?}", sim.ev_a);
+    // Keep-alives go on every 20 s, and a stable mapping registers nothing.
+    let regs = |sim: &Sim| sim.log.iter().filter(|(_, _, d)| d.starts_with(b"REGISTER ")).count();
+    let before = regs(&sim);
+    sim.run(Duration::from_secs(41));
+    assert_eq!(regs(&sim), before);
+    let options = sim
+        .log
+        .iter()
+        .filter(|(f, _, d)| *f == second && d.starts_with(b"OPTIONS "))
+        .count();
+    assert_eq!(options, 3);
 }

@@ -172,6 +172,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/users/{name}", delete(admin_kick))
         .route("/v1/admin/pairs", get(admin_pairs))
         .route("/v1/admin/sip-conf", get(admin_sip_conf))
+        .route("/v1/admin/media", get(admin_media))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -443,6 +444,63 @@ async fn admin_sip_conf(State(state): State<AppState>, _: Admin) -> Json<SipConf
     Json(SipConf {
         pbx: state.pbx.kind().as_str().to_owned(),
         files,
+    })
+}
+
+async fn admin_media(State(state): State<AppState>, _: Admin) -> Json<myturn_wire::AdminMedia> {
+    use myturn_wire::{AdminMedia, MediaCall, MediaCounters};
+    let figures = state.pbx_figures();
+    let (Some(m), Some((st, _, _))) = (figures.media, figures.sip) else {
+        return Json(AdminMedia {
+            mode: "none".into(),
+            ports_free: 0,
+            ports_capacity: 0,
+            packets: 0,
+            bytes: 0,
+            dropped: 0,
+            exhausted: 0,
+            calls: Vec::new(),
+        });
+    };
+    let counters = |s: myturn_pbx::relay::LegStats| MediaCounters {
+        packets: s.packets,
+        bytes: s.bytes,
+        dropped: s.dropped,
+    };
+    let calls = m
+        .calls
+        .iter()
+        .map(|c| {
+            let relayed = m.relayed.iter().find(|r| r.id == c.id);
+            let (caller, callee) = match relayed {
+                Some(r) => (counters(r.legs[0]), counters(r.legs[1])),
+                None => (
+                    MediaCounters {
+                        packets: c.totals.packets,
+                        bytes: c.totals.bytes,
+                        dropped: c.totals.errors,
+                    },
+                    MediaCounters::default(),
+                ),
+            };
+            MediaCall {
+                id: c.id,
+                sip_call_id: c.call_id.clone(),
+                ports: c.ports,
+                caller,
+                callee,
+            }
+        })
+        .collect();
+    Json(AdminMedia {
+        mode: m.mode.to_owned(),
+        ports_free: m.ports_free as u64,
+        ports_capacity: m.ports_capacity as u64,
+        packets: m.totals.0,
+        bytes: m.totals.1,
+        dropped: m.totals.2,
+        exhausted: st.media_exhausted,
+        calls,
     })
 }
 

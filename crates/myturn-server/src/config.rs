@@ -34,6 +34,56 @@ pub enum DigestAlgorithm {
     Md5,
 }
 
+/// Where the built-in PBX sends calls' media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MediaRelay {
+    /// The built-in relay: each call gets a port pair from --media-ports,
+    /// and both sides send their media there (works through any NAT).
+    Builtin,
+    /// An external rtpengine, driven over its ng control protocol at
+    /// --rtpengine.
+    Rtpengine,
+    /// No relay: media flows directly between the clients, as their SDP
+    /// says (only where they can reach each other, such as a LAN).
+    Off,
+}
+
+/// A UDP port range, `LOW-HIGH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRange(pub std::ops::RangeInclusive<u16>);
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (lo, hi) = s
+            .split_once('-')
+            .ok_or_else(|| format!("`{s}` is not a range LOW-HIGH, such as 10000-19999"))?;
+        let lo: u16 = lo.trim().parse().map_err(|_| format!("`{lo}` is not a port"))?;
+        let hi: u16 = hi.trim().parse().map_err(|_| format!("`{hi}` is not a port"))?;
+        if lo < 1024 || hi < lo.saturating_add(1) {
+            return Err(format!(
+                "`{s}`: the range must hold at least one pair of ports, at or above 1024"
+            ));
+        }
+        Ok(PortRange(lo..=hi))
+    }
+}
+
+/// rtpengine's ng control address, `udp:HOST:PORT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NgAddr(pub SocketAddr);
+
+impl std::str::FromStr for NgAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let rest = s.strip_prefix("udp:").unwrap_or(s);
+        // Kamailio's `udp:127.0.0.1:2223` spelling, or a bare address.
+        rest.parse::<SocketAddr>()
+            .map(NgAddr)
+            .map_err(|_| format!("`{s}` is not udp:IP:PORT (such as udp:127.0.0.1:2223)"))
+    }
+}
+
 /// How the server asks Asterisk to reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReloadMethod {
@@ -70,6 +120,36 @@ pub struct Config {
     /// and proxy.
     #[arg(long, env = "MYTURN_SIP_LISTEN", default_value = "127.0.0.1:5060")]
     pub sip_listen: SocketAddr,
+
+    /// With `--pbx builtin`: where calls' media flows. `builtin` (the
+    /// default) relays it through this server, so clients behind NATs can
+    /// talk; `rtpengine` hands the same job to an rtpengine (--rtpengine);
+    /// `off` lets clients send straight to each other (a LAN). The relay
+    /// forwards sealed payloads untouched: it cannot read them.
+    #[arg(long, env = "MYTURN_MEDIA_RELAY", value_enum, default_value = "builtin")]
+    pub media_relay: MediaRelay,
+
+    /// With `--media-relay builtin`: the UDP ports the relay takes pairs
+    /// from, two per call. The default is Asterisk's rtp.conf range, below
+    /// Linux's ephemeral ports; open it in the firewall.
+    #[arg(long, env = "MYTURN_MEDIA_PORTS", default_value = "10000-19999")]
+    pub media_ports: PortRange,
+
+    /// With `--media-relay builtin`: seconds without a single media packet
+    /// after which a relayed call's ports are freed.
+    #[arg(long, env = "MYTURN_MEDIA_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub media_timeout: u64,
+
+    /// With `--media-relay builtin`: the IP written into SDP for the relay
+    /// (a public address that NATs to this host). Defaults to the PBX's
+    /// own address; the ports are bound on --sip-listen's address.
+    #[arg(long, env = "MYTURN_MEDIA_ADVERTISE")]
+    pub media_advertise: Option<std::net::IpAddr>,
+
+    /// With `--media-relay rtpengine`: rtpengine's ng control address, as
+    /// Kamailio writes it (`udp:127.0.0.1:2223`).
+    #[arg(long, env = "MYTURN_RTPENGINE")]
+    pub rtpengine: Option<NgAddr>,
 
     /// With `--pbx builtin`: the digest realm.
     #[arg(long, env = "MYTURN_SIP_REALM", default_value = "myturn")]

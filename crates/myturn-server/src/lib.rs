@@ -86,6 +86,9 @@ pub enum StartError {
     /// `--reload ami` without a secret.
     #[error("--reload ami needs the manager secret: set MYTURN_AMI_SECRET or --ami-secret-file")]
     AmiSecretMissing,
+    /// `--media-relay rtpengine` without `--rtpengine`.
+    #[error("--media-relay rtpengine needs rtpengine's ng control address: --rtpengine udp:IP:PORT")]
+    RtpengineMissing,
     /// `--reload command` with an empty command.
     #[error("--reload-command is empty")]
     EmptyReloadCommand,
@@ -291,6 +294,18 @@ impl App {
                 config::DigestAlgorithm::Md5 => myturn_sip::digest::Algorithm::Md5,
             })
             .collect();
+        c.media = match cfg.media_relay {
+            config::MediaRelay::Off => myturn_pbx::media::MediaMode::Direct,
+            config::MediaRelay::Builtin => myturn_pbx::media::MediaMode::Relay {
+                addr: cfg.media_advertise.unwrap_or(advertised.ip()),
+                ports: cfg.media_ports.0.clone(),
+            },
+            config::MediaRelay::Rtpengine => match cfg.rtpengine {
+                Some(a) => myturn_pbx::media::MediaMode::Rtpengine { control: a.0 },
+                None => return Err(StartError::RtpengineMissing),
+            },
+        };
+        c.media_timeout = Duration::from_secs(cfg.media_timeout);
         c.fail_limit = cfg.sip_fail_limit;
         c.fail_window = Duration::from_secs(cfg.sip_fail_window_secs);
         c.block_for = Duration::from_secs(cfg.sip_block_secs);
@@ -340,12 +355,27 @@ impl App {
                 };
                 let core = myturn_pbx::core::Pbx::new(b.config.clone(), rng, Instant::now());
                 tracing::info!(sip = %b.handle.local, realm = %b.config.realm, "built-in PBX listening (UDP)");
-                Some(myturn_pbx::driver::spawn(
+                match &b.config.media {
+                    myturn_pbx::media::MediaMode::Relay { addr, ports } => tracing::info!(
+                        advertised = %addr, bind = %b.handle.local.ip(),
+                        ports = %format!("{}-{}", ports.start(), ports.end()),
+                        timeout_secs = b.config.media_timeout.as_secs(),
+                        "media relay on (built-in)"
+                    ),
+                    myturn_pbx::media::MediaMode::Rtpengine { control } => {
+                        tracing::info!(%control, "media relay: rtpengine (ng)")
+                    }
+                    myturn_pbx::media::MediaMode::Direct => tracing::info!(
+                        "media relay off: clients send media straight to each other"
+                    ),
+                }
+                Some(myturn_pbx::driver::spawn_with(
                     socket,
                     core,
                     b.handle.clone(),
                     b.directory.clone(),
                     stop_rx.clone(),
+                    Some(b.handle.local.ip()),
                 ))
             }
             None => None,

@@ -67,6 +67,8 @@ pub struct PbxFigures {
     pub in_sync: bool,
     /// The built-in PBX's counters, bindings and blocked sources.
     pub sip: Option<(myturn_pbx::core::Stats, usize, usize)>,
+    /// The built-in PBX's media side.
+    pub media: Option<myturn_pbx::driver::MediaSnapshot>,
 }
 
 fn counter(out: &mut String, name: &str, help: &str, v: u64) {
@@ -258,11 +260,58 @@ impl Metrics {
                 counter(&mut out, name, help, v);
             }
         }
+        if let (Some(m), Some((st, _, _))) = (&pbx.media, &pbx.sip) {
+            render_media(&mut out, m, st);
+        }
         let _ = writeln!(out, "# HELP myturn_http_requests_total HTTP requests answered.\n# TYPE myturn_http_requests_total counter");
         let m = self.http.lock().unwrap_or_else(|e| e.into_inner());
         for ((method, route, status), v) in m.iter() {
             let _ = writeln!(out, "myturn_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {v}");
         }
         out
+    }
+}
+
+/// The media relay's figures: totals, ports, and one series per relayed
+/// call and side (labelled with the relay's call number, not the SIP
+/// Call-ID, which would be an unbounded label set of secrets' neighbours).
+fn render_media(
+    out: &mut String,
+    m: &myturn_pbx::driver::MediaSnapshot,
+    st: &myturn_pbx::core::Stats,
+) {
+    let _ = writeln!(out, "# HELP myturn_media_relay_info The media relay in use.\n# TYPE myturn_media_relay_info gauge\nmyturn_media_relay_info{{mode=\"{}\"}} 1", m.mode);
+    let _ = writeln!(out, "# HELP myturn_media_calls Calls whose media is anchored now.\n# TYPE myturn_media_calls gauge\nmyturn_media_calls {}", m.calls.len());
+    for (name, help, v) in [
+        ("myturn_media_calls_total", "Calls whose media was anchored.", st.media_calls),
+        ("myturn_media_exhausted_total", "Calls refused with 503: no free relay ports.", st.media_exhausted),
+        ("myturn_media_failures_total", "SDPs that could not be anchored.", st.media_failures),
+        ("myturn_media_timeouts_total", "Anchored calls ended for lack of media.", st.media_timeouts),
+        ("myturn_media_control_retransmissions_total", "rtpengine control messages sent again.", st.control_retransmissions),
+    ] {
+        counter(out, name, help, v);
+    }
+    if m.mode != "builtin" {
+        return;
+    }
+    let _ = writeln!(out, "# HELP myturn_relay_ports_free Relay port pairs free.\n# TYPE myturn_relay_ports_free gauge\nmyturn_relay_ports_free {}", m.ports_free);
+    let _ = writeln!(out, "# HELP myturn_relay_ports_capacity Relay port pairs in --media-ports.\n# TYPE myturn_relay_ports_capacity gauge\nmyturn_relay_ports_capacity {}", m.ports_capacity);
+    let (packets, bytes, dropped) = m.totals;
+    counter(out, "myturn_relay_packets_total", "Media datagrams forwarded by the relay.", packets);
+    counter(out, "myturn_relay_bytes_total", "Media bytes forwarded by the relay.", bytes);
+    counter(out, "myturn_relay_dropped_total", "Media datagrams dropped (strangers, no destination yet, oversized).", dropped);
+    counter(out, "myturn_relay_bind_failures_total", "Relayed calls whose ports could not be bound.", m.bind_failures);
+    for (name, help, pick) in [
+        ("myturn_relay_call_packets", "Datagrams forwarded, per relayed call and side.", 0usize),
+        ("myturn_relay_call_bytes", "Bytes forwarded, per relayed call and side.", 1),
+        ("myturn_relay_call_dropped", "Datagrams dropped, per relayed call and side.", 2),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for c in &m.relayed {
+            for (side, leg) in ["caller", "callee"].iter().zip(c.legs.iter()) {
+                let v = [leg.packets, leg.bytes, leg.dropped][pick];
+                let _ = writeln!(out, "{name}{{call=\"{}\",side=\"{side}\"}} {v}", c.id);
+            }
+        }
     }
 }

@@ -496,6 +496,7 @@ impl AppState {
                 let h = &b.handle;
                 (h.stats(), h.binding_count(), h.blocked_ips())
             }),
+            media: self.pbx.builtin.as_ref().map(|b| b.handle.media()),
         }
     }
 }

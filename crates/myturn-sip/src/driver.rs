@@ -172,7 +172,13 @@ async fn run(
             }
         }
         while let Some(ev) = ua.poll_event() {
-            tracing::debug!(event = ?ev, "SIP event");
+            match &ev {
+                Event::PublicAddressChanged { from, to } => tracing::info!(
+                    %from, %to,
+                    "the PBX sees us at a new public address (NAT rebinding): registering it"
+                ),
+                _ => tracing::debug!(event = ?ev, "SIP event"),
+            }
             let _ = events.send(ev);
         }
         let deadline = ua.poll_timeout();

@@ -113,6 +113,11 @@ pub struct Config {
     pub timers: Timers,
     pub user_agent: String,
     pub max_message_size: usize,
+    /// While registered, an OPTIONS to the proxy this often keeps the NAT
+    /// binding towards it open (RFC 5626 §4.4, RFC 3581); its answer's
+    /// `received`/`rport` reveals a changed public address, which is then
+    /// registered at once. `None`: no keep-alive.
+    pub keepalive: Option<Duration>,
 }
 
 impl Config {
@@ -128,6 +133,9 @@ impl Config {
             timers: Timers::default(),
             user_agent: concat!("myTurn/", env!("CARGO_PKG_VERSION")).to_owned(),
             max_message_size: msg::DEFAULT_MAX_SIZE,
+            // Below the 30 s a UDP mapping lives in Linux's conntrack and in
+            // many home routers.
+            keepalive: Some(Duration::from_secs(20)),
         }
     }
 }
@@ -163,6 +171,9 @@ pub enum Event {
         /// it differs from the local one.
         public: Option<SocketAddr>,
     },
+    /// The proxy sees us at a new public address (a NAT rebinding); the
+    /// binding is being registered again with it.
+    PublicAddressChanged { from: SocketAddr, to: SocketAddr },
     /// Registration (or its refresh) failed; the agent retries a refresh
     /// in 30 s if it was registered before.
     RegistrationFailed { code: u16, reason: String },
@@ -252,6 +263,8 @@ struct Registration {
     ever_registered: bool,
     refresh_at: Option<Instant>,
     branch: Option<String>,
+    /// The next NAT keep-alive.
+    keepalive_at: Option<Instant>,
 }
 
 /// Digest state for one challenger: the challenge and the nonce count.
@@ -367,6 +380,7 @@ struct Call {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Owner {
     Register,
+    KeepAlive,
     Invite(CallId),
     Cancel(CallId),
     Bye(CallId),
@@ -419,6 +433,7 @@ impl UserAgent {
             ever_registered: false,
             refresh_at: None,
             branch: None,
+            keepalive_at: None,
         };
         let session_id = rng.next_u64() >> 1;
         UserAgent {
@@ -574,6 +589,7 @@ impl UserAgent {
     pub fn unregister(&mut self, now: Instant) {
         self.reg.state = RegState::Unregistering;
         self.reg.refresh_at = None;
+        self.reg.keepalive_at = None;
         self.reg.auth_tries = 0;
         self.send_register(now, 0);
     }
@@ -633,16 +649,7 @@ impl UserAgent {
                 }
                 // Learn our public address (RFC 3581) and re-register with
                 // it once if it differs from the Contact we sent.
-                let learnt = resp.top_via().and_then(|v| {
-                    let ip: IpAddr = v.param("received").flatten()?.parse().ok()?;
-                    let port = v
-                        .param("rport")
-                        .flatten()
-                        .and_then(|p| p.parse().ok())
-                        .unwrap_or(self.cfg.local.port());
-                    Some(SocketAddr::new(ip, port))
-                });
-                let public = learnt.filter(|a| *a != self.cfg.local);
+                let public = self.learnt(resp).filter(|a| *a != self.cfg.local);
                 let ours = format!("@{}", self.contact);
                 let granted = resp
                     .name_addrs("Contact")
@@ -661,6 +668,7 @@ impl UserAgent {
                 }
                 self.reg.state = RegState::Registered;
                 self.reg.ever_registered = true;
+                self.reg.keepalive_at = self.cfg.keepalive.map(|k| now + k);
                 let granted = granted.max(1);
                 // Refresh well before expiry: halfway for short bindings,
                 // 30 s early for long ones.
@@ -708,6 +716,63 @@ impl UserAgent {
             }
             _ => self.registration_failed(now, code, resp.reason()),
         }
+    }
+
+    /// The address the proxy saw a request of ours come from (RFC 3581:
+    /// `received`, and `rport` when it filled it in).
+    fn learnt(&self, resp: &Message) -> Option<SocketAddr> {
+        resp.top_via().and_then(|v| {
+            let ip: IpAddr = v.param("received").flatten()?.parse().ok()?;
+            let port = v
+                .param("rport")
+                .flatten()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(self.cfg.local.port());
+            Some(SocketAddr::new(ip, port))
+        })
+    }
+
+    /// Sends the NAT keep-alive: an OPTIONS to the proxy, outside any
+    /// dialog. Its answer says where the proxy sees us.
+    fn send_keepalive(&mut self, now: Instant) {
+        let branch = self.new_branch();
+        let uri = format!("sip:{}", self.cfg.domain);
+        let tag = token(self.rng.as_mut(), 10);
+        let call_id = format!("{}@myturn", token(self.rng.as_mut(), 16));
+        let mut headers: Vec<Header> = vec![
+            h::Via::new(self.via(&branch)).into(),
+            h::From::new(self.our_from(&tag)).into(),
+            h::To::new(format!("<{uri}>")).into(),
+            h::CallId::new(call_id).into(),
+            h::CSeq::new("1 OPTIONS").into(),
+        ];
+        self.common_headers(&mut headers);
+        let Ok(bytes) = build::request(rsip::Method::Options, &uri, headers, b"") else {
+            return;
+        };
+        let proxy = self.cfg.proxy;
+        self.start_client(now, Owner::KeepAlive, branch, "OPTIONS", bytes, proxy);
+    }
+
+    /// A keep-alive answered: if the proxy now sees us elsewhere (the NAT
+    /// gave us a new mapping), register that address at once, so calls
+    /// reach us there.
+    fn on_keepalive_response(&mut self, now: Instant, resp: &Message) {
+        let Some(seen) = self.learnt(resp) else {
+            return;
+        };
+        let current = self.public.unwrap_or(self.cfg.local);
+        if seen == current || self.reg.state != RegState::Registered {
+            return;
+        }
+        self.public = (seen != self.cfg.local).then_some(seen);
+        self.contact = seen;
+        self.events.push_back(Event::PublicAddressChanged {
+            from: current,
+            to: seen,
+        });
+        self.reg.auth_tries = 0;
+        self.send_register(now, self.reg.expires);
     }
 
     fn registration_failed(&mut self, now: Instant, code: u16, reason: &str) {
@@ -1131,6 +1196,11 @@ impl UserAgent {
                 self.on_invite_response(now, id, &resp);
             }
             Owner::Cancel(_) => {}
+            Owner::KeepAlive => {
+                if code >= 200 {
+                    self.on_keepalive_response(now, &resp);
+                }
+            }
             Owner::Bye(id) => {
                 if code >= 200 {
                     self.end_call(now, id, EndedBy::Local);
@@ -1680,7 +1750,7 @@ impl UserAgent {
                             }
                         }
                         Owner::Invite(id) => self.fail_call(now, id, 408, "Request Timeout"),
-                        Owner::Cancel(_) => {}
+                        Owner::Cancel(_) | Owner::KeepAlive => {}
                         Owner::Bye(id) => self.end_call(now, id, EndedBy::Local),
                     }
                 }
@@ -1754,6 +1824,17 @@ impl UserAgent {
             self.end_call(now, id, EndedBy::SessionExpired);
         }
 
+        if let Some(at) = self.reg.keepalive_at {
+            if now >= at {
+                self.reg.keepalive_at = match self.reg.state {
+                    RegState::Registered => self.cfg.keepalive.map(|k| now + k),
+                    _ => None,
+                };
+                if self.reg.state == RegState::Registered {
+                    self.send_keepalive(now);
+                }
+            }
+        }
         if let Some(at) = self.reg.refresh_at {
             if now >= at && self.reg.state != RegState::Unregistering {
                 self.reg.refresh_at = None;
@@ -1778,6 +1859,7 @@ impl UserAgent {
             .chain(forget)
             .chain(sessions)
             .chain(self.reg.refresh_at)
+            .chain(self.reg.keepalive_at)
             .min()
     }
 

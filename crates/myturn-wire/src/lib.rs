@@ -417,6 +417,49 @@ pub struct SipConf {
     pub files: Vec<ConfFile>,
 }
 
+/// `GET /v1/admin/media`: where calls' media flows, and what the relay
+/// carried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminMedia {
+    /// `builtin`, `rtpengine`, `off`, or `none` (no built-in PBX).
+    pub mode: String,
+    /// Built-in relay: port pairs free, and in the range.
+    pub ports_free: u64,
+    pub ports_capacity: u64,
+    /// Built-in relay, since start: datagrams and bytes forwarded,
+    /// datagrams dropped.
+    pub packets: u64,
+    pub bytes: u64,
+    pub dropped: u64,
+    /// Calls refused for want of ports (503).
+    pub exhausted: u64,
+    /// Anchored calls now.
+    pub calls: Vec<MediaCall>,
+}
+
+/// One anchored call in [`AdminMedia`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaCall {
+    /// The relay's number for the call (the `call` label in `/metrics`).
+    pub id: u64,
+    /// The SIP Call-ID on the PBX's hop (to find the call in SIP logs).
+    pub sip_call_id: String,
+    /// Built-in relay: the ports facing the caller and the callee.
+    pub ports: Option<[u16; 2]>,
+    /// What each side sent (built-in relay), or rtpengine's totals in
+    /// `caller` (from its last `query`).
+    pub caller: MediaCounters,
+    pub callee: MediaCounters,
+}
+
+/// Datagrams and bytes forwarded, datagrams dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaCounters {
+    pub packets: u64,
+    pub bytes: u64,
+    pub dropped: u64,
+}
+
 /// `GET /healthz`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {

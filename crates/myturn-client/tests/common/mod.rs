@@ -26,6 +26,7 @@ pub async fn serve(cfg: &myturn_server::Config) -> String {
 pub fn builtin_pbx() -> myturn_server::Config {
     let mut cfg = myturn_server::Config::defaults();
     cfg.sip_listen = "127.0.0.1:0".parse().unwrap();
+    cfg.media_ports = own_media_ports();
     cfg
 }
 
@@ -233,4 +234,15 @@ impl Proc {
         }
         self.log.lock().unwrap().clone()
     }
+}
+
+/// A relay port range no other server in this test process uses (tests
+/// run side by side; the product default, 10000-19999, is left to servers
+/// the tests start as separate processes).
+pub fn own_media_ports() -> myturn_server::config::PortRange {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let k = NEXT.fetch_add(1, Ordering::Relaxed) % 500;
+    let lo = 20_000 + k * 20;
+    myturn_server::config::PortRange(lo..=lo + 19)
 }

@@ -15,6 +15,7 @@ pub fn config() -> Config {
     cfg.admin_token = Some(ADMIN.into());
     // The built-in PBX (the default) on a free port: tests run in parallel.
     cfg.sip_listen = "127.0.0.1:0".parse().unwrap();
+    cfg.media_ports = own_media_ports();
     cfg
 }
 
@@ -110,4 +111,15 @@ pub fn error_code(r: &Resp) -> String {
         r.text
     );
     code.to_owned()
+}
+
+/// A relay port range no other server in this test process uses (tests
+/// run side by side; the product default, 10000-19999, is left to servers
+/// the tests start as separate processes).
+pub fn own_media_ports() -> myturn_server::config::PortRange {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let k = NEXT.fetch_add(1, Ordering::Relaxed) % 500;
+    let lo = 20_000 + k * 20;
+    myturn_server::config::PortRange(lo..=lo + 19)
 }
