@@ -24,6 +24,7 @@
 
 mod common;
 
+use common::daemon::Daemon;
 use common::{write_wav, Proc};
 
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
@@ -109,81 +110,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `len` UDP ports from an even base, all free on loopback now, for
-/// rtpengine's media. Below Linux's ephemeral range (32768–60999), so
-/// [`free_port`] and the clients' sockets do not race for them, and below
-/// the 30000–40000 a packaged rtpengine service uses by default.
-fn free_media_range(len: u16) -> (u16, u16) {
-    for _ in 0..100 {
-        let base = (20_000 + (OsRng.next_u32() % 9_000) as u16) & !1;
-        let all_free = (base..base + len).all(|p| StdUdpSocket::bind(("127.0.0.1", p)).is_ok());
-        if all_free {
-            return (base, base + len - 1);
-        }
-    }
-    panic!("no free UDP port range for rtpengine");
-}
-
-/// A daemon in its own process group (Kamailio forks workers), its output
-/// in a log file (a pipe nobody drains would block it). Killed on drop;
-/// the end of its log is printed when the test fails.
-struct Daemon {
-    child: std::process::Child,
-    name: &'static str,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn spawn(name: &'static str, cmd: &mut std::process::Command, dir: &Path) -> Daemon {
-        use std::os::unix::process::CommandExt;
-        let log = dir.join(format!("{name}.log"));
-        let out = std::fs::File::create(&log).unwrap();
-        let child = cmd
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Daemon { child, name, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Panics (with its log) if it has exited.
-    fn assert_running(&mut self) {
-        if let Some(st) = self.child.try_wait().unwrap() {
-            panic!("{} exited ({st}):\n{}", self.name, self.log());
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = self.log();
-            let lines: Vec<&str> = log.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(80)..];
-            eprintln!("---- {} log (last {} lines)", self.name, tail.len());
-            for l in tail {
-                eprintln!("{l}");
-            }
-        }
-    }
-}
-
 /// rtpengine, its ng port and its media ports.
 fn start_rtpengine(dir: &Path) -> (Daemon, u16, std::ops::RangeInclusive<u16>) {
     let ng = free_port();
-    let (min, max) = free_media_range(40);
+    let (min, max) = common::daemon::free_media_range("127.0.0.1".parse().unwrap(), 40);
     let mut cmd = std::process::Command::new("rtpengine");
     cmd.args([
         // Not the packaged /etc/rtpengine/rtpengine.conf.

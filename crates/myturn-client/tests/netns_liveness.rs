@@ -13,37 +13,14 @@ mod common;
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::netns::{required, run, sh};
 use common::{builtin_pbx, write_wav, Proc};
 use myturn_client::speech;
 
 /// The limit, plus the scheduling slack of a loaded 2-core box.
 const TOLD_WITHIN: Duration = Duration::from_secs(6);
-
-fn required() -> bool {
-    std::env::var_os("CI").is_some()
-        || std::env::var("MYTURN_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
-}
-
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn run(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A namespace with one veth to the host: the host side has `host`, the
 /// namespace side `inside` (a /30 of 198.51.100.0/24). Removed on drop.

@@ -54,6 +54,11 @@ const MSG_DH1: u8 = 2;
 const MSG_DH2: u8 = 3;
 const MSG_CONFIRM1: u8 = 4;
 const MSG_CONFIRM2: u8 = 5;
+/// The responder's "I am here", sent from the start until the Commit
+/// comes: behind a NAT, nothing reaches the responder before it has sent
+/// something (its NAT lets in only replies, and a relay latches on a side's
+/// first packet). The initiator answers it with its Commit at once.
+const MSG_HELLO: u8 = 6;
 const CONFIRM_LEN: usize = 16;
 
 /// Static settings of a session.
@@ -319,11 +324,14 @@ impl Session {
             early: BTreeMap::new(),
             scratch: Vec::with_capacity(2048),
         };
-        if role == Role::Initiator {
-            let mut body = Vec::with_capacity(48);
-            body.extend_from_slice(&s.key.nonce());
-            body.extend_from_slice(&commitment(&s.key.public()));
-            s.send_handshake(MSG_COMMIT, &body, now);
+        match role {
+            Role::Initiator => {
+                let mut body = Vec::with_capacity(48);
+                body.extend_from_slice(&s.key.nonce());
+                body.extend_from_slice(&commitment(&s.key.public()));
+                s.send_handshake(MSG_COMMIT, &body, now);
+            }
+            Role::Responder => s.send_handshake(MSG_HELLO, &[], now),
         }
         s
     }
@@ -562,6 +570,12 @@ impl Session {
                 self.send_handshake(MSG_DH1, &out, now);
             }
             (State::SentDh1 { .. }, MSG_COMMIT) => self.repeat_handshake(),
+            // The responder is reachable now. If our Commit already had to
+            // be sent again (lost at the responder's NAT, most likely),
+            // send it at once rather than at the next, backed-off timer.
+            (State::Committed, MSG_HELLO) if self.hs_rto > HS_RTO => self.repeat_handshake(),
+            // Otherwise a Hello is only the responder opening its path.
+            (_, MSG_HELLO) => {}
             (State::Committed, MSG_DH1) if body.len() == NONCE_LEN + 32 => {
                 let mut peer_nonce = [0u8; NONCE_LEN];
                 let mut peer_pub = [0u8; 32];

@@ -219,7 +219,11 @@ pub fn spawn_with(
             }
             // Wake for a pending snapshot too, so the copy never lags more
             // than SNAPSHOT_EVERY even when the line goes quiet.
-            let pending = pbx.bindings_generation() != copied_generation;
+            // Relayed calls' counters move without any SIP traffic: keep
+            // the copy fresh while there are some.
+            let pending = pbx.bindings_generation() != copied_generation
+                || relay.as_ref().is_some_and(|r| !r.is_empty())
+                || pbx.anchored_calls() > 0;
             let deadline = [
                 pbx.poll_timeout(),
                 pending.then(|| copied_at + SNAPSHOT_EVERY),

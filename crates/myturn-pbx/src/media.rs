@@ -483,6 +483,11 @@ impl Pbx {
         }
     }
 
+    /// How many calls are anchored now.
+    pub fn anchored_calls(&self) -> usize {
+        self.media_calls.len()
+    }
+
     /// Anchored calls now.
     pub fn media_calls(&self) -> Vec<MediaCallInfo> {
         let mut v: Vec<MediaCallInfo> = self

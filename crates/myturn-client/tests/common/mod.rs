@@ -3,6 +3,9 @@
 //! a pairing server on a free port in the test process.
 #![allow(dead_code)]
 
+pub mod daemon;
+pub mod netns;
+
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
