@@ -34,7 +34,6 @@ use std::time::{Duration, Instant};
 
 use myturn_client::speech;
 use myturn_media::wav;
-use rand_core::{OsRng, RngCore};
 
 use tokio::process::Command;
 

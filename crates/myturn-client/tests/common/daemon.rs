@@ -28,7 +28,7 @@ pub fn free_media_range(ip: IpAddr, len: u16) -> (u16, u16) {
 /// the end of its log is printed when the test fails.
 pub struct Daemon {
     child: std::process::Child,
-    name: &'static str,
+    pub name: &'static str,
     log: PathBuf,
 }
 
