@@ -14,6 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Now, as tokio's clock sees it (paused in tests, the real one otherwise).
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -128,7 +133,7 @@ impl RelayIo {
                         return;
                     }
                 };
-                let now = Instant::now();
+                let now = now();
                 let path = MediaPath::new(
                     now,
                     Leg::new(expect[0], None),
@@ -250,7 +255,7 @@ async fn run(
                 None => return,
             },
             _ = &mut silence => {
-                if path.handle_timeout(Instant::now()) {
+                if path.handle_timeout(now()) {
                     let _ = ended.send((id, "media timeout"));
                     return;
                 }
@@ -270,7 +275,7 @@ async fn run(
                 path.drop_packet(side);
                 continue;
             }
-            if let Verdict::Forward { dest } = path.handle_packet(Instant::now(), side, from, n) {
+            if let Verdict::Forward { dest } = path.handle_packet(now(), side, from, n) {
                 // A full socket buffer drops the datagram, as the network
                 // would; RTP does not wait.
                 let _ = tx.try_send_to(buf.get(..n).unwrap_or_default(), dest);
