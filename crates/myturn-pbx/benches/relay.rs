@@ -9,8 +9,11 @@
 //! * datagrams forwarded per second and the share delivered;
 //! * relay CPU per forwarded datagram (utime + stime from `/proc`: the
 //!   relay's own threads here, the rtpengine process there);
-//! * one-way latency added (send to receive, both on this host), p50 and
-//!   p99.
+//! * one-way latency added, p50 and p99: while the load runs, a probe
+//!   call sends one datagram every 2 ms and times its arrival on the other
+//!   side (a blocking read), alternating with the same probe sent straight
+//!   from socket to socket; the relay's figure minus the direct one is what
+//!   the relay adds.
 //!
 //! Both relays get two threads: the built-in one a 2-worker tokio runtime,
 //! rtpengine `--num-threads=2`. Without `rtpengine` installed only the
@@ -97,13 +100,38 @@ struct Result {
     forwarded_per_s: f64,
     delivered: f64,
     cpu_us_per_packet: f64,
-    p50_us: f64,
-    p99_us: f64,
+    /// Through the relay, and straight: (p50, p99) in µs.
+    relayed: (f64, f64),
+    direct: (f64, f64),
+}
+
+/// The probe: a call through the relay, and a direct pair.
+struct Probe {
+    call: Call,
+    direct: (StdUdpSocket, StdUdpSocket),
+}
+
+fn probe_pair() -> (StdUdpSocket, StdUdpSocket) {
+    (endpoint(), endpoint())
+}
+
+fn percentiles(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    (at(0.5), at(0.99))
+}
+
+/// One timed datagram from `a` to `b` (sent to `to`), µs.
+fn one_way(a: &StdUdpSocket, to: SocketAddr, b: &StdUdpSocket, buf: &mut [u8]) -> Option<f64> {
+    let t0 = Instant::now();
+    a.send_to(&buf[..PACKET], to).ok()?;
+    b.recv_from(buf).ok()?;
+    Some(t0.elapsed().as_secs_f64() * 1e6)
 }
 
 /// Drives `calls` for WARMUP + WINDOW and measures the window; `cpu` reads
 /// the relay's CPU seconds.
-fn drive(calls: &[Call], cpu: &dyn Fn() -> f64) -> Result {
+fn drive(calls: &[Call], probe: Probe, cpu: &dyn Fn() -> f64) -> Result {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let base = Instant::now();
     let measuring_from = base + WARMUP;
@@ -146,19 +174,49 @@ fn drive(calls: &[Call], cpu: &dyn Fn() -> f64) -> Result {
             })
             .unwrap()
     };
-    // Sender: every 20 ms, one datagram each way per call.
+    let prober = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("gen-probe".into())
+            .spawn(move || {
+                let Probe { call, direct } = probe;
+                for s in [&call.b, &direct.1] {
+                    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+                }
+                let (mut relayed, mut straight) = (Vec::new(), Vec::new());
+                let mut buf = vec![0u8; 2048];
+                while Instant::now() < measuring_from {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                let to_direct = direct.1.local_addr().unwrap();
+                while Instant::now() < measuring_to && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    relayed.extend(one_way(&call.a, call.a_to, &call.b, &mut buf));
+                    std::thread::sleep(Duration::from_millis(1));
+                    straight.extend(one_way(&direct.0, to_direct, &direct.1, &mut buf));
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                (percentiles(relayed), percentiles(straight))
+            })
+            .unwrap()
+    };
+    // Sender: one datagram each way per call every 20 ms, the calls spread
+    // over the 20 ms in 1 ms slots (real calls do not all speak at the same
+    // instant).
     let mut pkt = vec![0u8; PACKET];
     pkt[0] = 0x80;
     pkt[1] = 96;
     let mut sent_in_window = 0u64;
     let mut cpu0 = None;
     let mut tick = base;
+    let mut slot = 0usize;
+    let per_slot = calls.len().div_ceil(20);
     while tick < measuring_to {
         let now = Instant::now();
         if now >= measuring_from && cpu0.is_none() {
             cpu0 = Some(cpu());
         }
-        for c in calls {
+        let these = calls.iter().skip(slot * per_slot).take(per_slot);
+        for c in these.clone() {
             let t = Instant::now().duration_since(base).as_nanos() as u64;
             pkt[12..20].copy_from_slice(&t.to_le_bytes());
             let _ = c.a.send_to(&pkt, c.a_to);
@@ -167,9 +225,10 @@ fn drive(calls: &[Call], cpu: &dyn Fn() -> f64) -> Result {
             let _ = c.b.send_to(&pkt, c.b_to);
         }
         if now >= measuring_from {
-            sent_in_window += 2 * calls.len() as u64;
+            sent_in_window += 2 * these.count() as u64;
         }
-        tick += Duration::from_millis(20);
+        slot = (slot + 1) % 20;
+        tick += Duration::from_millis(1);
         if let Some(d) = tick.checked_duration_since(Instant::now()) {
             std::thread::sleep(d);
         }
@@ -178,16 +237,14 @@ fn drive(calls: &[Call], cpu: &dyn Fn() -> f64) -> Result {
     std::thread::sleep(Duration::from_millis(100));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     rx.join().unwrap();
-    let mut l = std::mem::take(&mut *latencies.lock().unwrap());
-    l.sort_unstable();
-    let got = l.len() as u64;
-    let pct = |q: f64| l.get(((l.len() as f64 * q) as usize).min(l.len().saturating_sub(1))).copied().unwrap_or(0) as f64;
+    let (relayed, direct) = prober.join().unwrap();
+    let got = latencies.lock().unwrap().len() as u64;
     Result {
         forwarded_per_s: got as f64 / WINDOW.as_secs_f64(),
         delivered: got as f64 / sent_in_window.max(1) as f64,
         cpu_us_per_packet: (cpu1 - cpu0.unwrap_or(cpu1)) * 1e6 / got.max(1) as f64,
-        p50_us: pct(0.50),
-        p99_us: pct(0.99),
+        relayed,
+        direct,
     }
 }
 
@@ -200,9 +257,9 @@ fn builtin(n: usize) -> Result {
         .unwrap();
     let _guard = rt.enter();
     let (mut relay, _ended) = RelayIo::new(lo());
-    let mut pool = PortPool::new(free_range(n as u16));
+    let mut pool = PortPool::new(free_range(n as u16 + 1));
     let mut calls = Vec::new();
-    for id in 0..n as u64 {
+    for id in 0..=n as u64 {
         let ports = pool.allocate().unwrap();
         let (a, b) = (endpoint(), endpoint());
         relay.apply(MediaCommand::Open {
@@ -222,7 +279,11 @@ fn builtin(n: usize) -> Result {
         });
     }
     std::thread::sleep(Duration::from_millis(200));
-    let r = drive(&calls, &|| threads_cpu("relay"));
+    let probe = Probe {
+        call: calls.pop().unwrap(),
+        direct: probe_pair(),
+    };
+    let r = drive(&calls, probe, &|| threads_cpu("relay"));
     drop(relay);
     r
 }
@@ -273,7 +334,8 @@ fn rtpengine(n: usize) -> Option<Result> {
         return None;
     }
     let ng_port = StdUdpSocket::bind((lo(), 0)).unwrap().local_addr().unwrap().port();
-    let range = free_range(n as u16 + 8);
+    // rtpengine takes an RTP and an RTCP port for each side of a call.
+    let range = free_range(2 * n as u16 + 10);
     let child = Command::new("rtpengine")
         .args(["--config-file=none", "--foreground", "--log-stderr", "--log-level=3", "--table=-1", "--num-threads=2", "--interface=127.0.0.1"])
         .arg(format!("--listen-ng=127.0.0.1:{ng_port}"))
@@ -290,7 +352,7 @@ fn rtpengine(n: usize) -> Option<Result> {
     ctl.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let to = SocketAddr::new(lo(), ng_port);
     let mut calls = Vec::new();
-    for i in 0..n {
+    for i in 0..=n {
         let (a, b) = (endpoint(), endpoint());
         let call_id = format!("bench-{i}");
         let offer = ng::offer(&call_id, "ta", sdp(a.local_addr().unwrap().port()).as_bytes(), lo());
@@ -305,25 +367,33 @@ fn rtpengine(n: usize) -> Option<Result> {
         });
     }
     std::thread::sleep(Duration::from_millis(200));
-    Some(drive(&calls, &|| process_cpu(pid)))
+    let probe = Probe {
+        call: calls.pop().unwrap(),
+        direct: probe_pair(),
+    };
+    Some(drive(&calls, probe, &|| process_cpu(pid)))
 }
 
 fn main() {
     println!("relay benchmark: N calls × 50 datagrams/s each way, {PACKET} bytes, {WINDOW:?} measured after {WARMUP:?}");
-    println!("| calls | relay | forwarded/s | delivered | CPU µs/datagram | p50 µs | p99 µs |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| calls | relay | forwarded/s | delivered | CPU µs/datagram | one-way p50 / p99 µs (relay) | (direct) | added p50 / p99 µs |");
+    println!("|---|---|---|---|---|---|---|---|");
     for n in [100usize, 400] {
         let ours = builtin(n);
         let theirs = rtpengine(n);
         for (name, r) in [("built-in", Some(&ours)), ("rtpengine", theirs.as_ref())] {
             if let Some(r) = r {
                 println!(
-                    "| {n} | {name} | {:.0} | {:.2}% | {:.2} | {:.0} | {:.0} |",
+                    "| {n} | {name} | {:.0} | {:.2}% | {:.2} | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} / {:.0} |",
                     r.forwarded_per_s,
                     r.delivered * 100.0,
                     r.cpu_us_per_packet,
-                    r.p50_us,
-                    r.p99_us
+                    r.relayed.0,
+                    r.relayed.1,
+                    r.direct.0,
+                    r.direct.1,
+                    r.relayed.0 - r.direct.0,
+                    r.relayed.1 - r.direct.1
                 );
             }
         }
