@@ -96,7 +96,10 @@ async fn call_across(homes: &Homes, server: &Server) -> AdminMedia {
     let dir = tempfile::tempdir().unwrap();
     let (a_in, a_frames) = voice(dir.path(), "alice", 31);
     let (b_in, b_frames) = voice(dir.path(), "bob", 32);
-    let (a_out, b_out) = (dir.path().join("alice-heard.wav"), dir.path().join("bob-heard.wav"));
+    let (a_out, b_out) = (
+        dir.path().join("alice-heard.wav"),
+        dir.path().join("bob-heard.wav"),
+    );
     let mut alice = Proc::start_in(
         Some(&homes.sites[0].client_ns),
         &server.url,
@@ -132,7 +135,10 @@ async fn call_across(homes: &Homes, server: &Server) -> AdminMedia {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(from_routers(&conf), "bindings come from the routers' addresses: {conf}");
+    assert!(
+        from_routers(&conf),
+        "bindings come from the routers' addresses: {conf}"
+    );
     alice.send("ready").await;
     bob.send("ready").await;
     let (sa, sb) = tokio::join!(alice.expect("connected sas="), bob.expect("connected sas="));
@@ -142,11 +148,17 @@ async fn call_across(homes: &Homes, server: &Server) -> AdminMedia {
     bob.send("say and back from behind another").await;
     alice.expect("chat bob: and back from behind another").await;
     let frames = a_frames.len();
-    let (sa, sb) = tokio::join!(alice.all_audio_through(frames), bob.all_audio_through(frames));
+    let (sa, sb) = tokio::join!(
+        alice.all_audio_through(frames),
+        bob.all_audio_through(frames)
+    );
     eprintln!("alice: {sa}\nbob: {sb}");
     let during = server.media().await;
     common::hang_up_and_quit(&mut alice, &mut bob).await;
-    for (heard, sent, who) in [(&b_out, &a_frames, "alice→bob"), (&a_out, &b_frames, "bob→alice")] {
+    for (heard, sent, who) in [
+        (&b_out, &a_frames, "alice→bob"),
+        (&a_out, &b_frames, "bob→alice"),
+    ] {
         let share = exact_share(heard, sent);
         eprintln!("{who}: {:.1}% of frames bit-exact", share * 100.0);
         assert!(share >= 0.99, "{who}: only {:.1}% bit-exact", share * 100.0);
@@ -161,7 +173,10 @@ async fn relayed_and_released(server: &Server, during: &AdminMedia, frames: u64)
     assert_eq!(during.calls.len(), 1, "{during:?}");
     let call = &during.calls[0];
     for (side, c) in [("caller", &call.caller), ("callee", &call.callee)] {
-        assert!(c.packets >= frames, "{side} sent its audio through the relay: {call:?}");
+        assert!(
+            c.packets >= frames,
+            "{side} sent its audio through the relay: {call:?}"
+        );
     }
     let mut after = server.media().await;
     for _ in 0..20 {

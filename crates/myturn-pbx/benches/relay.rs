@@ -61,7 +61,8 @@ fn threads_cpu(name: &str) -> f64 {
 }
 
 fn process_cpu(pid: u32) -> f64 {
-    stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default()) as f64 / HZ
+    stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default()) as f64
+        / HZ
 }
 
 fn stat_ticks(stat: &str) -> u64 {
@@ -117,7 +118,11 @@ fn probe_pair() -> (StdUdpSocket, StdUdpSocket) {
 
 fn percentiles(mut v: Vec<f64>) -> (f64, f64) {
     v.sort_by(f64::total_cmp);
-    let at = |q: f64| v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    let at = |q: f64| {
+        v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
     (at(0.5), at(0.99))
 }
 
@@ -162,7 +167,9 @@ fn drive(calls: &[Call], probe: Probe, cpu: &dyn Fn() -> f64) -> Result {
                             if n >= 20 && now >= measuring_from && now < measuring_to {
                                 let sent = u64::from_le_bytes(buf[12..20].try_into().unwrap());
                                 let at = base + Duration::from_nanos(sent);
-                                mine.push(now.duration_since(at).as_micros().min(u32::MAX as u128) as u32);
+                                mine.push(
+                                    now.duration_since(at).as_micros().min(u32::MAX as u128) as u32
+                                );
                             }
                         }
                     }
@@ -189,7 +196,9 @@ fn drive(calls: &[Call], probe: Probe, cpu: &dyn Fn() -> f64) -> Result {
                     std::thread::sleep(Duration::from_millis(2));
                 }
                 let to_direct = direct.1.local_addr().unwrap();
-                while Instant::now() < measuring_to && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                while Instant::now() < measuring_to
+                    && !stop.load(std::sync::atomic::Ordering::Relaxed)
+                {
                     relayed.extend(one_way(&call.a, call.a_to, &call.b, &mut buf));
                     std::thread::sleep(Duration::from_millis(1));
                     straight.extend(one_way(&direct.0, to_direct, &direct.1, &mut buf));
@@ -269,8 +278,16 @@ fn builtin(n: usize) -> Result {
             expect: [lo(), lo()],
             timeout: Duration::from_secs(60),
         });
-        relay.apply(MediaCommand::Sdp { id, side: Side::Caller, sdp: a.local_addr().unwrap() });
-        relay.apply(MediaCommand::Sdp { id, side: Side::Callee, sdp: b.local_addr().unwrap() });
+        relay.apply(MediaCommand::Sdp {
+            id,
+            side: Side::Caller,
+            sdp: a.local_addr().unwrap(),
+        });
+        relay.apply(MediaCommand::Sdp {
+            id,
+            side: Side::Callee,
+            sdp: b.local_addr().unwrap(),
+        });
         calls.push(Call {
             a_to: SocketAddr::new(lo(), ports[0]),
             b_to: SocketAddr::new(lo(), ports[1]),
@@ -333,11 +350,23 @@ fn rtpengine(n: usize) -> Option<Result> {
         eprintln!("rtpengine not installed: only the built-in relay measured");
         return None;
     }
-    let ng_port = StdUdpSocket::bind((lo(), 0)).unwrap().local_addr().unwrap().port();
+    let ng_port = StdUdpSocket::bind((lo(), 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     // rtpengine takes an RTP and an RTCP port for each side of a call.
     let range = free_range(2 * n as u16 + 10);
     let child = Command::new("rtpengine")
-        .args(["--config-file=none", "--foreground", "--log-stderr", "--log-level=3", "--table=-1", "--num-threads=2", "--interface=127.0.0.1"])
+        .args([
+            "--config-file=none",
+            "--foreground",
+            "--log-stderr",
+            "--log-level=3",
+            "--table=-1",
+            "--num-threads=2",
+            "--interface=127.0.0.1",
+        ])
         .arg(format!("--listen-ng=127.0.0.1:{ng_port}"))
         .arg(format!("--port-min={}", range.start()))
         .arg(format!("--port-max={}", range.end()))
@@ -355,9 +384,20 @@ fn rtpengine(n: usize) -> Option<Result> {
     for i in 0..=n {
         let (a, b) = (endpoint(), endpoint());
         let call_id = format!("bench-{i}");
-        let offer = ng::offer(&call_id, "ta", sdp(a.local_addr().unwrap().port()).as_bytes(), lo());
+        let offer = ng::offer(
+            &call_id,
+            "ta",
+            sdp(a.local_addr().unwrap().port()).as_bytes(),
+            lo(),
+        );
         let to_b = audio_port(&ng_call(&ctl, to, &format!("o{i}"), &offer).sdp.unwrap());
-        let answer = ng::answer(&call_id, "ta", "tb", sdp(b.local_addr().unwrap().port()).as_bytes(), lo());
+        let answer = ng::answer(
+            &call_id,
+            "ta",
+            "tb",
+            sdp(b.local_addr().unwrap().port()).as_bytes(),
+            lo(),
+        );
         let to_a = audio_port(&ng_call(&ctl, to, &format!("a{i}"), &answer).sdp.unwrap());
         calls.push(Call {
             a_to: SocketAddr::new(lo(), to_a),

@@ -1051,7 +1051,16 @@ impl Pbx {
             fwd.forget_at.get_or_insert(now + timers.t64());
             let bytes = strip_top_via(resp);
             let anchor = self.response_anchor(resp, src);
-            return self.out(now, bytes, anchor, Then::Upstream { key, dest: up, code });
+            return self.out(
+                now,
+                bytes,
+                anchor,
+                Then::Upstream {
+                    key,
+                    dest: up,
+                    code,
+                },
+            );
         }
         match outcome {
             ClientOutcome::Absorb => {
@@ -1066,7 +1075,16 @@ impl Pbx {
                 if code > 100 {
                     let bytes = strip_top_via(resp);
                     let anchor = self.response_anchor(resp, src);
-                    self.out(now, bytes, anchor, Then::Upstream { key, dest: up, code });
+                    self.out(
+                        now,
+                        bytes,
+                        anchor,
+                        Then::Upstream {
+                            key,
+                            dest: up,
+                            code,
+                        },
+                    );
                 }
                 if pending {
                     self.send_cancel_downstream(now, branch);
@@ -1085,7 +1103,15 @@ impl Pbx {
                     self.send(dest, ack);
                 }
                 let bytes = strip_top_via(resp);
-                self.finish(now, bytes, Then::Upstream { key, dest: up, code });
+                self.finish(
+                    now,
+                    bytes,
+                    Then::Upstream {
+                        key,
+                        dest: up,
+                        code,
+                    },
+                );
                 self.close_media(resp.call_id(), "call failed");
             }
             ClientOutcome::Timeout => {}

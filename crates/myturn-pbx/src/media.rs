@@ -121,7 +121,11 @@ impl Anchor {
             call_id: m.call_id().to_owned(),
             author,
             source: src.ip(),
-            from_tag: m.from().and_then(|f| f.tag()).unwrap_or_default().to_owned(),
+            from_tag: m
+                .from()
+                .and_then(|f| f.tag())
+                .unwrap_or_default()
+                .to_owned(),
             to_tag: m.to().and_then(|t| t.tag()).unwrap_or_default().to_owned(),
             offer,
         }
@@ -207,9 +211,20 @@ impl Pbx {
                 Some(p) => Some(p),
                 None => {
                     self.stats.media_exhausted += 1;
-                    tracing::warn!(capacity = self.pool.capacity(), "media relay ports exhausted: call refused with 503");
+                    tracing::warn!(
+                        capacity = self.pool.capacity(),
+                        "media relay ports exhausted: call refused with 503"
+                    );
                     let extra = vec![rsip::Header::Other("Retry-After".into(), "5".into())];
-                    self.respond(now, req, src, 503, "Service Unavailable (media ports exhausted)", extra, b"");
+                    self.respond(
+                        now,
+                        req,
+                        src,
+                        503,
+                        "Service Unavailable (media ports exhausted)",
+                        extra,
+                        b"",
+                    );
                     return Err(());
                 }
             },
@@ -227,7 +242,11 @@ impl Pbx {
             });
         }
         self.stats.media_calls += 1;
-        let caller_tag = req.from().and_then(|f| f.tag()).unwrap_or_default().to_owned();
+        let caller_tag = req
+            .from()
+            .and_then(|f| f.tag())
+            .unwrap_or_default()
+            .to_owned();
         self.media_calls.insert(
             call_id,
             MediaCall {
@@ -372,7 +391,15 @@ impl Pbx {
                     MediaMode::Rtpengine { .. } => (503, "Service Unavailable (media relay)"),
                     _ => (488, "Not Acceptable Here"),
                 };
-                self.respond(now, &fwd.request, fwd.request_src, code, reason, Vec::new(), b"");
+                self.respond(
+                    now,
+                    &fwd.request,
+                    fwd.request_src,
+                    code,
+                    reason,
+                    Vec::new(),
+                    b"",
+                );
                 self.close_media(call_id, "refused");
             }
             other => {

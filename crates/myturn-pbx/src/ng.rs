@@ -324,7 +324,12 @@ mod tests {
             b"k1 d6:resulti1ee",
             b"k1 le",
         ] {
-            assert_eq!(Reply::parse(bad), None, "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                Reply::parse(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let deep = format!("k {}{}", "l".repeat(10_000), "e".repeat(10_000));
         assert_eq!(Reply::parse(deep.as_bytes()), None);

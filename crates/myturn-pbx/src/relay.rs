@@ -165,7 +165,9 @@ pub fn rewrite_sdp(body: &[u8], to: SocketAddr) -> Result<Rewritten, RewriteErro
             "m" => {
                 let mut f = value.split(' ');
                 let media = f.next().unwrap_or_default();
-                let port = f.next().and_then(|p| p.split('/').next()?.parse::<u16>().ok());
+                let port = f
+                    .next()
+                    .and_then(|p| p.split('/').next()?.parse::<u16>().ok());
                 let rest: Vec<&str> = f.collect();
                 if media == "audio" && audio_port.is_none() && port.is_some_and(|p| p != 0) {
                     section = Some(true);
@@ -198,9 +200,7 @@ pub fn rewrite_sdp(body: &[u8], to: SocketAddr) -> Result<Rewritten, RewriteErro
         }
     }
     let port = audio_port.ok_or(RewriteError::NoAudio)?;
-    let ip = audio_addr
-        .or(session_addr)
-        .ok_or(RewriteError::NoAddress)?;
+    let ip = audio_addr.or(session_addr).ok_or(RewriteError::NoAddress)?;
     Ok(Rewritten {
         body: out.into_bytes(),
         original: SocketAddr::new(ip, port),
@@ -221,7 +221,9 @@ pub enum DropReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Send it, unchanged, from the other side's port to `dest`.
-    Forward { dest: SocketAddr },
+    Forward {
+        dest: SocketAddr,
+    },
     Drop(DropReason),
 }
 
@@ -344,7 +346,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    const OFFER: &str = "v=0\r\no=myturn 7 1 IN IP4 10.1.0.2\r\ns=myTurn\r\nc=IN IP4 10.1.0.2\r\nt=0 0\r\n\
+    const OFFER: &str =
+        "v=0\r\no=myturn 7 1 IN IP4 10.1.0.2\r\ns=myTurn\r\nc=IN IP4 10.1.0.2\r\nt=0 0\r\n\
 m=audio 40000 RTP/AVP 96\r\na=rtpmap:96 L16/8000\r\na=rtcp:40001\r\na=ptime:20\r\na=sendrecv\r\n\
 a=myturn-key:sha-256 AAAA_bbbb-CCCC\r\nm=video 40002 RTP/AVP 99\r\nc=IN IP4 10.1.0.2\r\n";
 
@@ -354,7 +357,10 @@ a=myturn-key:sha-256 AAAA_bbbb-CCCC\r\nm=video 40002 RTP/AVP 99\r\nc=IN IP4 10.1
         let r = rewrite_sdp(OFFER.as_bytes(), to).unwrap();
         assert_eq!(r.original, "10.1.0.2:40000".parse().unwrap());
         let text = String::from_utf8(r.body).unwrap();
-        assert!(text.contains("\r\nc=IN IP4 203.0.113.1\r\nt=0 0\r\n"), "{text}");
+        assert!(
+            text.contains("\r\nc=IN IP4 203.0.113.1\r\nt=0 0\r\n"),
+            "{text}"
+        );
         assert!(text.contains("m=audio 30002 RTP/AVP 96\r\n"), "{text}");
         assert!(text.contains("m=video 0 RTP/AVP 99\r\n"), "{text}");
         assert!(text.contains("a=myturn-key:sha-256 AAAA_bbbb-CCCC\r\n"));
@@ -477,7 +483,12 @@ a=myturn-key:sha-256 AAAA_bbbb-CCCC\r\nm=video 40002 RTP/AVP 99\r\nc=IN IP4 10.1
         assert!(p.handle_timeout(t1 + Duration::from_secs(10)));
         // A stranger's packets do not keep the call alive.
         let mut q = p.clone();
-        q.handle_packet(t1 + Duration::from_secs(5), Side::Caller, "192.0.2.1:1".parse().unwrap(), 10);
+        q.handle_packet(
+            t1 + Duration::from_secs(5),
+            Side::Caller,
+            "192.0.2.1:1".parse().unwrap(),
+            10,
+        );
         assert!(q.handle_timeout(t1 + Duration::from_secs(10)));
     }
 }

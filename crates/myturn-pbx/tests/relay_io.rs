@@ -59,7 +59,11 @@ async fn recv(s: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
 async fn until(relay: &RelayIo, f: impl Fn(&RelayIo) -> bool) {
     let end = Instant::now() + Duration::from_secs(5);
     while !f(relay) {
-        assert!(Instant::now() < end, "relay counters never got there: {:?}", relay.calls());
+        assert!(
+            Instant::now() < end,
+            "relay counters never got there: {:?}",
+            relay.calls()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -88,7 +92,9 @@ async fn strangers_are_dropped_and_counted_and_payloads_pass_untouched() {
     assert_eq!(got, payload);
     assert_eq!(from, to_callee_side, "sent from the port facing the callee");
     callee.send_to(b"back", to_callee_side).await.unwrap();
-    let (got, from) = recv(&caller).await.expect("forwarded to the latched caller");
+    let (got, from) = recv(&caller)
+        .await
+        .expect("forwarded to the latched caller");
     assert_eq!(got, b"back");
     assert_eq!(from, to_caller_side);
 
@@ -115,7 +121,8 @@ async fn strangers_are_dropped_and_counted_and_payloads_pass_untouched() {
     // Closed: the ports are free at once for anyone to bind.
     relay.apply(MediaCommand::Close { id: 1, why: "BYE" });
     let end = Instant::now() + Duration::from_secs(5);
-    while StdUdpSocket::bind((LO, ports[0])).is_err() || StdUdpSocket::bind((LO, ports[1])).is_err() {
+    while StdUdpSocket::bind((LO, ports[0])).is_err() || StdUdpSocket::bind((LO, ports[1])).is_err()
+    {
         assert!(Instant::now() < end, "ports still held after close");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -171,7 +178,11 @@ async fn ten_thousand_calls_opened_and_closed_leak_no_port_and_no_socket() {
     assert_eq!(pool.available(), pool.capacity());
     let end = Instant::now() + Duration::from_secs(5);
     while open_fds() != fds {
-        assert!(Instant::now() < end, "sockets leaked: {} open, {fds} before", open_fds());
+        assert!(
+            Instant::now() < end,
+            "sockets leaked: {} open, {fds} before",
+            open_fds()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     for p in range {

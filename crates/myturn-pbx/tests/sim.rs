@@ -658,15 +658,24 @@ fn relay_points_each_side_at_its_own_port_and_frees_them_on_bye() {
         }
         other => panic!("{other:?}"),
     };
-    assert!(ports == [30000, 30001] || ports == [30002, 30003], "{ports:?}");
+    assert!(
+        ports == [30000, 30001] || ports == [30002, 30003],
+        "{ports:?}"
+    );
     // Bob sends to the port facing him; the key attribute is untouched.
     let to_bob = incoming_sdp(&sim.ev_b).unwrap();
-    assert_eq!(to_bob.media, SocketAddr::new("203.0.113.10".parse().unwrap(), ports[1]));
+    assert_eq!(
+        to_bob.media,
+        SocketAddr::new("203.0.113.10".parse().unwrap(), ports[1])
+    );
     assert_eq!(to_bob.key.as_deref(), Some("a2V5"));
     sim.b.answer(sim.now, cb, &offer(5000)).unwrap();
     sim.run(Duration::from_secs(2));
     let to_alice = answered_sdp(&sim.ev_a, ca).unwrap();
-    assert_eq!(to_alice.media, SocketAddr::new("203.0.113.10".parse().unwrap(), ports[0]));
+    assert_eq!(
+        to_alice.media,
+        SocketAddr::new("203.0.113.10".parse().unwrap(), ports[0])
+    );
     assert_eq!(sim.pbx.media_ports(), (1, 2));
     // Each side's own media address, for the relay to send to before it
     // latches (a 2xx retransmission may repeat the callee's).
@@ -783,14 +792,22 @@ fn rtpengine_anchoring_holds_the_invite_until_the_reply_and_503s_without_one() {
         )
     };
     assert_eq!(dict.get("command").unwrap().text(), Some("offer"));
-    assert_eq!(dict.get("received-from").unwrap(), &ng::Ben::strs(&["IP4", "10.0.0.1"]));
+    assert_eq!(
+        dict.get("received-from").unwrap(),
+        &ng::Ben::strs(&["IP4", "10.0.0.1"])
+    );
     let sdp = String::from_utf8(dict.get("sdp").unwrap().bytes().unwrap().to_vec()).unwrap();
     assert!(sdp.contains("m=audio 4000 "), "{sdp}");
     // rtpengine's reply: the SDP pointing at it.
-    let anchored = sdp.replace("10.0.0.9", "192.0.2.50").replace("m=audio 4000", "m=audio 41000");
+    let anchored = sdp
+        .replace("10.0.0.9", "192.0.2.50")
+        .replace("m=audio 4000", "m=audio 41000");
     let reply = ng::frame(
         &cookie,
-        &ng::Ben::dict(vec![("result", ng::Ben::str("ok")), ("sdp", ng::Ben::str(&anchored))]),
+        &ng::Ben::dict(vec![
+            ("result", ng::Ben::str("ok")),
+            ("sdp", ng::Ben::str(&anchored)),
+        ]),
     );
     sim.pbx.handle_control(sim.now, &reply);
     sim.run(Duration::from_secs(1));
@@ -802,13 +819,22 @@ fn rtpengine_anchoring_holds_the_invite_until_the_reply_and_503s_without_one() {
     sim.pbx.handle_control(sim.now, &reply);
     sim.pbx.handle_control(sim.now, b"garbage");
     sim.run(Duration::from_millis(10));
-    assert_eq!(sim.ev_b.iter().filter(|e| matches!(e, Event::IncomingCall { .. })).count(), 1);
+    assert_eq!(
+        sim.ev_b
+            .iter()
+            .filter(|e| matches!(e, Event::IncomingCall { .. }))
+            .count(),
+        1
+    );
     let cb = incoming(&sim.ev_b).unwrap();
     sim.b.reject(sim.now, cb, 486, "Busy Here").unwrap();
     sim.run(Duration::from_secs(1));
     let last = String::from_utf8_lossy(sim.control.last().unwrap()).into_owned();
     assert!(last.contains("7:command6:delete"), "{last}");
-    assert!(sim.ev_a.iter().any(|e| matches!(e, Event::CallFailed { call, code: 486, .. } if *call == ca)));
+    assert!(sim
+        .ev_a
+        .iter()
+        .any(|e| matches!(e, Event::CallFailed { call, code: 486, .. } if *call == ca)));
 
     // rtpengine silent: the offer is sent 4 times, then the caller has 503.
     sim.control.clear();
@@ -825,7 +851,9 @@ fn rtpengine_anchoring_holds_the_invite_until_the_reply_and_503s_without_one() {
     assert!(String::from_utf8_lossy(sim.control.last().unwrap()).contains("7:command6:delete"));
     assert!(incoming(&sim.ev_b).is_none());
     assert!(
-        sim.ev_a.iter().any(|e| matches!(e, Event::CallFailed { call, code: 503, .. } if *call == c2)),
+        sim.ev_a
+            .iter()
+            .any(|e| matches!(e, Event::CallFailed { call, code: 503, .. } if *call == c2)),
         "{:?}",
         sim.ev_a
     );
@@ -858,7 +886,12 @@ fn a_nat_rebinding_is_found_by_the_keepalive_and_registered_at_once() {
         "{:?}",
         sim.ev_a
     );
-    let alice = sim.pbx.bindings().into_iter().find(|b| b.0 == "alice").unwrap();
+    let alice = sim
+        .pbx
+        .bindings()
+        .into_iter()
+        .find(|b| b.0 == "alice")
+        .unwrap();
     assert_eq!(alice.2, second);
     assert!(alice.1.contains("198.51.100.2:40777"), "{alice:?}");
     // And a call reaches her there.
@@ -866,7 +899,12 @@ fn a_nat_rebinding_is_found_by_the_keepalive_and_registered_at_once() {
     sim.run(Duration::from_secs(2));
     assert!(incoming(&sim.ev_a).is_some(), "{:?}", sim.ev_a);
     // Keep-alives go on every 20 s, and a stable mapping registers nothing.
-    let regs = |sim: &Sim| sim.log.iter().filter(|(_, _, d)| d.starts_with(b"REGISTER ")).count();
+    let regs = |sim: &Sim| {
+        sim.log
+            .iter()
+            .filter(|(_, _, d)| d.starts_with(b"REGISTER "))
+            .count()
+    };
     let before = regs(&sim);
     sim.run(Duration::from_secs(41));
     assert_eq!(regs(&sim), before);
@@ -876,4 +914,33 @@ fn a_nat_rebinding_is_found_by_the_keepalive_and_registered_at_once() {
         .filter(|(f, _, d)| *f == second && d.starts_with(b"OPTIONS "))
         .count();
     assert_eq!(options, 3);
+}
+
+#[test]
+fn anchoring_parsers_survive_torture_and_truncation() {
+    // The fuzz target's body over the torture corpus, truncated SDP and
+    // ng replies, and flipped bytes: nothing panics.
+    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/../myturn-sip/tests/torture");
+    let mut inputs: Vec<Vec<u8>> = Vec::new();
+    for dir in ["rfc4475", "rfc5118"] {
+        for e in std::fs::read_dir(format!("{base}/{dir}")).unwrap() {
+            inputs.push(std::fs::read(e.unwrap().path()).unwrap());
+        }
+    }
+    let sdp = offer(4000).into_bytes();
+    let reply = b"k1 d3:sdp5:v=0\r\n6:result2:ok6:totalsd3:RTPd7:packetsi12eeee".to_vec();
+    for whole in [sdp, reply] {
+        for cut in 0..=whole.len() {
+            inputs.push(whole[..cut].to_vec());
+        }
+        for i in 0..whole.len() {
+            let mut flipped = whole.clone();
+            flipped[i] ^= 0x5a;
+            inputs.push(flipped);
+        }
+    }
+    for data in &inputs {
+        myturn_pbx::fuzzing::anchor(data);
+    }
+    assert!(inputs.len() > 300);
 }

@@ -58,8 +58,14 @@ impl std::str::FromStr for PortRange {
         let (lo, hi) = s
             .split_once('-')
             .ok_or_else(|| format!("`{s}` is not a range LOW-HIGH, such as 10000-19999"))?;
-        let lo: u16 = lo.trim().parse().map_err(|_| format!("`{lo}` is not a port"))?;
-        let hi: u16 = hi.trim().parse().map_err(|_| format!("`{hi}` is not a port"))?;
+        let lo: u16 = lo
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{lo}` is not a port"))?;
+        let hi: u16 = hi
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{hi}` is not a port"))?;
         if lo < 1024 || hi < lo.saturating_add(1) {
             return Err(format!(
                 "`{s}`: the range must hold at least one pair of ports, at or above 1024"
@@ -126,7 +132,12 @@ pub struct Config {
     /// talk; `rtpengine` hands the same job to an rtpengine (--rtpengine);
     /// `off` lets clients send straight to each other (a LAN). The relay
     /// forwards sealed payloads untouched: it cannot read them.
-    #[arg(long, env = "MYTURN_MEDIA_RELAY", value_enum, default_value = "builtin")]
+    #[arg(
+        long,
+        env = "MYTURN_MEDIA_RELAY",
+        value_enum,
+        default_value = "builtin"
+    )]
     pub media_relay: MediaRelay,
 
     /// With `--media-relay builtin`: the UDP ports the relay takes pairs

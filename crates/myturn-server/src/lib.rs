@@ -87,7 +87,9 @@ pub enum StartError {
     #[error("--reload ami needs the manager secret: set MYTURN_AMI_SECRET or --ami-secret-file")]
     AmiSecretMissing,
     /// `--media-relay rtpengine` without `--rtpengine`.
-    #[error("--media-relay rtpengine needs rtpengine's ng control address: --rtpengine udp:IP:PORT")]
+    #[error(
+        "--media-relay rtpengine needs rtpengine's ng control address: --rtpengine udp:IP:PORT"
+    )]
     RtpengineMissing,
     /// `--reload command` with an empty command.
     #[error("--reload-command is empty")]
@@ -365,9 +367,9 @@ impl App {
                     myturn_pbx::media::MediaMode::Rtpengine { control } => {
                         tracing::info!(%control, "media relay: rtpengine (ng)")
                     }
-                    myturn_pbx::media::MediaMode::Direct => tracing::info!(
-                        "media relay off: clients send media straight to each other"
-                    ),
+                    myturn_pbx::media::MediaMode::Direct => {
+                        tracing::info!("media relay off: clients send media straight to each other")
+                    }
                 }
                 Some(myturn_pbx::driver::spawn_with(
                     socket,

@@ -283,11 +283,31 @@ fn render_media(
     let _ = writeln!(out, "# HELP myturn_media_relay_info The media relay in use.\n# TYPE myturn_media_relay_info gauge\nmyturn_media_relay_info{{mode=\"{}\"}} 1", m.mode);
     let _ = writeln!(out, "# HELP myturn_media_calls Calls whose media is anchored now.\n# TYPE myturn_media_calls gauge\nmyturn_media_calls {}", m.calls.len());
     for (name, help, v) in [
-        ("myturn_media_calls_total", "Calls whose media was anchored.", st.media_calls),
-        ("myturn_media_exhausted_total", "Calls refused with 503: no free relay ports.", st.media_exhausted),
-        ("myturn_media_failures_total", "SDPs that could not be anchored.", st.media_failures),
-        ("myturn_media_timeouts_total", "Anchored calls ended for lack of media.", st.media_timeouts),
-        ("myturn_media_control_retransmissions_total", "rtpengine control messages sent again.", st.control_retransmissions),
+        (
+            "myturn_media_calls_total",
+            "Calls whose media was anchored.",
+            st.media_calls,
+        ),
+        (
+            "myturn_media_exhausted_total",
+            "Calls refused with 503: no free relay ports.",
+            st.media_exhausted,
+        ),
+        (
+            "myturn_media_failures_total",
+            "SDPs that could not be anchored.",
+            st.media_failures,
+        ),
+        (
+            "myturn_media_timeouts_total",
+            "Anchored calls ended for lack of media.",
+            st.media_timeouts,
+        ),
+        (
+            "myturn_media_control_retransmissions_total",
+            "rtpengine control messages sent again.",
+            st.control_retransmissions,
+        ),
     ] {
         counter(out, name, help, v);
     }
@@ -297,14 +317,46 @@ fn render_media(
     let _ = writeln!(out, "# HELP myturn_relay_ports_free Relay port pairs free.\n# TYPE myturn_relay_ports_free gauge\nmyturn_relay_ports_free {}", m.ports_free);
     let _ = writeln!(out, "# HELP myturn_relay_ports_capacity Relay port pairs in --media-ports.\n# TYPE myturn_relay_ports_capacity gauge\nmyturn_relay_ports_capacity {}", m.ports_capacity);
     let (packets, bytes, dropped) = m.totals;
-    counter(out, "myturn_relay_packets_total", "Media datagrams forwarded by the relay.", packets);
-    counter(out, "myturn_relay_bytes_total", "Media bytes forwarded by the relay.", bytes);
-    counter(out, "myturn_relay_dropped_total", "Media datagrams dropped (strangers, no destination yet, oversized).", dropped);
-    counter(out, "myturn_relay_bind_failures_total", "Relayed calls whose ports could not be bound.", m.bind_failures);
+    counter(
+        out,
+        "myturn_relay_packets_total",
+        "Media datagrams forwarded by the relay.",
+        packets,
+    );
+    counter(
+        out,
+        "myturn_relay_bytes_total",
+        "Media bytes forwarded by the relay.",
+        bytes,
+    );
+    counter(
+        out,
+        "myturn_relay_dropped_total",
+        "Media datagrams dropped (strangers, no destination yet, oversized).",
+        dropped,
+    );
+    counter(
+        out,
+        "myturn_relay_bind_failures_total",
+        "Relayed calls whose ports could not be bound.",
+        m.bind_failures,
+    );
     for (name, help, pick) in [
-        ("myturn_relay_call_packets", "Datagrams forwarded, per relayed call and side.", 0usize),
-        ("myturn_relay_call_bytes", "Bytes forwarded, per relayed call and side.", 1),
-        ("myturn_relay_call_dropped", "Datagrams dropped, per relayed call and side.", 2),
+        (
+            "myturn_relay_call_packets",
+            "Datagrams forwarded, per relayed call and side.",
+            0usize,
+        ),
+        (
+            "myturn_relay_call_bytes",
+            "Bytes forwarded, per relayed call and side.",
+            1,
+        ),
+        (
+            "myturn_relay_call_dropped",
+            "Datagrams dropped, per relayed call and side.",
+            2,
+        ),
     ] {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
         for c in &m.relayed {
