@@ -109,35 +109,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// rtpengine, its ng port and its media ports.
-fn start_rtpengine(dir: &Path) -> (Daemon, u16, std::ops::RangeInclusive<u16>) {
-    let ng = free_port();
-    let (min, max) = common::daemon::free_media_range("127.0.0.1".parse().unwrap(), 40);
-    let mut cmd = std::process::Command::new("rtpengine");
-    cmd.args([
-        // Not the packaged /etc/rtpengine/rtpengine.conf.
-        "--config-file=none",
-        "--foreground",
-        "--log-stderr",
-        "--no-log-timestamps",
-        "--log-level=6",
-        // Userspace forwarding only (no kernel module; and no
-        // --no-fallback, which would demand it).
-        "--table=-1",
-        "--interface=127.0.0.1",
-        // One forwarding thread: with several, two can read the same
-        // socket, and a descheduled one (a loaded CI machine) forwards
-        // its packet late. Seen: the first audio frame after the next
-        // three; the client writes --output-wav in arrival order, so the
-        // byte-exact comparison below would fail.
-        "--num-threads=1",
-    ])
-    .arg(format!("--listen-ng=127.0.0.1:{ng}"))
-    .arg(format!("--port-min={min}"))
-    .arg(format!("--port-max={max}"));
-    (Daemon::spawn("rtpengine", &mut cmd, dir), ng, min..=max)
-}
-
 /// Kamailio as registrar and record-routing proxy, with topoh and
 /// rtpengine. The request route follows Kamailio's default kamailio.cfg
 /// (WITH_RTPENGINE): rtpengine_manage() offers on the INVITE's branch,
@@ -602,7 +573,8 @@ async fn two_clients_talk_through_kamailio_topoh_and_rtpengine() {
 
     // rtpengine first: Kamailio's module pings it when starting, and
     // would leave a dead one disabled for a minute.
-    let (mut rtpengine, ng_port, media_ports) = start_rtpengine(dir.path());
+    let (mut rtpengine, ng_port, media_ports) =
+        common::daemon::rtpengine(dir.path(), "127.0.0.1".parse().unwrap());
     let mut ng = Ng::new(ng_port).await;
     ng.wait_ready(&mut rtpengine).await;
     let (mut kamailio, sip_port, ctl) = start_kamailio(dir.path(), ng_port, &modules);

@@ -23,7 +23,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use common::daemon::{free_media_range, Daemon};
 use common::netns::{Homes, Nat};
 use common::{builtin_pbx, write_wav, Proc};
 use myturn_client::speech;
@@ -217,28 +216,8 @@ async fn clients_behind_two_symmetric_nats_talk_through_a_real_rtpengine() {
     };
     let public = homes.sites[0].host;
     let dir = tempfile::tempdir().unwrap();
-    let ng = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let (min, max) = free_media_range(public, 40);
-    let mut cmd = std::process::Command::new("rtpengine");
-    cmd.args([
-        "--config-file=none",
-        "--foreground",
-        "--log-stderr",
-        "--no-log-timestamps",
-        "--log-level=6",
-        "--table=-1",
-        // One forwarding thread: the client writes its output WAV in
-        // arrival order (see interop_b2bua.rs).
-        "--num-threads=1",
-    ])
-    .arg(format!("--interface={public}"))
-    .arg(format!("--listen-ng={ng}"))
-    .arg(format!("--port-min={min}"))
-    .arg(format!("--port-max={max}"));
-    let mut rtpengine = Daemon::spawn("rtpengine", &mut cmd, dir.path());
+    let (mut rtpengine, ng, _) = common::daemon::rtpengine(dir.path(), public);
+    let ng = SocketAddr::new("127.0.0.1".parse().unwrap(), ng);
     tokio::time::sleep(Duration::from_millis(500)).await;
     rtpengine.assert_running();
     let server = Server::start(public, MediaRelay::Rtpengine, Some(ng)).await;

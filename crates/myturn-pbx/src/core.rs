@@ -1030,6 +1030,14 @@ impl Pbx {
         }
     }
 
+    /// Passes a response from the callee (at `src`) up without our Via,
+    /// its SDP anchored.
+    fn pass_up(&mut self, now: Instant, resp: &Message, src: SocketAddr, then: Then) {
+        let bytes = strip_top_via(resp);
+        let anchor = self.response_anchor(resp, src);
+        self.out(now, bytes, anchor, then);
+    }
+
     /// A response to an INVITE we forwarded (RFC 3261 §16.7).
     fn on_forward_response(
         &mut self,
@@ -1049,12 +1057,10 @@ impl Pbx {
             // 2xx, first or retransmitted, goes up statelessly.
             fwd.final_sent = true;
             fwd.forget_at.get_or_insert(now + timers.t64());
-            let bytes = strip_top_via(resp);
-            let anchor = self.response_anchor(resp, src);
-            return self.out(
+            return self.pass_up(
                 now,
-                bytes,
-                anchor,
+                resp,
+                src,
                 Then::Upstream {
                     key,
                     dest: up,
@@ -1073,12 +1079,10 @@ impl Pbx {
                 fwd.provisional = true;
                 let pending = fwd.cancel_pending;
                 if code > 100 {
-                    let bytes = strip_top_via(resp);
-                    let anchor = self.response_anchor(resp, src);
-                    self.out(
+                    self.pass_up(
                         now,
-                        bytes,
-                        anchor,
+                        resp,
+                        src,
                         Then::Upstream {
                             key,
                             dest: up,

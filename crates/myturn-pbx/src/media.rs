@@ -453,12 +453,7 @@ impl Pbx {
             return;
         };
         if let Some(id) = self.queries.remove(&reply.cookie) {
-            let Some(call_id) = self
-                .media_calls
-                .iter()
-                .find(|(_, c)| c.id == id)
-                .map(|(k, _)| k.clone())
-            else {
+            let Some(call_id) = self.call_id_of(id) else {
                 return;
             };
             match reply.totals {
@@ -493,12 +488,7 @@ impl Pbx {
     /// The relay gave up on call `id` (no media for the media timeout, or
     /// its ports could not be bound): forget it and free its ports.
     pub fn handle_media_ended(&mut self, id: u64, why: &'static str) {
-        let Some(call_id) = self
-            .media_calls
-            .iter()
-            .find(|(_, c)| c.id == id)
-            .map(|(k, _)| k.clone())
-        else {
+        let Some(call_id) = self.call_id_of(id) else {
             return;
         };
         if let Some(call) = self.media_calls.remove(&call_id) {
@@ -508,6 +498,14 @@ impl Pbx {
             self.stats.media_timeouts += 1;
             tracing::info!(%call_id, why, "relayed call ended by the relay");
         }
+    }
+
+    /// The SIP Call-ID of anchored call `id`.
+    fn call_id_of(&self, id: u64) -> Option<String> {
+        self.media_calls
+            .iter()
+            .find(|(_, c)| c.id == id)
+            .map(|(k, _)| k.clone())
     }
 
     /// How many calls are anchored now.

@@ -78,3 +78,38 @@ impl Drop for Daemon {
         }
     }
 }
+
+/// rtpengine (Debian's `rtpengine-daemon`) in userspace, media on
+/// `interface`, ng control on a free loopback port: the daemon, its ng
+/// port and its media ports.
+pub fn rtpengine(dir: &Path, interface: IpAddr) -> (Daemon, u16, std::ops::RangeInclusive<u16>) {
+    let ng = StdUdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (min, max) = free_media_range(interface, 40);
+    let mut cmd = std::process::Command::new("rtpengine");
+    cmd.args([
+        // Not the packaged /etc/rtpengine/rtpengine.conf.
+        "--config-file=none",
+        "--foreground",
+        "--log-stderr",
+        "--no-log-timestamps",
+        "--log-level=6",
+        // Userspace forwarding only (no kernel module; and no
+        // --no-fallback, which would demand it).
+        "--table=-1",
+        // One forwarding thread: with several, two can read the same
+        // socket, and a descheduled one (a loaded CI machine) forwards
+        // its packet late. Seen: the first audio frame after the next
+        // three; the client writes --output-wav in arrival order, so a
+        // byte-exact comparison would fail.
+        "--num-threads=1",
+    ])
+    .arg(format!("--interface={interface}"))
+    .arg(format!("--listen-ng=127.0.0.1:{ng}"))
+    .arg(format!("--port-min={min}"))
+    .arg(format!("--port-max={max}"));
+    (Daemon::spawn("rtpengine", &mut cmd, dir), ng, min..=max)
+}
