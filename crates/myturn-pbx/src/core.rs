@@ -1052,21 +1052,18 @@ impl Pbx {
             return;
         };
         let outcome = fwd.client.on_response(now, &timers, code);
-        let (up, key) = (fwd.upstream_dest, fwd.upstream_key.clone());
+        // Where whatever goes up goes: the caller, through its server
+        // transaction.
+        let up = Then::Upstream {
+            key: fwd.upstream_key.clone(),
+            dest: fwd.upstream_dest,
+            code,
+        };
         if (200..300).contains(&code) {
             // 2xx, first or retransmitted, goes up statelessly.
             fwd.final_sent = true;
             fwd.forget_at.get_or_insert(now + timers.t64());
-            return self.pass_up(
-                now,
-                resp,
-                src,
-                Then::Upstream {
-                    key,
-                    dest: up,
-                    code,
-                },
-            );
+            return self.pass_up(now, resp, src, up);
         }
         match outcome {
             ClientOutcome::Absorb => {
@@ -1079,16 +1076,7 @@ impl Pbx {
                 fwd.provisional = true;
                 let pending = fwd.cancel_pending;
                 if code > 100 {
-                    self.pass_up(
-                        now,
-                        resp,
-                        src,
-                        Then::Upstream {
-                            key,
-                            dest: up,
-                            code,
-                        },
-                    );
+                    self.pass_up(now, resp, src, up);
                 }
                 if pending {
                     self.send_cancel_downstream(now, branch);
@@ -1107,15 +1095,7 @@ impl Pbx {
                     self.send(dest, ack);
                 }
                 let bytes = strip_top_via(resp);
-                self.finish(
-                    now,
-                    bytes,
-                    Then::Upstream {
-                        key,
-                        dest: up,
-                        code,
-                    },
-                );
+                self.finish(now, bytes, up);
                 self.close_media(resp.call_id(), "call failed");
             }
             ClientOutcome::Timeout => {}
