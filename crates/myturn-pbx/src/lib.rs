@@ -18,14 +18,24 @@
 //! * Proxy (§16): INVITE to `EXTENSION@domain` goes to the user owning the
 //!   extension (407 first, like Asterisk's peers), with Record-Route so
 //!   in-dialog requests pass through; CANCEL, 404 for unknown extensions,
-//!   480 for users not registered, SDP untouched (direct media).
+//!   480 for users not registered.
+//! * Media anchoring ([`media`], [`core::Config::media`]): SDP untouched
+//!   (`Direct`), pointed at the built-in relay (`Relay`: a port pair per
+//!   call from a range, `503` when none is left), or at an rtpengine
+//!   (`Rtpengine`, over its ng protocol, [`ng`]). The core stays sans-IO:
+//!   drain [`core::Pbx::poll_media`] into the relay's sockets
+//!   ([`relay_driver::RelayIo`], forwarding per [`relay::MediaPath`]),
+//!   send [`core::Pbx::poll_control`] to rtpengine and feed its replies to
+//!   [`core::Pbx::handle_control`], and report calls the relay ended with
+//!   [`core::Pbx::handle_media_ended`]. [`driver`] does all of that.
 //!   Transaction-stateful for INVITE (100 Trying, hop-by-hop ACK of
 //!   failures, 408 on timer B), stateless for in-dialog requests.
 //! * Security: an unknown user gets exactly the answer a wrong password
 //!   gets (Asterisk's `alwaysauthreject`); a source IP is ignored for
 //!   `block_for` after `fail_limit` failures within `fail_window`; messages
 //!   over the size limit are dropped; malformed requests get 400.
-//! * [`driver`] runs it on a tokio UDP socket.
+//! * [`driver`] runs it on a tokio UDP socket, with the relay's sockets
+//!   and rtpengine's control socket.
 //!
 //! ```
 //! use std::time::Instant;
