@@ -3,7 +3,7 @@
 //! rtpengine over its ng protocol), and what the I/O side must do about it.
 //!
 //! Every message that carries an SDP of an anchored call goes through
-//! [`Pbx::out`]. With the built-in relay the rewrite is immediate; with
+//! `Pbx::out`. With the built-in relay the rewrite is immediate; with
 //! rtpengine the message is parked, an `offer` or `answer` goes out on the
 //! control channel ([`Pbx::poll_control`]), and the reply
 //! ([`Pbx::handle_control`]) releases it. Nothing here does I/O: the relay's
