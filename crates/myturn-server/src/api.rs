@@ -43,16 +43,25 @@ pub const MODERATOR: &str = "moderator";
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip()),
-        ))
+    /// The TCP peer, or, when the peer is a trusted proxy
+    /// (`--trusted-proxy`), the client it names in `Forwarded` or
+    /// `X-Forwarded-For`.
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        Ok(ClientIp(crate::proxy::client_ip(
+            peer,
+            &parts.headers,
+            &state.settings.trusted_proxies,
+        )))
     }
 }
 
@@ -666,6 +675,8 @@ async fn healthz(State(state): State<AppState>) -> Json<Health> {
         pbx_in_sync: pbx.in_sync,
         pbx_error: pbx.last_error,
         users,
+        tls: state.settings.tls,
+        warning: state.settings.warning.clone(),
     })
 }
 

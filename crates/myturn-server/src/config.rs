@@ -114,6 +114,23 @@ pub struct Config {
     #[arg(long, env = "MYTURN_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Serve HTTPS and WSS on --listen with this certificate chain (PEM,
+    /// leaf first). Needs --tls-key. Reloaded on SIGHUP and whenever the
+    /// files change, so a renewal needs no restart.
+    #[arg(long, env = "MYTURN_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key for --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "MYTURN_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose
+    /// `Forwarded` / `X-Forwarded-For` name the real client. Rate limits,
+    /// bans and logs then see the client, not the proxy. Headers from
+    /// anyone else are ignored.
+    #[arg(long, env = "MYTURN_TRUSTED_PROXY", value_delimiter = ',')]
+    pub trusted_proxy: Vec<crate::proxy::Cidr>,
+
     /// Which PBX to drive. `builtin` (the default) runs an in-process SIP
     /// registrar and proxy on --sip-listen, so nothing else is needed;
     /// `asterisk` writes chan_sip files (Asterisk ≤ 20); `asterisk-pjsip`

@@ -37,6 +37,8 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod proxy;
+pub mod tls;
 pub mod error;
 pub mod events;
 pub mod metrics;
@@ -86,6 +88,9 @@ pub enum StartError {
     /// `--reload ami` without a secret.
     #[error("--reload ami needs the manager secret: set MYTURN_AMI_SECRET or --ami-secret-file")]
     AmiSecretMissing,
+    /// The TLS certificate or key is unusable.
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
     /// `--media-relay rtpengine` without `--rtpengine`.
     #[error(
         "--media-relay rtpengine needs rtpengine's ng control address: --rtpengine udp:IP:PORT"
@@ -142,6 +147,7 @@ pub struct App {
     /// Shared state.
     pub state: AppState,
     builtin: Option<BuiltinPbx>,
+    tls: Option<Arc<tls::CertStore>>,
 }
 
 impl App {
@@ -177,6 +183,13 @@ impl App {
                     secret,
                 }
             }
+        };
+        let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::CertStore::open(tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })?),
+            _ => None,
         };
         let mut rng: Box<dyn rand::RngCore + Send> = match seed {
             Some(s) => Box::new(StdRng::seed_from_u64(s)),
@@ -244,9 +257,23 @@ impl App {
                 .clamp(Duration::from_millis(250), Duration::from_secs(20)),
             stream_grace: Duration::from_secs(cfg.stream_grace),
             answer_timeout: Duration::from_secs(cfg.answer_timeout),
+            tls: tls.is_some(),
+            warning: (tls.is_none()
+                && cfg.trusted_proxy.is_empty()
+                && !cfg.listen.ip().is_loopback())
+            .then(|| {
+                format!(
+                    "the API on {} is plain HTTP on a non-loopback address: SIP passwords and \
+                     tokens cross the network in cleartext; use --tls-cert/--tls-key, or a \
+                     TLS-terminating proxy named with --trusted-proxy",
+                    cfg.listen
+                )
+            }),
+            trusted_proxies: cfg.trusted_proxy.clone(),
         };
         Ok(App {
             builtin,
+            tls,
             state: AppState::new(
                 reg,
                 jwt,
@@ -410,13 +437,36 @@ impl App {
                 }
             })
         };
-        let result = axum::serve(
-            listener,
-            self.router()
-                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let result = match &self.tls {
+            Some(store) => {
+                tokio::spawn(tls::watch(store.clone(), stop_rx.clone()));
+                // HSTS: browsers and HTTP clients that honour it never
+                // fall back to plain HTTP for this host.
+                let router = self.router().layer(
+                    tower_http::set_header::SetResponseHeaderLayer::overriding(
+                        axum::http::header::STRICT_TRANSPORT_SECURITY,
+                        axum::http::HeaderValue::from_static("max-age=31536000"),
+                    ),
+                );
+                tls::serve(
+                    listener,
+                    store.server_config(),
+                    router,
+                    shutdown,
+                    self.state.metrics.tls_handshake_failures.clone(),
+                )
+                .await
+            }
+            None => {
+                axum::serve(
+                    listener,
+                    self.router()
+                        .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
+            }
+        };
         let _ = stop_tx.send(true);
         let _ = sweeper.await;
         let _ = pbx_task.await;
@@ -467,8 +517,13 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         sip_domain = %app.state.settings.sip_domain,
         conf_dir = %cfg.asterisk_conf_dir.display(),
         admin_api = app.state.admin.is_some(),
+        tls = app.state.settings.tls,
+        trusted_proxies = ?cfg.trusted_proxy.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "myturn-server listening"
     );
+    if let Some(w) = &app.state.settings.warning {
+        tracing::warn!("{w}");
+    }
     app.serve(listener, shutdown_signal())
         .await
         .map_err(StartError::Serve)

@@ -10,6 +10,8 @@ use myturn_wire::Status;
 /// Process-wide counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// TLS handshakes that failed or timed out (`--tls-cert`).
+    pub tls_handshake_failures: std::sync::Arc<AtomicU64>,
     /// Successful `POST /v1/users`.
     pub registrations: AtomicU64,
     /// Users removed by `DELETE /v1/me`.
@@ -133,6 +135,12 @@ impl Metrics {
             "myturn_refresh_reuse_total",
             "Spent refresh tokens presented again; each revoked a session.",
             ld(&self.refresh_reuse),
+        );
+        counter(
+            &mut out,
+            "myturn_tls_handshake_failures_total",
+            "TLS handshakes on the API port that failed or timed out (plain HTTP sent to it, bad clients, scanners).",
+            self.tls_handshake_failures.load(Ordering::Relaxed),
         );
         counter(
             &mut out,

@@ -268,6 +268,12 @@ pub struct Settings {
     /// A pair whose call has not started by then is ended
     /// (`--answer-timeout`).
     pub answer_timeout: Duration,
+    /// Whether this server terminates TLS itself.
+    pub tls: bool,
+    /// Shown in `/healthz` and logged at start: a setup to fix.
+    pub warning: Option<String>,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` are believed.
+    pub trusted_proxies: Vec<crate::proxy::Cidr>,
 }
 
 /// Cheap to clone; shared by every handler and background task.

@@ -474,6 +474,13 @@ pub struct Health {
     pub pbx_error: Option<String>,
     /// Current number of users.
     pub users: u64,
+    /// Whether the API is served over TLS (HTTPS and WSS) by this server.
+    #[serde(default)]
+    pub tls: bool,
+    /// A configuration the operator should fix, such as credentials
+    /// served in cleartext on a non-loopback address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// The body of every error response: `{"error": {"code", "message"}}`.
