@@ -59,17 +59,17 @@ impl Api {
     /// `POST /v1/users`: registers `name`. A taken or invalid name comes
     /// back as [`ClientError::Server`] with the server's reason.
     pub async fn register(base: &str, name: &str) -> Result<Api, ClientError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+        let http = crate::tls::http_client(Duration::from_secs(30))?;
         let base = base.trim_end_matches('/').to_owned();
         let resp = http
             .post(format!("{base}/v1/users"))
             .json(&json!({ "name": name }))
             .send()
             .await
-            .map_err(|e| ClientError::Unreachable(format!("{base}: {e}")))?;
+            .map_err(|e| match crate::tls::explain(&e) {
+                Some(why) => ClientError::Tls(why),
+                None => ClientError::Unreachable(format!("{base}: {e}")),
+            })?;
         if resp.status().as_u16() != 201 {
             return Err(error_of(resp, "register").await);
         }

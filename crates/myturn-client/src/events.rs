@@ -41,19 +41,27 @@ impl Events {
             .parse()
             .map_err(|_| ClientError::Protocol("token not a header value".into()))?;
         req.headers_mut().insert("authorization", auth);
-        let (ws, _) = tokio_tungstenite::connect_async(req)
-            .await
-            .map_err(|e| match e {
-                // The server answered, and refused (a token it no longer
-                // knows, say after a restart).
-                tokio_tungstenite::tungstenite::Error::Http(resp) => ClientError::Server {
-                    what: "event stream".into(),
-                    status: resp.status().as_u16(),
-                    code: "refused".into(),
-                    message: format!("{url} refused the upgrade"),
-                },
-                e => ClientError::Unreachable(format!("{url}: {e}")),
-            })?;
+        let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+            req,
+            None,
+            false,
+            Some(crate::tls::ws_connector()),
+        )
+        .await
+        .map_err(|e| match e {
+            // The server answered, and refused (a token it no longer
+            // knows, say after a restart).
+            tokio_tungstenite::tungstenite::Error::Http(resp) => ClientError::Server {
+                what: "event stream".into(),
+                status: resp.status().as_u16(),
+                code: "refused".into(),
+                message: format!("{url} refused the upgrade"),
+            },
+            e => match crate::tls::explain(&e) {
+                Some(why) => ClientError::Tls(why),
+                None => ClientError::Unreachable(format!("{url}: {e}")),
+            },
+        })?;
         let (mut sink, mut stream) = ws.split();
         let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ClientEvent>();
         let (in_tx, in_rx) = mpsc::unbounded_channel();

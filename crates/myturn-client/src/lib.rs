@@ -29,6 +29,7 @@ pub mod events;
 pub mod plain;
 pub mod speech;
 pub mod talk;
+pub mod tls;
 pub mod tui;
 
 /// Why a step failed, in words a user can act on.
@@ -45,6 +46,9 @@ pub enum ClientError {
         code: String,
         message: String,
     },
+    /// The server's TLS certificate was refused (why, and what to do).
+    #[error("{0}")]
+    Tls(String),
     /// The server answered something unexpected.
     #[error("unexpected answer from the server: {0}")]
     Protocol(String),

@@ -37,15 +37,15 @@
 pub mod api;
 pub mod auth;
 pub mod config;
-pub mod proxy;
-pub mod tls;
 pub mod error;
 pub mod events;
 pub mod metrics;
 pub mod moderation;
 pub mod pbx;
+pub mod proxy;
 pub mod registry;
 pub mod state;
+pub mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -25,11 +25,15 @@ impl Cidr {
         let ip = canonical(ip);
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -55,7 +59,12 @@ impl std::str::FromStr for Cidr {
         let addr = canonical(addr.trim().parse::<IpAddr>().map_err(|_| bad())?);
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
-            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(bad)?,
             None => max,
         };
         Ok(Cidr { addr, prefix })
@@ -109,7 +118,7 @@ fn chain(headers: &HeaderMap) -> Option<Vec<IpAddr>> {
     }
     xff.iter()
         .flat_map(|h| h.split(','))
-        .map(|a| forwarded_node(a))
+        .map(forwarded_node)
         .collect()
 }
 
@@ -171,14 +180,20 @@ mod tests {
         let trusted: Vec<Cidr> = vec!["127.0.0.1".parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
         let h = headers(&[("x-forwarded-for", "203.0.113.9")]);
         // A client sending the header itself changes nothing.
-        assert_eq!(client_ip(ip("198.51.100.4"), &h, &trusted), ip("198.51.100.4"));
+        assert_eq!(
+            client_ip(ip("198.51.100.4"), &h, &trusted),
+            ip("198.51.100.4")
+        );
         assert_eq!(client_ip(ip("127.0.0.1"), &h, &trusted), ip("203.0.113.9"));
         // A forged left part is skipped: the nearest untrusted hop wins.
         let h = headers(&[("x-forwarded-for", "1.2.3.4, 203.0.113.9, 10.0.0.5")]);
         assert_eq!(client_ip(ip("127.0.0.1"), &h, &trusted), ip("203.0.113.9"));
         // Forwarded wins over X-Forwarded-For, with ports and IPv6.
         let h = headers(&[
-            ("forwarded", "for=\"[2001:db8::7]:4711\";proto=https, for=10.0.0.5"),
+            (
+                "forwarded",
+                "for=\"[2001:db8::7]:4711\";proto=https, for=10.0.0.5",
+            ),
             ("x-forwarded-for", "192.0.2.1"),
         ]);
         assert_eq!(client_ip(ip("127.0.0.1"), &h, &trusted), ip("2001:db8::7"));
@@ -187,12 +202,19 @@ mod tests {
         // Unreadable or obfuscated: the peer, never a guess.
         for v in ["for=unknown", "for=_hidden", "proto=https"] {
             let h = headers(&[("forwarded", v)]);
-            assert_eq!(client_ip(ip("127.0.0.1"), &h, &trusted), ip("127.0.0.1"), "{v}");
+            assert_eq!(
+                client_ip(ip("127.0.0.1"), &h, &trusted),
+                ip("127.0.0.1"),
+                "{v}"
+            );
         }
         let h = headers(&[("x-forwarded-for", "garbage, 203.0.113.9")]);
         assert_eq!(client_ip(ip("127.0.0.1"), &h, &trusted), ip("127.0.0.1"));
         // No header: the proxy itself.
-        assert_eq!(client_ip(ip("127.0.0.1"), &HeaderMap::new(), &trusted), ip("127.0.0.1"));
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &HeaderMap::new(), &trusted),
+            ip("127.0.0.1")
+        );
         // Nothing trusted: headers ignored.
         let h = headers(&[("x-forwarded-for", "203.0.113.9")]);
         assert_eq!(client_ip(ip("127.0.0.1"), &h, &[]), ip("127.0.0.1"));

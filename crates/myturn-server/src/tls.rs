@@ -73,19 +73,16 @@ impl TlsFiles {
         }
         let key = PrivateKeyDer::from_pem_slice(&key_pem)
             .map_err(|_| TlsError::NoKey(self.key.clone()))?;
-        let signing = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| {
-            TlsError::BadKey {
+        let signing =
+            rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| TlsError::BadKey {
                 path: self.key.clone(),
                 reason: e.to_string(),
-            }
-        })?;
-        let certified = CertifiedKey::new(chain, signing);
-        certified
-            .keys_match()
-            .map_err(|_| TlsError::Mismatch {
-                cert: self.cert.clone(),
-                key: self.key.clone(),
             })?;
+        let certified = CertifiedKey::new(chain, signing);
+        certified.keys_match().map_err(|_| TlsError::Mismatch {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+        })?;
         Ok(certified)
     }
 
@@ -186,8 +183,12 @@ pub async fn watch(store: Arc<CertStore>, mut stop: tokio::sync::watch::Receiver
             _ = stop.wait_for(|&s| s) => return,
         };
         match store.reload() {
-            Ok(()) => tracing::info!(why, cert = %store.files.cert.display(), "TLS certificate reloaded"),
-            Err(e) => tracing::warn!(why, error = %e, "TLS certificate not reloaded; the previous one is still served"),
+            Ok(()) => {
+                tracing::info!(why, cert = %store.files.cert.display(), "TLS certificate reloaded")
+            }
+            Err(e) => {
+                tracing::warn!(why, error = %e, "TLS certificate not reloaded; the previous one is still served")
+            }
         }
     }
 }

@@ -17,16 +17,16 @@ use tokio::io::AsyncWriteExt;
 
 /// A CA and a server certificate for `localhost` and 127.0.0.1 signed by
 /// it, as PEM files in `dir`: (ca.pem, cert.pem, key.pem).
-pub struct Pki {
-    pub ca: PathBuf,
-    pub cert: PathBuf,
-    pub key: PathBuf,
+struct Pki {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
     ca_cert: rcgen::Certificate,
     ca_key: rcgen::KeyPair,
 }
 
 impl Pki {
-    pub fn new(dir: &Path) -> Pki {
+    fn new(dir: &Path) -> Pki {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -47,7 +47,7 @@ impl Pki {
     }
 
     /// Writes a new server certificate (its CN says `label`).
-    pub fn issue(&self, label: &str) {
+    fn issue(&self, label: &str) {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params =
             rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
@@ -126,7 +126,11 @@ async fn https_is_served_and_checked_by_curl_and_openssl() {
     .unwrap();
     assert!(ok, "{out}");
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-    assert!(out.to_ascii_lowercase().contains("strict-transport-security: max-age=31536000"), "{out}");
+    assert!(
+        out.to_ascii_lowercase()
+            .contains("strict-transport-security: max-age=31536000"),
+        "{out}"
+    );
     assert!(out.contains("\"tls\":true"), "{out}");
     assert!(!out.contains("\"warning\""), "{out}");
     // Without the CA, curl refuses the certificate.
@@ -163,10 +167,16 @@ async fn a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_is_n
         if now.contains("myturn renewed") {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(8), "still serving: {now}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(8),
+            "still serving: {now}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    eprintln!("renewed certificate served {:?} after the files changed", t0.elapsed());
+    eprintln!(
+        "renewed certificate served {:?} after the files changed",
+        t0.elapsed()
+    );
     // A broken renewal (a key that is not PEM): the renewed certificate
     // stays, and handshakes keep working.
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -183,7 +193,10 @@ async fn wrong_protocols_and_truncated_handshakes_are_refused_and_the_server_goe
     // A client that opens a connection, sends half a ClientHello and
     // then nothing: held open while the others are served.
     let mut stuck = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stuck.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00]).await.unwrap();
+    stuck
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00])
+        .await
+        .unwrap();
     // And one that sends half and hangs up.
     let mut gone = tokio::net::TcpStream::connect(addr).await.unwrap();
     gone.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
@@ -191,16 +204,22 @@ async fn wrong_protocols_and_truncated_handshakes_are_refused_and_the_server_goe
     // Plain HTTP to the TLS port: a clean failure, not a hang.
     let plain = format!("http://{addr}/healthz");
     let t0 = Instant::now();
-    let (ok, out) = tokio::task::spawn_blocking(move || curl(&[&plain])).await.unwrap();
+    let (ok, out) = tokio::task::spawn_blocking(move || curl(&[&plain]))
+        .await
+        .unwrap();
     assert!(!ok, "{out}");
-    assert!(t0.elapsed() < Duration::from_secs(5), "plain HTTP hung: {out}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "plain HTTP hung: {out}"
+    );
     // Meanwhile HTTPS works.
     let url = format!("https://localhost:{}/healthz", addr.port());
     let resolve = format!("localhost:{}:127.0.0.1", addr.port());
     let ca = pki.ca.to_str().unwrap().to_owned();
-    let (ok, out) = tokio::task::spawn_blocking(move || curl(&["--cacert", &ca, "--resolve", &resolve, &url]))
-        .await
-        .unwrap();
+    let (ok, out) =
+        tokio::task::spawn_blocking(move || curl(&["--cacert", &ca, "--resolve", &resolve, &url]))
+            .await
+            .unwrap();
     assert!(ok && out.contains("\"tls\":true"), "{out}");
     drop(stuck);
 
@@ -211,10 +230,14 @@ async fn wrong_protocols_and_truncated_handshakes_are_refused_and_the_server_goe
     let plain_addr = listener.local_addr().unwrap();
     tokio::spawn(app.serve(listener, std::future::pending()));
     let https = format!("https://{plain_addr}/healthz");
-    let (ok, out) = tokio::task::spawn_blocking(move || curl(&["-k", &https])).await.unwrap();
+    let (ok, out) = tokio::task::spawn_blocking(move || curl(&["-k", &https]))
+        .await
+        .unwrap();
     assert!(!ok, "{out}");
     let http = format!("http://{plain_addr}/healthz");
-    let (ok, out) = tokio::task::spawn_blocking(move || curl(&[&http])).await.unwrap();
+    let (ok, out) = tokio::task::spawn_blocking(move || curl(&[&http]))
+        .await
+        .unwrap();
     assert!(ok && out.contains("\"tls\":false"), "{out}");
 }
 
@@ -302,7 +325,9 @@ async fn plain_http_on_a_public_address_is_allowed_but_flagged() {
         )
         .await
         .unwrap();
-    let body = axum::body::to_bytes(resp.into_body(), 65_536).await.unwrap();
+    let body = axum::body::to_bytes(resp.into_body(), 65_536)
+        .await
+        .unwrap();
     let health: myturn_wire::Health = serde_json::from_slice(&body).unwrap();
     assert!(!health.tls);
     let w = health.warning.expect("a warning");

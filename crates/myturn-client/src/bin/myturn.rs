@@ -20,6 +20,10 @@ struct Args {
     /// The myTurn server's URL.
     #[arg(long, env = "MYTURN_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
+    /// Also trust this CA certificate (PEM) for an https:// server, on top
+    /// of the web's root certificates: for a server with a private CA.
+    #[arg(long, env = "MYTURN_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     /// Your nickname: a letter, then letters, digits, `_` or `-` (3–32).
     /// Without it, the full-screen interface asks.
     #[arg(long)]
@@ -142,6 +146,19 @@ async fn main() -> ExitCode {
                 }
             }
         }
+    }
+    if let Some(ca) = &args.ca_cert {
+        if let Err(e) = myturn_client::tls::trust_ca_file(ca) {
+            eprintln!("myturn: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if myturn_client::tls::is_cleartext_remote(&args.server) {
+        eprintln!(
+            "myturn: warning: {} is plain HTTP: your SIP password and tokens cross the network \
+             in cleartext. Ask the operator for the https:// address.",
+            args.server
+        );
     }
     let name = match (args.name, args.plain) {
         (Some(n), _) => n,
