@@ -7,6 +7,8 @@
 //! partner moved first are expected under this churn and counted apart.
 //!
 //! `myturn-load ws`: see the `ws` module.
+//!
+//! `myturn-load handshakes`: see the `handshakes` module.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use clap::Parser;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
+mod handshakes;
 mod ws;
 
 /// Load generator for myturn-server: run it as a separate process against
@@ -35,6 +38,9 @@ enum Mode {
     /// Event streams: memory per idle stream, push vs 1 s polling pairing
     /// latency, lobby fan-out.
     Ws(ws::WsArgs),
+    /// New connections per second (TLS handshakes with an https:// server),
+    /// each carrying one `GET /healthz`.
+    Handshakes(handshakes::HandshakeArgs),
 }
 
 /// Arguments of the `http` mode.
@@ -181,6 +187,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().mode {
         Mode::Http(args) => http_mode(Arc::new(args)).await,
         Mode::Ws(args) => ws::run(args).await,
+        Mode::Handshakes(args) => handshakes::run(args).await,
     }
 }
 

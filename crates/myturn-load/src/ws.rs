@@ -40,6 +40,9 @@ pub struct WsArgs {
     /// The server's process id, to read its memory.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Trust this CA (PEM) for an https:// server (streams then use wss://).
+    #[arg(long)]
+    ca_cert: Option<std::path::PathBuf>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -126,10 +129,16 @@ async fn open_stream(
     token: &str,
     lobby: Arc<AtomicU64>,
 ) -> anyhow::Result<watch::Receiver<Option<Instant>>> {
-    let mut req = format!("ws://{addr}/v1/events").into_client_request()?;
+    let mut req = format!("{addr}/v1/events").into_client_request()?;
     req.headers_mut()
         .insert("authorization", format!("Bearer {token}").parse()?);
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
+    let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+        req,
+        None,
+        false,
+        Some(myturn_client::tls::ws_connector()),
+    )
+    .await?;
     let (tx, rx) = watch::channel(None);
     tokio::spawn(async move {
         while let Some(Ok(m)) = ws.next().await {
@@ -153,11 +162,17 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
         "--users must be at least 4 × --pairs + 2"
     );
     let base = args.server.trim_end_matches('/').to_owned();
-    let addr = base
-        .strip_prefix("http://")
-        .context("--server must be http://host:port")?
-        .to_owned();
+    if let Some(ca) = &args.ca_cert {
+        myturn_client::tls::trust_ca_file(ca)?;
+    }
+    // The streams' URL prefix: ws://host:port or wss://host:port.
+    let addr = match (base.strip_prefix("http://"), base.strip_prefix("https://")) {
+        (Some(a), _) => format!("ws://{a}"),
+        (_, Some(a)) => format!("wss://{a}"),
+        _ => bail!("--server must be http://host:port or https://host:port"),
+    };
     let http = reqwest::Client::builder()
+        .use_preconfigured_tls((*myturn_client::tls::client_config()).clone())
         .pool_max_idle_per_host(512)
         .build()?;
     let run_id = std::process::id() % 100_000;

@@ -458,6 +458,12 @@ impl App {
                 .await
             }
             None => {
+                use axum::serve::ListenerExt;
+                // Events are small writes; Nagle would hold one back behind
+                // an unacknowledged ping for the peer's delayed ACK (40 ms).
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
                 axum::serve(
                     listener,
                     self.router()

@@ -220,6 +220,8 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        // Small writes (events, pongs) go out at once (see the plain path).
+        let _ = tcp.set_nodelay(true);
         let (acceptor, router, failures) = (acceptor.clone(), router.clone(), failures.clone());
         let watcher = graceful.watcher();
         tokio::spawn(async move {
