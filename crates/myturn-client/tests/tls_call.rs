@@ -8,44 +8,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use common::{builtin_pbx, write_wav, Proc};
+use common::{builtin_pbx, private_ca, write_wav, Proc};
 use myturn_client::speech;
 use myturn_media::wav;
-
-/// A CA and a certificate for `localhost`/127.0.0.1 it signed: (ca.pem,
-/// cert.pem, key.pem).
-fn pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let script = r#"
-set -e
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-  -keyout ca.key -out ca.pem -days 2 -subj "/CN=myTurn test CA" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-  -keyout key.pem -out req.csr -subj "/CN=localhost" 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > ext.cnf
-openssl x509 -req -in req.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-  -out cert.pem -days 2 -extfile ext.cnf 2>/dev/null
-"#;
-    let st = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .current_dir(dir)
-        .status()
-        .unwrap();
-    assert!(st.success(), "openssl could not make the test PKI");
-    (
-        dir.join("ca.pem"),
-        dir.join("cert.pem"),
-        dir.join("key.pem"),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_call_over_https_and_wss() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = pki(dir.path());
+    let (ca, cert, key) = private_ca(dir.path());
     let mut cfg = builtin_pbx();
     cfg.tls_cert = Some(cert);
     cfg.tls_key = Some(key);
