@@ -90,6 +90,17 @@ impl std::str::FromStr for NgAddr {
     }
 }
 
+/// How the log on stderr is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people; coloured only when stderr is a terminal and
+    /// `NO_COLOR` is not set.
+    Human,
+    /// One JSON object per line (timestamp, level, message, fields), for
+    /// log shippers.
+    Json,
+}
+
 /// How the server asks Asterisk to reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReloadMethod {
@@ -113,6 +124,11 @@ pub struct Config {
     /// Address for the HTTP API.
     #[arg(long, env = "MYTURN_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+
+    /// Log format on stderr. The level comes from `MYTURN_LOG` (such as
+    /// `info` or `debug,tower_http=warn`).
+    #[arg(long, env = "MYTURN_LOG_FORMAT", value_enum, default_value = "human")]
+    pub log_format: LogFormat,
 
     /// Serve HTTPS and WSS on --listen with this certificate chain (PEM,
     /// leaf first). Needs --tls-key. Reloaded on SIGHUP and whenever the

@@ -220,3 +220,78 @@ async fn real_binary_serves_http_and_keeps_asterisk_files_in_step() {
         "a token reached the log"
     );
 }
+
+/// Runs the binary with `args` until it serves, registers one user (so
+/// something is logged at info), stops it, and returns its stderr.
+async fn log_of(args: &[&str]) -> String {
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_myturn-server"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--pbx", "none"])
+        .args(args)
+        .env("MYTURN_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    while !http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "server did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = http
+        .post(format!("{base}/v1/users"))
+        .json(&json!({"name": "logged"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    err
+}
+
+#[tokio::test]
+async fn piped_logs_carry_no_escape_codes_and_json_logs_parse() {
+    // Human format into a pipe (a log file, journald): plain text.
+    let human = log_of(&[]).await;
+    assert!(human.contains("myturn-server listening"), "{human}");
+    assert!(human.contains("user registered"), "{human}");
+    assert!(
+        !human.contains('\u{1b}'),
+        "escape codes in a piped log: {human:?}"
+    );
+    // JSON: every line one object with a timestamp, level and message.
+    let json = log_of(&["--log-format", "json"]).await;
+    let lines: Vec<Value> = json
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.len() >= 3, "{json}");
+    for l in &lines {
+        assert!(l["timestamp"].is_string() && l["level"].is_string(), "{l}");
+    }
+    let reg = lines
+        .iter()
+        .find(|l| l["message"] == "user registered")
+        .unwrap_or_else(|| panic!("{json}"));
+    assert_eq!(reg["level"], "INFO");
+    assert_eq!(reg["name"], "logged");
+    // Secrets stay out of the log in either format.
+    assert!(!json.contains("password") && !human.contains("password"));
+}

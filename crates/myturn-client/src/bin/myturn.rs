@@ -102,6 +102,10 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("MYTURN_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .with_writer(std::io::stderr)
         .init();
     #[cfg(not(feature = "audio"))]

@@ -1,18 +1,36 @@
 //! `myturn-server`: parse flags, set up logging, run the library.
 
+use std::io::IsTerminal as _;
+
 use clap::Parser as _;
+use myturn_server::config::LogFormat;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cfg = myturn_server::Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MYTURN_LOG")
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("MYTURN_LOG")
+            .unwrap_or_else(|_| "info,tower_http=warn".into())
+    };
+    match cfg.log_format {
+        LogFormat::Human => tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_target(false)
+            // Escape codes only for a person at a terminal (no-color.org).
+            .with_ansi(
+                std::io::stderr().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            )
+            .with_writer(std::io::stderr)
+            .init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .init(),
+    }
     myturn_server::run(cfg).await?;
     Ok(())
 }
