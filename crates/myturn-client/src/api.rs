@@ -90,6 +90,22 @@ impl Api {
         })
     }
 
+    /// The server's host name (or address), from its URL.
+    pub fn host(&self) -> String {
+        let rest = self
+            .base
+            .split_once("://")
+            .map_or(self.base.as_str(), |(_, r)| r);
+        let authority = rest.split('/').next().unwrap_or_default();
+        match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default().to_owned(),
+            None => authority
+                .rsplit_once(':')
+                .map_or(authority, |(h, _)| h)
+                .to_owned(),
+        }
+    }
+
     /// The current access token.
     pub fn access_token(&self) -> String {
         self.token()

@@ -308,10 +308,21 @@ impl Client {
             name: api.user.name.clone(),
             extension: api.user.sip.extension.clone(),
         });
-        let domain = &api.user.sip.domain;
+        // `HOST:PORT`, or `HOST:PORT;transport=tls` when the PBX wants SIP
+        // over TLS.
+        let (domain, tls) = match api.user.sip.domain.split_once(';') {
+            Some((d, params)) => (
+                d.to_owned(),
+                params
+                    .split(';')
+                    .any(|p| p.trim().eq_ignore_ascii_case("transport=tls")),
+            ),
+            None => (api.user.sip.domain.clone(), false),
+        };
+        let domain = &domain;
         let pbx: SocketAddr = domain
             .parse()
-            .or_else(|_| format!("{domain}:5060").parse())
+            .or_else(|_| format!("{domain}:{}", if tls { 5061 } else { 5060 }).parse())
             .map_err(|_| {
                 ClientError::Protocol(format!("SIP domain `{domain}` is not an address"))
             })?;
@@ -328,8 +339,26 @@ impl Client {
             .map_err(|e| ClientError::Io(e.to_string()))?;
         let mut cfg = SipConfig::new(local, pbx, &api.user.sip.username, &api.user.sip.password);
         cfg.domain = domain.clone();
-        let mut sip =
-            sip::start(socket, cfg, Box::new(OsRng)).map_err(|e| ClientError::Io(e.to_string()))?;
+        let mut sip = if tls {
+            // The PBX shows the API's certificate: check it for the API's name.
+            drop(socket);
+            let name = rustls::pki_types::ServerName::try_from(api.host())
+                .map_err(|_| ClientError::Protocol(format!("`{}` is not a host name", api.host())))?;
+            let target = sip::TlsTarget {
+                proxy: pbx,
+                name,
+                connector: tokio_rustls::TlsConnector::from(crate::tls::client_config()),
+            };
+            tracing::info!(%pbx, "SIP over TLS");
+            sip::start_tls(target, cfg, Box::new(OsRng))
+                .await
+                .map_err(|e| match crate::tls::explain(&e) {
+                    Some(why) => ClientError::Tls(why),
+                    None => ClientError::Pbx(format!("cannot reach the PBX over TLS at {pbx}: {e}")),
+                })?
+        } else {
+            sip::start(socket, cfg, Box::new(OsRng)).map_err(|e| ClientError::Io(e.to_string()))?
+        };
         register_with_retry(&mut sip, pbx).await?;
         tell(Progress::SipRegistered);
         let keep_alive = AbortOnDrop(tokio::spawn(api.clone().keep_alive(keep_alive)));

@@ -1,7 +1,8 @@
-//! A whole call with the API over HTTPS and the event stream over WSS
-//! (issue #14): the server's certificate comes from a private CA made by
-//! the test with the `openssl` command line, and the clients trust it with
-//! `--ca-cert`. Checked: the same SAS, chat both ways, every audio frame
+//! A whole call with the API over HTTPS, the event stream over WSS and SIP
+//! over TLS through the built-in PBX (issue #14): the server's certificate
+//! comes from a private CA made by the test with the `openssl` command
+//! line, and the clients trust it with `--ca-cert`; the server's SIP domain
+//! says `transport=tls`, and nothing else tells the clients to use it. Checked: the same SAS, chat both ways, every audio frame
 //! bit-exact; and a client without `--ca-cert` is told, clearly, why it
 //! cannot connect.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -12,13 +13,16 @@ use common::{builtin_pbx, private_ca, write_wav, Proc};
 use myturn_client::speech;
 use myturn_media::wav;
 
+const ADMIN: &str = "admin-token-for-the-tls-call-0123456789";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_whole_call_over_https_and_wss() {
+async fn a_whole_call_over_https_wss_and_sip_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = private_ca(dir.path());
     let mut cfg = builtin_pbx();
     cfg.tls_cert = Some(cert);
     cfg.tls_key = Some(key);
+    cfg.admin_token = Some(ADMIN.into());
     let app = myturn_server::App::new(&cfg, None).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = format!(
@@ -42,6 +46,31 @@ async fn a_whole_call_over_https_and_wss() {
         p.expect("registered name=").await;
         p.expect("sip registered").await;
     }
+    // SIP went over TLS too (the server's SIP domain said
+    // `transport=tls`): the PBX's bindings are TLS contacts.
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap())
+        .build()
+        .unwrap();
+    let mut text = String::new();
+    for _ in 0..30 {
+        // The PBX's view of its bindings is refreshed every 100 ms.
+        let conf: serde_json::Value = https
+            .get(format!("{server}/v1/admin/sip-conf"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        text = conf["files"][0]["content"].as_str().unwrap().to_owned();
+        if text.matches(";transport=tls").count() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(text.matches(";transport=tls").count(), 2, "{text}");
     alice.send("ready").await;
     bob.send("ready").await;
     // `paired` arrives over the WSS event stream.
@@ -59,6 +88,8 @@ async fn a_whole_call_over_https_and_wss() {
     let n = a_frames.len();
     let _ = tokio::join!(alice.all_audio_through(n), bob.all_audio_through(n));
     common::hang_up_and_quit(&mut alice, &mut bob).await;
+    let log = alice.finish_log().await;
+    assert!(log.iter().any(|l| l.contains("SIP over TLS")), "{log:?}");
     for (heard, sent) in [(&b_out, &a_frames), (&a_out, &b_frames)] {
         let frames = wav::frames(&wav::read(heard, 8000).unwrap(), 160);
         assert_eq!(frames.len(), sent.len());

@@ -5,11 +5,16 @@
 //! `watch` channel; stats, bindings and relayed calls are readable at any
 //! time.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
-use tokio::sync::watch;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, watch};
+
+use myturn_sip::stream::{Frame, Framer, Side, PONG};
 
 use crate::core::{Account, Event, Pbx, Stats};
 use crate::media::{MediaCallInfo, MediaMode};
@@ -114,7 +119,117 @@ pub fn spawn(
     accounts: watch::Receiver<Vec<Account>>,
     shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    spawn_with(socket, pbx, handle, accounts, shutdown, None)
+    spawn_with(socket, pbx, handle, accounts, shutdown, None, None)
+}
+
+/// SIP over TLS (RFC 3261 §26) beside the UDP socket: a listener and the
+/// server configuration its connections are accepted with.
+#[derive(Debug)]
+pub struct Sips {
+    pub listener: TcpListener,
+    pub config: Arc<rustls::ServerConfig>,
+}
+
+/// What the TLS connections tell the PBX's task.
+enum Conn {
+    Open(SocketAddr, mpsc::Sender<Vec<u8>>),
+    Message(SocketAddr, Vec<u8>),
+    Closed(SocketAddr),
+}
+
+/// Messages queued to one TLS connection before it counts as stuck.
+const CONN_QUEUE: usize = 256;
+/// How long a TLS client gets for its handshake.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// Accepts TLS connections until `shutdown`; each connection's messages
+/// and its end go to `conns`. The connection is known by the client's
+/// address (ip:port), as a UDP source would be, so the core treats both
+/// transports alike, and whatever the core sends to that address goes
+/// down the connection (RFC 5923: requests to a client reuse its
+/// connection, which is what reaches it behind a NAT).
+async fn accept_tls(
+    sips: Sips,
+    max_message: usize,
+    conns: mpsc::Sender<Conn>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(sips.config);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = sips.listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "SIP over TLS: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            r = shutdown.changed() => {
+                if r.is_err() || *shutdown.borrow() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let (acceptor, conns) = (acceptor.clone(), conns.clone());
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "SIP over TLS: handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "SIP over TLS: handshake timed out");
+                    return;
+                }
+            };
+            let (mut reader, mut writer) = tokio::io::split(stream);
+            let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(CONN_QUEUE);
+            if conns.send(Conn::Open(peer, out_tx.clone())).await.is_err() {
+                return;
+            }
+            let write = tokio::spawn(async move {
+                while let Some(bytes) = out_rx.recv().await {
+                    if writer.write_all(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            let mut framer = Framer::new(Side::Server, max_message);
+            let mut buf = vec![0u8; 16 * 1024];
+            'read: loop {
+                let n = match reader.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                framer.push(buf.get(..n).unwrap_or_default());
+                loop {
+                    match framer.next() {
+                        Ok(Some(Frame::Message(m))) => {
+                            if conns.send(Conn::Message(peer, m)).await.is_err() {
+                                break 'read;
+                            }
+                        }
+                        // RFC 5626 §4.4.1: a ping gets a pong.
+                        Ok(Some(Frame::Ping)) => {
+                            let _ = out_tx.try_send(PONG.to_vec());
+                        }
+                        Ok(Some(Frame::Pong)) => {}
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::info!(%peer, error = %e, "SIP over TLS: unreadable stream, connection closed");
+                            break 'read;
+                        }
+                    }
+                }
+            }
+            write.abort();
+            let _ = conns.send(Conn::Closed(peer)).await;
+        });
+    }
 }
 
 /// [`spawn`], with the built-in relay's ports bound on `relay_bind` (a
@@ -127,11 +242,23 @@ pub fn spawn_with(
     mut accounts: watch::Receiver<Vec<Account>>,
     mut shutdown: watch::Receiver<bool>,
     relay_bind: Option<std::net::IpAddr>,
+    sips: Option<Sips>,
 ) -> tokio::task::JoinHandle<()> {
     let shared = handle.shared;
     pbx.set_accounts(accounts.borrow_and_update().clone());
     let mode = pbx.config().media.clone();
+    let (conn_tx, mut conn_rx) = mpsc::channel::<Conn>(1024);
+    if let Some(s) = sips {
+        tokio::spawn(accept_tls(
+            s,
+            pbx.config().max_message_size,
+            conn_tx.clone(),
+            shutdown.clone(),
+        ));
+    }
+    drop(conn_tx);
     tokio::spawn(async move {
+        let mut tls_conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
         let (mut relay, mut relay_ended) = match &mode {
             MediaMode::Relay { addr, .. } => {
                 let (r, rx) = RelayIo::new(relay_bind.unwrap_or(*addr));
@@ -191,6 +318,13 @@ pub fn spawn_with(
                 }
             }
             while let Some(t) = pbx.poll_transmit() {
+                // A client on a TLS connection: down that connection.
+                if let Some(c) = tls_conns.get(&t.dest) {
+                    if c.try_send(t.payload).is_err() {
+                        tracing::debug!(dest = %t.dest, "SIP over TLS: connection stuck, message dropped");
+                    }
+                    continue;
+                }
                 // Straight to the socket; wait for room only when it is full.
                 let sent = match socket.try_send_to(&t.payload, t.dest) {
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -237,6 +371,11 @@ pub fn spawn_with(
                     Err(e) => tracing::debug!(error = %e, "SIP socket receive error"),
                 },
                 _ = sleep_until(deadline) => pbx.handle_timeout(Instant::now()),
+                Some(c) = conn_rx.recv() => match c {
+                    Conn::Open(peer, tx) => { tls_conns.insert(peer, tx); }
+                    Conn::Message(peer, m) => pbx.handle_datagram(Instant::now(), peer, &m),
+                    Conn::Closed(peer) => { tls_conns.remove(&peer); }
+                },
                 Some((id, why)) = recv_ended(&mut relay_ended) => {
                     if let Some(r) = relay.as_mut() {
                         r.forget(id);

@@ -195,6 +195,13 @@ pub struct Config {
     #[arg(long, env = "MYTURN_RTPENGINE")]
     pub rtpengine: Option<NgAddr>,
 
+    /// With `--pbx builtin` and --tls-cert: where the built-in PBX takes
+    /// SIP over TLS (with the same certificate), and clients are told to
+    /// use it (`transport=tls` in their SIP domain). Default: the
+    /// --sip-listen address with port 5061. UDP stays open beside it.
+    #[arg(long, env = "MYTURN_SIPS_LISTEN")]
+    pub sips_listen: Option<SocketAddr>,
+
     /// With `--pbx builtin`: the digest realm.
     #[arg(long, env = "MYTURN_SIP_REALM", default_value = "myturn")]
     pub sip_realm: String,

@@ -135,6 +135,8 @@ fn read_secret(path: &PathBuf) -> Result<String, StartError> {
 #[derive(Debug, Clone)]
 struct BuiltinPbx {
     socket: Arc<std::net::UdpSocket>,
+    /// SIP over TLS, with --tls-cert.
+    sips: Option<Arc<std::net::TcpListener>>,
     config: myturn_pbx::core::Config,
     directory: watch::Receiver<Vec<myturn_pbx::core::Account>>,
     handle: myturn_pbx::driver::PbxHandle,
@@ -241,7 +243,28 @@ impl App {
                 directory: tx,
                 handle: b.handle.clone(),
             });
-            builtin = Some(BuiltinPbx { directory: rx, ..b });
+            let mut b = BuiltinPbx { directory: rx, ..b };
+            if tls.is_some() {
+                let want = cfg.sips_listen.unwrap_or_else(|| {
+                    let mut a = cfg.sip_listen;
+                    if a.port() != 0 {
+                        a.set_port(5061);
+                    }
+                    a
+                });
+                let bind_err = |source| StartError::SipBind { addr: want, source };
+                let l = std::net::TcpListener::bind(want).map_err(bind_err)?;
+                l.set_nonblocking(true).map_err(bind_err)?;
+                let at = l.local_addr().map_err(bind_err)?;
+                // Clients are told: same host, the TLS port, over TLS.
+                let host = sip_domain
+                    .rsplit_once(':')
+                    .map_or(sip_domain.as_str(), |(h, _)| h)
+                    .to_owned();
+                sip_domain = format!("{host}:{};transport=tls", at.port());
+                b.sips = Some(Arc::new(l));
+            }
+            builtin = Some(b);
         }
         let pbx = Arc::new(pbx);
         let lease = Duration::from_secs(cfg.lease);
@@ -341,6 +364,7 @@ impl App {
         let (_, directory) = watch::channel(Vec::new());
         Ok(BuiltinPbx {
             socket: Arc::new(socket),
+            sips: None,
             config: c,
             directory,
             handle: myturn_pbx::driver::PbxHandle::new(local),
@@ -398,6 +422,20 @@ impl App {
                         tracing::info!("media relay off: clients send media straight to each other")
                     }
                 }
+                let sips = match (&b.sips, &self.tls) {
+                    (Some(l), Some(store)) => {
+                        let listener = tokio::net::TcpListener::from_std(l.try_clone()?)?;
+                        tracing::info!(sips = %listener.local_addr()?, "built-in PBX listening (SIP over TLS)");
+                        // The API's certificate; no ALPN for SIP.
+                        let mut config = (*store.server_config()).clone();
+                        config.alpn_protocols.clear();
+                        Some(myturn_pbx::driver::Sips {
+                            listener,
+                            config: Arc::new(config),
+                        })
+                    }
+                    _ => None,
+                };
                 Some(myturn_pbx::driver::spawn_with(
                     socket,
                     core,
@@ -405,6 +443,7 @@ impl App {
                     b.directory.clone(),
                     stop_rx.clone(),
                     Some(b.handle.local.ip()),
+                    sips,
                 ))
             }
             None => None,

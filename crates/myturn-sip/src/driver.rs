@@ -1,14 +1,30 @@
-//! The tokio driver: one task owns a [`UserAgent`], its UDP socket and its
-//! timer; the application talks to it through a [`SipHandle`] and reads
-//! [`Event`]s from [`SipHandle::events`].
+//! The tokio driver: one task owns a [`UserAgent`], its link to the proxy
+//! (a UDP socket, or a TLS connection: [`start_tls`]) and its timer; the
+//! application talks to it through a [`SipHandle`] and reads [`Event`]s
+//! from [`SipHandle::events`].
+//!
+//! Over TLS the one connection carries everything (RFC 5923: the proxy
+//! sends our calls down it too). It is kept alive with RFC 5626 pings
+//! (CRLFCRLF every [`PING_EVERY`], answered with CRLF); a connection that
+//! breaks is made again after a second, and the binding registered again
+//! on it.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::stream::{Frame, Framer, Side, PING};
 use crate::ua::{CallId, Config, Event, Stats, UaError, UserAgent};
+
+/// How often a TLS connection to the proxy is pinged (RFC 5626 §4.4.1
+/// suggests 95–120 s for TCP; NATs and load balancers on the way forget
+/// idle connections much sooner, so this stays under 30 s).
+pub const PING_EVERY: Duration = Duration::from_secs(25);
+/// Pause before making a broken TLS connection again.
+const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
 /// Largest datagram read (UDP's limit; the parser applies its own).
 const MAX_DATAGRAM: usize = 65_535;
@@ -147,19 +163,224 @@ pub fn start(
     rng: Box<dyn rand_core::RngCore + Send>,
 ) -> std::io::Result<SipHandle> {
     let local = socket.local_addr()?;
+    Ok(spawn(Link::Udp(socket), local, cfg, rng))
+}
+
+/// Where and how to reach the proxy over TLS.
+#[derive(Clone)]
+pub struct TlsTarget {
+    pub proxy: SocketAddr,
+    /// The name the proxy's certificate must carry.
+    pub name: rustls::pki_types::ServerName<'static>,
+    pub connector: tokio_rustls::TlsConnector,
+}
+
+impl std::fmt::Debug for TlsTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsTarget")
+            .field("proxy", &self.proxy)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
+
+async fn connect_tls(target: &TlsTarget) -> std::io::Result<TlsStream> {
+    let tcp = TcpStream::connect(target.proxy).await?;
+    tcp.set_nodelay(true)?;
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        target.connector.connect(target.name.clone(), tcp),
+    )
+    .await
+    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out"))?
+}
+
+/// Starts an agent over a TLS connection to `target` (made now, so a
+/// refused certificate is an error here). `cfg.transport` must be
+/// [`crate::ua::Transport::Tls`]; `cfg.local` is set to the connection's
+/// local address.
+pub async fn start_tls(
+    target: TlsTarget,
+    mut cfg: Config,
+    rng: Box<dyn rand_core::RngCore + Send>,
+) -> std::io::Result<SipHandle> {
+    let stream = connect_tls(&target).await?;
+    let local = stream.get_ref().0.local_addr()?;
+    cfg.local = local;
+    cfg.transport = crate::ua::Transport::Tls;
+    let link = Link::Tls(TlsLink::new(target, stream));
+    Ok(spawn(link, local, cfg, rng))
+}
+
+fn spawn(
+    link: Link,
+    local: SocketAddr,
+    cfg: Config,
+    rng: Box<dyn rand_core::RngCore + Send>,
+) -> SipHandle {
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let ua = UserAgent::new(cfg, rng);
-    tokio::spawn(run(socket, ua, cmd_rx, ev_tx));
-    Ok(SipHandle {
+    tokio::spawn(run(link, ua, cmd_rx, ev_tx));
+    SipHandle {
         cmds: cmd_tx,
         events: ev_rx,
         local,
-    })
+    }
+}
+
+/// A TLS connection's reading side runs in a task of its own; whole
+/// messages come out of it.
+struct TlsLink {
+    target: TlsTarget,
+    writer: Option<tokio::io::WriteHalf<TlsStream>>,
+    frames: mpsc::Receiver<Vec<u8>>,
+    ping_at: tokio::time::Instant,
+    reconnect_at: Option<tokio::time::Instant>,
+}
+
+impl TlsLink {
+    fn new(target: TlsTarget, stream: TlsStream) -> TlsLink {
+        let (frames, writer) = Self::split(stream);
+        TlsLink {
+            target,
+            writer: Some(writer),
+            frames,
+            ping_at: tokio::time::Instant::now() + PING_EVERY,
+            reconnect_at: None,
+        }
+    }
+
+    fn split(stream: TlsStream) -> (mpsc::Receiver<Vec<u8>>, tokio::io::WriteHalf<TlsStream>) {
+        let (mut reader, writer) = tokio::io::split(stream);
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            let mut framer = Framer::new(Side::Client, crate::msg::DEFAULT_MAX_SIZE);
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                let n = match reader.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                framer.push(buf.get(..n).unwrap_or_default());
+                loop {
+                    match framer.next() {
+                        Ok(Some(Frame::Message(m))) => {
+                            if tx.send(m).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(Some(Frame::Pong | Frame::Ping)) => {}
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "SIP over TLS: unreadable stream from the proxy; reconnecting");
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        (rx, writer)
+    }
+
+    async fn write(&mut self, bytes: &[u8]) {
+        if let Some(w) = self.writer.as_mut() {
+            if let Err(e) = w.write_all(bytes).await {
+                tracing::info!(error = %e, "SIP over TLS: connection to the proxy lost");
+                self.lost();
+            }
+        }
+    }
+
+    fn lost(&mut self) {
+        self.writer = None;
+        self.reconnect_at = Some(tokio::time::Instant::now() + RECONNECT_AFTER);
+    }
+}
+
+/// How the agent reaches the proxy.
+enum Link {
+    Udp(UdpSocket),
+    Tls(TlsLink),
+}
+
+/// What the link brought.
+enum Incoming {
+    Message(SocketAddr, Vec<u8>),
+    /// A TLS connection to the proxy was made again.
+    Reconnected,
+    Nothing,
+}
+
+impl Link {
+    async fn send(&mut self, dest: SocketAddr, payload: &[u8]) {
+        match self {
+            Link::Udp(s) => {
+                if let Err(e) = s.send_to(payload, dest).await {
+                    tracing::debug!(%dest, error = %e, "SIP send failed");
+                }
+            }
+            // Everything goes to the proxy, down the one connection.
+            Link::Tls(t) => t.write(payload).await,
+        }
+    }
+
+    async fn recv(&mut self, buf: &mut [u8]) -> Incoming {
+        match self {
+            Link::Udp(s) => match s.recv_from(buf).await {
+                Ok((n, from)) => Incoming::Message(from, buf.get(..n).unwrap_or_default().to_vec()),
+                Err(e) => {
+                    tracing::debug!(error = %e, "SIP socket receive error");
+                    Incoming::Nothing
+                }
+            },
+            Link::Tls(t) => {
+                let reconnect = async {
+                    match t.reconnect_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    m = t.frames.recv(), if t.writer.is_some() => match m {
+                        Some(m) => Incoming::Message(t.target.proxy, m),
+                        None => {
+                            tracing::info!(proxy = %t.target.proxy, "SIP over TLS: the proxy closed the connection");
+                            t.lost();
+                            Incoming::Nothing
+                        }
+                    },
+                    _ = tokio::time::sleep_until(t.ping_at), if t.writer.is_some() => {
+                        t.ping_at = tokio::time::Instant::now() + PING_EVERY;
+                        t.write(PING).await;
+                        Incoming::Nothing
+                    }
+                    _ = reconnect => match connect_tls(&t.target).await {
+                        Ok(stream) => {
+                            tracing::info!(proxy = %t.target.proxy, "SIP over TLS: connected again");
+                            let (frames, writer) = TlsLink::split(stream);
+                            t.frames = frames;
+                            t.writer = Some(writer);
+                            t.reconnect_at = None;
+                            t.ping_at = tokio::time::Instant::now() + PING_EVERY;
+                            Incoming::Reconnected
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "SIP over TLS: reconnect failed");
+                            t.reconnect_at = Some(tokio::time::Instant::now() + RECONNECT_AFTER);
+                            Incoming::Nothing
+                        }
+                    },
+                }
+            }
+        }
+    }
 }
 
 async fn run(
-    socket: UdpSocket,
+    mut link: Link,
     mut ua: UserAgent,
     mut cmds: mpsc::Receiver<Command>,
     events: mpsc::UnboundedSender<Event>,
@@ -167,9 +388,7 @@ async fn run(
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         while let Some(t) = ua.poll_transmit() {
-            if let Err(e) = socket.send_to(&t.payload, t.dest).await {
-                tracing::debug!(dest = %t.dest, error = %e, "SIP send failed");
-            }
+            link.send(t.dest, &t.payload).await;
         }
         while let Some(ev) = ua.poll_event() {
             match &ev {
@@ -183,9 +402,11 @@ async fn run(
         }
         let deadline = ua.poll_timeout();
         tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
-                Ok((n, from)) => ua.handle_datagram(Instant::now(), from, buf.get(..n).unwrap_or(&[])),
-                Err(e) => tracing::debug!(error = %e, "SIP socket receive error"),
+            r = link.recv(&mut buf) => match r {
+                Incoming::Message(from, m) => ua.handle_datagram(Instant::now(), from, &m),
+                // The binding lived on the old connection: register anew.
+                Incoming::Reconnected if ua.is_registered() => ua.register(Instant::now()),
+                Incoming::Reconnected | Incoming::Nothing => {}
             },
             _ = sleep_until(deadline) => ua.handle_timeout(Instant::now()),
             cmd = cmds.recv() => {
@@ -205,7 +426,7 @@ async fn run(
                     None => {
                         // Flush what the last commands produced, then stop.
                         while let Some(t) = ua.poll_transmit() {
-                            let _ = socket.send_to(&t.payload, t.dest).await;
+                            link.send(t.dest, &t.payload).await;
                         }
                         return;
                     }

@@ -54,5 +54,6 @@ pub mod driver;
 pub mod fuzzing;
 pub mod msg;
 pub mod sdp;
+pub mod stream;
 pub mod transaction;
 pub mod ua;

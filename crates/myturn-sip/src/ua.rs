@@ -92,6 +92,28 @@ fn answer_refresh(current: Option<&str>, offer: &[u8]) -> Result<(String, Sdp), 
     Ok((mine.render(), offer))
 }
 
+/// How the agent reaches the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// Datagrams (RFC 3261 §18, RFC 3581).
+    #[default]
+    Udp,
+    /// One TLS connection to the proxy that carries everything, requests
+    /// to us included (RFC 3261 §26, RFC 5923 connection reuse): Via says
+    /// `TLS`, the Contact `;transport=tls`.
+    Tls,
+}
+
+impl Transport {
+    /// `UDP` or `TLS`, as in a Via.
+    pub fn via_name(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tls => "TLS",
+        }
+    }
+}
+
 /// How the agent is set up.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -118,6 +140,8 @@ pub struct Config {
     /// `received`/`rport` reveals a changed public address, which is then
     /// registered at once. `None`: no keep-alive.
     pub keepalive: Option<Duration>,
+    /// UDP (default) or a TLS connection (its driver: [`crate::driver::start_tls`]).
+    pub transport: Transport,
 }
 
 impl Config {
@@ -136,6 +160,7 @@ impl Config {
             // Below the 30 s a UDP mapping lives in Linux's conntrack and in
             // many home routers.
             keepalive: Some(Duration::from_secs(20)),
+            transport: Transport::Udp,
         }
     }
 }
@@ -486,7 +511,13 @@ impl UserAgent {
     }
 
     fn contact_header(&self, expires: Option<u32>) -> String {
-        let mut c = format!("<sip:{}@{}>", self.cfg.username, self.contact);
+        let mut c = match self.cfg.transport {
+            Transport::Udp => format!("<sip:{}@{}>", self.cfg.username, self.contact),
+            Transport::Tls => format!(
+                "<sip:{}@{};transport=tls>",
+                self.cfg.username, self.contact
+            ),
+        };
         if let Some(e) = expires {
             c.push_str(&format!(";expires={e}"));
         }
@@ -498,7 +529,11 @@ impl UserAgent {
     }
 
     fn via(&self, branch: &str) -> String {
-        format!("SIP/2.0/UDP {};rport;branch={branch}", self.cfg.local)
+        format!(
+            "SIP/2.0/{} {};rport;branch={branch}",
+            self.cfg.transport.via_name(),
+            self.cfg.local
+        )
     }
 
     fn our_from(&self, tag: &str) -> String {
