@@ -342,8 +342,9 @@ impl Client {
         let mut sip = if tls {
             // The PBX shows the API's certificate: check it for the API's name.
             drop(socket);
-            let name = rustls::pki_types::ServerName::try_from(api.host())
-                .map_err(|_| ClientError::Protocol(format!("`{}` is not a host name", api.host())))?;
+            let name = rustls::pki_types::ServerName::try_from(api.host()).map_err(|_| {
+                ClientError::Protocol(format!("`{}` is not a host name", api.host()))
+            })?;
             let target = sip::TlsTarget {
                 proxy: pbx,
                 name,
@@ -354,7 +355,9 @@ impl Client {
                 .await
                 .map_err(|e| match crate::tls::explain(&e) {
                     Some(why) => ClientError::Tls(why),
-                    None => ClientError::Pbx(format!("cannot reach the PBX over TLS at {pbx}: {e}")),
+                    None => {
+                        ClientError::Pbx(format!("cannot reach the PBX over TLS at {pbx}: {e}"))
+                    }
                 })?
         } else {
             sip::start(socket, cfg, Box::new(OsRng)).map_err(|e| ClientError::Io(e.to_string()))?

@@ -207,7 +207,7 @@ async fn accept_tls(
                 };
                 framer.push(buf.get(..n).unwrap_or_default());
                 loop {
-                    match framer.next() {
+                    match framer.next_frame() {
                         Ok(Some(Frame::Message(m))) => {
                             if conns.send(Conn::Message(peer, m)).await.is_err() {
                                 break 'read;

@@ -372,6 +372,12 @@ impl App {
         })
     }
 
+    /// The built-in PBX's SIP-over-TLS address, with `--pbx builtin` and
+    /// `--tls-cert`.
+    pub fn sips_addr(&self) -> Option<std::net::SocketAddr> {
+        self.builtin.as_ref()?.sips.as_ref()?.local_addr().ok()
+    }
+
     /// The built-in PBX's UDP address, with `--pbx builtin`.
     pub fn sip_addr(&self) -> Option<std::net::SocketAddr> {
         self.builtin.as_ref().map(|b| b.handle.local)

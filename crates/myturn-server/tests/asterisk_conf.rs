@@ -194,7 +194,10 @@ fn sip_conf_general_has_the_original_design_settings_and_includes_ours() {
         ("context", "public"),
         ("allowoverlap", "no"),
         ("tcpenable", "no"),
-        ("transport", "udp"),
+        // UDP as in the original design, and TLS beside it (#14).
+        ("transport", "udp,tls"),
+        ("tlsenable", "yes"),
+        ("tlsbindaddr", "0.0.0.0:5061"),
         ("srvlookup", "yes"),
         ("qualify", "yes"),
         ("alwaysauthreject", "yes"),
@@ -445,4 +448,19 @@ fn generated_pjsip_endpoints_inherit_the_hardened_settings() {
             );
         }
     }
+}
+
+#[test]
+fn both_base_files_offer_sip_over_tls_beside_udp() {
+    let conf = parse("pjsip.conf", &base("pjsip.conf"));
+    let udp = conf.map("transport-udp");
+    assert_eq!(udp.get("protocol"), Some(&"udp"));
+    let tls = conf.map("transport-tls");
+    assert_eq!(tls.get("type"), Some(&"transport"));
+    assert_eq!(tls.get("protocol"), Some(&"tls"));
+    assert_eq!(tls.get("bind"), Some(&"0.0.0.0:5061"));
+    assert!(tls.contains_key("cert_file") && tls.contains_key("priv_key_file"));
+    let sip = parse("sip.conf", &base("sip.conf"));
+    let general = sip.map("general");
+    assert!(general.contains_key("tlscertfile") && general.contains_key("tlsprivatekey"));
 }

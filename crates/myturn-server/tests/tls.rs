@@ -339,3 +339,86 @@ async fn plain_http_on_a_public_address_is_allowed_but_flagged() {
     let app = myturn_server::App::new(&common::config(), None).unwrap();
     assert!(app.state.settings.warning.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_over_tls_answers_and_refuses_what_is_not_tls() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let mut cfg = common::config();
+    cfg.tls_cert = Some(pki.cert.clone());
+    cfg.tls_key = Some(pki.key.clone());
+    let app = myturn_server::App::new(&cfg, None).unwrap();
+    let sips = app.sips_addr().expect("the PBX takes SIP over TLS");
+    // Clients are told so.
+    assert!(
+        app.state
+            .settings
+            .sip_domain
+            .ends_with(&format!(":{};transport=tls", sips.port())),
+        "{}",
+        app.state.settings.sip_domain
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    tokio::spawn(app.serve(listener, std::future::pending()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // Half a handshake, held open: nobody else waits for it.
+    let mut stuck = tokio::net::TcpStream::connect(sips).await.unwrap();
+    stuck.write_all(&[0x16, 0x03, 0x01, 0x00]).await.unwrap();
+    // Plain SIP to the TLS port: the connection is closed, promptly.
+    let mut plain = tokio::net::TcpStream::connect(sips).await.unwrap();
+    plain
+        .write_all(b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match plain.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {} // a TLS alert, then the close
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "plain SIP to the TLS port was not refused");
+
+    // A real TLS client: OPTIONS answered, a ping answered with a pong.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.ca_cert.der().clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(sips).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let local = tls.get_ref().0.local_addr().unwrap();
+    let options = format!(
+        "OPTIONS sip:{sips} SIP/2.0\r\nVia: SIP/2.0/TLS {local};rport;branch=z9hG4bKtls1\r\n\
+         From: <sip:probe@{local}>;tag=1\r\nTo: <sip:{sips}>\r\nCall-ID: tls-probe\r\nCSeq: 1 OPTIONS\r\n\
+         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n\r\n\r\n"
+    );
+    tls.write_all(options.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let answered = tokio::time::timeout(Duration::from_secs(5), async {
+        // The pong (CRLF) and the 200 come in either order.
+        let done = |g: &[u8]| {
+            (g.starts_with(b"\r\nSIP/2.0 200") && g.ends_with(b"\r\n\r\n"))
+                || (g.starts_with(b"SIP/2.0 200") && g.ends_with(b"\r\n\r\n\r\n"))
+        };
+        while !done(&got) {
+            let n = tls.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(answered.is_ok(), "{}", String::from_utf8_lossy(&got));
+    drop(stuck);
+}

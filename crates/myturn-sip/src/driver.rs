@@ -266,7 +266,7 @@ impl TlsLink {
                 };
                 framer.push(buf.get(..n).unwrap_or_default());
                 loop {
-                    match framer.next() {
+                    match framer.next_frame() {
                         Ok(Some(Frame::Message(m))) => {
                             if tx.send(m).await.is_err() {
                                 return;

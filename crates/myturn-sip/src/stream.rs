@@ -3,7 +3,7 @@
 //! share it (a client's ping is CRLFCRLF, the server's pong one CRLF).
 //!
 //! Sans-IO: [`Framer::push`] the bytes read, then take [`Frame`]s with
-//! [`Framer::next`] until it says `None` (need more bytes). An error means
+//! [`Framer::next_frame`] until it says `None` (need more bytes). An error means
 //! the stream cannot be trusted any more (no `Content-Length`, a message
 //! over the size limit): close the connection.
 
@@ -64,7 +64,7 @@ impl Framer {
     }
 
     /// The next complete frame, `Ok(None)` when more bytes are needed.
-    pub fn next(&mut self) -> Result<Option<Frame>, FrameError> {
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         // Keep-alives sit between messages.
         if self.buf.starts_with(b"\r\n") {
             match self.side {
@@ -82,7 +82,7 @@ impl Framer {
                 // A lone CRLF before a message: tolerated, skipped.
                 Side::Server => {
                     self.buf.drain(..2);
-                    return self.next();
+                    return self.next_frame();
                 }
             }
         }
@@ -134,7 +134,7 @@ mod tests {
             let mut got = Vec::new();
             for piece in two.chunks(chunk) {
                 f.push(piece);
-                while let Some(fr) = f.next().unwrap() {
+                while let Some(fr) = f.next_frame().unwrap() {
                     got.push(fr);
                 }
             }
@@ -153,35 +153,35 @@ mod tests {
     fn pings_and_pongs_between_messages() {
         let mut s = Framer::new(Side::Server, 65_535);
         s.push(b"\r\n");
-        assert_eq!(s.next(), Ok(None));
+        assert_eq!(s.next_frame(), Ok(None));
         s.push(b"\r\n");
-        assert_eq!(s.next(), Ok(Some(Frame::Ping)));
+        assert_eq!(s.next_frame(), Ok(Some(Frame::Ping)));
         s.push(PING);
         s.push(MSG);
-        assert_eq!(s.next(), Ok(Some(Frame::Ping)));
-        assert_eq!(s.next(), Ok(Some(Frame::Message(MSG.to_vec()))));
+        assert_eq!(s.next_frame(), Ok(Some(Frame::Ping)));
+        assert_eq!(s.next_frame(), Ok(Some(Frame::Message(MSG.to_vec()))));
         let mut c = Framer::new(Side::Client, 65_535);
         c.push(PONG);
         c.push(MSG);
-        assert_eq!(c.next(), Ok(Some(Frame::Pong)));
-        assert_eq!(c.next(), Ok(Some(Frame::Message(MSG.to_vec()))));
-        assert_eq!(c.next(), Ok(None));
+        assert_eq!(c.next_frame(), Ok(Some(Frame::Pong)));
+        assert_eq!(c.next_frame(), Ok(Some(Frame::Message(MSG.to_vec()))));
+        assert_eq!(c.next_frame(), Ok(None));
     }
 
     #[test]
     fn a_stream_that_cannot_be_framed_is_refused() {
         let mut f = Framer::new(Side::Server, 100);
         f.push(b"OPTIONS sip:a SIP/2.0\r\nVia: x\r\n\r\n");
-        assert_eq!(f.next(), Err(FrameError::NoContentLength));
+        assert_eq!(f.next_frame(), Err(FrameError::NoContentLength));
         let mut f = Framer::new(Side::Server, 100);
         f.push(b"OPTIONS sip:a SIP/2.0\r\nContent-Length: 500\r\n\r\n");
-        assert_eq!(f.next(), Err(FrameError::TooLarge(100)));
+        assert_eq!(f.next_frame(), Err(FrameError::TooLarge(100)));
         let mut f = Framer::new(Side::Server, 100);
         f.push(&[b'x'; 101]);
-        assert_eq!(f.next(), Err(FrameError::TooLarge(100)));
+        assert_eq!(f.next_frame(), Err(FrameError::TooLarge(100)));
         // Garbage in the length is no length.
         let mut f = Framer::new(Side::Server, 100);
         f.push(b"X\r\nContent-Length: -1\r\n\r\n");
-        assert_eq!(f.next(), Err(FrameError::NoContentLength));
+        assert_eq!(f.next_frame(), Err(FrameError::NoContentLength));
     }
 }

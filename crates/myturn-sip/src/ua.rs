@@ -513,10 +513,7 @@ impl UserAgent {
     fn contact_header(&self, expires: Option<u32>) -> String {
         let mut c = match self.cfg.transport {
             Transport::Udp => format!("<sip:{}@{}>", self.cfg.username, self.contact),
-            Transport::Tls => format!(
-                "<sip:{}@{};transport=tls>",
-                self.cfg.username, self.contact
-            ),
+            Transport::Tls => format!("<sip:{}@{};transport=tls>", self.cfg.username, self.contact),
         };
         if let Some(e) = expires {
             c.push_str(&format!(";expires={e}"));

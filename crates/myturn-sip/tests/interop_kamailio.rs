@@ -1,7 +1,10 @@
 //! Interop against Kamailio (Debian's `kamailio`), started by the test as
 //! registrar (usrloc in memory, digest auth with MD5 or SHA-256) and
 //! record-routing proxy (407 challenge on INVITE). Two of our agents
-//! register, one calls the other through it, then BYE both ways.
+//! register, one calls the other through it, then BYE both ways; once
+//! over UDP, and once over TLS (`kamailio-tls-modules`, a certificate from
+//! a CA the test makes), where Kamailio reaches each agent down the
+//! connection the agent opened.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod peers;
@@ -17,7 +20,17 @@ use peers::*;
 const A: (&str, &str) = ("111000", "alice-Pw1");
 const B: (&str, &str) = ("111001", "bob-Pw22");
 
-fn config(port: u16, algorithm: &str) -> String {
+/// TLS on `(port, tls.cfg)`, when given.
+fn config(port: u16, algorithm: &str, tls: Option<(u16, &std::path::Path)>) -> String {
+    let tls = match tls {
+        Some((tls_port, tls_cfg)) => format!(
+            "enable_tls=yes\ntcp_children=1\nlisten=tls:127.0.0.1:{tls_port}\n\
+             alias=\"127.0.0.1:{tls_port}\"\nloadmodule \"/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so\"\n\
+             modparam(\"tls\", \"config\", \"{}\")\n",
+            tls_cfg.display()
+        ),
+        None => String::new(),
+    };
     format!(
         r#"#!KAMAILIO
 debug=2
@@ -28,7 +41,7 @@ rev_dns=no
 auto_aliases=no
 listen=udp:127.0.0.1:{port}
 alias="127.0.0.1:{port}"
-mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+{tls}mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
 
 loadmodule "tm.so"
 loadmodule "sl.so"
@@ -94,9 +107,17 @@ request_route {{
 }
 
 fn start_kamailio(dir: &std::path::Path, algorithm: &str) -> (Peer, SocketAddr) {
+    start_kamailio_with(dir, algorithm, None)
+}
+
+fn start_kamailio_with(
+    dir: &std::path::Path,
+    algorithm: &str,
+    tls: Option<(u16, &std::path::Path)>,
+) -> (Peer, SocketAddr) {
     let port = free_port();
     let cfg = dir.join("kamailio.cfg");
-    std::fs::write(&cfg, config(port, algorithm)).unwrap();
+    std::fs::write(&cfg, config(port, algorithm, tls)).unwrap();
     let check = Command::new("kamailio")
         .arg("-c")
         .arg("-f")
@@ -310,4 +331,139 @@ async fn kamailio_refuses_a_wrong_password() {
     })
     .await;
     assert_eq!(code, 401);
+}
+
+/// A CA, and a certificate for 127.0.0.1 and `localhost` it signed, in
+/// `dir`: the agents' trust store, and Kamailio's cert.pem/key.pem.
+fn tls_files(dir: &std::path::Path) -> rustls::RootCertStore {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "Kamailio interop CA");
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    std::fs::write(
+        dir.join("tls.cfg"),
+        format!(
+            "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n\
+             private_key = {0}/key.pem\ncertificate = {0}/cert.pem\n\n\
+             [client:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone()).unwrap();
+    roots
+}
+
+async fn tls_agent(
+    user: &str,
+    password: &str,
+    target: &myturn_sip::driver::TlsTarget,
+) -> myturn_sip::driver::SipHandle {
+    // `local` is replaced by the connection's own address.
+    let mut cfg =
+        myturn_sip::ua::Config::new("127.0.0.1:0".parse().unwrap(), target.proxy, user, password);
+    cfg.expires = 120;
+    myturn_sip::driver::start_tls(target.clone(), cfg, Box::new(rand_core::OsRng))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_agents_call_through_kamailio_over_tls() {
+    if !available("kamailio") {
+        return;
+    }
+    let module = std::path::Path::new("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so");
+    if !module.exists() {
+        let required = std::env::var_os("CI").is_some()
+            || std::env::var("MYTURN_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "Kamailio's tls module is missing (kamailio-tls-modules)"
+        );
+        eprintln!("SKIPPED: Kamailio's tls module is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let roots = tls_files(dir.path());
+    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (kamailio, _udp) = start_kamailio_with(
+        dir.path(),
+        "SHA-256",
+        Some((tls_port, &dir.path().join("tls.cfg"))),
+    );
+    let proxy: SocketAddr = format!("127.0.0.1:{tls_port}").parse().unwrap();
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(proxy).is_err() {
+        assert!(
+            std::time::Instant::now() < end,
+            "Kamailio does not listen on tls/{tls_port}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let target = myturn_sip::driver::TlsTarget {
+        proxy,
+        name: rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+        connector: tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)),
+    };
+    let mut a = tls_agent(A.0, A.1, &target).await;
+    let mut b = tls_agent(B.0, B.1, &target).await;
+    registered(&mut a).await;
+    registered(&mut b).await;
+    // Kamailio reaches B down B's own connection: the agents have no
+    // other socket at all.
+    let ca = a.invite(B.0, &offer(4010, "YWxpY2U")).await.unwrap();
+    let (cb, o) = expect(&mut b, "IncomingCall over TLS", |e| match e {
+        Event::IncomingCall { call, offer, .. } => Some((*call, offer.clone())),
+        _ => None,
+    })
+    .await;
+    assert_eq!(o.unwrap().key.as_deref(), Some("YWxpY2U"));
+    b.answer(cb, &offer(5010, "Ym9i")).await.unwrap();
+    let ans = expect(&mut a, "Answered", |e| match e {
+        Event::Answered { answer, .. } => Some(answer.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(ans.unwrap().key.as_deref(), Some("Ym9i"));
+    expect(&mut b, "Confirmed", |e| {
+        matches!(e, Event::Confirmed { .. }).then_some(())
+    })
+    .await;
+    b.hangup(cb).await.unwrap();
+    expect(&mut a, "CallEnded remote", |e| {
+        matches!(
+            e,
+            Event::CallEnded {
+                by: EndedBy::Remote,
+                call
+            } if *call == ca
+        )
+        .then_some(())
+    })
+    .await;
+    assert!(a.shutdown(Duration::from_secs(5)).await);
+    assert!(b.shutdown(Duration::from_secs(5)).await);
+    drop(kamailio);
 }

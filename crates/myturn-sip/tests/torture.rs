@@ -314,7 +314,16 @@ fn nothing_panics_and_the_agent_keeps_answering() {
             flipped[i] ^= 0x20;
         }
         myturn_sip::fuzzing::receive(&flipped);
+        myturn_sip::fuzzing::stream(&data);
+        myturn_sip::fuzzing::stream(&flipped);
     }
+    // The whole corpus as one stream, with keep-alives between messages.
+    let mut stream = Vec::new();
+    for (_, data) in all_files() {
+        stream.extend_from_slice(&data);
+        stream.extend_from_slice(b"\r\n\r\n");
+    }
+    myturn_sip::fuzzing::stream(&stream);
     while ua.poll_transmit().is_some() {}
     let options = "OPTIONS sip:user@192.0.2.200 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKafter\r\n\
                    From: <sip:x@192.0.2.1>;tag=1\r\nTo: <sip:user@192.0.2.200>\r\nCall-ID: after\r\nCSeq: 1 OPTIONS\r\n\
