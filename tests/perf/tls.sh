@@ -17,16 +17,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 export MYTURN_ADMIN_TOKEN="bench-admin-token-$(date +%s%N)"
 cargo build --release -q -p myturn-server -p myturn-load
 dir=$(mktemp -d)
-(
-  cd "$dir"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-    -keyout ca.key -out ca.pem -days 2 -subj "/CN=myTurn bench CA" 2>/dev/null
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-    -keyout key.pem -out req.csr -subj "/CN=localhost" 2>/dev/null
-  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > ext.cnf
-  openssl x509 -req -in req.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-    -out cert.pem -days 2 -extfile ext.cnf 2>/dev/null
-)
+sh tests/tls/make-ca.sh "$dir"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 plain_port=$(free_port)
 tls_port=$(free_port)

@@ -254,20 +254,10 @@ pub fn own_media_ports() -> myturn_server::config::PortRange {
 /// made with the `openssl` command line in `dir`: (ca.pem, cert.pem,
 /// key.pem).
 pub fn private_ca(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    let script = r#"
-set -e
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-  -keyout ca.key -out ca.pem -days 2 -subj "/CN=myTurn test CA" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-  -keyout key.pem -out req.csr -subj "/CN=localhost" 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > ext.cnf
-openssl x509 -req -in req.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-  -out cert.pem -days 2 -extfile ext.cnf 2>/dev/null
-"#;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/tls/make-ca.sh");
     let st = std::process::Command::new("sh")
-        .arg("-c")
         .arg(script)
-        .current_dir(dir)
+        .arg(dir)
         .status()
         .unwrap();
     assert!(st.success(), "openssl could not make the test PKI");
