@@ -184,6 +184,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/media", get(admin_media))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -228,6 +229,7 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
+#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUserRequest, responses((status = 201, description = "registered: tokens and SIP credentials", body = CreateUserResponse), (status = 400, description = "invalid name", body = myturn_wire::ErrorBody), (status = 403, description = "name banned", body = myturn_wire::ErrorBody), (status = 409, description = "name taken", body = myturn_wire::ErrorBody), (status = 429, description = "rate limited", body = myturn_wire::ErrorBody), (status = 503, description = "server full or PBX not ready", body = myturn_wire::ErrorBody)))]
 async fn create_user(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -301,10 +303,12 @@ fn me_of(state: &AppState, id: UserId) -> Result<MeResponse, ApiError> {
     })
 }
 
+#[utoipa::path(get, path = "/v1/me", tag = "users", security(("bearer" = [])), responses((status = 200, body = MeResponse), (status = 400, description = "bad input", body = myturn_wire::ErrorBody), (status = 401, description = "no, bad, expired or revoked token", body = myturn_wire::ErrorBody)))]
 async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<MeResponse>, ApiError> {
     Ok(Json(me_of(&state, user.id)?))
 }
 
+#[utoipa::path(delete, path = "/v1/me", tag = "users", security(("bearer" = [])), responses((status = 204, description = "logged out everywhere"), (status = 400, description = "bad input", body = myturn_wire::ErrorBody), (status = 401, description = "no, bad, expired or revoked token", body = myturn_wire::ErrorBody)))]
 async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode, ApiError> {
     state.remove_user(user.id, LeaveReason::LoggedOut, None)?;
     // Answer once the PBX no longer authenticates or routes to the user
@@ -317,6 +321,7 @@ async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusC
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(put, path = "/v1/me/status", tag = "pairing", security(("bearer" = [])), request_body = SetStatusRequest, responses((status = 200, body = MeResponse), (status = 400, description = "bad input", body = myturn_wire::ErrorBody), (status = 401, description = "no, bad, expired or revoked token", body = myturn_wire::ErrorBody), (status = 409, description = "not allowed now", body = myturn_wire::ErrorBody)))]
 async fn set_status(
     State(state): State<AppState>,
     user: AuthUser,
@@ -356,6 +361,7 @@ pub struct PeerQuery {
     pub wait: u64,
 }
 
+#[utoipa::path(get, path = "/v1/me/peer", tag = "pairing", security(("bearer" = [])), params(("wait" = Option<u64>, Query, description = "long-poll up to this many seconds")), responses((status = 200, description = "the partner", body = myturn_wire::PeerResponse), (status = 204, description = "no partner (yet)"), (status = 400, description = "bad input", body = myturn_wire::ErrorBody), (status = 401, description = "no, bad, expired or revoked token", body = myturn_wire::ErrorBody)))]
 async fn peer(
     State(state): State<AppState>,
     user: AuthUser,
@@ -368,6 +374,7 @@ async fn peer(
     }
 }
 
+#[utoipa::path(post, path = "/v1/session/refresh", tag = "users", request_body = RefreshRequest, responses((status = 200, body = TokenPair), (status = 401, description = "unknown, spent or expired refresh token", body = myturn_wire::ErrorBody), (status = 429, description = "rate limited", body = myturn_wire::ErrorBody)))]
 async fn refresh(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -406,6 +413,7 @@ async fn refresh(
     }))
 }
 
+#[utoipa::path(get, path = "/v1/admin/users", tag = "admin", security(("admin" = [])), responses((status = 200, body = AdminUsers), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
 async fn admin_users(State(state): State<AppState>, _: Admin) -> Json<AdminUsers> {
     let core = state.core();
     let mut users: Vec<AdminUser> = core
@@ -423,6 +431,7 @@ async fn admin_users(State(state): State<AppState>, _: Admin) -> Json<AdminUsers
     Json(AdminUsers { users })
 }
 
+#[utoipa::path(get, path = "/v1/admin/pairs", tag = "admin", security(("admin" = [])), responses((status = 200, body = AdminPairs), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
 async fn admin_pairs(State(state): State<AppState>, _: Admin) -> Json<AdminPairs> {
     let core = state.core();
     let pairs = core
@@ -439,6 +448,7 @@ async fn admin_pairs(State(state): State<AppState>, _: Admin) -> Json<AdminPairs
     Json(AdminPairs { pairs })
 }
 
+#[utoipa::path(get, path = "/v1/admin/sip-conf", tag = "admin", security(("admin" = [])), responses((status = 200, body = SipConf), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
 async fn admin_sip_conf(State(state): State<AppState>, _: Admin) -> Json<SipConf> {
     let users = state.core().reg.pbx_users();
     let files = state
@@ -456,6 +466,7 @@ async fn admin_sip_conf(State(state): State<AppState>, _: Admin) -> Json<SipConf
     })
 }
 
+#[utoipa::path(get, path = "/v1/admin/media", tag = "admin", security(("admin" = [])), responses((status = 200, body = myturn_wire::AdminMedia), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
 async fn admin_media(State(state): State<AppState>, _: Admin) -> Json<myturn_wire::AdminMedia> {
     use myturn_wire::{AdminMedia, MediaCall, MediaCounters};
     let figures = state.pbx_figures();
@@ -513,6 +524,7 @@ async fn admin_media(State(state): State<AppState>, _: Admin) -> Json<myturn_wir
     })
 }
 
+#[utoipa::path(delete, path = "/v1/admin/users/{name}", tag = "admin", security(("admin" = [])), params(("name" = String, Path)), responses((status = 204, description = "kicked"), (status = 404, description = "no such user", body = myturn_wire::ErrorBody), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
 async fn admin_kick(
     State(state): State<AppState>,
     _: Admin,
@@ -527,6 +539,7 @@ async fn admin_kick(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/v1/me/report", tag = "moderation", security(("bearer" = [])), request_body = ReportRequest, responses((status = 204, description = "filed"), (status = 400, description = "bad input", body = myturn_wire::ErrorBody), (status = 401, description = "no, bad, expired or revoked token", body = myturn_wire::ErrorBody), (status = 409, description = "no partner to report", body = myturn_wire::ErrorBody), (status = 429, description = "rate limited", body = myturn_wire::ErrorBody)))]
 async fn report(
     State(state): State<AppState>,
     user: AuthUser,
@@ -554,6 +567,7 @@ async fn report(
     Ok(StatusCode::CREATED)
 }
 
+#[utoipa::path(post, path = "/v1/admin/admit", tag = "moderation", security(("admin" = [])), request_body = AdmitRequest, responses((status = 200, body = AdmitResponse), (status = 404, description = "not waiting", body = myturn_wire::ErrorBody), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
 async fn admin_admit(
     State(state): State<AppState>,
     _: Admin,
@@ -594,6 +608,7 @@ async fn admin_admit(
     Ok(Json(AdmitResponse { admitted }))
 }
 
+#[utoipa::path(post, path = "/v1/admin/lobby", tag = "moderation", security(("admin" = [])), request_body = LobbySay, responses((status = 202, description = "queued to the waiting room"), (status = 400, description = "bad text", body = myturn_wire::ErrorBody), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
 async fn admin_lobby(
     State(state): State<AppState>,
     _: Admin,
@@ -611,18 +626,21 @@ async fn admin_lobby(
     }
 }
 
+#[utoipa::path(get, path = "/v1/admin/reports", tag = "moderation", security(("admin" = [])), responses((status = 200, body = Reports), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
 async fn admin_reports(State(state): State<AppState>, _: Admin) -> Json<Reports> {
     Json(Reports {
         reports: state.core().reports.all(),
     })
 }
 
+#[utoipa::path(get, path = "/v1/admin/bans", tag = "moderation", security(("admin" = [])), responses((status = 200, body = Bans), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
 async fn admin_bans(State(state): State<AppState>, _: Admin) -> Json<Bans> {
     Json(Bans {
         bans: state.core().bans.active(unix_now()),
     })
 }
 
+#[utoipa::path(post, path = "/v1/admin/bans", tag = "moderation", security(("admin" = [])), request_body = BanRequest, responses((status = 201, body = Ban), (status = 400, description = "bad name or duration", body = myturn_wire::ErrorBody), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
 async fn admin_ban(
     State(state): State<AppState>,
     _: Admin,
@@ -654,6 +672,7 @@ async fn admin_ban(
     ))
 }
 
+#[utoipa::path(delete, path = "/v1/admin/bans/{name}", tag = "moderation", security(("admin" = [])), params(("name" = String, Path)), responses((status = 204, description = "lifted"), (status = 404, description = "not banned", body = myturn_wire::ErrorBody), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
 async fn admin_unban(
     State(state): State<AppState>,
     _: Admin,
@@ -666,6 +685,7 @@ async fn admin_unban(
     }
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 async fn healthz(State(state): State<AppState>) -> Json<Health> {
     let pbx = state.pbx.status();
     let users = state.core().reg.len() as u64;
@@ -680,6 +700,17 @@ async fn healthz(State(state): State<AppState>) -> Json<Health> {
     })
 }
 
+/// `GET /openapi.json`: the OpenAPI 3.1 document of this API.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "this document", content_type = "application/json")))]
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::json(),
+    )
+        .into_response()
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4")))]
 async fn metrics(State(state): State<AppState>) -> Response {
     let text = state.metrics.render(&state.gauges(), &state.pbx_figures());
     (

@@ -94,6 +94,7 @@ fn upgrade(
 }
 
 /// `GET /v1/events`
+#[utoipa::path(get, path = "/v1/events", tag = "events", security(("bearer" = [])), responses((status = 101, description = "WebSocket: ServerEvent JSON messages out, ClientEvent in", body = ServerEvent), (status = 401, description = "no or bad token (header only; never in the URL)", body = myturn_wire::ErrorBody), (status = 426, description = "not a WebSocket upgrade", body = myturn_wire::ErrorBody)))]
 pub async fn user_events(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
@@ -163,6 +164,7 @@ pub async fn user_events(
 }
 
 /// `GET /v1/admin/events`
+#[utoipa::path(get, path = "/v1/admin/events", tag = "events", security(("admin" = [])), responses((status = 101, description = "WebSocket: admin events (ServerEvent JSON)", body = ServerEvent), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody)))]
 pub async fn admin_events(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,

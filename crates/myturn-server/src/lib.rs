@@ -41,6 +41,7 @@ pub mod error;
 pub mod events;
 pub mod metrics;
 pub mod moderation;
+pub mod openapi;
 pub mod pbx;
 pub mod proxy;
 pub mod registry;

@@ -107,7 +107,7 @@ pub fn validate_name(name: &str) -> Result<(), NameError> {
 
 /// A user's status, as in the original design's flow:
 /// `busy → ready → paired → ready_to_talk → in_call → busy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Logged in, not looking for a partner (the main screen).
@@ -152,7 +152,7 @@ impl fmt::Display for Status {
 
 /// The statuses a client may ask for with `PUT /v1/me/status`.
 /// (`paired` and `in_call` are set by the server only.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestedStatus {
     /// Leave the pool or end the call; back to the main screen.
@@ -174,7 +174,7 @@ impl From<RequestedStatus> for Status {
 }
 
 /// Which side of the SIP call a paired user plays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Dials the partner's extension once the partner is `ready_to_talk`.
@@ -194,7 +194,7 @@ impl Role {
 }
 
 /// `POST /v1/users`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     /// The nickname; see [`validate_name`].
@@ -202,7 +202,7 @@ pub struct CreateUserRequest {
 }
 
 /// The SIP account the server created for a user.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SipCredentials {
     /// Digest username (the nickname).
     pub username: String,
@@ -227,7 +227,7 @@ impl fmt::Debug for SipCredentials {
 }
 
 /// `201` answer to `POST /v1/users`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreateUserResponse {
     /// The nickname as registered.
     pub name: String,
@@ -254,7 +254,7 @@ impl fmt::Debug for CreateUserResponse {
 }
 
 /// `PUT /v1/me/status`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetStatusRequest {
     /// The wanted status.
@@ -286,7 +286,7 @@ pub fn validate_media_key(key: &str) -> Result<(), String> {
 }
 
 /// `GET /v1/me` and the answer to `PUT /v1/me/status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MeResponse {
     /// The nickname.
     pub name: String,
@@ -297,7 +297,7 @@ pub struct MeResponse {
 }
 
 /// The partner, as seen by one side of a pair.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PeerInfo {
     /// The partner's nickname.
     pub name: String,
@@ -309,7 +309,7 @@ pub struct PeerInfo {
 }
 
 /// `200` answer to `GET /v1/me/peer`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PeerResponse {
     /// Who the partner is.
     pub peer: PeerInfo,
@@ -325,7 +325,7 @@ pub struct PeerResponse {
 }
 
 /// `POST /v1/session/refresh`
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The refresh token to spend.
@@ -339,7 +339,7 @@ impl fmt::Debug for RefreshRequest {
 }
 
 /// `200` answer to `POST /v1/session/refresh`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenPair {
     /// New access token.
     pub token: String,
@@ -358,7 +358,7 @@ impl fmt::Debug for TokenPair {
 }
 
 /// One row of `GET /v1/admin/users`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AdminUser {
     /// Nickname.
     pub name: String,
@@ -373,14 +373,14 @@ pub struct AdminUser {
 }
 
 /// `GET /v1/admin/users`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AdminUsers {
     /// Every current user, by name.
     pub users: Vec<AdminUser>,
 }
 
 /// One row of `GET /v1/admin/pairs`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AdminPair {
     /// The side that dials.
     pub caller: String,
@@ -393,14 +393,14 @@ pub struct AdminPair {
 }
 
 /// `GET /v1/admin/pairs`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AdminPairs {
     /// Every current pair.
     pub pairs: Vec<AdminPair>,
 }
 
 /// One generated PBX file, secrets redacted (`GET /v1/admin/sip-conf`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConfFile {
     /// File name inside `--asterisk-conf-dir`.
     pub name: String,
@@ -409,7 +409,7 @@ pub struct ConfFile {
 }
 
 /// `GET /v1/admin/sip-conf`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SipConf {
     /// The PBX backend in use (`asterisk`, `asterisk-pjsip`, `builtin`, `none`).
     pub pbx: String,
@@ -419,7 +419,7 @@ pub struct SipConf {
 
 /// `GET /v1/admin/media`: where calls' media flows, and what the relay
 /// carried.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AdminMedia {
     /// `builtin`, `rtpengine`, `off`, or `none` (no built-in PBX).
     pub mode: String,
@@ -438,7 +438,7 @@ pub struct AdminMedia {
 }
 
 /// One anchored call in [`AdminMedia`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MediaCall {
     /// The relay's number for the call (the `call` label in `/metrics`).
     pub id: u64,
@@ -453,7 +453,7 @@ pub struct MediaCall {
 }
 
 /// Datagrams and bytes forwarded, datagrams dropped.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MediaCounters {
     pub packets: u64,
     pub bytes: u64,
@@ -461,7 +461,7 @@ pub struct MediaCounters {
 }
 
 /// `GET /healthz`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
     /// `"ok"` or `"degraded"`.
     pub status: String,
@@ -484,14 +484,14 @@ pub struct Health {
 }
 
 /// The body of every error response: `{"error": {"code", "message"}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// The error itself.
     pub error: ErrorDetail,
 }
 
 /// A machine-readable code and a human-readable message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Stable, machine-readable, snake_case: `invalid_name`, `name_taken`,
     /// `unauthorized`, `not_ready`, …
@@ -513,7 +513,7 @@ impl ErrorBody {
 }
 
 /// Why a pair ended, in [`ServerEvent::PeerLeft`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LeaveReason {
     /// The partner hung up (went `busy` or `ready` again).
@@ -591,7 +591,7 @@ pub fn validate_text(text: &str, max: usize) -> Result<(), TextError> {
 
 /// Events pushed from the server to a client over `GET /v1/events`
 /// (tagged JSON, `"type"` field).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent {
     /// Sent once on connect: who the server thinks this is.
@@ -674,7 +674,7 @@ pub enum ServerEvent {
 }
 
 /// Events a client sends over `GET /v1/events` (tagged JSON).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientEvent {
     /// Say something in the lobby (only while waiting).
@@ -712,7 +712,7 @@ impl fmt::Debug for ClientEvent {
 }
 
 /// `POST /v1/me/report`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportRequest {
     /// What happened, at most [`REPORT_MAX_LEN`] bytes, one line.
@@ -720,7 +720,7 @@ pub struct ReportRequest {
 }
 
 /// One report (`GET /v1/admin/reports`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Report {
     /// Who reported.
     pub reporter: String,
@@ -733,14 +733,14 @@ pub struct Report {
 }
 
 /// `GET /v1/admin/reports`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reports {
     /// Newest last.
     pub reports: Vec<Report>,
 }
 
 /// `POST /v1/admin/admit`: one user by name, or everyone waiting.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdmitRequest {
     /// Admit this user.
@@ -752,14 +752,14 @@ pub struct AdmitRequest {
 }
 
 /// Answer to `POST /v1/admin/admit`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AdmitResponse {
     /// Who was admitted.
     pub admitted: Vec<String>,
 }
 
 /// `POST /v1/admin/lobby`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LobbySay {
     /// The line to say.
@@ -767,7 +767,7 @@ pub struct LobbySay {
 }
 
 /// `POST /v1/admin/bans`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BanRequest {
     /// The name to ban (case-insensitive).
@@ -777,7 +777,7 @@ pub struct BanRequest {
 }
 
 /// One ban (`GET /v1/admin/bans`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ban {
     /// The banned name, lower-cased.
     pub name: String,
@@ -786,7 +786,7 @@ pub struct Ban {
 }
 
 /// `GET /v1/admin/bans`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Bans {
     /// Active bans.
     pub bans: Vec<Ban>,

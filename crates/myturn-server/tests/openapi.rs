@@ -1,0 +1,67 @@
+//! `GET /openapi.json` is an OpenAPI 3.1 document that lists exactly the
+//! routes the router serves (read from `api.rs`'s `.route(…)` table), and
+//! `docs/api.md` names every operation in it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+/// (METHOD, path) for every route in `api.rs`.
+fn routed() -> BTreeSet<(String, String)> {
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/api.rs")).unwrap();
+    let mut out = BTreeSet::new();
+    for part in src.split(".route(\"").skip(1) {
+        let (path, rest) = part.split_once('"').unwrap();
+        let call = rest.split_once("))").map_or(rest, |(c, _)| c);
+        for m in ["get", "post", "put", "delete", "patch"] {
+            if call.contains(&format!("{m}(")) {
+                out.insert((m.to_uppercase(), path.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_document_lists_every_route_and_the_docs_name_every_operation() {
+    let app = common::app();
+    let r = common::call(&app, axum::http::Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(r.status, 200);
+    let doc: Value = r.body;
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            documented.insert((method.to_uppercase(), path.clone()));
+            assert!(
+                op["responses"].as_object().is_some_and(|r| !r.is_empty()),
+                "{method} {path}"
+            );
+        }
+    }
+    let routes = routed();
+    assert!(routes.len() >= 20, "{routes:?}");
+    assert_eq!(routes, documented, "router and OpenAPI document differ");
+    // Every error body is the one shape.
+    let schemas = &doc["components"]["schemas"];
+    assert!(
+        schemas["ErrorBody"]["properties"]["error"].is_object(),
+        "{schemas}"
+    );
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    let api_md =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md")).unwrap();
+    let missing: Vec<String> = documented
+        .iter()
+        .map(|(m, p)| format!("{m} {p}"))
+        .filter(|op| !api_md.contains(op.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "docs/api.md does not name: {missing:?}");
+}
