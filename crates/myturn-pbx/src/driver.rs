@@ -72,6 +72,22 @@ impl PbxHandle {
         }
     }
 
+    /// A handle that knows, before the driver's first figures, which media
+    /// mode runs and how many relay port pairs there are.
+    pub fn with_media(local: std::net::SocketAddr, mode: &MediaMode) -> Self {
+        let capacity = match mode {
+            MediaMode::Relay { ports, .. } => crate::relay::PortPool::new(ports.clone()).capacity(),
+            _ => 0,
+        };
+        let h = PbxHandle::new(local);
+        if let Ok(mut s) = h.shared.lock() {
+            s.media.mode = mode.as_str();
+            s.media.ports_free = capacity;
+            s.media.ports_capacity = capacity;
+        }
+        h
+    }
+
     pub fn stats(&self) -> Stats {
         self.shared.lock().map(|s| s.stats).unwrap_or_default()
     }

@@ -363,12 +363,13 @@ impl App {
         c.fail_window = Duration::from_secs(cfg.sip_fail_window_secs);
         c.block_for = Duration::from_secs(cfg.sip_block_secs);
         let (_, directory) = watch::channel(Vec::new());
+        let handle = myturn_pbx::driver::PbxHandle::with_media(local, &c.media);
         Ok(BuiltinPbx {
             socket: Arc::new(socket),
             sips: None,
             config: c,
             directory,
-            handle: myturn_pbx::driver::PbxHandle::new(local),
+            handle,
             seed,
         })
     }

@@ -65,3 +65,44 @@ async fn the_document_lists_every_route_and_the_docs_name_every_operation() {
         .collect();
     assert!(missing.is_empty(), "docs/api.md does not name: {missing:?}");
 }
+
+#[tokio::test]
+async fn every_metric_the_grafana_dashboard_plots_exists() {
+    let dash: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/grafana/myturn-server.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let app = common::app();
+    let r = common::call(&app, axum::http::Method::GET, "/metrics", None, None).await;
+    assert_eq!(r.status, 200);
+    let exposed: BTreeSet<&str> = r
+        .text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let mut plotted = BTreeSet::new();
+    for panel in dash["panels"].as_array().unwrap() {
+        for t in panel["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with("myturn_") {
+                    plotted.insert(word.to_owned());
+                }
+            }
+        }
+    }
+    assert!(plotted.len() >= 15, "{plotted:?}");
+    let missing: Vec<&String> = plotted
+        .iter()
+        .filter(|m| !exposed.contains(m.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboard plots metrics /metrics does not have: {missing:?}"
+    );
+}

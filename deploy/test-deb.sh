@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The myturn .deb, tested on this machine (run by .ci/run; needs root or
+# sudo): build it with cargo-deb, install it, check the unit with
+# `systemd-analyze verify`, start the installed server as its unit would
+# (its environment file, an unprivileged user, ports of its own), ask it
+# for /healthz, then remove and purge the package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --quiet
+cargo build --release --quiet -p myturn-server -p myturn-client
+deb=$(cargo deb -p myturn-server --no-build --quiet -o target/debian/ | tail -n 1)
+echo "built $deb"
+$SUDO dpkg -i "$deb" >/dev/null
+trap '$SUDO dpkg --purge myturn >/dev/null 2>&1 || true' EXIT
+for f in /usr/bin/myturn-server /usr/bin/myturn; do test -x "$f"; done
+for f in /lib/systemd/system/myturn-server.service /etc/myturn/myturn-server.env \
+         /usr/share/myturn/asterisk-conf/sip.conf /usr/share/myturn/asterisk-conf/pjsip.conf \
+         /usr/share/myturn/grafana/myturn-server.json /usr/share/doc/myturn/operations.md; do
+  test -f "$f" || { echo "missing from the package: $f" >&2; exit 1; }
+done
+[ "$(stat -c %a /etc/myturn/myturn-server.env)" = 600 ] || { echo "the env file must be 0600" >&2; exit 1; }
+systemd-analyze verify /lib/systemd/system/myturn-server.service
+echo "systemd-analyze verify: ok"
+/usr/bin/myturn --version >/dev/null
+# Ports nothing listens on (bash's /dev/tcp: a refused connect is a free port).
+free_port() {
+  local p
+  while :; do
+    p=$(shuf -i 30000-32000 -n 1)
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+}
+http=$(free_port)
+sip=$(free_port)
+# As the unit runs it: the environment file, then an unprivileged user.
+(
+  set -a
+  . /etc/myturn/myturn-server.env
+  set +a
+  export MYTURN_LISTEN="127.0.0.1:$http" MYTURN_SIP_LISTEN="127.0.0.1:$sip" MYTURN_MEDIA_PORTS=29000-29099
+  runas=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+  [ -z "$SUDO" ] || runas=(sudo --preserve-env "${runas[@]}")
+  exec "${runas[@]}" /usr/bin/myturn-server
+) >/tmp/myturn-deb-server.log 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true; $SUDO dpkg --purge myturn >/dev/null 2>&1 || true' EXIT
+ok=""
+for _ in $(seq 100); do
+  if body=$(curl -fs "http://127.0.0.1:$http/healthz"); then ok=1; break; fi
+  sleep 0.1
+done
+[ -n "$ok" ] || { echo "the installed server did not answer; its log:" >&2; cat /tmp/myturn-deb-server.log >&2; exit 1; }
+echo "$body" | grep -q '"status":"ok"' || { echo "unexpected /healthz: $body" >&2; exit 1; }
+echo "installed server answers /healthz: $body"
+kill "$server"
+wait "$server" 2>/dev/null || true
+$SUDO dpkg -r myturn >/dev/null
+test ! -e /usr/bin/myturn-server
+test -f /etc/myturn/myturn-server.env   # a conffile outlives remove
+$SUDO dpkg --purge myturn >/dev/null
+test ! -e /etc/myturn/myturn-server.env
+echo "deb: install, verify, run, remove, purge: ok"
