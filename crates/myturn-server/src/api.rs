@@ -185,6 +185,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
+        .route("/admin", get(crate::console::page))
+        .route("/admin/app.js", get(crate::console::script))
+        .route("/admin/app.css", get(crate::console::style))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

@@ -24,6 +24,7 @@ use crate::{api, events};
         api::admin_lobby, api::admin_reports, api::admin_bans, api::admin_ban, api::admin_unban,
         api::admin_users, api::admin_kick, api::admin_pairs, api::admin_sip_conf,
         api::admin_media, api::healthz, api::metrics, api::openapi,
+        crate::console::page, crate::console::script, crate::console::style,
     ),
     modifiers(&Auth),
     tags(
@@ -33,6 +34,7 @@ use crate::{api, events};
         (name = "moderation", description = "Reports, waiting room, lobby, bans"),
         (name = "admin", description = "Users, pairs, PBX and media views"),
         (name = "operations", description = "Health and metrics"),
+        (name = "console", description = "The web admin console"),
     )
 )]
 pub struct ApiDoc;

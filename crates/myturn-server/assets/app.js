@@ -1,0 +1,335 @@
+// myTurn admin console. Talks to the server's admin API with the admin
+// token (kept in this tab's sessionStorage only) and listens to the admin
+// event stream. Every piece of data from the server is put into the page
+// as text (textContent), never as HTML: a lobby line "<script>" shows as
+// those characters.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+let token = sessionStorage.getItem("myturn-admin-token") || "";
+let socket = null;
+let refreshTimer = null;
+const series = {}; // name -> [[time, value]], the last hour
+const HOUR = 3600 * 1000;
+
+function el(tag, text, attrs) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  return e;
+}
+
+function when(unixSecs) {
+  if (!unixSecs) return "";
+  return new Date(unixSecs * 1000).toLocaleString();
+}
+
+async function api(method, path, body) {
+  const headers = { authorization: "Bearer " + token };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (r.status === 401 || r.status === 403) {
+    logout("The admin token was refused.");
+    throw new Error("unauthorized");
+  }
+  const text = await r.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { data = text; }
+  if (!r.ok) {
+    const msg = data && data.error ? data.error.message : r.status + " " + r.statusText;
+    throw new Error(msg);
+  }
+  return data;
+}
+
+function notice(msg) { $("#notice").textContent = msg || ""; }
+
+function fill(tbody, rows) {
+  tbody.replaceChildren(...rows);
+}
+
+function cell(text) { return el("td", text); }
+
+function confirmButton(label, confirmLabel, action) {
+  const b = el("button", label, { type: "button", class: "danger" });
+  let armed = null;
+  b.addEventListener("click", async () => {
+    if (!armed) {
+      b.textContent = confirmLabel;
+      armed = setTimeout(() => { armed = null; b.textContent = label; }, 5000);
+      return;
+    }
+    clearTimeout(armed);
+    armed = null;
+    b.disabled = true;
+    try { await action(); notice(""); } catch (e) { notice(e.message); }
+    scheduleRefresh(0);
+  });
+  return b;
+}
+
+function renderUsers(users) {
+  const counts = {};
+  for (const u of users) counts[u.status] = (counts[u.status] || 0) + 1;
+  $("#user-counts").textContent = users.length + " online" +
+    Object.entries(counts).map(([s, n]) => " · " + n + " " + s).join("");
+  fill($("#users tbody"), users.map((u) => {
+    const tr = el("tr", null, { "data-name": u.name });
+    tr.append(cell(u.name), cell(u.status + (u.admitted ? "" : " (waiting room)")), cell(u.extension), cell(when(u.since)));
+    const actions = el("td");
+    const box = el("div", null, { class: "row-actions" });
+    box.append(confirmButton("Kick", "Really kick " + u.name + "?", () => api("DELETE", "/v1/admin/users/" + encodeURIComponent(u.name))));
+    const sel = el("select", null, { "aria-label": "Ban duration for " + u.name });
+    for (const [label, secs] of [["1 hour", 3600], ["1 day", 86400], ["1 week", 604800], ["30 days", 2592000]]) {
+      sel.append(el("option", label, { value: String(secs) }));
+    }
+    box.append(sel, confirmButton("Ban", "Really ban " + u.name + "?", () =>
+      api("POST", "/v1/admin/bans", { name: u.name, seconds: Number(sel.value) })));
+    actions.append(box);
+    tr.append(actions);
+    return tr;
+  }));
+  const waiting = users.filter((u) => u.status === "ready" && !u.admitted);
+  $("#waiting-empty").hidden = waiting.length > 0;
+  $("#admit-all").hidden = waiting.length === 0;
+  $("#waiting").replaceChildren(...waiting.map((u) => {
+    const li = el("li", null, { "data-name": u.name });
+    li.append(el("span", u.name + " "));
+    const b = el("button", "Admit", { type: "button", "aria-label": "Admit " + u.name });
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      try { await api("POST", "/v1/admin/admit", { name: u.name }); notice(""); } catch (e) { notice(e.message); }
+      scheduleRefresh(0);
+    });
+    li.append(b);
+    return li;
+  }));
+}
+
+function renderPairs(pairs) {
+  fill($("#pairs tbody"), pairs.map((p) => {
+    const tr = el("tr");
+    tr.append(cell(p.caller), cell(p.callee), cell(when(p.since)), cell(p.in_call ? "yes" : "setting up"));
+    return tr;
+  }));
+}
+
+function renderReports(reports) {
+  fill($("#reports tbody"), reports.slice(-100).reverse().map((r) => {
+    const tr = el("tr");
+    tr.append(cell(when(r.at)), cell(r.reporter), cell(r.reported), cell(r.reason));
+    return tr;
+  }));
+}
+
+function renderBans(bans) {
+  fill($("#bans tbody"), bans.map((b) => {
+    const tr = el("tr");
+    const lift = el("td");
+    lift.append(confirmButton("Lift", "Really lift?", () => api("DELETE", "/v1/admin/bans/" + encodeURIComponent(b.name))));
+    tr.append(cell(b.name), cell(when(b.until)), lift);
+    return tr;
+  }));
+}
+
+function renderPbx(health, media, sipconf) {
+  const rows = [
+    ["PBX", health.pbx],
+    ["In sync", health.pbx_in_sync ? "yes" : "no" + (health.pbx_error ? ": " + health.pbx_error : "")],
+    ["TLS", health.tls ? "yes" : "no"],
+    ["Media relay", media.mode],
+    ["Relay ports free", media.ports_capacity ? media.ports_free + " of " + media.ports_capacity + " pairs" : "n/a"],
+    ["Relayed calls", String(media.calls.length)],
+    ["Relay packets / dropped", media.packets + " / " + media.dropped],
+  ];
+  if (health.warning) rows.push(["Warning", health.warning]);
+  $("#pbx").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", k), el("dd", v)]));
+  $("#sipconf").textContent = (sipconf.files || []).map((f) => "; " + f.name + "\n" + f.content).join("\n");
+}
+
+// Prometheus text: the sum of every sample of each wanted metric.
+function scrape(text) {
+  const want = ["myturn_users", "myturn_waiting_users", "myturn_websockets", "myturn_pairings_total",
+    "myturn_media_calls", "myturn_relay_packets_total", "myturn_sip_bindings"];
+  const out = {};
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const name = line.split(/[{ ]/, 1)[0];
+    if (!want.includes(name)) continue;
+    const v = Number(line.slice(line.lastIndexOf(" ") + 1));
+    if (Number.isFinite(v)) out[name] = (out[name] || 0) + v;
+  }
+  return out;
+}
+
+function record(name, value, now) {
+  const s = (series[name] = series[name] || []);
+  s.push([now, value]);
+  while (s.length && s[0][0] < now - HOUR) s.shift();
+}
+
+function chart(title, points) {
+  const fig = el("figure", null, { class: "chart" });
+  const last = points.length ? points[points.length - 1][1] : 0;
+  fig.append(el("figcaption", title + ": " + (Number.isInteger(last) ? last : last.toFixed(2))));
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 100 40");
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", title + " over the last hour, now " + last);
+  if (points.length > 1) {
+    const t0 = points[0][0], t1 = points[points.length - 1][0] || t0 + 1;
+    const max = Math.max(1, ...points.map((p) => p[1]));
+    const line = document.createElementNS(ns, "polyline");
+    line.setAttribute("points", points.map(([t, v]) =>
+      ((t - t0) / Math.max(1, t1 - t0) * 100).toFixed(2) + "," + (38 - v / max * 36).toFixed(2)).join(" "));
+    svg.append(line);
+  }
+  fig.append(svg);
+  return fig;
+}
+
+let lastCounters = null;
+async function sampleMetrics() {
+  const r = await fetch("/metrics");
+  if (!r.ok) return;
+  const m = scrape(await r.text());
+  const now = Date.now();
+  record("users", m.myturn_users || 0, now);
+  record("waiting", m.myturn_waiting_users || 0, now);
+  record("streams", m.myturn_websockets || 0, now);
+  record("calls", m.myturn_media_calls || 0, now);
+  record("sip", m.myturn_sip_bindings || 0, now);
+  if (lastCounters) {
+    const dt = (now - lastCounters.at) / 60000;
+    record("pairings", Math.max(0, ((m.myturn_pairings_total || 0) - lastCounters.pairings) / dt), now);
+    record("packets", Math.max(0, ((m.myturn_relay_packets_total || 0) - lastCounters.packets) / dt / 60), now);
+  }
+  lastCounters = { at: now, pairings: m.myturn_pairings_total || 0, packets: m.myturn_relay_packets_total || 0 };
+  $("#charts").replaceChildren(
+    chart("Users online", series.users || []),
+    chart("Waiting for a partner", series.waiting || []),
+    chart("Pairings per minute", series.pairings || []),
+    chart("Relayed calls", series.calls || []),
+    chart("Relay packets per second", series.packets || []),
+    chart("Event streams", series.streams || []),
+    chart("Registered over SIP", series.sip || []),
+  );
+}
+
+async function refresh() {
+  refreshTimer = null;
+  try {
+    const [users, pairs, reports, bans, media, sipconf, health] = await Promise.all([
+      api("GET", "/v1/admin/users"), api("GET", "/v1/admin/pairs"), api("GET", "/v1/admin/reports"),
+      api("GET", "/v1/admin/bans"), api("GET", "/v1/admin/media"), api("GET", "/v1/admin/sip-conf"),
+      fetch("/healthz").then((r) => r.json()),
+    ]);
+    renderUsers(users.users);
+    renderPairs(pairs.pairs);
+    renderReports(reports.reports);
+    renderBans(bans.bans);
+    renderPbx(health, media, sipconf);
+    document.body.dataset.refreshed = String(Date.now());
+  } catch (e) {
+    if (e.message !== "unauthorized") notice("Could not refresh: " + e.message);
+  }
+  scheduleRefresh(socket && socket.readyState === 1 ? 10000 : 3000);
+}
+
+function scheduleRefresh(ms) {
+  if (!token) return;
+  if (refreshTimer) clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(refresh, ms);
+}
+
+function lobbyLine(from, text) {
+  const li = el("li");
+  li.append(el("span", from, { class: "who" }), el("span", text));
+  const list = $("#lobby");
+  list.append(li);
+  while (list.children.length > 200) list.firstChild.remove();
+  list.scrollTop = list.scrollHeight;
+}
+
+// The event stream: the token rides as a WebSocket subprotocol
+// (`bearer.<token>`), which allows only token characters; with any other
+// token the console polls instead.
+function connect() {
+  if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(token)) {
+    $("#conn").textContent = "polling";
+    return;
+  }
+  const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/v1/admin/events";
+  try {
+    socket = new WebSocket(url, ["myturn.v1", "bearer." + token]);
+  } catch (_) {
+    $("#conn").textContent = "polling";
+    return;
+  }
+  socket.onopen = () => { $("#conn").textContent = "live"; };
+  socket.onmessage = (m) => {
+    let ev = null;
+    try { ev = JSON.parse(m.data); } catch (_) { return; }
+    if (ev.type === "lobby_message") lobbyLine(ev.from, ev.text);
+    scheduleRefresh(200);
+  };
+  socket.onclose = () => {
+    socket = null;
+    if (!token) return;
+    $("#conn").textContent = "reconnecting";
+    setTimeout(connect, 2000);
+  };
+}
+
+function start() {
+  $("#login").hidden = true;
+  $("#console").hidden = false;
+  $("#logout").hidden = false;
+  connect();
+  refresh();
+  sampleMetrics();
+  setInterval(sampleMetrics, 15000);
+}
+
+function logout(why) {
+  token = "";
+  sessionStorage.removeItem("myturn-admin-token");
+  if (socket) socket.close();
+  $("#console").hidden = true;
+  $("#logout").hidden = true;
+  $("#login").hidden = false;
+  $("#login-error").textContent = why || "";
+  $("#conn").textContent = "";
+}
+
+$("#login-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  token = $("#token").value.trim();
+  try {
+    await api("GET", "/v1/admin/users");
+  } catch (err) {
+    if (err.message !== "unauthorized") $("#login-error").textContent = err.message;
+    return;
+  }
+  sessionStorage.setItem("myturn-admin-token", token);
+  $("#token").value = "";
+  $("#login-error").textContent = "";
+  start();
+});
+
+$("#logout").addEventListener("click", () => logout(""));
+
+$("#admit-all").addEventListener("click", async () => {
+  try { await api("POST", "/v1/admin/admit", { all: true }); notice(""); } catch (e) { notice(e.message); }
+  scheduleRefresh(0);
+});
+
+$("#lobby-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const input = $("#lobby-text");
+  try { await api("POST", "/v1/admin/lobby", { text: input.value }); input.value = ""; notice(""); } catch (err) { notice(err.message); }
+});
+
+if (token) start();
