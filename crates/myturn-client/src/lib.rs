@@ -27,6 +27,7 @@ pub mod api;
 pub mod call;
 pub mod events;
 pub mod plain;
+pub mod soundcheck;
 pub mod speech;
 pub mod talk;
 pub mod tls;

@@ -330,3 +330,37 @@ pub fn start_playback(device: Option<&str>, rate: u32) -> Result<Playback, Audio
         _stop: stop,
     })
 }
+
+/// For tests without a sound card: writes into `dir` an ALSA configuration
+/// whose `default` PCM is the `file` plugin over `null` (playback lands in
+/// `dir/played.raw`, capped by a `head -c` pipe since `null` consumes at
+/// once; capture reads `dir/in.raw`, 4 s of a loud 1 kHz square wave at
+/// 48 kHz), and returns the value for `ALSA_CONFIG_PATH`. ALSA reads its
+/// configuration once per process: set it before anything touches ALSA,
+/// or in a child's environment.
+#[doc(hidden)]
+pub fn file_pcm_config(dir: &std::path::Path) -> std::io::Result<String> {
+    let mut input = Vec::new();
+    for i in 0..(48_000 * 4) {
+        let v: i16 = if (i / 24) % 2 == 0 { 8000 } else { -8000 };
+        input.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(dir.join("in.raw"), &input)?;
+    let d = dir.display();
+    std::fs::write(
+        dir.join("asoundrc"),
+        format!(
+            "pcm.!default {{\n type file\n slave.pcm \"null\"\n file \"|head -c 64000000 > {d}/played.raw\"\n infile \"{d}/in.raw\"\n format \"raw\"\n}}\n"
+        ),
+    )?;
+    let system = ["/usr/share/alsa/alsa.conf", "/etc/alsa/alsa.conf"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "alsa.conf (install libasound2)",
+            )
+        })?;
+    Ok(format!("{system}:{d}/asoundrc"))
+}

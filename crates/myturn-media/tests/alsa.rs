@@ -21,29 +21,9 @@ fn alsa() -> &'static std::path::Path {
     static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().display();
-        // 2 s of a 1 kHz square wave at 48 kHz, stereo, S16_LE... the
-        // capture format is whatever cpal negotiates; the content only
-        // has to be non-silent and periodic.
-        let mut input = Vec::new();
-        for i in 0..(48_000 * 4) {
-            let v: i16 = if (i / 24) % 2 == 0 { 8000 } else { -8000 };
-            input.extend_from_slice(&v.to_le_bytes());
-        }
-        std::fs::write(dir.path().join("in.raw"), &input).unwrap();
-        std::fs::write(
-            dir.path().join("asoundrc"),
-            format!(
-                "pcm.!default {{\n type file\n slave.pcm \"null\"\n file \"|head -c 64000000 > {d}/played.raw\"\n infile \"{d}/in.raw\"\n format \"raw\"\n}}\n"
-            ),
-        )
-        .unwrap();
-        let system = ["/usr/share/alsa/alsa.conf", "/etc/alsa/alsa.conf"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .expect("alsa.conf (install libasound2)");
+        let path = myturn_media::audio::file_pcm_config(dir.path()).unwrap();
         // Set once, before anything in this process touches ALSA.
-        std::env::set_var("ALSA_CONFIG_PATH", format!("{system}:{d}/asoundrc"));
+        std::env::set_var("ALSA_CONFIG_PATH", path);
         dir
     })
     .path()

@@ -48,6 +48,10 @@ struct Args {
     /// List sound devices and exit.
     #[arg(long)]
     list_devices: bool,
+    /// Record two seconds from the microphone, play them back, show both
+    /// levels, and exit (non-zero if the microphone is silent).
+    #[arg(long)]
+    check_audio: bool,
     /// Microphone to use (see --list-devices).
     #[arg(long)]
     input_device: Option<String>,
@@ -109,14 +113,45 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     #[cfg(not(feature = "audio"))]
-    if args.list_devices || args.input_device.is_some() || args.output_device.is_some() {
+    if args.list_devices
+        || args.check_audio
+        || args.input_device.is_some()
+        || args.output_device.is_some()
+    {
         eprintln!(
-            "myturn: this build has no sound-device support; use --input-wav/--output-wav, or rebuild with `--features audio` (needs ALSA)"
+            "myturn: this build has no sound-device support; use --input-wav/--output-wav, or use the default build (with sound: needs ALSA's headers to build)"
         );
         return ExitCode::from(2);
     }
     #[cfg(feature = "audio")]
-    {
+    if args.check_audio {
+        let r = myturn_client::soundcheck::check(
+            args.input_device.as_deref(),
+            args.output_device.as_deref(),
+            2,
+            |line| println!("{line}"),
+        );
+        return match r {
+            Ok(r) if r.input.is_silent() => {
+                println!(
+                    "the microphone is silent: check that it is plugged in and not muted, or pick another with --input-device (see --list-devices)"
+                );
+                ExitCode::from(1)
+            }
+            Ok(_) => {
+                println!("audio ok");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("myturn: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    // The device list only when it is asked for or a device is named: a
+    // machine without sound cards still runs with WAV files or chat only.
+    #[cfg(feature = "audio")]
+    if args.list_devices || args.input_device.is_some() || args.output_device.is_some() {
         let devices = match myturn_media::audio::list_devices() {
             Ok(d) => d,
             Err(e) => {
