@@ -26,6 +26,13 @@ pub enum Action {
     HangUp,
     Next,
     Quit,
+    /// Show the sound devices to pick from.
+    Devices,
+    /// Use these devices from the next call on (`None`: the default one).
+    UseDevices {
+        input: Option<String>,
+        output: Option<String>,
+    },
 }
 
 /// Live figures of a call.
@@ -63,6 +70,15 @@ pub enum Screen {
         muted: bool,
         figures: CallFigures,
         confirm_hangup: bool,
+    },
+    /// Picking the microphone and the speaker.
+    Devices {
+        inputs: Vec<String>,
+        outputs: Vec<String>,
+        /// 0: the microphone column, 1: the speaker column.
+        column: usize,
+        /// The highlighted row of each column; row 0 is "default".
+        chosen: [usize; 2],
     },
 }
 
@@ -114,9 +130,48 @@ impl Ui {
             },
             Screen::Main { .. } => match key.code {
                 KeyCode::Char('r') | KeyCode::Enter => Some(Action::Ready),
+                KeyCode::Char('d') => Some(Action::Devices),
                 KeyCode::Char('q') | KeyCode::Esc => Some(Action::Quit),
                 _ => None,
             },
+            Screen::Devices {
+                inputs,
+                outputs,
+                column,
+                chosen,
+            } => {
+                let rows = [inputs.len() + 1, outputs.len() + 1];
+                match key.code {
+                    KeyCode::Tab | KeyCode::Left | KeyCode::Right | KeyCode::BackTab => {
+                        *column = 1 - *column;
+                        None
+                    }
+                    KeyCode::Up => {
+                        chosen[*column] = chosen[*column].saturating_sub(1);
+                        None
+                    }
+                    KeyCode::Down => {
+                        chosen[*column] = (chosen[*column] + 1).min(rows[*column] - 1);
+                        None
+                    }
+                    KeyCode::Enter => {
+                        let pick = |list: &[String], row: usize| {
+                            row.checked_sub(1).and_then(|i| list.get(i)).cloned()
+                        };
+                        let action = Action::UseDevices {
+                            input: pick(inputs, chosen[0]),
+                            output: pick(outputs, chosen[1]),
+                        };
+                        self.notice("Sound devices chosen for the next call.".into());
+                        Some(action)
+                    }
+                    KeyCode::Esc | KeyCode::Char('q') => {
+                        self.notice(String::new());
+                        None
+                    }
+                    _ => None,
+                }
+            }
             Screen::Wait { input, .. } => match key.code {
                 KeyCode::Enter if !input.trim().is_empty() => {
                     Some(Action::LobbySay(std::mem::take(input)))
@@ -267,7 +322,7 @@ impl Ui {
             Screen::Convo { chat, .. } => chat.push(("myturn".into(), text)),
             Screen::Wait { lobby, .. } => lobby.push(text),
             Screen::Main { notice, .. } => *notice = Some(text),
-            Screen::Login { .. } => {}
+            Screen::Login { .. } | Screen::Devices { .. } => {}
         }
     }
 
@@ -291,7 +346,17 @@ impl Ui {
         self.screen = Screen::Main {
             name: self.name.clone(),
             extension: self.extension.clone(),
-            notice: Some(text),
+            notice: (!text.is_empty()).then_some(text),
+        };
+    }
+
+    /// Shows the sound devices to pick from (microphones, speakers).
+    pub fn show_devices(&mut self, inputs: Vec<String>, outputs: Vec<String>) {
+        self.screen = Screen::Devices {
+            inputs,
+            outputs,
+            column: 0,
+            chosen: [0, 0],
         };
     }
 
@@ -355,11 +420,58 @@ impl Ui {
                     lines.push(Line::from(n.clone()));
                     lines.push(Line::from(""));
                 }
-                lines.push(Line::from("r: I'm ready to talk   q: quit"));
+                lines.push(Line::from(
+                    "r: I'm ready to talk   d: sound devices   q: quit",
+                ));
                 f.render_widget(
                     Paragraph::new(lines)
                         .block(Block::default().borders(Borders::ALL).title(" Main ")),
                     area,
+                );
+            }
+            Screen::Devices {
+                inputs,
+                outputs,
+                column,
+                chosen,
+            } => {
+                let [cols, keys] =
+                    Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
+                let [left, right] =
+                    Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                        .areas(cols);
+                for (i, (list, title_text, at)) in [
+                    (inputs, " Microphone ", left),
+                    (outputs, " Speaker ", right),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    let lines: Vec<Line> = std::iter::once("(default)".to_owned())
+                        .chain(list.iter().cloned())
+                        .enumerate()
+                        .map(|(row, name)| {
+                            let here = row == chosen[i];
+                            let mark = if here { "> " } else { "  " };
+                            let style = if here && *column == i {
+                                Style::default().add_modifier(Modifier::REVERSED)
+                            } else if here {
+                                Style::default().add_modifier(Modifier::BOLD)
+                            } else {
+                                Style::default()
+                            };
+                            Line::from(Span::styled(format!("{mark}{name}"), style))
+                        })
+                        .collect();
+                    f.render_widget(
+                        Paragraph::new(lines)
+                            .block(Block::default().borders(Borders::ALL).title(title_text)),
+                        at,
+                    );
+                }
+                f.render_widget(
+                    Paragraph::new("↑↓: choose   Tab: microphone/speaker   Enter: use   Esc: back"),
+                    keys,
                 );
             }
             Screen::Wait {
@@ -473,7 +585,8 @@ impl Drop for TerminalGuard {
 
 /// Runs the full-screen interface on the terminal until the user quits
 /// (or Ctrl-C); leaves with SIP unregister and logout.
-pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientError> {
+#[cfg_attr(not(feature = "audio"), allow(unused_mut))]
+pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::ClientError> {
     use crate::call::Client;
     use crate::plain::{Heard, Pump};
     use ratatui::crossterm::event::{self, Event};
@@ -589,6 +702,25 @@ pub async fn run(opts: crate::plain::PlainOptions) -> Result<(), crate::ClientEr
                             let _ = p.finish();
                         }
                     }
+                    Some(Action::Devices) => {
+                        #[cfg(feature = "audio")]
+                        match myturn_media::audio::list_devices() {
+                            Ok(d) => ui.show_devices(
+                                d.iter().filter(|x| x.input).map(|x| x.name.clone()).collect(),
+                                d.iter().filter(|x| x.output).map(|x| x.name.clone()).collect(),
+                            ),
+                            Err(e) => ui.notice(format!("cannot list sound devices: {e}")),
+                        }
+                        #[cfg(not(feature = "audio"))]
+                        ui.notice("This build has no sound devices (built with --no-default-features).".into());
+                    }
+                    #[cfg(feature = "audio")]
+                    Some(Action::UseDevices { input, output }) => {
+                        opts.input = crate::plain::Input::Device(input);
+                        opts.output = crate::plain::Output::Device(output);
+                    }
+                    #[cfg(not(feature = "audio"))]
+                    Some(Action::UseDevices { .. }) => {}
                     Some(Action::Quit) => break,
                     None => {}
                 }
@@ -895,5 +1027,56 @@ mod tests {
         assert!(screen_text(&ui).contains("Your partner hung up."));
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
         assert_eq!(ui.on_key(ctrl_c), Some(Action::Quit));
+    }
+
+    #[test]
+    fn sound_devices_are_picked_with_the_keyboard() {
+        let mut ui = Ui::default();
+        ui.on_progress(Progress::Registered {
+            name: "alice".into(),
+            extension: "111000".into(),
+        });
+        assert!(screen_text(&ui).contains("d: sound devices"));
+        assert_eq!(ui.on_key(key(KeyCode::Char('d'))), Some(Action::Devices));
+        ui.show_devices(
+            vec!["mic-a".into(), "mic-b".into()],
+            vec!["speaker-a".into()],
+        );
+        let text = screen_text(&ui);
+        assert!(
+            text.contains("Microphone") && text.contains("> (default)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mic-b") && text.contains("speaker-a"),
+            "{text}"
+        );
+        // The second microphone, then the only speaker.
+        ui.on_key(key(KeyCode::Down));
+        ui.on_key(key(KeyCode::Down));
+        ui.on_key(key(KeyCode::Down)); // stays on the last
+        ui.on_key(key(KeyCode::Tab));
+        ui.on_key(key(KeyCode::Down));
+        assert!(screen_text(&ui).contains("> mic-b"));
+        assert_eq!(
+            ui.on_key(key(KeyCode::Enter)),
+            Some(Action::UseDevices {
+                input: Some("mic-b".into()),
+                output: Some("speaker-a".into())
+            })
+        );
+        assert!(screen_text(&ui).contains("Sound devices chosen"));
+        // Esc leaves without choosing; "(default)" means None.
+        ui.show_devices(vec!["mic-a".into()], vec![]);
+        assert_eq!(ui.on_key(key(KeyCode::Esc)), None);
+        assert!(matches!(ui.screen, Screen::Main { notice: None, .. }));
+        ui.show_devices(vec!["mic-a".into()], vec![]);
+        assert_eq!(
+            ui.on_key(key(KeyCode::Enter)),
+            Some(Action::UseDevices {
+                input: None,
+                output: None
+            })
+        );
     }
 }
