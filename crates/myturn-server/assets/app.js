@@ -9,8 +9,6 @@ const $ = (sel) => document.querySelector(sel);
 let token = sessionStorage.getItem("myturn-admin-token") || "";
 let socket = null;
 let refreshTimer = null;
-const series = {}; // name -> [[time, value]], the last hour
-const HOUR = 3600 * 1000;
 
 function el(tag, text, attrs) {
   const e = document.createElement(tag);
@@ -147,27 +145,6 @@ function renderPbx(health, media, sipconf) {
   $("#sipconf").textContent = (sipconf.files || []).map((f) => "; " + f.name + "\n" + f.content).join("\n");
 }
 
-// Prometheus text: the sum of every sample of each wanted metric.
-function scrape(text) {
-  const want = ["myturn_users", "myturn_waiting_users", "myturn_websockets", "myturn_pairings_total",
-    "myturn_media_calls", "myturn_relay_packets_total", "myturn_sip_bindings"];
-  const out = {};
-  for (const line of text.split("\n")) {
-    if (!line || line.startsWith("#")) continue;
-    const name = line.split(/[{ ]/, 1)[0];
-    if (!want.includes(name)) continue;
-    const v = Number(line.slice(line.lastIndexOf(" ") + 1));
-    if (Number.isFinite(v)) out[name] = (out[name] || 0) + v;
-  }
-  return out;
-}
-
-function record(name, value, now) {
-  const s = (series[name] = series[name] || []);
-  s.push([now, value]);
-  while (s.length && s[0][0] < now - HOUR) s.shift();
-}
-
 function chart(title, points) {
   const fig = el("figure", null, { class: "chart" });
   const last = points.length ? points[points.length - 1][1] : 0;
@@ -190,31 +167,25 @@ function chart(title, points) {
   return fig;
 }
 
-let lastCounters = null;
-async function sampleMetrics() {
-  const r = await fetch("/metrics");
-  if (!r.ok) return;
-  const m = scrape(await r.text());
-  const now = Date.now();
-  record("users", m.myturn_users || 0, now);
-  record("waiting", m.myturn_waiting_users || 0, now);
-  record("streams", m.myturn_websockets || 0, now);
-  record("calls", m.myturn_media_calls || 0, now);
-  record("sip", m.myturn_sip_bindings || 0, now);
-  if (lastCounters) {
-    const dt = (now - lastCounters.at) / 60000;
-    record("pairings", Math.max(0, ((m.myturn_pairings_total || 0) - lastCounters.pairings) / dt), now);
-    record("packets", Math.max(0, ((m.myturn_relay_packets_total || 0) - lastCounters.packets) / dt / 60), now);
-  }
-  lastCounters = { at: now, pairings: m.myturn_pairings_total || 0, packets: m.myturn_relay_packets_total || 0 };
+// The server keeps the key figures of the last hour (every 30 s); the
+// charts draw them, rates from consecutive counters.
+async function drawHistory() {
+  let h;
+  try { h = await api("GET", "/v1/admin/history"); } catch (_) { return; }
+  const s = h.samples.map((x) => ({ ...x, t: x.at * 1000 }));
+  const gauge = (k) => s.map((x) => [x.t, x[k]]);
+  const rate = (k, per) => s.slice(1).map((x, i) => {
+    const dt = (x.at - s[i].at) || 1;
+    return [x.t, Math.max(0, (x[k] - s[i][k]) / dt * per)];
+  });
   $("#charts").replaceChildren(
-    chart("Users online", series.users || []),
-    chart("Waiting for a partner", series.waiting || []),
-    chart("Pairings per minute", series.pairings || []),
-    chart("Relayed calls", series.calls || []),
-    chart("Relay packets per second", series.packets || []),
-    chart("Event streams", series.streams || []),
-    chart("Registered over SIP", series.sip || []),
+    chart("Users online", gauge("users")),
+    chart("Waiting for a partner", gauge("waiting")),
+    chart("Pairings per minute", rate("pairings_total", 60)),
+    chart("Relayed calls", gauge("relayed_calls")),
+    chart("Relay packets per second", rate("relay_packets_total", 1)),
+    chart("Event streams", gauge("streams")),
+    chart("Registered over SIP", gauge("sip_bindings")),
   );
 }
 
@@ -289,8 +260,8 @@ function start() {
   $("#logout").hidden = false;
   connect();
   refresh();
-  sampleMetrics();
-  setInterval(sampleMetrics, 15000);
+  drawHistory();
+  setInterval(drawHistory, 30000);
 }
 
 function logout(why) {

@@ -182,6 +182,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/pairs", get(admin_pairs))
         .route("/v1/admin/sip-conf", get(admin_sip_conf))
         .route("/v1/admin/media", get(admin_media))
+        .route("/v1/admin/history", get(admin_history))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
@@ -524,6 +525,25 @@ async fn admin_media(State(state): State<AppState>, _: Admin) -> Json<myturn_wir
         dropped: m.totals.2,
         exhausted: st.media_exhausted,
         calls,
+    })
+}
+
+#[utoipa::path(get, path = "/v1/admin/history", tag = "admin", security(("admin" = [])), responses((status = 200, body = myturn_wire::MetricsHistory), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
+async fn admin_history(
+    State(state): State<AppState>,
+    _: Admin,
+) -> Json<myturn_wire::MetricsHistory> {
+    let samples = state
+        .metrics
+        .history
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .copied()
+        .collect();
+    Json(myturn_wire::MetricsHistory {
+        every_secs: crate::metrics::HISTORY_EVERY.as_secs(),
+        samples,
     })
 }
 

@@ -457,6 +457,19 @@ impl App {
             }
             None => None,
         };
+        let history = {
+            let state = state.clone();
+            let mut rx = stop_rx.clone();
+            tokio::spawn(async move {
+                loop {
+                    state.sample_history();
+                    tokio::select! {
+                        _ = tokio::time::sleep(metrics::HISTORY_EVERY) => {}
+                        _ = rx.wait_for(|&s| s) => return,
+                    }
+                }
+            })
+        };
         let sweeper = {
             let state = state.clone();
             let mut rx = stop_rx.clone();
@@ -523,6 +536,7 @@ impl App {
         };
         let _ = stop_tx.send(true);
         let _ = sweeper.await;
+        let _ = history.await;
         let _ = pbx_task.await;
         if let Some(t) = sip_task {
             let _ = t.await;

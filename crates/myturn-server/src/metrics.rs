@@ -7,9 +7,15 @@ use std::sync::Mutex;
 
 use myturn_wire::Status;
 
+/// How often the console's history is sampled, and how much is kept.
+pub const HISTORY_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+const HISTORY_LEN: usize = 120;
+
 /// Process-wide counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// Key figures over the last hour (`GET /v1/admin/history`).
+    pub history: Mutex<std::collections::VecDeque<myturn_wire::MetricsSample>>,
     /// TLS handshakes that failed or timed out (`--tls-cert`).
     pub tls_handshake_failures: std::sync::Arc<AtomicU64>,
     /// Successful `POST /v1/users`.
@@ -81,6 +87,15 @@ fn counter(out: &mut String, name: &str, help: &str, v: u64) {
 }
 
 impl Metrics {
+    /// Adds a sample to the hour of history, dropping the oldest.
+    pub fn record(&self, sample: myturn_wire::MetricsSample) {
+        let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        if h.len() == HISTORY_LEN {
+            h.pop_front();
+        }
+        h.push_back(sample);
+    }
+
     /// Counts one answered request.
     pub fn count_http(&self, method: &str, route: &str, status: u16) {
         let mut m = self.http.lock().unwrap_or_else(|e| e.into_inner());

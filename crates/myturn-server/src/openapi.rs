@@ -23,7 +23,7 @@ use crate::{api, events};
         api::refresh, events::user_events, events::admin_events, api::admin_admit,
         api::admin_lobby, api::admin_reports, api::admin_bans, api::admin_ban, api::admin_unban,
         api::admin_users, api::admin_kick, api::admin_pairs, api::admin_sip_conf,
-        api::admin_media, api::healthz, api::metrics, api::openapi,
+        api::admin_media, api::admin_history, api::healthz, api::metrics, api::openapi,
         crate::console::page, crate::console::script, crate::console::style,
     ),
     modifiers(&Auth),

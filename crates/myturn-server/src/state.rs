@@ -488,6 +488,22 @@ impl AppState {
         }
     }
 
+    /// Samples the key figures into the console's hour of history.
+    pub fn sample_history(&self) {
+        let g = self.gauges();
+        let pbx = self.pbx_figures();
+        self.metrics.record(myturn_wire::MetricsSample {
+            at: unix_now(),
+            users: g.by_status.iter().map(|(_, n)| n).sum(),
+            waiting: g.waiting,
+            pairings_total: g.pairings_total,
+            streams: g.websockets,
+            relayed_calls: pbx.media.as_ref().map_or(0, |m| m.calls.len() as u64),
+            relay_packets_total: pbx.media.as_ref().map_or(0, |m| m.totals.0),
+            sip_bindings: pbx.sip.as_ref().map_or(0, |s| s.1 as u64),
+        });
+    }
+
     /// PBX figures for `/metrics`.
     pub fn pbx_figures(&self) -> PbxFigures {
         use std::sync::atomic::Ordering::Relaxed;

@@ -313,6 +313,13 @@ async fn the_console_shows_pairs_admits_kicks_and_escapes() {
         .unwrap();
     assert!(!users.to_string().contains("carol"), "{users}");
 
+    // The charts draw the server's hour of history (sampled at start).
+    page.until(
+        "the charts",
+        "document.querySelectorAll('#charts figure').length === 7 && document.querySelector('#charts figcaption').textContent.startsWith('Users online')",
+    )
+    .await;
+
     // On a phone's screen nothing spills sideways (tables scroll inside
     // their own boxes).
     page.call(

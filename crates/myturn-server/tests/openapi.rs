@@ -106,3 +106,54 @@ async fn every_metric_the_grafana_dashboard_plots_exists() {
         "the dashboard plots metrics /metrics does not have: {missing:?}"
     );
 }
+
+#[tokio::test]
+async fn the_admin_history_holds_the_key_figures_of_the_last_hour() {
+    use axum::http::Method;
+    let app = common::app();
+    for name in ["alice", "bob"] {
+        let r = common::call(
+            &app,
+            Method::POST,
+            "/v1/users",
+            None,
+            Some(serde_json::json!({ "name": name })),
+        )
+        .await;
+        assert_eq!(r.status, 201);
+    }
+    app.state.sample_history();
+    let r = common::call(
+        &app,
+        Method::GET,
+        "/v1/admin/history",
+        Some(common::ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["every_secs"], 30);
+    let last = r.body["samples"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["users"], 2, "{last}");
+    assert!(last["at"].as_u64().unwrap() > 1_700_000_000);
+    // An hour at most: the oldest samples go.
+    for _ in 0..130 {
+        app.state.sample_history();
+    }
+    let r = common::call(
+        &app,
+        Method::GET,
+        "/v1/admin/history",
+        Some(common::ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(r.body["samples"].as_array().unwrap().len(), 120);
+    let r = common::call(&app, Method::GET, "/v1/admin/history", None, None).await;
+    assert_eq!(r.status, 401);
+}

@@ -460,6 +460,35 @@ pub struct MediaCounters {
     pub dropped: u64,
 }
 
+/// `GET /v1/admin/history`: key figures sampled every `every_secs`
+/// seconds over the last hour, oldest first (the console's charts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MetricsHistory {
+    pub every_secs: u64,
+    pub samples: Vec<MetricsSample>,
+}
+
+/// One sample in [`MetricsHistory`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MetricsSample {
+    /// Unix seconds.
+    pub at: u64,
+    /// Users online.
+    pub users: u64,
+    /// Users waiting for a partner.
+    pub waiting: u64,
+    /// Pairs made since start (a counter).
+    pub pairings_total: u64,
+    /// Open event streams.
+    pub streams: u64,
+    /// Calls whose media is anchored.
+    pub relayed_calls: u64,
+    /// Datagrams the built-in relay forwarded since start (a counter).
+    pub relay_packets_total: u64,
+    /// Users registered over SIP with the built-in PBX.
+    pub sip_bindings: u64,
+}
+
 /// `GET /healthz`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
