@@ -303,4 +303,6 @@ $("#lobby-form").addEventListener("submit", async (e) => {
   try { await api("POST", "/v1/admin/lobby", { text: input.value }); input.value = ""; notice(""); } catch (err) { notice(err.message); }
 });
 
+$("#login-form button").disabled = false;
+document.body.dataset.ready = "1";
 if (token) start();

@@ -155,8 +155,12 @@ impl Page {
     /// Waits until `expr` is true in the page.
     async fn until(&mut self, what: &str, expr: &str) {
         let end = Instant::now() + Duration::from_secs(15);
+        // While the page loads, parts of it may not exist yet: not yet true.
+        let guarded = format!(
+            "(() => {{ try {{ return ({expr}) === true; }} catch (_) {{ return false; }} }})()"
+        );
         loop {
-            if self.eval(expr).await == json!(true) {
+            if self.eval(&guarded).await == json!(true) {
                 return;
             }
             if Instant::now() > end {
@@ -218,8 +222,12 @@ async fn the_console_shows_pairs_admits_kicks_and_escapes() {
     let mut page = Page::open(&devtools).await;
     page.call("Page.navigate", json!({"url": format!("{base}/admin")}))
         .await;
-    page.until("the login form", "!!document.querySelector('#token')")
-        .await;
+    // The script is loaded and has enabled the form.
+    page.until(
+        "the login form, ready",
+        "document.body.dataset.ready === '1' && !document.querySelector('#login-form button').disabled",
+    )
+    .await;
     // A wrong token is refused, with a message.
     page.eval("document.querySelector('#token').value = 'not-the-token-at-all'; document.querySelector('#login-form').requestSubmit(); true").await;
     page.until(
