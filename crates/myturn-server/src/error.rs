@@ -7,6 +7,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use myturn_wire::{ErrorBody, NameError};
 
+/// Largest accepted request body, in bytes.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
 use crate::registry::RegistryError;
 
 /// An error answered to an HTTP client.
@@ -160,7 +163,7 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::BytesRejection(_) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 ApiError::PayloadTooLarge(format!(
                     "request body is larger than {} bytes",
-                    crate::api::BODY_LIMIT
+                    BODY_LIMIT
                 ))
             }
             JsonRejection::JsonSyntaxError(_) => ApiError::bad_request("invalid_json", text),

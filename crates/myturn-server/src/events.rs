@@ -14,6 +14,9 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+/// How admins sign lobby lines.
+pub const MODERATOR: &str = "moderator";
+
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
@@ -173,14 +176,14 @@ pub async fn admin_events(
 ) -> Result<Response, ApiError> {
     refuse_token_in_url(query.as_deref())?;
     if state.admin.is_none() {
-        crate::api::verify_admin(&state, "")?;
+        crate::guard::verify_admin(&state, "")?;
     }
-    crate::api::verify_admin(&state, &presented_token(&headers)?)?;
+    crate::guard::verify_admin(&state, &presented_token(&headers)?)?;
     let ws = upgrade(ws)?;
     Ok(ws.on_upgrade(move |socket| async move {
         let (conn, rx) = state.core().attach_admin();
         let hello = ServerEvent::Hello {
-            name: crate::api::MODERATOR.into(),
+            name: MODERATOR.into(),
             status: myturn_wire::Status::Busy,
             expires_at: 0,
         };
@@ -336,7 +339,7 @@ fn on_client_event(state: &AppState, who: &mut Who, text: &str) -> Reply {
     match (ev, who) {
         (ClientEvent::Ping { id }, _) => Reply::Send(ServerEvent::Pong { id }),
         (ClientEvent::LobbySay { text }, Who::Admin) => {
-            say_in_lobby(state, None, crate::api::MODERATOR, true, text)
+            say_in_lobby(state, None, MODERATOR, true, text)
                 .err()
                 .into()
         }

@@ -40,6 +40,7 @@ pub mod config;
 pub mod console;
 pub mod error;
 pub mod events;
+pub mod guard;
 pub mod metrics;
 pub mod moderation;
 pub mod openapi;
