@@ -9,7 +9,7 @@ use myturn_media::keys::{fingerprint_b64, parse_fingerprint_b64, EphemeralKey, P
 use myturn_media::session::{Config as MediaConfig, Event as MediaEvent, Session};
 use myturn_sip::driver::{self as sip, SipHandle};
 use myturn_sip::sdp::Sdp;
-use myturn_sip::ua::{CallId, Config as SipConfig, EndedBy, Event as SipEvent};
+use myturn_sip::ua::{CallHandle, Config as SipConfig, EndedBy, Event as SipEvent};
 use myturn_wire::{PeerResponse, Role as WireRole, Status};
 use rand_core::{OsRng, RngCore};
 use tokio::sync::mpsc;
@@ -61,7 +61,7 @@ pub enum Progress {
 /// A call in progress: SIP call, media session, who and how.
 #[derive(Debug)]
 pub struct Call {
-    pub sip_call: CallId,
+    pub sip_call: CallHandle,
     pub sip_call_id: String,
     pub peer: PeerResponse,
     pub media: MediaHandle,
@@ -200,7 +200,7 @@ pub struct Client {
     keep_alive_every: Duration,
     base: String,
     /// The SIP call being set up, to cancel if the set-up is abandoned.
-    pending_sip: Option<CallId>,
+    pending_sip: Option<CallHandle>,
     /// The event stream closed unasked: reconnect.
     lost: bool,
     /// Kicked or banned: never reconnect.

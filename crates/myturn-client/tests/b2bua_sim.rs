@@ -31,7 +31,7 @@ use myturn_media::session::{Config as MediaConfig, Event as MediaEvent, Session}
 use myturn_sip::build;
 use myturn_sip::msg;
 use myturn_sip::sdp::Sdp;
-use myturn_sip::ua::{CallId, Config as SipConfig, Event as SipEvent, UserAgent};
+use myturn_sip::ua::{CallHandle, Config as SipConfig, Event as SipEvent, UserAgent};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rsip::headers::UntypedHeader;
@@ -64,7 +64,7 @@ struct End {
     media: Option<Session>,
     /// Where the media session sends (changed by re-INVITE/UPDATE).
     media_peer: Option<SocketAddr>,
-    call: Option<CallId>,
+    call: Option<CallHandle>,
     sip_call_id: Option<String>,
     established: Option<String>,
     heard: Vec<Vec<u8>>,
@@ -140,8 +140,8 @@ struct World {
     /// The B2BUA's two channels.
     pbx_a: UserAgent,
     pbx_b: UserAgent,
-    pbx_a_call: Option<CallId>,
-    pbx_b_call: Option<CallId>,
+    pbx_a_call: Option<CallHandle>,
+    pbx_b_call: Option<CallHandle>,
     /// Where the relay sends on each leg (learnt from SDP).
     relay_to_a: Option<SocketAddr>,
     relay_to_b: Option<SocketAddr>,

@@ -93,12 +93,7 @@ impl Config {
     }
 }
 
-/// A datagram to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    pub dest: SocketAddr,
-    pub payload: Vec<u8>,
-}
+pub use myturn_sip::Transmit;
 
 /// What the PBX reports (for logs and the pairing server).
 #[derive(Debug, Clone, PartialEq, Eq)]

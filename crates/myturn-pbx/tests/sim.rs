@@ -12,7 +12,7 @@ use myturn_pbx::relay::Side;
 use myturn_sip::digest::{self, Algorithm, Challenge};
 use myturn_sip::msg;
 use myturn_sip::sdp::Sdp;
-use myturn_sip::ua::{CallId, Config, EndedBy, Event, UserAgent};
+use myturn_sip::ua::{CallHandle, Config, EndedBy, Event, UserAgent};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -211,7 +211,7 @@ fn offer(port: u16) -> String {
     .render()
 }
 
-fn incoming(ev: &[Event]) -> Option<CallId> {
+fn incoming(ev: &[Event]) -> Option<CallHandle> {
     ev.iter().find_map(|e| match e {
         Event::IncomingCall { call, .. } => Some(*call),
         _ => None,
@@ -628,7 +628,7 @@ fn relay_config(ports: std::ops::RangeInclusive<u16>) -> PbxConfig {
     cfg
 }
 
-fn answered_sdp(ev: &[Event], ca: CallId) -> Option<Sdp> {
+fn answered_sdp(ev: &[Event], ca: CallHandle) -> Option<Sdp> {
     ev.iter().find_map(|e| match e {
         Event::Answered { call, answer, .. } if *call == ca => answer.clone(),
         _ => None,

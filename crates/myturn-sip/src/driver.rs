@@ -17,7 +17,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::stream::{Frame, Framer, Side, PING};
-use crate::ua::{CallId, Config, Event, Stats, UaError, UserAgent};
+use crate::ua::{CallHandle, Config, Event, Stats, UaError, UserAgent};
 
 /// How often a TLS connection to the proxy is pinged (RFC 5626 §4.4.1
 /// suggests 95–120 s for TCP; NATs and load balancers on the way forget
@@ -34,11 +34,11 @@ type Reply<T> = oneshot::Sender<T>;
 enum Command {
     Register,
     Unregister,
-    Invite(String, String, Reply<Result<CallId, UaError>>),
-    Answer(CallId, String, Reply<Result<(), UaError>>),
-    Reject(CallId, u16, Reply<Result<(), UaError>>),
-    Hangup(CallId, Reply<Result<(), UaError>>),
-    SipCallId(CallId, Reply<Option<String>>),
+    Invite(String, String, Reply<Result<CallHandle, UaError>>),
+    Answer(CallHandle, String, Reply<Result<(), UaError>>),
+    Reject(CallHandle, u16, Reply<Result<(), UaError>>),
+    Hangup(CallHandle, Reply<Result<(), UaError>>),
+    SipCallId(CallHandle, Reply<Option<String>>),
     Stats(Reply<Stats>),
 }
 
@@ -95,25 +95,25 @@ impl SipHandle {
     }
 
     /// Calls an extension or `sip:` URI with the SDP offer `sdp`.
-    pub async fn invite(&self, target: &str, sdp: &str) -> Result<CallId, DriverError> {
+    pub async fn invite(&self, target: &str, sdp: &str) -> Result<CallHandle, DriverError> {
         let (t, s) = (target.to_owned(), sdp.to_owned());
         Ok(self.cmd(|r| Command::Invite(t, s, r)).await??)
     }
 
-    pub async fn answer(&self, call: CallId, sdp: &str) -> Result<(), DriverError> {
+    pub async fn answer(&self, call: CallHandle, sdp: &str) -> Result<(), DriverError> {
         let s = sdp.to_owned();
         Ok(self.cmd(|r| Command::Answer(call, s, r)).await??)
     }
 
-    pub async fn reject(&self, call: CallId, code: u16) -> Result<(), DriverError> {
+    pub async fn reject(&self, call: CallHandle, code: u16) -> Result<(), DriverError> {
         Ok(self.cmd(|r| Command::Reject(call, code, r)).await??)
     }
 
-    pub async fn hangup(&self, call: CallId) -> Result<(), DriverError> {
+    pub async fn hangup(&self, call: CallHandle) -> Result<(), DriverError> {
         Ok(self.cmd(|r| Command::Hangup(call, r)).await??)
     }
 
-    pub async fn sip_call_id(&self, call: CallId) -> Result<Option<String>, DriverError> {
+    pub async fn sip_call_id(&self, call: CallHandle) -> Result<Option<String>, DriverError> {
         self.cmd(|r| Command::SipCallId(call, r)).await
     }
 

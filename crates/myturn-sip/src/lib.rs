@@ -47,6 +47,14 @@
 //! // ua.handle_timeout(now) at ua.poll_timeout(), read ua.poll_event().
 //! ```
 
+/// A datagram a sans-IO core wants sent: the user agent's and the
+/// built-in PBX's alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub dest: std::net::SocketAddr,
+    pub payload: Vec<u8>,
+}
+
 pub mod build;
 pub mod digest;
 pub mod driver;

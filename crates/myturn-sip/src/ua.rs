@@ -165,16 +165,13 @@ impl Config {
     }
 }
 
-/// A datagram to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    pub dest: SocketAddr,
-    pub payload: Vec<u8>,
-}
+pub use crate::Transmit;
 
-/// A call, as the application names it.
+/// A call, as the application names it: this agent's own handle, not the
+/// SIP Call-ID (that one is the dialog's, and a back-to-back agent gives each
+/// leg its own; see [`UserAgent::sip_call_id`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CallId(pub u64);
+pub struct CallHandle(pub u64);
 
 /// Who ended a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,7 +204,7 @@ pub enum Event {
     /// Someone calls us. Answer with [`UserAgent::answer`] or refuse with
     /// [`UserAgent::reject`].
     IncomingCall {
-        call: CallId,
+        call: CallHandle,
         sip_call_id: String,
         /// The caller's user part (extension) and display name.
         from_user: String,
@@ -215,25 +212,28 @@ pub enum Event {
         offer: Option<Sdp>,
     },
     /// 180/183 on our INVITE.
-    Ringing { call: CallId },
+    Ringing { call: CallHandle },
     /// Our INVITE was answered (2xx; ACK sent).
     Answered {
-        call: CallId,
+        call: CallHandle,
         sip_call_id: String,
         answer: Option<Sdp>,
     },
     /// The ACK for our 2xx arrived: media may flow both ways.
-    Confirmed { call: CallId, answer: Option<Sdp> },
+    Confirmed {
+        call: CallHandle,
+        answer: Option<Sdp>,
+    },
     /// Our INVITE failed: 404, 486, 603, 408 (timeout or no answer), ….
     CallFailed {
-        call: CallId,
+        call: CallHandle,
         code: u16,
         reason: String,
     },
     /// A re-INVITE or UPDATE changed the remote media.
-    RemoteMediaChanged { call: CallId, sdp: Sdp },
+    RemoteMediaChanged { call: CallHandle, sdp: Sdp },
     /// The call is over (BYE either way, CANCEL, or an unanswered 2xx).
-    CallEnded { call: CallId, by: EndedBy },
+    CallEnded { call: CallHandle, by: EndedBy },
 }
 
 /// Counters an operator can read.
@@ -368,7 +368,7 @@ struct OkRetransmit {
 
 #[derive(Debug)]
 struct Call {
-    id: CallId,
+    id: CallHandle,
     call_id: String,
     local_tag: String,
     remote_tag: Option<String>,
@@ -406,9 +406,9 @@ struct Call {
 enum Owner {
     Register,
     KeepAlive,
-    Invite(CallId),
-    Cancel(CallId),
-    Bye(CallId),
+    Invite(CallHandle),
+    Cancel(CallHandle),
+    Bye(CallHandle),
 }
 
 #[derive(Debug)]
@@ -499,7 +499,7 @@ impl UserAgent {
     }
 
     /// The SIP Call-ID of a call.
-    pub fn sip_call_id(&self, call: CallId) -> Option<&str> {
+    pub fn sip_call_id(&self, call: CallHandle) -> Option<&str> {
         self.calls
             .iter()
             .find(|c| c.id == call)
@@ -826,7 +826,7 @@ impl UserAgent {
 
     // ---- calls: commands -------------------------------------------------
 
-    fn local_tag(&self, call: CallId) -> Result<String, UaError> {
+    fn local_tag(&self, call: CallHandle) -> Result<String, UaError> {
         self.calls
             .iter()
             .find(|c| c.id == call)
@@ -834,7 +834,7 @@ impl UserAgent {
             .ok_or(UaError::NoSuchCall)
     }
 
-    fn call_mut(&mut self, call: CallId) -> Result<&mut Call, UaError> {
+    fn call_mut(&mut self, call: CallHandle) -> Result<&mut Call, UaError> {
         self.calls
             .iter_mut()
             .find(|c| c.id == call)
@@ -843,7 +843,7 @@ impl UserAgent {
 
     /// Calls `target`: an extension (`111001`, sent as
     /// `sip:111001@domain`) or a full `sip:` URI. `sdp` is the offer.
-    pub fn invite(&mut self, now: Instant, target: &str, sdp: &str) -> Result<CallId, UaError> {
+    pub fn invite(&mut self, now: Instant, target: &str, sdp: &str) -> Result<CallHandle, UaError> {
         let uri = if target.contains(':') {
             target.to_owned()
         } else if !target.is_empty()
@@ -856,7 +856,7 @@ impl UserAgent {
             return Err(UaError::BadTarget(target.to_owned()));
         };
         rsip::Uri::try_from(uri.as_str()).map_err(|_| UaError::BadTarget(uri.clone()))?;
-        let id = CallId(self.next_call);
+        let id = CallHandle(self.next_call);
         self.next_call += 1;
         let call = Call {
             id,
@@ -888,7 +888,7 @@ impl UserAgent {
         Ok(id)
     }
 
-    fn send_invite(&mut self, now: Instant, id: CallId) -> Result<(), UaError> {
+    fn send_invite(&mut self, now: Instant, id: CallHandle) -> Result<(), UaError> {
         let branch = self.new_branch();
         let via = self.via(&branch);
         let from = self.our_from(&self.local_tag(id)?);
@@ -931,7 +931,7 @@ impl UserAgent {
     }
 
     /// Answers an incoming call with 200 OK carrying `sdp`.
-    pub fn answer(&mut self, now: Instant, call: CallId, sdp: &str) -> Result<(), UaError> {
+    pub fn answer(&mut self, now: Instant, call: CallHandle, sdp: &str) -> Result<(), UaError> {
         let contact = self.contact_header(None);
         let timers = self.cfg.timers;
         let c = self.call_mut(call)?;
@@ -983,7 +983,7 @@ impl UserAgent {
     pub fn reject(
         &mut self,
         now: Instant,
-        call: CallId,
+        call: CallHandle,
         code: u16,
         reason: &str,
     ) -> Result<(), UaError> {
@@ -1004,7 +1004,7 @@ impl UserAgent {
 
     /// Ends a call whatever its state: CANCEL while ringing out, 603 while
     /// ringing in, BYE once established.
-    pub fn hangup(&mut self, now: Instant, call: CallId) -> Result<(), UaError> {
+    pub fn hangup(&mut self, now: Instant, call: CallHandle) -> Result<(), UaError> {
         let state = self.call_mut(call)?.state;
         match state {
             CallState::Calling => {
@@ -1026,7 +1026,7 @@ impl UserAgent {
         }
     }
 
-    fn send_cancel(&mut self, now: Instant, id: CallId) -> Result<(), UaError> {
+    fn send_cancel(&mut self, now: Instant, id: CallHandle) -> Result<(), UaError> {
         let from = self.our_from(&self.local_tag(id)?);
         let mut common = Vec::new();
         self.common_headers(&mut common);
@@ -1065,7 +1065,7 @@ impl UserAgent {
 
     fn dialog_request(
         &mut self,
-        id: CallId,
+        id: CallHandle,
         method: rsip::Method,
         cseq: u32,
         branch: &str,
@@ -1105,7 +1105,7 @@ impl UserAgent {
         Ok((bytes, self.dialog_dest(call)))
     }
 
-    fn send_bye(&mut self, now: Instant, id: CallId) -> Result<(), UaError> {
+    fn send_bye(&mut self, now: Instant, id: CallHandle) -> Result<(), UaError> {
         let branch = self.new_branch();
         let call = self.call_mut(id)?;
         call.local_cseq += 1;
@@ -1117,7 +1117,7 @@ impl UserAgent {
         Ok(())
     }
 
-    fn end_call(&mut self, now: Instant, id: CallId, by: EndedBy) {
+    fn end_call(&mut self, now: Instant, id: CallHandle, by: EndedBy) {
         let linger = self.cfg.timers.t64();
         if let Ok(c) = self.call_mut(id) {
             if c.state == CallState::Ended {
@@ -1130,7 +1130,7 @@ impl UserAgent {
         self.events.push_back(Event::CallEnded { call: id, by });
     }
 
-    fn fail_call(&mut self, now: Instant, id: CallId, code: u16, reason: &str) {
+    fn fail_call(&mut self, now: Instant, id: CallHandle, code: u16, reason: &str) {
         let linger = self.cfg.timers.t64();
         let cancelled = match self.call_mut(id) {
             Ok(c) if c.state != CallState::Ended => {
@@ -1243,7 +1243,7 @@ impl UserAgent {
 
     /// ACK for a non-2xx final (§17.1.1.3): the INVITE's R-URI, top Via,
     /// From, Call-ID and CSeq number; the response's To.
-    fn ack_for_failure(&mut self, id: CallId, resp: &Message) -> Option<Vec<u8>> {
+    fn ack_for_failure(&mut self, id: CallHandle, resp: &Message) -> Option<Vec<u8>> {
         let from = self.our_from(&self.local_tag(id).ok()?);
         let mut common = Vec::new();
         self.common_headers(&mut common);
@@ -1276,7 +1276,7 @@ impl UserAgent {
         }
     }
 
-    fn on_invite_response(&mut self, now: Instant, id: CallId, resp: &Message) {
+    fn on_invite_response(&mut self, now: Instant, id: CallHandle, resp: &Message) {
         let code = resp.status().unwrap_or(0);
         let Ok(call) = self.call_mut(id) else { return };
         if call.state == CallState::Ended && code < 200 {
@@ -1321,7 +1321,7 @@ impl UserAgent {
         }
     }
 
-    fn on_invite_ok(&mut self, now: Instant, id: CallId, resp: &Message) {
+    fn on_invite_ok(&mut self, now: Instant, id: CallHandle, resp: &Message) {
         let answer = Sdp::parse(resp.body()).ok();
         let remote_tag = resp.to().and_then(|t| t.tag().map(str::to_owned));
         let contact = resp.name_addrs("Contact").into_iter().next().map(|c| c.uri);
@@ -1534,7 +1534,7 @@ impl UserAgent {
             .next()
             .map(|c| c.uri)
             .unwrap_or_else(|| from.uri.clone());
-        let id = CallId(self.next_call);
+        let id = CallHandle(self.next_call);
         self.next_call += 1;
         let call = Call {
             id,
@@ -1836,7 +1836,7 @@ impl UserAgent {
 
         // Session timers: no refresh in time means the PBX (or the path
         // to it) is gone. BYE, and say so.
-        let expired: Vec<CallId> = self
+        let expired: Vec<CallHandle> = self
             .calls
             .iter_mut()
             .filter(|c| c.session_expires.is_some_and(|t| now >= t))

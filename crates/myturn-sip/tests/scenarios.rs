@@ -10,7 +10,7 @@ use common::*;
 use myturn_sip::digest::{Algorithm, Credentials};
 use myturn_sip::msg;
 use myturn_sip::sdp::Sdp;
-use myturn_sip::ua::{CallId, EndedBy, Event};
+use myturn_sip::ua::{CallHandle, EndedBy, Event};
 
 fn offer(port: u16) -> String {
     Sdp::new(
@@ -22,7 +22,7 @@ fn offer(port: u16) -> String {
     .render()
 }
 
-fn incoming(events: &[Event]) -> Option<CallId> {
+fn incoming(events: &[Event]) -> Option<CallHandle> {
     events.iter().find_map(|e| match e {
         Event::IncomingCall { call, .. } => Some(*call),
         _ => None,
@@ -144,7 +144,7 @@ fn dead_registrar_times_out_with_timer_f() {
 }
 
 /// A calls B through the proxy; B answers; returns both call ids.
-fn establish(sim: &mut Sim) -> (CallId, CallId) {
+fn establish(sim: &mut Sim) -> (CallHandle, CallHandle) {
     let ca = sim.a.invite(sim.now, "111001", &offer(4000)).unwrap();
     sim.run_for(Duration::from_secs(3));
     let cb = incoming(&sim.events_b).expect("B is called");
