@@ -4,7 +4,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use myturn_wire::{CreateUserResponse, ErrorBody, MeResponse, PeerResponse, TokenPair};
-use serde_json::json;
 
 use crate::ClientError;
 
@@ -63,7 +62,9 @@ impl Api {
         let base = base.trim_end_matches('/').to_owned();
         let resp = http
             .post(format!("{base}/v1/users"))
-            .json(&json!({ "name": name }))
+            .json(&myturn_wire::CreateUserRequest {
+                name: name.to_owned(),
+            })
             .send()
             .await
             .map_err(|e| match crate::tls::explain(&e) {
@@ -143,7 +144,9 @@ impl Api {
         let resp = self
             .http
             .post(format!("{}/v1/session/refresh", self.base))
-            .json(&json!({ "refresh_token": refresh }))
+            .json(&myturn_wire::RefreshRequest {
+                refresh_token: refresh.to_owned(),
+            })
             .send()
             .await
             .map_err(|e| ClientError::Unreachable(e.to_string()))?;
@@ -195,13 +198,13 @@ impl Api {
     /// `PUT /v1/me/status`, with the media key fingerprint for `ready`.
     pub async fn status(
         &self,
-        status: &str,
+        status: myturn_wire::RequestedStatus,
         media_key: Option<&str>,
     ) -> Result<MeResponse, ClientError> {
-        let mut body = json!({ "status": status });
-        if let Some(k) = media_key {
-            body["media_key"] = json!(k);
-        }
+        let body = myturn_wire::SetStatusRequest {
+            status,
+            media_key: media_key.map(str::to_owned),
+        };
         let resp = self
             .http
             .put(format!("{}/v1/me/status", self.base))
@@ -211,7 +214,7 @@ impl Api {
             .await
             .map_err(|e| ClientError::Unreachable(e.to_string()))?;
         if resp.status().as_u16() != 200 {
-            return Err(error_of(resp, status).await);
+            return Err(error_of(resp, myturn_wire::Status::from(status).as_str()).await);
         }
         resp.json()
             .await

@@ -588,7 +588,10 @@ impl Client {
             };
             if !redraw {
                 tracing::info!(error = %e, "no call: back to busy");
-                let _ = self.api.status("busy", None).await;
+                let _ = self
+                    .api
+                    .status(myturn_wire::RequestedStatus::Busy, None)
+                    .await;
                 return Err(e);
             }
             tracing::info!(error = %e, "the partner did not make it: drawing again");
@@ -601,7 +604,10 @@ impl Client {
     /// waiting, or quit).
     pub async fn abandon(&mut self) {
         self.cancel_pending().await;
-        let _ = self.api.status("busy", None).await;
+        let _ = self
+            .api
+            .status(myturn_wire::RequestedStatus::Busy, None)
+            .await;
     }
 
     async fn cancel_pending(&mut self) {
@@ -614,7 +620,9 @@ impl Client {
         let key = EphemeralKey::generate(&mut OsRng);
         let fp = fingerprint_b64(&key.public());
         let t_ready = Instant::now();
-        self.api.status("ready", Some(&fp)).await?;
+        self.api
+            .status(myturn_wire::RequestedStatus::Ready, Some(&fp))
+            .await?;
         self.tell(Progress::Waiting);
         // Long-poll for the partner; meanwhile relay the lobby chat.
         let peer = loop {
@@ -664,7 +672,9 @@ impl Client {
         let mut skipped = Vec::new();
         let (sip_call, sip_call_id, remote) = match peer.role {
             WireRole::Callee => {
-                self.api.status("ready_to_talk", None).await?;
+                self.api
+                    .status(myturn_wire::RequestedStatus::ReadyToTalk, None)
+                    .await?;
                 let (call, call_id, offer) = self
                     .sip_or_left(self.answer_timeout, &mut skipped, |e| match e {
                         SipEvent::IncomingCall {
@@ -710,7 +720,9 @@ impl Client {
                     }
                     self.wait_event(Duration::from_millis(500)).await?;
                 }
-                self.api.status("ready_to_talk", None).await?;
+                self.api
+                    .status(myturn_wire::RequestedStatus::ReadyToTalk, None)
+                    .await?;
                 let call = self
                     .sip
                     .invite(&peer.peer.extension, &our_sdp(None))
@@ -850,7 +862,10 @@ impl Client {
     /// answer that may never come, and back to `busy`.
     pub async fn end_dead(&mut self, call: &Call) -> Result<(), ClientError> {
         let _ = self.sip.hangup(call.sip_call).await;
-        self.api.status("busy", None).await.map(|_| ())
+        self.api
+            .status(myturn_wire::RequestedStatus::Busy, None)
+            .await
+            .map(|_| ())
     }
 
     /// Hangs up (BYE) and goes back to `busy`.
@@ -868,7 +883,11 @@ impl Client {
             })
             .await;
         self.tell(Progress::Ended { by_us: true });
-        match self.api.status("busy", None).await {
+        match self
+            .api
+            .status(myturn_wire::RequestedStatus::Busy, None)
+            .await
+        {
             // The server is gone or forgot us: nothing to tell it; the
             // reconnect registers afresh (and busy) anyway.
             Err(e) if self.lost => {

@@ -532,7 +532,7 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                             finish(c);
                         }
                         say("ended by=peer");
-                        let _ = client.api.status("busy", None).await;
+                        let _ = client.api.status(myturn_wire::RequestedStatus::Busy, None).await;
                     }
                     CallSignal::SignallingLost => {
                         if let Some(c) = call.take() {
@@ -540,7 +540,7 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                         }
                         say("info the PBX stopped refreshing the SIP session");
                         say("ended by=timeout");
-                        let _ = client.api.status("busy", None).await;
+                        let _ = client.api.status(myturn_wire::RequestedStatus::Busy, None).await;
                     }
                     CallSignal::MediaMoved => say("media moved"),
                     CallSignal::Nothing => {}

@@ -814,7 +814,7 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
                         ui.notice("The call ended: the PBX stopped refreshing the SIP session.".into());
                     }
                     if let Some(c) = client.as_ref() {
-                        let _ = c.api.status("busy", None).await;
+                        let _ = c.api.status(myturn_wire::RequestedStatus::Busy, None).await;
                     }
                 }
             }

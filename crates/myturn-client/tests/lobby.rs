@@ -21,8 +21,12 @@ async fn waiting_users_chat_in_the_lobby() {
     let (a, b) =
         tokio::try_join!(Api::register(&base, "ola"), Api::register(&base, "ewa")).unwrap();
     let (ea, mut eb) = tokio::try_join!(Events::connect(&a), Events::connect(&b)).unwrap();
-    a.status("ready", None).await.unwrap();
-    b.status("ready", None).await.unwrap();
+    a.status(myturn_wire::RequestedStatus::Ready, None)
+        .await
+        .unwrap();
+    b.status(myturn_wire::RequestedStatus::Ready, None)
+        .await
+        .unwrap();
     ea.lobby_say("czy ktoś tu jest?").unwrap();
     let got = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(ev) = eb.incoming.recv().await {
