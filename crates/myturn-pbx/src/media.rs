@@ -262,13 +262,21 @@ impl Pbx {
         Ok(true)
     }
 
-    /// The call is over: free its ports, or tell rtpengine.
-    pub(crate) fn close_media(&mut self, call_id: &str, why: &'static str) {
-        let Some(call) = self.media_calls.remove(call_id) else {
-            return;
-        };
+    /// Forgets an anchored call and returns its relay ports to the pool.
+    fn forget_media(&mut self, call_id: &str) -> Option<MediaCall> {
+        let call = self.media_calls.remove(call_id)?;
         if let Some(ports) = call.ports {
             self.pool.release(ports);
+        }
+        Some(call)
+    }
+
+    /// The call is over: free its ports, or tell rtpengine.
+    pub(crate) fn close_media(&mut self, call_id: &str, why: &'static str) {
+        let Some(call) = self.forget_media(call_id) else {
+            return;
+        };
+        if call.ports.is_some() {
             self.media_out
                 .push_back(MediaCommand::Close { id: call.id, why });
         }
@@ -491,10 +499,7 @@ impl Pbx {
         let Some(call_id) = self.call_id_of(id) else {
             return;
         };
-        if let Some(call) = self.media_calls.remove(&call_id) {
-            if let Some(ports) = call.ports {
-                self.pool.release(ports);
-            }
+        if self.forget_media(&call_id).is_some() {
             self.stats.media_timeouts += 1;
             tracing::info!(%call_id, why, "relayed call ended by the relay");
         }

@@ -18,6 +18,11 @@
 //! * [`pbx`]: renders the Asterisk files, writes them atomically, reloads
 //!   through AMI or a command; a background task coalesces changes.
 //! * [`state`]: the shared [`AppState`] tying these together.
+//! * [`guard`]: who is asking (client IP behind [`proxy`]'s trusted
+//!   proxies, user token, admin token), checked once for every route.
+//! * [`tls`]: HTTPS/WSS with a certificate reloaded at run time; the same
+//!   certificate serves the built-in PBX's SIP over TLS.
+//! * [`console`] (`/admin`) and [`openapi`] (`/openapi.json`).
 //!
 //! ## Driving it
 //!
@@ -436,12 +441,10 @@ impl App {
                     (Some(l), Some(store)) => {
                         let listener = tokio::net::TcpListener::from_std(l.try_clone()?)?;
                         tracing::info!(sips = %listener.local_addr()?, "built-in PBX listening (SIP over TLS)");
-                        // The API's certificate; no ALPN for SIP.
-                        let mut config = (*store.server_config()).clone();
-                        config.alpn_protocols.clear();
+                        // The API's certificate (and its reloads).
                         Some(myturn_pbx::driver::Sips {
                             listener,
-                            config: Arc::new(config),
+                            config: store.sip_config(),
                         })
                     }
                     _ => None,

@@ -44,6 +44,8 @@ pub enum TlsError {
     BadKey { path: PathBuf, reason: String },
     #[error("the key in {key} does not belong to the certificate in {cert}")]
     Mismatch { cert: PathBuf, key: PathBuf },
+    #[error("TLS configuration: {0}")]
+    Config(String),
 }
 
 /// The certificate and key files.
@@ -95,60 +97,65 @@ impl TlsFiles {
 
 /// The certificate every handshake gets, replaceable at run time.
 #[derive(Debug)]
+struct CertSlot(RwLock<Arc<CertifiedKey>>);
+
+impl ResolvesServerCert for CertSlot {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.0.read().ok().map(|c| c.clone())
+    }
+}
+
+/// The certificate files, the current certificate, and the server
+/// configurations that hand it out (built once, at start).
+#[derive(Debug)]
 pub struct CertStore {
     files: TlsFiles,
-    current: RwLock<Arc<CertifiedKey>>,
+    slot: Arc<CertSlot>,
+    /// HTTPS and WSS (ALPN `http/1.1`: the event stream upgrades).
+    https: Arc<rustls::ServerConfig>,
+    /// SIP over TLS (no ALPN).
+    sip: Arc<rustls::ServerConfig>,
 }
 
 impl CertStore {
     /// Loads the files (a start error when they are unusable).
     pub fn open(files: TlsFiles) -> Result<Arc<CertStore>, TlsError> {
-        let key = files.load()?;
+        let slot = Arc::new(CertSlot(RwLock::new(Arc::new(files.load()?))));
+        let config = |alpn: Vec<Vec<u8>>| -> Result<Arc<rustls::ServerConfig>, TlsError> {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| TlsError::Config(e.to_string()))?
+                .with_no_client_auth()
+                .with_cert_resolver(slot.clone());
+            cfg.alpn_protocols = alpn;
+            Ok(Arc::new(cfg))
+        };
         Ok(Arc::new(CertStore {
+            https: config(vec![b"http/1.1".to_vec()])?,
+            sip: config(Vec::new())?,
             files,
-            current: RwLock::new(Arc::new(key)),
+            slot,
         }))
     }
 
     /// Loads the files again; on failure the current certificate stays.
     pub fn reload(&self) -> Result<(), TlsError> {
         let key = self.files.load()?;
-        if let Ok(mut c) = self.current.write() {
+        if let Ok(mut c) = self.slot.0.write() {
             *c = Arc::new(key);
         }
         Ok(())
     }
 
-    /// The rustls server configuration using this store (HTTP/1.1: the
-    /// event stream upgrades to WebSocket).
-    pub fn server_config(self: &Arc<Self>) -> Arc<rustls::ServerConfig> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap_or_else(|_| {
-                rustls::ServerConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_protocol_versions(&[&rustls::version::TLS13])
-                .unwrap_or_else(|_| unreachable_config())
-            });
-        let mut cfg = builder
-            .with_no_client_auth()
-            .with_cert_resolver(self.clone());
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Arc::new(cfg)
+    /// The configuration for HTTPS and WSS.
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        self.https.clone()
     }
-}
 
-/// ring supports TLS 1.2 and 1.3; this cannot be reached.
-#[allow(clippy::panic)]
-fn unreachable_config() -> rustls::ConfigBuilder<rustls::ServerConfig, rustls::WantsVerifier> {
-    panic!("the ring provider supports no TLS version")
-}
-
-impl ResolvesServerCert for CertStore {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.current.read().ok().map(|c| c.clone())
+    /// The configuration for SIP over TLS.
+    pub fn sip_config(&self) -> Arc<rustls::ServerConfig> {
+        self.sip.clone()
     }
 }
 

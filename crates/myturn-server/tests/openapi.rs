@@ -112,15 +112,7 @@ async fn the_admin_history_holds_the_key_figures_of_the_last_hour() {
     use axum::http::Method;
     let app = common::app();
     for name in ["alice", "bob"] {
-        let r = common::call(
-            &app,
-            Method::POST,
-            "/v1/users",
-            None,
-            Some(serde_json::json!({ "name": name })),
-        )
-        .await;
-        assert_eq!(r.status, 201);
+        common::register(&app, name).await;
     }
     app.state.sample_history();
     let r = common::call(

@@ -23,8 +23,9 @@
 //!   every element shares (response addressing, transaction keys,
 //!   forwarding edits), used by the agent and the built-in PBX.
 //! * [`sdp`]: the L16 audio offer/answer with the media key fingerprint.
-//! * [`driver`]: the thin tokio driver: one task owns the core, the UDP
-//!   socket and the timer, and gives a handle and an event stream.
+//! * [`driver`]: the thin tokio driver: one task owns the core, its link
+//!   to the proxy (a UDP socket, or one TLS connection framed by
+//!   [`stream`]) and the timer, and gives a handle and an event stream.
 //!
 //! Driving the core by hand:
 //!
