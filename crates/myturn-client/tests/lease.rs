@@ -26,7 +26,11 @@ async fn a_call_longer_than_the_lease_keeps_both_users() {
     let (ca, mut cb) = tokio::try_join!(a.ready_and_call(), b.ready_and_call()).unwrap();
     // Silent towards the HTTP API for three leases, but for the keep-alive.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    assert_eq!(app.state.core().reg.len(), 2, "nobody was logged out");
+    assert_eq!(
+        app.state.store.user_count().await.unwrap(),
+        2,
+        "nobody was logged out"
+    );
     ca.media.send_text("still there?".into()).await.unwrap();
     let got = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
@@ -41,5 +45,5 @@ async fn a_call_longer_than_the_lease_keeps_both_users() {
     a.hang_up(&ca).await.unwrap();
     a.quit().await.unwrap();
     b.quit().await.unwrap();
-    assert_eq!(app.state.core().reg.len(), 0);
+    assert_eq!(app.state.store.user_count().await.unwrap(), 0);
 }

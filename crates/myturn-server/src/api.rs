@@ -1,7 +1,7 @@
 //! The HTTP API: routes, handlers and extractors. See `docs/api.md`.
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{
     DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Request, State,
@@ -12,36 +12,24 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use myturn_wire::{
-    validate_media_key, validate_name, validate_text, AdminPair, AdminPairs, AdminUser, AdminUsers,
-    AdmitRequest, AdmitResponse, Ban, BanRequest, Bans, ConfFile, CreateUserRequest,
-    CreateUserResponse, Health, LeaveReason, LobbySay, MeResponse, RefreshRequest, Report,
-    ReportRequest, Reports, RequestedStatus, ServerEvent, SetStatusRequest, SipConf,
-    SipCredentials, Status, TokenPair, REPORT_MAX_LEN,
+    AdminPairs, AdminUsers, AdmitRequest, AdmitResponse, Ban, BanRequest, Bans, ConfFile,
+    CreateUserRequest, CreateUserResponse, Health, LobbySay, MeResponse, RefreshRequest,
+    ReportRequest, Reports, ServerEvent, SetStatusRequest, SipConf, TokenPair,
 };
 use serde::Deserialize;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::TokenError;
-use crate::error::ApiError;
-use crate::events::{admin_events, say_in_lobby, user_events};
-use crate::moderation::{LimitKey, MAX_BAN_SECS};
+use crate::core::{Admit, CoreError, Speaker};
+use crate::error::{ApiError, ErrorCode};
+use crate::events::{admin_events, lobby_say, user_events};
 use crate::pbx::sync::{Readiness, READY_WAIT};
-use crate::registry::UserId;
-use crate::state::{unix_now, AppState};
+use crate::state::AppState;
 
 pub use crate::error::BODY_LIMIT;
 pub use crate::events::MODERATOR;
 pub use crate::guard::{Admin, AuthUser, ClientIp};
-
-fn limit(state: &AppState, core: &mut crate::state::Core, key: LimitKey) -> Result<(), ApiError> {
-    core.limits
-        .check(key, key.budget(), Instant::now())
-        .map_err(|retry_after| {
-            state.metrics.rate_limited.fetch_add(1, Relaxed);
-            ApiError::RateLimited { retry_after }
-        })
-}
 
 /// A JSON body whose rejections are [`ApiError`]s.
 #[derive(Debug, FromRequest)]
@@ -111,9 +99,15 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let resp = next.run(req).await;
-    state
-        .metrics
-        .count_http(&method, &route, resp.status().as_u16());
+    let m = &state.metrics;
+    m.count_http(&method, &route, resp.status().as_u16());
+    // Refusals are counted here, once, whichever guard or use case refused.
+    if resp.status() == StatusCode::UNAUTHORIZED {
+        m.auth_failures.fetch_add(1, Relaxed);
+    }
+    if resp.extensions().get::<ErrorCode>() == Some(&ErrorCode("rate_limited")) {
+        m.rate_limited.fetch_add(1, Relaxed);
+    }
     resp
 }
 
@@ -131,39 +125,7 @@ async fn create_user(
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<CreateUserRequest>,
 ) -> Result<(StatusCode, Json<CreateUserResponse>), ApiError> {
-    validate_name(&req.name)?;
-    let now_unix = unix_now();
-    let resp = {
-        let mut core = state.core();
-        let core = &mut *core;
-        limit(&state, core, LimitKey::Register(ip))?;
-        if let Some(until) = core.bans.banned_until(&req.name, now_unix) {
-            return Err(ApiError::Banned {
-                remaining_secs: until - now_unix,
-            });
-        }
-        let user = core.reg.register(&req.name, Instant::now(), now_unix)?;
-        let (id, name, extension, password) = (
-            user.id,
-            user.name.clone(),
-            user.extension,
-            user.sip_password.clone(),
-        );
-        let (family, refresh_token) = core.sessions.open(id, &mut core.rng);
-        core.open_hub(id);
-        CreateUserResponse {
-            token: state.jwt.issue(&name, id, family, now_unix),
-            refresh_token,
-            expires_in: state.jwt.ttl_secs,
-            sip: SipCredentials {
-                username: name.clone(),
-                password,
-                extension: extension.to_string(),
-                domain: state.settings.sip_domain.clone(),
-            },
-            name,
-        }
-    };
+    let resp = state.store.register(req.name, ip, state.now()).await?;
     let generation = state.pbx.mark_dirty();
     // The client may send its SIP REGISTER the moment this answer arrives:
     // answer once the PBX can authenticate the account (bounded). If it
@@ -186,27 +148,14 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(resp)))
 }
 
-fn me_of(state: &AppState, id: UserId) -> Result<MeResponse, ApiError> {
-    let core = state.core();
-    let u = core
-        .reg
-        .get(id)
-        .ok_or(crate::registry::RegistryError::NoSuchUser)?;
-    Ok(MeResponse {
-        name: u.name.clone(),
-        status: u.status,
-        extension: u.extension.to_string(),
-    })
-}
-
 #[utoipa::path(get, path = "/v1/me", tag = "users", security(("bearer" = [])), responses((status = 200, body = MeResponse), (status = 400, description = "bad input", body = myturn_wire::ErrorBody), (status = 401, description = "no, bad, expired or revoked token", body = myturn_wire::ErrorBody)))]
 async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<MeResponse>, ApiError> {
-    Ok(Json(me_of(&state, user.id)?))
+    Ok(Json(state.store.me(user.id).await?))
 }
 
 #[utoipa::path(delete, path = "/v1/me", tag = "users", security(("bearer" = [])), responses((status = 204, description = "logged out everywhere"), (status = 400, description = "bad input", body = myturn_wire::ErrorBody), (status = 401, description = "no, bad, expired or revoked token", body = myturn_wire::ErrorBody)))]
 async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode, ApiError> {
-    state.remove_user(user.id, LeaveReason::LoggedOut, None)?;
+    state.store.logout(user.id).await?;
     // Answer once the PBX no longer authenticates or routes to the user
     // (bounded like registration): a call placed right after the logout
     // answer must not ring the departed client.
@@ -223,27 +172,10 @@ async fn set_status(
     user: AuthUser,
     ApiJson(req): ApiJson<SetStatusRequest>,
 ) -> Result<Json<MeResponse>, ApiError> {
-    if let Some(key) = &req.media_key {
-        if req.status != RequestedStatus::Ready {
-            return Err(ApiError::bad_request(
-                "invalid_body",
-                "media_key goes with \"ready\" only",
-            ));
-        }
-        validate_media_key(key).map_err(|m| ApiError::bad_request("invalid_media_key", m))?;
-    }
-    {
-        let mut core = state.core();
-        if req.status == RequestedStatus::Ready {
-            // A new draw: the last call's key never carries over.
-            core.reg.set_media_key(user.id, req.media_key.clone())?;
-        }
-        let notices = core
-            .reg
-            .set_status(user.id, req.status.into(), crate::state::at_now())?;
-        core.deliver(&notices);
-    }
-    let me = me_of(&state, user.id)?;
+    let me = state
+        .store
+        .set_status(user.id, req.status, req.media_key, state.now())
+        .await?;
     tracing::debug!(name = %user.name, status = %me.status, "status changed");
     Ok(Json(me))
 }
@@ -276,77 +208,44 @@ async fn refresh(
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    let mut core = state.core();
-    let core = &mut *core;
-    limit(&state, core, LimitKey::Refresh(ip))?;
-    let family = core.sessions.family_of(&req.refresh_token);
-    let rotated = core.sessions.rotate(&req.refresh_token, &mut core.rng);
-    let (uid, family, refresh_token) = match rotated {
-        Ok(r) => r,
+    match state
+        .store
+        .refresh(req.refresh_token, ip, state.now())
+        .await
+    {
+        Ok(pair) => Ok(Json(pair)),
         Err(e) => {
-            state.metrics.auth_failures.fetch_add(1, Relaxed);
-            if e == TokenError::RefreshReused {
+            if e == CoreError::Token(TokenError::RefreshReused) {
                 state.metrics.refresh_reuse.fetch_add(1, Relaxed);
-                if let Some(f) = family {
-                    // Also closes the family's open event streams.
-                    core.revoke_family(f);
-                }
                 tracing::warn!(security = true, client = %ip, "spent refresh token presented again: session family revoked");
             }
-            return Err(ApiError::Unauthorized(e.to_string()));
+            Err(e.into())
         }
-    };
-    let name = core
-        .reg
-        .get(uid)
-        .map(|u| u.name.clone())
-        .ok_or(crate::registry::RegistryError::NoSuchUser)?;
-    core.reg.touch(uid, Instant::now())?;
-    Ok(Json(TokenPair {
-        token: state.jwt.issue(&name, uid, family, unix_now()),
-        refresh_token,
-        expires_in: state.jwt.ttl_secs,
-    }))
+    }
 }
 
 #[utoipa::path(get, path = "/v1/admin/users", tag = "admin", security(("admin" = [])), responses((status = 200, body = AdminUsers), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
-async fn admin_users(State(state): State<AppState>, _: Admin) -> Json<AdminUsers> {
-    let core = state.core();
-    let mut users: Vec<AdminUser> = core
-        .reg
-        .users()
-        .map(|u| AdminUser {
-            name: u.name.clone(),
-            status: u.status,
-            extension: u.extension.to_string(),
-            since: u.since_unix,
-            admitted: u.admitted,
-        })
-        .collect();
-    users.sort_by_key(|u| u.name.to_ascii_lowercase());
-    Json(AdminUsers { users })
+async fn admin_users(
+    State(state): State<AppState>,
+    _: Admin,
+) -> Result<Json<AdminUsers>, ApiError> {
+    Ok(Json(state.store.users().await?))
 }
 
 #[utoipa::path(get, path = "/v1/admin/pairs", tag = "admin", security(("admin" = [])), responses((status = 200, body = AdminPairs), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
-async fn admin_pairs(State(state): State<AppState>, _: Admin) -> Json<AdminPairs> {
-    let core = state.core();
-    let pairs = core
-        .reg
-        .pairs()
-        .into_iter()
-        .map(|(c, e)| AdminPair {
-            caller: c.name.clone(),
-            callee: e.name.clone(),
-            since: c.pair.map(|p| p.since_unix).unwrap_or(0),
-            in_call: c.status == Status::InCall && e.status == Status::InCall,
-        })
-        .collect();
-    Json(AdminPairs { pairs })
+async fn admin_pairs(
+    State(state): State<AppState>,
+    _: Admin,
+) -> Result<Json<AdminPairs>, ApiError> {
+    Ok(Json(state.store.pairs().await?))
 }
 
 #[utoipa::path(get, path = "/v1/admin/sip-conf", tag = "admin", security(("admin" = [])), responses((status = 200, body = SipConf), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
-async fn admin_sip_conf(State(state): State<AppState>, _: Admin) -> Json<SipConf> {
-    let users = state.core().reg.pbx_users();
+async fn admin_sip_conf(
+    State(state): State<AppState>,
+    _: Admin,
+) -> Result<Json<SipConf>, ApiError> {
+    let users = state.store.pbx_users().await?;
     let files = state
         .pbx
         .render_redacted(&users)
@@ -356,10 +255,10 @@ async fn admin_sip_conf(State(state): State<AppState>, _: Admin) -> Json<SipConf
             content: f.content,
         })
         .collect();
-    Json(SipConf {
-        pbx: state.pbx.kind().as_str().to_owned(),
+    Ok(Json(SipConf {
+        pbx: state.pbx.name().to_owned(),
         files,
-    })
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/admin/media", tag = "admin", security(("admin" = [])), responses((status = 200, body = myturn_wire::AdminMedia), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
@@ -445,12 +344,9 @@ async fn admin_kick(
     _: Admin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let Some(user) = state.remove_named(&name, LeaveReason::Kicked, Some(ServerEvent::Kicked))
-    else {
-        return Err(ApiError::NotFound(format!("no user named {name:?}")));
-    };
+    let kicked = state.store.kick(name).await?;
     state.metrics.kicks.fetch_add(1, Relaxed);
-    tracing::info!(name = %user.name, "user kicked by an admin");
+    tracing::info!(name = %kicked, "user kicked by an admin");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -460,24 +356,8 @@ async fn report(
     user: AuthUser,
     ApiJson(req): ApiJson<ReportRequest>,
 ) -> Result<StatusCode, ApiError> {
-    validate_text(&req.reason, REPORT_MAX_LEN)
-        .map_err(|e| ApiError::bad_request("invalid_text", e.to_string()))?;
-    let mut core = state.core();
-    limit(&state, &mut core, LimitKey::Report(user.id))?;
-    let reported = core
-        .reg
-        .report_target(user.id)
-        .ok_or_else(|| ApiError::Conflict {
-            code: "no_partner",
-            message: "you have had no partner to report yet".into(),
-        })?;
+    let reported = state.store.report(user.id, req.reason, state.now()).await?;
     tracing::info!(reporter = %user.name, %reported, "user reported");
-    core.reports.add(Report {
-        reporter: user.name,
-        reported,
-        reason: req.reason,
-        at: unix_now(),
-    });
     state.metrics.reports.fetch_add(1, Relaxed);
     Ok(StatusCode::CREATED)
 }
@@ -488,25 +368,9 @@ async fn admin_admit(
     _: Admin,
     ApiJson(req): ApiJson<AdmitRequest>,
 ) -> Result<Json<AdmitResponse>, ApiError> {
-    let now = crate::state::at_now();
-    let mut core = state.core();
-    if !core.reg.moderated() {
-        return Err(ApiError::Conflict {
-            code: "not_moderated",
-            message: "admission is open (start with --admission moderated to use the waiting room)"
-                .into(),
-        });
-    }
-    let (ids, notices) = match (req.name, req.all) {
-        (Some(name), false) => {
-            let id = core
-                .reg
-                .find(&name)
-                .map(|u| u.id)
-                .ok_or_else(|| ApiError::NotFound(format!("no user named {name:?}")))?;
-            (vec![id], core.reg.admit(id, now)?)
-        }
-        (None, true) => core.reg.admit_all(now),
+    let who = match (req.name, req.all) {
+        (Some(name), false) => Admit::One(name),
+        (None, true) => Admit::All,
         _ => {
             return Err(ApiError::bad_request(
                 "invalid_body",
@@ -514,11 +378,7 @@ async fn admin_admit(
             ))
         }
     };
-    core.deliver(&notices);
-    let admitted: Vec<String> = ids
-        .iter()
-        .filter_map(|id| core.reg.get(*id).map(|u| u.name.clone()))
-        .collect();
+    let admitted = state.store.admit(who, state.now()).await?;
     tracing::info!(count = admitted.len(), "users admitted");
     Ok(Json(AdmitResponse { admitted }))
 }
@@ -529,7 +389,7 @@ async fn admin_lobby(
     _: Admin,
     ApiJson(req): ApiJson<LobbySay>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    match say_in_lobby(&state, None, MODERATOR, true, req.text) {
+    match lobby_say(&state, Speaker::Moderator, req.text).await {
         Ok(n) => Ok((
             StatusCode::ACCEPTED,
             Json(serde_json::json!({ "delivered": n })),
@@ -542,17 +402,13 @@ async fn admin_lobby(
 }
 
 #[utoipa::path(get, path = "/v1/admin/reports", tag = "moderation", security(("admin" = [])), responses((status = 200, body = Reports), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
-async fn admin_reports(State(state): State<AppState>, _: Admin) -> Json<Reports> {
-    Json(Reports {
-        reports: state.core().reports.all(),
-    })
+async fn admin_reports(State(state): State<AppState>, _: Admin) -> Result<Json<Reports>, ApiError> {
+    Ok(Json(state.store.reports().await?))
 }
 
 #[utoipa::path(get, path = "/v1/admin/bans", tag = "moderation", security(("admin" = [])), responses((status = 200, body = Bans), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
-async fn admin_bans(State(state): State<AppState>, _: Admin) -> Json<Bans> {
-    Json(Bans {
-        bans: state.core().bans.active(unix_now()),
-    })
+async fn admin_bans(State(state): State<AppState>, _: Admin) -> Result<Json<Bans>, ApiError> {
+    Ok(Json(state.store.bans(state.now()).await?))
 }
 
 #[utoipa::path(post, path = "/v1/admin/bans", tag = "moderation", security(("admin" = [])), request_body = BanRequest, responses((status = 201, body = Ban), (status = 400, description = "bad name or duration", body = myturn_wire::ErrorBody), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
@@ -561,30 +417,10 @@ async fn admin_ban(
     _: Admin,
     ApiJson(req): ApiJson<BanRequest>,
 ) -> Result<(StatusCode, Json<Ban>), ApiError> {
-    validate_name(&req.name)?;
-    if req.seconds == 0 || req.seconds > MAX_BAN_SECS {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            format!("seconds must be 1 to {MAX_BAN_SECS}"),
-        ));
-    }
-    let until = unix_now() + req.seconds;
-    // Ban first: from here on the name cannot register again.
-    state.core().bans.ban(&req.name, until);
-    let removed = state.remove_named(
-        &req.name,
-        LeaveReason::Banned,
-        Some(ServerEvent::Banned { until }),
-    );
+    let (ban, online) = state.store.ban(req.name, req.seconds, state.now()).await?;
     state.metrics.bans.fetch_add(1, Relaxed);
-    tracing::info!(name = %req.name, seconds = req.seconds, online = removed.is_some(), "name banned");
-    Ok((
-        StatusCode::CREATED,
-        Json(Ban {
-            name: req.name.to_ascii_lowercase(),
-            until,
-        }),
-    ))
+    tracing::info!(name = %ban.name, seconds = req.seconds, online, "name banned");
+    Ok((StatusCode::CREATED, Json(ban)))
 }
 
 #[utoipa::path(delete, path = "/v1/admin/bans/{name}", tag = "moderation", security(("admin" = [])), params(("name" = String, Path)), responses((status = 204, description = "lifted"), (status = 404, description = "not banned", body = myturn_wire::ErrorBody), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
@@ -593,20 +429,17 @@ async fn admin_unban(
     _: Admin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if state.core().bans.lift(&name) {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound(format!("{name:?} is not banned")))
-    }
+    state.store.unban(name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 async fn healthz(State(state): State<AppState>) -> Json<Health> {
     let pbx = state.pbx.status();
-    let users = state.core().reg.len() as u64;
+    let users = state.store.user_count().await.unwrap_or(0) as u64;
     Json(Health {
         status: if pbx.in_sync { "ok" } else { "degraded" }.into(),
-        pbx: state.pbx.kind().as_str().into(),
+        pbx: state.pbx.name().into(),
         pbx_in_sync: pbx.in_sync,
         pbx_error: pbx.last_error,
         users,
@@ -627,7 +460,9 @@ async fn openapi() -> Response {
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4")))]
 async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state.metrics.render(&state.gauges(), &state.pbx_figures());
+    let text = state
+        .metrics
+        .render(&state.gauges().await, &state.pbx_figures());
     (
         [(
             header::CONTENT_TYPE,

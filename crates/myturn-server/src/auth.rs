@@ -14,6 +14,10 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use subtle::ConstantTimeEq;
 
+use axum::http::{header, HeaderMap};
+use myturn_wire::WS_BEARER_PREFIX;
+
+use crate::error::ApiError;
 use crate::registry::UserId;
 
 /// The `aud` claim of every access token.
@@ -79,6 +83,8 @@ impl Jwt {
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "sub", "aud"]);
         validation.leeway = 0;
+        // Expiry is checked against the caller's clock in `verify`.
+        validation.validate_exp = false;
         Jwt {
             enc: EncodingKey::from_secret(&key),
             dec: DecodingKey::from_secret(&key),
@@ -101,9 +107,12 @@ impl Jwt {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.enc).unwrap_or_default()
     }
 
-    /// Checks signature, audience and expiry.
-    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+    /// Checks signature and audience, and expiry against `now_unix` (the
+    /// caller's clock, not the library's).
+    pub fn verify(&self, token: &str, now_unix: u64) -> Result<Claims, TokenError> {
         match jsonwebtoken::decode::<Claims>(token, &self.dec, &self.validation) {
+            // As jsonwebtoken with no leeway: valid through `exp` itself.
+            Ok(d) if d.claims.exp < now_unix => Err(TokenError::Expired),
             Ok(d) => Ok(d.claims),
             Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
                 Err(TokenError::Expired)
@@ -251,6 +260,66 @@ impl AdminToken {
     }
 }
 
+/// Where a request may present its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carrier {
+    /// `Authorization: Bearer <token>` only (HTTP requests).
+    Header,
+    /// The header, or the `bearer.<token>` WebSocket subprotocol (for
+    /// browsers, which cannot set headers on a WebSocket).
+    HeaderOrSubprotocol,
+}
+
+/// The token a request presents. A token in the URL is never looked at.
+pub fn presented_token(headers: &HeaderMap, carrier: Carrier) -> Result<String, ApiError> {
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        return v
+            .to_str()
+            .ok()
+            .and_then(bearer)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+            });
+    }
+    let missing = match carrier {
+        Carrier::Header => {
+            return Err(ApiError::Unauthorized(
+                "missing `Authorization: Bearer <token>` header".into(),
+            ))
+        }
+        Carrier::HeaderOrSubprotocol => "missing credentials: send `Authorization: Bearer <token>` or offer the `bearer.<token>` subprotocol",
+    };
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(WS_BEARER_PREFIX).map(str::to_owned))
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::Unauthorized(missing.into()))
+}
+
+/// Checks an admin request: refused as disabled when no admin token is
+/// configured (before asking for one that cannot work), else the
+/// presented token must match.
+pub fn check_admin(
+    admin: Option<&AdminToken>,
+    headers: &HeaderMap,
+    carrier: Carrier,
+) -> Result<(), ApiError> {
+    let Some(admin) = admin else {
+        return Err(ApiError::Forbidden(
+            "the admin API is disabled: start the server with MYTURN_ADMIN_TOKEN or --admin-token-file".into(),
+        ));
+    };
+    if admin.matches(&presented_token(headers, carrier)?) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized("invalid admin token".into()))
+    }
+}
+
 /// Extracts the token of an `Authorization: Bearer <token>` header value.
 pub fn bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
@@ -269,7 +338,7 @@ pub fn fuzz_verify(data: &[u8]) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let jwt = Jwt::new(&mut rng, 60);
     if let Ok(s) = std::str::from_utf8(data) {
-        assert!(jwt.verify(s).is_err(), "an unsigned token was accepted");
+        assert!(jwt.verify(s, 0).is_err(), "an unsigned token was accepted");
         let _ = bearer(s);
     }
 }
@@ -291,23 +360,26 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let jwt = Jwt::new(&mut rng, 60);
         let t = jwt.issue("alice", 7, 3, now());
-        let c = jwt.verify(&t).unwrap();
+        let c = jwt.verify(&t, now()).unwrap();
         assert_eq!(
             (c.sub.as_str(), c.uid, c.sid, c.aud.as_str()),
             ("alice", 7, 3, AUDIENCE)
         );
         assert_eq!(c.exp - c.iat, 60);
         let old = jwt.issue("alice", 7, 3, now() - 120);
-        assert_eq!(jwt.verify(&old), Err(TokenError::Expired));
+        assert_eq!(jwt.verify(&old, now()), Err(TokenError::Expired));
         let other = Jwt::new(&mut rng, 60);
-        assert_eq!(other.verify(&t), Err(TokenError::Invalid));
-        assert_eq!(jwt.verify("not.a.jwt"), Err(TokenError::Invalid));
+        assert_eq!(other.verify(&t, now()), Err(TokenError::Invalid));
+        assert_eq!(jwt.verify("not.a.jwt", now()), Err(TokenError::Invalid));
         // Tampered payload.
         let mut parts: Vec<&str> = t.split('.').collect();
         let forged = URL_SAFE_NO_PAD
             .encode(br#"{"sub":"bob","uid":8,"sid":3,"iat":1,"exp":99999999999,"aud":"myturn"}"#);
         parts[1] = &forged;
-        assert_eq!(jwt.verify(&parts.join(".")), Err(TokenError::Invalid));
+        assert_eq!(
+            jwt.verify(&parts.join("."), now()),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]
@@ -335,7 +407,10 @@ mod tests {
             r#"{{"sub":"a","uid":1,"sid":1,"iat":1,"exp":{},"aud":"myturn"}}"#,
             now() + 100
         ));
-        assert_eq!(jwt.verify(&format!("{h}.{p}.")), Err(TokenError::Invalid));
+        assert_eq!(
+            jwt.verify(&format!("{h}.{p}."), now()),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]
@@ -371,5 +446,25 @@ mod tests {
         assert_eq!(bearer("bearer  abc "), Some("abc"));
         assert_eq!(bearer("Basic abc"), None);
         assert_eq!(bearer("Bearer "), None);
+    }
+
+    #[test]
+    fn token_from_header_or_subprotocol() {
+        use Carrier::*;
+        let mut h = HeaderMap::new();
+        assert!(presented_token(&h, HeaderOrSubprotocol).is_err());
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            "myturn.v1, bearer.abc.def.ghi".parse().unwrap(),
+        );
+        assert_eq!(
+            presented_token(&h, HeaderOrSubprotocol).unwrap(),
+            "abc.def.ghi"
+        );
+        assert!(presented_token(&h, Header).is_err());
+        h.insert(header::AUTHORIZATION, "Bearer xyz".parse().unwrap());
+        assert_eq!(presented_token(&h, HeaderOrSubprotocol).unwrap(), "xyz");
+        h.insert(header::AUTHORIZATION, "Basic xyz".parse().unwrap());
+        assert!(presented_token(&h, HeaderOrSubprotocol).is_err());
     }
 }

@@ -10,7 +10,13 @@ use myturn_wire::{ErrorBody, NameError};
 /// Largest accepted request body, in bytes.
 pub const BODY_LIMIT: usize = 16 * 1024;
 
+use crate::core::CoreError;
 use crate::registry::RegistryError;
+
+/// The stable code of an error answer, left in the response's extensions
+/// for the metrics layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode(pub &'static str);
 
 /// An error answered to an HTTP client.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +121,7 @@ impl IntoResponse for ApiError {
         };
         let body = axum::Json(ErrorBody::new(code, self.to_string()));
         let mut resp = (status, body).into_response();
+        resp.extensions_mut().insert(ErrorCode(code));
         if let Some(secs) = retry_after {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
@@ -149,6 +156,22 @@ impl From<RegistryError> for ApiError {
                 code: "not_paired",
                 message,
             },
+        }
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        match e {
+            CoreError::Registry(e) => e.into(),
+            CoreError::InvalidName(e) => ApiError::InvalidName(e),
+            CoreError::Invalid { code, message } => ApiError::BadRequest { code, message },
+            CoreError::Unauthorized(m) => ApiError::Unauthorized(m),
+            CoreError::Token(e) => ApiError::Unauthorized(e.to_string()),
+            CoreError::RateLimited { retry_after } => ApiError::RateLimited { retry_after },
+            CoreError::Banned { remaining_secs } => ApiError::Banned { remaining_secs },
+            CoreError::NotFound(m) => ApiError::NotFound(m),
+            CoreError::Conflict { code, message } => ApiError::Conflict { code, message },
         }
     }
 }

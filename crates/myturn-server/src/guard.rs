@@ -1,17 +1,14 @@
 //! Request guards: who is asking. [`ClientIp`] (the TCP peer, or the
 //! client a trusted proxy names), [`AuthUser`] (a user's access token) and
-//! [`Admin`] (the admin token), with the token checks written once, for
-//! HTTP handlers and the event streams alike.
+//! [`Admin`] (the admin token). Thin axum extractors over the checks in
+//! [`auth`](crate::auth) and [`Core::authenticate`](crate::core::Core::authenticate).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::header;
 use axum::http::request::Parts;
 
-use crate::auth::bearer;
+use crate::auth::{check_admin, presented_token, Carrier};
 use crate::error::ApiError;
 use crate::registry::UserId;
 use crate::state::AppState;
@@ -52,40 +49,16 @@ pub struct AuthUser {
     pub name: String,
 }
 
-fn token_of(parts: &Parts) -> Result<&str, ApiError> {
-    let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-        ApiError::Unauthorized("missing `Authorization: Bearer <token>` header".into())
-    })?;
-    value.to_str().ok().and_then(bearer).ok_or_else(|| {
-        ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
-    })
-}
-
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let result = (|| {
-            let claims = state
-                .jwt
-                .verify(token_of(parts)?)
-                .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
-            let mut core = state.core();
-            if !core.sessions.is_live(claims.sid, claims.uid) {
-                return Err(ApiError::Unauthorized(
-                    "this session has ended (logged out, kicked, expired or revoked); register again".into(),
-                ));
-            }
-            core.reg.touch(claims.uid, Instant::now())?;
-            Ok(AuthUser {
-                id: claims.uid,
-                name: claims.sub,
-            })
-        })();
-        if result.is_err() {
-            state.metrics.auth_failures.fetch_add(1, Relaxed);
-        }
-        result
+        let token = presented_token(&parts.headers, Carrier::Header)?;
+        let session = state.store.authenticate(token, state.now()).await?;
+        Ok(AuthUser {
+            id: session.uid,
+            name: session.name,
+        })
     }
 }
 
@@ -97,25 +70,7 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        // Answer "disabled" before asking for a token that cannot work.
-        if state.admin.is_none() {
-            return verify_admin(state, "");
-        }
-        verify_admin(state, token_of(parts)?)
-    }
-}
-
-/// Checks an admin token (HTTP header or WebSocket subprotocol).
-pub(crate) fn verify_admin(state: &AppState, token: &str) -> Result<Admin, ApiError> {
-    let Some(admin) = &state.admin else {
-        return Err(ApiError::Forbidden(
-            "the admin API is disabled: start the server with MYTURN_ADMIN_TOKEN or --admin-token-file".into(),
-        ));
-    };
-    if admin.matches(token) {
+        check_admin(state.admin.as_ref(), &parts.headers, Carrier::Header)?;
         Ok(Admin)
-    } else {
-        state.metrics.auth_failures.fetch_add(1, Relaxed);
-        Err(ApiError::Unauthorized("invalid admin token".into()))
     }
 }

@@ -41,8 +41,10 @@
 
 pub mod api;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod console;
+pub mod core;
 pub mod error;
 pub mod events;
 pub mod guard;
@@ -53,6 +55,7 @@ pub mod pbx;
 pub mod proxy;
 pub mod registry;
 pub mod state;
+pub mod store;
 pub mod tls;
 
 use std::future::Future;
@@ -68,12 +71,16 @@ use tokio::sync::watch;
 pub use config::{Admission, Config, DigestAlgorithm, ReloadMethod, Switch};
 pub use state::AppState;
 
-use auth::{AdminToken, Jwt};
+use auth::AdminToken;
+use clock::SystemClock;
+use core::{Core, CoreConfig};
+use events::fanout::Fanout;
 use pbx::asterisk::RenderOptions;
 use pbx::reload::Reloader;
 use pbx::{PbxKind, PbxSync};
-use registry::{Registry, RegistryConfig};
+use registry::RegistryConfig;
 use state::Settings;
+use store::MemoryStore;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -201,19 +208,6 @@ impl App {
             })?),
             _ => None,
         };
-        let mut rng: Box<dyn rand::RngCore + Send> = match seed {
-            Some(s) => Box::new(StdRng::seed_from_u64(s)),
-            None => Box::new(StdRng::from_entropy()),
-        };
-        let jwt = Jwt::new(&mut *rng, cfg.token_ttl);
-        let reg = Registry::new(
-            RegistryConfig {
-                max_users: cfg.max_users,
-                moderated: cfg.admission == Admission::Moderated,
-                liveness: Duration::from_secs(cfg.stream_grace),
-            },
-            rng,
-        );
         let mut pbx = PbxSync::new(
             cfg.pbx,
             cfg.asterisk_conf_dir.clone(),
@@ -223,13 +217,7 @@ impl App {
                 ..RenderOptions::default()
             },
             reloader,
-            // The built-in PBX takes the directory in memory: no reason to
-            // wait, and removals must take effect at once.
-            if cfg.pbx == PbxKind::Builtin {
-                Duration::ZERO
-            } else {
-                Duration::from_millis(cfg.coalesce_ms)
-            },
+            Duration::from_millis(cfg.coalesce_ms),
         );
         let mut builtin = None;
         let mut sip_domain = cfg
@@ -247,10 +235,14 @@ impl App {
                 sip_domain = at.to_string();
             }
             let (tx, rx) = watch::channel(Vec::new());
-            pbx = pbx.with_builtin(pbx::BuiltinLink {
-                directory: tx,
-                handle: b.handle.clone(),
-            });
+            // In memory: no coalescing, removals take effect at once.
+            pbx = PbxSync::with_backend(
+                Box::new(pbx::Builtin {
+                    directory: tx,
+                    handle: b.handle.clone(),
+                }),
+                Duration::ZERO,
+            );
             let mut b = BuiltinPbx { directory: rx, ..b };
             if tls.is_some() {
                 let want = cfg.sips_listen.unwrap_or_else(|| {
@@ -302,18 +294,38 @@ impl App {
             }),
             trusted_proxies: cfg.trusted_proxy.clone(),
         };
+        let core = Core::new(
+            CoreConfig {
+                registry: RegistryConfig {
+                    max_users: cfg.max_users,
+                    moderated: cfg.admission == Admission::Moderated,
+                    liveness: Duration::from_secs(cfg.stream_grace),
+                },
+                sip_domain: settings.sip_domain.clone(),
+                token_ttl: cfg.token_ttl,
+                lease: settings.lease,
+                stream_grace: settings.stream_grace,
+                answer_timeout: settings.answer_timeout,
+                rate_limits: cfg.rate_limits == Switch::On,
+            },
+            seed,
+        );
+        let jwt = core.signer();
+        let fanout = Arc::new(Fanout::default());
+        let store = Arc::new(MemoryStore::new(core, fanout.clone(), pbx.clone()));
         Ok(App {
             builtin,
             tls,
-            state: AppState::new(
-                reg,
+            state: AppState::new(state::Inner {
+                store,
+                fanout,
+                clock: Arc::new(SystemClock),
                 jwt,
                 admin,
                 pbx,
+                metrics: metrics::Metrics::default(),
                 settings,
-                seed,
-                cfg.rate_limits == Switch::On,
-            ),
+            }),
         })
     }
 
@@ -412,7 +424,11 @@ impl App {
         let pbx_task = {
             let (pbx, state) = (state.pbx.clone(), state.clone());
             let rx = stop_rx.clone();
-            tokio::spawn(async move { pbx.run(move || state.core().reg.pbx_users(), rx).await })
+            let snapshot = move || {
+                let state = state.clone();
+                async move { state.store.pbx_users().await.unwrap_or_default() }
+            };
+            tokio::spawn(async move { pbx.run(snapshot, rx).await })
         };
         let sip_task = match &self.builtin {
             Some(b) => {
@@ -466,7 +482,7 @@ impl App {
             let mut rx = stop_rx.clone();
             tokio::spawn(async move {
                 loop {
-                    state.sample_history();
+                    state.sample_history().await;
                     tokio::select! {
                         _ = tokio::time::sleep(metrics::HISTORY_EVERY) => {}
                         _ = rx.wait_for(|&s| s) => return,
@@ -489,16 +505,22 @@ impl App {
                         _ = tokio::time::sleep(every) => {}
                         _ = rx.wait_for(|&s| s) => return,
                     }
-                    for name in state.drop_ghosts(Instant::now()) {
+                    let swept = match state.sweep(state.now()).await {
+                        Ok(s) => s,
+                        Err(error) => {
+                            tracing::warn!(%error, "sweep failed; retrying");
+                            continue;
+                        }
+                    };
+                    for name in swept.ghosts {
                         tracing::info!(%name, "event stream closed past the grace: out of the pool");
                     }
-                    for name in state.expire_silent(Instant::now()) {
+                    for name in swept.expired {
                         tracing::info!(%name, "lease expired: user logged out");
                     }
-                    for name in state.drop_unanswered(Instant::now()) {
+                    for name in swept.unanswered {
                         tracing::info!(%name, "call not set up within the answer timeout: pair ended, out of the pool");
                     }
-                    state.rematch();
                 }
             })
         };

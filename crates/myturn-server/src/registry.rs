@@ -25,13 +25,7 @@ pub const LAST_EXTENSION: u32 = 999_999;
 /// 24 × log2(62) ≈ 142 bits.
 pub const SIP_PASSWORD_LEN: usize = 24;
 
-/// The time of a registry operation, read by the caller: the monotonic
-/// instant for liveness and deadlines, Unix seconds for what admins see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct At {
-    pub mono: Instant,
-    pub unix: u64,
-}
+pub use crate::clock::At;
 
 /// A stable per-registration identifier. A name that logs out and registers
 /// again gets a new `UserId`, so old tokens cannot act on the new user.
@@ -234,12 +228,7 @@ impl Registry {
 
     /// Adds a user with a fresh extension and SIP secret. The name must
     /// already be valid (see [`myturn_wire::validate_name`]).
-    pub fn register(
-        &mut self,
-        name: &str,
-        now: Instant,
-        now_unix: u64,
-    ) -> Result<&User, RegistryError> {
+    pub fn register(&mut self, name: &str, at: At) -> Result<&User, RegistryError> {
         let k = key(name);
         if self.by_name.contains_key(&k) {
             return Err(RegistryError::NameTaken(name.to_owned()));
@@ -263,8 +252,8 @@ impl Registry {
             extension,
             sip_password,
             status: Status::Busy,
-            since_unix: now_unix,
-            last_seen: now,
+            since_unix: at.unix(),
+            last_seen: at.mono,
             pair: None,
             last_partner: None,
             last_partner_name: None,
@@ -469,7 +458,7 @@ impl Registry {
 
     /// Takes a ghost out of the pool, or out of its pair (the partner hears
     /// `peer_left` `disconnected`), and sets it `busy`.
-    pub fn drop_ghost(&mut self, id: UserId, _now_unix: u64) -> Vec<Notice> {
+    pub fn drop_ghost(&mut self, id: UserId) -> Vec<Notice> {
         let mut notices = Vec::new();
         self.leave_pool(id);
         self.dissolve(id, LeaveReason::Disconnected, &mut notices);
@@ -815,7 +804,7 @@ impl Registry {
                 u.pair = Some(PairSide {
                     peer: them,
                     role,
-                    since_unix: at.unix,
+                    since_unix: at.unix(),
                     since: at.mono,
                     pair_id,
                 });
@@ -855,14 +844,11 @@ mod tests {
     }
 
     fn at() -> At {
-        At {
-            mono: Instant::now(),
-            unix: 0,
-        }
+        At::new(Instant::now(), 0)
     }
 
     fn add(r: &mut Registry, name: &str) -> UserId {
-        r.register(name, Instant::now(), 0).unwrap().id
+        r.register(name, at()).unwrap().id
     }
 
     #[test]
@@ -896,7 +882,7 @@ mod tests {
         let mut r = reg(1);
         add(&mut r, "Alice");
         assert_eq!(
-            r.register("aLICE", Instant::now(), 0).unwrap_err(),
+            r.register("aLICE", at()).unwrap_err(),
             RegistryError::NameTaken("aLICE".into())
         );
         assert_eq!(r.find("ALICE").unwrap().name, "Alice");
@@ -926,10 +912,7 @@ mod tests {
         );
         add(&mut r, "aaa");
         add(&mut r, "bbb");
-        assert_eq!(
-            r.register("ccc", Instant::now(), 0).unwrap_err(),
-            RegistryError::Full(2)
-        );
+        assert_eq!(r.register("ccc", at()).unwrap_err(), RegistryError::Full(2));
     }
 
     #[test]
@@ -1153,8 +1136,8 @@ mod tests {
     fn silent_users_are_found_unless_watching() {
         let mut r = reg(1);
         let t0 = Instant::now();
-        let a = r.register("alice", t0, 0).unwrap().id;
-        let b = r.register("bob", t0, 0).unwrap().id;
+        let a = r.register("alice", At::new(t0, 0)).unwrap().id;
+        let b = r.register("bob", At::new(t0, 0)).unwrap().id;
         r.watch(b, true, t0);
         let later = t0 + Duration::from_secs(31);
         assert_eq!(r.silent_since(later, Duration::from_secs(30)), vec![a]);
@@ -1165,10 +1148,8 @@ mod tests {
     fn pair_of_two(r: &mut Registry, t: Instant) -> (UserId, UserId) {
         let a = add(r, "alice");
         let b = add(r, "bob");
-        r.set_status(a, Status::Ready, At { mono: t, unix: 0 })
-            .unwrap();
-        r.set_status(b, Status::Ready, At { mono: t, unix: 0 })
-            .unwrap();
+        r.set_status(a, Status::Ready, At::new(t, 0)).unwrap();
+        r.set_status(b, Status::Ready, At::new(t, 0)).unwrap();
         let callee = if r.get(a).unwrap().pair.unwrap().role == Role::Callee {
             a
         } else {
@@ -1220,10 +1201,7 @@ mod tests {
     fn a_user_whose_stream_closed_or_went_quiet_is_not_handed_out() {
         let mut r = reg(5);
         let t = Instant::now();
-        let at = |d: u64| At {
-            mono: t + Duration::from_secs(d),
-            unix: 0,
-        };
+        let at = |d: u64| At::new(t + Duration::from_secs(d), 0);
         let ghost = add(&mut r, "ghost");
         let quiet = add(&mut r, "quiet");
         let newcomer = add(&mut r, "newcomer");

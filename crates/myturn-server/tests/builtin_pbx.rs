@@ -227,9 +227,9 @@ async fn sip_register_right_after_http_registration_always_finds_the_account() {
             let user = env.register(&name).await;
             // The account is in the PBX's directory by the time the API
             // answers.
-            let link = env.app.state.pbx.builtin.as_ref().unwrap();
+            let directory = env.app.state.pbx.directory().unwrap();
             assert!(
-                link.directory.borrow().iter().any(|a| a.username == name),
+                directory.iter().any(|a| a.username == name),
                 "{name} not yet in the PBX when its credentials came back"
             );
             let mut h = env.agent(&user).await;

@@ -319,8 +319,13 @@ async fn refresh_reuse_revokes_the_family_and_closes_its_streams() {
 async fn expiring_tokens_warn_then_close_unless_reauthed() {
     let e = env().await;
     let a = e.register("alice").await;
-    let claims = e.app.state.jwt.verify(&tok(&a)).unwrap();
-    let now = myturn_server::state::unix_now();
+    let claims = e
+        .app
+        .state
+        .jwt
+        .verify(&tok(&a), myturn_server::clock::unix_now())
+        .unwrap();
+    let now = myturn_server::clock::unix_now();
     let ttl = e.app.state.jwt.ttl_secs;
     // A token with 2 s left.
     let short = e
@@ -341,7 +346,7 @@ async fn expiring_tokens_warn_then_close_unless_reauthed() {
         "alice",
         claims.uid,
         claims.sid,
-        myturn_server::state::unix_now() + 2 - ttl,
+        myturn_server::clock::unix_now() + 2 - ttl,
     );
     let mut ws = e.ws(&short).await;
     until(&mut ws, "session_expiring").await;
@@ -616,17 +621,23 @@ async fn rate_limits_answer_429_with_retry_after() {
         "rate_limited"
     );
     // Lobby: 5 lines at once per user.
-    let users = e.app.state.core().reg.pbx_users();
+    let users = e.app.state.store.pbx_users().await.unwrap();
     assert_eq!(users.len(), 10);
     let t = {
-        let core = e.app.state.core();
-        let u = core.reg.find("user0").unwrap();
-        let family = 1; // the first session family belongs to user0
-        assert!(core.sessions.is_live(family, u.id));
+        let uid = e
+            .app
+            .state
+            .with_core(|core| {
+                let u = core.registry().find("user0").unwrap().id;
+                let family = 1; // the first session family belongs to user0
+                assert!(core.sessions().is_live(family, u));
+                u
+            })
+            .unwrap();
         e.app
             .state
             .jwt
-            .issue("user0", u.id, family, myturn_server::state::unix_now())
+            .issue("user0", uid, 1, myturn_server::clock::unix_now())
     };
     e.status(&t, "ready").await;
     let mut ws = e.ws(&t).await;
@@ -750,7 +761,7 @@ async fn kick_ban_report_flow() {
         .await;
     assert_eq!(r.status(), 201);
     let ban = until(&mut wb, "banned").await;
-    assert!(ban["until"].as_u64().unwrap() > myturn_server::state::unix_now() + 3500);
+    assert!(ban["until"].as_u64().unwrap() > myturn_server::clock::unix_now() + 3500);
     assert_eq!(next(&mut wb).await["code"], 4003);
     assert_eq!(until(&mut wa, "peer_left").await["reason"], "banned");
     let r = e

@@ -114,7 +114,7 @@ async fn the_admin_history_holds_the_key_figures_of_the_last_hour() {
     for name in ["alice", "bob"] {
         common::register(&app, name).await;
     }
-    app.state.sample_history();
+    app.state.sample_history().await;
     let r = common::call(
         &app,
         Method::GET,
@@ -135,7 +135,7 @@ async fn the_admin_history_holds_the_key_figures_of_the_last_hour() {
     assert!(last["at"].as_u64().unwrap() > 1_700_000_000);
     // An hour at most: the oldest samples go.
     for _ in 0..130 {
-        app.state.sample_history();
+        app.state.sample_history().await;
     }
     let r = common::call(
         &app,

@@ -105,14 +105,20 @@ async fn me_endpoints_need_a_valid_bearer_token() {
     let app = app();
     let alice = register(&app, "alice").await;
     let expired = {
-        let core = app.state.core();
-        let u = core.reg.find("alice").unwrap();
-        let claims = app.state.jwt.verify(&token(&alice)).unwrap();
+        let uid = app
+            .state
+            .with_core(|c| c.registry().find("alice").unwrap().id)
+            .unwrap();
+        let claims = app
+            .state
+            .jwt
+            .verify(&token(&alice), myturn_server::clock::unix_now())
+            .unwrap();
         app.state.jwt.issue(
             "alice",
-            u.id,
+            uid,
             claims.sid,
-            myturn_server::state::unix_now() - 3600,
+            myturn_server::clock::unix_now() - 3600,
         )
     };
     let forged = {
@@ -552,7 +558,10 @@ async fn malformed_requests_get_json_4xx() {
         assert_eq!(error_code(&r), code, "{what}");
     }
     // Nothing of that changed alice or created bob.
-    assert!(app.state.core().reg.find("bob").is_none());
+    assert!(app
+        .state
+        .with_core(|c| c.registry().find("bob").is_none())
+        .unwrap());
     assert_eq!(
         call(&app, Method::GET, "/v1/me", Some(&t), None).await.body["status"],
         "busy"
@@ -692,9 +701,14 @@ async fn silent_users_expire_and_the_partner_is_freed() {
     set_status(&app, &b, "ready").await;
     // Bob keeps talking to the server; alice goes silent.
     let later = std::time::Instant::now() + std::time::Duration::from_secs(6);
-    let bob_id = app.state.core().reg.find("bob").unwrap().id;
-    app.state.core().reg.touch(bob_id, later).unwrap();
-    let gone = app.state.expire_silent(later);
+    app.state
+        .with_core(|c| {
+            let bob = c.registry().find("bob").unwrap().id;
+            c.registry().touch(bob, later).unwrap();
+        })
+        .unwrap();
+    let at = myturn_server::clock::At::new(later, myturn_server::clock::unix_now() * 1000);
+    let gone = app.state.sweep(at).await.unwrap().expired;
     assert_eq!(gone, vec!["alice".to_owned()]);
     assert_eq!(
         call(&app, Method::GET, "/v1/me", Some(&a), None)

@@ -2,19 +2,23 @@
 //! registry: the built-in registrar/proxy (`myturn-pbx`, fed the account
 //! directory in memory) or Asterisk (generated files + reload).
 //!
-//! The pairing logic never talks to a PBX directly. It changes the
-//! [`Registry`](crate::registry::Registry) and pokes [`PbxSync::mark_dirty`];
+//! The pairing logic never talks to a PBX directly, nor knows which one
+//! runs: a use case that changes the accounts says so in its
+//! [`Effects`](crate::core::Effects), the store pokes
+//! [`PbxSync::mark_dirty`], and the [`Backend`] does the rest;
 //! the [`sync`] task then renders the whole generated config from a snapshot,
 //! writes only the files whose text changed (atomically), and asks the PBX to
 //! reload. Pokes that arrive while a write is pending are coalesced, so a
 //! burst of 10,000 registrations costs a handful of writes and reloads.
 
 pub mod asterisk;
+pub mod backend;
 pub mod files;
 pub mod reload;
 pub mod sync;
 
-pub use sync::{BuiltinLink, PbxStatus, PbxSync};
+pub use backend::{AsteriskFiles, Backend, Builtin, NoPbx};
+pub use sync::{PbxStatus, PbxSync};
 
 /// Which PBX the server drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

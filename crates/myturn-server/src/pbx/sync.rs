@@ -6,7 +6,6 @@
 //! changed, and reloads. Failures are logged, counted and shown in
 //! `/healthz`, and retried with backoff; the API keeps serving meanwhile.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -14,44 +13,12 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
-use super::asterisk::{render, RenderOptions, Rendered};
-use super::files::write_atomic;
+use super::asterisk::{RenderOptions, Rendered};
+pub use super::backend::SyncState;
+use super::backend::{AsteriskFiles, Backend, NoPbx};
 use super::reload::Reloader;
 use super::PbxKind;
 use crate::registry::PbxUser;
-use myturn_pbx::core::Account;
-use myturn_pbx::driver::PbxHandle;
-
-/// The admin view of the built-in PBX.
-fn render_builtin(users: &[PbxUser], handle: &PbxHandle) -> String {
-    use std::fmt::Write as _;
-    let bindings = handle.bindings();
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "; Built-in PBX on {}: {} account(s), {} registered, {} source(s) blocked",
-        handle.local,
-        users.len(),
-        bindings.len(),
-        handle.blocked_ips()
-    );
-    for u in users {
-        let b = bindings.iter().find(|(name, _, _)| *name == u.name);
-        let _ = writeln!(out, "\n[{}]", u.name);
-        let _ = writeln!(out, "extension={}", u.extension);
-        let _ = writeln!(out, "secret={}", super::asterisk::REDACTED);
-        match b {
-            Some((_, contact, source)) => {
-                let _ = writeln!(out, "contact={contact}");
-                let _ = writeln!(out, "source={source}");
-            }
-            None => {
-                let _ = writeln!(out, "contact=(not registered)");
-            }
-        }
-    }
-    out
-}
 
 /// First retry delay after a failure; doubles up to [`MAX_BACKOFF`].
 pub const MIN_BACKOFF: Duration = Duration::from_millis(500);
@@ -108,41 +75,15 @@ pub struct PbxCounters {
     pub reload_failures: AtomicU64,
 }
 
-/// The link to the built-in PBX: its account directory and its figures.
-#[derive(Debug)]
-pub struct BuiltinLink {
-    /// Every sync pass publishes the whole directory here.
-    pub directory: watch::Sender<Vec<Account>>,
-    /// Bindings, counters, blocked sources.
-    pub handle: PbxHandle,
-}
-
-/// The built-in PBX's accounts for `users`.
-pub fn accounts(users: &[PbxUser]) -> Vec<Account> {
-    users
-        .iter()
-        .map(|u| Account {
-            username: u.name.clone(),
-            extension: u.extension.to_string(),
-            password: u.secret.clone(),
-        })
-        .collect()
-}
-
 /// Shared handle between the API (which marks dirty) and the sync task.
 #[derive(Debug)]
 pub struct PbxSync {
-    kind: PbxKind,
-    dir: PathBuf,
-    opts: RenderOptions,
-    reloader: Reloader,
+    backend: Box<dyn Backend>,
     window: Duration,
     dirty: Notify,
     status: Mutex<PbxStatus>,
     /// Counters.
     pub counters: PbxCounters,
-    /// With `--pbx builtin`.
-    pub builtin: Option<BuiltinLink>,
     /// Bumped by every [`PbxSync::mark_dirty`].
     dirty_generation: AtomicU64,
     /// The generations of the last successful and last failed passes.
@@ -151,16 +92,15 @@ pub struct PbxSync {
     running: std::sync::atomic::AtomicBool,
 }
 
-/// Remembers what is on disk, so unchanged files are not rewritten.
-#[derive(Debug, Default)]
-pub struct SyncState {
-    written: HashMap<&'static str, String>,
-    reload_pending: bool,
+impl crate::store::PbxNotify for PbxSync {
+    fn changed(&self) -> u64 {
+        self.mark_dirty()
+    }
 }
 
 impl PbxSync {
-    /// A handle for `kind`, writing into `dir`, coalescing changes over
-    /// `window`.
+    /// A handle for Asterisk (or no PBX) as `kind` says, writing into
+    /// `dir`, coalescing changes over `window`.
     pub fn new(
         kind: PbxKind,
         dir: PathBuf,
@@ -168,20 +108,35 @@ impl PbxSync {
         reloader: Reloader,
         window: Duration,
     ) -> Self {
+        let backend: Box<dyn Backend> = match kind {
+            PbxKind::None | PbxKind::Builtin => Box::new(NoPbx),
+            PbxKind::Asterisk | PbxKind::AsteriskPjsip => Box::new(AsteriskFiles {
+                kind,
+                dir,
+                opts,
+                reloader,
+            }),
+        };
+        Self::with_backend(backend, window)
+    }
+
+    /// A handle for `backend`, coalescing changes over `window` (none for
+    /// a backend that applies changes in memory).
+    pub fn with_backend(backend: Box<dyn Backend>, window: Duration) -> Self {
         PbxSync {
-            kind,
-            dir,
-            opts,
-            reloader,
-            window,
+            window: if backend.in_memory() {
+                Duration::ZERO
+            } else {
+                window
+            },
             dirty: Notify::new(),
             status: Mutex::new(PbxStatus {
-                // In memory for the built-in PBX: nothing can be out of step.
-                in_sync: matches!(kind, PbxKind::None | PbxKind::Builtin),
+                // In memory: nothing can be out of step.
+                in_sync: backend.in_memory(),
                 last_error: None,
             }),
             counters: PbxCounters::default(),
-            builtin: None,
+            backend,
             dirty_generation: AtomicU64::new(0),
             progress: watch::channel(Progress::default()).0,
             running: std::sync::atomic::AtomicBool::new(false),
@@ -198,7 +153,7 @@ impl PbxSync {
     /// A new user's first SIP REGISTER may follow its HTTP registration at
     /// once, so the API answers only after this, whatever the backend.
     pub async fn wait_ready(&self, g: u64, timeout: Duration) -> Readiness {
-        if self.kind == PbxKind::None || !self.running.load(Ordering::Acquire) {
+        if !self.backend.active() || !self.running.load(Ordering::Acquire) {
             return Readiness::NoSync;
         }
         let mut rx = self.progress.subscribe();
@@ -224,27 +179,42 @@ impl PbxSync {
     /// waits for it even before the spawned task was first polled.
     /// [`PbxSync::run`] does the same itself.
     pub fn starting(&self) {
-        if self.kind != PbxKind::None {
+        if self.backend.active() {
             self.running.store(true, Ordering::Release);
         }
     }
 
-    /// Attaches the built-in PBX (with `--pbx builtin`).
-    pub fn with_builtin(mut self, link: BuiltinLink) -> Self {
-        self.builtin = Some(link);
-        self
+    /// The backend's name, as `--pbx` spells it.
+    pub fn name(&self) -> &'static str {
+        self.backend.name()
     }
 
-    /// The backend.
-    pub fn kind(&self) -> PbxKind {
-        self.kind
+    /// Tests only: the accounts an in-process PBX holds now.
+    #[doc(hidden)]
+    pub fn directory(&self) -> Option<Vec<myturn_pbx::core::Account>> {
+        self.backend.directory()
+    }
+
+    /// Counters and the backend's live figures, for `/metrics`.
+    pub fn figures(&self) -> crate::metrics::PbxFigures {
+        let c = &self.counters;
+        let live = self.backend.live();
+        crate::metrics::PbxFigures {
+            config_writes: c.config_writes.load(Ordering::Relaxed),
+            write_failures: c.write_failures.load(Ordering::Relaxed),
+            reloads: c.reloads.load(Ordering::Relaxed),
+            reload_failures: c.reload_failures.load(Ordering::Relaxed),
+            in_sync: self.status().in_sync,
+            sip: live.sip,
+            media: live.media,
+        }
     }
 
     /// Says the registry changed in a way the PBX must see. Never blocks;
     /// many calls before the task wakes cost one write.
     pub fn mark_dirty(&self) -> u64 {
         let g = self.dirty_generation.fetch_add(1, Ordering::AcqRel) + 1;
-        if self.kind != PbxKind::None {
+        if self.backend.active() {
             self.dirty.notify_one();
         }
         g
@@ -272,50 +242,16 @@ impl PbxSync {
         }
     }
 
-    /// The files as they would be written for `users`, secrets redacted;
-    /// for the built-in PBX, its directory and live bindings in the same
-    /// shape (what an operator would otherwise read in sip.conf).
+    /// What the PBX holds for `users`, secrets redacted (see
+    /// [`Backend::render_redacted`]).
     pub fn render_redacted(&self, users: &[PbxUser]) -> Vec<Rendered> {
-        if let Some(b) = &self.builtin {
-            return vec![Rendered {
-                name: "builtin",
-                content: render_builtin(users, &b.handle),
-            }];
-        }
-        render(self.kind, users, &self.opts, true)
+        self.backend.render_redacted(users)
     }
 
-    /// One pass: render `users`, write changed files, reload if anything
-    /// changed (or a previous reload failed).
+    /// One pass: make the PBX hold `users` (for Asterisk: write changed
+    /// files, reload if anything changed or a previous reload failed).
     pub async fn sync_once(&self, users: &[PbxUser], st: &mut SyncState) -> Result<(), String> {
-        if let Some(b) = &self.builtin {
-            // In memory: the PBX applies it at once (users that left lose
-            // their binding immediately).
-            b.directory.send_replace(accounts(users));
-            return Ok(());
-        }
-        let c = &self.counters;
-        for f in render(self.kind, users, &self.opts, false) {
-            if st.written.get(f.name) == Some(&f.content) {
-                continue;
-            }
-            if let Err(e) = write_atomic(&self.dir, f.name, f.content.as_bytes()) {
-                c.write_failures.fetch_add(1, Ordering::Relaxed);
-                return Err(e.to_string());
-            }
-            c.config_writes.fetch_add(1, Ordering::Relaxed);
-            st.written.insert(f.name, f.content);
-            st.reload_pending = true;
-        }
-        if st.reload_pending {
-            if let Err(e) = self.reloader.reload(self.kind.reload_commands()).await {
-                c.reload_failures.fetch_add(1, Ordering::Relaxed);
-                return Err(format!("reload failed: {e}"));
-            }
-            c.reloads.fetch_add(1, Ordering::Relaxed);
-            st.reload_pending = false;
-        }
-        Ok(())
+        self.backend.apply(users, st, &self.counters).await
     }
 
     async fn pass(&self, users: &[PbxUser], st: &mut SyncState) -> bool {
@@ -334,11 +270,12 @@ impl PbxSync {
 
     /// The sync task. Runs until `shutdown` flips to `true`, then writes
     /// the files empty (no user data outlives the process) and returns.
-    pub async fn run<F>(&self, snapshot: F, mut shutdown: watch::Receiver<bool>)
+    pub async fn run<F, S>(&self, snapshot: F, mut shutdown: watch::Receiver<bool>)
     where
-        F: Fn() -> Vec<PbxUser> + Send,
+        F: Fn() -> S + Send,
+        S: std::future::Future<Output = Vec<PbxUser>> + Send,
     {
-        if self.kind == PbxKind::None {
+        if !self.backend.active() {
             return;
         }
         let mut st = SyncState::default();
@@ -347,7 +284,7 @@ impl PbxSync {
         loop {
             // Everything marked before the snapshot is in it.
             let g = self.dirty_generation.load(Ordering::Acquire);
-            let ok = self.pass(&snapshot(), &mut st).await;
+            let ok = self.pass(&snapshot().await, &mut st).await;
             self.progress.send_modify(|p| {
                 if ok {
                     p.loaded = g;
@@ -425,7 +362,7 @@ mod tests {
         ));
         let (tx, rx) = watch::channel(false);
         let s2 = s.clone();
-        let task = tokio::spawn(async move { s2.run(|| vec![user(0)], rx).await });
+        let task = tokio::spawn(async move { s2.run(|| async { vec![user(0)] }, rx).await });
         tokio::time::sleep(Duration::from_millis(300)).await;
         let st = s.status();
         assert!(!st.in_sync);
@@ -469,8 +406,16 @@ mod tests {
             let (tx, rx) = watch::channel(false);
             s.starting();
             let (s2, u2) = (s.clone(), users.clone());
-            let task =
-                tokio::spawn(async move { s2.run(move || u2.lock().unwrap().clone(), rx).await });
+            let task = tokio::spawn(async move {
+                s2.run(
+                    move || {
+                        let v = u2.lock().unwrap().clone();
+                        async move { v }
+                    },
+                    rx,
+                )
+                .await
+            });
             users.lock().unwrap().push(user(7));
             let r = s.wait_ready(s.mark_dirty(), long).await;
             if ok {
@@ -501,8 +446,16 @@ mod tests {
         let users: Arc<std::sync::Mutex<Vec<PbxUser>>> = Arc::default();
         let (tx, rx) = watch::channel(false);
         let (s2, u2) = (s.clone(), users.clone());
-        let task =
-            tokio::spawn(async move { s2.run(move || u2.lock().unwrap().clone(), rx).await });
+        let task = tokio::spawn(async move {
+            s2.run(
+                move || {
+                    let v = u2.lock().unwrap().clone();
+                    async move { v }
+                },
+                rx,
+            )
+            .await
+        });
         tokio::time::sleep(Duration::from_millis(50)).await;
         let base = s.counters.config_writes.load(Ordering::Relaxed);
         for i in 0..1000 {

@@ -7,31 +7,32 @@
 //! `Sec-WebSocket-Protocol: myturn.v1, bearer.<token>`. A token in the URL
 //! is refused: URLs end up in proxy logs.
 //!
-//! Each socket is one task. It owns the socket and a bounded queue fed by
-//! [`Core`](crate::state::Core) under the registry lock; a client that lets
-//! its queue fill up is disconnected rather than slowing anyone else down.
+//! Each socket is one task. It owns the socket and a bounded queue that
+//! [`fanout`] fills from inside each use case; a client that lets its queue
+//! fill up is disconnected rather than slowing anyone else down. Client
+//! events are parsed here and become one [`Store`](crate::store::Store)
+//! call each.
+
+pub mod fanout;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-/// How admins sign lobby lines.
-pub const MODERATOR: &str = "moderator";
-
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use axum::response::Response;
-use myturn_wire::{
-    validate_text, ClientEvent, ServerEvent, LOBBY_MAX_LEN, WS_BEARER_PREFIX, WS_PROTOCOL,
-};
+use myturn_wire::{ClientEvent, ServerEvent, WS_PROTOCOL};
 use tokio::sync::mpsc;
 
-use crate::auth::bearer;
+use crate::auth::{check_admin, presented_token, Carrier};
+pub use crate::core::MODERATOR;
+use crate::core::{CoreError, Speaker};
 use crate::error::ApiError;
-use crate::moderation::LimitKey;
 use crate::registry::UserId;
-use crate::state::{close, unix_now, AppState, Outbound};
+use crate::state::AppState;
+use fanout::{close, Outbound};
 
 /// Largest client message accepted on a socket.
 pub const MAX_CLIENT_MESSAGE: usize = 4096;
@@ -58,32 +59,6 @@ fn refuse_token_in_url(query: Option<&str>) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The token from the Authorization header or the subprotocol list.
-fn presented_token(headers: &HeaderMap) -> Result<String, ApiError> {
-    if let Some(v) = headers.get(header::AUTHORIZATION) {
-        return v
-            .to_str()
-            .ok()
-            .and_then(bearer)
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
-            });
-    }
-    headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .find_map(|p| p.trim().strip_prefix(WS_BEARER_PREFIX).map(str::to_owned))
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::Unauthorized(
-                "missing credentials: send `Authorization: Bearer <token>` or offer the `bearer.<token>` subprotocol".into(),
-            )
-        })
-}
-
 fn upgrade(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<WebSocketUpgrade, ApiError> {
@@ -105,64 +80,42 @@ pub async fn user_events(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     refuse_token_in_url(query.as_deref())?;
-    let token = presented_token(&headers)?;
-    let claims = match state.jwt.verify(&token) {
-        Ok(c) => c,
-        Err(e) => {
-            state.metrics.auth_failures.fetch_add(1, Relaxed);
-            return Err(ApiError::Unauthorized(e.to_string()));
-        }
-    };
+    let token = presented_token(&headers, Carrier::HeaderOrSubprotocol)?;
+    let session = state.store.authenticate(token, state.now()).await?;
     let ws = upgrade(ws)?;
-    let (status, name) = {
-        let core = state.core();
-        if !core.sessions.is_live(claims.sid, claims.uid) {
-            state.metrics.auth_failures.fetch_add(1, Relaxed);
-            return Err(ApiError::Unauthorized(
-                "this session has ended; register again".into(),
-            ));
-        }
-        let user = core
-            .reg
-            .get(claims.uid)
-            .ok_or(crate::registry::RegistryError::NoSuchUser)?;
-        if core.sockets_of(claims.uid) >= state.settings.max_sockets_per_user {
-            state.metrics.ws_rejected.fetch_add(1, Relaxed);
-            return Err(ApiError::TooManyConnections(format!(
-                "at most {} event streams per user",
-                state.settings.max_sockets_per_user
-            )));
-        }
-        if core.sockets_open() >= state.settings.max_sockets {
-            state.metrics.ws_rejected.fetch_add(1, Relaxed);
-            return Err(ApiError::Unavailable(
-                "the server holds as many event streams as it can".into(),
-            ));
-        }
-        (user.status, user.name.clone())
-    };
-    let (uid, family, exp) = (claims.uid, claims.sid, claims.exp);
+    if state.fanout.sockets_of(session.uid) >= state.settings.max_sockets_per_user {
+        state.metrics.ws_rejected.fetch_add(1, Relaxed);
+        return Err(ApiError::TooManyConnections(format!(
+            "at most {} event streams per user",
+            state.settings.max_sockets_per_user
+        )));
+    }
+    if state.fanout.sockets_open() >= state.settings.max_sockets {
+        state.metrics.ws_rejected.fetch_add(1, Relaxed);
+        return Err(ApiError::Unavailable(
+            "the server holds as many event streams as it can".into(),
+        ));
+    }
+    let (uid, family, exp) = (session.uid, session.family, session.exp);
     Ok(ws.on_upgrade(move |socket| async move {
-        let attached = {
-            let mut core = state.core();
-            core.reg.watch(uid, true, Instant::now());
-            core.reg.stream_opened(uid);
-            core.attach(uid, family)
+        let Some((conn, rx)) = state.fanout.attach(uid, family) else {
+            return;
         };
-        let Some((conn, rx)) = attached else { return };
+        let _ = state.store.stream_opened(uid, state.now()).await;
         let hello = ServerEvent::Hello {
-            name: name.clone(),
-            status,
+            name: session.name.clone(),
+            status: session.status,
             expires_at: exp,
         };
-        let who = Who::User { uid, name, exp };
+        let who = Who::User { uid, exp };
         let last_heard = run(state.clone(), socket, who, hello, rx).await;
-        let mut core = state.core();
-        core.detach(Some(uid), conn);
-        core.reg.watch(uid, false, Instant::now());
+        state.fanout.detach(Some(uid), conn);
         // A stream that died silently (no pong) was lost when last heard:
         // the reconnect grace counts from then.
-        core.reg.stream_closed(uid, last_heard);
+        let _ = state
+            .store
+            .stream_closed(uid, state.now(), last_heard)
+            .await;
     }))
 }
 
@@ -175,25 +128,22 @@ pub async fn admin_events(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     refuse_token_in_url(query.as_deref())?;
-    if state.admin.is_none() {
-        crate::guard::verify_admin(&state, "")?;
-    }
-    crate::guard::verify_admin(&state, &presented_token(&headers)?)?;
+    check_admin(state.admin.as_ref(), &headers, Carrier::HeaderOrSubprotocol)?;
     let ws = upgrade(ws)?;
     Ok(ws.on_upgrade(move |socket| async move {
-        let (conn, rx) = state.core().attach_admin();
+        let (conn, rx) = state.fanout.attach_admin();
         let hello = ServerEvent::Hello {
             name: MODERATOR.into(),
             status: myturn_wire::Status::Busy,
             expires_at: 0,
         };
         run(state.clone(), socket, Who::Admin, hello, rx).await;
-        state.core().detach(None, conn);
+        state.fanout.detach(None, conn);
     }))
 }
 
 enum Who {
-    User { uid: UserId, name: String, exp: u64 },
+    User { uid: UserId, exp: u64 },
     Admin,
 }
 
@@ -226,11 +176,11 @@ async fn run(
     mut rx: mpsc::Receiver<Outbound>,
 ) -> Instant {
     if !send_event(&mut socket, &hello).await {
-        return Instant::now();
+        return state.now().mono;
     }
     let ping_every = state.settings.ping_every;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
-    let mut last_heard = Instant::now();
+    let mut last_heard = state.now().mono;
     let mut warned = false;
     let warn = warn_before(state.jwt.ttl_secs);
     loop {
@@ -238,20 +188,21 @@ async fn run(
             Who::User { exp, .. } => Some(*exp),
             Who::Admin => None,
         };
-        let now = unix_now();
+        let now = state.now().unix();
         let until_exp = Duration::from_secs(exp.map_or(FAR, |e| e.saturating_sub(now)));
         let until_warn =
             Duration::from_secs(exp.map_or(FAR, |e| e.saturating_sub(warn).saturating_sub(now)));
         tokio::select! {
             msg = socket.recv() => {
                 let Some(Ok(msg)) = msg else { break };
-                last_heard = Instant::now();
+                let now = state.now();
+                last_heard = now.mono;
                 // Pongs and messages are the liveness that pairing checks.
                 if let Who::User { uid, .. } = &who {
-                    let _ = state.core().reg.touch(*uid, last_heard);
+                    let _ = state.store.heard(*uid, now).await;
                 }
                 match msg {
-                    Message::Text(t) => match on_client_event(&state, &mut who, t.as_str()) {
+                    Message::Text(t) => match on_client_event(&state, &mut who, t.as_str()).await {
                         Reply::Nothing => {}
                         Reply::Rearm => warned = false,
                         Reply::Send(r) => {
@@ -281,7 +232,7 @@ async fn run(
                 }
             },
             _ = ping.tick() => {
-                if last_heard.elapsed() > ping_every * 3 {
+                if state.now().mono.saturating_duration_since(last_heard) > ping_every * 3 {
                     close_with(&mut socket, close::DEAD, "no pong").await;
                     return last_heard;
                 }
@@ -299,7 +250,7 @@ async fn run(
             }
         }
     }
-    Instant::now()
+    state.now().mono
 }
 
 fn error(code: &str, message: impl Into<String>) -> ServerEvent {
@@ -307,13 +258,6 @@ fn error(code: &str, message: impl Into<String>) -> ServerEvent {
         code: code.into(),
         message: message.into(),
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// What to do after a client event.
@@ -330,54 +274,38 @@ impl From<Option<ServerEvent>> for Reply {
     }
 }
 
-/// Handles one client event.
-fn on_client_event(state: &AppState, who: &mut Who, text: &str) -> Reply {
+/// Handles one client event: one store call each.
+async fn on_client_event(state: &AppState, who: &mut Who, text: &str) -> Reply {
     let ev: ClientEvent = match serde_json::from_str(text) {
         Ok(ev) => ev,
         Err(e) => return Reply::Send(error("invalid_event", format!("not a client event: {e}"))),
     };
+    let now = state.now();
     match (ev, who) {
         (ClientEvent::Ping { id }, _) => Reply::Send(ServerEvent::Pong { id }),
-        (ClientEvent::LobbySay { text }, Who::Admin) => {
-            say_in_lobby(state, None, MODERATOR, true, text)
+        (ClientEvent::LobbySay { text }, Who::Admin) => lobby_say(state, Speaker::Moderator, text)
+            .await
+            .err()
+            .into(),
+        (ClientEvent::LobbySay { text }, Who::User { uid, .. }) => {
+            lobby_say(state, Speaker::User(*uid), text)
+                .await
                 .err()
                 .into()
         }
-        (ClientEvent::LobbySay { text }, Who::User { uid, name, .. }) => {
-            say_in_lobby(state, Some(*uid), name, false, text)
-                .err()
-                .into()
-        }
-        (ClientEvent::Typing, Who::User { uid, name, .. }) => {
-            let mut core = state.core();
-            if core.reg.in_lobby(*uid)
-                && core
-                    .limits
-                    .check(
-                        LimitKey::Typing(*uid),
-                        LimitKey::Typing(*uid).budget(),
-                        Instant::now(),
-                    )
-                    .is_ok()
-            {
-                core.lobby_broadcast(&ServerEvent::LobbyTyping { from: name.clone() }, Some(*uid));
-            }
+        (ClientEvent::Typing, Who::User { uid, .. }) => {
+            let _ = state.store.typing(*uid, now).await;
             Reply::Nothing
         }
         (ClientEvent::Typing, Who::Admin) => Reply::Nothing,
         (ClientEvent::Reauth { token }, Who::User { uid, exp, .. }) => {
-            let claims = match state.jwt.verify(&token) {
-                Ok(c) => c,
-                Err(e) => return Reply::Send(error("unauthorized", e.to_string())),
-            };
-            if claims.uid != *uid || !state.core().sessions.is_live(claims.sid, claims.uid) {
-                return Reply::Send(error(
-                    "unauthorized",
-                    "that token belongs to another session",
-                ));
+            match state.store.reauth(*uid, token, now).await {
+                Ok(e) => {
+                    *exp = e;
+                    Reply::Rearm
+                }
+                Err(e) => Reply::Send(e.to_event()),
             }
-            *exp = claims.exp;
-            Reply::Rearm
         }
         (ClientEvent::Reauth { .. }, Who::Admin) => {
             Reply::Send(error("invalid_event", "admins do not reauth"))
@@ -385,43 +313,33 @@ fn on_client_event(state: &AppState, who: &mut Who, text: &str) -> Reply {
     }
 }
 
-/// Says `text` in the lobby. `Err` carries the error event for the sender.
-pub fn say_in_lobby(
+/// Says `text` in the lobby and counts it. `Err` is the error event for
+/// the sender. Returns how many sockets the line was queued on.
+pub async fn lobby_say(
     state: &AppState,
-    uid: Option<UserId>,
-    from: &str,
-    admin: bool,
+    speaker: Speaker,
     text: String,
 ) -> Result<usize, ServerEvent> {
-    validate_text(&text, LOBBY_MAX_LEN).map_err(|e| error("invalid_text", e.to_string()))?;
-    let mut core = state.core();
-    if let Some(uid) = uid {
-        if !core.reg.in_lobby(uid) {
-            return Err(error(
-                "not_in_lobby",
-                "the lobby chat is for users waiting for a partner (status \"ready\")",
-            ));
+    match state.store.lobby_say(speaker, text, state.now()).await {
+        Ok(n) => {
+            state.metrics.lobby_messages.fetch_add(1, Relaxed);
+            state.metrics.lobby_deliveries.fetch_add(n as u64, Relaxed);
+            Ok(n)
         }
-        let key = LimitKey::Lobby(uid);
-        if let Err(wait) = core.limits.check(key, key.budget(), Instant::now()) {
-            state.metrics.rate_limited.fetch_add(1, Relaxed);
-            return Err(error(
-                "rate_limited",
-                format!("too many messages; wait {:.1} s", wait.as_secs_f64()),
-            ));
+        Err(e) => {
+            if e.code() == "rate_limited" {
+                state.metrics.rate_limited.fetch_add(1, Relaxed);
+            }
+            Err(e.to_event())
         }
     }
-    let ev = ServerEvent::LobbyMessage {
-        from: from.to_owned(),
-        admin,
-        text,
-        at: now_ms(),
-    };
-    let n = core.lobby_broadcast(&ev, None);
-    drop(core);
-    state.metrics.lobby_messages.fetch_add(1, Relaxed);
-    state.metrics.lobby_deliveries.fetch_add(n as u64, Relaxed);
-    Ok(n)
+}
+
+/// The error event a refused use case answers on a stream.
+impl From<CoreError> for Reply {
+    fn from(e: CoreError) -> Self {
+        Reply::Send(e.to_event())
+    }
 }
 
 #[cfg(test)]
@@ -435,21 +353,6 @@ mod tests {
         for q in ["token=abc", "a=1&access_token=x", "JWT=x", "bearer"] {
             assert!(refuse_token_in_url(Some(q)).is_err(), "{q}");
         }
-    }
-
-    #[test]
-    fn token_from_header_or_subprotocol() {
-        let mut h = HeaderMap::new();
-        assert!(presented_token(&h).is_err());
-        h.insert(
-            header::SEC_WEBSOCKET_PROTOCOL,
-            "myturn.v1, bearer.abc.def.ghi".parse().unwrap(),
-        );
-        assert_eq!(presented_token(&h).unwrap(), "abc.def.ghi");
-        h.insert(header::AUTHORIZATION, "Bearer xyz".parse().unwrap());
-        assert_eq!(presented_token(&h).unwrap(), "xyz");
-        h.insert(header::AUTHORIZATION, "Basic xyz".parse().unwrap());
-        assert!(presented_token(&h).is_err());
     }
 
     #[test]
