@@ -27,22 +27,21 @@ use crate::events::{admin_events, lobby_say, user_events};
 use crate::pbx::sync::{Readiness, READY_WAIT};
 use crate::state::AppState;
 
-pub use crate::error::BODY_LIMIT;
-pub use crate::events::MODERATOR;
-pub use crate::guard::{Admin, AuthUser, ClientIp};
+pub(crate) use crate::error::BODY_LIMIT;
+pub(crate) use crate::guard::{Admin, AuthUser, ClientIp};
 
 /// A JSON body whose rejections are [`ApiError`]s.
 #[derive(Debug, FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
-pub struct ApiJson<T>(pub T);
+pub(crate) struct ApiJson<T>(pub T);
 
 /// A query string whose rejections are [`ApiError`]s.
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
-pub struct ApiQuery<T>(pub T);
+pub(crate) struct ApiQuery<T>(pub T);
 
 /// Builds the router.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/users", post(create_user))
         .route("/v1/me", get(me).delete(logout))
@@ -183,7 +182,7 @@ async fn set_status(
 /// `GET /v1/me/peer` query.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PeerQuery {
+pub(crate) struct PeerQuery {
     /// Long-poll: wait up to this many seconds for a partner.
     #[serde(default)]
     pub wait: u64,

@@ -34,18 +34,18 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
 
 /// `GET /admin`: the console page.
 #[utoipa::path(get, path = "/admin", tag = "console", responses((status = 200, description = "the admin console", content_type = "text/html")))]
-pub async fn page() -> Response {
+pub(crate) async fn page() -> Response {
     asset(PAGE, "text/html; charset=utf-8")
 }
 
 /// `GET /admin/app.js`: the console's script.
 #[utoipa::path(get, path = "/admin/app.js", tag = "console", responses((status = 200, description = "the console's script", content_type = "text/javascript")))]
-pub async fn script() -> Response {
+pub(crate) async fn script() -> Response {
     asset(SCRIPT, "text/javascript; charset=utf-8")
 }
 
 /// `GET /admin/app.css`: the console's style sheet.
 #[utoipa::path(get, path = "/admin/app.css", tag = "console", responses((status = 200, description = "the console's style sheet", content_type = "text/css")))]
-pub async fn style() -> Response {
+pub(crate) async fn style() -> Response {
     asset(STYLE, "text/css; charset=utf-8")
 }

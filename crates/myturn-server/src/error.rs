@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use myturn_wire::{ErrorBody, NameError};
 
 /// Largest accepted request body, in bytes.
-pub const BODY_LIMIT: usize = 16 * 1024;
+pub(crate) const BODY_LIMIT: usize = 16 * 1024;
 
 use crate::core::CoreError;
 use crate::registry::RegistryError;
@@ -16,7 +16,7 @@ use crate::registry::RegistryError;
 /// The stable code of an error answer, left in the response's extensions
 /// for the metrics layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ErrorCode(pub &'static str);
+pub(crate) struct ErrorCode(pub &'static str);
 
 /// An error answered to an HTTP client.
 #[derive(Debug, thiserror::Error)]

@@ -16,7 +16,7 @@ use crate::state::AppState;
 /// The client's IP address (unspecified when not served over TCP, as in
 /// `oneshot` tests).
 #[derive(Debug, Clone, Copy)]
-pub struct ClientIp(pub IpAddr);
+pub(crate) struct ClientIp(pub IpAddr);
 
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
@@ -42,7 +42,7 @@ impl FromRequestParts<AppState> for ClientIp {
 
 /// The authenticated user of a `/v1/me…` request.
 #[derive(Debug, Clone)]
-pub struct AuthUser {
+pub(crate) struct AuthUser {
     /// The registration.
     pub id: UserId,
     /// The nickname.
@@ -64,7 +64,7 @@ impl FromRequestParts<AppState> for AuthUser {
 
 /// An admin request (checked against the admin token).
 #[derive(Debug)]
-pub struct Admin;
+pub(crate) struct Admin;
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;

@@ -8,21 +8,26 @@
 //!
 //! ## Shape
 //!
-//! * [`registry`]: the pairing state machine. Synchronous, no I/O, `now`
-//!   passed in, RNG injected. One instance behind one mutex: every
-//!   operation is atomic, which is what makes pairing race-free.
-//! * [`auth`]: JWT access tokens, rotating refresh-token families, the
-//!   admin token.
-//! * [`api`]: the routes. Handlers lock the core briefly, never across an
-//!   `.await`.
-//! * [`pbx`]: renders the Asterisk files, writes them atomically, reloads
-//!   through AMI or a command; a background task coalesces changes.
-//! * [`state`]: the shared [`AppState`] tying these together.
-//! * [`guard`]: who is asking (client IP behind [`proxy`]'s trusted
-//!   proxies, user token, admin token), checked once for every route.
+//! * [`core`]: the service, sans-IO. [`core::Core`] owns users, pairs,
+//!   sessions, bans, reports and rate limits behind private fields; each
+//!   use case (register, set status, refresh, log out, report, ban,
+//!   admit, lobby say, sweep...) is one method that takes the moment from
+//!   one [`clock::Clock`] and returns its reply plus its
+//!   [`core::Effects`] (events to deliver, PBX changes).
+//! * [`store`]: the same use cases behind the [`store::Store`] trait,
+//!   atomic each, shaped for a networked store (Redis) as much as for
+//!   [`store::MemoryStore`], the in-memory one every server runs today.
+//! * [`state`]: the node around the store: its clock, its sockets
+//!   (`events::fanout`), the token signer, the PBX link, metrics and
+//!   tunables, shared by handlers as [`AppState`].
+//! * HTTP and WebSocket handlers (private `api` and `events` modules) parse
+//!   a request, make one store call, and map the result to HTTP; request
+//!   guards check tokens once, in [`auth`].
+//! * [`pbx`]: the PBX backends behind [`pbx::Backend`] (none, Asterisk
+//!   files + reload, the built-in registrar/proxy) and the task that keeps
+//!   the chosen one in step, coalescing changes.
 //! * [`tls`]: HTTPS/WSS with a certificate reloaded at run time; the same
 //!   certificate serves the built-in PBX's SIP over TLS.
-//! * [`console`] (`/admin`) and [`openapi`] (`/openapi.json`).
 //!
 //! ## Driving it
 //!
@@ -39,20 +44,24 @@
 //! # Ok(()) }
 //! ```
 
-pub mod api;
+#![warn(missing_docs, unreachable_pub)]
+
+mod api;
+#[doc(hidden)]
 pub mod auth;
 pub mod clock;
 pub mod config;
-pub mod console;
+mod console;
 pub mod core;
-pub mod error;
-pub mod events;
-pub mod guard;
-pub mod metrics;
-pub mod moderation;
-pub mod openapi;
+mod error;
+mod events;
+mod guard;
+mod metrics;
+mod moderation;
+mod openapi;
 pub mod pbx;
-pub mod proxy;
+mod proxy;
+#[doc(hidden)]
 pub mod registry;
 pub mod state;
 pub mod store;

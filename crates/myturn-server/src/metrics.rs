@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use myturn_wire::Status;
 
 /// How often the console's history is sampled, and how much is kept.
-pub const HISTORY_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+pub(crate) const HISTORY_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 const HISTORY_LEN: usize = 120;
 
 /// Process-wide counters.

@@ -10,29 +10,29 @@ use myturn_wire::{Ban, Report};
 use crate::registry::UserId;
 
 /// Longest ban, in seconds (a year).
-pub const MAX_BAN_SECS: u64 = 365 * 24 * 3600;
+pub(crate) const MAX_BAN_SECS: u64 = 365 * 24 * 3600;
 /// Reports kept in memory; the oldest go first.
-pub const MAX_REPORTS: usize = 10_000;
+pub(crate) const MAX_REPORTS: usize = 10_000;
 
 /// Banned names (lower-cased) and when their bans end.
 #[derive(Debug, Default)]
-pub struct Bans {
+pub(crate) struct Bans {
     until: HashMap<String, u64>,
 }
 
 impl Bans {
     /// Bans `name` until `until_unix`.
-    pub fn ban(&mut self, name: &str, until_unix: u64) {
+    pub(crate) fn ban(&mut self, name: &str, until_unix: u64) {
         self.until.insert(name.to_ascii_lowercase(), until_unix);
     }
 
     /// Lifts a ban; `false` if there was none.
-    pub fn lift(&mut self, name: &str) -> bool {
+    pub(crate) fn lift(&mut self, name: &str) -> bool {
         self.until.remove(&name.to_ascii_lowercase()).is_some()
     }
 
     /// When the ban on `name` ends, if it is banned at `now_unix`.
-    pub fn banned_until(&self, name: &str, now_unix: u64) -> Option<u64> {
+    pub(crate) fn banned_until(&self, name: &str, now_unix: u64) -> Option<u64> {
         self.until
             .get(&name.to_ascii_lowercase())
             .copied()
@@ -40,7 +40,7 @@ impl Bans {
     }
 
     /// Active bans, by name; drops expired ones.
-    pub fn active(&mut self, now_unix: u64) -> Vec<Ban> {
+    pub(crate) fn active(&mut self, now_unix: u64) -> Vec<Ban> {
         self.until.retain(|_, &mut u| u > now_unix);
         let mut v: Vec<Ban> = self
             .until
@@ -57,13 +57,13 @@ impl Bans {
 
 /// Reports, newest last, at most [`MAX_REPORTS`].
 #[derive(Debug, Default)]
-pub struct Reports {
+pub(crate) struct Reports {
     list: VecDeque<Report>,
 }
 
 impl Reports {
     /// Files a report.
-    pub fn add(&mut self, r: Report) {
+    pub(crate) fn add(&mut self, r: Report) {
         if self.list.len() >= MAX_REPORTS {
             self.list.pop_front();
         }
@@ -71,14 +71,14 @@ impl Reports {
     }
 
     /// All reports, oldest first.
-    pub fn all(&self) -> Vec<Report> {
+    pub(crate) fn all(&self) -> Vec<Report> {
         self.list.iter().cloned().collect()
     }
 }
 
 /// What is being limited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LimitKey {
+pub(crate) enum LimitKey {
     /// `POST /v1/users` per client IP.
     Register(IpAddr),
     /// `POST /v1/session/refresh` per client IP.
@@ -93,7 +93,7 @@ pub enum LimitKey {
 
 /// A token bucket's shape: `burst` at once, then one per `every`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budget {
+pub(crate) struct Budget {
     /// Bucket size.
     pub burst: u32,
     /// Refill period of one token.
@@ -102,7 +102,7 @@ pub struct Budget {
 
 impl LimitKey {
     /// The budget for this kind of key.
-    pub fn budget(&self) -> Budget {
+    pub(crate) fn budget(&self) -> Budget {
         let (burst, secs) = match self {
             LimitKey::Register(_) => (10, 6.0), // 10 at once, then 10/min
             LimitKey::Refresh(_) => (20, 3.0),  // 20 at once, then 20/min
@@ -125,14 +125,14 @@ struct Bucket {
 
 /// Token buckets keyed by [`LimitKey`].
 #[derive(Debug)]
-pub struct RateLimiter<K = LimitKey> {
+pub(crate) struct RateLimiter<K = LimitKey> {
     enabled: bool,
     buckets: HashMap<K, Bucket>,
 }
 
 impl<K: Eq + Hash + Copy> RateLimiter<K> {
     /// A limiter; `enabled: false` lets everything through.
-    pub fn new(enabled: bool) -> Self {
+    pub(crate) fn new(enabled: bool) -> Self {
         RateLimiter {
             enabled,
             buckets: HashMap::new(),
@@ -140,7 +140,7 @@ impl<K: Eq + Hash + Copy> RateLimiter<K> {
     }
 
     /// Takes one token for `key`, or says how long until one is available.
-    pub fn check(&mut self, key: K, budget: Budget, now: Instant) -> Result<(), Duration> {
+    pub(crate) fn check(&mut self, key: K, budget: Budget, now: Instant) -> Result<(), Duration> {
         if !self.enabled {
             return Ok(());
         }
@@ -162,7 +162,7 @@ impl<K: Eq + Hash + Copy> RateLimiter<K> {
 
     /// Forgets buckets that have refilled completely (they behave exactly
     /// like absent ones), so memory follows active clients only.
-    pub fn prune(&mut self, now: Instant, budget_of: impl Fn(&K) -> Budget) {
+    pub(crate) fn prune(&mut self, now: Instant, budget_of: impl Fn(&K) -> Budget) {
         self.buckets.retain(|k, b| {
             let budget = budget_of(k);
             let full_after = budget.every.mul_f64(f64::from(budget.burst));
@@ -171,12 +171,14 @@ impl<K: Eq + Hash + Copy> RateLimiter<K> {
     }
 
     /// Buckets held.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.buckets.len()
     }
 
     /// `true` when no bucket is held.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.buckets.is_empty()
     }
 }

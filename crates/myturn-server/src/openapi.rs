@@ -37,7 +37,7 @@ use crate::{api, events};
         (name = "console", description = "The web admin console"),
     )
 )]
-pub struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 /// The two bearer schemes: a user's access token and the admin token.
 struct Auth;
@@ -72,6 +72,6 @@ impl Modify for Auth {
 }
 
 /// The document as JSON.
-pub fn json() -> String {
+pub(crate) fn json() -> String {
     ApiDoc::openapi().to_pretty_json().unwrap_or_default()
 }

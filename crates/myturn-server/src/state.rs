@@ -1,11 +1,12 @@
 //! The node: what one server process holds around the [`Store`]: its
-//! clock, its sockets ([`Fanout`]), the token signer, the PBX link, the
+//! clock, its sockets (the fan-out), the token signer, the PBX link, the
 //! metrics and the tunables. Handlers and background tasks share it as
 //! [`AppState`].
 //!
 //! Everything here is per node; everything shared by nodes (users, pairs,
 //! sessions, bans, rate limits) is behind the [`Store`].
 
+use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,11 +142,17 @@ impl AppState {
             fn drop(&mut self) {
                 let (state, uid) = (self.0.clone(), self.1);
                 let now = state.now();
-                // The in-memory store answers at once; a networked one
-                // finishes on its own.
-                tokio::spawn(async move {
+                let mut done = Box::pin(async move {
                     let _ = state.store.watch(uid, false, now).await;
                 });
+                // The in-memory store is done at the first poll; a
+                // networked one finishes in a task of its own.
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                if done.as_mut().poll(&mut cx).is_pending() {
+                    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                        rt.spawn(done);
+                    }
+                }
             }
         }
         let _guard = Unwatch(self.clone(), uid);

@@ -30,20 +30,38 @@ pub const WATCH_EVERY: Duration = Duration::from_secs(2);
 /// Why a certificate could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// A file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// The certificate file holds no certificate.
     #[error("{0} holds no PEM certificate")]
     NoCertificate(PathBuf),
+    /// The key file holds no key.
     #[error("{0} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)")]
     NoKey(PathBuf),
+    /// The key is of a kind rustls cannot use.
     #[error("{path}: unusable key: {reason}")]
-    BadKey { path: PathBuf, reason: String },
+    BadKey {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Key and certificate do not belong together.
     #[error("the key in {key} does not belong to the certificate in {cert}")]
-    Mismatch { cert: PathBuf, key: PathBuf },
+    Mismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+    },
+    /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Config(String),
 }
@@ -51,7 +69,9 @@ pub enum TlsError {
 /// The certificate and key files.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
+    /// The certificate chain, PEM.
     pub cert: PathBuf,
+    /// Its private key, PEM.
     pub key: PathBuf,
 }
 

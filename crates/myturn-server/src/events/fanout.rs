@@ -26,21 +26,21 @@ pub enum Outbound {
 }
 
 /// WebSocket close codes (4000-4999 are the application's).
-pub mod close {
+pub(crate) mod close {
     /// Normal closure (logout).
-    pub const NORMAL: u16 = 1000;
+    pub(crate) const NORMAL: u16 = 1000;
     /// The access token expired or the session was revoked.
-    pub const SESSION: u16 = 4001;
+    pub(crate) const SESSION: u16 = 4001;
     /// Kicked or banned by an admin.
-    pub const REMOVED: u16 = 4003;
+    pub(crate) const REMOVED: u16 = 4003;
     /// The client does not read its events fast enough.
-    pub const TOO_SLOW: u16 = 4008;
+    pub(crate) const TOO_SLOW: u16 = 4008;
     /// No pong within the liveness window.
-    pub const DEAD: u16 = 4009;
+    pub(crate) const DEAD: u16 = 4009;
 }
 
 /// Events queued per socket before it counts as too slow and is closed.
-pub const SOCKET_QUEUE: usize = 64;
+pub(crate) const SOCKET_QUEUE: usize = 64;
 
 #[derive(Debug)]
 struct Socket {

@@ -13,7 +13,7 @@
 //! events are parsed here and become one [`Store`](crate::store::Store)
 //! call each.
 
-pub mod fanout;
+pub(crate) mod fanout;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -27,7 +27,7 @@ use myturn_wire::{ClientEvent, ServerEvent, WS_PROTOCOL};
 use tokio::sync::mpsc;
 
 use crate::auth::{check_admin, presented_token, Carrier};
-pub use crate::core::MODERATOR;
+pub(crate) use crate::core::MODERATOR;
 use crate::core::{CoreError, Speaker};
 use crate::error::ApiError;
 use crate::registry::UserId;
@@ -35,7 +35,7 @@ use crate::state::AppState;
 use fanout::{close, Outbound};
 
 /// Largest client message accepted on a socket.
-pub const MAX_CLIENT_MESSAGE: usize = 4096;
+pub(crate) const MAX_CLIENT_MESSAGE: usize = 4096;
 /// Socket buffer sizes: small, so an idle connection costs little memory.
 const SOCKET_BUFFER: usize = 4096;
 
@@ -73,7 +73,7 @@ fn upgrade(
 
 /// `GET /v1/events`
 #[utoipa::path(get, path = "/v1/events", tag = "events", security(("bearer" = [])), responses((status = 101, description = "WebSocket: ServerEvent JSON messages out, ClientEvent in", body = ServerEvent), (status = 401, description = "no or bad token (header only; never in the URL)", body = myturn_wire::ErrorBody), (status = 426, description = "not a WebSocket upgrade", body = myturn_wire::ErrorBody)))]
-pub async fn user_events(
+pub(crate) async fn user_events(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -121,7 +121,7 @@ pub async fn user_events(
 
 /// `GET /v1/admin/events`
 #[utoipa::path(get, path = "/v1/admin/events", tag = "events", security(("admin" = [])), responses((status = 101, description = "WebSocket: admin events (ServerEvent JSON)", body = ServerEvent), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody)))]
-pub async fn admin_events(
+pub(crate) async fn admin_events(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -315,7 +315,7 @@ async fn on_client_event(state: &AppState, who: &mut Who, text: &str) -> Reply {
 
 /// Says `text` in the lobby and counts it. `Err` is the error event for
 /// the sender. Returns how many sockets the line was queued on.
-pub async fn lobby_say(
+pub(crate) async fn lobby_say(
     state: &AppState,
     speaker: Speaker,
     text: String,

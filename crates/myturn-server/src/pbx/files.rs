@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// Why a file could not be replaced.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write {path}: {source}")]
-pub struct WriteError {
+pub(super) struct WriteError {
     /// The target.
     pub path: PathBuf,
     /// The I/O error.
@@ -18,7 +18,7 @@ pub struct WriteError {
 }
 
 /// Atomically replaces `dir/name` with `content`.
-pub fn write_atomic(dir: &Path, name: &str, content: &[u8]) -> Result<(), WriteError> {
+pub(super) fn write_atomic(dir: &Path, name: &str, content: &[u8]) -> Result<(), WriteError> {
     let target = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let err = |source| WriteError {

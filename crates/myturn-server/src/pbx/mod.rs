@@ -13,7 +13,7 @@
 
 pub mod asterisk;
 pub mod backend;
-pub mod files;
+mod files;
 pub mod reload;
 pub mod sync;
 
