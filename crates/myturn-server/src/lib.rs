@@ -155,6 +155,87 @@ fn read_secret(path: &PathBuf) -> Result<String, StartError> {
         })
 }
 
+/// The admin token, from `--admin-token-file` or the environment.
+fn admin_token(cfg: &Config) -> Result<Option<AdminToken>, StartError> {
+    let secret = match (&cfg.admin_token, &cfg.admin_token_file) {
+        (_, Some(path)) => Some(read_secret(path)?),
+        (Some(t), None) => Some(t.clone()),
+        (None, None) => None,
+    };
+    secret
+        .map(|t| AdminToken::new(&t).map_err(StartError::AdminToken))
+        .transpose()
+}
+
+/// How Asterisk is made to load the generated files.
+fn reloader(cfg: &Config) -> Result<Reloader, StartError> {
+    Ok(match (cfg.pbx, cfg.reload) {
+        (PbxKind::None | PbxKind::Builtin, _) | (_, ReloadMethod::None) => Reloader::None,
+        (_, ReloadMethod::Command) => {
+            Reloader::command(&cfg.reload_command).ok_or(StartError::EmptyReloadCommand)?
+        }
+        (_, ReloadMethod::Ami) => {
+            let secret = match (&cfg.ami_secret_file, &cfg.ami_secret) {
+                (Some(p), _) => read_secret(p)?,
+                (None, Some(s)) => s.clone(),
+                (None, None) => return Err(StartError::AmiSecretMissing),
+            };
+            Reloader::Ami {
+                addr: cfg.ami_addr,
+                username: cfg.ami_user.clone(),
+                secret,
+            }
+        }
+    })
+}
+
+/// The node's tunables.
+fn settings(cfg: &Config, sip_domain: String, tls: bool) -> Settings {
+    let lease = Duration::from_secs(cfg.lease);
+    Settings {
+        sip_domain,
+        lease,
+        max_wait: (lease / 2).clamp(Duration::from_secs(1), Duration::from_secs(60)),
+        max_sockets_per_user: cfg.max_sockets_per_user,
+        max_sockets: cfg.max_sockets,
+        // Pongs are the liveness pairing checks: three per grace.
+        ping_every: (lease / 3)
+            .min(Duration::from_secs(cfg.stream_grace) / 3)
+            .clamp(Duration::from_millis(250), Duration::from_secs(20)),
+        stream_grace: Duration::from_secs(cfg.stream_grace),
+        answer_timeout: Duration::from_secs(cfg.answer_timeout),
+        tls,
+        warning: (!tls && cfg.trusted_proxy.is_empty() && !cfg.listen.ip().is_loopback()).then(
+            || {
+                format!(
+                    "the API on {} is plain HTTP on a non-loopback address: SIP passwords and \
+                     tokens cross the network in cleartext; use --tls-cert/--tls-key, or a \
+                     TLS-terminating proxy named with --trusted-proxy",
+                    cfg.listen
+                )
+            },
+        ),
+        trusted_proxies: cfg.trusted_proxy.clone(),
+    }
+}
+
+/// The core's configuration.
+fn core_config(cfg: &Config, settings: &Settings) -> CoreConfig {
+    CoreConfig {
+        registry: RegistryConfig {
+            max_users: cfg.max_users,
+            moderated: cfg.admission == Admission::Moderated,
+            liveness: Duration::from_secs(cfg.stream_grace),
+        },
+        sip_domain: settings.sip_domain.clone(),
+        token_ttl: cfg.token_ttl,
+        lease: settings.lease,
+        stream_grace: settings.stream_grace,
+        answer_timeout: settings.answer_timeout,
+        rate_limits: cfg.rate_limits == Switch::On,
+    }
+}
+
 /// The built-in PBX, ready to run.
 #[derive(Debug, Clone)]
 struct BuiltinPbx {
@@ -180,36 +261,10 @@ impl App {
     /// Builds the application from its configuration. `seed` makes every
     /// random choice reproducible (tests); `None` uses OS randomness.
     pub fn new(cfg: &Config, seed: Option<u64>) -> Result<Self, StartError> {
-        let admin_secret = match (&cfg.admin_token, &cfg.admin_token_file) {
-            (_, Some(path)) => Some(read_secret(path)?),
-            (Some(t), None) => Some(t.clone()),
-            (None, None) => None,
-        };
-        let admin = admin_secret
-            .map(|t| AdminToken::new(&t).map_err(StartError::AdminToken))
-            .transpose()?;
-        let asterisk = matches!(cfg.pbx, PbxKind::Asterisk | PbxKind::AsteriskPjsip);
-        if asterisk && !cfg.asterisk_conf_dir.is_dir() {
+        let admin = admin_token(cfg)?;
+        if cfg.pbx.is_asterisk() && !cfg.asterisk_conf_dir.is_dir() {
             return Err(StartError::ConfDir(cfg.asterisk_conf_dir.clone()));
         }
-        let reloader = match (cfg.pbx, cfg.reload) {
-            (PbxKind::None | PbxKind::Builtin, _) | (_, ReloadMethod::None) => Reloader::None,
-            (_, ReloadMethod::Command) => {
-                Reloader::command(&cfg.reload_command).ok_or(StartError::EmptyReloadCommand)?
-            }
-            (_, ReloadMethod::Ami) => {
-                let secret = match (&cfg.ami_secret_file, &cfg.ami_secret) {
-                    (Some(p), _) => read_secret(p)?,
-                    (None, Some(s)) => s.clone(),
-                    (None, None) => return Err(StartError::AmiSecretMissing),
-                };
-                Reloader::Ami {
-                    addr: cfg.ami_addr,
-                    username: cfg.ami_user.clone(),
-                    secret,
-                }
-            }
-        };
         let tls = match (&cfg.tls_cert, &cfg.tls_key) {
             (Some(cert), Some(key)) => Some(tls::CertStore::open(tls::TlsFiles {
                 cert: cert.clone(),
@@ -217,108 +272,30 @@ impl App {
             })?),
             _ => None,
         };
-        let mut pbx = PbxSync::new(
-            cfg.pbx,
-            cfg.asterisk_conf_dir.clone(),
-            RenderOptions {
-                wideband: cfg.wideband,
-                dial_timeout_secs: cfg.dial_timeout,
-                ..RenderOptions::default()
-            },
-            reloader,
-            Duration::from_millis(cfg.coalesce_ms),
-        );
-        let mut builtin = None;
         let mut sip_domain = cfg
             .sip_domain
             .clone()
             .unwrap_or_else(|| "127.0.0.1:5060".to_owned());
-        if cfg.pbx == PbxKind::Builtin {
-            let b = Self::builtin(cfg, seed)?;
-            if cfg.sip_domain.is_none() {
-                let mut at = b.handle.local;
-                if at.ip().is_unspecified() {
-                    tracing::warn!(listen = %at, "--sip-listen is a wildcard address; clients are told 127.0.0.1 unless --sip-domain names a reachable one");
-                    at.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-                }
-                sip_domain = at.to_string();
-            }
-            let (tx, rx) = watch::channel(Vec::new());
-            // In memory: no coalescing, removals take effect at once.
-            pbx = PbxSync::with_backend(
-                Box::new(pbx::Builtin {
-                    directory: tx,
-                    handle: b.handle.clone(),
-                }),
-                Duration::ZERO,
-            );
-            let mut b = BuiltinPbx { directory: rx, ..b };
-            if tls.is_some() {
-                let want = cfg.sips_listen.unwrap_or_else(|| {
-                    let mut a = cfg.sip_listen;
-                    if a.port() != 0 {
-                        a.set_port(5061);
-                    }
-                    a
-                });
-                let bind_err = |source| StartError::SipBind { addr: want, source };
-                let l = std::net::TcpListener::bind(want).map_err(bind_err)?;
-                l.set_nonblocking(true).map_err(bind_err)?;
-                let at = l.local_addr().map_err(bind_err)?;
-                // Clients are told: same host, the TLS port, over TLS.
-                let host = sip_domain
-                    .rsplit_once(':')
-                    .map_or(sip_domain.as_str(), |(h, _)| h)
-                    .to_owned();
-                sip_domain = format!("{host}:{};transport=tls", at.port());
-                b.sips = Some(Arc::new(l));
-            }
-            builtin = Some(b);
-        }
-        let pbx = Arc::new(pbx);
-        let lease = Duration::from_secs(cfg.lease);
-        let settings = Settings {
-            sip_domain,
-            lease,
-            max_wait: (lease / 2).clamp(Duration::from_secs(1), Duration::from_secs(60)),
-            max_sockets_per_user: cfg.max_sockets_per_user,
-            max_sockets: cfg.max_sockets,
-            // Pongs are the liveness pairing checks: three per grace.
-            ping_every: (lease / 3)
-                .min(Duration::from_secs(cfg.stream_grace) / 3)
-                .clamp(Duration::from_millis(250), Duration::from_secs(20)),
-            stream_grace: Duration::from_secs(cfg.stream_grace),
-            answer_timeout: Duration::from_secs(cfg.answer_timeout),
-            tls: tls.is_some(),
-            warning: (tls.is_none()
-                && cfg.trusted_proxy.is_empty()
-                && !cfg.listen.ip().is_loopback())
-            .then(|| {
-                format!(
-                    "the API on {} is plain HTTP on a non-loopback address: SIP passwords and \
-                     tokens cross the network in cleartext; use --tls-cert/--tls-key, or a \
-                     TLS-terminating proxy named with --trusted-proxy",
-                    cfg.listen
-                )
-            }),
-            trusted_proxies: cfg.trusted_proxy.clone(),
-        };
-        let core = Core::new(
-            CoreConfig {
-                registry: RegistryConfig {
-                    max_users: cfg.max_users,
-                    moderated: cfg.admission == Admission::Moderated,
-                    liveness: Duration::from_secs(cfg.stream_grace),
+        let (pbx, builtin) = if cfg.pbx == PbxKind::Builtin {
+            let (pbx, b) = Self::builtin(cfg, seed, tls.is_some(), &mut sip_domain)?;
+            (pbx, Some(b))
+        } else {
+            let pbx = PbxSync::new(
+                cfg.pbx,
+                cfg.asterisk_conf_dir.clone(),
+                RenderOptions {
+                    wideband: cfg.wideband,
+                    dial_timeout_secs: cfg.dial_timeout,
+                    ..RenderOptions::default()
                 },
-                sip_domain: settings.sip_domain.clone(),
-                token_ttl: cfg.token_ttl,
-                lease: settings.lease,
-                stream_grace: settings.stream_grace,
-                answer_timeout: settings.answer_timeout,
-                rate_limits: cfg.rate_limits == Switch::On,
-            },
-            seed,
-        );
+                reloader(cfg)?,
+                Duration::from_millis(cfg.coalesce_ms),
+            );
+            (pbx, None)
+        };
+        let pbx = Arc::new(pbx);
+        let settings = settings(cfg, sip_domain, tls.is_some());
+        let core = Core::new(core_config(cfg, &settings), seed);
         let jwt = core.signer();
         let fanout = Arc::new(Fanout::default());
         let store = Arc::new(MemoryStore::new(core, fanout.clone(), pbx.clone()));
@@ -338,9 +315,61 @@ impl App {
         })
     }
 
+    /// The built-in PBX: its socket and core (see [`App::builtin_core`]),
+    /// its SIP-over-TLS listener with `--tls-cert`, and the sync handle
+    /// that feeds it the directory. Says where clients reach it in
+    /// `sip_domain` (unless `--sip-domain` does).
+    fn builtin(
+        cfg: &Config,
+        seed: Option<u64>,
+        tls: bool,
+        sip_domain: &mut String,
+    ) -> Result<(PbxSync, BuiltinPbx), StartError> {
+        let b = Self::builtin_core(cfg, seed)?;
+        if cfg.sip_domain.is_none() {
+            let mut at = b.handle.local;
+            if at.ip().is_unspecified() {
+                tracing::warn!(listen = %at, "--sip-listen is a wildcard address; clients are told 127.0.0.1 unless --sip-domain names a reachable one");
+                at.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            *sip_domain = at.to_string();
+        }
+        let (tx, rx) = watch::channel(Vec::new());
+        // In memory: no coalescing, removals take effect at once.
+        let pbx = PbxSync::with_backend(
+            Box::new(pbx::Builtin {
+                directory: tx,
+                handle: b.handle.clone(),
+            }),
+            Duration::ZERO,
+        );
+        let mut b = BuiltinPbx { directory: rx, ..b };
+        if tls {
+            let want = cfg.sips_listen.unwrap_or_else(|| {
+                let mut a = cfg.sip_listen;
+                if a.port() != 0 {
+                    a.set_port(5061);
+                }
+                a
+            });
+            let bind_err = |source| StartError::SipBind { addr: want, source };
+            let l = std::net::TcpListener::bind(want).map_err(bind_err)?;
+            l.set_nonblocking(true).map_err(bind_err)?;
+            let at = l.local_addr().map_err(bind_err)?;
+            // Clients are told: same host, the TLS port, over TLS.
+            let host = sip_domain
+                .rsplit_once(':')
+                .map_or(sip_domain.as_str(), |(h, _)| h)
+                .to_owned();
+            *sip_domain = format!("{host}:{};transport=tls", at.port());
+            b.sips = Some(Arc::new(l));
+        }
+        Ok((pbx, b))
+    }
+
     /// Binds the built-in PBX's socket (at start-up, so a taken port is a
     /// clear start error) and prepares its core.
-    fn builtin(cfg: &Config, seed: Option<u64>) -> Result<BuiltinPbx, StartError> {
+    fn builtin_core(cfg: &Config, seed: Option<u64>) -> Result<BuiltinPbx, StartError> {
         let bind_err = |source| StartError::SipBind {
             addr: cfg.sip_listen,
             source,
@@ -418,28 +447,12 @@ impl App {
         api::router(self.state.clone())
     }
 
-    /// Serves HTTP on `listener` and runs the background tasks (PBX sync,
-    /// lease sweeper) until `shutdown` resolves; then drains requests and
-    /// clears the PBX files.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let state = self.state.clone();
-        // Before the first request: registrations wait for the sync task.
-        state.pbx.starting();
-        let pbx_task = {
-            let (pbx, state) = (state.pbx.clone(), state.clone());
-            let rx = stop_rx.clone();
-            let snapshot = move || {
-                let state = state.clone();
-                async move { state.store.pbx_users().await.unwrap_or_default() }
-            };
-            tokio::spawn(async move { pbx.run(snapshot, rx).await })
-        };
-        let sip_task = match &self.builtin {
+    /// Starts the built-in PBX's task, with `--pbx builtin`.
+    fn spawn_builtin(
+        &self,
+        stop: &watch::Receiver<bool>,
+    ) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
+        Ok(match &self.builtin {
             Some(b) => {
                 let socket = tokio::net::UdpSocket::from_std(b.socket.try_clone()?)?;
                 let rng: Box<dyn rand::RngCore + Send> = match b.seed {
@@ -479,60 +492,39 @@ impl App {
                     core,
                     b.handle.clone(),
                     b.directory.clone(),
-                    stop_rx.clone(),
+                    stop.clone(),
                     Some(b.handle.local.ip()),
                     sips,
                 ))
             }
             None => None,
+        })
+    }
+
+    /// Serves HTTP on `listener` and runs the background tasks (PBX sync,
+    /// lease sweeper) until `shutdown` resolves; then drains requests and
+    /// clears the PBX files.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let state = self.state.clone();
+        // Before the first request: registrations wait for the sync task.
+        state.pbx.starting();
+        let pbx_task = {
+            let (pbx, state) = (state.pbx.clone(), state.clone());
+            let rx = stop_rx.clone();
+            let snapshot = move || {
+                let state = state.clone();
+                async move { state.store.pbx_users().await.unwrap_or_default() }
+            };
+            tokio::spawn(async move { pbx.run(snapshot, rx).await })
         };
-        let history = {
-            let state = state.clone();
-            let mut rx = stop_rx.clone();
-            tokio::spawn(async move {
-                loop {
-                    state.sample_history().await;
-                    tokio::select! {
-                        _ = tokio::time::sleep(metrics::HISTORY_EVERY) => {}
-                        _ = rx.wait_for(|&s| s) => return,
-                    }
-                }
-            })
-        };
-        let sweeper = {
-            let state = state.clone();
-            let mut rx = stop_rx.clone();
-            // Often enough that a closed stream is acted on soon after its
-            // grace, and an expired lease soon after the lease.
-            let every = (state.settings.lease / 4)
-                .min(state.settings.stream_grace / 4)
-                .min(state.settings.answer_timeout / 4)
-                .max(Duration::from_millis(250));
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = tokio::time::sleep(every) => {}
-                        _ = rx.wait_for(|&s| s) => return,
-                    }
-                    let swept = match state.sweep(state.now()).await {
-                        Ok(s) => s,
-                        Err(error) => {
-                            tracing::warn!(%error, "sweep failed; retrying");
-                            continue;
-                        }
-                    };
-                    for name in swept.ghosts {
-                        tracing::info!(%name, "event stream closed past the grace: out of the pool");
-                    }
-                    for name in swept.expired {
-                        tracing::info!(%name, "lease expired: user logged out");
-                    }
-                    for name in swept.unanswered {
-                        tracing::info!(%name, "call not set up within the answer timeout: pair ended, out of the pool");
-                    }
-                }
-            })
-        };
+        let sip_task = self.spawn_builtin(&stop_rx)?;
+        let history = spawn_history(state.clone(), stop_rx.clone());
+        let sweeper = spawn_sweeper(state.clone(), stop_rx.clone());
         let result = match &self.tls {
             Some(store) => {
                 tokio::spawn(tls::watch(store.clone(), stop_rx.clone()));
@@ -578,6 +570,53 @@ impl App {
         }
         result
     }
+}
+
+/// Samples the console's history every [`metrics::HISTORY_EVERY`].
+fn spawn_history(state: AppState, mut rx: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            state.sample_history().await;
+            tokio::select! {
+                _ = tokio::time::sleep(metrics::HISTORY_EVERY) => {}
+                _ = rx.wait_for(|&s| s) => return,
+            }
+        }
+    })
+}
+
+/// Runs the periodic sweep (lease, grace, answer timeout, rematch).
+fn spawn_sweeper(state: AppState, mut rx: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    // Often enough that a closed stream is acted on soon after its
+    // grace, and an expired lease soon after the lease.
+    let every = (state.settings.lease / 4)
+        .min(state.settings.stream_grace / 4)
+        .min(state.settings.answer_timeout / 4)
+        .max(Duration::from_millis(250));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = rx.wait_for(|&s| s) => return,
+            }
+            let swept = match state.sweep(state.now()).await {
+                Ok(s) => s,
+                Err(error) => {
+                    tracing::warn!(%error, "sweep failed; retrying");
+                    continue;
+                }
+            };
+            for name in swept.ghosts {
+                tracing::info!(%name, "event stream closed past the grace: out of the pool");
+            }
+            for name in swept.expired {
+                tracing::info!(%name, "lease expired: user logged out");
+            }
+            for name in swept.unanswered {
+                tracing::info!(%name, "call not set up within the answer timeout: pair ended, out of the pool");
+            }
+        }
+    })
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

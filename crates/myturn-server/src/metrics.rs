@@ -390,3 +390,37 @@ fn render_media(
         }
     }
 }
+
+impl crate::state::AppState {
+    /// Registry and socket gauges for `/metrics`.
+    pub(crate) async fn gauges(&self) -> Gauges {
+        let counts = self.store.counts().await.unwrap_or_default();
+        Gauges {
+            by_status: counts.by_status,
+            waiting: counts.waiting,
+            pairings_total: counts.pairings_total,
+            websockets: self.fanout.sockets_open() as u64,
+        }
+    }
+
+    /// Samples the key figures into the console's hour of history.
+    pub async fn sample_history(&self) {
+        let g = self.gauges().await;
+        let pbx = self.pbx_figures();
+        self.metrics.record(myturn_wire::MetricsSample {
+            at: self.now().unix(),
+            users: g.by_status.iter().map(|(_, n)| n).sum(),
+            waiting: g.waiting,
+            pairings_total: g.pairings_total,
+            streams: g.websockets,
+            relayed_calls: pbx.media.as_ref().map_or(0, |m| m.calls.len() as u64),
+            relay_packets_total: pbx.media.as_ref().map_or(0, |m| m.totals.0),
+            sip_bindings: pbx.sip.as_ref().map_or(0, |s| s.1 as u64),
+        });
+    }
+
+    /// PBX figures for `/metrics`.
+    pub(crate) fn pbx_figures(&self) -> PbxFigures {
+        self.pbx.figures()
+    }
+}

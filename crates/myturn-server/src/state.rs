@@ -6,20 +6,16 @@
 //! Everything here is per node; everything shared by nodes (users, pairs,
 //! sessions, bans, rate limits) is behind the [`Store`].
 
-use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-
-use myturn_wire::PeerResponse;
 
 use crate::auth::{AdminToken, Jwt};
 use crate::clock::{At, Clock};
 use crate::core::{Core, CoreError, Swept};
 use crate::events::fanout::Fanout;
-use crate::metrics::{Gauges, Metrics, PbxFigures};
+use crate::metrics::Metrics;
 use crate::pbx::PbxSync;
-use crate::registry::{RegistryError, UserId};
 use crate::store::Store;
 
 /// Tunables the handlers need.
@@ -115,88 +111,5 @@ impl AppState {
             .expiries
             .fetch_add(swept.expired.len() as u64, Relaxed);
         Ok(swept)
-    }
-
-    /// Waits up to `wait` for `uid` to be paired. `Ok(None)`: still
-    /// waiting.
-    pub async fn wait_for_peer(
-        &self,
-        uid: UserId,
-        wait: Duration,
-    ) -> Result<Option<PeerResponse>, CoreError> {
-        let deadline = tokio::time::Instant::now() + wait;
-        // Subscribe before looking: a pairing in between still wakes us.
-        let mut rx = self.fanout.subscribe(uid);
-        let found = self.store.peer_of(uid).await?;
-        if found.is_some() || wait.is_zero() {
-            return Ok(found);
-        }
-        let Some(rx) = rx.as_mut() else {
-            return Err(RegistryError::NoSuchUser.into());
-        };
-        self.store.watch(uid, true, self.now()).await?;
-        // Closes the watch when this future ends, also when the client
-        // hangs up mid-wait and the future is dropped.
-        struct Unwatch(AppState, UserId);
-        impl Drop for Unwatch {
-            fn drop(&mut self) {
-                let (state, uid) = (self.0.clone(), self.1);
-                let now = state.now();
-                let mut done = Box::pin(async move {
-                    let _ = state.store.watch(uid, false, now).await;
-                });
-                // The in-memory store is done at the first poll; a
-                // networked one finishes in a task of its own.
-                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-                if done.as_mut().poll(&mut cx).is_pending() {
-                    if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                        rt.spawn(done);
-                    }
-                }
-            }
-        }
-        let _guard = Unwatch(self.clone(), uid);
-        loop {
-            let woke = tokio::time::timeout_at(deadline, rx.changed()).await;
-            let found = self.store.peer_of(uid).await?;
-            match woke {
-                _ if found.is_some() => return Ok(found),
-                Ok(Ok(())) => continue,
-                Ok(Err(_)) => return Err(RegistryError::NoSuchUser.into()),
-                Err(_) => return Ok(None),
-            }
-        }
-    }
-
-    /// Registry and socket gauges for `/metrics`.
-    pub async fn gauges(&self) -> Gauges {
-        let counts = self.store.counts().await.unwrap_or_default();
-        Gauges {
-            by_status: counts.by_status,
-            waiting: counts.waiting,
-            pairings_total: counts.pairings_total,
-            websockets: self.fanout.sockets_open() as u64,
-        }
-    }
-
-    /// Samples the key figures into the console's hour of history.
-    pub async fn sample_history(&self) {
-        let g = self.gauges().await;
-        let pbx = self.pbx_figures();
-        self.metrics.record(myturn_wire::MetricsSample {
-            at: self.now().unix(),
-            users: g.by_status.iter().map(|(_, n)| n).sum(),
-            waiting: g.waiting,
-            pairings_total: g.pairings_total,
-            streams: g.websockets,
-            relayed_calls: pbx.media.as_ref().map_or(0, |m| m.calls.len() as u64),
-            relay_packets_total: pbx.media.as_ref().map_or(0, |m| m.totals.0),
-            sip_bindings: pbx.sip.as_ref().map_or(0, |s| s.1 as u64),
-        });
-    }
-
-    /// PBX figures for `/metrics`.
-    pub fn pbx_figures(&self) -> PbxFigures {
-        self.pbx.figures()
     }
 }

@@ -15,6 +15,7 @@
 
 pub(crate) mod fanout;
 
+use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -23,14 +24,14 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use myturn_wire::{ClientEvent, ServerEvent, WS_PROTOCOL};
+use myturn_wire::{ClientEvent, PeerResponse, ServerEvent, WS_PROTOCOL};
 use tokio::sync::mpsc;
 
 use crate::auth::{check_admin, presented_token, Carrier};
 pub(crate) use crate::core::MODERATOR;
 use crate::core::{CoreError, Speaker};
 use crate::error::ApiError;
-use crate::registry::UserId;
+use crate::registry::{RegistryError, UserId};
 use crate::state::AppState;
 use fanout::{close, Outbound};
 
@@ -339,6 +340,59 @@ pub(crate) async fn lobby_say(
 impl From<CoreError> for Reply {
     fn from(e: CoreError) -> Self {
         Reply::Send(e.to_event())
+    }
+}
+
+impl AppState {
+    /// Waits up to `wait` for `uid` to be paired. `Ok(None)`: still
+    /// waiting.
+    pub(crate) async fn wait_for_peer(
+        &self,
+        uid: UserId,
+        wait: Duration,
+    ) -> Result<Option<PeerResponse>, CoreError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        // Subscribe before looking: a pairing in between still wakes us.
+        let mut rx = self.fanout.subscribe(uid);
+        let found = self.store.peer_of(uid).await?;
+        if found.is_some() || wait.is_zero() {
+            return Ok(found);
+        }
+        let Some(rx) = rx.as_mut() else {
+            return Err(RegistryError::NoSuchUser.into());
+        };
+        self.store.watch(uid, true, self.now()).await?;
+        // Closes the watch when this future ends, also when the client
+        // hangs up mid-wait and the future is dropped.
+        struct Unwatch(AppState, UserId);
+        impl Drop for Unwatch {
+            fn drop(&mut self) {
+                let (state, uid) = (self.0.clone(), self.1);
+                let now = state.now();
+                let mut done = Box::pin(async move {
+                    let _ = state.store.watch(uid, false, now).await;
+                });
+                // The in-memory store is done at the first poll; a
+                // networked one finishes in a task of its own.
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                if done.as_mut().poll(&mut cx).is_pending() {
+                    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                        rt.spawn(done);
+                    }
+                }
+            }
+        }
+        let _guard = Unwatch(self.clone(), uid);
+        loop {
+            let woke = tokio::time::timeout_at(deadline, rx.changed()).await;
+            let found = self.store.peer_of(uid).await?;
+            match woke {
+                _ if found.is_some() => return Ok(found),
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => return Err(RegistryError::NoSuchUser.into()),
+                Err(_) => return Ok(None),
+            }
+        }
     }
 }
 

@@ -50,6 +50,11 @@ impl PbxKind {
         }
     }
 
+    /// Asterisk, either channel driver.
+    pub fn is_asterisk(self) -> bool {
+        matches!(self, PbxKind::Asterisk | PbxKind::AsteriskPjsip)
+    }
+
     /// The Asterisk CLI commands that load the generated files.
     pub fn reload_commands(self) -> &'static [&'static str] {
         match self {
