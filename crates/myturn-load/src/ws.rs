@@ -14,7 +14,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _};
 use futures_util::StreamExt;
-use serde_json::{json, Value};
+use myturn_wire::{
+    AdmitRequest, CreateUserRequest, CreateUserResponse, LobbySay, RequestedStatus,
+    SetStatusRequest,
+};
+use serde_json::json;
 use tokio::sync::{watch, Semaphore};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -76,7 +80,9 @@ struct User {
 async fn register(http: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<String> {
     let r = http
         .post(format!("{base}/v1/users"))
-        .json(&json!({ "name": name }))
+        .json(&CreateUserRequest {
+            name: name.to_owned(),
+        })
         .send()
         .await?;
     ensure!(
@@ -84,25 +90,32 @@ async fn register(http: &reqwest::Client, base: &str, name: &str) -> anyhow::Res
         "register {name}: {} (start the server with --rate-limits off)",
         r.status()
     );
-    let v: Value = r.json().await?;
-    Ok(v["token"].as_str().context("no token")?.to_owned())
+    let user: CreateUserResponse = r.json().await?;
+    Ok(user.token)
 }
 
-async fn put(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    path: &str,
-    body: Value,
-) -> anyhow::Result<u16> {
+/// `PUT /v1/me/status` `ready`; the answer's status code.
+async fn ready(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<u16> {
     Ok(http
-        .put(format!("{base}{path}"))
+        .put(format!("{base}/v1/me/status"))
         .bearer_auth(token)
-        .json(&body)
+        .json(&SetStatusRequest {
+            status: RequestedStatus::Ready,
+            media_key: None,
+        })
         .send()
         .await?
         .status()
         .as_u16())
+}
+
+/// `POST /v1/admin/admit` for one user.
+async fn admit(http: &reqwest::Client, base: &str, token: &str, name: &str) -> anyhow::Result<()> {
+    let body = AdmitRequest {
+        name: Some(name.to_owned()),
+        all: false,
+    };
+    admin(http, base, token, "/v1/admin/admit", &body).await
 }
 
 async fn admin(
@@ -110,12 +123,12 @@ async fn admin(
     base: &str,
     token: &str,
     path: &str,
-    body: Value,
+    body: &impl serde::Serialize,
 ) -> anyhow::Result<()> {
     let r = http
         .post(format!("{base}{path}"))
         .bearer_auth(token)
-        .json(&body)
+        .json(body)
         .send()
         .await?;
     ensure!(r.status().is_success(), "{path}: {}", r.status());
@@ -230,39 +243,12 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
     for p in 0..args.pairs {
         let (a, b) = (&users[2 * p], &users[2 * p + 1]);
         for u in [a, b] {
-            admin(
-                &http,
-                &base,
-                &args.admin_token,
-                "/v1/admin/admit",
-                json!({ "name": u.name }),
-            )
-            .await?;
+            admit(&http, &base, &args.admin_token, &u.name).await?;
         }
-        ensure!(
-            put(
-                &http,
-                &base,
-                &a.token,
-                "/v1/me/status",
-                json!({"status": "ready"})
-            )
-            .await?
-                == 200
-        );
+        ensure!(ready(&http, &base, &a.token).await? == 200);
         let (mut ra, mut rb) = (a.paired.clone(), b.paired.clone());
         let t1 = Instant::now();
-        ensure!(
-            put(
-                &http,
-                &base,
-                &b.token,
-                "/v1/me/status",
-                json!({"status": "ready"})
-            )
-            .await?
-                == 200
-        );
+        ensure!(ready(&http, &base, &b.token).await? == 200);
         for r in [&mut ra, &mut rb] {
             let at = tokio::time::timeout(Duration::from_secs(5), r.wait_for(Option::is_some))
                 .await
@@ -279,14 +265,7 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
         .map(|u| (u.name.clone(), u.token.clone()))
         .collect();
     for (name, _) in &poll_users {
-        admin(
-            &http,
-            &base,
-            &args.admin_token,
-            "/v1/admin/admit",
-            json!({ "name": name }),
-        )
-        .await?;
+        admit(&http, &base, &args.admin_token, name).await?;
     }
     let mut tasks = Vec::new();
     for p in 0..args.pairs {
@@ -294,23 +273,9 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
         let (http, base) = (http.clone(), base.clone());
         let phase = Duration::from_millis((p as u64 * 7919) % 1000);
         tasks.push(tokio::spawn(async move {
-            put(
-                &http,
-                &base,
-                &a,
-                "/v1/me/status",
-                json!({"status": "ready"}),
-            )
-            .await?;
+            ready(&http, &base, &a).await?;
             let t1 = Instant::now();
-            put(
-                &http,
-                &base,
-                &b,
-                "/v1/me/status",
-                json!({"status": "ready"}),
-            )
-            .await?;
+            ready(&http, &base, &b).await?;
             // Both sides poll independently, each at its own phase.
             let poll = |i: u64, tok: String| {
                 let (http, base) = (http.clone(), base.clone());
@@ -353,14 +318,7 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
         let (http, base, tok, sem) = (http.clone(), base.clone(), u.token.clone(), sem.clone());
         tasks.push(tokio::spawn(async move {
             let _p = sem.acquire().await;
-            put(
-                &http,
-                &base,
-                &tok,
-                "/v1/me/status",
-                json!({"status": "ready"}),
-            )
-            .await
+            ready(&http, &base, &tok).await
         }));
     }
     for t in tasks {
@@ -376,7 +334,9 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
             &base,
             &args.admin_token,
             "/v1/admin/lobby",
-            json!({ "text": format!("announcement {i}") }),
+            &LobbySay {
+                text: format!("announcement {i}"),
+            },
         )
         .await?;
     }
