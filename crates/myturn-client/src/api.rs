@@ -35,18 +35,18 @@ impl std::fmt::Debug for Api {
     }
 }
 
-async fn error_of(resp: reqwest::Response, what: &str) -> ClientError {
+async fn error_of(resp: reqwest::Response, what: &'static str) -> ClientError {
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap_or_default();
     match serde_json::from_str::<ErrorBody>(&text) {
         Ok(e) => ClientError::Server {
-            what: what.to_owned(),
+            what,
             status,
             code: e.error.code,
             message: e.error.message,
         },
         Err(_) => ClientError::Server {
-            what: what.to_owned(),
+            what,
             status,
             code: "unexpected".into(),
             message: text,
@@ -67,17 +67,14 @@ impl Api {
             })
             .send()
             .await
-            .map_err(|e| match crate::tls::explain(&e) {
-                Some(why) => ClientError::Tls(why),
-                None => ClientError::Unreachable(format!("{base}: {e}")),
-            })?;
+            .map_err(|e| ClientError::connecting(base.clone(), e))?;
         if resp.status().as_u16() != 201 {
             return Err(error_of(resp, "register").await);
         }
         let user: CreateUserResponse = resp
             .json()
             .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            .map_err(|e| ClientError::Undecodable(e.into()))?;
         let tokens = Arc::new(Mutex::new(Tokens {
             access: user.token.clone(),
             refresh: user.refresh_token.clone(),
@@ -149,14 +146,14 @@ impl Api {
             })
             .send()
             .await
-            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+            .map_err(ClientError::unreachable)?;
         if resp.status().as_u16() != 200 {
             return Err(error_of(resp, "refresh").await);
         }
         let pair: TokenPair = resp
             .json()
             .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            .map_err(|e| ClientError::Undecodable(e.into()))?;
         if let Ok(mut t) = self.tokens.lock() {
             t.access = pair.token;
             t.refresh = pair.refresh_token;
@@ -212,13 +209,13 @@ impl Api {
             .json(&body)
             .send()
             .await
-            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+            .map_err(ClientError::unreachable)?;
         if resp.status().as_u16() != 200 {
             return Err(error_of(resp, myturn_wire::Status::from(status).as_str()).await);
         }
         resp.json()
             .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))
+            .map_err(|e| ClientError::Undecodable(e.into()))
     }
 
     /// `GET /v1/me/peer?wait=…`: the partner once paired, `None` on timeout.
@@ -229,12 +226,12 @@ impl Api {
             .bearer_auth(self.token())
             .send()
             .await
-            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+            .map_err(ClientError::unreachable)?;
         match resp.status().as_u16() {
             200 => Ok(Some(
                 resp.json()
                     .await
-                    .map_err(|e| ClientError::Protocol(e.to_string()))?,
+                    .map_err(|e| ClientError::Undecodable(e.into()))?,
             )),
             204 => Ok(None),
             _ => Err(error_of(resp, "peer").await),
@@ -249,7 +246,7 @@ impl Api {
             .bearer_auth(self.token())
             .send()
             .await
-            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+            .map_err(ClientError::unreachable)?;
         if resp.status().as_u16() != 204 {
             return Err(error_of(resp, "logout").await);
         }

@@ -15,7 +15,7 @@ use rand_core::{OsRng, RngCore};
 use tokio::sync::mpsc;
 
 use crate::api::Api;
-use crate::ClientError;
+use crate::{ClientError, PbxError};
 
 /// What the flow reports while it runs (the UI's feed).
 #[derive(Debug, Clone, PartialEq)]
@@ -125,7 +125,7 @@ async fn register_with_retry(sip: &mut SipHandle, pbx: SocketAddr) -> Result<(),
     let t0 = Instant::now();
     let mut pause = REGISTER_BACKOFF;
     loop {
-        sip.register().await.map_err(ClientError::sip)?;
+        sip.register().await?;
         let mut skipped = Vec::new();
         let r = sip
             .wait_for(Duration::from_secs(10), &mut skipped, |e| match e {
@@ -147,13 +147,14 @@ async fn register_with_retry(sip: &mut SipHandle, pbx: SocketAddr) -> Result<(),
                 pause = (pause * 2).min(Duration::from_secs(2));
             }
             Some(Err((code, reason))) => {
-                return Err(ClientError::Pbx(format!(
-                    "SIP registration refused: {code} {reason} (still refused after {} s; \
-                     the PBX does not accept this account's credentials)",
-                    t0.elapsed().as_secs()
-                )))
+                return Err(PbxError::RegistrationRefused {
+                    code,
+                    reason,
+                    secs: t0.elapsed().as_secs(),
+                }
+                .into())
             }
-            None => return Err(ClientError::Pbx(format!("no answer from the PBX at {pbx}"))),
+            None => return Err(PbxError::NoAnswer(pbx).into()),
         }
     }
 }
@@ -169,15 +170,12 @@ async fn route_to(pbx: SocketAddr) -> Result<IpAddr, ClientError> {
     };
     let probe = tokio::net::UdpSocket::bind((any, 0))
         .await
-        .map_err(|e| ClientError::Io(format!("route to the PBX: {e}")))?;
+        .map_err(|e| ClientError::io("route to the PBX", e))?;
     probe
         .connect(pbx)
         .await
-        .map_err(|e| ClientError::Io(format!("no route to the PBX at {pbx}: {e}")))?;
-    let ip = probe
-        .local_addr()
-        .map_err(|e| ClientError::Io(e.to_string()))?
-        .ip();
+        .map_err(|e| ClientError::io(format!("no route to the PBX at {pbx}"), e))?;
+    let ip = probe.local_addr()?.ip();
     tracing::info!(%pbx, local = %ip, "bound to the address of the route to the PBX");
     Ok(ip)
 }
@@ -381,10 +379,8 @@ impl Client {
         };
         let socket = tokio::net::UdpSocket::bind((bind_ip, 0))
             .await
-            .map_err(|e| ClientError::Io(format!("SIP socket: {e}")))?;
-        let local = socket
-            .local_addr()
-            .map_err(|e| ClientError::Io(e.to_string()))?;
+            .map_err(|e| ClientError::io("SIP socket", e))?;
+        let local = socket.local_addr()?;
         let mut cfg = SipConfig::new(local, pbx, &api.user.sip.username, &api.user.sip.password);
         cfg.domain = domain.clone();
         let mut sip = if tls {
@@ -402,13 +398,14 @@ impl Client {
             sip::start_tls(target, cfg, Box::new(OsRng))
                 .await
                 .map_err(|e| match crate::tls::explain(&e) {
-                    Some(why) => ClientError::Tls(why),
-                    None => {
-                        ClientError::Pbx(format!("cannot reach the PBX over TLS at {pbx}: {e}"))
-                    }
+                    Some(why) => ClientError::Tls {
+                        why,
+                        source: e.into(),
+                    },
+                    None => PbxError::TlsUnreachable { pbx, source: e }.into(),
                 })?
         } else {
-            sip::start(socket, cfg, Box::new(OsRng)).map_err(|e| ClientError::Io(e.to_string()))?
+            sip::start(socket, cfg, Box::new(OsRng))?
         };
         register_with_retry(&mut sip, pbx).await?;
         tell(Progress::SipRegistered);
@@ -476,7 +473,7 @@ impl Client {
                 self.reopened(e);
                 return Ok(true);
             }
-            Err(ClientError::Unreachable(why)) => {
+            Err(why @ ClientError::Unreachable { .. }) => {
                 tracing::debug!(%why, "server still unreachable");
                 return Ok(false);
             }
@@ -505,7 +502,7 @@ impl Client {
         .await
         {
             Ok(parts) => parts,
-            Err(ClientError::Unreachable(why)) => {
+            Err(why @ ClientError::Unreachable { .. }) => {
                 tracing::debug!(%why, "server still unreachable");
                 return Ok(false);
             }
@@ -679,10 +676,8 @@ impl Client {
         let pairing_ms = t_ready.elapsed().as_secs_f64() * 1e3;
         let media_socket = tokio::net::UdpSocket::bind((self.bind_ip, 0))
             .await
-            .map_err(|e| ClientError::Io(format!("media socket: {e}")))?;
-        let media_addr = media_socket
-            .local_addr()
-            .map_err(|e| ClientError::Io(e.to_string()))?;
+            .map_err(|e| ClientError::io("media socket", e))?;
+        let media_addr = media_socket.local_addr()?;
         let t_setup = Instant::now();
         let mut skipped = Vec::new();
         let ours = OurMedia {
@@ -808,10 +803,7 @@ impl Client {
             .ok_or(ClientError::Timeout("the partner's call"))??;
         self.pending_sip = Some(call);
         let offer = offer.ok_or_else(|| ClientError::Protocol("INVITE without SDP".into()))?;
-        self.sip
-            .answer(call, &ours.sdp(Some(&offer)))
-            .await
-            .map_err(ClientError::sip)?;
+        self.sip.answer(call, &ours.sdp(Some(&offer))).await?;
         Ok(Dialog {
             call,
             sip_call_id,
@@ -854,8 +846,7 @@ impl Client {
         let call = self
             .sip
             .invite(&peer.peer.extension, &ours.sdp(None))
-            .await
-            .map_err(ClientError::sip)?;
+            .await?;
         self.pending_sip = Some(call);
         let progress = self.progress.clone();
         let (answer, sip_call_id) = self
@@ -875,9 +866,10 @@ impl Client {
                     call: c,
                     code,
                     reason,
-                } if *c == call => Some(Err(ClientError::Pbx(format!(
-                    "call failed: {code} {reason}"
-                )))),
+                } if *c == call => Some(Err(ClientError::from(PbxError::CallFailed {
+                    code: *code,
+                    reason: reason.clone(),
+                }))),
                 _ => None,
             })
             .await
@@ -915,8 +907,7 @@ impl Client {
         };
         let mut session = Session::with_key(cfg, key, Box::new(OsRng), Instant::now());
         session.set_peer_timeout(self.peer_timeout);
-        let mut media = media::start_session(socket, dialog.remote.media, session)
-            .map_err(|e| ClientError::Io(e.to_string()))?;
+        let mut media = media::start_session(socket, dialog.remote.media, session)?;
         let sip_call = dialog.call;
         // A re-INVITE or UPDATE that came while the call was set up (a
         // back-to-back agent moving its media anchor) applies first.
@@ -931,7 +922,7 @@ impl Client {
             tokio::select! {
                 ev = media.events.recv() => match ev {
                     Some(MediaEvent::Established { sas, .. }) => break sas,
-                    Some(MediaEvent::Failed(f)) => return Err(ClientError::Media(f.to_string())),
+                    Some(MediaEvent::Failed(f)) => return Err(ClientError::Media(f)),
                     Some(_) => {}
                     None => return Err(ClientError::Timeout("the key agreement")),
                 },
@@ -965,10 +956,7 @@ impl Client {
 
     /// Hangs up (BYE) and goes back to `busy`.
     pub async fn hang_up(&mut self, call: &Call) -> Result<(), ClientError> {
-        self.sip
-            .hangup(call.sip_call)
-            .await
-            .map_err(ClientError::sip)?;
+        self.sip.hangup(call.sip_call).await?;
         let mut skipped = Vec::new();
         let id = call.sip_call;
         self.sip

@@ -33,45 +33,6 @@ pub mod talk;
 pub mod tls;
 pub mod tui;
 
-/// Why a step failed, in words a user can act on.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ClientError {
-    /// The pairing server cannot be reached.
-    #[error("cannot reach the myTurn server: {0}")]
-    Unreachable(String),
-    /// The server refused a request (its code and message).
-    #[error("{what}: {message} ({status} {code})")]
-    Server {
-        what: String,
-        status: u16,
-        code: String,
-        message: String,
-    },
-    /// The server's TLS certificate was refused (why, and what to do).
-    #[error("{0}")]
-    Tls(String),
-    /// The server answered something unexpected.
-    #[error("unexpected answer from the server: {0}")]
-    Protocol(String),
-    /// The PBX refused or did not answer.
-    #[error("{0}")]
-    Pbx(String),
-    /// A local socket could not be opened.
-    #[error("{0}")]
-    Io(String),
-    /// The media key agreement failed.
-    #[error("secure channel failed: {0}")]
-    Media(String),
-    /// Waited too long for something.
-    #[error("timed out waiting for {0}")]
-    Timeout(&'static str),
-    /// The partner left before the call was set up.
-    #[error("the partner left")]
-    PeerLeft,
-}
+mod error;
 
-impl ClientError {
-    pub(crate) fn sip(e: myturn_sip::driver::DriverError) -> Self {
-        ClientError::Pbx(e.to_string())
-    }
-}
+pub use error::{ClientError, PbxError, Transport};

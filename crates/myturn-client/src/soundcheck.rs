@@ -74,8 +74,10 @@ pub fn check(
     let dev =
         |d: Option<&str>, what: &str| d.map_or(format!("the default {what}"), |n| format!("`{n}`"));
     say(&format!("recording {secs} s from {}…", dev(input, "input")));
-    let cap =
-        start_capture(input, RATE).map_err(|e| ClientError::Io(format!("cannot record: {e}")))?;
+    let cap = start_capture(input, RATE).map_err(|source| ClientError::Audio {
+        what: "cannot record",
+        source,
+    })?;
     let want = (secs * 50) as usize;
     let end = Instant::now() + Duration::from_secs(u64::from(secs) + 3);
     let mut frames = Vec::with_capacity(want);
@@ -86,9 +88,8 @@ pub fn check(
     }
     drop(cap);
     if frames.is_empty() {
-        return Err(ClientError::Io(
-            "the input device delivered nothing: is it in use, or unplugged? (see --list-devices)"
-                .into(),
+        return Err(ClientError::Device(
+            "the input device delivered nothing: is it in use, or unplugged? (see --list-devices)",
         ));
     }
     let input_level = Level::of(&frames);
@@ -97,15 +98,17 @@ pub fn check(
         frames.len()
     ));
     say(&format!("playing it back on {}…", dev(output, "output")));
-    let play =
-        start_playback(output, RATE).map_err(|e| ClientError::Io(format!("cannot play: {e}")))?;
+    let play = start_playback(output, RATE).map_err(|source| ClientError::Audio {
+        what: "cannot play",
+        source,
+    })?;
     let mut played = Vec::with_capacity(frames.len());
     for f in &frames {
         let deadline = Instant::now() + Duration::from_secs(2);
         while !play.play(f.clone()) {
             if Instant::now() > deadline {
-                return Err(ClientError::Io(
-                    "the output device stopped taking sound".into(),
+                return Err(ClientError::Device(
+                    "the output device stopped taking sound",
                 ));
             }
             std::thread::sleep(Duration::from_millis(5));

@@ -25,15 +25,12 @@ static EXTRA: RwLock<Vec<CertificateDer<'static>>> = RwLock::new(Vec::new());
 /// web's roots. Returns how many it read.
 pub fn trust_ca_file(path: &Path) -> Result<usize, ClientError> {
     let pem = std::fs::read(path)
-        .map_err(|e| ClientError::Io(format!("--ca-cert {}: {e}", path.display())))?;
+        .map_err(|e| ClientError::io(format!("--ca-cert {}", path.display()), e))?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
         .filter_map(Result::ok)
         .collect();
     if certs.is_empty() {
-        return Err(ClientError::Io(format!(
-            "--ca-cert {}: no PEM certificate in it",
-            path.display()
-        )));
+        return Err(ClientError::NoCaCertificate(path.to_owned()));
     }
     let n = certs.len();
     if let Ok(mut extra) = EXTRA.write() {
@@ -72,7 +69,7 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, ClientError> {
         .timeout(timeout)
         .use_preconfigured_tls((*client_config()).clone())
         .build()
-        .map_err(|e| ClientError::Unreachable(e.to_string()))
+        .map_err(ClientError::unreachable)
 }
 
 /// The WebSocket connector for `wss://`, using [`client_config`].

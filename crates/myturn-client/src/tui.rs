@@ -592,7 +592,7 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
     use ratatui::crossterm::event::{self, Event};
     use std::time::Instant;
 
-    let io = |e: std::io::Error| crate::ClientError::Io(e.to_string());
+    let io = crate::ClientError::from;
     ratatui::crossterm::terminal::enable_raw_mode().map_err(io)?;
     ratatui::crossterm::execute!(
         std::io::stdout(),
