@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use myturn_wire::{CreateUserResponse, ErrorBody, MeResponse, PeerResponse, TokenPair};
 
+use crate::tls::Trust;
 use crate::ClientError;
 
 /// The current access and refresh tokens, and when the access token was
@@ -24,6 +25,8 @@ pub struct Api {
     /// tokens are the first ones; [`Api`] rotates them.)
     pub user: CreateUserResponse,
     tokens: Arc<Mutex<Tokens>>,
+    /// Whom this session trusts for TLS (its event stream and SIP too).
+    trust: Trust,
 }
 
 impl std::fmt::Debug for Api {
@@ -56,9 +59,19 @@ async fn error_of(resp: reqwest::Response, what: &'static str) -> ClientError {
 
 impl Api {
     /// `POST /v1/users`: registers `name`. A taken or invalid name comes
-    /// back as [`ClientError::Server`] with the server's reason.
+    /// back as [`ClientError::Server`] with the server's reason. TLS
+    /// trusts the web's roots; see [`Api::register_trusting`].
     pub async fn register(base: &str, name: &str) -> Result<Api, ClientError> {
-        let http = crate::tls::http_client(Duration::from_secs(30))?;
+        Api::register_trusting(&Trust::default(), base, name).await
+    }
+
+    /// [`Api::register`], trusting `trust` for TLS.
+    pub async fn register_trusting(
+        trust: &Trust,
+        base: &str,
+        name: &str,
+    ) -> Result<Api, ClientError> {
+        let http = trust.http_client(Duration::from_secs(30))?;
         let base = base.trim_end_matches('/').to_owned();
         let resp = http
             .post(format!("{base}/v1/users"))
@@ -85,6 +98,7 @@ impl Api {
             base,
             user,
             tokens,
+            trust: trust.clone(),
         })
     }
 
@@ -102,6 +116,11 @@ impl Api {
                 .map_or(authority, |(h, _)| h)
                 .to_owned(),
         }
+    }
+
+    /// Whom this session trusts for TLS.
+    pub(crate) fn trust(&self) -> &Trust {
+        &self.trust
     }
 
     /// The current access token.

@@ -15,6 +15,7 @@ use rand_core::{OsRng, RngCore};
 use tokio::sync::mpsc;
 
 use crate::api::Api;
+use crate::tls::Trust;
 use crate::{ClientError, PbxError};
 
 /// What the flow reports while it runs (the UI's feed).
@@ -195,8 +196,8 @@ pub struct Client {
     pub answer_timeout: Duration,
     progress: Option<mpsc::UnboundedSender<Progress>>,
     _keep_alive: AbortOnDrop,
-    keep_alive_every: Duration,
-    base: String,
+    /// How it connected: what a reconnect does again.
+    config: ClientConfig,
     /// The SIP call being set up, to cancel if the set-up is abandoned.
     pending_sip: Option<CallHandle>,
     /// The event stream closed unasked: reconnect.
@@ -282,10 +283,45 @@ const REGISTER_BACKOFF: Duration = Duration::from_millis(250);
 /// Well inside the server's default 30 s lease.
 const KEEP_ALIVE: Duration = Duration::from_secs(8);
 
+/// How a [`Client`] connects: to which server, trusting whom, from which
+/// local address, at which audio rate, saying "still here" how often.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The pairing server's URL (`https://…`, or `http://…` on a trusted
+    /// network).
+    pub server: String,
+    /// Whom to trust for TLS: the web's roots, plus `--ca-cert`.
+    pub trust: Trust,
+    /// The local address of the SIP and media sockets; unspecified
+    /// (`0.0.0.0`): the local address of the route to the PBX.
+    pub bind: IpAddr,
+    /// The audio sample rate offered.
+    pub rate: u32,
+    /// How often to say "still here" to the server (shorter than its
+    /// `--lease`).
+    pub keep_alive: Duration,
+}
+
+impl ClientConfig {
+    /// The server at `server`, trusting the web's roots, sockets bound to
+    /// `bind`, audio at `rate`, the default keep-alive.
+    pub fn new(server: &str, bind: IpAddr, rate: u32) -> ClientConfig {
+        ClientConfig {
+            server: server.to_owned(),
+            trust: Trust::default(),
+            bind,
+            rate,
+            keep_alive: KEEP_ALIVE,
+        }
+    }
+}
+
 impl Client {
     /// Registers `name` with the server at `base`, then registers over SIP
     /// with the credentials it handed out. An unspecified `bind_ip`
-    /// (`0.0.0.0`) means the local address of the route to the PBX.
+    /// (`0.0.0.0`) means the local address of the route to the PBX. TLS
+    /// trusts the web's roots; [`Client::connect_with`] takes a
+    /// [`ClientConfig`].
     pub async fn connect(
         base: &str,
         name: &str,
@@ -293,7 +329,7 @@ impl Client {
         rate: u32,
         progress: Option<mpsc::UnboundedSender<Progress>>,
     ) -> Result<Client, ClientError> {
-        Self::connect_with_keep_alive(base, name, bind_ip, rate, progress, KEEP_ALIVE).await
+        Self::connect_with(ClientConfig::new(base, bind_ip, rate), name, progress).await
     }
 
     /// [`Client::connect`], saying "still here" to the server every
@@ -306,19 +342,32 @@ impl Client {
         progress: Option<mpsc::UnboundedSender<Progress>>,
         keep_alive: Duration,
     ) -> Result<Client, ClientError> {
+        let config = ClientConfig {
+            keep_alive,
+            ..ClientConfig::new(base, bind_ip, rate)
+        };
+        Self::connect_with(config, name, progress).await
+    }
+
+    /// Registers `name` as `config` says, then registers over SIP with the
+    /// credentials the server handed out.
+    pub async fn connect_with(
+        config: ClientConfig,
+        name: &str,
+        progress: Option<mpsc::UnboundedSender<Progress>>,
+    ) -> Result<Client, ClientError> {
         let (api, sip, keep_alive_task, events, bind_ip) =
-            Self::attach(base, name, bind_ip, progress.as_ref(), keep_alive).await?;
+            Self::attach(&config, name, config.bind, progress.as_ref()).await?;
         Ok(Client {
             api,
             sip,
             bind_ip,
-            rate,
+            rate: config.rate,
             peer_timeout: myturn_media::session::DEFAULT_PEER_TIMEOUT,
             answer_timeout: DEFAULT_ANSWER_TIMEOUT,
             progress,
             _keep_alive: keep_alive_task,
-            keep_alive_every: keep_alive,
-            base: base.to_owned(),
+            config,
             pending_sip: None,
             lost: false,
             removed: false,
@@ -329,11 +378,10 @@ impl Client {
     /// Registration over HTTP and SIP, the keep-alive and the event stream:
     /// what connecting and reconnecting share.
     async fn attach(
-        base: &str,
+        config: &ClientConfig,
         name: &str,
         bind_ip: IpAddr,
         progress: Option<&mpsc::UnboundedSender<Progress>>,
-        keep_alive: Duration,
     ) -> Result<
         (
             Api,
@@ -344,7 +392,7 @@ impl Client {
         ),
         ClientError,
     > {
-        let api = Api::register(base, name).await?;
+        let api = Api::register_trusting(&config.trust, &config.server, name).await?;
         let tell = |p| {
             if let Some(tx) = progress {
                 let _ = tx.send(p);
@@ -392,7 +440,7 @@ impl Client {
             let target = sip::TlsTarget {
                 proxy: pbx,
                 name,
-                connector: tokio_rustls::TlsConnector::from(crate::tls::client_config()),
+                connector: tokio_rustls::TlsConnector::from(api.trust().client_config()),
             };
             tracing::info!(%pbx, "SIP over TLS");
             sip::start_tls(target, cfg, Box::new(OsRng))
@@ -409,7 +457,7 @@ impl Client {
         };
         register_with_retry(&mut sip, pbx).await?;
         tell(Progress::SipRegistered);
-        let keep_alive = AbortOnDrop(tokio::spawn(api.clone().keep_alive(keep_alive)));
+        let keep_alive = AbortOnDrop(tokio::spawn(api.clone().keep_alive(config.keep_alive)));
         // Best effort: without it the flow polls, and there is no lobby.
         let events = match crate::events::Events::connect(&api).await {
             Ok(e) => Some(e),
@@ -492,22 +540,15 @@ impl Client {
             return Ok(false);
         }
         let name = self.api.user.name.clone();
-        let (api, sip, keep_alive, events, bind_ip) = match Self::attach(
-            &self.base,
-            &name,
-            self.bind_ip,
-            self.progress.as_ref(),
-            self.keep_alive_every,
-        )
-        .await
-        {
-            Ok(parts) => parts,
-            Err(why @ ClientError::Unreachable { .. }) => {
-                tracing::debug!(%why, "server still unreachable");
-                return Ok(false);
-            }
-            Err(e) => return Err(e),
-        };
+        let (api, sip, keep_alive, events, bind_ip) =
+            match Self::attach(&self.config, &name, self.bind_ip, self.progress.as_ref()).await {
+                Ok(parts) => parts,
+                Err(why @ ClientError::Unreachable { .. }) => {
+                    tracing::debug!(%why, "server still unreachable");
+                    return Ok(false);
+                }
+                Err(e) => return Err(e),
+            };
         let old = std::mem::replace(&mut self.sip, sip);
         // The old agent's registration died with the server's accounts.
         tokio::spawn(old.shutdown(Duration::from_millis(500)));

@@ -45,7 +45,7 @@ impl Events {
             req,
             None,
             false,
-            Some(crate::tls::ws_connector()),
+            Some(api.trust().ws_connector()),
         )
         .await
         .map_err(|e| match e {

@@ -22,7 +22,7 @@ use myturn_media::session::Event as MediaEvent;
 use myturn_media::wav;
 use tokio::io::AsyncBufReadExt;
 
-use crate::call::{Call, CallSignal, Client, Progress};
+use crate::call::{Call, CallSignal, Client, ClientConfig, Progress};
 use crate::ClientError;
 
 /// Where a call's outgoing audio comes from.
@@ -53,6 +53,8 @@ pub enum Output {
 #[derive(Debug, Clone)]
 pub struct PlainOptions {
     pub server: String,
+    /// Whom to trust for TLS (`--ca-cert`).
+    pub trust: crate::tls::Trust,
     pub name: String,
     pub bind: std::net::IpAddr,
     pub rate: u32,
@@ -62,6 +64,16 @@ pub struct PlainOptions {
     pub answer_timeout: std::time::Duration,
     pub input: Input,
     pub output: Output,
+}
+
+impl PlainOptions {
+    /// How the client connects: server, trust, bind address and rate.
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            trust: self.trust.clone(),
+            ..ClientConfig::new(&self.server, self.bind, self.rate)
+        }
+    }
 }
 
 /// The line for a call the server ended: the partner hung up (its BYE may
@@ -366,8 +378,7 @@ fn finish(p: Pump) {
 /// Runs line mode until `quit`, end of input or Ctrl-C.
 pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
     let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel();
-    let mut client =
-        Client::connect(&opts.server, &opts.name, opts.bind, opts.rate, Some(ptx)).await?;
+    let mut client = Client::connect_with(opts.client_config(), &opts.name, Some(ptx)).await?;
     client.peer_timeout = opts.peer_timeout;
     client.answer_timeout = opts.answer_timeout;
     while let Ok(p) = prx.try_recv() {

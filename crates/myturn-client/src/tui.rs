@@ -648,7 +648,7 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
                 let Some(k) = k else { break };
                 match ui.on_key(k) {
                     Some(Action::Login(name)) => {
-                        match Client::connect(&opts.server, &name, opts.bind, opts.rate, Some(ptx.clone())).await {
+                        match Client::connect_with(opts.client_config(), &name, Some(ptx.clone())).await {
                             Ok(mut c) => {
                                 c.peer_timeout = opts.peer_timeout;
                                 c.answer_timeout = opts.answer_timeout;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _};
 use futures_util::StreamExt;
+use myturn_client::tls::Trust;
 use myturn_wire::{
     AdmitRequest, CreateUserRequest, CreateUserResponse, LobbySay, RequestedStatus,
     SetStatusRequest,
@@ -138,6 +139,7 @@ async fn admin(
 /// Opens a stream and spawns its reader: records when `paired` arrives,
 /// counts lobby lines.
 async fn open_stream(
+    trust: &Trust,
     addr: &str,
     token: &str,
     lobby: Arc<AtomicU64>,
@@ -149,7 +151,7 @@ async fn open_stream(
         req,
         None,
         false,
-        Some(myturn_client::tls::ws_connector()),
+        Some(trust.ws_connector()),
     )
     .await?;
     let (tx, rx) = watch::channel(None);
@@ -175,9 +177,7 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
         "--users must be at least 4 × --pairs + 2"
     );
     let base = args.server.trim_end_matches('/').to_owned();
-    if let Some(ca) = &args.ca_cert {
-        myturn_client::tls::trust_ca_file(ca)?;
-    }
+    let trust = Trust::from_ca_cert(args.ca_cert.as_deref())?;
     // The streams' URL prefix: ws://host:port or wss://host:port.
     let addr = match (base.strip_prefix("http://"), base.strip_prefix("https://")) {
         (Some(a), _) => format!("ws://{a}"),
@@ -185,7 +185,7 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
         _ => bail!("--server must be http://host:port or https://host:port"),
     };
     let http = reqwest::Client::builder()
-        .use_preconfigured_tls((*myturn_client::tls::client_config()).clone())
+        .use_preconfigured_tls((*trust.client_config()).clone())
         .pool_max_idle_per_host(512)
         .build()?;
     let run_id = std::process::id() % 100_000;
@@ -214,10 +214,10 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
     let sem = Arc::new(Semaphore::new(256));
     let mut tasks = Vec::with_capacity(args.users);
     for (name, token) in creds {
-        let (addr, sem, lobby) = (addr.clone(), sem.clone(), lobby.clone());
+        let (addr, sem, lobby, trust) = (addr.clone(), sem.clone(), lobby.clone(), trust.clone());
         tasks.push(tokio::spawn(async move {
             let _p = sem.acquire().await;
-            let paired = open_stream(&addr, &token, lobby).await?;
+            let paired = open_stream(&trust, &addr, &token, lobby).await?;
             anyhow::Ok(User {
                 name,
                 token,
