@@ -103,7 +103,7 @@ impl Api {
     }
 
     /// The server's host name (or address), from its URL.
-    pub fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         let rest = self
             .base
             .split_once("://")
@@ -124,12 +124,12 @@ impl Api {
     }
 
     /// The current access token.
-    pub fn access_token(&self) -> String {
+    pub(crate) fn access_token(&self) -> String {
         self.token()
     }
 
     /// `ws://` (or `wss://`) URL of `path` on the server.
-    pub fn ws_url(&self, path: &str) -> String {
+    pub(crate) fn ws_url(&self, path: &str) -> String {
         let rest = self
             .base
             .strip_prefix("https://")
@@ -185,7 +185,7 @@ impl Api {
     /// lease (30 s by default), and a call is silent towards it. Every
     /// `every`, refreshes the access token when three quarters of its
     /// lifetime are gone, then says `GET /v1/me`.
-    pub async fn keep_alive(self, every: Duration) {
+    pub(crate) async fn keep_alive(self, every: Duration) {
         let ttl = Duration::from_secs(self.user.expires_in.max(10));
         loop {
             tokio::time::sleep(every).await;

@@ -21,35 +21,54 @@ use crate::{ClientError, PbxError};
 /// What the flow reports while it runs (the UI's feed).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Progress {
+    /// Registered with the pairing server.
     Registered {
+        /// The nickname, as registered.
         name: String,
+        /// This user's extension.
         extension: String,
     },
+    /// Registered with the PBX over SIP.
     SipRegistered,
+    /// `ready`: waiting for a partner.
     Waiting,
+    /// Paired with a partner.
     Paired {
+        /// The partner's nickname.
         peer: String,
+        /// This side's role in the call.
         role: WireRole,
     },
+    /// The partner's phone rings (caller).
     Ringing,
+    /// The call is up and the secure channel agreed.
     Connected {
+        /// The short authentication string, to compare aloud.
         sas: String,
     },
+    /// A chat line over the call.
     Chat {
+        /// Who said it.
         from: String,
+        /// What.
         text: String,
     },
     /// A lobby chat line, while waiting.
     Lobby {
+        /// Who said it (`moderator` for admins).
         from: String,
+        /// What.
         text: String,
     },
+    /// The call ended.
     Ended {
+        /// This side hung up (else the partner did).
         by_us: bool,
     },
     /// The partner did not make it to a call (left, never answered): the
     /// flow draws again by itself.
     Redraw {
+        /// Why, for the user.
         why: String,
     },
     /// The server went away (its event stream closed); the flow registers
@@ -62,14 +81,23 @@ pub enum Progress {
 /// A call in progress: SIP call, media session, who and how.
 #[derive(Debug)]
 pub struct Call {
+    /// This agent's handle on the SIP call.
     pub sip_call: CallHandle,
+    /// The SIP Call-ID (the same on both sides of the PBX's dialog).
     pub sip_call_id: String,
+    /// The partner, as the pairing server paired them.
     pub peer: PeerResponse,
+    /// The encrypted media session: send audio and chat, read events.
     pub media: MediaHandle,
+    /// The short authentication string, to compare aloud.
     pub sas: String,
+    /// The audio sample rate agreed in SDP.
     pub rate: u32,
+    /// From `ready` to paired, in milliseconds.
     pub pairing_ms: f64,
+    /// From paired to the SIP call answered, in milliseconds.
     pub setup_ms: f64,
+    /// The key agreement, in milliseconds.
     pub handshake_ms: f64,
 }
 
@@ -184,9 +212,13 @@ async fn route_to(pbx: SocketAddr) -> Result<IpAddr, ClientError> {
 /// A registered user with a registered SIP agent.
 #[derive(Debug)]
 pub struct Client {
+    /// The session with the pairing server.
     pub api: Api,
+    /// The SIP agent, registered with the PBX.
     pub sip: SipHandle,
+    /// The local address of the SIP and media sockets.
     pub bind_ip: IpAddr,
+    /// The audio sample rate offered.
     pub rate: u32,
     /// Silence from the partner that ends a call (default 5 s).
     pub peer_timeout: Duration,

@@ -38,7 +38,7 @@ pub enum ClientError {
     /// The server's TLS certificate was refused (why, and what to do).
     #[error("{why}")]
     Tls {
-        /// What to tell the user (see [`crate::tls::explain`]).
+        /// What to tell the user (which check failed, and what to do).
         why: String,
         /// The connection that refused it.
         #[source]

@@ -14,7 +14,7 @@ use crate::{ClientError, Transport};
 /// The next server push from `events`, or never when there is no stream
 /// (`None` once it closed). A free function over the field, so a `select!`
 /// can wait on it beside other fields of the same client.
-pub async fn next_push(events: &mut Option<Events>) -> Option<ServerEvent> {
+pub(crate) async fn next_push(events: &mut Option<Events>) -> Option<ServerEvent> {
     match events.as_mut() {
         Some(e) => e.incoming.recv().await,
         None => std::future::pending().await,

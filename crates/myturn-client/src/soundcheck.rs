@@ -33,6 +33,7 @@ impl Level {
         }
     }
 
+    /// Quieter than [`SILENT_DBFS`]: nothing (or a muted device) recorded.
     pub fn is_silent(&self) -> bool {
         self.rms_dbfs < SILENT_DBFS
     }
@@ -51,8 +52,11 @@ impl std::fmt::Display for Level {
 /// What the check found.
 #[derive(Debug, Clone)]
 pub struct Report {
+    /// 20 ms frames recorded.
     pub frames: usize,
+    /// What the input device recorded.
     pub input: Level,
+    /// What was played back on the output device.
     pub output: Level,
 }
 

@@ -6,8 +6,8 @@
 //! Whom a client trusts is a value, [`Trust`], carried by its
 //! configuration ([`crate::call::ClientConfig`], [`crate::plain::PlainOptions`])
 //! down to every HTTP client and WebSocket connector it makes: nothing is
-//! process-wide. [`explain`] turns a refused certificate, deep in an error
-//! chain, into a sentence a user can act on.
+//! process-wide. A refused certificate, deep in an error chain, becomes a
+//! sentence a user can act on ([`crate::ClientError::Tls`]).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -100,7 +100,7 @@ fn client_config(extra: &[CertificateDer<'static>]) -> Arc<rustls::ClientConfig>
 
 /// If `err` (or anything in its source chain) is a refused server
 /// certificate, what to tell the user.
-pub fn explain(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+pub(crate) fn explain(err: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
         if let Some(rustls::Error::InvalidCertificate(why)) = e.downcast_ref::<rustls::Error>() {
