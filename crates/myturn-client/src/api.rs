@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use myturn_wire::{CreateUserResponse, ErrorBody, MeResponse, PeerResponse, TokenPair};
 
+use crate::tls::Trust;
 use crate::ClientError;
 
 /// The current access and refresh tokens, and when the access token was
@@ -24,6 +25,8 @@ pub struct Api {
     /// tokens are the first ones; [`Api`] rotates them.)
     pub user: CreateUserResponse,
     tokens: Arc<Mutex<Tokens>>,
+    /// Whom this session trusts for TLS (its event stream and SIP too).
+    trust: Trust,
 }
 
 impl std::fmt::Debug for Api {
@@ -35,18 +38,18 @@ impl std::fmt::Debug for Api {
     }
 }
 
-async fn error_of(resp: reqwest::Response, what: &str) -> ClientError {
+async fn error_of(resp: reqwest::Response, what: &'static str) -> ClientError {
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap_or_default();
     match serde_json::from_str::<ErrorBody>(&text) {
         Ok(e) => ClientError::Server {
-            what: what.to_owned(),
+            what,
             status,
             code: e.error.code,
             message: e.error.message,
         },
         Err(_) => ClientError::Server {
-            what: what.to_owned(),
+            what,
             status,
             code: "unexpected".into(),
             message: text,
@@ -56,9 +59,19 @@ async fn error_of(resp: reqwest::Response, what: &str) -> ClientError {
 
 impl Api {
     /// `POST /v1/users`: registers `name`. A taken or invalid name comes
-    /// back as [`ClientError::Server`] with the server's reason.
+    /// back as [`ClientError::Server`] with the server's reason. TLS
+    /// trusts the web's roots; see [`Api::register_trusting`].
     pub async fn register(base: &str, name: &str) -> Result<Api, ClientError> {
-        let http = crate::tls::http_client(Duration::from_secs(30))?;
+        Api::register_trusting(&Trust::default(), base, name).await
+    }
+
+    /// [`Api::register`], trusting `trust` for TLS.
+    pub async fn register_trusting(
+        trust: &Trust,
+        base: &str,
+        name: &str,
+    ) -> Result<Api, ClientError> {
+        let http = trust.http_client(Duration::from_secs(30))?;
         let base = base.trim_end_matches('/').to_owned();
         let resp = http
             .post(format!("{base}/v1/users"))
@@ -67,17 +80,14 @@ impl Api {
             })
             .send()
             .await
-            .map_err(|e| match crate::tls::explain(&e) {
-                Some(why) => ClientError::Tls(why),
-                None => ClientError::Unreachable(format!("{base}: {e}")),
-            })?;
+            .map_err(|e| ClientError::connecting(base.clone(), e))?;
         if resp.status().as_u16() != 201 {
             return Err(error_of(resp, "register").await);
         }
         let user: CreateUserResponse = resp
             .json()
             .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            .map_err(|e| ClientError::Undecodable(e.into()))?;
         let tokens = Arc::new(Mutex::new(Tokens {
             access: user.token.clone(),
             refresh: user.refresh_token.clone(),
@@ -88,11 +98,12 @@ impl Api {
             base,
             user,
             tokens,
+            trust: trust.clone(),
         })
     }
 
     /// The server's host name (or address), from its URL.
-    pub fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         let rest = self
             .base
             .split_once("://")
@@ -107,13 +118,18 @@ impl Api {
         }
     }
 
+    /// Whom this session trusts for TLS.
+    pub(crate) fn trust(&self) -> &Trust {
+        &self.trust
+    }
+
     /// The current access token.
-    pub fn access_token(&self) -> String {
+    pub(crate) fn access_token(&self) -> String {
         self.token()
     }
 
     /// `ws://` (or `wss://`) URL of `path` on the server.
-    pub fn ws_url(&self, path: &str) -> String {
+    pub(crate) fn ws_url(&self, path: &str) -> String {
         let rest = self
             .base
             .strip_prefix("https://")
@@ -149,14 +165,14 @@ impl Api {
             })
             .send()
             .await
-            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+            .map_err(ClientError::unreachable)?;
         if resp.status().as_u16() != 200 {
             return Err(error_of(resp, "refresh").await);
         }
         let pair: TokenPair = resp
             .json()
             .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            .map_err(|e| ClientError::Undecodable(e.into()))?;
         if let Ok(mut t) = self.tokens.lock() {
             t.access = pair.token;
             t.refresh = pair.refresh_token;
@@ -169,7 +185,7 @@ impl Api {
     /// lease (30 s by default), and a call is silent towards it. Every
     /// `every`, refreshes the access token when three quarters of its
     /// lifetime are gone, then says `GET /v1/me`.
-    pub async fn keep_alive(self, every: Duration) {
+    pub(crate) async fn keep_alive(self, every: Duration) {
         let ttl = Duration::from_secs(self.user.expires_in.max(10));
         loop {
             tokio::time::sleep(every).await;
@@ -212,13 +228,13 @@ impl Api {
             .json(&body)
             .send()
             .await
-            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+            .map_err(ClientError::unreachable)?;
         if resp.status().as_u16() != 200 {
             return Err(error_of(resp, myturn_wire::Status::from(status).as_str()).await);
         }
         resp.json()
             .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))
+            .map_err(|e| ClientError::Undecodable(e.into()))
     }
 
     /// `GET /v1/me/peer?wait=…`: the partner once paired, `None` on timeout.
@@ -229,12 +245,12 @@ impl Api {
             .bearer_auth(self.token())
             .send()
             .await
-            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+            .map_err(ClientError::unreachable)?;
         match resp.status().as_u16() {
             200 => Ok(Some(
                 resp.json()
                     .await
-                    .map_err(|e| ClientError::Protocol(e.to_string()))?,
+                    .map_err(|e| ClientError::Undecodable(e.into()))?,
             )),
             204 => Ok(None),
             _ => Err(error_of(resp, "peer").await),
@@ -249,7 +265,7 @@ impl Api {
             .bearer_auth(self.token())
             .send()
             .await
-            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+            .map_err(ClientError::unreachable)?;
         if resp.status().as_u16() != 204 {
             return Err(error_of(resp, "logout").await);
         }

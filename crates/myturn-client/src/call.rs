@@ -15,40 +15,60 @@ use rand_core::{OsRng, RngCore};
 use tokio::sync::mpsc;
 
 use crate::api::Api;
-use crate::ClientError;
+use crate::tls::Trust;
+use crate::{ClientError, PbxError};
 
 /// What the flow reports while it runs (the UI's feed).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Progress {
+    /// Registered with the pairing server.
     Registered {
+        /// The nickname, as registered.
         name: String,
+        /// This user's extension.
         extension: String,
     },
+    /// Registered with the PBX over SIP.
     SipRegistered,
+    /// `ready`: waiting for a partner.
     Waiting,
+    /// Paired with a partner.
     Paired {
+        /// The partner's nickname.
         peer: String,
+        /// This side's role in the call.
         role: WireRole,
     },
+    /// The partner's phone rings (caller).
     Ringing,
+    /// The call is up and the secure channel agreed.
     Connected {
+        /// The short authentication string, to compare aloud.
         sas: String,
     },
+    /// A chat line over the call.
     Chat {
+        /// Who said it.
         from: String,
+        /// What.
         text: String,
     },
     /// A lobby chat line, while waiting.
     Lobby {
+        /// Who said it (`moderator` for admins).
         from: String,
+        /// What.
         text: String,
     },
+    /// The call ended.
     Ended {
+        /// This side hung up (else the partner did).
         by_us: bool,
     },
     /// The partner did not make it to a call (left, never answered): the
     /// flow draws again by itself.
     Redraw {
+        /// Why, for the user.
         why: String,
     },
     /// The server went away (its event stream closed); the flow registers
@@ -61,14 +81,23 @@ pub enum Progress {
 /// A call in progress: SIP call, media session, who and how.
 #[derive(Debug)]
 pub struct Call {
+    /// This agent's handle on the SIP call.
     pub sip_call: CallHandle,
+    /// The SIP Call-ID (the same on both sides of the PBX's dialog).
     pub sip_call_id: String,
+    /// The partner, as the pairing server paired them.
     pub peer: PeerResponse,
+    /// The encrypted media session: send audio and chat, read events.
     pub media: MediaHandle,
+    /// The short authentication string, to compare aloud.
     pub sas: String,
+    /// The audio sample rate agreed in SDP.
     pub rate: u32,
+    /// From `ready` to paired, in milliseconds.
     pub pairing_ms: f64,
+    /// From paired to the SIP call answered, in milliseconds.
     pub setup_ms: f64,
+    /// The key agreement, in milliseconds.
     pub handshake_ms: f64,
 }
 
@@ -125,7 +154,7 @@ async fn register_with_retry(sip: &mut SipHandle, pbx: SocketAddr) -> Result<(),
     let t0 = Instant::now();
     let mut pause = REGISTER_BACKOFF;
     loop {
-        sip.register().await.map_err(ClientError::sip)?;
+        sip.register().await?;
         let mut skipped = Vec::new();
         let r = sip
             .wait_for(Duration::from_secs(10), &mut skipped, |e| match e {
@@ -147,13 +176,14 @@ async fn register_with_retry(sip: &mut SipHandle, pbx: SocketAddr) -> Result<(),
                 pause = (pause * 2).min(Duration::from_secs(2));
             }
             Some(Err((code, reason))) => {
-                return Err(ClientError::Pbx(format!(
-                    "SIP registration refused: {code} {reason} (still refused after {} s; \
-                     the PBX does not accept this account's credentials)",
-                    t0.elapsed().as_secs()
-                )))
+                return Err(PbxError::RegistrationRefused {
+                    code,
+                    reason,
+                    secs: t0.elapsed().as_secs(),
+                }
+                .into())
             }
-            None => return Err(ClientError::Pbx(format!("no answer from the PBX at {pbx}"))),
+            None => return Err(PbxError::NoAnswer(pbx).into()),
         }
     }
 }
@@ -169,15 +199,12 @@ async fn route_to(pbx: SocketAddr) -> Result<IpAddr, ClientError> {
     };
     let probe = tokio::net::UdpSocket::bind((any, 0))
         .await
-        .map_err(|e| ClientError::Io(format!("route to the PBX: {e}")))?;
+        .map_err(|e| ClientError::io("route to the PBX", e))?;
     probe
         .connect(pbx)
         .await
-        .map_err(|e| ClientError::Io(format!("no route to the PBX at {pbx}: {e}")))?;
-    let ip = probe
-        .local_addr()
-        .map_err(|e| ClientError::Io(e.to_string()))?
-        .ip();
+        .map_err(|e| ClientError::io(format!("no route to the PBX at {pbx}"), e))?;
+    let ip = probe.local_addr()?.ip();
     tracing::info!(%pbx, local = %ip, "bound to the address of the route to the PBX");
     Ok(ip)
 }
@@ -185,9 +212,13 @@ async fn route_to(pbx: SocketAddr) -> Result<IpAddr, ClientError> {
 /// A registered user with a registered SIP agent.
 #[derive(Debug)]
 pub struct Client {
+    /// The session with the pairing server.
     pub api: Api,
+    /// The SIP agent, registered with the PBX.
     pub sip: SipHandle,
+    /// The local address of the SIP and media sockets.
     pub bind_ip: IpAddr,
+    /// The audio sample rate offered.
     pub rate: u32,
     /// Silence from the partner that ends a call (default 5 s).
     pub peer_timeout: Duration,
@@ -197,8 +228,8 @@ pub struct Client {
     pub answer_timeout: Duration,
     progress: Option<mpsc::UnboundedSender<Progress>>,
     _keep_alive: AbortOnDrop,
-    keep_alive_every: Duration,
-    base: String,
+    /// How it connected: what a reconnect does again.
+    config: ClientConfig,
     /// The SIP call being set up, to cancel if the set-up is abandoned.
     pending_sip: Option<CallHandle>,
     /// The event stream closed unasked: reconnect.
@@ -219,6 +250,54 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The partner the server drew for this user, checked.
+struct Partner {
+    peer: PeerResponse,
+    pair_id: PairId,
+    /// The media key fingerprint the pairing server vouched for.
+    fingerprint: Option<[u8; 32]>,
+}
+
+impl Partner {
+    /// The SDP key must be the one the pairing server vouched for.
+    fn check_vouched_key(&self, remote: &Sdp) -> Result<(), ClientError> {
+        match (&self.peer.peer.media_key, &remote.key) {
+            (Some(want), Some(got)) if want != got => Err(ClientError::Protocol(
+                "the partner's SDP key differs from the paired one".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The SIP call once answered: its handle, its Call-ID and the partner's
+/// SDP.
+struct Dialog {
+    call: CallHandle,
+    sip_call_id: String,
+    remote: Sdp,
+}
+
+/// This side of the media: where it listens, at what rate, with which
+/// key; what goes into its SDP.
+struct OurMedia<'a> {
+    addr: SocketAddr,
+    rate: u32,
+    fingerprint: &'a str,
+}
+
+impl OurMedia<'_> {
+    /// This side's SDP: an answer to `offer`, or an offer at `rate`.
+    fn sdp(&self, offer: Option<&Sdp>) -> String {
+        let key = Some(self.fingerprint.to_owned());
+        let s = match offer {
+            Some(o) => Sdp::answer(o, self.addr, key, OsRng.next_u64() >> 1),
+            None => Sdp::new(self.addr, self.rate, key, OsRng.next_u64() >> 1),
+        };
+        s.render()
+    }
+}
+
 /// The default for [`Client::answer_timeout`].
 pub const DEFAULT_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Redraws in a row after set-up failures that were not the server saying
@@ -236,10 +315,45 @@ const REGISTER_BACKOFF: Duration = Duration::from_millis(250);
 /// Well inside the server's default 30 s lease.
 const KEEP_ALIVE: Duration = Duration::from_secs(8);
 
+/// How a [`Client`] connects: to which server, trusting whom, from which
+/// local address, at which audio rate, saying "still here" how often.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The pairing server's URL (`https://…`, or `http://…` on a trusted
+    /// network).
+    pub server: String,
+    /// Whom to trust for TLS: the web's roots, plus `--ca-cert`.
+    pub trust: Trust,
+    /// The local address of the SIP and media sockets; unspecified
+    /// (`0.0.0.0`): the local address of the route to the PBX.
+    pub bind: IpAddr,
+    /// The audio sample rate offered.
+    pub rate: u32,
+    /// How often to say "still here" to the server (shorter than its
+    /// `--lease`).
+    pub keep_alive: Duration,
+}
+
+impl ClientConfig {
+    /// The server at `server`, trusting the web's roots, sockets bound to
+    /// `bind`, audio at `rate`, the default keep-alive.
+    pub fn new(server: &str, bind: IpAddr, rate: u32) -> ClientConfig {
+        ClientConfig {
+            server: server.to_owned(),
+            trust: Trust::default(),
+            bind,
+            rate,
+            keep_alive: KEEP_ALIVE,
+        }
+    }
+}
+
 impl Client {
     /// Registers `name` with the server at `base`, then registers over SIP
     /// with the credentials it handed out. An unspecified `bind_ip`
-    /// (`0.0.0.0`) means the local address of the route to the PBX.
+    /// (`0.0.0.0`) means the local address of the route to the PBX. TLS
+    /// trusts the web's roots; [`Client::connect_with`] takes a
+    /// [`ClientConfig`].
     pub async fn connect(
         base: &str,
         name: &str,
@@ -247,7 +361,7 @@ impl Client {
         rate: u32,
         progress: Option<mpsc::UnboundedSender<Progress>>,
     ) -> Result<Client, ClientError> {
-        Self::connect_with_keep_alive(base, name, bind_ip, rate, progress, KEEP_ALIVE).await
+        Self::connect_with(ClientConfig::new(base, bind_ip, rate), name, progress).await
     }
 
     /// [`Client::connect`], saying "still here" to the server every
@@ -260,19 +374,32 @@ impl Client {
         progress: Option<mpsc::UnboundedSender<Progress>>,
         keep_alive: Duration,
     ) -> Result<Client, ClientError> {
+        let config = ClientConfig {
+            keep_alive,
+            ..ClientConfig::new(base, bind_ip, rate)
+        };
+        Self::connect_with(config, name, progress).await
+    }
+
+    /// Registers `name` as `config` says, then registers over SIP with the
+    /// credentials the server handed out.
+    pub async fn connect_with(
+        config: ClientConfig,
+        name: &str,
+        progress: Option<mpsc::UnboundedSender<Progress>>,
+    ) -> Result<Client, ClientError> {
         let (api, sip, keep_alive_task, events, bind_ip) =
-            Self::attach(base, name, bind_ip, progress.as_ref(), keep_alive).await?;
+            Self::attach(&config, name, config.bind, progress.as_ref()).await?;
         Ok(Client {
             api,
             sip,
             bind_ip,
-            rate,
+            rate: config.rate,
             peer_timeout: myturn_media::session::DEFAULT_PEER_TIMEOUT,
             answer_timeout: DEFAULT_ANSWER_TIMEOUT,
             progress,
             _keep_alive: keep_alive_task,
-            keep_alive_every: keep_alive,
-            base: base.to_owned(),
+            config,
             pending_sip: None,
             lost: false,
             removed: false,
@@ -283,11 +410,10 @@ impl Client {
     /// Registration over HTTP and SIP, the keep-alive and the event stream:
     /// what connecting and reconnecting share.
     async fn attach(
-        base: &str,
+        config: &ClientConfig,
         name: &str,
         bind_ip: IpAddr,
         progress: Option<&mpsc::UnboundedSender<Progress>>,
-        keep_alive: Duration,
     ) -> Result<
         (
             Api,
@@ -298,7 +424,7 @@ impl Client {
         ),
         ClientError,
     > {
-        let api = Api::register(base, name).await?;
+        let api = Api::register_trusting(&config.trust, &config.server, name).await?;
         let tell = |p| {
             if let Some(tx) = progress {
                 let _ = tx.send(p);
@@ -333,10 +459,8 @@ impl Client {
         };
         let socket = tokio::net::UdpSocket::bind((bind_ip, 0))
             .await
-            .map_err(|e| ClientError::Io(format!("SIP socket: {e}")))?;
-        let local = socket
-            .local_addr()
-            .map_err(|e| ClientError::Io(e.to_string()))?;
+            .map_err(|e| ClientError::io("SIP socket", e))?;
+        let local = socket.local_addr()?;
         let mut cfg = SipConfig::new(local, pbx, &api.user.sip.username, &api.user.sip.password);
         cfg.domain = domain.clone();
         let mut sip = if tls {
@@ -348,23 +472,24 @@ impl Client {
             let target = sip::TlsTarget {
                 proxy: pbx,
                 name,
-                connector: tokio_rustls::TlsConnector::from(crate::tls::client_config()),
+                connector: tokio_rustls::TlsConnector::from(api.trust().client_config()),
             };
             tracing::info!(%pbx, "SIP over TLS");
             sip::start_tls(target, cfg, Box::new(OsRng))
                 .await
                 .map_err(|e| match crate::tls::explain(&e) {
-                    Some(why) => ClientError::Tls(why),
-                    None => {
-                        ClientError::Pbx(format!("cannot reach the PBX over TLS at {pbx}: {e}"))
-                    }
+                    Some(why) => ClientError::Tls {
+                        why,
+                        source: e.into(),
+                    },
+                    None => PbxError::TlsUnreachable { pbx, source: e }.into(),
                 })?
         } else {
-            sip::start(socket, cfg, Box::new(OsRng)).map_err(|e| ClientError::Io(e.to_string()))?
+            sip::start(socket, cfg, Box::new(OsRng))?
         };
         register_with_retry(&mut sip, pbx).await?;
         tell(Progress::SipRegistered);
-        let keep_alive = AbortOnDrop(tokio::spawn(api.clone().keep_alive(keep_alive)));
+        let keep_alive = AbortOnDrop(tokio::spawn(api.clone().keep_alive(config.keep_alive)));
         // Best effort: without it the flow polls, and there is no lobby.
         let events = match crate::events::Events::connect(&api).await {
             Ok(e) => Some(e),
@@ -428,7 +553,7 @@ impl Client {
                 self.reopened(e);
                 return Ok(true);
             }
-            Err(ClientError::Unreachable(why)) => {
+            Err(why @ ClientError::Unreachable { .. }) => {
                 tracing::debug!(%why, "server still unreachable");
                 return Ok(false);
             }
@@ -447,22 +572,15 @@ impl Client {
             return Ok(false);
         }
         let name = self.api.user.name.clone();
-        let (api, sip, keep_alive, events, bind_ip) = match Self::attach(
-            &self.base,
-            &name,
-            self.bind_ip,
-            self.progress.as_ref(),
-            self.keep_alive_every,
-        )
-        .await
-        {
-            Ok(parts) => parts,
-            Err(ClientError::Unreachable(why)) => {
-                tracing::debug!(%why, "server still unreachable");
-                return Ok(false);
-            }
-            Err(e) => return Err(e),
-        };
+        let (api, sip, keep_alive, events, bind_ip) =
+            match Self::attach(&self.config, &name, self.bind_ip, self.progress.as_ref()).await {
+                Ok(parts) => parts,
+                Err(why @ ClientError::Unreachable { .. }) => {
+                    tracing::debug!(%why, "server still unreachable");
+                    return Ok(false);
+                }
+                Err(e) => return Err(e),
+            };
         let old = std::mem::replace(&mut self.sip, sip);
         // The old agent's registration died with the server's accounts.
         tokio::spawn(old.shutdown(Duration::from_millis(500)));
@@ -569,14 +687,17 @@ impl Client {
     pub async fn ready_and_call(&mut self) -> Result<Call, ClientError> {
         let mut timeouts = 0;
         loop {
-            let r = self.set_up_call().await;
-            let e = match r {
+            let e = match self.set_up_call().await {
                 Ok(call) => {
+                    // Handed over: from now on the caller of this function
+                    // owns the SIP call.
                     self.pending_sip = None;
                     return Ok(call);
                 }
                 Err(e) => e,
             };
+            // The one failure path: whatever step failed, a half-made SIP
+            // call is cancelled (CANCEL or BYE) here, and only here.
             self.cancel_pending().await;
             let redraw = match &e {
                 ClientError::PeerLeft => true,
@@ -616,15 +737,70 @@ impl Client {
         }
     }
 
+    /// One attempt at a call, as named steps. A step that fails returns
+    /// its error and leaves any SIP call it made in `pending_sip`, for
+    /// [`Client::ready_and_call`] to cancel.
     async fn set_up_call(&mut self) -> Result<Call, ClientError> {
         let key = EphemeralKey::generate(&mut OsRng);
         let fp = fingerprint_b64(&key.public());
         let t_ready = Instant::now();
+        self.announce_ready(&fp).await?;
+        let partner = self.await_partner().await?;
+        let pairing_ms = t_ready.elapsed().as_secs_f64() * 1e3;
+        let media_socket = tokio::net::UdpSocket::bind((self.bind_ip, 0))
+            .await
+            .map_err(|e| ClientError::io("media socket", e))?;
+        let media_addr = media_socket.local_addr()?;
+        let t_setup = Instant::now();
+        let mut skipped = Vec::new();
+        let ours = OurMedia {
+            addr: media_addr,
+            rate: self.rate,
+            fingerprint: &fp,
+        };
+        let dialog = self
+            .dial_or_answer(&partner.peer, &ours, &mut skipped)
+            .await?;
+        let setup_ms = t_setup.elapsed().as_secs_f64() * 1e3;
+        partner.check_vouched_key(&dialog.remote)?;
+        let t_hs = Instant::now();
+        let (media, sas) = self
+            .agree_key(&partner, &dialog, key, media_socket, skipped)
+            .await?;
+        let handshake_ms = t_hs.elapsed().as_secs_f64() * 1e3;
+        tracing::info!(
+            sip_call_id = %dialog.sip_call_id,
+            pair_id = %partner.pair_id,
+            peer = %partner.peer.peer.name,
+            remote_media = %dialog.remote.media,
+            payload_type = dialog.remote.payload_type,
+            "call connected"
+        );
+        self.tell(Progress::Connected { sas: sas.clone() });
+        Ok(Call {
+            sip_call: dialog.call,
+            sip_call_id: dialog.sip_call_id,
+            peer: partner.peer,
+            media,
+            sas,
+            rate: dialog.remote.rate,
+            pairing_ms,
+            setup_ms,
+            handshake_ms,
+        })
+    }
+
+    /// `ready`, with the fingerprint of this call's media key.
+    async fn announce_ready(&mut self, fingerprint: &str) -> Result<(), ClientError> {
         self.api
-            .status(myturn_wire::RequestedStatus::Ready, Some(&fp))
+            .status(myturn_wire::RequestedStatus::Ready, Some(fingerprint))
             .await?;
         self.tell(Progress::Waiting);
-        // Long-poll for the partner; meanwhile relay the lobby chat.
+        Ok(())
+    }
+
+    /// Long-polls for the partner, relaying the lobby chat meanwhile.
+    async fn await_partner(&mut self) -> Result<Partner, ClientError> {
         let peer = loop {
             let api = self.api.clone();
             let poll = api.peer(15);
@@ -639,7 +815,6 @@ impl Client {
                 break p;
             }
         };
-        let pairing_ms = t_ready.elapsed().as_secs_f64() * 1e3;
         let pair_id = PairId::from_hex(&peer.pair_id).ok_or_else(|| {
             ClientError::Protocol(format!("bad pair id `{}` from the server", peer.pair_id))
         })?;
@@ -647,155 +822,166 @@ impl Client {
             peer: peer.peer.name.clone(),
             role: peer.role,
         });
-        let peer_fp = match &peer.peer.media_key {
+        let fingerprint = match &peer.peer.media_key {
             Some(k) => Some(
                 parse_fingerprint_b64(k)
                     .ok_or_else(|| ClientError::Protocol("bad peer media key".into()))?,
             ),
             None => None,
         };
-        let media_socket = tokio::net::UdpSocket::bind((self.bind_ip, 0))
-            .await
-            .map_err(|e| ClientError::Io(format!("media socket: {e}")))?;
-        let media_addr = media_socket
-            .local_addr()
-            .map_err(|e| ClientError::Io(e.to_string()))?;
-        let rate = self.rate;
-        let our_sdp = |offer: Option<&Sdp>| {
-            let s = match offer {
-                Some(o) => Sdp::answer(o, media_addr, Some(fp.clone()), OsRng.next_u64() >> 1),
-                None => Sdp::new(media_addr, rate, Some(fp.clone()), OsRng.next_u64() >> 1),
-            };
-            s.render()
-        };
-        let t_setup = Instant::now();
-        let mut skipped = Vec::new();
-        let (sip_call, sip_call_id, remote) = match peer.role {
-            WireRole::Callee => {
-                self.api
-                    .status(myturn_wire::RequestedStatus::ReadyToTalk, None)
-                    .await?;
-                let (call, call_id, offer) = self
-                    .sip_or_left(self.answer_timeout, &mut skipped, |e| match e {
-                        SipEvent::IncomingCall {
-                            call,
-                            sip_call_id,
-                            offer,
-                            ..
-                        } => Some((*call, sip_call_id.clone(), offer.clone())),
-                        _ => None,
-                    })
-                    .await
-                    .ok_or(ClientError::Timeout("the partner's call"))??;
-                self.pending_sip = Some(call);
-                let offer =
-                    offer.ok_or_else(|| ClientError::Protocol("INVITE without SDP".into()))?;
-                self.sip
-                    .answer(call, &our_sdp(Some(&offer)))
-                    .await
-                    .map_err(ClientError::sip)?;
-                (call, call_id, offer)
-            }
-            WireRole::Caller => {
-                // Dial once the callee listens: its status says so, pushed
-                // as `peer_ready_to_talk` (checked again every 500 ms in
-                // case the push came before we looked, or there is no
-                // event stream).
-                let t0 = Instant::now();
-                loop {
-                    let p = match self.api.peer(0).await {
-                        Ok(Some(p)) => p,
-                        // The pair ended meanwhile (this user is back to
-                        // busy, or waiting again).
-                        Ok(None) | Err(ClientError::Server { status: 409, .. }) => {
-                            return Err(ClientError::PeerLeft)
-                        }
-                        Err(e) => return Err(e),
-                    };
-                    if matches!(p.peer_status, Status::ReadyToTalk | Status::InCall) {
-                        break;
-                    }
-                    if t0.elapsed() > self.answer_timeout {
-                        return Err(ClientError::Timeout("the partner to get ready"));
-                    }
-                    self.wait_event(Duration::from_millis(500)).await?;
-                }
-                self.api
-                    .status(myturn_wire::RequestedStatus::ReadyToTalk, None)
-                    .await?;
-                let call = self
-                    .sip
-                    .invite(&peer.peer.extension, &our_sdp(None))
-                    .await
-                    .map_err(ClientError::sip)?;
-                self.pending_sip = Some(call);
-                let progress = self.progress.clone();
-                let answer = self
-                    .sip_or_left(self.answer_timeout, &mut skipped, |e| match e {
-                        SipEvent::Ringing { call: c } if *c == call => {
-                            if let Some(tx) = &progress {
-                                let _ = tx.send(Progress::Ringing);
-                            }
-                            None
-                        }
-                        SipEvent::Answered {
-                            call: c,
-                            answer,
-                            sip_call_id,
-                        } if *c == call => Some(Ok((answer.clone(), sip_call_id.clone()))),
-                        SipEvent::CallFailed {
-                            call: c,
-                            code,
-                            reason,
-                        } if *c == call => Some(Err(ClientError::Pbx(format!(
-                            "call failed: {code} {reason}"
-                        )))),
-                        _ => None,
-                    })
-                    .await;
-                let answer = match answer {
-                    Some(Ok(r)) => r?,
-                    // Gone before answering, or never answered: cancel.
-                    Some(Err(e)) => {
-                        let _ = self.sip.hangup(call).await;
-                        return Err(e);
-                    }
-                    None => {
-                        let _ = self.sip.hangup(call).await;
-                        return Err(ClientError::Timeout("the partner to answer"));
-                    }
-                };
-                let (sdp, call_id) = answer;
-                let sdp = sdp.ok_or_else(|| ClientError::Protocol("answer without SDP".into()))?;
-                (call, call_id, sdp)
-            }
-        };
-        let setup_ms = t_setup.elapsed().as_secs_f64() * 1e3;
-        // The SDP key must be the one the pairing server vouched for.
-        if let (Some(want), Some(got)) = (&peer.peer.media_key, &remote.key) {
-            if want != got {
-                let _ = self.sip.hangup(sip_call).await;
-                return Err(ClientError::Protocol(
-                    "the partner's SDP key differs from the paired one".into(),
-                ));
-            }
+        Ok(Partner {
+            peer,
+            pair_id,
+            fingerprint,
+        })
+    }
+
+    /// The SIP call: the callee answers the partner's INVITE, the caller
+    /// dials once the partner listens.
+    async fn dial_or_answer(
+        &mut self,
+        peer: &PeerResponse,
+        ours: &OurMedia<'_>,
+        skipped: &mut Vec<SipEvent>,
+    ) -> Result<Dialog, ClientError> {
+        if peer.role == WireRole::Caller {
+            self.await_partner_listening().await?;
         }
+        self.api
+            .status(myturn_wire::RequestedStatus::ReadyToTalk, None)
+            .await?;
+        match peer.role {
+            WireRole::Callee => self.answer_partner(ours, skipped).await,
+            WireRole::Caller => self.dial_partner(peer, ours, skipped).await,
+        }
+    }
+
+    /// Callee: answers the partner's INVITE.
+    async fn answer_partner(
+        &mut self,
+        ours: &OurMedia<'_>,
+        skipped: &mut Vec<SipEvent>,
+    ) -> Result<Dialog, ClientError> {
+        let (call, sip_call_id, offer) = self
+            .sip_or_left(self.answer_timeout, skipped, |e| match e {
+                SipEvent::IncomingCall {
+                    call,
+                    sip_call_id,
+                    offer,
+                    ..
+                } => Some((*call, sip_call_id.clone(), offer.clone())),
+                _ => None,
+            })
+            .await
+            .ok_or(ClientError::Timeout("the partner's call"))??;
+        self.pending_sip = Some(call);
+        let offer = offer.ok_or_else(|| ClientError::Protocol("INVITE without SDP".into()))?;
+        self.sip.answer(call, &ours.sdp(Some(&offer))).await?;
+        Ok(Dialog {
+            call,
+            sip_call_id,
+            remote: offer,
+        })
+    }
+
+    /// Caller: waits until the callee listens. Its status says so, pushed
+    /// as `peer_ready_to_talk` (checked again every 500 ms in case the
+    /// push came before we looked, or there is no event stream).
+    async fn await_partner_listening(&mut self) -> Result<(), ClientError> {
+        let t0 = Instant::now();
+        loop {
+            let p = match self.api.peer(0).await {
+                Ok(Some(p)) => p,
+                // The pair ended meanwhile (this user is back to busy, or
+                // waiting again).
+                Ok(None) | Err(ClientError::Server { status: 409, .. }) => {
+                    return Err(ClientError::PeerLeft)
+                }
+                Err(e) => return Err(e),
+            };
+            if matches!(p.peer_status, Status::ReadyToTalk | Status::InCall) {
+                return Ok(());
+            }
+            if t0.elapsed() > self.answer_timeout {
+                return Err(ClientError::Timeout("the partner to get ready"));
+            }
+            self.wait_event(Duration::from_millis(500)).await?;
+        }
+    }
+
+    /// Caller: dials the partner's extension and waits for the answer.
+    async fn dial_partner(
+        &mut self,
+        peer: &PeerResponse,
+        ours: &OurMedia<'_>,
+        skipped: &mut Vec<SipEvent>,
+    ) -> Result<Dialog, ClientError> {
+        let call = self
+            .sip
+            .invite(&peer.peer.extension, &ours.sdp(None))
+            .await?;
+        self.pending_sip = Some(call);
+        let progress = self.progress.clone();
+        let (answer, sip_call_id) = self
+            .sip_or_left(self.answer_timeout, skipped, |e| match e {
+                SipEvent::Ringing { call: c } if *c == call => {
+                    if let Some(tx) = &progress {
+                        let _ = tx.send(Progress::Ringing);
+                    }
+                    None
+                }
+                SipEvent::Answered {
+                    call: c,
+                    answer,
+                    sip_call_id,
+                } if *c == call => Some(Ok((answer.clone(), sip_call_id.clone()))),
+                SipEvent::CallFailed {
+                    call: c,
+                    code,
+                    reason,
+                } if *c == call => Some(Err(ClientError::from(PbxError::CallFailed {
+                    code: *code,
+                    reason: reason.clone(),
+                }))),
+                _ => None,
+            })
+            .await
+            // Gone before answering, or never answered: the caller of
+            // `set_up_call` cancels.
+            .ok_or(ClientError::Timeout("the partner to answer"))???;
+        let remote = answer.ok_or_else(|| ClientError::Protocol("answer without SDP".into()))?;
+        Ok(Dialog {
+            call,
+            sip_call_id,
+            remote,
+        })
+    }
+
+    /// Starts the media session on the partner's address and runs the key
+    /// agreement, bounded by [`HANDSHAKE`], applying media moves meanwhile.
+    async fn agree_key(
+        &mut self,
+        partner: &Partner,
+        dialog: &Dialog,
+        key: EphemeralKey,
+        socket: tokio::net::UdpSocket,
+        skipped: Vec<SipEvent>,
+    ) -> Result<(MediaHandle, String), ClientError> {
         let cfg = MediaConfig {
-            role: match peer.role {
+            role: match partner.peer.role {
                 WireRole::Caller => Role::Initiator,
                 WireRole::Callee => Role::Responder,
             },
-            pair_id,
-            peer_fingerprint: peer_fp,
-            payload_type: remote.payload_type,
+            pair_id: partner.pair_id,
+            peer_fingerprint: partner.fingerprint,
+            payload_type: dialog.remote.payload_type,
             ssrc: OsRng.next_u32(),
-            samples_per_frame: remote.rate / 50,
+            samples_per_frame: dialog.remote.rate / 50,
         };
-        let t_hs = Instant::now();
         let mut session = Session::with_key(cfg, key, Box::new(OsRng), Instant::now());
         session.set_peer_timeout(self.peer_timeout);
-        let mut media = media::start_session(media_socket, remote.media, session)
-            .map_err(|e| ClientError::Io(e.to_string()))?;
+        let mut media = media::start_session(socket, dialog.remote.media, session)?;
+        let sip_call = dialog.call;
         // A re-INVITE or UPDATE that came while the call was set up (a
         // back-to-back agent moving its media anchor) applies first.
         if let Some(sdp) = skipped.into_iter().rev().find_map(|e| match e {
@@ -805,56 +991,29 @@ impl Client {
             let _ = media.retarget(sdp.media, sdp.payload_type).await;
         }
         let deadline = tokio::time::Instant::now() + HANDSHAKE;
-        let outcome = loop {
+        let sas = loop {
             tokio::select! {
                 ev = media.events.recv() => match ev {
-                    Some(MediaEvent::Established { sas, .. }) => break Ok(sas),
-                    Some(MediaEvent::Failed(f)) => break Err(ClientError::Media(f.to_string())),
+                    Some(MediaEvent::Established { sas, .. }) => break sas,
+                    Some(MediaEvent::Failed(f)) => return Err(ClientError::Media(f)),
                     Some(_) => {}
-                    None => break Err(ClientError::Timeout("the key agreement")),
+                    None => return Err(ClientError::Timeout("the key agreement")),
                 },
                 ev = self.sip.events.recv() => match ev {
                     Some(SipEvent::RemoteMediaChanged { call, sdp }) if call == sip_call => {
                         let _ = media.retarget(sdp.media, sdp.payload_type).await;
                     }
                     Some(SipEvent::CallEnded { call, .. }) if call == sip_call => {
-                        break Err(ClientError::PeerLeft);
+                        return Err(ClientError::PeerLeft);
                     }
                     _ => {}
                 },
                 _ = tokio::time::sleep_until(deadline) => {
-                    break Err(ClientError::Timeout("the key agreement"));
+                    return Err(ClientError::Timeout("the key agreement"));
                 }
             }
         };
-        let sas = match outcome {
-            Ok(sas) => sas,
-            Err(e) => {
-                let _ = self.sip.hangup(sip_call).await;
-                return Err(e);
-            }
-        };
-        let handshake_ms = t_hs.elapsed().as_secs_f64() * 1e3;
-        tracing::info!(
-            %sip_call_id,
-            %pair_id,
-            peer = %peer.peer.name,
-            remote_media = %remote.media,
-            payload_type = remote.payload_type,
-            "call connected"
-        );
-        self.tell(Progress::Connected { sas: sas.clone() });
-        Ok(Call {
-            sip_call,
-            sip_call_id,
-            peer,
-            media,
-            sas,
-            rate: remote.rate,
-            pairing_ms,
-            setup_ms,
-            handshake_ms,
-        })
+        Ok((media, sas))
     }
 
     /// Ends a call whose partner is gone (nothing heard for the peer
@@ -870,10 +1029,7 @@ impl Client {
 
     /// Hangs up (BYE) and goes back to `busy`.
     pub async fn hang_up(&mut self, call: &Call) -> Result<(), ClientError> {
-        self.sip
-            .hangup(call.sip_call)
-            .await
-            .map_err(ClientError::sip)?;
+        self.sip.hangup(call.sip_call).await?;
         let mut skipped = Vec::new();
         let id = call.sip_call;
         self.sip

@@ -9,12 +9,12 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::api::Api;
-use crate::ClientError;
+use crate::{ClientError, Transport};
 
 /// The next server push from `events`, or never when there is no stream
 /// (`None` once it closed). A free function over the field, so a `select!`
 /// can wait on it beside other fields of the same client.
-pub async fn next_push(events: &mut Option<Events>) -> Option<ServerEvent> {
+pub(crate) async fn next_push(events: &mut Option<Events>) -> Option<ServerEvent> {
     match events.as_mut() {
         Some(e) => e.incoming.recv().await,
         None => std::future::pending().await,
@@ -36,7 +36,7 @@ impl Events {
         let mut req = url
             .as_str()
             .into_client_request()
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            .map_err(|e| ClientError::Undecodable(e.into()))?;
         let auth = format!("Bearer {}", api.access_token())
             .parse()
             .map_err(|_| ClientError::Protocol("token not a header value".into()))?;
@@ -45,22 +45,19 @@ impl Events {
             req,
             None,
             false,
-            Some(crate::tls::ws_connector()),
+            Some(api.trust().ws_connector()),
         )
         .await
         .map_err(|e| match e {
             // The server answered, and refused (a token it no longer
             // knows, say after a restart).
             tokio_tungstenite::tungstenite::Error::Http(resp) => ClientError::Server {
-                what: "event stream".into(),
+                what: "event stream",
                 status: resp.status().as_u16(),
                 code: "refused".into(),
                 message: format!("{url} refused the upgrade"),
             },
-            e => match crate::tls::explain(&e) {
-                Some(why) => ClientError::Tls(why),
-                None => ClientError::Unreachable(format!("{url}: {e}")),
-            },
+            e => ClientError::connecting(url.clone(), e),
         })?;
         let (mut sink, mut stream) = ws.split();
         let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ClientEvent>();
@@ -125,6 +122,6 @@ impl LobbySender {
             .send(ClientEvent::LobbySay {
                 text: text.to_owned(),
             })
-            .map_err(|_| ClientError::Unreachable("the event stream closed".into()))
+            .map_err(|_| ClientError::unreachable(Transport::Closed))
     }
 }

@@ -8,20 +8,33 @@
 //! whose fingerprint went to the pairing server), audio and chat, hang-up,
 //! and quitting (SIP unregister, `DELETE /v1/me`).
 //!
-//! * [`api`]: the HTTP API.
-//! * [`call`]: [`call::Client`], the flow, with a [`call::Progress`] feed
-//!   for a user interface.
-//! * [`events`]: the server's WebSocket event stream (lobby chat, pushes).
-//! * [`talk`]: streams audio frames paced at 20 ms and chat lines over an
-//!   established call, and collects what the partner sends.
+//! Drive it with a [`Client`]: [`Client::connect_with`] (a
+//! [`ClientConfig`]: server, [`Trust`], bind address, rate) registers,
+//! [`Client::ready_and_call`] draws a partner and returns the encrypted
+//! [`Call`], [`talk()`] streams audio and chat over it, [`Client::hang_up`]
+//! ends it and [`Client::quit`] logs out. A [`Progress`] feed tells a
+//! user interface what happens meanwhile; every failure is a
+//! [`ClientError`] whose message a user can act on.
+//!
+//! * [`api`]: the HTTP API ([`Api`]).
+//! * [`call`]: [`Client`], the flow, its [`ClientConfig`] and its
+//!   [`Progress`] feed.
+//! * [`events`]: the server's WebSocket event stream ([`Events`]: lobby
+//!   chat, pushes).
+//! * [`talk`](mod@talk): streams audio frames paced at 20 ms and chat lines
+//!   over an established call, and collects what the partner sends.
 //! * [`speech`]: deterministic speech-like test audio.
-//! * [`tui`]: the full-screen interface's view-model and renderer
-//!   (ratatui), and its terminal runner.
+//! * [`tls`]: whom a client trusts for TLS ([`Trust`], `--ca-cert`).
+//! * [`soundcheck`]: records, plays back and measures the sound devices.
+//! * [`tui`]: the full-screen interface (ratatui) and its terminal runner.
 //! * [`plain`]: line mode (`myturn --plain`): commands on stdin, events on
 //!   stdout, WAV files for audio.
 //!
-//! The `myturn` binary (`src/bin/myturn.rs`) drives it in line mode; the
-//! `myturn-demo` crate drives two of them against a real server.
+//! The `myturn` binary (`src/bin/myturn.rs`) drives it in line mode or
+//! full screen; the `myturn-demo` crate drives two of them against a real
+//! server.
+
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod api;
 pub mod call;
@@ -33,45 +46,11 @@ pub mod talk;
 pub mod tls;
 pub mod tui;
 
-/// Why a step failed, in words a user can act on.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ClientError {
-    /// The pairing server cannot be reached.
-    #[error("cannot reach the myTurn server: {0}")]
-    Unreachable(String),
-    /// The server refused a request (its code and message).
-    #[error("{what}: {message} ({status} {code})")]
-    Server {
-        what: String,
-        status: u16,
-        code: String,
-        message: String,
-    },
-    /// The server's TLS certificate was refused (why, and what to do).
-    #[error("{0}")]
-    Tls(String),
-    /// The server answered something unexpected.
-    #[error("unexpected answer from the server: {0}")]
-    Protocol(String),
-    /// The PBX refused or did not answer.
-    #[error("{0}")]
-    Pbx(String),
-    /// A local socket could not be opened.
-    #[error("{0}")]
-    Io(String),
-    /// The media key agreement failed.
-    #[error("secure channel failed: {0}")]
-    Media(String),
-    /// Waited too long for something.
-    #[error("timed out waiting for {0}")]
-    Timeout(&'static str),
-    /// The partner left before the call was set up.
-    #[error("the partner left")]
-    PeerLeft,
-}
+mod error;
 
-impl ClientError {
-    pub(crate) fn sip(e: myturn_sip::driver::DriverError) -> Self {
-        ClientError::Pbx(e.to_string())
-    }
-}
+pub use api::Api;
+pub use call::{Call, CallSignal, Client, ClientConfig, Progress};
+pub use error::{ClientError, PbxError, Transport};
+pub use events::{Events, LobbySender};
+pub use talk::{talk, TalkReport};
+pub use tls::Trust;

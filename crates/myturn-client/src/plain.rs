@@ -22,7 +22,7 @@ use myturn_media::session::Event as MediaEvent;
 use myturn_media::wav;
 use tokio::io::AsyncBufReadExt;
 
-use crate::call::{Call, CallSignal, Client, Progress};
+use crate::call::{Call, CallSignal, Client, ClientConfig, Progress};
 use crate::ClientError;
 
 /// Where a call's outgoing audio comes from.
@@ -52,16 +52,35 @@ pub enum Output {
 /// Line-mode settings.
 #[derive(Debug, Clone)]
 pub struct PlainOptions {
+    /// The pairing server's URL (`--server`).
     pub server: String,
+    /// Whom to trust for TLS (`--ca-cert`).
+    pub trust: crate::tls::Trust,
+    /// The nickname (`--name`; the full-screen interface asks when empty).
     pub name: String,
+    /// The local address of the SIP and media sockets (`--bind`);
+    /// unspecified: the address of the route to the PBX.
     pub bind: std::net::IpAddr,
+    /// The audio sample rate offered (`--rate`).
     pub rate: u32,
     /// Silence from the partner that ends a call (`--peer-timeout`).
     pub peer_timeout: std::time::Duration,
     /// How long each set-up step waits on a new partner (`--answer-timeout`).
     pub answer_timeout: std::time::Duration,
+    /// Where the outgoing audio comes from.
     pub input: Input,
+    /// Where the incoming audio goes.
     pub output: Output,
+}
+
+impl PlainOptions {
+    /// How the client connects: server, trust, bind address and rate.
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            trust: self.trust.clone(),
+            ..ClientConfig::new(&self.server, self.bind, self.rate)
+        }
+    }
 }
 
 /// The line for a call the server ended: the partner hung up (its BYE may
@@ -175,16 +194,16 @@ where
 
 /// A call's media plumbing, shared by line mode and the full-screen
 /// interface: paces the input frames out, writes what arrives.
-pub struct Pump {
-    pub call: Call,
+pub(crate) struct Pump {
+    pub(crate) call: Call,
     input: Vec<Vec<u8>>,
     next: usize,
-    pub muted: bool,
+    pub(crate) muted: bool,
     out: Option<wav::Writer>,
-    pub sent: u64,
-    pub received: u64,
+    pub(crate) sent: u64,
+    pub(crate) received: u64,
     /// Peak of the last received frame, 0..1.
-    pub level: f64,
+    pub(crate) level: f64,
     /// Received audio, reordered and paced for playout; its counters give
     /// loss (RFC 3550) and interarrival jitter.
     jitter: myturn_media::jitter::JitterBuffer,
@@ -205,7 +224,7 @@ impl std::fmt::Debug for Pump {
 
 /// What the partner sent that the interface shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Heard {
+pub(crate) enum Heard {
     Text(String),
     Failed(String),
     /// Nothing authentic from the partner for the peer timeout.
@@ -215,7 +234,7 @@ pub enum Heard {
 impl Pump {
     /// Opens the input and output for `call`; problems come back as
     /// warnings (the call goes on without that side of the audio).
-    pub fn new(call: Call, input: &Input, output: &Output) -> (Pump, Vec<String>) {
+    pub(crate) fn new(call: Call, input: &Input, output: &Output) -> (Pump, Vec<String>) {
         let mut warnings = Vec::new();
         let frames = match input {
             Input::Wav(p) => match wav::read(p, call.rate) {
@@ -284,7 +303,7 @@ impl Pump {
     }
 
     /// Every 20 ms: the next input frame, unless muted.
-    pub async fn tick(&mut self) {
+    pub(crate) async fn tick(&mut self) {
         #[cfg(feature = "audio")]
         if let Some(c) = self.capture.as_ref() {
             let frames: Vec<Vec<u8>> = std::iter::from_fn(|| c.frames.try_recv().ok()).collect();
@@ -310,13 +329,13 @@ impl Pump {
         }
     }
 
-    pub async fn set_muted(&mut self, m: bool) {
+    pub(crate) async fn set_muted(&mut self, m: bool) {
         self.muted = m;
         let _ = self.call.media.set_muted(m).await;
     }
 
     /// A media event: audio is written out, text and failures returned.
-    pub fn on_media(&mut self, ev: Option<MediaEvent>) -> Option<Heard> {
+    pub(crate) fn on_media(&mut self, ev: Option<MediaEvent>) -> Option<Heard> {
         match ev? {
             MediaEvent::Audio { seq, pcm } => {
                 self.received += 1;
@@ -344,14 +363,14 @@ impl Pump {
 
     /// Loss (percent, RFC 3550 sequence span) and interarrival jitter
     /// (ms) of what was received.
-    pub fn quality(&self) -> (f64, f64) {
+    pub(crate) fn quality(&self) -> (f64, f64) {
         let st = self.jitter.stats();
         let loss = 100.0 * st.lost as f64 / (st.received + st.lost).max(1) as f64;
         (loss, st.jitter_ms)
     }
 
     /// Closes the output file.
-    pub fn finish(self) -> Option<String> {
+    pub(crate) fn finish(self) -> Option<String> {
         self.out
             .and_then(|w| w.finalize().err().map(|e| format!("output wav: {e}")))
     }
@@ -366,8 +385,7 @@ fn finish(p: Pump) {
 /// Runs line mode until `quit`, end of input or Ctrl-C.
 pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
     let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel();
-    let mut client =
-        Client::connect(&opts.server, &opts.name, opts.bind, opts.rate, Some(ptx)).await?;
+    let mut client = Client::connect_with(opts.client_config(), &opts.name, Some(ptx)).await?;
     client.peer_timeout = opts.peer_timeout;
     client.answer_timeout = opts.answer_timeout;
     while let Ok(p) = prx.try_recv() {

@@ -33,6 +33,7 @@ impl Level {
         }
     }
 
+    /// Quieter than [`SILENT_DBFS`]: nothing (or a muted device) recorded.
     pub fn is_silent(&self) -> bool {
         self.rms_dbfs < SILENT_DBFS
     }
@@ -51,8 +52,11 @@ impl std::fmt::Display for Level {
 /// What the check found.
 #[derive(Debug, Clone)]
 pub struct Report {
+    /// 20 ms frames recorded.
     pub frames: usize,
+    /// What the input device recorded.
     pub input: Level,
+    /// What was played back on the output device.
     pub output: Level,
 }
 
@@ -74,8 +78,10 @@ pub fn check(
     let dev =
         |d: Option<&str>, what: &str| d.map_or(format!("the default {what}"), |n| format!("`{n}`"));
     say(&format!("recording {secs} s from {}…", dev(input, "input")));
-    let cap =
-        start_capture(input, RATE).map_err(|e| ClientError::Io(format!("cannot record: {e}")))?;
+    let cap = start_capture(input, RATE).map_err(|source| ClientError::Audio {
+        what: "cannot record",
+        source,
+    })?;
     let want = (secs * 50) as usize;
     let end = Instant::now() + Duration::from_secs(u64::from(secs) + 3);
     let mut frames = Vec::with_capacity(want);
@@ -86,9 +92,8 @@ pub fn check(
     }
     drop(cap);
     if frames.is_empty() {
-        return Err(ClientError::Io(
-            "the input device delivered nothing: is it in use, or unplugged? (see --list-devices)"
-                .into(),
+        return Err(ClientError::Device(
+            "the input device delivered nothing: is it in use, or unplugged? (see --list-devices)",
         ));
     }
     let input_level = Level::of(&frames);
@@ -97,15 +102,17 @@ pub fn check(
         frames.len()
     ));
     say(&format!("playing it back on {}…", dev(output, "output")));
-    let play =
-        start_playback(output, RATE).map_err(|e| ClientError::Io(format!("cannot play: {e}")))?;
+    let play = start_playback(output, RATE).map_err(|source| ClientError::Audio {
+        what: "cannot play",
+        source,
+    })?;
     let mut played = Vec::with_capacity(frames.len());
     for f in &frames {
         let deadline = Instant::now() + Duration::from_secs(2);
         while !play.play(f.clone()) {
             if Instant::now() > deadline {
-                return Err(ClientError::Io(
-                    "the output device stopped taking sound".into(),
+                return Err(ClientError::Device(
+                    "the output device stopped taking sound",
                 ));
             }
             std::thread::sleep(Duration::from_millis(5));

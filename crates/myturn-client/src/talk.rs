@@ -9,6 +9,7 @@ use myturn_media::session::Event as MediaEvent;
 /// What one side saw during [`talk`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TalkReport {
+    /// Audio frames sent.
     pub frames_sent: u64,
     /// Received frames by end-to-end sequence number.
     pub received: BTreeMap<u64, Vec<u8>>,

@@ -3,14 +3,14 @@
 //! certificates (Mozilla's, from `webpki-roots`) plus any private CA the
 //! user trusts with `--ca-cert`.
 //!
-//! The trusted set is process-wide: the `myturn` binary calls
-//! [`trust_ca_file`] once at start, before connecting; every HTTP client
-//! and WebSocket connector made afterwards ([`http_client`],
-//! [`ws_connector`]) trusts it. [`explain`] turns a refused certificate,
-//! deep in an error chain, into a sentence a user can act on.
+//! Whom a client trusts is a value, [`Trust`], carried by its
+//! configuration ([`crate::call::ClientConfig`], [`crate::plain::PlainOptions`])
+//! down to every HTTP client and WebSocket connector it makes: nothing is
+//! process-wide. A refused certificate, deep in an error chain, becomes a
+//! sentence a user can act on ([`crate::ClientError::Tls`]).
 
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
@@ -18,40 +18,72 @@ use rustls::pki_types::CertificateDer;
 
 use crate::ClientError;
 
-/// Private CAs added with [`trust_ca_file`].
-static EXTRA: RwLock<Vec<CertificateDer<'static>>> = RwLock::new(Vec::new());
-
-/// Trusts the CA certificates (PEM) in `path` from now on, on top of the
-/// web's roots. Returns how many it read.
-pub fn trust_ca_file(path: &Path) -> Result<usize, ClientError> {
-    let pem = std::fs::read(path)
-        .map_err(|e| ClientError::Io(format!("--ca-cert {}: {e}", path.display())))?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-        .filter_map(Result::ok)
-        .collect();
-    if certs.is_empty() {
-        return Err(ClientError::Io(format!(
-            "--ca-cert {}: no PEM certificate in it",
-            path.display()
-        )));
-    }
-    let n = certs.len();
-    if let Ok(mut extra) = EXTRA.write() {
-        extra.extend(certs);
-    }
-    Ok(n)
+/// The certificates a client trusts for TLS: the web's roots, plus the
+/// private CAs given with `--ca-cert` ([`Trust::from_ca_cert`]). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Trust {
+    config: Arc<rustls::ClientConfig>,
 }
 
-/// The rustls client configuration: web roots plus the trusted private CAs.
-pub fn client_config() -> Arc<rustls::ClientConfig> {
+impl Default for Trust {
+    /// The web's roots only.
+    fn default() -> Self {
+        Trust::with_roots(&[])
+    }
+}
+
+impl Trust {
+    /// What `--ca-cert` asks for: the web's roots, plus the CA
+    /// certificates (PEM) in `ca_cert` when given.
+    pub fn from_ca_cert(ca_cert: Option<&Path>) -> Result<Trust, ClientError> {
+        let Some(path) = ca_cert else {
+            return Ok(Trust::default());
+        };
+        let pem = std::fs::read(path)
+            .map_err(|e| ClientError::io(format!("--ca-cert {}", path.display()), e))?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+            .filter_map(Result::ok)
+            .collect();
+        if certs.is_empty() {
+            return Err(ClientError::NoCaCertificate(path.to_owned()));
+        }
+        Ok(Trust::with_roots(&certs))
+    }
+
+    fn with_roots(extra: &[CertificateDer<'static>]) -> Trust {
+        Trust {
+            config: client_config(extra),
+        }
+    }
+
+    /// The rustls client configuration: web roots plus the private CAs.
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        self.config.clone()
+    }
+
+    /// An HTTP client for the API, using [`Trust::client_config`].
+    pub fn http_client(&self, timeout: Duration) -> Result<reqwest::Client, ClientError> {
+        reqwest::Client::builder()
+            .timeout(timeout)
+            .use_preconfigured_tls((*self.config).clone())
+            .build()
+            .map_err(ClientError::unreachable)
+    }
+
+    /// The WebSocket connector for `wss://`, using [`Trust::client_config`].
+    pub fn ws_connector(&self) -> tokio_tungstenite::Connector {
+        tokio_tungstenite::Connector::Rustls(self.client_config())
+    }
+}
+
+/// The rustls client configuration: web roots plus `extra`.
+fn client_config(extra: &[CertificateDer<'static>]) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Ok(extra) = EXTRA.read() {
-        for c in extra.iter() {
-            // A certificate rustls cannot use as a root is skipped; the
-            // handshake then says the issuer is unknown.
-            let _ = roots.add(c.clone());
-        }
+    for c in extra {
+        // A certificate rustls cannot use as a root is skipped; the
+        // handshake then says the issuer is unknown.
+        let _ = roots.add(c.clone());
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = match rustls::ClientConfig::builder_with_provider(provider)
@@ -66,23 +98,9 @@ pub fn client_config() -> Arc<rustls::ClientConfig> {
     Arc::new(cfg)
 }
 
-/// An HTTP client for the API, using [`client_config`].
-pub fn http_client(timeout: Duration) -> Result<reqwest::Client, ClientError> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .use_preconfigured_tls((*client_config()).clone())
-        .build()
-        .map_err(|e| ClientError::Unreachable(e.to_string()))
-}
-
-/// The WebSocket connector for `wss://`, using [`client_config`].
-pub fn ws_connector() -> tokio_tungstenite::Connector {
-    tokio_tungstenite::Connector::Rustls(client_config())
-}
-
 /// If `err` (or anything in its source chain) is a refused server
 /// certificate, what to tell the user.
-pub fn explain(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+pub(crate) fn explain(err: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
         if let Some(rustls::Error::InvalidCertificate(why)) = e.downcast_ref::<rustls::Error>() {

@@ -1,8 +1,8 @@
 //! The full-screen interface: the four screens the original design
 //! planned (Login, Main, Wait, Convo), as a view-model that turns keys
-//! into [`Action`]s and flow [`Progress`] into screens, and a renderer for
-//! ratatui. [`run`] drives it on a real terminal; tests drive the model
-//! and render into ratatui's `TestBackend`.
+//! into actions and flow [`Progress`] into screens, and a renderer for
+//! ratatui. [`run`] drives it on a real terminal; the unit tests drive the
+//! model and render into ratatui's `TestBackend`.
 
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use crate::call::Progress;
 
 /// What the user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     Login(String),
     Ready,
     LobbySay(String),
@@ -37,17 +37,17 @@ pub enum Action {
 
 /// Live figures of a call.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct CallFigures {
+pub(crate) struct CallFigures {
     /// Peak level of what we hear, 0..1.
-    pub level: f64,
-    pub loss_percent: f64,
-    pub jitter_ms: f64,
-    pub elapsed: Duration,
+    pub(crate) level: f64,
+    pub(crate) loss_percent: f64,
+    pub(crate) jitter_ms: f64,
+    pub(crate) elapsed: Duration,
 }
 
 /// The screen being shown.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Screen {
+pub(crate) enum Screen {
     Login {
         input: String,
         error: Option<String>,
@@ -72,6 +72,7 @@ pub enum Screen {
         confirm_hangup: bool,
     },
     /// Picking the microphone and the speaker.
+    #[cfg_attr(not(feature = "audio"), allow(dead_code))]
     Devices {
         inputs: Vec<String>,
         outputs: Vec<String>,
@@ -84,10 +85,10 @@ pub enum Screen {
 
 /// The interface's whole state.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Ui {
-    pub screen: Screen,
-    pub name: String,
-    pub extension: String,
+pub(crate) struct Ui {
+    pub(crate) screen: Screen,
+    pub(crate) name: String,
+    pub(crate) extension: String,
 }
 
 impl Default for Ui {
@@ -107,7 +108,7 @@ const SPINNER: [&str; 4] = ["|", "/", "-", "\\"];
 
 impl Ui {
     /// A key press; returns what the user asked for, if anything.
-    pub fn on_key(&mut self, key: KeyEvent) -> Option<Action> {
+    pub(crate) fn on_key(&mut self, key: KeyEvent) -> Option<Action> {
         if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
             return Some(Action::Quit);
         }
@@ -235,7 +236,7 @@ impl Ui {
     }
 
     /// A step of the flow.
-    pub fn on_progress(&mut self, p: Progress) {
+    pub(crate) fn on_progress(&mut self, p: Progress) {
         match p {
             Progress::Registered { name, extension } => {
                 self.name = name.clone();
@@ -317,7 +318,7 @@ impl Ui {
 
     /// A line from the client itself, where the current screen shows
     /// such things: the chat, the lobby, or the main screen's notice.
-    pub fn info(&mut self, text: String) {
+    pub(crate) fn info(&mut self, text: String) {
         match &mut self.screen {
             Screen::Convo { chat, .. } => chat.push(("myturn".into(), text)),
             Screen::Wait { lobby, .. } => lobby.push(text),
@@ -327,14 +328,14 @@ impl Ui {
     }
 
     /// A lobby chat line (shown while waiting).
-    pub fn on_lobby(&mut self, from: &str, text: &str) {
+    pub(crate) fn on_lobby(&mut self, from: &str, text: &str) {
         if let Screen::Wait { lobby, .. } = &mut self.screen {
             lobby.push(format!("{from}: {text}"));
         }
     }
 
     /// Login refused: back to the prompt with the server's reason.
-    pub fn login_failed(&mut self, reason: String) {
+    pub(crate) fn login_failed(&mut self, reason: String) {
         self.screen = Screen::Login {
             input: String::new(),
             error: Some(reason),
@@ -342,7 +343,7 @@ impl Ui {
     }
 
     /// Something failed outside a call: shown on the main screen.
-    pub fn notice(&mut self, text: String) {
+    pub(crate) fn notice(&mut self, text: String) {
         self.screen = Screen::Main {
             name: self.name.clone(),
             extension: self.extension.clone(),
@@ -351,7 +352,8 @@ impl Ui {
     }
 
     /// Shows the sound devices to pick from (microphones, speakers).
-    pub fn show_devices(&mut self, inputs: Vec<String>, outputs: Vec<String>) {
+    #[cfg_attr(not(feature = "audio"), allow(dead_code))]
+    pub(crate) fn show_devices(&mut self, inputs: Vec<String>, outputs: Vec<String>) {
         self.screen = Screen::Devices {
             inputs,
             outputs,
@@ -360,27 +362,27 @@ impl Ui {
         };
     }
 
-    pub fn set_muted(&mut self, m: bool) {
+    pub(crate) fn set_muted(&mut self, m: bool) {
         if let Screen::Convo { muted, .. } = &mut self.screen {
             *muted = m;
         }
     }
 
-    pub fn set_figures(&mut self, f: CallFigures) {
+    pub(crate) fn set_figures(&mut self, f: CallFigures) {
         if let Screen::Convo { figures, .. } = &mut self.screen {
             *figures = f;
         }
     }
 
     /// Advances the waiting spinner.
-    pub fn tick(&mut self) {
+    pub(crate) fn tick(&mut self) {
         if let Screen::Wait { spinner, .. } = &mut self.screen {
             *spinner = (*spinner + 1) % SPINNER.len();
         }
     }
 
     /// Draws the current screen.
-    pub fn render(&self, f: &mut Frame<'_>) {
+    pub(crate) fn render(&self, f: &mut Frame<'_>) {
         let area = f.area();
         let title = Style::default().add_modifier(Modifier::BOLD);
         match &self.screen {
@@ -592,7 +594,7 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
     use ratatui::crossterm::event::{self, Event};
     use std::time::Instant;
 
-    let io = |e: std::io::Error| crate::ClientError::Io(e.to_string());
+    let io = crate::ClientError::from;
     ratatui::crossterm::terminal::enable_raw_mode().map_err(io)?;
     ratatui::crossterm::execute!(
         std::io::stdout(),
@@ -648,7 +650,7 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
                 let Some(k) = k else { break };
                 match ui.on_key(k) {
                     Some(Action::Login(name)) => {
-                        match Client::connect(&opts.server, &name, opts.bind, opts.rate, Some(ptx.clone())).await {
+                        match Client::connect_with(opts.client_config(), &name, Some(ptx.clone())).await {
                             Ok(mut c) => {
                                 c.peer_timeout = opts.peer_timeout;
                                 c.answer_timeout = opts.answer_timeout;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use myturn_client::tls::Trust;
 
 /// Arguments of the `handshakes` mode.
 #[derive(Debug, clap::Args)]
@@ -45,14 +46,12 @@ fn cpu_secs(pid: Option<u32>) -> Option<f64> {
 
 /// Runs the `handshakes` mode.
 pub async fn run(args: HandshakeArgs) -> anyhow::Result<()> {
-    if let Some(ca) = &args.ca_cert {
-        myturn_client::tls::trust_ca_file(ca)?;
-    }
+    let trust = Trust::from_ca_cert(args.ca_cert.as_deref())?;
     let url = format!("{}/healthz", args.server.trim_end_matches('/'));
     // No idle connections kept: every request opens (and handshakes) anew.
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
-        .use_preconfigured_tls((*myturn_client::tls::client_config()).clone())
+        .use_preconfigured_tls((*trust.client_config()).clone())
         .build()?;
     // One request first, so a bad URL or certificate fails clearly.
     if let Err(e) = http

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
-use serde_json::{json, Value};
+use myturn_wire::{CreateUserRequest, CreateUserResponse, RequestedStatus, SetStatusRequest};
+use serde_json::json;
 use tokio::sync::Mutex;
 
 mod handshakes;
@@ -95,14 +96,14 @@ impl Vu {
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<Value>,
+        body: Option<&SetStatusRequest>,
     ) -> anyhow::Result<(u16, Duration)> {
         let mut rb = self
             .http
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(&self.token);
         if let Some(b) = body {
-            rb = rb.json(&b);
+            rb = rb.json(b);
         }
         let start = Instant::now();
         let resp = rb.send().await?;
@@ -123,26 +124,32 @@ async fn run_vu(
     let start = Instant::now();
     let resp = http
         .post(format!("{}/v1/users", args.server))
-        .json(&json!({ "name": name }))
+        .json(&CreateUserRequest { name: name.clone() })
         .send()
         .await?;
     if resp.status() != 201 {
         bail!("register {name}: {}", resp.status());
     }
-    let body: Value = resp.json().await?;
+    let user: CreateUserResponse = resp.json().await?;
     let reg_time = start.elapsed();
     let vu = Vu {
         http,
         base: args.server.clone(),
-        token: body["token"].as_str().context("no token")?.to_owned(),
+        token: user.token,
     };
     let mut local = Samples::default();
     local.add("register", reg_time);
-    let ready = json!({"status": "ready"});
-    let busy = json!({"status": "busy"});
+    let status = |status| SetStatusRequest {
+        status,
+        media_key: None,
+    };
+    let (ready, busy) = (
+        status(RequestedStatus::Ready),
+        status(RequestedStatus::Busy),
+    );
     while Instant::now() < deadline {
         let (s, d) = vu
-            .req(reqwest::Method::PUT, "/v1/me/status", Some(ready.clone()))
+            .req(reqwest::Method::PUT, "/v1/me/status", Some(&ready))
             .await?;
         tally(&mut local, "put_status", s, d);
         let (s, d) = vu
@@ -160,7 +167,7 @@ async fn run_vu(
         let (s, d) = vu.req(reqwest::Method::GET, "/healthz", None).await?;
         tally(&mut local, "ref_healthz", s, d);
         let (s, d) = vu
-            .req(reqwest::Method::PUT, "/v1/me/status", Some(busy.clone()))
+            .req(reqwest::Method::PUT, "/v1/me/status", Some(&busy))
             .await?;
         tally(&mut local, "put_status", s, d);
     }

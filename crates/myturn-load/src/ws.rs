@@ -14,7 +14,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _};
 use futures_util::StreamExt;
-use serde_json::{json, Value};
+use myturn_client::tls::Trust;
+use myturn_wire::{
+    AdmitRequest, CreateUserRequest, CreateUserResponse, LobbySay, RequestedStatus,
+    SetStatusRequest,
+};
+use serde_json::json;
 use tokio::sync::{watch, Semaphore};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -76,7 +81,9 @@ struct User {
 async fn register(http: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<String> {
     let r = http
         .post(format!("{base}/v1/users"))
-        .json(&json!({ "name": name }))
+        .json(&CreateUserRequest {
+            name: name.to_owned(),
+        })
         .send()
         .await?;
     ensure!(
@@ -84,25 +91,32 @@ async fn register(http: &reqwest::Client, base: &str, name: &str) -> anyhow::Res
         "register {name}: {} (start the server with --rate-limits off)",
         r.status()
     );
-    let v: Value = r.json().await?;
-    Ok(v["token"].as_str().context("no token")?.to_owned())
+    let user: CreateUserResponse = r.json().await?;
+    Ok(user.token)
 }
 
-async fn put(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    path: &str,
-    body: Value,
-) -> anyhow::Result<u16> {
+/// `PUT /v1/me/status` `ready`; the answer's status code.
+async fn ready(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<u16> {
     Ok(http
-        .put(format!("{base}{path}"))
+        .put(format!("{base}/v1/me/status"))
         .bearer_auth(token)
-        .json(&body)
+        .json(&SetStatusRequest {
+            status: RequestedStatus::Ready,
+            media_key: None,
+        })
         .send()
         .await?
         .status()
         .as_u16())
+}
+
+/// `POST /v1/admin/admit` for one user.
+async fn admit(http: &reqwest::Client, base: &str, token: &str, name: &str) -> anyhow::Result<()> {
+    let body = AdmitRequest {
+        name: Some(name.to_owned()),
+        all: false,
+    };
+    admin(http, base, token, "/v1/admin/admit", &body).await
 }
 
 async fn admin(
@@ -110,12 +124,12 @@ async fn admin(
     base: &str,
     token: &str,
     path: &str,
-    body: Value,
+    body: &impl serde::Serialize,
 ) -> anyhow::Result<()> {
     let r = http
         .post(format!("{base}{path}"))
         .bearer_auth(token)
-        .json(&body)
+        .json(body)
         .send()
         .await?;
     ensure!(r.status().is_success(), "{path}: {}", r.status());
@@ -125,6 +139,7 @@ async fn admin(
 /// Opens a stream and spawns its reader: records when `paired` arrives,
 /// counts lobby lines.
 async fn open_stream(
+    trust: &Trust,
     addr: &str,
     token: &str,
     lobby: Arc<AtomicU64>,
@@ -136,7 +151,7 @@ async fn open_stream(
         req,
         None,
         false,
-        Some(myturn_client::tls::ws_connector()),
+        Some(trust.ws_connector()),
     )
     .await?;
     let (tx, rx) = watch::channel(None);
@@ -162,9 +177,7 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
         "--users must be at least 4 × --pairs + 2"
     );
     let base = args.server.trim_end_matches('/').to_owned();
-    if let Some(ca) = &args.ca_cert {
-        myturn_client::tls::trust_ca_file(ca)?;
-    }
+    let trust = Trust::from_ca_cert(args.ca_cert.as_deref())?;
     // The streams' URL prefix: ws://host:port or wss://host:port.
     let addr = match (base.strip_prefix("http://"), base.strip_prefix("https://")) {
         (Some(a), _) => format!("ws://{a}"),
@@ -172,7 +185,7 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
         _ => bail!("--server must be http://host:port or https://host:port"),
     };
     let http = reqwest::Client::builder()
-        .use_preconfigured_tls((*myturn_client::tls::client_config()).clone())
+        .use_preconfigured_tls((*trust.client_config()).clone())
         .pool_max_idle_per_host(512)
         .build()?;
     let run_id = std::process::id() % 100_000;
@@ -201,10 +214,10 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
     let sem = Arc::new(Semaphore::new(256));
     let mut tasks = Vec::with_capacity(args.users);
     for (name, token) in creds {
-        let (addr, sem, lobby) = (addr.clone(), sem.clone(), lobby.clone());
+        let (addr, sem, lobby, trust) = (addr.clone(), sem.clone(), lobby.clone(), trust.clone());
         tasks.push(tokio::spawn(async move {
             let _p = sem.acquire().await;
-            let paired = open_stream(&addr, &token, lobby).await?;
+            let paired = open_stream(&trust, &addr, &token, lobby).await?;
             anyhow::Ok(User {
                 name,
                 token,
@@ -230,39 +243,12 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
     for p in 0..args.pairs {
         let (a, b) = (&users[2 * p], &users[2 * p + 1]);
         for u in [a, b] {
-            admin(
-                &http,
-                &base,
-                &args.admin_token,
-                "/v1/admin/admit",
-                json!({ "name": u.name }),
-            )
-            .await?;
+            admit(&http, &base, &args.admin_token, &u.name).await?;
         }
-        ensure!(
-            put(
-                &http,
-                &base,
-                &a.token,
-                "/v1/me/status",
-                json!({"status": "ready"})
-            )
-            .await?
-                == 200
-        );
+        ensure!(ready(&http, &base, &a.token).await? == 200);
         let (mut ra, mut rb) = (a.paired.clone(), b.paired.clone());
         let t1 = Instant::now();
-        ensure!(
-            put(
-                &http,
-                &base,
-                &b.token,
-                "/v1/me/status",
-                json!({"status": "ready"})
-            )
-            .await?
-                == 200
-        );
+        ensure!(ready(&http, &base, &b.token).await? == 200);
         for r in [&mut ra, &mut rb] {
             let at = tokio::time::timeout(Duration::from_secs(5), r.wait_for(Option::is_some))
                 .await
@@ -279,14 +265,7 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
         .map(|u| (u.name.clone(), u.token.clone()))
         .collect();
     for (name, _) in &poll_users {
-        admin(
-            &http,
-            &base,
-            &args.admin_token,
-            "/v1/admin/admit",
-            json!({ "name": name }),
-        )
-        .await?;
+        admit(&http, &base, &args.admin_token, name).await?;
     }
     let mut tasks = Vec::new();
     for p in 0..args.pairs {
@@ -294,23 +273,9 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
         let (http, base) = (http.clone(), base.clone());
         let phase = Duration::from_millis((p as u64 * 7919) % 1000);
         tasks.push(tokio::spawn(async move {
-            put(
-                &http,
-                &base,
-                &a,
-                "/v1/me/status",
-                json!({"status": "ready"}),
-            )
-            .await?;
+            ready(&http, &base, &a).await?;
             let t1 = Instant::now();
-            put(
-                &http,
-                &base,
-                &b,
-                "/v1/me/status",
-                json!({"status": "ready"}),
-            )
-            .await?;
+            ready(&http, &base, &b).await?;
             // Both sides poll independently, each at its own phase.
             let poll = |i: u64, tok: String| {
                 let (http, base) = (http.clone(), base.clone());
@@ -353,14 +318,7 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
         let (http, base, tok, sem) = (http.clone(), base.clone(), u.token.clone(), sem.clone());
         tasks.push(tokio::spawn(async move {
             let _p = sem.acquire().await;
-            put(
-                &http,
-                &base,
-                &tok,
-                "/v1/me/status",
-                json!({"status": "ready"}),
-            )
-            .await
+            ready(&http, &base, &tok).await
         }));
     }
     for t in tasks {
@@ -376,7 +334,9 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
             &base,
             &args.admin_token,
             "/v1/admin/lobby",
-            json!({ "text": format!("announcement {i}") }),
+            &LobbySay {
+                text: format!("announcement {i}"),
+            },
         )
         .await?;
     }

@@ -24,6 +24,8 @@
 //! assert!(serde_json::from_str::<CreateUserRequest>(r#"{"name":"a","x":1}"#).is_err());
 //! ```
 
+#![warn(missing_docs, unreachable_pub)]
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -423,13 +425,15 @@ pub struct SipConf {
 pub struct AdminMedia {
     /// `builtin`, `rtpengine`, `off`, or `none` (no built-in PBX).
     pub mode: String,
-    /// Built-in relay: port pairs free, and in the range.
+    /// Built-in relay: port pairs free.
     pub ports_free: u64,
+    /// Built-in relay: port pairs in the range.
     pub ports_capacity: u64,
-    /// Built-in relay, since start: datagrams and bytes forwarded,
-    /// datagrams dropped.
+    /// Built-in relay, since start: datagrams forwarded.
     pub packets: u64,
+    /// Built-in relay, since start: bytes forwarded.
     pub bytes: u64,
+    /// Built-in relay, since start: datagrams dropped.
     pub dropped: u64,
     /// Calls refused for want of ports (503).
     pub exhausted: u64,
@@ -446,17 +450,21 @@ pub struct MediaCall {
     pub sip_call_id: String,
     /// Built-in relay: the ports facing the caller and the callee.
     pub ports: Option<[u16; 2]>,
-    /// What each side sent (built-in relay), or rtpengine's totals in
-    /// `caller` (from its last `query`).
+    /// What the caller sent (built-in relay), or rtpengine's totals
+    /// (from its last `query`).
     pub caller: MediaCounters,
+    /// What the callee sent (built-in relay; zero with rtpengine).
     pub callee: MediaCounters,
 }
 
 /// Datagrams and bytes forwarded, datagrams dropped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MediaCounters {
+    /// Datagrams forwarded.
     pub packets: u64,
+    /// Bytes forwarded.
     pub bytes: u64,
+    /// Datagrams dropped.
     pub dropped: u64,
 }
 
@@ -464,7 +472,9 @@ pub struct MediaCounters {
 /// seconds over the last hour, oldest first (the console's charts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MetricsHistory {
+    /// Seconds between two samples.
     pub every_secs: u64,
+    /// The samples, oldest first.
     pub samples: Vec<MetricsSample>,
 }
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use myturn_client::plain::{self, Input, Output, PlainOptions};
+use myturn_client::tls::Trust;
 
 /// myTurn: talk to a random stranger over an end-to-end encrypted call.
 ///
@@ -186,12 +187,13 @@ async fn main() -> ExitCode {
             }
         }
     }
-    if let Some(ca) = &args.ca_cert {
-        if let Err(e) = myturn_client::tls::trust_ca_file(ca) {
+    let trust = match Trust::from_ca_cert(args.ca_cert.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
             eprintln!("myturn: {e}");
             return ExitCode::from(2);
         }
-    }
+    };
     if myturn_client::tls::is_cleartext_remote(&args.server) {
         eprintln!(
             "myturn: warning: {} is plain HTTP: your SIP password and tokens cross the network \
@@ -209,6 +211,7 @@ async fn main() -> ExitCode {
     };
     let opts = PlainOptions {
         server: args.server,
+        trust,
         name,
         // Unspecified: the route to the PBX decides (see `Client::connect`).
         bind: args
