@@ -262,7 +262,7 @@ impl AdminToken {
 
 /// Where a request may present its token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Carrier {
+pub(crate) enum Carrier {
     /// `Authorization: Bearer <token>` only (HTTP requests).
     Header,
     /// The header, or the `bearer.<token>` WebSocket subprotocol (for
@@ -271,7 +271,7 @@ pub enum Carrier {
 }
 
 /// The token a request presents. A token in the URL is never looked at.
-pub fn presented_token(headers: &HeaderMap, carrier: Carrier) -> Result<String, ApiError> {
+pub(crate) fn presented_token(headers: &HeaderMap, carrier: Carrier) -> Result<String, ApiError> {
     if let Some(v) = headers.get(header::AUTHORIZATION) {
         return v
             .to_str()
@@ -303,7 +303,7 @@ pub fn presented_token(headers: &HeaderMap, carrier: Carrier) -> Result<String, 
 /// Checks an admin request: refused as disabled when no admin token is
 /// configured (before asking for one that cannot work), else the
 /// presented token must match.
-pub fn check_admin(
+pub(crate) fn check_admin(
     admin: Option<&AdminToken>,
     headers: &HeaderMap,
     carrier: Carrier,

@@ -139,9 +139,10 @@ impl Effects {
 /// WebSocket, to an `error` event with the same code).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CoreError {
-    /// The registry refused (name taken, full, not ready, gone...).
+    /// The registry refused (name taken, full, not ready...). A user
+    /// who is gone is [`CoreError::Unauthorized`] instead.
     #[error(transparent)]
-    Registry(#[from] RegistryError),
+    Registry(RegistryError),
     /// The nickname breaks the rule.
     #[error(transparent)]
     InvalidName(#[from] NameError),
@@ -182,6 +183,18 @@ pub enum CoreError {
         /// Human message.
         message: String,
     },
+}
+
+impl From<RegistryError> for CoreError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            // The token was good, but its user has left meanwhile.
+            RegistryError::NoSuchUser => CoreError::Unauthorized(
+                "your session has ended (logged out, kicked or expired); register again".into(),
+            ),
+            e => CoreError::Registry(e),
+        }
+    }
 }
 
 impl CoreError {

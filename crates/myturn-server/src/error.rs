@@ -5,7 +5,7 @@
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use myturn_wire::{ErrorBody, NameError};
+use myturn_wire::ErrorBody;
 
 /// Largest accepted request body, in bytes.
 pub(crate) const BODY_LIMIT: usize = 16 * 1024;
@@ -18,9 +18,13 @@ use crate::registry::RegistryError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ErrorCode(pub &'static str);
 
-/// An error answered to an HTTP client.
+/// An error answered to an HTTP client: a use case's refusal, or a
+/// request the HTTP layer itself refused.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
+    /// A use case refused.
+    #[error(transparent)]
+    Refused(#[from] CoreError),
     /// A malformed request: bad JSON, an unknown field, a bad query.
     #[error("{message}")]
     BadRequest {
@@ -29,26 +33,15 @@ pub enum ApiError {
         /// Human message.
         message: String,
     },
-    /// The nickname breaks the rule.
-    #[error(transparent)]
-    InvalidName(#[from] NameError),
-    /// Missing, malformed, expired or revoked credentials.
+    /// Missing or malformed credentials.
     #[error("{0}")]
     Unauthorized(String),
     /// Authenticated, but not allowed.
     #[error("{0}")]
     Forbidden(String),
-    /// No such resource.
+    /// No such endpoint.
     #[error("{0}")]
     NotFound(String),
-    /// The request conflicts with the current state.
-    #[error("{message}")]
-    Conflict {
-        /// Stable code.
-        code: &'static str,
-        /// Human message.
-        message: String,
-    },
     /// Body over the size limit.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -58,47 +51,49 @@ pub enum ApiError {
     /// Method not allowed on this path.
     #[error("method not allowed on this path")]
     MethodNotAllowed,
-    /// A temporary condition: server full.
+    /// A temporary condition: the server holds all it can.
     #[error("{0}")]
     Unavailable(String),
-    /// Over a rate limit.
-    #[error("too many requests; retry in {} s", retry_after.as_secs().max(1))]
-    RateLimited {
-        /// When a retry can succeed.
-        retry_after: std::time::Duration,
-    },
     /// Too many event streams for this user.
     #[error("{0}")]
     TooManyConnections(String),
-    /// The name is banned.
-    #[error("this name is banned for another {remaining_secs} s")]
-    Banned {
-        /// Seconds until the ban ends.
-        remaining_secs: u64,
-    },
+}
+
+/// The HTTP status of a use case's refusal.
+fn refusal_status(e: &CoreError) -> StatusCode {
+    match e {
+        CoreError::Registry(RegistryError::Full(_) | RegistryError::NoExtension) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        CoreError::Registry(RegistryError::NoSuchUser)
+        | CoreError::Unauthorized(_)
+        | CoreError::Token(_) => StatusCode::UNAUTHORIZED,
+        CoreError::Registry(_) | CoreError::Conflict { .. } => StatusCode::CONFLICT,
+        CoreError::InvalidName(_) | CoreError::Invalid { .. } => StatusCode::BAD_REQUEST,
+        CoreError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        CoreError::Banned { .. } => StatusCode::FORBIDDEN,
+        CoreError::NotFound(_) => StatusCode::NOT_FOUND,
+    }
 }
 
 impl ApiError {
     /// Status and stable code.
-    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+    pub(crate) fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
+            ApiError::Refused(e) => (refusal_status(e), e.code()),
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
-            ApiError::InvalidName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::TooManyConnections(_) => {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_connections")
             }
-            ApiError::Banned { .. } => (StatusCode::FORBIDDEN, "banned"),
         }
     }
 
@@ -114,7 +109,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let retry_after = match &self {
-            ApiError::RateLimited { retry_after } => {
+            ApiError::Refused(CoreError::RateLimited { retry_after }) => {
                 Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
             }
             _ => None,
@@ -133,46 +128,6 @@ impl IntoResponse for ApiError {
             );
         }
         resp
-    }
-}
-
-impl From<RegistryError> for ApiError {
-    fn from(e: RegistryError) -> Self {
-        let message = e.to_string();
-        match e {
-            RegistryError::NameTaken(_) => ApiError::Conflict {
-                code: "name_taken",
-                message,
-            },
-            RegistryError::NoSuchUser => ApiError::Unauthorized(
-                "your session has ended (logged out, kicked or expired); register again".into(),
-            ),
-            RegistryError::Full(_) | RegistryError::NoExtension => ApiError::Unavailable(message),
-            RegistryError::NotReady => ApiError::Conflict {
-                code: "not_ready",
-                message,
-            },
-            RegistryError::NotPaired => ApiError::Conflict {
-                code: "not_paired",
-                message,
-            },
-        }
-    }
-}
-
-impl From<CoreError> for ApiError {
-    fn from(e: CoreError) -> Self {
-        match e {
-            CoreError::Registry(e) => e.into(),
-            CoreError::InvalidName(e) => ApiError::InvalidName(e),
-            CoreError::Invalid { code, message } => ApiError::BadRequest { code, message },
-            CoreError::Unauthorized(m) => ApiError::Unauthorized(m),
-            CoreError::Token(e) => ApiError::Unauthorized(e.to_string()),
-            CoreError::RateLimited { retry_after } => ApiError::RateLimited { retry_after },
-            CoreError::Banned { remaining_secs } => ApiError::Banned { remaining_secs },
-            CoreError::NotFound(m) => ApiError::NotFound(m),
-            CoreError::Conflict { code, message } => ApiError::Conflict { code, message },
-        }
     }
 }
 
