@@ -14,7 +14,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
+use myturn_rt::{drain, sleep_until, Sink};
 use myturn_sip::stream::{Frame, Framer, Side, PONG};
+use myturn_sip::Transmit;
 
 use crate::core::{Account, Event, Pbx, Stats};
 use crate::media::{MediaCallInfo, MediaMode};
@@ -333,37 +335,17 @@ pub fn spawn_with(
                     copied_at = now;
                 }
             }
-            while let Some(t) = pbx.poll_transmit() {
-                // A client on a TLS connection: down that connection.
-                if let Some(c) = tls_conns.get(&t.dest) {
-                    if c.try_send(t.payload).is_err() {
-                        tracing::debug!(dest = %t.dest, "SIP over TLS: connection stuck, message dropped");
-                    }
-                    continue;
-                }
-                // Straight to the socket; wait for room only when it is full.
-                let sent = match socket.try_send_to(&t.payload, t.dest) {
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        socket.send_to(&t.payload, t.dest).await
-                    }
-                    other => other,
-                };
-                if let Err(e) = sent {
-                    tracing::debug!(dest = %t.dest, error = %e, "SIP send failed");
-                }
-            }
+            let mut out = SipOut {
+                socket: &socket,
+                tls: &tls_conns,
+            };
+            drain(|| pbx.poll_transmit(), &mut out).await;
             while let Some(cmd) = pbx.poll_media() {
                 if let Some(r) = relay.as_mut() {
                     r.apply(cmd);
                 }
             }
-            while let Some(t) = pbx.poll_control() {
-                if let Some(c) = &control {
-                    if let Err(e) = c.send_to(&t.payload, t.dest).await {
-                        tracing::warn!(dest = %t.dest, error = %e, "rtpengine control send failed");
-                    }
-                }
-            }
+            drain(|| pbx.poll_control(), &mut ControlOut(control.as_ref())).await;
             while let Some(ev) = pbx.poll_event() {
                 log_event(&ev);
             }
@@ -415,6 +397,48 @@ pub fn spawn_with(
     })
 }
 
+/// Where SIP goes: down a client's TLS connection when it came on one,
+/// else out of the UDP socket.
+struct SipOut<'a> {
+    socket: &'a UdpSocket,
+    tls: &'a HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+}
+
+impl Sink<Transmit> for SipOut<'_> {
+    async fn send(&mut self, t: Transmit) {
+        // A client on a TLS connection: down that connection.
+        if let Some(c) = self.tls.get(&t.dest) {
+            if c.try_send(t.payload).is_err() {
+                tracing::debug!(dest = %t.dest, "SIP over TLS: connection stuck, message dropped");
+            }
+            return;
+        }
+        // Straight to the socket; wait for room only when it is full.
+        let sent = match self.socket.try_send_to(&t.payload, t.dest) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.socket.send_to(&t.payload, t.dest).await
+            }
+            other => other,
+        };
+        if let Err(e) = sent {
+            tracing::debug!(dest = %t.dest, error = %e, "SIP send failed");
+        }
+    }
+}
+
+/// rtpengine's control socket, when there is one.
+struct ControlOut<'a>(Option<&'a UdpSocket>);
+
+impl Sink<Transmit> for ControlOut<'_> {
+    async fn send(&mut self, t: Transmit) {
+        if let Some(c) = self.0 {
+            if let Err(e) = c.send_to(&t.payload, t.dest).await {
+                tracing::warn!(dest = %t.dest, error = %e, "rtpengine control send failed");
+            }
+        }
+    }
+}
+
 fn log_event(ev: &Event) {
     match ev {
         Event::Registered {
@@ -445,13 +469,6 @@ async fn recv_ended(
 async fn recv_control(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<usize> {
     match socket {
         Some(s) => s.recv(buf).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,
     }
 }

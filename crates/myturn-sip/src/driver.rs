@@ -12,12 +12,14 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use myturn_rt::{drain, sleep_until, Sink};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::stream::{Frame, Framer, Side, PING};
 use crate::ua::{CallHandle, Config, Event, Stats, UaError, UserAgent};
+use crate::Transmit;
 
 /// How often a TLS connection to the proxy is pinged (RFC 5626 §4.4.1
 /// suggests 95–120 s for TCP; NATs and load balancers on the way forget
@@ -314,6 +316,12 @@ enum Incoming {
     Nothing,
 }
 
+impl Sink<Transmit> for Link {
+    async fn send(&mut self, t: Transmit) {
+        Link::send(self, t.dest, &t.payload).await;
+    }
+}
+
 impl Link {
     async fn send(&mut self, dest: SocketAddr, payload: &[u8]) {
         match self {
@@ -387,9 +395,7 @@ async fn run(
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
-        while let Some(t) = ua.poll_transmit() {
-            link.send(t.dest, &t.payload).await;
-        }
+        drain(|| ua.poll_transmit(), &mut link).await;
         while let Some(ev) = ua.poll_event() {
             match &ev {
                 Event::PublicAddressChanged { from, to } => tracing::info!(
@@ -425,20 +431,11 @@ async fn run(
                     Some(Command::Stats(r)) => { let _ = r.send(ua.stats()); }
                     None => {
                         // Flush what the last commands produced, then stop.
-                        while let Some(t) = ua.poll_transmit() {
-                            link.send(t.dest, &t.payload).await;
-                        }
+                        drain(|| ua.poll_transmit(), &mut link).await;
                         return;
                     }
                 }
             }
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
     }
 }
