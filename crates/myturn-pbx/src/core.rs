@@ -5,12 +5,11 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use myturn_sip::build::{self, token, uri_addr, uri_user};
+use myturn_sip::build::{self, token, uri_addr, uri_user, Reply};
 use myturn_sip::digest::{self, Algorithm, Challenge, Credentials};
 use myturn_sip::msg::{self, Message, Method};
-use myturn_sip::transaction::{
-    ClientOutcome, ClientState, ClientTx, ServerState, ServerTx, TimerAction, Timers,
-};
+use myturn_sip::server::{self, Arrival, Malformed, ServerTransactions};
+use myturn_sip::transaction::{ClientOutcome, ClientState, ClientTx, TimerAction, Timers};
 use rand_core::RngCore;
 use rsip::headers::{self as h, UntypedHeader};
 use rsip::Header;
@@ -193,7 +192,7 @@ pub struct Pbx {
     bindings: HashMap<String, Binding>,
     expiries: BTreeSet<(Instant, String)>,
     failures: HashMap<IpAddr, Failures>,
-    pub(crate) servers: HashMap<String, ServerTx>,
+    pub(crate) servers: ServerTransactions,
     pub(crate) forwards: HashMap<String, Forward>,
     /// Our CANCEL client transactions (absorb their 200).
     cancels: Vec<ClientTx>,
@@ -262,7 +261,7 @@ impl Pbx {
             bindings: HashMap::new(),
             expiries: BTreeSet::new(),
             failures: HashMap::new(),
-            servers: HashMap::new(),
+            servers: ServerTransactions::new(cfg.timers),
             forwards: HashMap::new(),
             cancels: Vec::new(),
             upstream: HashMap::new(),
@@ -372,28 +371,34 @@ impl Pbx {
         self.transmits.push_back(Transmit { dest, payload });
     }
 
-    /// Answers `req` (through its server transaction, if it has one).
-    #[allow(clippy::too_many_arguments)]
+    /// Answers `req` (through its server transaction, if it has one),
+    /// with a fresh To tag on anything but 100.
     pub(crate) fn respond(
         &mut self,
         now: Instant,
         req: &Message,
         src: SocketAddr,
-        code: u16,
-        reason: &str,
-        extra: Vec<Header>,
-        body: &[u8],
+        reply: Reply<'_>,
     ) {
+        let code = reply.code();
         let tag = (code > 100).then(|| token(self.rng.as_mut(), 10));
-        let bytes = build::response(req, src, code, reason, tag.as_deref(), extra, body);
+        let reply = match &tag {
+            Some(t) => reply.tag(t),
+            None => reply,
+        };
+        let bytes = reply.for_source(req, src);
         let key = build::server_key(req);
-        let dest = build::response_dest(req, src);
-        let timers = self.cfg.timers;
-        if let Some(tx) = self.servers.get_mut(&key) {
-            tx.on_send(now, &timers, code, bytes.clone());
-            self.arm(Due::Server(key));
-        }
-        self.send(dest, bytes);
+        let t = self
+            .servers
+            .respond(now, &key, code, bytes, build::response_dest(req, src));
+        self.arm(Due::Server(key));
+        self.transmits.push_back(t);
+    }
+
+    /// A request retransmission a server transaction absorbed.
+    fn absorbed(&mut self, resend: Option<Transmit>) {
+        self.stats.absorbed += 1;
+        self.transmits.extend(resend);
     }
 
     // ---- input -----------------------------------------------------------
@@ -409,17 +414,13 @@ impl Pbx {
             Ok(m) => self.on_response(now, src, m),
             Err(r) => {
                 let rng = self.rng.as_mut();
-                match build::answer_malformed(data, &r, || token(rng, 10)) {
-                    Some(bytes) => {
+                match server::malformed(data, src, &r, || token(rng, 10)) {
+                    Malformed::Answer(t) => {
                         self.stats.rejected += 1;
-                        tracing::debug!(%src, error = %r.error, "malformed SIP request answered");
-                        self.send(src, bytes);
+                        self.transmits.push_back(t);
                     }
-                    None if r.error == msg::ParseError::KeepAlive => {}
-                    None => {
-                        self.stats.dropped += 1;
-                        tracing::debug!(%src, error = %r.error, "SIP datagram dropped");
-                    }
+                    Malformed::KeepAlive => {}
+                    Malformed::Dropped => self.stats.dropped += 1,
                 }
             }
         }
@@ -537,38 +538,20 @@ impl Pbx {
             // idempotent (same binding, or a fresh challenge), and no
             // transaction is kept for 32 s per request under load.
             if req.header("Max-Forwards").is_some_and(|m| m.trim() == "0") {
-                return self.respond(now, &req, src, 483, "Too Many Hops", Vec::new(), b"");
+                return self.respond(now, &req, src, Reply::new(483, "Too Many Hops"));
             }
             return self.on_register(now, src, &req);
         }
         let key = build::server_key(&req);
-        let timers = self.cfg.timers;
-        if let Some(tx) = self.servers.get_mut(&key) {
-            match method {
-                Method::Known(rsip::Method::Ack) if tx.state == ServerState::Completed => {
-                    tx.on_ack(now, &timers);
-                    self.arm(Due::Server(key));
-                    return;
-                }
-                Method::Known(rsip::Method::Ack) | Method::Known(rsip::Method::Cancel) => {}
-                _ => {
-                    let dest = tx.dest;
-                    if let Some(r) = tx.on_retransmission().map(<[u8]>::to_vec) {
-                        self.send(dest, r);
-                    }
-                    self.stats.absorbed += 1;
-                    return;
-                }
-            }
+        match self.servers.arrival(now, &key, &method) {
+            Arrival::Absorbed(resend) => return self.absorbed(resend),
+            Arrival::AckAbsorbed => return self.arm(Due::Server(key)),
+            Arrival::New => {}
         }
         if req.header("Max-Forwards").is_some_and(|m| m.trim() == "0") && method != Method::ACK {
-            let tx = ServerTx::new(
-                key.clone(),
-                method == Method::INVITE,
-                build::response_dest(&req, src),
-            );
-            self.servers.insert(key, tx);
-            return self.respond(now, &req, src, 483, "Too Many Hops", Vec::new(), b"");
+            let dest = build::response_dest(&req, src);
+            self.servers.open(key, method == Method::INVITE, dest);
+            return self.respond(now, &req, src, Reply::new(483, "Too Many Hops"));
         }
         let in_dialog = req.to().is_some_and(|t| t.tag().is_some());
         match method {
@@ -578,10 +561,8 @@ impl Pbx {
             _ => {}
         }
         let invite = method == Method::INVITE;
-        self.servers.insert(
-            key.clone(),
-            ServerTx::new(key.clone(), invite, build::response_dest(&req, src)),
-        );
+        self.servers
+            .open(key.clone(), invite, build::response_dest(&req, src));
         self.dispatch(now, src, req, method);
         // A request left unanswered (a source blocked mid-way) keeps no
         // transaction: nothing would ever end it.
@@ -599,24 +580,31 @@ impl Pbx {
             Method::Known(rsip::Method::Invite) => self.on_invite(now, src, req),
             Method::Known(rsip::Method::Options) => {
                 let extra = vec![h::Allow::new(ALLOW).into()];
-                self.respond(now, &req, src, 200, "OK", extra, b"");
+                self.respond(now, &req, src, Reply::new(200, "OK").headers(extra));
             }
             Method::Known(rsip::Method::Bye) => self.respond(
                 now,
                 &req,
                 src,
-                481,
-                "Call/Transaction Does Not Exist",
-                Vec::new(),
-                b"",
+                Reply::new(481, "Call/Transaction Does Not Exist"),
             ),
             Method::Extension(_) => {
                 let extra = vec![h::Allow::new(ALLOW).into()];
-                self.respond(now, &req, src, 501, "Not Implemented", extra, b"");
+                self.respond(
+                    now,
+                    &req,
+                    src,
+                    Reply::new(501, "Not Implemented").headers(extra),
+                );
             }
             _ => {
                 let extra = vec![h::Allow::new(ALLOW).into()];
-                self.respond(now, &req, src, 405, "Method Not Allowed", extra, b"");
+                self.respond(
+                    now,
+                    &req,
+                    src,
+                    Reply::new(405, "Method Not Allowed").headers(extra),
+                );
             }
         }
     }
@@ -631,7 +619,7 @@ impl Pbx {
                     return; // just blocked: say nothing more
                 }
                 let ch = self.challenges(now, false, stale == Some(true));
-                return self.respond(now, req, src, 401, "Unauthorized", ch, b"");
+                return self.respond(now, req, src, Reply::new(401, "Unauthorized").headers(ch));
             }
         };
         let aor_user = req
@@ -641,7 +629,7 @@ impl Pbx {
         if aor_user != user {
             // Credentials of one user for another's address of record.
             self.auth_failed(now, src.ip(), &user);
-            return self.respond(now, req, src, 403, "Forbidden", Vec::new(), b"");
+            return self.respond(now, req, src, Reply::new(403, "Forbidden"));
         }
         let contacts = req.name_addrs("Contact");
         let header_expires = req.expires();
@@ -651,19 +639,16 @@ impl Pbx {
                     now,
                     req,
                     src,
-                    400,
-                    "Bad Request (* needs Expires: 0)",
-                    Vec::new(),
-                    b"",
+                    Reply::new(400, "Bad Request (* needs Expires: 0)"),
                 );
             }
             self.remove_binding(&user, "unregistered");
-            return self.respond(now, req, src, 200, "OK", Vec::new(), b"");
+            return self.respond(now, req, src, Reply::new(200, "OK"));
         }
         let Some(contact) = contacts.into_iter().last() else {
             // A query: the current binding.
             let extra = self.binding_headers(&user, now);
-            return self.respond(now, req, src, 200, "OK", extra, b"");
+            return self.respond(now, req, src, Reply::new(200, "OK").headers(extra));
         };
         let wanted = contact
             .param("expires")
@@ -672,11 +657,16 @@ impl Pbx {
             .unwrap_or(u64::from(self.cfg.default_expires));
         if wanted == 0 {
             self.remove_binding(&user, "unregistered");
-            return self.respond(now, req, src, 200, "OK", Vec::new(), b"");
+            return self.respond(now, req, src, Reply::new(200, "OK"));
         }
         if wanted < u64::from(self.cfg.min_expires) {
             let extra = vec![h::MinExpires::new(self.cfg.min_expires.to_string()).into()];
-            return self.respond(now, req, src, 423, "Interval Too Brief", extra, b"");
+            return self.respond(
+                now,
+                req,
+                src,
+                Reply::new(423, "Interval Too Brief").headers(extra),
+            );
         }
         let granted = wanted.min(u64::from(self.cfg.max_expires)) as u32;
         if let Some(old) = self.bindings.remove(&user) {
@@ -701,7 +691,7 @@ impl Pbx {
             expires: granted,
         });
         let extra = self.binding_headers(&user, now);
-        self.respond(now, req, src, 200, "OK", extra, b"");
+        self.respond(now, req, src, Reply::new(200, "OK").headers(extra));
     }
 
     fn binding_headers(&self, user: &str, now: Instant) -> Vec<Header> {
@@ -732,10 +722,7 @@ impl Pbx {
                     now,
                     &req,
                     src,
-                    407,
-                    "Proxy Authentication Required",
-                    ch,
-                    b"",
+                    Reply::new(407, "Proxy Authentication Required").headers(ch),
                 );
             }
         };
@@ -748,31 +735,20 @@ impl Pbx {
                 now,
                 &req,
                 src,
-                403,
-                "Forbidden (From is not you)",
-                Vec::new(),
-                b"",
+                Reply::new(403, "Forbidden (From is not you)"),
             );
         }
         let ext = uri_user(req.request_uri()).to_owned();
         let Some(callee) = self.by_extension.get(&ext).cloned() else {
             self.stats.calls_not_found += 1;
-            return self.respond(now, &req, src, 404, "Not Found", Vec::new(), b"");
+            return self.respond(now, &req, src, Reply::new(404, "Not Found"));
         };
         let Some(binding) = self.bindings.get(&callee).cloned() else {
             self.stats.calls_unavailable += 1;
-            return self.respond(
-                now,
-                &req,
-                src,
-                480,
-                "Temporarily Unavailable",
-                Vec::new(),
-                b"",
-            );
+            return self.respond(now, &req, src, Reply::new(480, "Temporarily Unavailable"));
         };
         // 100 Trying at once: the caller stops retransmitting (§16.2).
-        self.respond(now, &req, src, 100, "Trying", Vec::new(), b"");
+        self.respond(now, &req, src, Reply::new(100, "Trying"));
         // Media anchoring first: with the relay full, a 503 and nothing
         // forwarded.
         let Ok(anchored) = self.open_media(now, &req, src, binding.source) else {
@@ -889,16 +865,13 @@ impl Pbx {
         let Some(next) = next.filter(|_| routed_via_us) else {
             if req.method() != &Method::ACK {
                 let key = build::server_key(req);
-                let tx = ServerTx::new(key.clone(), false, build::response_dest(req, src));
-                self.servers.insert(key, tx);
+                self.servers
+                    .open(key, false, build::response_dest(req, src));
                 self.respond(
                     now,
                     req,
                     src,
-                    481,
-                    "Call/Transaction Does Not Exist",
-                    Vec::new(),
-                    b"",
+                    Reply::new(481, "Call/Transaction Does Not Exist"),
                 );
             }
             return;
@@ -922,15 +895,11 @@ impl Pbx {
     fn on_cancel(&mut self, now: Instant, src: SocketAddr, req: &Message) {
         let invite_key = build::server_key(req);
         let cancel_key = format!("{invite_key}|CANCEL");
-        if let Some(tx) = self.servers.get_mut(&cancel_key) {
-            let dest = tx.dest;
-            if let Some(r) = tx.on_retransmission().map(<[u8]>::to_vec) {
-                self.send(dest, r);
-            }
-            self.stats.absorbed += 1;
-            return;
+        if let Some(Arrival::Absorbed(resend)) = self.servers.absorb(&cancel_key) {
+            return self.absorbed(resend);
         }
-        let mut tx = ServerTx::new(cancel_key.clone(), false, build::response_dest(req, src));
+        let dest = build::response_dest(req, src);
+        self.servers.open(cancel_key.clone(), false, dest);
         let found = self.upstream.get(&invite_key).cloned();
         let (code, reason) = if found.is_some() {
             (200, "OK")
@@ -938,12 +907,10 @@ impl Pbx {
             (481, "Call/Transaction Does Not Exist")
         };
         let tag = token(self.rng.as_mut(), 10);
-        let bytes = build::response(req, src, code, reason, Some(&tag), Vec::new(), b"");
-        tx.on_send(now, &self.cfg.timers, code, bytes.clone());
-        let dest = tx.dest;
-        self.servers.insert(cancel_key.clone(), tx);
+        let bytes = Reply::new(code, reason).tag(&tag).for_source(req, src);
+        let t = self.servers.respond(now, &cancel_key, code, bytes, dest);
         self.arm(Due::Server(cancel_key));
-        self.send(dest, bytes);
+        self.transmits.push_back(t);
         let Some(branch) = found else { return };
         let Some(fwd) = self.forwards.get_mut(&branch) else {
             return;
@@ -1108,24 +1075,16 @@ impl Pbx {
             self.timers.pop();
             match due {
                 Due::Server(key) => {
-                    let Some(tx) = self.servers.get_mut(&key) else {
+                    let Some(tx) = self.servers.get(&key) else {
                         continue;
                     };
                     if tx.deadline().is_none_or(|d| d > now) {
                         continue; // stale entry: the deadline moved
                     }
-                    let resend = (tx.on_timeout(now, &timers) == Some(TimerAction::Retransmit))
-                        .then(|| tx.last_response.clone().map(|r| (tx.dest, r)))
-                        .flatten();
-                    let terminated = tx.state == ServerState::Terminated;
-                    if let Some((d, r)) = resend {
-                        self.send(d, r);
-                    }
-                    if terminated {
-                        self.servers.remove(&key);
-                    } else {
-                        self.arm(Due::Server(key));
-                    }
+                    let resend = self.servers.fire(now, &key);
+                    self.transmits.extend(resend);
+                    // Nothing to arm once it is gone.
+                    self.arm(Due::Server(key));
                 }
                 Due::Forward(branch) => {
                     let Some(f) = self.forwards.get_mut(&branch) else {
@@ -1154,7 +1113,7 @@ impl Pbx {
                             f.final_sent = true;
                             f.forget_at = Some(now + timers.t64());
                             let (req, src) = (f.request.clone(), f.request_src);
-                            self.respond(now, &req, src, 408, "Request Timeout", Vec::new(), b"");
+                            self.respond(now, &req, src, Reply::new(408, "Request Timeout"));
                             self.close_media(req.call_id(), "no answer");
                         }
                         _ => {}

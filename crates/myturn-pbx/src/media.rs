@@ -17,6 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
+use myturn_sip::build::Reply as SipReply;
 use myturn_sip::msg::{Message, Method};
 
 use crate::core::{Due, Pbx, Transmit};
@@ -220,10 +221,8 @@ impl Pbx {
                         now,
                         req,
                         src,
-                        503,
-                        "Service Unavailable (media ports exhausted)",
-                        extra,
-                        b"",
+                        SipReply::new(503, "Service Unavailable (media ports exhausted)")
+                            .headers(extra),
                     );
                     return Err(());
                 }
@@ -403,10 +402,7 @@ impl Pbx {
                     now,
                     &fwd.request,
                     fwd.request_src,
-                    code,
-                    reason,
-                    Vec::new(),
-                    b"",
+                    SipReply::new(code, reason),
                 );
                 self.close_media(call_id, "refused");
             }
@@ -422,12 +418,9 @@ impl Pbx {
         match then {
             Then::Send { dest } => self.send(dest, bytes),
             Then::Upstream { key, dest, code } => {
-                let timers = self.cfg.timers;
-                if let Some(tx) = self.servers.get_mut(&key) {
-                    tx.on_send(now, &timers, code, bytes.clone());
-                    self.arm(Due::Server(key));
-                }
-                self.send(dest, bytes);
+                let t = self.servers.respond(now, &key, code, bytes, dest);
+                self.arm(Due::Server(key));
+                self.send(t.dest, t.payload);
             }
             Then::Invite { branch } => {
                 let Some(fwd) = self.forwards.get_mut(&branch) else {

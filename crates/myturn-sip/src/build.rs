@@ -99,6 +99,98 @@ pub fn response_raw(
     resp.to_string().into_bytes()
 }
 
+/// A response being built: status, the To tag to add, extra headers and
+/// body. Serialised against the request it answers, by the user agent
+/// ([`Reply::for_request`]) and the PBX ([`Reply::for_source`]) alike.
+#[derive(Debug, Clone)]
+pub struct Reply<'a> {
+    code: u16,
+    reason: &'a str,
+    to_tag: Option<&'a str>,
+    extra: Vec<Header>,
+    body: &'a [u8],
+}
+
+impl<'a> Reply<'a> {
+    /// `code reason`, no To tag, no extra header, no body.
+    pub fn new(code: u16, reason: &'a str) -> Self {
+        Reply {
+            code,
+            reason,
+            to_tag: None,
+            extra: Vec::new(),
+            body: b"",
+        }
+    }
+
+    /// The To tag to add (when the request has none and the code is above
+    /// 100).
+    pub fn tag(mut self, tag: &'a str) -> Self {
+        self.to_tag = Some(tag);
+        self
+    }
+
+    /// Adds a header after the copied ones.
+    pub fn header(mut self, header: impl Into<Header>) -> Self {
+        self.extra.push(header.into());
+        self
+    }
+
+    /// Adds headers after the copied ones.
+    pub fn headers(mut self, headers: impl IntoIterator<Item = Header>) -> Self {
+        self.extra.extend(headers);
+        self
+    }
+
+    /// The body (its Content-Type goes in with [`Reply::header`]).
+    pub fn body(mut self, body: &'a [u8]) -> Self {
+        self.body = body;
+        self
+    }
+
+    /// The status code.
+    pub fn code(&self) -> u16 {
+        self.code
+    }
+
+    /// Whether a To tag is set.
+    pub fn has_tag(&self) -> bool {
+        self.to_tag.is_some()
+    }
+
+    /// The response to `req`, its Via, From, To, Call-ID and CSeq copied
+    /// as received (what a user agent sends).
+    pub fn for_request(self, req: &Message) -> Vec<u8> {
+        self.for_raw(&raw_of(req))
+    }
+
+    /// The response to `req` from `src`, its top Via completed with
+    /// `received` and `rport` (what a proxy or registrar sends).
+    pub fn for_source(self, req: &Message, src: SocketAddr) -> Vec<u8> {
+        response(
+            req,
+            src,
+            self.code,
+            self.reason,
+            self.to_tag,
+            self.extra,
+            self.body,
+        )
+    }
+
+    /// The response copying the header values `raw` (see [`raw_of`]).
+    pub fn for_raw(self, raw: &[(String, String)]) -> Vec<u8> {
+        response_raw(
+            self.code,
+            self.reason,
+            raw,
+            self.to_tag,
+            self.extra,
+            self.body,
+        )
+    }
+}
+
 /// A response to `req`, with the top Via completed with `received` and
 /// `rport` for the source `src` (RFC 3261 §18.2.1, RFC 3581 §4).
 pub fn response(

@@ -10,7 +10,7 @@
 //! only queue work. Nothing here reads a clock, touches a socket or draws
 //! randomness from anywhere but the RNG it was given.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -18,11 +18,12 @@ use rand_core::RngCore;
 use rsip::headers::{self as h, UntypedHeader};
 use rsip::Header;
 
-use crate::build::{self, token};
+use crate::build::{self, token, Reply};
 use crate::digest::{self, Challenge};
 use crate::msg::{self, Message, Method, NameAddr};
 use crate::sdp::Sdp;
-use crate::transaction::{ClientOutcome, ClientTx, ServerState, ServerTx, TimerAction, Timers};
+use crate::server::{self, Arrival, Malformed, ServerTransactions};
+use crate::transaction::{ClientOutcome, ClientTx, TimerAction, Timers};
 
 /// Methods this agent answers (the `Allow` header).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
@@ -426,7 +427,7 @@ pub struct UserAgent {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     clients: Vec<Client>,
-    servers: HashMap<String, ServerTx>,
+    servers: ServerTransactions,
     reg: Registration,
     reg_auth: Option<Auth>,
     calls: Vec<Call>,
@@ -461,6 +462,7 @@ impl UserAgent {
             keepalive_at: None,
         };
         let session_id = rng.next_u64() >> 1;
+        let servers = ServerTransactions::new(cfg.timers);
         UserAgent {
             contact: cfg.local,
             cfg,
@@ -469,7 +471,7 @@ impl UserAgent {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             clients: Vec::new(),
-            servers: HashMap::new(),
+            servers,
             reg,
             reg_auth: None,
             calls: Vec::new(),
@@ -548,6 +550,12 @@ impl UserAgent {
         self.transmits.push_back(Transmit { dest, payload });
     }
 
+    /// A request retransmission a server transaction absorbed.
+    fn absorbed(&mut self, resend: Option<Transmit>) {
+        self.stats.absorbed += 1;
+        self.transmits.extend(resend);
+    }
+
     fn start_client(
         &mut self,
         now: Instant,
@@ -571,41 +579,19 @@ impl UserAgent {
 
     /// Answers `req` with a final response carrying a new To tag (a
     /// request this agent refuses or answers outside any dialog).
-    fn respond_fresh(
-        &mut self,
-        now: Instant,
-        req: &Message,
-        src: SocketAddr,
-        code: u16,
-        reason: &str,
-        extra: Vec<Header>,
-    ) {
+    fn respond_fresh(&mut self, now: Instant, req: &Message, src: SocketAddr, reply: Reply<'_>) {
         let tag = token(self.rng.as_mut(), 12);
-        self.respond(now, req, src, code, reason, Some(&tag), extra, b"");
+        self.respond(now, req, src, reply.tag(&tag));
     }
 
     /// Answers `req` within its server transaction.
-    #[allow(clippy::too_many_arguments)]
-    fn respond(
-        &mut self,
-        now: Instant,
-        req: &Message,
-        src: SocketAddr,
-        code: u16,
-        reason: &str,
-        to_tag: Option<&str>,
-        extra: Vec<Header>,
-        body: &[u8],
-    ) {
-        let bytes = build::response_raw(code, reason, &build::raw_of(req), to_tag, extra, body);
+    fn respond(&mut self, now: Instant, req: &Message, src: SocketAddr, reply: Reply<'_>) {
+        let code = reply.code();
+        let bytes = reply.for_request(req);
         let key = build::server_key(req);
         let dest = build::response_dest(req, src);
-        let timers = self.cfg.timers;
-        if let Some(tx) = self.servers.get_mut(&key) {
-            tx.on_send(now, &timers, code, bytes.clone());
-            tx.dest = dest;
-        }
-        self.send(dest, bytes);
+        let t = self.servers.respond(now, &key, code, bytes, dest);
+        self.transmits.push_back(t);
     }
 
     // ---- registration ----------------------------------------------------
@@ -954,14 +940,11 @@ impl UserAgent {
             extra.push(h::RecordRoute::new(rr.to_owned()).into());
         }
         extra.extend(session_timer_headers(&invite));
-        let bytes = build::response_raw(
-            200,
-            "OK",
-            &build::raw_of(&invite),
-            Some(&tag),
-            extra,
-            sdp.as_bytes(),
-        );
+        let bytes = Reply::new(200, "OK")
+            .tag(&tag)
+            .headers(extra)
+            .body(sdp.as_bytes())
+            .for_request(&invite);
         let dest = build::response_dest(&invite, src);
         let c = self.call_mut(call)?;
         c.ok = Some(OkRetransmit {
@@ -971,11 +954,10 @@ impl UserAgent {
             interval: timers.t1,
             give_up: now + timers.t64(),
         });
-        let key = build::server_key(&invite);
-        if let Some(tx) = self.servers.get_mut(&key) {
-            tx.on_send(now, &timers, 200, bytes.clone());
-        }
-        self.send(dest, bytes);
+        let t = self
+            .servers
+            .respond(now, &build::server_key(&invite), 200, bytes, dest);
+        self.transmits.push_back(t);
         Ok(())
     }
 
@@ -998,7 +980,7 @@ impl UserAgent {
         let tag = c.local_tag.clone();
         c.state = CallState::Ended;
         c.forget_at = Some(now + linger);
-        self.respond(now, &invite, src, code, reason, Some(&tag), Vec::new(), b"");
+        self.respond(now, &invite, src, Reply::new(code, reason).tag(&tag));
         Ok(())
     }
 
@@ -1163,17 +1145,13 @@ impl UserAgent {
             Ok(m) => self.on_response(now, m),
             Err(r) => {
                 let rng = self.rng.as_mut();
-                match build::answer_malformed(data, &r, || token(rng, 12)) {
-                    Some(bytes) => {
+                match server::malformed(data, from, &r, || token(rng, 12)) {
+                    Malformed::Answer(t) => {
                         self.stats.rejected += 1;
-                        tracing::debug!(%from, error = %r.error, "malformed SIP request answered");
-                        self.send(from, bytes);
+                        self.transmits.push_back(t);
                     }
-                    None if r.error == msg::ParseError::KeepAlive => {}
-                    None => {
-                        self.stats.dropped += 1;
-                        tracing::debug!(%from, error = %r.error, "SIP datagram dropped");
-                    }
+                    Malformed::KeepAlive => {}
+                    Malformed::Dropped => self.stats.dropped += 1,
                 }
             }
         }
@@ -1367,27 +1345,13 @@ impl UserAgent {
 
     fn on_request(&mut self, now: Instant, src: SocketAddr, req: Message) {
         let key = build::server_key(&req);
-        let timers = self.cfg.timers;
         let method = req.method().clone();
         // Retransmissions and ACKs for non-2xx finals belong to an existing
         // server transaction.
-        if let Some(tx) = self.servers.get_mut(&key) {
-            if method == Method::ACK {
-                if tx.state == ServerState::Completed {
-                    tx.on_ack(now, &timers);
-                    return;
-                }
-                // An ACK for a 2xx shares no transaction; handled below.
-            } else if method == Method::CANCEL {
-                // Handled below against the INVITE transaction.
-            } else {
-                let dest = tx.dest;
-                if let Some(resp) = tx.on_retransmission().map(<[u8]>::to_vec) {
-                    self.send(dest, resp);
-                }
-                self.stats.absorbed += 1;
-                return;
-            }
+        match self.servers.arrival(now, &key, &method) {
+            Arrival::Absorbed(resend) => return self.absorbed(resend),
+            Arrival::AckAbsorbed => return,
+            Arrival::New => {}
         }
         match method {
             Method::Known(rsip::Method::Ack) => return self.on_ack(now, &req),
@@ -1395,8 +1359,8 @@ impl UserAgent {
             _ => {}
         }
         let invite = method == Method::INVITE;
-        let tx = ServerTx::new(key.clone(), invite, build::response_dest(&req, src));
-        self.servers.insert(key, tx);
+        self.servers
+            .open(key, invite, build::response_dest(&req, src));
 
         // Checks every request gets (§8.2.1–8.2.3).
         let scheme = req
@@ -1406,11 +1370,16 @@ impl UserAgent {
             .unwrap_or_default()
             .to_ascii_lowercase();
         if scheme != "sip" && scheme != "sips" {
-            return self.respond_fresh(now, &req, src, 416, "Unsupported URI Scheme", Vec::new());
+            return self.respond_fresh(now, &req, src, Reply::new(416, "Unsupported URI Scheme"));
         }
         if let Method::Extension(_) = method {
             let allow = vec![h::Allow::new(ALLOW).into()];
-            return self.respond_fresh(now, &req, src, 501, "Not Implemented", allow);
+            return self.respond_fresh(
+                now,
+                &req,
+                src,
+                Reply::new(501, "Not Implemented").headers(allow),
+            );
         }
         let required: Vec<String> = req
             .headers("Require")
@@ -1422,7 +1391,12 @@ impl UserAgent {
             .collect();
         if !required.is_empty() {
             let unsupported = vec![h::Unsupported::new(required.join(", ")).into()];
-            return self.respond_fresh(now, &req, src, 420, "Bad Extension", unsupported);
+            return self.respond_fresh(
+                now,
+                &req,
+                src,
+                Reply::new(420, "Bad Extension").headers(unsupported),
+            );
         }
         match method {
             Method::Known(rsip::Method::Invite) => self.on_invite(now, src, req),
@@ -1432,14 +1406,19 @@ impl UserAgent {
                     h::Allow::new(ALLOW).into(),
                     h::Accept::new("application/sdp").into(),
                 ];
-                self.respond_fresh(now, &req, src, 200, "OK", extra);
+                self.respond_fresh(now, &req, src, Reply::new(200, "OK").headers(extra));
             }
             Method::Known(rsip::Method::Update) | Method::Known(rsip::Method::Info) => {
                 self.on_in_dialog_refresh(now, src, &req)
             }
             _ => {
                 let allow = vec![h::Allow::new(ALLOW).into()];
-                self.respond_fresh(now, &req, src, 405, "Method Not Allowed", allow);
+                self.respond_fresh(
+                    now,
+                    &req,
+                    src,
+                    Reply::new(405, "Method Not Allowed").headers(allow),
+                );
             }
         }
     }
@@ -1471,16 +1450,7 @@ impl UserAgent {
                 && c.remote_tag == from_tag
                 && c.remote_cseq == Some(req.cseq())
         }) {
-            return self.respond(
-                now,
-                &req,
-                src,
-                482,
-                "Loop Detected",
-                Some(&tag),
-                Vec::new(),
-                b"",
-            );
+            return self.respond(now, &req, src, Reply::new(482, "Loop Detected").tag(&tag));
         }
         let content_type = req.header("Content-Type").unwrap_or("application/sdp");
         if !req.body().is_empty() && !content_type.trim().eq_ignore_ascii_case("application/sdp") {
@@ -1489,11 +1459,9 @@ impl UserAgent {
                 now,
                 &req,
                 src,
-                415,
-                "Unsupported Media Type",
-                Some(&tag),
-                accept,
-                b"",
+                Reply::new(415, "Unsupported Media Type")
+                    .tag(&tag)
+                    .headers(accept),
             );
         }
         if let Some(accept) = req.header("Accept") {
@@ -1504,16 +1472,7 @@ impl UserAgent {
                     || t.eq_ignore_ascii_case("application/*")
             });
             if !ok {
-                return self.respond(
-                    now,
-                    &req,
-                    src,
-                    406,
-                    "Not Acceptable",
-                    Some(&tag),
-                    Vec::new(),
-                    b"",
-                );
+                return self.respond(now, &req, src, Reply::new(406, "Not Acceptable").tag(&tag));
             }
         }
         let offer = if req.body().is_empty() {
@@ -1523,7 +1482,7 @@ impl UserAgent {
                 Ok(s) => Some(s),
                 Err(e) => {
                     let reason = format!("Not Acceptable Here ({e})");
-                    return self.respond(now, &req, src, 488, &reason, Some(&tag), Vec::new(), b"");
+                    return self.respond(now, &req, src, Reply::new(488, &reason).tag(&tag));
                 }
             }
         };
@@ -1564,7 +1523,12 @@ impl UserAgent {
         };
         self.calls.push(call);
         let contact = vec![h::Contact::new(self.contact_header(None)).into()];
-        self.respond(now, &req, src, 180, "Ringing", Some(&tag), contact, b"");
+        self.respond(
+            now,
+            &req,
+            src,
+            Reply::new(180, "Ringing").tag(&tag).headers(contact),
+        );
         self.events.push_back(Event::IncomingCall {
             call: id,
             sip_call_id: req.call_id().to_owned(),
@@ -1582,9 +1546,7 @@ impl UserAgent {
                     now,
                     req,
                     src,
-                    481,
-                    "Call/Transaction Does Not Exist",
-                    Vec::new(),
+                    Reply::new(481, "Call/Transaction Does Not Exist"),
                 );
             }
         }
@@ -1599,11 +1561,7 @@ impl UserAgent {
                 now,
                 req,
                 src,
-                500,
-                "Server Internal Error (CSeq out of order)",
-                Some(&tag),
-                Vec::new(),
-                b"",
+                Reply::new(500, "Server Internal Error (CSeq out of order)").tag(&tag),
             );
         }
         call.remote_cseq = Some(req.cseq());
@@ -1633,11 +1591,7 @@ impl UserAgent {
                         now,
                         req,
                         src,
-                        488,
-                        "Not Acceptable Here",
-                        Some(&tag),
-                        Vec::new(),
-                        b"",
+                        Reply::new(488, "Not Acceptable Here").tag(&tag),
                     );
                 }
             }
@@ -1656,7 +1610,15 @@ impl UserAgent {
         if let Some(c) = self.calls.get_mut(i) {
             c.session_expires = session_interval(req).map(|d| session_deadline(now, d));
         }
-        self.respond(now, req, src, 200, "OK", Some(&tag), extra, body.as_bytes());
+        self.respond(
+            now,
+            req,
+            src,
+            Reply::new(200, "OK")
+                .tag(&tag)
+                .headers(extra)
+                .body(body.as_bytes()),
+        );
     }
 
     fn on_ack(&mut self, _now: Instant, req: &Message) {
@@ -1692,48 +1654,30 @@ impl UserAgent {
         });
         // CANCEL gets its own (non-INVITE) server transaction.
         let cancel_key = format!("{invite_key}|CANCEL");
-        if let Some(tx) = self.servers.get_mut(&cancel_key) {
-            let dest = tx.dest;
-            if let Some(r) = tx.on_retransmission().map(<[u8]>::to_vec) {
-                self.send(dest, r);
-            }
-            self.stats.absorbed += 1;
-            return;
+        if let Some(Arrival::Absorbed(resend)) = self.servers.absorb(&cancel_key) {
+            return self.absorbed(resend);
         }
-        let mut tx = ServerTx::new(cancel_key, false, build::response_dest(req, src));
+        let dest = build::response_dest(req, src);
+        self.servers.open(cancel_key.clone(), false, dest);
         let Some(i) = ringing else {
             let tag = token(self.rng.as_mut(), 12);
-            let bytes = build::response_raw(
-                481,
-                "Call/Transaction Does Not Exist",
-                &build::raw_of(req),
-                Some(&tag),
-                Vec::new(),
-                b"",
-            );
-            tx.on_send(now, &self.cfg.timers, 481, bytes.clone());
-            let dest = tx.dest;
-            self.servers.insert(tx.key.clone(), tx);
-            return self.send(dest, bytes);
+            let reply = Reply::new(481, "Call/Transaction Does Not Exist").tag(&tag);
+            let t = self
+                .servers
+                .respond(now, &cancel_key, 481, reply.for_request(req), dest);
+            return self.transmits.push_back(t);
         };
         let tag = self.calls[i].local_tag.clone();
-        let bytes =
-            build::response_raw(200, "OK", &build::raw_of(req), Some(&tag), Vec::new(), b"");
-        tx.on_send(now, &self.cfg.timers, 200, bytes.clone());
-        let dest = tx.dest;
-        self.servers.insert(tx.key.clone(), tx);
-        self.send(dest, bytes);
+        let bytes = Reply::new(200, "OK").tag(&tag).for_request(req);
+        let t = self.servers.respond(now, &cancel_key, 200, bytes, dest);
+        self.transmits.push_back(t);
         let id = self.calls[i].id;
         if let Some((inv, isrc)) = self.calls[i].invite.clone() {
             self.respond(
                 now,
                 &inv,
                 isrc,
-                487,
-                "Request Terminated",
-                Some(&tag),
-                Vec::new(),
-                b"",
+                Reply::new(487, "Request Terminated").tag(&tag),
             );
         }
         self.end_call(now, id, EndedBy::Remote);
@@ -1745,14 +1689,12 @@ impl UserAgent {
                 now,
                 req,
                 src,
-                481,
-                "Call/Transaction Does Not Exist",
-                Vec::new(),
+                Reply::new(481, "Call/Transaction Does Not Exist"),
             );
         };
         let tag = self.calls[i].local_tag.clone();
         let id = self.calls[i].id;
-        self.respond(now, req, src, 200, "OK", Some(&tag), Vec::new(), b"");
+        self.respond(now, req, src, Reply::new(200, "OK").tag(&tag));
         self.end_call(now, id, EndedBy::Remote);
     }
 
@@ -1793,20 +1735,9 @@ impl UserAgent {
         self.clients
             .retain(|c| c.tx.state != crate::transaction::ClientState::Terminated);
 
-        let mut resend = Vec::new();
-        for tx in self.servers.values_mut() {
-            if tx.on_timeout(now, &timers) == Some(TimerAction::Retransmit) {
-                if let Some(r) = &tx.last_response {
-                    resend.push((tx.dest, r.clone()));
-                }
-            }
-        }
+        let resend = self.servers.fire_all(now);
         self.stats.retransmissions += resend.len() as u64;
-        for (d, b) in resend {
-            self.send(d, b);
-        }
-        self.servers
-            .retain(|_, t| t.state != ServerState::Terminated);
+        self.transmits.extend(resend);
 
         // 2xx retransmission until ACK; give up after 64·T1 with a BYE.
         let mut give_up = Vec::new();
@@ -1878,7 +1809,7 @@ impl UserAgent {
     /// When [`UserAgent::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let clients = self.clients.iter().filter_map(|c| c.tx.deadline());
-        let servers = self.servers.values().filter_map(|t| t.deadline());
+        let servers = self.servers.deadline();
         let oks = self
             .calls
             .iter()
