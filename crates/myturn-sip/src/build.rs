@@ -105,7 +105,7 @@ pub fn response_raw(
 #[derive(Debug, Clone)]
 pub struct Reply<'a> {
     code: u16,
-    reason: &'a str,
+    reason: std::borrow::Cow<'a, str>,
     to_tag: Option<&'a str>,
     extra: Vec<Header>,
     body: &'a [u8],
@@ -113,10 +113,10 @@ pub struct Reply<'a> {
 
 impl<'a> Reply<'a> {
     /// `code reason`, no To tag, no extra header, no body.
-    pub fn new(code: u16, reason: &'a str) -> Self {
+    pub fn new(code: u16, reason: impl Into<std::borrow::Cow<'a, str>>) -> Self {
         Reply {
             code,
-            reason,
+            reason: reason.into(),
             to_tag: None,
             extra: Vec::new(),
             body: b"",
@@ -171,7 +171,7 @@ impl<'a> Reply<'a> {
             req,
             src,
             self.code,
-            self.reason,
+            &self.reason,
             self.to_tag,
             self.extra,
             self.body,
@@ -182,7 +182,7 @@ impl<'a> Reply<'a> {
     pub fn for_raw(self, raw: &[(String, String)]) -> Vec<u8> {
         response_raw(
             self.code,
-            self.reason,
+            &self.reason,
             raw,
             self.to_tag,
             self.extra,

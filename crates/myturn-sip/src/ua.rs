@@ -330,21 +330,11 @@ impl Auth {
     }
 }
 
+/// Who sent the INVITE that made a call: fixed for the call's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CallState {
-    /// Outgoing INVITE sent, no provisional.
-    Calling,
-    /// Outgoing, provisional received.
-    Early,
-    /// Incoming, ringing, not answered.
-    Ringing,
-    /// Incoming, 2xx sent, waiting for ACK.
-    Answered,
-    /// Dialog confirmed.
-    Confirmed,
-    /// BYE sent, waiting for its answer.
-    Terminating,
-    Ended,
+enum Direction {
+    Incoming,
+    Outgoing,
 }
 
 /// The INVITE we sent, kept to build CANCEL and ACK-for-non-2xx.
@@ -357,6 +347,14 @@ struct SentInvite {
     to: String,
 }
 
+/// An outgoing call until its INVITE's final answer: the INVITE (for
+/// CANCEL and the ACK of a failure) and the challenges answered so far.
+#[derive(Debug)]
+struct Outgoing {
+    sent: SentInvite,
+    auth_tries: u32,
+}
+
 /// A 2xx we retransmit until ACK (§13.3.1.4).
 #[derive(Debug, Clone)]
 struct OkRetransmit {
@@ -367,9 +365,95 @@ struct OkRetransmit {
     give_up: Instant,
 }
 
+/// Our ACK for the 2xx of an outgoing call and where it went: sent again
+/// when the 2xx is (§13.2.2.4).
+type Ack = (Vec<u8>, SocketAddr);
+
+/// Where a call is, each state with the data valid in it (as the media
+/// session's state is).
+#[derive(Debug)]
+enum CallState {
+    /// Outgoing INVITE sent, no provisional.
+    Calling(Outgoing),
+    /// Outgoing, hang-up asked before any provisional: CANCEL must wait
+    /// for one (§9.1).
+    CancelPending(Outgoing),
+    /// Outgoing, provisional received.
+    Early(Outgoing),
+    /// Outgoing, CANCEL sent: the INVITE's final answer ends the call.
+    Cancelling(Outgoing),
+    /// Incoming, ringing, not answered: the INVITE and its source, to
+    /// answer it.
+    Ringing {
+        invite: Box<Message>,
+        src: SocketAddr,
+    },
+    /// Incoming, 2xx sent, retransmitted until the ACK.
+    Answered(OkRetransmit),
+    /// Dialog confirmed.
+    Confirmed { ack: Option<Ack> },
+    /// BYE sent, waiting for its answer.
+    Terminating { ack: Option<Ack> },
+    /// Over, and forgotten at `forget_at` (late retransmissions are
+    /// absorbed until then).
+    Ended {
+        forget_at: Instant,
+        ack: Option<Ack>,
+    },
+}
+
+impl CallState {
+    /// The outgoing INVITE, while its final answer is awaited.
+    fn outgoing(&self) -> Option<&Outgoing> {
+        match self {
+            CallState::Calling(o)
+            | CallState::CancelPending(o)
+            | CallState::Early(o)
+            | CallState::Cancelling(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// Our ACK for the 2xx, once there is one.
+    fn ack(&self) -> Option<&Ack> {
+        match self {
+            CallState::Confirmed { ack }
+            | CallState::Terminating { ack }
+            | CallState::Ended { ack, .. } => ack.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn is_ended(&self) -> bool {
+        matches!(self, CallState::Ended { .. })
+    }
+
+    /// Moves to the state `next` makes of the current one.
+    fn step(&mut self, next: impl FnOnce(CallState) -> CallState) {
+        let current = std::mem::replace(self, CallState::Confirmed { ack: None });
+        *self = next(current);
+    }
+
+    /// Terminating, keeping our ACK.
+    fn terminate(&mut self) {
+        self.step(|s| CallState::Terminating {
+            ack: s.ack().cloned(),
+        });
+    }
+
+    /// Ended, keeping our ACK, forgotten at `forget_at`.
+    fn end(&mut self, forget_at: Instant) {
+        self.step(|s| CallState::Ended {
+            forget_at,
+            ack: s.ack().cloned(),
+        });
+    }
+}
+
 #[derive(Debug)]
 struct Call {
     id: CallHandle,
+    direction: Direction,
     call_id: String,
     local_tag: String,
     remote_tag: Option<String>,
@@ -381,25 +465,22 @@ struct Call {
     remote_target: String,
     /// Route set, in the order Route headers are written.
     route_set: Vec<String>,
-    state: CallState,
-    outgoing: bool,
-    sent: Option<SentInvite>,
-    /// For an incoming INVITE: its parsed form and source, to answer.
-    invite: Option<(Message, SocketAddr)>,
     local_sdp: Option<String>,
-    ok: Option<OkRetransmit>,
-    /// Our ACK for the 2xx, resent when the 2xx is retransmitted.
-    ack: Option<(Vec<u8>, SocketAddr)>,
-    auth: Option<Auth>,
-    auth_tries: u32,
-    /// Hang up requested before any provisional: CANCEL when one comes.
-    cancel_pending: bool,
-    cancelled: bool,
-    /// When an ended call is forgotten (absorbs late retransmissions).
-    forget_at: Option<Instant>,
     /// Session timer (RFC 4028): hang up if the refresher has not
     /// refreshed by then (the signalling path or the PBX is gone).
     session_expires: Option<Instant>,
+    state: CallState,
+}
+
+/// What an INVITE is built from.
+struct InviteTarget {
+    call_id: String,
+    local_tag: String,
+    cseq: u32,
+    /// The Request-URI (the remote target) and the To URI.
+    uri: String,
+    remote_uri: String,
+    body: String,
 }
 
 /// Who a client transaction works for.
@@ -844,76 +925,107 @@ impl UserAgent {
         rsip::Uri::try_from(uri.as_str()).map_err(|_| UaError::BadTarget(uri.clone()))?;
         let id = CallHandle(self.next_call);
         self.next_call += 1;
-        let call = Call {
+        let call_id = format!("{}@myturn", token(self.rng.as_mut(), 20));
+        let local_tag = token(self.rng.as_mut(), 12);
+        let local_cseq = self.rng.next_u32() % 10_000 + 2;
+        let target = InviteTarget {
+            call_id: call_id.clone(),
+            local_tag: local_tag.clone(),
+            cseq: local_cseq,
+            uri: uri.clone(),
+            remote_uri: uri.clone(),
+            body: sdp.to_owned(),
+        };
+        let (bytes, sent) = self.invite_request(target, None)?;
+        let branch = sent.branch.clone();
+        self.calls.push(Call {
             id,
-            call_id: format!("{}@myturn", token(self.rng.as_mut(), 20)),
-            local_tag: token(self.rng.as_mut(), 12),
+            direction: Direction::Outgoing,
+            call_id,
+            local_tag,
             remote_tag: None,
             local_uri: self.aor(),
             remote_uri: uri.clone(),
-            local_cseq: self.rng.next_u32() % 10_000 + 1,
+            local_cseq,
             remote_cseq: None,
             remote_target: uri,
             route_set: Vec::new(),
-            state: CallState::Calling,
-            outgoing: true,
-            sent: None,
-            invite: None,
             local_sdp: Some(sdp.to_owned()),
-            ok: None,
-            ack: None,
-            auth: None,
-            auth_tries: 0,
-            cancel_pending: false,
-            cancelled: false,
-            forget_at: None,
             session_expires: None,
-        };
-        self.calls.push(call);
-        self.send_invite(now, id)?;
+            state: CallState::Calling(Outgoing {
+                sent,
+                auth_tries: 0,
+            }),
+        });
+        let proxy = self.cfg.proxy;
+        self.start_client(now, Owner::Invite(id), branch, "INVITE", bytes, proxy);
         Ok(id)
     }
 
-    fn send_invite(&mut self, now: Instant, id: CallHandle) -> Result<(), UaError> {
-        let branch = self.new_branch();
-        let via = self.via(&branch);
-        let from = self.our_from(&self.local_tag(id)?);
-        let contact = self.contact_header(None);
-        let cnonce = token(self.rng.as_mut(), 16);
-        let mut common = Vec::new();
-        self.common_headers(&mut common);
-        let username = self.cfg.username.clone();
-        let password = self.cfg.password.clone();
-        let proxy = self.cfg.proxy;
+    /// Sends the INVITE of call `id` again, with credentials for `auth`'s
+    /// challenge: the call is calling anew.
+    fn send_invite_with(
+        &mut self,
+        now: Instant,
+        id: CallHandle,
+        mut auth: Auth,
+        auth_tries: u32,
+    ) -> Result<(), UaError> {
         let call = self.call_mut(id)?;
         call.local_cseq += 1;
-        let uri = call.remote_target.clone();
-        let to = format!("<{}>", call.remote_uri);
+        let target = InviteTarget {
+            call_id: call.call_id.clone(),
+            local_tag: call.local_tag.clone(),
+            cseq: call.local_cseq,
+            uri: call.remote_target.clone(),
+            remote_uri: call.remote_uri.clone(),
+            body: call.local_sdp.clone().unwrap_or_default(),
+        };
+        let (bytes, sent) = self.invite_request(target, Some(&mut auth))?;
+        let branch = sent.branch.clone();
+        self.call_mut(id)?.state = CallState::Calling(Outgoing { sent, auth_tries });
+        let proxy = self.cfg.proxy;
+        self.start_client(now, Owner::Invite(id), branch, "INVITE", bytes, proxy);
+        Ok(())
+    }
+
+    /// An INVITE for `t` (a fresh branch; credentials when `auth` is
+    /// given), and what CANCEL and the ACK of a failure need of it.
+    fn invite_request(
+        &mut self,
+        t: InviteTarget,
+        auth: Option<&mut Auth>,
+    ) -> Result<(Vec<u8>, SentInvite), UaError> {
+        let branch = self.new_branch();
+        let via = self.via(&branch);
+        let from = self.our_from(&t.local_tag);
+        let contact = self.contact_header(None);
+        let cnonce = token(self.rng.as_mut(), 16);
+        let to = format!("<{}>", t.remote_uri);
         let mut headers: Vec<Header> = vec![
             h::Via::new(via.clone()).into(),
             h::From::new(from).into(),
             h::To::new(to.clone()).into(),
-            h::CallId::new(call.call_id.clone()).into(),
-            h::CSeq::new(format!("{} INVITE", call.local_cseq)).into(),
+            h::CallId::new(t.call_id).into(),
+            h::CSeq::new(format!("{} INVITE", t.cseq)).into(),
             h::Contact::new(contact).into(),
             h::Allow::new(ALLOW).into(),
             h::ContentType::new("application/sdp").into(),
         ];
-        headers.extend(common);
-        if let Some(auth) = call.auth.as_mut() {
-            headers.push(auth.header(&username, &password, "INVITE", &uri, &cnonce));
+        self.common_headers(&mut headers);
+        if let Some(auth) = auth {
+            let (user, password) = (&self.cfg.username, &self.cfg.password);
+            headers.push(auth.header(user, password, "INVITE", &t.uri, &cnonce));
         }
-        let body = call.local_sdp.clone().unwrap_or_default();
-        call.sent = Some(SentInvite {
-            uri: uri.clone(),
+        let bytes = build::request(rsip::Method::Invite, &t.uri, headers, t.body.as_bytes())?;
+        let sent = SentInvite {
+            uri: t.uri,
             via,
-            cseq: call.local_cseq,
-            branch: branch.clone(),
+            cseq: t.cseq,
+            branch,
             to,
-        });
-        let bytes = build::request(rsip::Method::Invite, &uri, headers, body.as_bytes())?;
-        self.start_client(now, Owner::Invite(id), branch, "INVITE", bytes, proxy);
-        Ok(())
+        };
+        Ok((bytes, sent))
     }
 
     /// Answers an incoming call with 200 OK carrying `sdp`.
@@ -921,14 +1033,11 @@ impl UserAgent {
         let contact = self.contact_header(None);
         let timers = self.cfg.timers;
         let c = self.call_mut(call)?;
-        if c.state != CallState::Ringing {
-            return Err(UaError::WrongState);
-        }
-        let Some((invite, src)) = c.invite.clone() else {
+        let CallState::Ringing { invite, src } = &c.state else {
             return Err(UaError::WrongState);
         };
+        let (invite, src) = (invite.clone(), *src);
         c.local_sdp = Some(sdp.to_owned());
-        c.state = CallState::Answered;
         c.session_expires = session_interval(&invite).map(|d| session_deadline(now, d));
         let tag = c.local_tag.clone();
         let mut extra: Vec<Header> = vec![
@@ -947,7 +1056,7 @@ impl UserAgent {
             .for_request(&invite);
         let dest = build::response_dest(&invite, src);
         let c = self.call_mut(call)?;
-        c.ok = Some(OkRetransmit {
+        c.state = CallState::Answered(OkRetransmit {
             bytes: bytes.clone(),
             dest,
             next: now + timers.t1,
@@ -971,15 +1080,15 @@ impl UserAgent {
     ) -> Result<(), UaError> {
         let linger = self.cfg.timers.t64();
         let c = self.call_mut(call)?;
-        if c.state != CallState::Ringing || !(300..700).contains(&code) {
-            return Err(UaError::WrongState);
-        }
-        let Some((invite, src)) = c.invite.clone() else {
+        let CallState::Ringing { invite, src } = &c.state else {
             return Err(UaError::WrongState);
         };
+        if !(300..700).contains(&code) {
+            return Err(UaError::WrongState);
+        }
+        let (invite, src) = (invite.clone(), *src);
         let tag = c.local_tag.clone();
-        c.state = CallState::Ended;
-        c.forget_at = Some(now + linger);
+        c.state.end(now + linger);
         self.respond(now, &invite, src, Reply::new(code, reason).tag(&tag));
         Ok(())
     }
@@ -987,15 +1096,19 @@ impl UserAgent {
     /// Ends a call whatever its state: CANCEL while ringing out, 603 while
     /// ringing in, BYE once established.
     pub fn hangup(&mut self, now: Instant, call: CallHandle) -> Result<(), UaError> {
-        let state = self.call_mut(call)?.state;
-        match state {
-            CallState::Calling => {
+        let c = self.call_mut(call)?;
+        match &c.state {
+            CallState::Calling(_) => {
                 // No provisional yet: CANCEL must wait for one (§9.1).
-                self.call_mut(call)?.cancel_pending = true;
+                c.state.step(|s| match s {
+                    CallState::Calling(o) => CallState::CancelPending(o),
+                    other => other,
+                });
                 Ok(())
             }
-            CallState::Early => self.send_cancel(now, call),
-            CallState::Ringing => {
+            CallState::CancelPending(_) => Ok(()),
+            CallState::Early(_) | CallState::Cancelling(_) => self.send_cancel(now, call),
+            CallState::Ringing { .. } => {
                 self.reject(now, call, 603, "Decline")?;
                 self.events.push_back(Event::CallEnded {
                     call,
@@ -1003,8 +1116,8 @@ impl UserAgent {
                 });
                 Ok(())
             }
-            CallState::Answered | CallState::Confirmed => self.send_bye(now, call),
-            CallState::Terminating | CallState::Ended => Err(UaError::WrongState),
+            CallState::Answered(_) | CallState::Confirmed { .. } => self.send_bye(now, call),
+            CallState::Terminating { .. } | CallState::Ended { .. } => Err(UaError::WrongState),
         }
     }
 
@@ -1014,11 +1127,16 @@ impl UserAgent {
         self.common_headers(&mut common);
         let proxy = self.cfg.proxy;
         let call = self.call_mut(id)?;
-        let Some(sent) = call.sent.clone() else {
+        let Some(sent) = call.state.outgoing().map(|o| o.sent.clone()) else {
             return Err(UaError::WrongState);
         };
-        call.cancelled = true;
-        call.cancel_pending = false;
+        call.state.step(|s| match s {
+            CallState::Calling(o)
+            | CallState::CancelPending(o)
+            | CallState::Early(o)
+            | CallState::Cancelling(o) => CallState::Cancelling(o),
+            other => other,
+        });
         let mut headers: Vec<Header> = vec![
             h::Via::new(sent.via.clone()).into(),
             h::From::new(from).into(),
@@ -1091,8 +1209,7 @@ impl UserAgent {
         let branch = self.new_branch();
         let call = self.call_mut(id)?;
         call.local_cseq += 1;
-        call.state = CallState::Terminating;
-        call.ok = None;
+        call.state.terminate();
         let cseq = call.local_cseq;
         let (bytes, dest) = self.dialog_request(id, rsip::Method::Bye, cseq, &branch)?;
         self.start_client(now, Owner::Bye(id), branch, "BYE", bytes, dest);
@@ -1102,12 +1219,10 @@ impl UserAgent {
     fn end_call(&mut self, now: Instant, id: CallHandle, by: EndedBy) {
         let linger = self.cfg.timers.t64();
         if let Ok(c) = self.call_mut(id) {
-            if c.state == CallState::Ended {
+            if c.state.is_ended() {
                 return;
             }
-            c.state = CallState::Ended;
-            c.ok = None;
-            c.forget_at = Some(now + linger);
+            c.state.end(now + linger);
         }
         self.events.push_back(Event::CallEnded { call: id, by });
     }
@@ -1115,10 +1230,10 @@ impl UserAgent {
     fn fail_call(&mut self, now: Instant, id: CallHandle, code: u16, reason: &str) {
         let linger = self.cfg.timers.t64();
         let cancelled = match self.call_mut(id) {
-            Ok(c) if c.state != CallState::Ended => {
-                c.state = CallState::Ended;
-                c.forget_at = Some(now + linger);
-                c.cancelled
+            Ok(c) if !c.state.is_ended() => {
+                let cancelled = matches!(c.state, CallState::Cancelling(_));
+                c.state.end(now + linger);
+                cancelled
             }
             _ => return,
         };
@@ -1226,7 +1341,7 @@ impl UserAgent {
         let mut common = Vec::new();
         self.common_headers(&mut common);
         let call = self.calls.iter().find(|c| c.id == id)?;
-        let sent = call.sent.as_ref()?;
+        let sent = &call.state.outgoing()?.sent;
         let mut headers: Vec<Header> = vec![
             h::Via::new(sent.via.clone()).into(),
             h::From::new(from).into(),
@@ -1245,7 +1360,7 @@ impl UserAgent {
             .calls
             .iter()
             .find(|c| c.call_id == call_id && Some(&c.local_tag) == tag.as_ref())
-            .and_then(|c| c.ack.clone())
+            .and_then(|c| c.state.ack().cloned())
         {
             self.stats.retransmissions += 1;
             self.send(dest, bytes);
@@ -1257,42 +1372,71 @@ impl UserAgent {
     fn on_invite_response(&mut self, now: Instant, id: CallHandle, resp: &Message) {
         let code = resp.status().unwrap_or(0);
         let Ok(call) = self.call_mut(id) else { return };
-        if call.state == CallState::Ended && code < 200 {
+        if call.state.is_ended() && code < 200 {
             return;
         }
         match code {
             100 => {}
-            101..=199 => {
-                let first = call.state == CallState::Calling;
-                call.state = CallState::Early;
-                if call.cancel_pending {
-                    let _ = self.send_cancel(now, id);
-                } else if first || code == 180 {
-                    self.events.push_back(Event::Ringing { call: id });
-                }
-            }
+            101..=199 => self.on_invite_provisional(now, id, code),
             200..=299 => self.on_invite_ok(now, id, resp),
-            401 | 407 => {
-                call.auth_tries += 1;
-                let name = if code == 401 {
-                    "WWW-Authenticate"
-                } else {
-                    "Proxy-Authenticate"
+            401 | 407 => self.on_invite_challenge(now, id, code, resp),
+            _ => self.fail_call(now, id, code, resp.reason()),
+        }
+    }
+
+    /// 101–199 to our INVITE: early, ringing (the first provisional, and
+    /// every 180), and the CANCEL that waited for it.
+    fn on_invite_provisional(&mut self, now: Instant, id: CallHandle, code: u16) {
+        let Ok(call) = self.call_mut(id) else { return };
+        let mut first = false;
+        let mut cancel = false;
+        call.state.step(|s| match s {
+            CallState::Calling(o) => {
+                first = true;
+                CallState::Early(o)
+            }
+            CallState::CancelPending(o) => {
+                cancel = true;
+                CallState::Early(o)
+            }
+            other => other,
+        });
+        if cancel {
+            let _ = self.send_cancel(now, id);
+        } else if first || code == 180 {
+            self.events.push_back(Event::Ringing { call: id });
+        }
+    }
+
+    /// 401/407 to our INVITE: one retry with credentials, unless the call
+    /// is being cancelled; a failure otherwise.
+    fn on_invite_challenge(&mut self, now: Instant, id: CallHandle, code: u16, resp: &Message) {
+        let Ok(call) = self.call_mut(id) else { return };
+        let tries = match &mut call.state {
+            CallState::Calling(o) | CallState::Early(o) => {
+                o.auth_tries += 1;
+                Some(o.auth_tries)
+            }
+            CallState::CancelPending(o) | CallState::Cancelling(o) => {
+                o.auth_tries += 1;
+                None
+            }
+            _ => None,
+        };
+        let name = if code == 401 {
+            "WWW-Authenticate"
+        } else {
+            "Proxy-Authenticate"
+        };
+        match (Challenge::choose(resp.headers(name)), tries) {
+            (Some(c), Some(tries)) if tries <= 1 => {
+                let auth = Auth {
+                    challenge: c,
+                    proxy: code == 407,
+                    nc: 0,
                 };
-                let ch = Challenge::choose(resp.headers(name));
-                match ch {
-                    Some(c) if call.auth_tries <= 1 && !call.cancelled && !call.cancel_pending => {
-                        call.auth = Some(Auth {
-                            challenge: c,
-                            proxy: code == 407,
-                            nc: 0,
-                        });
-                        call.state = CallState::Calling;
-                        if self.send_invite(now, id).is_err() {
-                            self.fail_call(now, id, code, resp.reason());
-                        }
-                    }
-                    _ => self.fail_call(now, id, code, resp.reason()),
+                if self.send_invite_with(now, id, auth, tries).is_err() {
+                    self.fail_call(now, id, code, resp.reason());
                 }
             }
             _ => self.fail_call(now, id, code, resp.reason()),
@@ -1307,27 +1451,35 @@ impl UserAgent {
         let mut routes: Vec<String> = resp.headers("Record-Route").map(str::to_owned).collect();
         routes.reverse();
         let Ok(call) = self.call_mut(id) else { return };
-        if call.state == CallState::Confirmed || call.state == CallState::Terminating {
+        if matches!(
+            call.state,
+            CallState::Confirmed { .. } | CallState::Terminating { .. }
+        ) {
             return;
         }
-        let hang_up = call.cancel_pending || call.cancelled || call.state == CallState::Ended;
+        let hang_up = matches!(
+            call.state,
+            CallState::CancelPending(_) | CallState::Cancelling(_) | CallState::Ended { .. }
+        );
         call.remote_tag = remote_tag;
         if let Some(c) = contact {
             call.remote_target = c;
         }
         call.route_set = routes;
-        call.state = CallState::Confirmed;
         let cseq = call
-            .sent
-            .as_ref()
-            .map(|s| s.cseq)
+            .state
+            .outgoing()
+            .map(|o| o.sent.cseq)
             .unwrap_or(call.local_cseq);
+        call.state = CallState::Confirmed { ack: None };
         let sip_call_id = call.call_id.clone();
         // ACK for 2xx: a new transaction-less request, new branch (§13.2.2.4).
         let branch = self.new_branch();
         if let Ok((bytes, dest)) = self.dialog_request(id, rsip::Method::Ack, cseq, &branch) {
             if let Ok(c) = self.call_mut(id) {
-                c.ack = Some((bytes.clone(), dest));
+                c.state = CallState::Confirmed {
+                    ack: Some((bytes.clone(), dest)),
+                };
             }
             self.send(dest, bytes);
         }
@@ -1441,27 +1593,31 @@ impl UserAgent {
             return self.on_in_dialog_refresh(now, src, &req);
         }
         let tag = token(self.rng.as_mut(), 12);
+        match self.check_invite(&req) {
+            Ok(offer) => self.ring(now, src, req, tag, offer),
+            Err(refusal) => self.respond(now, &req, src, refusal.tag(&tag)),
+        }
+    }
+
+    /// What a new INVITE must pass before it rings: not a merged request
+    /// (§8.2.2.2), an SDP body (§8.2.3) we can read, an answer type the
+    /// sender accepts. The offer, or the refusal to send.
+    fn check_invite(&self, req: &Message) -> Result<Option<Sdp>, Reply<'static>> {
         // Merged request (§8.2.2.2): same Call-ID, From tag and CSeq as a
         // call we have, arriving on another branch.
         let from_tag = req.from().and_then(|f| f.tag().map(str::to_owned));
         if self.calls.iter().any(|c| {
-            !c.outgoing
+            c.direction == Direction::Incoming
                 && c.call_id == req.call_id()
                 && c.remote_tag == from_tag
                 && c.remote_cseq == Some(req.cseq())
         }) {
-            return self.respond(now, &req, src, Reply::new(482, "Loop Detected").tag(&tag));
+            return Err(Reply::new(482, "Loop Detected"));
         }
         let content_type = req.header("Content-Type").unwrap_or("application/sdp");
         if !req.body().is_empty() && !content_type.trim().eq_ignore_ascii_case("application/sdp") {
-            let accept = vec![h::Accept::new("application/sdp").into()];
-            return self.respond(
-                now,
-                &req,
-                src,
-                Reply::new(415, "Unsupported Media Type")
-                    .tag(&tag)
-                    .headers(accept),
+            return Err(
+                Reply::new(415, "Unsupported Media Type").header(h::Accept::new("application/sdp"))
             );
         }
         if let Some(accept) = req.header("Accept") {
@@ -1472,20 +1628,28 @@ impl UserAgent {
                     || t.eq_ignore_ascii_case("application/*")
             });
             if !ok {
-                return self.respond(now, &req, src, Reply::new(406, "Not Acceptable").tag(&tag));
+                return Err(Reply::new(406, "Not Acceptable"));
             }
         }
-        let offer = if req.body().is_empty() {
-            None
-        } else {
-            match Sdp::parse(req.body()) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    let reason = format!("Not Acceptable Here ({e})");
-                    return self.respond(now, &req, src, Reply::new(488, &reason).tag(&tag));
-                }
-            }
-        };
+        if req.body().is_empty() {
+            return Ok(None);
+        }
+        match Sdp::parse(req.body()) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) => Err(Reply::new(488, format!("Not Acceptable Here ({e})"))),
+        }
+    }
+
+    /// A new call from `req`: kept as ringing, 180 sent, the application
+    /// told.
+    fn ring(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        req: Message,
+        tag: String,
+        offer: Option<Sdp>,
+    ) {
         let Some(from) = req.from() else { return };
         let contact = req
             .name_addrs("Contact")
@@ -1497,6 +1661,7 @@ impl UserAgent {
         self.next_call += 1;
         let call = Call {
             id,
+            direction: Direction::Incoming,
             call_id: req.call_id().to_owned(),
             local_tag: tag.clone(),
             remote_tag: from.tag().map(str::to_owned),
@@ -1507,27 +1672,20 @@ impl UserAgent {
             remote_target: contact,
             // The UAS's route set is Record-Route in order (§12.1.1).
             route_set: req.headers("Record-Route").map(str::to_owned).collect(),
-            state: CallState::Ringing,
-            outgoing: false,
-            sent: None,
-            invite: Some((req.clone(), src)),
             local_sdp: None,
-            ok: None,
-            ack: None,
-            auth: None,
-            auth_tries: 0,
-            cancel_pending: false,
-            cancelled: false,
-            forget_at: None,
             session_expires: None,
+            state: CallState::Ringing {
+                invite: Box::new(req.clone()),
+                src,
+            },
         };
         self.calls.push(call);
-        let contact = vec![h::Contact::new(self.contact_header(None)).into()];
+        let contact = h::Contact::new(self.contact_header(None));
         self.respond(
             now,
             &req,
             src,
-            Reply::new(180, "Ringing").tag(&tag).headers(contact),
+            Reply::new(180, "Ringing").tag(&tag).header(contact),
         );
         self.events.push_back(Event::IncomingCall {
             call: id,
@@ -1624,16 +1782,12 @@ impl UserAgent {
     fn on_ack(&mut self, _now: Instant, req: &Message) {
         let Some(i) = self.dialog_of(req) else { return };
         let call = &mut self.calls[i];
-        if call.state == CallState::Answered {
-            call.state = CallState::Confirmed;
-            call.ok = None;
+        if let CallState::Answered(_) = call.state {
+            call.state = CallState::Confirmed { ack: None };
             let id = call.id;
             let answer = Sdp::parse(req.body()).ok();
             self.events.push_back(Event::Confirmed { call: id, answer });
         } else {
-            if call.ok.is_some() {
-                call.ok = None;
-            }
             // The answer to the offer we put in the 200 to an offerless
             // re-INVITE.
             if let Ok(sdp) = Sdp::parse(req.body()) {
@@ -1647,10 +1801,7 @@ impl UserAgent {
     fn on_cancel(&mut self, now: Instant, src: SocketAddr, req: &Message) {
         let invite_key = build::server_key(req);
         let ringing = self.calls.iter().position(|c| {
-            c.state == CallState::Ringing
-                && c.invite
-                    .as_ref()
-                    .is_some_and(|(inv, _)| build::server_key(inv) == invite_key)
+            matches!(&c.state, CallState::Ringing { invite, .. } if build::server_key(invite) == invite_key)
         });
         // CANCEL gets its own (non-INVITE) server transaction.
         let cancel_key = format!("{invite_key}|CANCEL");
@@ -1672,7 +1823,8 @@ impl UserAgent {
         let t = self.servers.respond(now, &cancel_key, 200, bytes, dest);
         self.transmits.push_back(t);
         let id = self.calls[i].id;
-        if let Some((inv, isrc)) = self.calls[i].invite.clone() {
+        if let CallState::Ringing { invite, src } = &self.calls[i].state {
+            let (inv, isrc) = (invite.clone(), *src);
             self.respond(
                 now,
                 &inv,
@@ -1702,11 +1854,26 @@ impl UserAgent {
 
     /// Fires every timer that is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.client_timers(now);
+        let resend = self.servers.fire_all(now);
+        self.stats.retransmissions += resend.len() as u64;
+        self.transmits.extend(resend);
+        self.ok_timers(now);
+        self.calls.retain(|c| match c.state {
+            CallState::Ended { forget_at, .. } => now < forget_at,
+            _ => true,
+        });
+        self.session_timers(now);
+        self.registration_timers(now);
+    }
+
+    /// Client transactions: retransmissions (timers A, E), and timeouts
+    /// (B, F) reported to their owner.
+    fn client_timers(&mut self, now: Instant) {
         let timers = self.cfg.timers;
         let mut i = 0;
         while i < self.clients.len() {
-            let action = self.clients[i].tx.on_timeout(now, &timers);
-            match action {
+            match self.clients[i].tx.on_timeout(now, &timers) {
                 Some(TimerAction::Retransmit) => {
                     self.stats.retransmissions += 1;
                     let (dest, bytes) =
@@ -1714,19 +1881,8 @@ impl UserAgent {
                     self.send(dest, bytes);
                 }
                 Some(TimerAction::Timeout) => {
-                    let owner = self.clients[i].owner;
-                    match owner {
-                        Owner::Register => {
-                            if self.reg.branch.as_deref()
-                                == Some(self.clients[i].tx.branch.as_str())
-                            {
-                                self.registration_failed(now, 408, "Request Timeout");
-                            }
-                        }
-                        Owner::Invite(id) => self.fail_call(now, id, 408, "Request Timeout"),
-                        Owner::Cancel(_) | Owner::KeepAlive => {}
-                        Owner::Bye(id) => self.end_call(now, id, EndedBy::Local),
-                    }
+                    let branch = self.clients[i].tx.branch.clone();
+                    self.client_timed_out(now, self.clients[i].owner, &branch);
                 }
                 None => {}
             }
@@ -1734,20 +1890,33 @@ impl UserAgent {
         }
         self.clients
             .retain(|c| c.tx.state != crate::transaction::ClientState::Terminated);
+    }
 
-        let resend = self.servers.fire_all(now);
-        self.stats.retransmissions += resend.len() as u64;
-        self.transmits.extend(resend);
+    /// A request of ours got no final answer in time.
+    fn client_timed_out(&mut self, now: Instant, owner: Owner, branch: &str) {
+        match owner {
+            Owner::Register => {
+                if self.reg.branch.as_deref() == Some(branch) {
+                    self.registration_failed(now, 408, "Request Timeout");
+                }
+            }
+            Owner::Invite(id) => self.fail_call(now, id, 408, "Request Timeout"),
+            Owner::Cancel(_) | Owner::KeepAlive => {}
+            Owner::Bye(id) => self.end_call(now, id, EndedBy::Local),
+        }
+    }
 
-        // 2xx retransmission until ACK; give up after 64·T1 with a BYE.
+    /// Our 2xx, retransmitted until ACK; after 64·T1 without one, BYE.
+    fn ok_timers(&mut self, now: Instant) {
+        let t2 = self.cfg.timers.t2;
         let mut give_up = Vec::new();
         let mut resend = Vec::new();
         for c in &mut self.calls {
-            if let Some(ok) = c.ok.as_mut() {
+            if let CallState::Answered(ok) = &mut c.state {
                 if now >= ok.give_up {
                     give_up.push(c.id);
                 } else if now >= ok.next {
-                    ok.interval = (ok.interval * 2).min(timers.t2);
+                    ok.interval = (ok.interval * 2).min(t2);
                     ok.next = now + ok.interval;
                     resend.push((ok.dest, ok.bytes.clone()));
                 }
@@ -1758,24 +1927,22 @@ impl UserAgent {
             self.send(d, b);
         }
         for id in give_up {
-            if let Ok(c) = self.call_mut(id) {
-                c.ok = None;
-            }
             let _ = self.send_bye(now, id);
         }
-        self.calls.retain(|c| c.forget_at.is_none_or(|t| now < t));
+    }
 
-        // Session timers: no refresh in time means the PBX (or the path
-        // to it) is gone. BYE, and say so.
+    /// Session timers: no refresh in time means the PBX (or the path to
+    /// it) is gone. BYE, and say so.
+    fn session_timers(&mut self, now: Instant) {
         let expired: Vec<CallHandle> = self
             .calls
             .iter_mut()
             .filter(|c| c.session_expires.is_some_and(|t| now >= t))
             .map(|c| {
                 c.session_expires = None;
-                (c.id, c.state)
+                (c.id, &c.state)
             })
-            .filter(|(_, s)| matches!(s, CallState::Answered | CallState::Confirmed))
+            .filter(|(_, s)| matches!(s, CallState::Answered(_) | CallState::Confirmed { .. }))
             .map(|(id, _)| id)
             .collect();
         for id in expired {
@@ -1786,7 +1953,10 @@ impl UserAgent {
             let _ = self.send_bye(now, id);
             self.end_call(now, id, EndedBy::SessionExpired);
         }
+    }
 
+    /// The NAT keep-alive and the registration refresh.
+    fn registration_timers(&mut self, now: Instant) {
         if let Some(at) = self.reg.keepalive_at {
             if now >= at {
                 self.reg.keepalive_at = match self.reg.state {
@@ -1810,11 +1980,14 @@ impl UserAgent {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let clients = self.clients.iter().filter_map(|c| c.tx.deadline());
         let servers = self.servers.deadline();
-        let oks = self
-            .calls
-            .iter()
-            .filter_map(|c| c.ok.as_ref().map(|o| o.next.min(o.give_up)));
-        let forget = self.calls.iter().filter_map(|c| c.forget_at);
+        let oks = self.calls.iter().filter_map(|c| match &c.state {
+            CallState::Answered(o) => Some(o.next.min(o.give_up)),
+            _ => None,
+        });
+        let forget = self.calls.iter().filter_map(|c| match c.state {
+            CallState::Ended { forget_at, .. } => Some(forget_at),
+            _ => None,
+        });
         let sessions = self.calls.iter().filter_map(|c| c.session_expires);
         clients
             .chain(servers)
