@@ -1066,62 +1066,78 @@ impl Pbx {
 
     // ---- time --------------------------------------------------------------
 
+    /// Fires every timer that is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let timers = self.cfg.timers;
         while let Some(Reverse((at, due))) = self.timers.peek().cloned() {
             if at > now {
                 break;
             }
             self.timers.pop();
             match due {
-                Due::Server(key) => {
-                    let Some(tx) = self.servers.get(&key) else {
-                        continue;
-                    };
-                    if tx.deadline().is_none_or(|d| d > now) {
-                        continue; // stale entry: the deadline moved
-                    }
-                    let resend = self.servers.fire(now, &key);
-                    self.transmits.extend(resend);
-                    // Nothing to arm once it is gone.
-                    self.arm(Due::Server(key));
-                }
-                Due::Forward(branch) => {
-                    let Some(f) = self.forwards.get_mut(&branch) else {
-                        continue;
-                    };
-                    if f.forget_at.is_some_and(|t| t <= now) {
-                        let f = self.forwards.remove(&branch);
-                        if let Some(f) = f {
-                            self.upstream.remove(&f.upstream_key);
-                        }
-                        continue;
-                    }
-                    if f.client.deadline().is_none_or(|d| d > now) {
-                        self.arm(Due::Forward(branch));
-                        continue;
-                    }
-                    match f.client.on_timeout(now, &timers) {
-                        // Timer A: the INVITE again, to the callee (unless
-                        // it still waits for its SDP to be anchored).
-                        Some(TimerAction::Retransmit) if !f.held => {
-                            let (d, b) = (f.client.dest, f.client.request.clone());
-                            self.send(d, b);
-                        }
-                        // Timer B: 408 to the caller.
-                        Some(TimerAction::Timeout) if !f.final_sent => {
-                            f.final_sent = true;
-                            f.forget_at = Some(now + timers.t64());
-                            let (req, src) = (f.request.clone(), f.request_src);
-                            self.respond(now, &req, src, Reply::new(408, "Request Timeout"));
-                            self.close_media(req.call_id(), "no answer");
-                        }
-                        _ => {}
-                    }
-                    self.arm(Due::Forward(branch));
-                }
+                Due::Server(key) => self.server_timer(now, key),
+                Due::Forward(branch) => self.forward_timer(now, branch),
             }
         }
+        self.cancel_timers(now);
+        self.expire_bindings(now);
+        self.media_timers(now);
+        self.housekeeping(now);
+    }
+
+    /// A server transaction's timer (G, H, I, J or L) from the heap.
+    fn server_timer(&mut self, now: Instant, key: String) {
+        let Some(tx) = self.servers.get(&key) else {
+            return;
+        };
+        if tx.deadline().is_none_or(|d| d > now) {
+            return; // stale entry: the deadline moved
+        }
+        let resend = self.servers.fire(now, &key);
+        self.transmits.extend(resend);
+        // Nothing to arm once it is gone.
+        self.arm(Due::Server(key));
+    }
+
+    /// A forwarded INVITE's timer: its mapping forgotten, timer A (the
+    /// INVITE again) or timer B (408 to the caller).
+    fn forward_timer(&mut self, now: Instant, branch: String) {
+        let timers = self.cfg.timers;
+        let Some(f) = self.forwards.get_mut(&branch) else {
+            return;
+        };
+        if f.forget_at.is_some_and(|t| t <= now) {
+            let f = self.forwards.remove(&branch);
+            if let Some(f) = f {
+                self.upstream.remove(&f.upstream_key);
+            }
+            return;
+        }
+        if f.client.deadline().is_none_or(|d| d > now) {
+            return self.arm(Due::Forward(branch));
+        }
+        match f.client.on_timeout(now, &timers) {
+            // Timer A: the INVITE again, to the callee (unless it still
+            // waits for its SDP to be anchored).
+            Some(TimerAction::Retransmit) if !f.held => {
+                let (d, b) = (f.client.dest, f.client.request.clone());
+                self.send(d, b);
+            }
+            // Timer B: 408 to the caller.
+            Some(TimerAction::Timeout) if !f.final_sent => {
+                f.final_sent = true;
+                f.forget_at = Some(now + timers.t64());
+                let (req, src) = (f.request.clone(), f.request_src);
+                self.respond(now, &req, src, Reply::new(408, "Request Timeout"));
+                self.close_media(req.call_id(), "no answer");
+            }
+            _ => {}
+        }
+        self.arm(Due::Forward(branch));
+    }
+
+    /// Our CANCELs: retransmitted until answered (timer E), then gone.
+    fn cancel_timers(&mut self, now: Instant) {
+        let timers = self.cfg.timers;
         for c in &mut self.cancels {
             if c.on_timeout(now, &timers) == Some(TimerAction::Retransmit) {
                 self.transmits.push_back(Transmit {
@@ -1131,7 +1147,10 @@ impl Pbx {
             }
         }
         self.cancels.retain(|c| c.state != ClientState::Terminated);
-        // Binding expiry.
+    }
+
+    /// Bindings whose lifetime ran out.
+    fn expire_bindings(&mut self, now: Instant) {
         while let Some((at, user)) = self.expiries.first().cloned() {
             if at > now {
                 break;
@@ -1147,17 +1166,21 @@ impl Pbx {
                 });
             }
         }
-        self.media_timers(now);
-        if now >= self.next_housekeeping {
-            self.next_housekeeping = now + Duration::from_secs(10);
-            let window = self.cfg.fail_window;
-            self.failures.retain(|_, f| {
-                f.blocked_until.is_some_and(|t| t > now)
-                    || f.times
-                        .back()
-                        .is_some_and(|t| now.duration_since(*t) <= window)
-            });
+    }
+
+    /// Every 10 s: forgets failure counts that no longer matter.
+    fn housekeeping(&mut self, now: Instant) {
+        if now < self.next_housekeeping {
+            return;
         }
+        self.next_housekeeping = now + Duration::from_secs(10);
+        let window = self.cfg.fail_window;
+        self.failures.retain(|_, f| {
+            f.blocked_until.is_some_and(|t| t > now)
+                || f.times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) <= window)
+        });
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
