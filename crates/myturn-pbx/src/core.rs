@@ -25,6 +25,7 @@ pub struct Account {
     pub username: String,
     /// The dialable extension.
     pub extension: String,
+    /// The digest password.
     pub password: String,
 }
 
@@ -56,12 +57,15 @@ pub struct Config {
     /// Failed authentications from one IP within `fail_window` that block
     /// it.
     pub fail_limit: u32,
+    /// The window `fail_limit` counts in.
     pub fail_window: Duration,
     /// How long a blocked IP is ignored.
     pub block_for: Duration,
     /// How long a nonce stays fresh.
     pub nonce_lifetime: Duration,
+    /// T1, T2 and T4.
     pub timers: Timers,
+    /// Larger datagrams are dropped.
     pub max_message_size: usize,
     /// Where calls' media flows: directly between the clients, through
     /// the built-in relay, or through an external rtpengine.
@@ -72,6 +76,7 @@ pub struct Config {
 }
 
 impl Config {
+    /// Defaults for a PBX at `addr`: SHA-256 then MD5, bindings of 60 s to an hour, 5 failures in 5 s block for a minute, media direct.
     pub fn new(addr: SocketAddr) -> Self {
         Config {
             addr,
@@ -97,34 +102,65 @@ pub use myturn_sip::Transmit;
 /// What the PBX reports (for logs and the pairing server).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// A binding was added or refreshed.
     Registered {
+        /// The account.
         username: String,
+        /// The Contact bound.
         contact: String,
+        /// Where the REGISTER came from (where requests for the user go).
         source: SocketAddr,
+        /// The lifetime granted, seconds.
         expires: u32,
     },
     /// The binding is gone: `Expires: 0`, expiry, or the account removed.
-    Unregistered { username: String, why: &'static str },
+    Unregistered {
+        /// The account.
+        username: String,
+        /// Why: `expired`, `unregistered`, `account removed`.
+        why: &'static str,
+    },
     /// Too many failed authentications: the IP is ignored for
     /// [`Config::block_for`].
-    Blocked { ip: IpAddr, failures: u32 },
+    Blocked {
+        /// The source IP.
+        ip: IpAddr,
+        /// Failures counted within the window.
+        failures: u32,
+    },
     /// An INVITE was routed from one user to another's extension.
-    CallRouted { from: String, to: String },
+    CallRouted {
+        /// The caller's username.
+        from: String,
+        /// The callee's username.
+        to: String,
+    },
 }
 
 /// Counters for `/metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// REGISTERs that made or refreshed a binding.
     pub registrations: u64,
+    /// Bindings removed (`Expires: 0`, expiry, account removed).
     pub unregistrations: u64,
+    /// Credentials that proved nothing (wrong password, unknown user, forged nonce).
     pub auth_failures: u64,
+    /// Source IPs blocked.
     pub blocks: u64,
+    /// Datagrams ignored from blocked IPs.
     pub blocked_packets: u64,
+    /// Datagrams that were not SIP, too large, or not ours to relay.
     pub dropped: u64,
+    /// Malformed requests answered with 400/505/513.
     pub rejected: u64,
+    /// INVITEs routed to a registered user.
     pub calls_routed: u64,
+    /// INVITEs to an unknown extension (404).
     pub calls_not_found: u64,
+    /// INVITEs to a user not registered (480).
     pub calls_unavailable: u64,
+    /// Request retransmissions absorbed by server transactions.
     pub absorbed: u64,
     /// Calls whose media was anchored (relay or rtpengine).
     pub media_calls: u64,
@@ -235,6 +271,7 @@ impl std::fmt::Debug for Pbx {
 }
 
 impl Pbx {
+    /// A PBX with `cfg`, its nonce key and relay port order drawn from `rng`, started at `now`.
     pub fn new(cfg: Config, mut rng: Box<dyn RngCore + Send>, now: Instant) -> Self {
         let mut key = [0u8; 32];
         rng.fill_bytes(&mut key);
@@ -276,6 +313,7 @@ impl Pbx {
         }
     }
 
+    /// The configuration.
     pub fn config(&self) -> &Config {
         &self.cfg
     }
@@ -308,6 +346,7 @@ impl Pbx {
         }
     }
 
+    /// The counters.
     pub fn stats(&self) -> Stats {
         self.stats
     }
@@ -1183,6 +1222,7 @@ impl Pbx {
         });
     }
 
+    /// When [`Pbx::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let heap = self.timers.peek().map(|Reverse((at, _))| *at);
         let c = self.cancels.iter().filter_map(|c| c.deadline());
@@ -1193,10 +1233,12 @@ impl Pbx {
             .min()
     }
 
+    /// The next SIP datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
+    /// The next event to report.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }

@@ -29,13 +29,13 @@ const SNAPSHOT_EVERY: std::time::Duration = std::time::Duration::from_millis(100
 
 /// What the driver shares with the rest of the process.
 #[derive(Debug, Default)]
-pub struct Shared {
-    pub stats: Stats,
-    pub binding_count: usize,
+pub(crate) struct Shared {
+    stats: Stats,
+    binding_count: usize,
     /// (username, contact, source address), refreshed at most every 100 ms.
-    pub bindings: Vec<(String, String, std::net::SocketAddr)>,
-    pub blocked_ips: usize,
-    pub media: MediaSnapshot,
+    bindings: Vec<(String, String, std::net::SocketAddr)>,
+    blocked_ips: usize,
+    media: MediaSnapshot,
 }
 
 /// The media side, current within 100 ms.
@@ -52,6 +52,7 @@ pub struct MediaSnapshot {
     pub totals: (u64, u64, u64),
     /// Built-in relay: port pairs free and in the range.
     pub ports_free: usize,
+    /// Built-in relay: port pairs in the range.
     pub ports_capacity: usize,
     /// Built-in relay: calls whose ports could not be bound.
     pub bind_failures: u64,
@@ -60,6 +61,7 @@ pub struct MediaSnapshot {
 /// A handle on a running PBX.
 #[derive(Debug, Clone)]
 pub struct PbxHandle {
+    /// The address the PBX's SIP socket is bound to.
     pub local: std::net::SocketAddr,
     shared: Arc<Mutex<Shared>>,
 }
@@ -90,6 +92,7 @@ impl PbxHandle {
         h
     }
 
+    /// The counters, current within 100 ms.
     pub fn stats(&self) -> Stats {
         self.shared.lock().map(|s| s.stats).unwrap_or_default()
     }
@@ -118,6 +121,7 @@ impl PbxHandle {
             .unwrap_or_default()
     }
 
+    /// Source IPs blocked now, current within 100 ms.
     pub fn blocked_ips(&self) -> usize {
         self.shared
             .lock()
@@ -144,7 +148,9 @@ pub fn spawn(
 /// server configuration its connections are accepted with.
 #[derive(Debug)]
 pub struct Sips {
+    /// The bound TCP listener.
     pub listener: TcpListener,
+    /// The TLS server configuration.
     pub config: Arc<rustls::ServerConfig>,
 }
 

@@ -40,11 +40,16 @@ pub enum MediaMode {
     /// Through the built-in relay: ports from `ports` on `addr` (the
     /// address written into SDP).
     Relay {
+        /// The address written into SDP.
         addr: IpAddr,
+        /// The UDP ports calls get pairs from.
         ports: RangeInclusive<u16>,
     },
     /// Through an rtpengine, controlled over ng at `control`.
-    Rtpengine { control: SocketAddr },
+    Rtpengine {
+        /// rtpengine's ng control address.
+        control: SocketAddr,
+    },
 }
 
 impl MediaMode {
@@ -65,20 +70,33 @@ pub enum MediaCommand {
     /// callee) and forward between them, latching each side on the first
     /// packet from its SIP source IP in `expect`.
     Open {
+        /// The anchored call's id.
         id: u64,
+        /// Its SIP Call-ID (for logs).
         call_id: String,
+        /// The ports: the caller's side, then the callee's.
         ports: [u16; 2],
+        /// The SIP source IPs: the caller's, then the callee's.
         expect: [IpAddr; 2],
+        /// Close the call after this long without media.
         timeout: Duration,
     },
     /// `side` described its media at `sdp` (where it goes before latching).
     Sdp {
+        /// The anchored call's id.
         id: u64,
+        /// The side that described its media.
         side: Side,
+        /// The address its SDP gave.
         sdp: SocketAddr,
     },
     /// The call is over: close its ports.
-    Close { id: u64, why: &'static str },
+    Close {
+        /// The anchored call's id.
+        id: u64,
+        /// Why (for logs).
+        why: &'static str,
+    },
 }
 
 /// An anchored call.
@@ -95,8 +113,11 @@ pub(crate) struct MediaCall {
 /// What an anchored call looks like from outside (admin view, metrics).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaCallInfo {
+    /// The anchored call's id.
     pub id: u64,
+    /// This hop's SIP Call-ID.
     pub call_id: String,
+    /// The relay's ports (built-in relay only).
     pub ports: Option<[u16; 2]>,
     /// rtpengine's counters (zero with the built-in relay, whose counters
     /// live with its sockets).

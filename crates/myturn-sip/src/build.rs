@@ -47,6 +47,7 @@ pub fn request(
 
 /// The Via, From, To, Call-ID and CSeq values of `m`, in order: what a
 /// response copies.
+#[doc(hidden)] // for tests that forge responses; use [`Reply`]
 pub fn raw_of(m: &Message) -> Vec<(String, String)> {
     let mut raw = Vec::new();
     for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
@@ -60,6 +61,7 @@ pub fn raw_of(m: &Message) -> Vec<(String, String)> {
 /// Builds a response copying Via, From, To (adding `to_tag` when the
 /// request had none and the code is above 100), Call-ID and CSeq from
 /// `raw`, then `extra`, then `Content-Length` and `body`.
+#[doc(hidden)] // for tests that forge responses; use [`Reply`]
 pub fn response_raw(
     code: u16,
     reason: &str,
@@ -153,11 +155,6 @@ impl<'a> Reply<'a> {
         self.code
     }
 
-    /// Whether a To tag is set.
-    pub fn has_tag(&self) -> bool {
-        self.to_tag.is_some()
-    }
-
     /// The response to `req`, its Via, From, To, Call-ID and CSeq copied
     /// as received (what a user agent sends).
     pub fn for_request(self, req: &Message) -> Vec<u8> {
@@ -193,7 +190,7 @@ impl<'a> Reply<'a> {
 
 /// A response to `req`, with the top Via completed with `received` and
 /// `rport` for the source `src` (RFC 3261 §18.2.1, RFC 3581 §4).
-pub fn response(
+fn response(
     req: &Message,
     src: SocketAddr,
     code: u16,
@@ -291,7 +288,7 @@ pub fn server_key(m: &Message) -> String {
 /// request whose headers could be read (and that is not an ACK) gets 400
 /// (505 for the version, 513 when too large) with `tag()` as To tag, as
 /// RFC 4475 §3.1.2 asks. `None`: drop it (keep-alives, responses, noise).
-pub fn answer_malformed(
+pub(crate) fn answer_malformed(
     data: &[u8],
     rejected: &Rejected,
     tag: impl FnOnce() -> String,

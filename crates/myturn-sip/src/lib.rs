@@ -54,11 +54,15 @@
 //! // ua.handle_timeout(now) at ua.poll_timeout(), read ua.poll_event().
 //! ```
 
+#![warn(missing_docs, unreachable_pub)]
+
 /// A datagram a sans-IO core wants sent: the user agent's and the
 /// built-in PBX's alike.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
+    /// Where it goes.
     pub dest: std::net::SocketAddr,
+    /// The datagram (or, over TLS, the message).
     pub payload: Vec<u8>,
 }
 

@@ -179,7 +179,7 @@ pub enum Malformed {
 
 /// Sorts out a datagram from `from` that did not parse (`rejected`):
 /// answered with `tag()` as To tag when RFC 4475 §3.1.2 asks for an
-/// answer ([`build::answer_malformed`]), else dropped. Logs it.
+/// answer (400, 505 or 513), else dropped. Logs it.
 pub fn malformed(
     data: &[u8],
     from: SocketAddr,

@@ -129,12 +129,17 @@ pub struct Config {
     pub domain: String,
     /// User part of the address of record, also the digest username.
     pub username: String,
+    /// The digest password.
     pub password: String,
+    /// The display name in From.
     pub display_name: Option<String>,
     /// Requested registration lifetime, seconds.
     pub expires: u32,
+    /// T1, T2 and T4.
     pub timers: Timers,
+    /// The `User-Agent` header.
     pub user_agent: String,
+    /// Larger datagrams are dropped.
     pub max_message_size: usize,
     /// While registered, an OPTIONS to the proxy this often keeps the NAT
     /// binding towards it open (RFC 5626 §4.4, RFC 3581); its answer's
@@ -146,6 +151,7 @@ pub struct Config {
 }
 
 impl Config {
+    /// Defaults for `username` with `password` at `local`, through `proxy` (also the domain).
     pub fn new(local: SocketAddr, proxy: SocketAddr, username: &str, password: &str) -> Self {
         Config {
             local,
@@ -177,7 +183,9 @@ pub struct CallHandle(pub u64);
 /// Who ended a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndedBy {
+    /// This agent hung up.
     Local,
+    /// The peer hung up (BYE, CANCEL).
     Remote,
     /// The session timer ran out: the refresher (the PBX) stopped
     /// refreshing, so the signalling path is gone; this agent sent a BYE.
@@ -189,6 +197,7 @@ pub enum EndedBy {
 pub enum Event {
     /// The registrar accepted the binding for `expires`.
     Registered {
+        /// The lifetime the registrar granted.
         expires: Duration,
         /// The address the registrar saw us at (`received`/`rport`), when
         /// it differs from the local one.
@@ -196,45 +205,80 @@ pub enum Event {
     },
     /// The proxy sees us at a new public address (a NAT rebinding); the
     /// binding is being registered again with it.
-    PublicAddressChanged { from: SocketAddr, to: SocketAddr },
+    PublicAddressChanged {
+        /// The address it saw before.
+        from: SocketAddr,
+        /// The address it sees now.
+        to: SocketAddr,
+    },
     /// Registration (or its refresh) failed; the agent retries a refresh
     /// in 30 s if it was registered before.
-    RegistrationFailed { code: u16, reason: String },
+    RegistrationFailed {
+        /// The final status (408 on timeout, 0 for a domain that is no URI).
+        code: u16,
+        /// Its reason phrase.
+        reason: String,
+    },
     /// The binding was removed (`Expires: 0` answered).
     Unregistered,
     /// Someone calls us. Answer with [`UserAgent::answer`] or refuse with
     /// [`UserAgent::reject`].
     IncomingCall {
+        /// The call's handle.
         call: CallHandle,
+        /// The SIP Call-ID of the dialog.
         sip_call_id: String,
         /// The caller's user part (extension) and display name.
         from_user: String,
+        /// The caller's display name.
         from_display: Option<String>,
+        /// The SDP offer, when the INVITE had one.
         offer: Option<Sdp>,
     },
     /// 180/183 on our INVITE.
-    Ringing { call: CallHandle },
+    Ringing {
+        /// The call's handle.
+        call: CallHandle,
+    },
     /// Our INVITE was answered (2xx; ACK sent).
     Answered {
+        /// The call's handle.
         call: CallHandle,
+        /// The SIP Call-ID of the dialog.
         sip_call_id: String,
+        /// The SDP answer in the 2xx.
         answer: Option<Sdp>,
     },
     /// The ACK for our 2xx arrived: media may flow both ways.
     Confirmed {
+        /// The call's handle.
         call: CallHandle,
+        /// The SDP in the ACK, if any.
         answer: Option<Sdp>,
     },
     /// Our INVITE failed: 404, 486, 603, 408 (timeout or no answer), ….
     CallFailed {
+        /// The call's handle.
         call: CallHandle,
+        /// The final status (408 on timeout).
         code: u16,
+        /// Its reason phrase.
         reason: String,
     },
     /// A re-INVITE or UPDATE changed the remote media.
-    RemoteMediaChanged { call: CallHandle, sdp: Sdp },
+    RemoteMediaChanged {
+        /// The call's handle.
+        call: CallHandle,
+        /// The peer's new session description.
+        sdp: Sdp,
+    },
     /// The call is over (BYE either way, CANCEL, or an unanswered 2xx).
-    CallEnded { call: CallHandle, by: EndedBy },
+    CallEnded {
+        /// The call's handle.
+        call: CallHandle,
+        /// Who ended it.
+        by: EndedBy,
+    },
 }
 
 /// Counters an operator can read.
@@ -256,10 +300,13 @@ pub struct Stats {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UaError {
     #[error("no such call")]
+    /// The handle names no call (or one already forgotten).
     NoSuchCall,
     #[error("the call is not in a state that allows this")]
+    /// Not possible in the call's current state.
     WrongState,
     #[error("invalid target URI `{0}`")]
+    /// A target that is neither an extension nor a SIP URI.
     BadTarget(String),
 }
 
@@ -529,6 +576,7 @@ impl std::fmt::Debug for UserAgent {
 }
 
 impl UserAgent {
+    /// An agent with `cfg`, drawing tags, branches and Call-IDs from `rng`.
     pub fn new(cfg: Config, mut rng: Box<dyn RngCore + Send>) -> Self {
         let reg = Registration {
             state: RegState::Idle,
@@ -562,10 +610,12 @@ impl UserAgent {
         }
     }
 
+    /// The configuration.
     pub fn config(&self) -> &Config {
         &self.cfg
     }
 
+    /// The counters.
     pub fn stats(&self) -> Stats {
         self.stats
     }
@@ -1999,10 +2049,12 @@ impl UserAgent {
             .min()
     }
 
+    /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
+    /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
