@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use myturn_sip::build::{self, token, uri_addr, uri_user, Reply};
 use myturn_sip::digest::{self, Algorithm, Challenge, Credentials};
 use myturn_sip::msg::{self, Message, Method};
-use myturn_sip::server::{self, Arrival, Malformed, ServerTransactions};
+use myturn_sip::server::{self, Arrival, ServerTransactions};
 use myturn_sip::transaction::{ClientOutcome, ClientState, ClientTx, TimerAction, Timers};
 use rand_core::RngCore;
 use rsip::headers::{self as h, UntypedHeader};
@@ -453,14 +453,9 @@ impl Pbx {
             Ok(m) => self.on_response(now, src, m),
             Err(r) => {
                 let rng = self.rng.as_mut();
-                match server::malformed(data, src, &r, || token(rng, 10)) {
-                    Malformed::Answer(t) => {
-                        self.stats.rejected += 1;
-                        self.transmits.push_back(t);
-                    }
-                    Malformed::KeepAlive => {}
-                    Malformed::Dropped => self.stats.dropped += 1,
-                }
+                let answer = server::malformed(data, src, &r, || token(rng, 10))
+                    .count(&mut self.stats.rejected, &mut self.stats.dropped);
+                self.transmits.extend(answer);
             }
         }
     }

@@ -177,6 +177,24 @@ pub enum Malformed {
     Dropped,
 }
 
+impl Malformed {
+    /// Counts it (answered requests in `rejected`, dropped datagrams in
+    /// `dropped`, keep-alives nowhere) and gives back the answer to send.
+    pub fn count(self, rejected: &mut u64, dropped: &mut u64) -> Option<Transmit> {
+        match self {
+            Malformed::Answer(t) => {
+                *rejected += 1;
+                Some(t)
+            }
+            Malformed::KeepAlive => None,
+            Malformed::Dropped => {
+                *dropped += 1;
+                None
+            }
+        }
+    }
+}
+
 /// Sorts out a datagram from `from` that did not parse (`rejected`):
 /// answered with `tag()` as To tag when RFC 4475 §3.1.2 asks for an
 /// answer (400, 505 or 513), else dropped. Logs it.

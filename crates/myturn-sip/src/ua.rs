@@ -22,7 +22,7 @@ use crate::build::{self, token, Reply};
 use crate::digest::{self, Challenge};
 use crate::msg::{self, Message, Method, NameAddr};
 use crate::sdp::Sdp;
-use crate::server::{self, Arrival, Malformed, ServerTransactions};
+use crate::server::{self, Arrival, ServerTransactions};
 use crate::transaction::{ClientOutcome, ClientTx, TimerAction, Timers};
 
 /// Methods this agent answers (the `Allow` header).
@@ -1310,14 +1310,9 @@ impl UserAgent {
             Ok(m) => self.on_response(now, m),
             Err(r) => {
                 let rng = self.rng.as_mut();
-                match server::malformed(data, from, &r, || token(rng, 12)) {
-                    Malformed::Answer(t) => {
-                        self.stats.rejected += 1;
-                        self.transmits.push_back(t);
-                    }
-                    Malformed::KeepAlive => {}
-                    Malformed::Dropped => self.stats.dropped += 1,
-                }
+                let answer = server::malformed(data, from, &r, || token(rng, 12))
+                    .count(&mut self.stats.rejected, &mut self.stats.dropped);
+                self.transmits.extend(answer);
             }
         }
     }
