@@ -219,3 +219,67 @@ pub fn malformed(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::build::Reply;
+
+    const INVITE: &[u8] = b"INVITE sip:a@127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKs1\r\n\
+From: <sip:b@127.0.0.1>;tag=f\r\nTo: <sip:a@127.0.0.1>\r\nCall-ID: c\r\n\
+CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+
+    fn src() -> SocketAddr {
+        "127.0.0.1:5070".parse().unwrap()
+    }
+
+    #[test]
+    fn a_retransmission_gets_the_last_response_and_an_ack_confirms() {
+        let now = Instant::now();
+        let req = msg::parse(INVITE).unwrap();
+        let key = build::server_key(&req);
+        let mut txs = ServerTransactions::new(Timers::default());
+        assert_eq!(txs.arrival(now, &key, &Method::INVITE), Arrival::New);
+        txs.open(key.clone(), true, src());
+        // Nothing sent yet: absorbed, nothing to resend.
+        assert_eq!(
+            txs.arrival(now, &key, &Method::INVITE),
+            Arrival::Absorbed(None)
+        );
+        let bytes = Reply::new(486, "Busy Here").tag("t").for_request(&req);
+        let sent = txs.respond(now, &key, 486, bytes.clone(), src());
+        assert_eq!(sent.payload, bytes);
+        assert_eq!(
+            txs.arrival(now, &key, &Method::INVITE),
+            Arrival::Absorbed(Some(sent.clone()))
+        );
+        // Timer G resends the 486 until the ACK.
+        let t1 = Timers::default().t1;
+        assert_eq!(txs.fire(now + t1, &key), Some(sent));
+        assert_eq!(txs.arrival(now, &key, &Method::ACK), Arrival::AckAbsorbed);
+        assert_eq!(txs.fire(now + t1 * 2, &key), None);
+        // Timer I ends it.
+        assert!(txs.fire_all(now + Duration::from_secs(10)).is_empty());
+        assert!(txs.is_empty());
+    }
+
+    #[test]
+    fn malformed_requests_are_answered_and_noise_dropped() {
+        let bad = b"INVITE sip:a@127.0.0.1 SIP/3.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKx\r\n\
+From: <sip:b@127.0.0.1>;tag=f\r\nTo: <sip:a@127.0.0.1>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\
+Content-Length: 0\r\n\r\n";
+        let (mut rejected, mut dropped) = (0, 0);
+        for (data, answered) in [(&bad[..], true), (&b"\x00\x01garbage"[..], false)] {
+            let Err(r) = msg::parse(data) else {
+                panic!("parsed");
+            };
+            let answer =
+                malformed(data, src(), &r, || "t".into()).count(&mut rejected, &mut dropped);
+            assert_eq!(answer.is_some(), answered);
+        }
+        assert_eq!((rejected, dropped), (1, 1));
+    }
+}
