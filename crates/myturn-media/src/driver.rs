@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use myturn_rt::{drain, sleep_until, Sink};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
@@ -146,11 +147,12 @@ async fn run(
     let mut ds = DriverStats::default();
     let mut muted = false;
     loop {
-        while let Some(p) = session.poll_transmit() {
-            if socket.send_to(&p, peer).await.is_err() {
-                ds.send_errors += 1;
-            }
-        }
+        let mut out = PeerOut {
+            socket: &socket,
+            peer,
+            send_errors: &mut ds.send_errors,
+        };
+        drain(|| session.poll_transmit(), &mut out).await;
         while let Some(ev) = session.poll_event() {
             if events.try_send(ev).is_err() {
                 ds.events_dropped += 1;
@@ -192,9 +194,17 @@ async fn run(
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
+/// The peer's address on the media socket; failed sends are counted.
+struct PeerOut<'a> {
+    socket: &'a UdpSocket,
+    peer: SocketAddr,
+    send_errors: &'a mut u64,
+}
+
+impl Sink<Vec<u8>> for PeerOut<'_> {
+    async fn send(&mut self, datagram: Vec<u8>) {
+        if self.socket.send_to(&datagram, self.peer).await.is_err() {
+            *self.send_errors += 1;
+        }
     }
 }

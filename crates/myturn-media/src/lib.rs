@@ -11,7 +11,8 @@
 //! * [`packet`]: the RTP header and the sealed payload: fresh IV,
 //!   AES-256-CBC with PKCS#7, HMAC-SHA256 tag truncated to 128 bits over
 //!   header ‖ IV ‖ ciphertext, verified in constant time before decrypting.
-//! * [`replay`]: the 64-packet replay window of RFC 3711 §3.3.2.
+//! * `replay` (internal): the 64-packet replay window of RFC 3711 §3.3.2
+//!   that every [`packet::Opener`] keeps.
 //! * [`session`]: the sans-IO state machine over all of it: the
 //!   commit-then-reveal handshake with retransmission and key confirmation,
 //!   sealed audio, and a reliable, ordered text stream.
@@ -19,15 +20,17 @@
 //!   concealment, RFC 3550 jitter).
 //! * `audio` (feature `audio`): capture and playback with cpal, device
 //!   listing and choice, resampling to and from the device's rate.
-//! * [`resample`]: the streaming resampler the audio module uses.
+//! * `resample` (internal): the streaming resampler the audio module uses.
 //! * [`wav`]: WAV input and output (PCM16, 8 or 16 kHz) for headless use.
 //! * [`driver`]: the thin tokio driver: one task owns a [`session::Session`]
-//!   and a UDP socket, and gives an async handle and an event stream.
+//!   and a UDP socket, and gives an async handle and an event stream
+//!   (its drain-and-sleep loop is `myturn-rt`'s, shared with the SIP
+//!   drivers).
 //!
 //! Driving it: after the handshake both sides hold [`keys::SessionKeys`].
 //! Build a [`packet::Sealer`] per sending stream and a [`packet::Opener`]
 //! per receiving stream; `seal` appends a datagram to a buffer, `open`
-//! returns the plaintext or a [`packet::Drop`] reason to count.
+//! returns the plaintext or a [`packet::Discard`] reason to count.
 //!
 //! ```
 //! use myturn_media::keys::{derive, EphemeralKey, PairId, Role};
@@ -48,6 +51,7 @@
 //! assert_eq!(out, [1, 2, 3, 4]);
 //! ```
 
+#![warn(missing_docs, unreachable_pub)]
 #![warn(clippy::indexing_slicing)]
 
 #[cfg(feature = "audio")]
@@ -58,7 +62,9 @@ pub mod fuzzing;
 pub mod jitter;
 pub mod keys;
 pub mod packet;
-pub mod replay;
-pub mod resample;
+mod replay;
+// Only the sound devices resample; without them it is tested, not used.
+#[cfg_attr(not(feature = "audio"), allow(dead_code))]
+mod resample;
 pub mod session;
 pub mod wav;

@@ -1,11 +1,11 @@
 //! The replay window (RFC 3711 §3.3.2) over end-to-end sequence numbers.
 
 /// Window width, in packets.
-pub const WINDOW: u64 = 64;
+pub(crate) const WINDOW: u64 = 64;
 
 /// Why a sequence number was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ReplayError {
+pub(crate) enum ReplayError {
     /// Seen before, inside the window.
     #[error("replayed packet")]
     Replayed,
@@ -16,7 +16,7 @@ pub enum ReplayError {
 
 /// The highest accepted number and which of the 64 before it were seen.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReplayWindow {
+pub(crate) struct ReplayWindow {
     highest: Option<u64>,
     /// Bit `k` set: `highest - k` was seen.
     mask: u64,
@@ -25,7 +25,7 @@ pub struct ReplayWindow {
 impl ReplayWindow {
     /// Would `seq` be accepted? Does not change the window: call
     /// [`ReplayWindow::mark`] only once the packet is authenticated.
-    pub fn check(&self, seq: u64) -> Result<(), ReplayError> {
+    pub(crate) fn check(&self, seq: u64) -> Result<(), ReplayError> {
         let Some(h) = self.highest else { return Ok(()) };
         if seq > h {
             return Ok(());
@@ -41,7 +41,7 @@ impl ReplayWindow {
     }
 
     /// Records `seq` as seen (after authentication).
-    pub fn mark(&mut self, seq: u64) {
+    pub(crate) fn mark(&mut self, seq: u64) {
         match self.highest {
             None => {
                 self.highest = Some(seq);
@@ -67,7 +67,7 @@ impl ReplayWindow {
     }
 
     /// The highest accepted sequence number.
-    pub fn highest(&self) -> Option<u64> {
+    pub(crate) fn highest(&self) -> Option<u64> {
         self.highest
     }
 }

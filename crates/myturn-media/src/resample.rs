@@ -9,7 +9,7 @@
 
 /// A streaming resampler from `from` Hz to `to` Hz.
 #[derive(Debug, Clone)]
-pub struct Resampler {
+pub(crate) struct Resampler {
     step: f64,
     /// Position of the next output sample, in input samples, relative to
     /// the start of `hist`.
@@ -25,7 +25,7 @@ pub struct Resampler {
 
 impl Resampler {
     /// A resampler; `from == to` passes samples through unchanged.
-    pub fn new(from: u32, to: u32) -> Self {
+    pub(crate) fn new(from: u32, to: u32) -> Self {
         let step = f64::from(from.max(1)) / f64::from(to.max(1));
         let taps = if step > 1.0 { step.round() as usize } else { 1 };
         Resampler {
@@ -39,7 +39,7 @@ impl Resampler {
     }
 
     /// Converts one chunk, appending to `out`.
-    pub fn process(&mut self, input: &[f32], out: &mut Vec<f32>) {
+    pub(crate) fn process(&mut self, input: &[f32], out: &mut Vec<f32>) {
         if (self.step - 1.0).abs() < f64::EPSILON {
             out.extend_from_slice(input);
             return;
@@ -81,12 +81,12 @@ impl Resampler {
 }
 
 /// PCM16 to `f32` in [-1, 1).
-pub fn to_f32(s: i16) -> f32 {
+pub(crate) fn to_f32(s: i16) -> f32 {
     f32::from(s) / 32768.0
 }
 
 /// `f32` to PCM16, clamped.
-pub fn to_i16(x: f32) -> i16 {
+pub(crate) fn to_i16(x: f32) -> i16 {
     (x * 32768.0).round().clamp(-32768.0, 32767.0) as i16
 }
 

@@ -5,12 +5,11 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use myturn_sip::build::{self, token, uri_addr, uri_user};
+use myturn_sip::build::{self, token, uri_addr, uri_user, Reply};
 use myturn_sip::digest::{self, Algorithm, Challenge, Credentials};
 use myturn_sip::msg::{self, Message, Method};
-use myturn_sip::transaction::{
-    ClientOutcome, ClientState, ClientTx, ServerState, ServerTx, TimerAction, Timers,
-};
+use myturn_sip::server::{self, Arrival, ServerTransactions};
+use myturn_sip::transaction::{ClientOutcome, ClientState, ClientTx, TimerAction, Timers};
 use rand_core::RngCore;
 use rsip::headers::{self as h, UntypedHeader};
 use rsip::Header;
@@ -26,6 +25,7 @@ pub struct Account {
     pub username: String,
     /// The dialable extension.
     pub extension: String,
+    /// The digest password.
     pub password: String,
 }
 
@@ -57,12 +57,15 @@ pub struct Config {
     /// Failed authentications from one IP within `fail_window` that block
     /// it.
     pub fail_limit: u32,
+    /// The window `fail_limit` counts in.
     pub fail_window: Duration,
     /// How long a blocked IP is ignored.
     pub block_for: Duration,
     /// How long a nonce stays fresh.
     pub nonce_lifetime: Duration,
+    /// T1, T2 and T4.
     pub timers: Timers,
+    /// Larger datagrams are dropped.
     pub max_message_size: usize,
     /// Where calls' media flows: directly between the clients, through
     /// the built-in relay, or through an external rtpengine.
@@ -73,6 +76,7 @@ pub struct Config {
 }
 
 impl Config {
+    /// Defaults for a PBX at `addr`: SHA-256 then MD5, bindings of 60 s to an hour, 5 failures in 5 s block for a minute, media direct.
     pub fn new(addr: SocketAddr) -> Self {
         Config {
             addr,
@@ -98,34 +102,65 @@ pub use myturn_sip::Transmit;
 /// What the PBX reports (for logs and the pairing server).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// A binding was added or refreshed.
     Registered {
+        /// The account.
         username: String,
+        /// The Contact bound.
         contact: String,
+        /// Where the REGISTER came from (where requests for the user go).
         source: SocketAddr,
+        /// The lifetime granted, seconds.
         expires: u32,
     },
     /// The binding is gone: `Expires: 0`, expiry, or the account removed.
-    Unregistered { username: String, why: &'static str },
+    Unregistered {
+        /// The account.
+        username: String,
+        /// Why: `expired`, `unregistered`, `account removed`.
+        why: &'static str,
+    },
     /// Too many failed authentications: the IP is ignored for
     /// [`Config::block_for`].
-    Blocked { ip: IpAddr, failures: u32 },
+    Blocked {
+        /// The source IP.
+        ip: IpAddr,
+        /// Failures counted within the window.
+        failures: u32,
+    },
     /// An INVITE was routed from one user to another's extension.
-    CallRouted { from: String, to: String },
+    CallRouted {
+        /// The caller's username.
+        from: String,
+        /// The callee's username.
+        to: String,
+    },
 }
 
 /// Counters for `/metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// REGISTERs that made or refreshed a binding.
     pub registrations: u64,
+    /// Bindings removed (`Expires: 0`, expiry, account removed).
     pub unregistrations: u64,
+    /// Credentials that proved nothing (wrong password, unknown user, forged nonce).
     pub auth_failures: u64,
+    /// Source IPs blocked.
     pub blocks: u64,
+    /// Datagrams ignored from blocked IPs.
     pub blocked_packets: u64,
+    /// Datagrams that were not SIP, too large, or not ours to relay.
     pub dropped: u64,
+    /// Malformed requests answered with 400/505/513.
     pub rejected: u64,
+    /// INVITEs routed to a registered user.
     pub calls_routed: u64,
+    /// INVITEs to an unknown extension (404).
     pub calls_not_found: u64,
+    /// INVITEs to a user not registered (480).
     pub calls_unavailable: u64,
+    /// Request retransmissions absorbed by server transactions.
     pub absorbed: u64,
     /// Calls whose media was anchored (relay or rtpengine).
     pub media_calls: u64,
@@ -193,7 +228,7 @@ pub struct Pbx {
     bindings: HashMap<String, Binding>,
     expiries: BTreeSet<(Instant, String)>,
     failures: HashMap<IpAddr, Failures>,
-    pub(crate) servers: HashMap<String, ServerTx>,
+    pub(crate) servers: ServerTransactions,
     pub(crate) forwards: HashMap<String, Forward>,
     /// Our CANCEL client transactions (absorb their 200).
     cancels: Vec<ClientTx>,
@@ -236,6 +271,7 @@ impl std::fmt::Debug for Pbx {
 }
 
 impl Pbx {
+    /// A PBX with `cfg`, its nonce key and relay port order drawn from `rng`, started at `now`.
     pub fn new(cfg: Config, mut rng: Box<dyn RngCore + Send>, now: Instant) -> Self {
         let mut key = [0u8; 32];
         rng.fill_bytes(&mut key);
@@ -262,7 +298,7 @@ impl Pbx {
             bindings: HashMap::new(),
             expiries: BTreeSet::new(),
             failures: HashMap::new(),
-            servers: HashMap::new(),
+            servers: ServerTransactions::new(cfg.timers),
             forwards: HashMap::new(),
             cancels: Vec::new(),
             upstream: HashMap::new(),
@@ -277,6 +313,7 @@ impl Pbx {
         }
     }
 
+    /// The configuration.
     pub fn config(&self) -> &Config {
         &self.cfg
     }
@@ -309,6 +346,7 @@ impl Pbx {
         }
     }
 
+    /// The counters.
     pub fn stats(&self) -> Stats {
         self.stats
     }
@@ -372,28 +410,34 @@ impl Pbx {
         self.transmits.push_back(Transmit { dest, payload });
     }
 
-    /// Answers `req` (through its server transaction, if it has one).
-    #[allow(clippy::too_many_arguments)]
+    /// Answers `req` (through its server transaction, if it has one),
+    /// with a fresh To tag on anything but 100.
     pub(crate) fn respond(
         &mut self,
         now: Instant,
         req: &Message,
         src: SocketAddr,
-        code: u16,
-        reason: &str,
-        extra: Vec<Header>,
-        body: &[u8],
+        reply: Reply<'_>,
     ) {
+        let code = reply.code();
         let tag = (code > 100).then(|| token(self.rng.as_mut(), 10));
-        let bytes = build::response(req, src, code, reason, tag.as_deref(), extra, body);
+        let reply = match &tag {
+            Some(t) => reply.tag(t),
+            None => reply,
+        };
+        let bytes = reply.for_source(req, src);
         let key = build::server_key(req);
-        let dest = build::response_dest(req, src);
-        let timers = self.cfg.timers;
-        if let Some(tx) = self.servers.get_mut(&key) {
-            tx.on_send(now, &timers, code, bytes.clone());
-            self.arm(Due::Server(key));
-        }
-        self.send(dest, bytes);
+        let t = self
+            .servers
+            .respond(now, &key, code, bytes, build::response_dest(req, src));
+        self.arm(Due::Server(key));
+        self.transmits.push_back(t);
+    }
+
+    /// A request retransmission a server transaction absorbed.
+    fn absorbed(&mut self, resend: Option<Transmit>) {
+        self.stats.absorbed += 1;
+        self.transmits.extend(resend);
     }
 
     // ---- input -----------------------------------------------------------
@@ -409,18 +453,9 @@ impl Pbx {
             Ok(m) => self.on_response(now, src, m),
             Err(r) => {
                 let rng = self.rng.as_mut();
-                match build::answer_malformed(data, &r, || token(rng, 10)) {
-                    Some(bytes) => {
-                        self.stats.rejected += 1;
-                        tracing::debug!(%src, error = %r.error, "malformed SIP request answered");
-                        self.send(src, bytes);
-                    }
-                    None if r.error == msg::ParseError::KeepAlive => {}
-                    None => {
-                        self.stats.dropped += 1;
-                        tracing::debug!(%src, error = %r.error, "SIP datagram dropped");
-                    }
-                }
+                let answer = server::malformed(data, src, &r, || token(rng, 10))
+                    .count(&mut self.stats.rejected, &mut self.stats.dropped);
+                self.transmits.extend(answer);
             }
         }
     }
@@ -537,38 +572,20 @@ impl Pbx {
             // idempotent (same binding, or a fresh challenge), and no
             // transaction is kept for 32 s per request under load.
             if req.header("Max-Forwards").is_some_and(|m| m.trim() == "0") {
-                return self.respond(now, &req, src, 483, "Too Many Hops", Vec::new(), b"");
+                return self.respond(now, &req, src, Reply::new(483, "Too Many Hops"));
             }
             return self.on_register(now, src, &req);
         }
         let key = build::server_key(&req);
-        let timers = self.cfg.timers;
-        if let Some(tx) = self.servers.get_mut(&key) {
-            match method {
-                Method::Known(rsip::Method::Ack) if tx.state == ServerState::Completed => {
-                    tx.on_ack(now, &timers);
-                    self.arm(Due::Server(key));
-                    return;
-                }
-                Method::Known(rsip::Method::Ack) | Method::Known(rsip::Method::Cancel) => {}
-                _ => {
-                    let dest = tx.dest;
-                    if let Some(r) = tx.on_retransmission().map(<[u8]>::to_vec) {
-                        self.send(dest, r);
-                    }
-                    self.stats.absorbed += 1;
-                    return;
-                }
-            }
+        match self.servers.arrival(now, &key, &method) {
+            Arrival::Absorbed(resend) => return self.absorbed(resend),
+            Arrival::AckAbsorbed => return self.arm(Due::Server(key)),
+            Arrival::New => {}
         }
         if req.header("Max-Forwards").is_some_and(|m| m.trim() == "0") && method != Method::ACK {
-            let tx = ServerTx::new(
-                key.clone(),
-                method == Method::INVITE,
-                build::response_dest(&req, src),
-            );
-            self.servers.insert(key, tx);
-            return self.respond(now, &req, src, 483, "Too Many Hops", Vec::new(), b"");
+            let dest = build::response_dest(&req, src);
+            self.servers.open(key, method == Method::INVITE, dest);
+            return self.respond(now, &req, src, Reply::new(483, "Too Many Hops"));
         }
         let in_dialog = req.to().is_some_and(|t| t.tag().is_some());
         match method {
@@ -578,10 +595,8 @@ impl Pbx {
             _ => {}
         }
         let invite = method == Method::INVITE;
-        self.servers.insert(
-            key.clone(),
-            ServerTx::new(key.clone(), invite, build::response_dest(&req, src)),
-        );
+        self.servers
+            .open(key.clone(), invite, build::response_dest(&req, src));
         self.dispatch(now, src, req, method);
         // A request left unanswered (a source blocked mid-way) keeps no
         // transaction: nothing would ever end it.
@@ -599,24 +614,31 @@ impl Pbx {
             Method::Known(rsip::Method::Invite) => self.on_invite(now, src, req),
             Method::Known(rsip::Method::Options) => {
                 let extra = vec![h::Allow::new(ALLOW).into()];
-                self.respond(now, &req, src, 200, "OK", extra, b"");
+                self.respond(now, &req, src, Reply::new(200, "OK").headers(extra));
             }
             Method::Known(rsip::Method::Bye) => self.respond(
                 now,
                 &req,
                 src,
-                481,
-                "Call/Transaction Does Not Exist",
-                Vec::new(),
-                b"",
+                Reply::new(481, "Call/Transaction Does Not Exist"),
             ),
             Method::Extension(_) => {
                 let extra = vec![h::Allow::new(ALLOW).into()];
-                self.respond(now, &req, src, 501, "Not Implemented", extra, b"");
+                self.respond(
+                    now,
+                    &req,
+                    src,
+                    Reply::new(501, "Not Implemented").headers(extra),
+                );
             }
             _ => {
                 let extra = vec![h::Allow::new(ALLOW).into()];
-                self.respond(now, &req, src, 405, "Method Not Allowed", extra, b"");
+                self.respond(
+                    now,
+                    &req,
+                    src,
+                    Reply::new(405, "Method Not Allowed").headers(extra),
+                );
             }
         }
     }
@@ -631,7 +653,7 @@ impl Pbx {
                     return; // just blocked: say nothing more
                 }
                 let ch = self.challenges(now, false, stale == Some(true));
-                return self.respond(now, req, src, 401, "Unauthorized", ch, b"");
+                return self.respond(now, req, src, Reply::new(401, "Unauthorized").headers(ch));
             }
         };
         let aor_user = req
@@ -641,7 +663,7 @@ impl Pbx {
         if aor_user != user {
             // Credentials of one user for another's address of record.
             self.auth_failed(now, src.ip(), &user);
-            return self.respond(now, req, src, 403, "Forbidden", Vec::new(), b"");
+            return self.respond(now, req, src, Reply::new(403, "Forbidden"));
         }
         let contacts = req.name_addrs("Contact");
         let header_expires = req.expires();
@@ -651,19 +673,16 @@ impl Pbx {
                     now,
                     req,
                     src,
-                    400,
-                    "Bad Request (* needs Expires: 0)",
-                    Vec::new(),
-                    b"",
+                    Reply::new(400, "Bad Request (* needs Expires: 0)"),
                 );
             }
             self.remove_binding(&user, "unregistered");
-            return self.respond(now, req, src, 200, "OK", Vec::new(), b"");
+            return self.respond(now, req, src, Reply::new(200, "OK"));
         }
         let Some(contact) = contacts.into_iter().last() else {
             // A query: the current binding.
             let extra = self.binding_headers(&user, now);
-            return self.respond(now, req, src, 200, "OK", extra, b"");
+            return self.respond(now, req, src, Reply::new(200, "OK").headers(extra));
         };
         let wanted = contact
             .param("expires")
@@ -672,11 +691,16 @@ impl Pbx {
             .unwrap_or(u64::from(self.cfg.default_expires));
         if wanted == 0 {
             self.remove_binding(&user, "unregistered");
-            return self.respond(now, req, src, 200, "OK", Vec::new(), b"");
+            return self.respond(now, req, src, Reply::new(200, "OK"));
         }
         if wanted < u64::from(self.cfg.min_expires) {
             let extra = vec![h::MinExpires::new(self.cfg.min_expires.to_string()).into()];
-            return self.respond(now, req, src, 423, "Interval Too Brief", extra, b"");
+            return self.respond(
+                now,
+                req,
+                src,
+                Reply::new(423, "Interval Too Brief").headers(extra),
+            );
         }
         let granted = wanted.min(u64::from(self.cfg.max_expires)) as u32;
         if let Some(old) = self.bindings.remove(&user) {
@@ -701,7 +725,7 @@ impl Pbx {
             expires: granted,
         });
         let extra = self.binding_headers(&user, now);
-        self.respond(now, req, src, 200, "OK", extra, b"");
+        self.respond(now, req, src, Reply::new(200, "OK").headers(extra));
     }
 
     fn binding_headers(&self, user: &str, now: Instant) -> Vec<Header> {
@@ -732,10 +756,7 @@ impl Pbx {
                     now,
                     &req,
                     src,
-                    407,
-                    "Proxy Authentication Required",
-                    ch,
-                    b"",
+                    Reply::new(407, "Proxy Authentication Required").headers(ch),
                 );
             }
         };
@@ -748,31 +769,20 @@ impl Pbx {
                 now,
                 &req,
                 src,
-                403,
-                "Forbidden (From is not you)",
-                Vec::new(),
-                b"",
+                Reply::new(403, "Forbidden (From is not you)"),
             );
         }
         let ext = uri_user(req.request_uri()).to_owned();
         let Some(callee) = self.by_extension.get(&ext).cloned() else {
             self.stats.calls_not_found += 1;
-            return self.respond(now, &req, src, 404, "Not Found", Vec::new(), b"");
+            return self.respond(now, &req, src, Reply::new(404, "Not Found"));
         };
         let Some(binding) = self.bindings.get(&callee).cloned() else {
             self.stats.calls_unavailable += 1;
-            return self.respond(
-                now,
-                &req,
-                src,
-                480,
-                "Temporarily Unavailable",
-                Vec::new(),
-                b"",
-            );
+            return self.respond(now, &req, src, Reply::new(480, "Temporarily Unavailable"));
         };
         // 100 Trying at once: the caller stops retransmitting (§16.2).
-        self.respond(now, &req, src, 100, "Trying", Vec::new(), b"");
+        self.respond(now, &req, src, Reply::new(100, "Trying"));
         // Media anchoring first: with the relay full, a 503 and nothing
         // forwarded.
         let Ok(anchored) = self.open_media(now, &req, src, binding.source) else {
@@ -889,16 +899,13 @@ impl Pbx {
         let Some(next) = next.filter(|_| routed_via_us) else {
             if req.method() != &Method::ACK {
                 let key = build::server_key(req);
-                let tx = ServerTx::new(key.clone(), false, build::response_dest(req, src));
-                self.servers.insert(key, tx);
+                self.servers
+                    .open(key, false, build::response_dest(req, src));
                 self.respond(
                     now,
                     req,
                     src,
-                    481,
-                    "Call/Transaction Does Not Exist",
-                    Vec::new(),
-                    b"",
+                    Reply::new(481, "Call/Transaction Does Not Exist"),
                 );
             }
             return;
@@ -922,15 +929,11 @@ impl Pbx {
     fn on_cancel(&mut self, now: Instant, src: SocketAddr, req: &Message) {
         let invite_key = build::server_key(req);
         let cancel_key = format!("{invite_key}|CANCEL");
-        if let Some(tx) = self.servers.get_mut(&cancel_key) {
-            let dest = tx.dest;
-            if let Some(r) = tx.on_retransmission().map(<[u8]>::to_vec) {
-                self.send(dest, r);
-            }
-            self.stats.absorbed += 1;
-            return;
+        if let Some(Arrival::Absorbed(resend)) = self.servers.absorb(&cancel_key) {
+            return self.absorbed(resend);
         }
-        let mut tx = ServerTx::new(cancel_key.clone(), false, build::response_dest(req, src));
+        let dest = build::response_dest(req, src);
+        self.servers.open(cancel_key.clone(), false, dest);
         let found = self.upstream.get(&invite_key).cloned();
         let (code, reason) = if found.is_some() {
             (200, "OK")
@@ -938,12 +941,10 @@ impl Pbx {
             (481, "Call/Transaction Does Not Exist")
         };
         let tag = token(self.rng.as_mut(), 10);
-        let bytes = build::response(req, src, code, reason, Some(&tag), Vec::new(), b"");
-        tx.on_send(now, &self.cfg.timers, code, bytes.clone());
-        let dest = tx.dest;
-        self.servers.insert(cancel_key.clone(), tx);
+        let bytes = Reply::new(code, reason).tag(&tag).for_source(req, src);
+        let t = self.servers.respond(now, &cancel_key, code, bytes, dest);
         self.arm(Due::Server(cancel_key));
-        self.send(dest, bytes);
+        self.transmits.push_back(t);
         let Some(branch) = found else { return };
         let Some(fwd) = self.forwards.get_mut(&branch) else {
             return;
@@ -1099,70 +1100,78 @@ impl Pbx {
 
     // ---- time --------------------------------------------------------------
 
+    /// Fires every timer that is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let timers = self.cfg.timers;
         while let Some(Reverse((at, due))) = self.timers.peek().cloned() {
             if at > now {
                 break;
             }
             self.timers.pop();
             match due {
-                Due::Server(key) => {
-                    let Some(tx) = self.servers.get_mut(&key) else {
-                        continue;
-                    };
-                    if tx.deadline().is_none_or(|d| d > now) {
-                        continue; // stale entry: the deadline moved
-                    }
-                    let resend = (tx.on_timeout(now, &timers) == Some(TimerAction::Retransmit))
-                        .then(|| tx.last_response.clone().map(|r| (tx.dest, r)))
-                        .flatten();
-                    let terminated = tx.state == ServerState::Terminated;
-                    if let Some((d, r)) = resend {
-                        self.send(d, r);
-                    }
-                    if terminated {
-                        self.servers.remove(&key);
-                    } else {
-                        self.arm(Due::Server(key));
-                    }
-                }
-                Due::Forward(branch) => {
-                    let Some(f) = self.forwards.get_mut(&branch) else {
-                        continue;
-                    };
-                    if f.forget_at.is_some_and(|t| t <= now) {
-                        let f = self.forwards.remove(&branch);
-                        if let Some(f) = f {
-                            self.upstream.remove(&f.upstream_key);
-                        }
-                        continue;
-                    }
-                    if f.client.deadline().is_none_or(|d| d > now) {
-                        self.arm(Due::Forward(branch));
-                        continue;
-                    }
-                    match f.client.on_timeout(now, &timers) {
-                        // Timer A: the INVITE again, to the callee (unless
-                        // it still waits for its SDP to be anchored).
-                        Some(TimerAction::Retransmit) if !f.held => {
-                            let (d, b) = (f.client.dest, f.client.request.clone());
-                            self.send(d, b);
-                        }
-                        // Timer B: 408 to the caller.
-                        Some(TimerAction::Timeout) if !f.final_sent => {
-                            f.final_sent = true;
-                            f.forget_at = Some(now + timers.t64());
-                            let (req, src) = (f.request.clone(), f.request_src);
-                            self.respond(now, &req, src, 408, "Request Timeout", Vec::new(), b"");
-                            self.close_media(req.call_id(), "no answer");
-                        }
-                        _ => {}
-                    }
-                    self.arm(Due::Forward(branch));
-                }
+                Due::Server(key) => self.server_timer(now, key),
+                Due::Forward(branch) => self.forward_timer(now, branch),
             }
         }
+        self.cancel_timers(now);
+        self.expire_bindings(now);
+        self.media_timers(now);
+        self.housekeeping(now);
+    }
+
+    /// A server transaction's timer (G, H, I, J or L) from the heap.
+    fn server_timer(&mut self, now: Instant, key: String) {
+        let Some(tx) = self.servers.get(&key) else {
+            return;
+        };
+        if tx.deadline().is_none_or(|d| d > now) {
+            return; // stale entry: the deadline moved
+        }
+        let resend = self.servers.fire(now, &key);
+        self.transmits.extend(resend);
+        // Nothing to arm once it is gone.
+        self.arm(Due::Server(key));
+    }
+
+    /// A forwarded INVITE's timer: its mapping forgotten, timer A (the
+    /// INVITE again) or timer B (408 to the caller).
+    fn forward_timer(&mut self, now: Instant, branch: String) {
+        let timers = self.cfg.timers;
+        let Some(f) = self.forwards.get_mut(&branch) else {
+            return;
+        };
+        if f.forget_at.is_some_and(|t| t <= now) {
+            let f = self.forwards.remove(&branch);
+            if let Some(f) = f {
+                self.upstream.remove(&f.upstream_key);
+            }
+            return;
+        }
+        if f.client.deadline().is_none_or(|d| d > now) {
+            return self.arm(Due::Forward(branch));
+        }
+        match f.client.on_timeout(now, &timers) {
+            // Timer A: the INVITE again, to the callee (unless it still
+            // waits for its SDP to be anchored).
+            Some(TimerAction::Retransmit) if !f.held => {
+                let (d, b) = (f.client.dest, f.client.request.clone());
+                self.send(d, b);
+            }
+            // Timer B: 408 to the caller.
+            Some(TimerAction::Timeout) if !f.final_sent => {
+                f.final_sent = true;
+                f.forget_at = Some(now + timers.t64());
+                let (req, src) = (f.request.clone(), f.request_src);
+                self.respond(now, &req, src, Reply::new(408, "Request Timeout"));
+                self.close_media(req.call_id(), "no answer");
+            }
+            _ => {}
+        }
+        self.arm(Due::Forward(branch));
+    }
+
+    /// Our CANCELs: retransmitted until answered (timer E), then gone.
+    fn cancel_timers(&mut self, now: Instant) {
+        let timers = self.cfg.timers;
         for c in &mut self.cancels {
             if c.on_timeout(now, &timers) == Some(TimerAction::Retransmit) {
                 self.transmits.push_back(Transmit {
@@ -1172,7 +1181,10 @@ impl Pbx {
             }
         }
         self.cancels.retain(|c| c.state != ClientState::Terminated);
-        // Binding expiry.
+    }
+
+    /// Bindings whose lifetime ran out.
+    fn expire_bindings(&mut self, now: Instant) {
         while let Some((at, user)) = self.expiries.first().cloned() {
             if at > now {
                 break;
@@ -1188,19 +1200,24 @@ impl Pbx {
                 });
             }
         }
-        self.media_timers(now);
-        if now >= self.next_housekeeping {
-            self.next_housekeeping = now + Duration::from_secs(10);
-            let window = self.cfg.fail_window;
-            self.failures.retain(|_, f| {
-                f.blocked_until.is_some_and(|t| t > now)
-                    || f.times
-                        .back()
-                        .is_some_and(|t| now.duration_since(*t) <= window)
-            });
-        }
     }
 
+    /// Every 10 s: forgets failure counts that no longer matter.
+    fn housekeeping(&mut self, now: Instant) {
+        if now < self.next_housekeeping {
+            return;
+        }
+        self.next_housekeeping = now + Duration::from_secs(10);
+        let window = self.cfg.fail_window;
+        self.failures.retain(|_, f| {
+            f.blocked_until.is_some_and(|t| t > now)
+                || f.times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) <= window)
+        });
+    }
+
+    /// When [`Pbx::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let heap = self.timers.peek().map(|Reverse((at, _))| *at);
         let c = self.cancels.iter().filter_map(|c| c.deadline());
@@ -1211,10 +1228,12 @@ impl Pbx {
             .min()
     }
 
+    /// The next SIP datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
+    /// The next event to report.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }

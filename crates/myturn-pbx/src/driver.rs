@@ -14,7 +14,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
+use myturn_rt::{drain, sleep_until, Sink};
 use myturn_sip::stream::{Frame, Framer, Side, PONG};
+use myturn_sip::Transmit;
 
 use crate::core::{Account, Event, Pbx, Stats};
 use crate::media::{MediaCallInfo, MediaMode};
@@ -27,13 +29,13 @@ const SNAPSHOT_EVERY: std::time::Duration = std::time::Duration::from_millis(100
 
 /// What the driver shares with the rest of the process.
 #[derive(Debug, Default)]
-pub struct Shared {
-    pub stats: Stats,
-    pub binding_count: usize,
+pub(crate) struct Shared {
+    stats: Stats,
+    binding_count: usize,
     /// (username, contact, source address), refreshed at most every 100 ms.
-    pub bindings: Vec<(String, String, std::net::SocketAddr)>,
-    pub blocked_ips: usize,
-    pub media: MediaSnapshot,
+    bindings: Vec<(String, String, std::net::SocketAddr)>,
+    blocked_ips: usize,
+    media: MediaSnapshot,
 }
 
 /// The media side, current within 100 ms.
@@ -50,6 +52,7 @@ pub struct MediaSnapshot {
     pub totals: (u64, u64, u64),
     /// Built-in relay: port pairs free and in the range.
     pub ports_free: usize,
+    /// Built-in relay: port pairs in the range.
     pub ports_capacity: usize,
     /// Built-in relay: calls whose ports could not be bound.
     pub bind_failures: u64,
@@ -58,6 +61,7 @@ pub struct MediaSnapshot {
 /// A handle on a running PBX.
 #[derive(Debug, Clone)]
 pub struct PbxHandle {
+    /// The address the PBX's SIP socket is bound to.
     pub local: std::net::SocketAddr,
     shared: Arc<Mutex<Shared>>,
 }
@@ -88,6 +92,7 @@ impl PbxHandle {
         h
     }
 
+    /// The counters, current within 100 ms.
     pub fn stats(&self) -> Stats {
         self.shared.lock().map(|s| s.stats).unwrap_or_default()
     }
@@ -116,6 +121,7 @@ impl PbxHandle {
             .unwrap_or_default()
     }
 
+    /// Source IPs blocked now, current within 100 ms.
     pub fn blocked_ips(&self) -> usize {
         self.shared
             .lock()
@@ -142,7 +148,9 @@ pub fn spawn(
 /// server configuration its connections are accepted with.
 #[derive(Debug)]
 pub struct Sips {
+    /// The bound TCP listener.
     pub listener: TcpListener,
+    /// The TLS server configuration.
     pub config: Arc<rustls::ServerConfig>,
 }
 
@@ -333,37 +341,17 @@ pub fn spawn_with(
                     copied_at = now;
                 }
             }
-            while let Some(t) = pbx.poll_transmit() {
-                // A client on a TLS connection: down that connection.
-                if let Some(c) = tls_conns.get(&t.dest) {
-                    if c.try_send(t.payload).is_err() {
-                        tracing::debug!(dest = %t.dest, "SIP over TLS: connection stuck, message dropped");
-                    }
-                    continue;
-                }
-                // Straight to the socket; wait for room only when it is full.
-                let sent = match socket.try_send_to(&t.payload, t.dest) {
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        socket.send_to(&t.payload, t.dest).await
-                    }
-                    other => other,
-                };
-                if let Err(e) = sent {
-                    tracing::debug!(dest = %t.dest, error = %e, "SIP send failed");
-                }
-            }
+            let mut out = SipOut {
+                socket: &socket,
+                tls: &tls_conns,
+            };
+            drain(|| pbx.poll_transmit(), &mut out).await;
             while let Some(cmd) = pbx.poll_media() {
                 if let Some(r) = relay.as_mut() {
                     r.apply(cmd);
                 }
             }
-            while let Some(t) = pbx.poll_control() {
-                if let Some(c) = &control {
-                    if let Err(e) = c.send_to(&t.payload, t.dest).await {
-                        tracing::warn!(dest = %t.dest, error = %e, "rtpengine control send failed");
-                    }
-                }
-            }
+            drain(|| pbx.poll_control(), &mut ControlOut(control.as_ref())).await;
             while let Some(ev) = pbx.poll_event() {
                 log_event(&ev);
             }
@@ -415,6 +403,48 @@ pub fn spawn_with(
     })
 }
 
+/// Where SIP goes: down a client's TLS connection when it came on one,
+/// else out of the UDP socket.
+struct SipOut<'a> {
+    socket: &'a UdpSocket,
+    tls: &'a HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+}
+
+impl Sink<Transmit> for SipOut<'_> {
+    async fn send(&mut self, t: Transmit) {
+        // A client on a TLS connection: down that connection.
+        if let Some(c) = self.tls.get(&t.dest) {
+            if c.try_send(t.payload).is_err() {
+                tracing::debug!(dest = %t.dest, "SIP over TLS: connection stuck, message dropped");
+            }
+            return;
+        }
+        // Straight to the socket; wait for room only when it is full.
+        let sent = match self.socket.try_send_to(&t.payload, t.dest) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.socket.send_to(&t.payload, t.dest).await
+            }
+            other => other,
+        };
+        if let Err(e) = sent {
+            tracing::debug!(dest = %t.dest, error = %e, "SIP send failed");
+        }
+    }
+}
+
+/// rtpengine's control socket, when there is one.
+struct ControlOut<'a>(Option<&'a UdpSocket>);
+
+impl Sink<Transmit> for ControlOut<'_> {
+    async fn send(&mut self, t: Transmit) {
+        if let Some(c) = self.0 {
+            if let Err(e) = c.send_to(&t.payload, t.dest).await {
+                tracing::warn!(dest = %t.dest, error = %e, "rtpengine control send failed");
+            }
+        }
+    }
+}
+
 fn log_event(ev: &Event) {
     match ev {
         Event::Registered {
@@ -445,13 +475,6 @@ async fn recv_ended(
 async fn recv_control(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<usize> {
     match socket {
         Some(s) => s.recv(buf).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,
     }
 }

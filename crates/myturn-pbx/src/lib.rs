@@ -22,7 +22,7 @@
 //! * Media anchoring ([`media`], [`core::Config::media`]): SDP untouched
 //!   (`Direct`), pointed at the built-in relay (`Relay`: a port pair per
 //!   call from a range, `503` when none is left), or at an rtpengine
-//!   (`Rtpengine`, over its ng protocol, [`ng`]). The core stays sans-IO:
+//!   (`Rtpengine`, over its ng protocol). The core stays sans-IO:
 //!   drain [`core::Pbx::poll_media`] into the relay's sockets
 //!   ([`relay_driver::RelayIo`], forwarding per [`relay::MediaPath`]),
 //!   send [`core::Pbx::poll_control`] to rtpengine and feed its replies to
@@ -35,7 +35,8 @@
 //!   `block_for` after `fail_limit` failures within `fail_window`; messages
 //!   over the size limit are dropped; malformed requests get 400.
 //! * [`driver`] runs it on a tokio UDP socket, with the relay's sockets
-//!   and rtpengine's control socket.
+//!   and rtpengine's control socket (its drain-and-sleep loop is
+//!   `myturn-rt`'s, shared with the agent's and the media drivers).
 //!
 //! ```
 //! use std::time::Instant;
@@ -51,12 +52,15 @@
 //! assert!(challenge.payload.starts_with(b"SIP/2.0 401 Unauthorized\r\n"));
 //! ```
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod core;
 pub mod driver;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod media;
+#[doc(hidden)] // rtpengine's protocol: for the tests and benches that play rtpengine
 pub mod ng;
-pub mod nonce;
+mod nonce;
 pub mod relay;
 pub mod relay_driver;

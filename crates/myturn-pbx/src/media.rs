@@ -17,6 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
+use myturn_sip::build::Reply as SipReply;
 use myturn_sip::msg::{Message, Method};
 
 use crate::core::{Due, Pbx, Transmit};
@@ -39,11 +40,16 @@ pub enum MediaMode {
     /// Through the built-in relay: ports from `ports` on `addr` (the
     /// address written into SDP).
     Relay {
+        /// The address written into SDP.
         addr: IpAddr,
+        /// The UDP ports calls get pairs from.
         ports: RangeInclusive<u16>,
     },
     /// Through an rtpengine, controlled over ng at `control`.
-    Rtpengine { control: SocketAddr },
+    Rtpengine {
+        /// rtpengine's ng control address.
+        control: SocketAddr,
+    },
 }
 
 impl MediaMode {
@@ -64,20 +70,33 @@ pub enum MediaCommand {
     /// callee) and forward between them, latching each side on the first
     /// packet from its SIP source IP in `expect`.
     Open {
+        /// The anchored call's id.
         id: u64,
+        /// Its SIP Call-ID (for logs).
         call_id: String,
+        /// The ports: the caller's side, then the callee's.
         ports: [u16; 2],
+        /// The SIP source IPs: the caller's, then the callee's.
         expect: [IpAddr; 2],
+        /// Close the call after this long without media.
         timeout: Duration,
     },
     /// `side` described its media at `sdp` (where it goes before latching).
     Sdp {
+        /// The anchored call's id.
         id: u64,
+        /// The side that described its media.
         side: Side,
+        /// The address its SDP gave.
         sdp: SocketAddr,
     },
     /// The call is over: close its ports.
-    Close { id: u64, why: &'static str },
+    Close {
+        /// The anchored call's id.
+        id: u64,
+        /// Why (for logs).
+        why: &'static str,
+    },
 }
 
 /// An anchored call.
@@ -94,8 +113,11 @@ pub(crate) struct MediaCall {
 /// What an anchored call looks like from outside (admin view, metrics).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaCallInfo {
+    /// The anchored call's id.
     pub id: u64,
+    /// This hop's SIP Call-ID.
     pub call_id: String,
+    /// The relay's ports (built-in relay only).
     pub ports: Option<[u16; 2]>,
     /// rtpengine's counters (zero with the built-in relay, whose counters
     /// live with its sockets).
@@ -220,10 +242,8 @@ impl Pbx {
                         now,
                         req,
                         src,
-                        503,
-                        "Service Unavailable (media ports exhausted)",
-                        extra,
-                        b"",
+                        SipReply::new(503, "Service Unavailable (media ports exhausted)")
+                            .headers(extra),
                     );
                     return Err(());
                 }
@@ -403,10 +423,7 @@ impl Pbx {
                     now,
                     &fwd.request,
                     fwd.request_src,
-                    code,
-                    reason,
-                    Vec::new(),
-                    b"",
+                    SipReply::new(code, reason),
                 );
                 self.close_media(call_id, "refused");
             }
@@ -422,12 +439,9 @@ impl Pbx {
         match then {
             Then::Send { dest } => self.send(dest, bytes),
             Then::Upstream { key, dest, code } => {
-                let timers = self.cfg.timers;
-                if let Some(tx) = self.servers.get_mut(&key) {
-                    tx.on_send(now, &timers, code, bytes.clone());
-                    self.arm(Due::Server(key));
-                }
-                self.send(dest, bytes);
+                let t = self.servers.respond(now, &key, code, bytes, dest);
+                self.arm(Due::Server(key));
+                self.send(t.dest, t.payload);
             }
             Then::Invite { branch } => {
                 let Some(fwd) = self.forwards.get_mut(&branch) else {

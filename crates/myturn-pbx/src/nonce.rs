@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 
 /// How a nonce from a client checks out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NonceCheck {
+pub(crate) enum NonceCheck {
     Fresh,
     /// Ours, but older than the lifetime: re-challenge with `stale=true`.
     Stale,
@@ -22,7 +22,7 @@ pub enum NonceCheck {
 
 /// Makes and checks nonces.
 #[derive(Clone)]
-pub struct Nonces {
+pub(crate) struct Nonces {
     key: [u8; 32],
     epoch: Instant,
     lifetime: Duration,
@@ -37,7 +37,7 @@ impl std::fmt::Debug for Nonces {
 }
 
 impl Nonces {
-    pub fn new(key: [u8; 32], epoch: Instant, lifetime: Duration) -> Self {
+    pub(crate) fn new(key: [u8; 32], epoch: Instant, lifetime: Duration) -> Self {
         Nonces {
             key,
             epoch,
@@ -58,7 +58,7 @@ impl Nonces {
     }
 
     /// A new nonce issued at `now`.
-    pub fn issue(&self, now: Instant) -> String {
+    pub(crate) fn issue(&self, now: Instant) -> String {
         let issued = format!(
             "{:x}",
             now.saturating_duration_since(self.epoch).as_millis()
@@ -67,7 +67,7 @@ impl Nonces {
     }
 
     /// Checks a nonce at `now`.
-    pub fn check(&self, nonce: &str, now: Instant) -> NonceCheck {
+    pub(crate) fn check(&self, nonce: &str, now: Instant) -> NonceCheck {
         let Some((issued, mac)) = nonce.split_once('.') else {
             return NonceCheck::Forged;
         };

@@ -122,7 +122,7 @@ impl PortPool {
 
 /// Why an SDP cannot be anchored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RewriteError {
+pub(crate) enum RewriteError {
     #[error("SDP is not UTF-8")]
     Encoding,
     #[error("SDP has no audio stream")]
@@ -133,7 +133,7 @@ pub enum RewriteError {
 
 /// An SDP body rewritten to point at the relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rewritten {
+pub(crate) struct Rewritten {
     pub body: Vec<u8>,
     /// The audio stream's address as the author wrote it.
     pub original: SocketAddr,
@@ -144,7 +144,7 @@ pub struct Rewritten {
 /// (port 0: the relay carries one audio stream), and attributes that name
 /// the author's own addresses (`a=rtcp`, ICE candidates) are dropped. Every
 /// other line, the media key attribute included, is kept byte for byte.
-pub fn rewrite_sdp(body: &[u8], to: SocketAddr) -> Result<Rewritten, RewriteError> {
+pub(crate) fn rewrite_sdp(body: &[u8], to: SocketAddr) -> Result<Rewritten, RewriteError> {
     let text = std::str::from_utf8(body).map_err(|_| RewriteError::Encoding)?;
     let fam = if to.is_ipv4() { "IP4" } else { "IP6" };
     let mut out = String::with_capacity(text.len() + 32);
@@ -222,8 +222,10 @@ pub enum DropReason {
 pub enum Verdict {
     /// Send it, unchanged, from the other side's port to `dest`.
     Forward {
+        /// Where the packet goes.
         dest: SocketAddr,
     },
+    /// Drop it, for this reason.
     Drop(DropReason),
 }
 
@@ -232,6 +234,7 @@ pub enum Verdict {
 pub struct LegStats {
     /// Datagrams received from the side and forwarded.
     pub packets: u64,
+    /// Bytes of those datagrams.
     pub bytes: u64,
     /// Datagrams received on the side's port and dropped.
     pub dropped: u64,
@@ -247,10 +250,12 @@ pub struct Leg {
     /// Where its media goes: the latched source, or before that its SIP
     /// source IP with the port from its SDP.
     pub dest: Option<SocketAddr>,
+    /// The side's counters.
     pub stats: LegStats,
 }
 
 impl Leg {
+    /// A side whose SIP source IP is `expect`, its SDP at `sdp` if known.
     pub fn new(expect: IpAddr, sdp: Option<SocketAddr>) -> Leg {
         Leg {
             expect,
@@ -280,6 +285,7 @@ impl MediaPath {
         }
     }
 
+    /// Side `side`.
     pub fn leg(&self, side: Side) -> &Leg {
         &self.legs[side.index()]
     }

@@ -61,9 +61,11 @@ impl LegCounters {
 /// A relayed call as the admin view and `/metrics` show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayCall {
+    /// The anchored call's id.
     pub id: u64,
     /// This hop's SIP Call-ID (to find the call in SIP logs).
     pub call_id: String,
+    /// The ports: the caller's side, then the callee's.
     pub ports: [u16; 2],
     /// Caller's side, then callee's: what each sent through the relay.
     pub legs: [LegStats; 2],
@@ -196,6 +198,7 @@ impl RelayIo {
         self.calls.len()
     }
 
+    /// Whether no call is relayed.
     pub fn is_empty(&self) -> bool {
         self.calls.is_empty()
     }

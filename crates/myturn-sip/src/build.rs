@@ -47,6 +47,7 @@ pub fn request(
 
 /// The Via, From, To, Call-ID and CSeq values of `m`, in order: what a
 /// response copies.
+#[doc(hidden)] // for tests that forge responses; use [`Reply`]
 pub fn raw_of(m: &Message) -> Vec<(String, String)> {
     let mut raw = Vec::new();
     for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
@@ -60,6 +61,7 @@ pub fn raw_of(m: &Message) -> Vec<(String, String)> {
 /// Builds a response copying Via, From, To (adding `to_tag` when the
 /// request had none and the code is above 100), Call-ID and CSeq from
 /// `raw`, then `extra`, then `Content-Length` and `body`.
+#[doc(hidden)] // for tests that forge responses; use [`Reply`]
 pub fn response_raw(
     code: u16,
     reason: &str,
@@ -99,9 +101,96 @@ pub fn response_raw(
     resp.to_string().into_bytes()
 }
 
+/// A response being built: status, the To tag to add, extra headers and
+/// body. Serialised against the request it answers, by the user agent
+/// ([`Reply::for_request`]) and the PBX ([`Reply::for_source`]) alike.
+#[derive(Debug, Clone)]
+pub struct Reply<'a> {
+    code: u16,
+    reason: std::borrow::Cow<'a, str>,
+    to_tag: Option<&'a str>,
+    extra: Vec<Header>,
+    body: &'a [u8],
+}
+
+impl<'a> Reply<'a> {
+    /// `code reason`, no To tag, no extra header, no body.
+    pub fn new(code: u16, reason: impl Into<std::borrow::Cow<'a, str>>) -> Self {
+        Reply {
+            code,
+            reason: reason.into(),
+            to_tag: None,
+            extra: Vec::new(),
+            body: b"",
+        }
+    }
+
+    /// The To tag to add (when the request has none and the code is above
+    /// 100).
+    pub fn tag(mut self, tag: &'a str) -> Self {
+        self.to_tag = Some(tag);
+        self
+    }
+
+    /// Adds a header after the copied ones.
+    pub fn header(mut self, header: impl Into<Header>) -> Self {
+        self.extra.push(header.into());
+        self
+    }
+
+    /// Adds headers after the copied ones.
+    pub fn headers(mut self, headers: impl IntoIterator<Item = Header>) -> Self {
+        self.extra.extend(headers);
+        self
+    }
+
+    /// The body (its Content-Type goes in with [`Reply::header`]).
+    pub fn body(mut self, body: &'a [u8]) -> Self {
+        self.body = body;
+        self
+    }
+
+    /// The status code.
+    pub fn code(&self) -> u16 {
+        self.code
+    }
+
+    /// The response to `req`, its Via, From, To, Call-ID and CSeq copied
+    /// as received (what a user agent sends).
+    pub fn for_request(self, req: &Message) -> Vec<u8> {
+        self.for_raw(&raw_of(req))
+    }
+
+    /// The response to `req` from `src`, its top Via completed with
+    /// `received` and `rport` (what a proxy or registrar sends).
+    pub fn for_source(self, req: &Message, src: SocketAddr) -> Vec<u8> {
+        response(
+            req,
+            src,
+            self.code,
+            &self.reason,
+            self.to_tag,
+            self.extra,
+            self.body,
+        )
+    }
+
+    /// The response copying the header values `raw` (see [`raw_of`]).
+    pub fn for_raw(self, raw: &[(String, String)]) -> Vec<u8> {
+        response_raw(
+            self.code,
+            &self.reason,
+            raw,
+            self.to_tag,
+            self.extra,
+            self.body,
+        )
+    }
+}
+
 /// A response to `req`, with the top Via completed with `received` and
 /// `rport` for the source `src` (RFC 3261 §18.2.1, RFC 3581 §4).
-pub fn response(
+fn response(
     req: &Message,
     src: SocketAddr,
     code: u16,
@@ -199,7 +288,7 @@ pub fn server_key(m: &Message) -> String {
 /// request whose headers could be read (and that is not an ACK) gets 400
 /// (505 for the version, 513 when too large) with `tag()` as To tag, as
 /// RFC 4475 §3.1.2 asks. `None`: drop it (keep-alives, responses, noise).
-pub fn answer_malformed(
+pub(crate) fn answer_malformed(
     data: &[u8],
     rejected: &Rejected,
     tag: impl FnOnce() -> String,

@@ -15,9 +15,13 @@ use crate::msg::split_outside_quotes;
 /// A digest algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Algorithm {
+    /// `MD5` (RFC 2617), what SIPp and older PBXs speak.
     Md5,
+    /// `MD5-sess`.
     Md5Sess,
+    /// `SHA-256` (RFC 7616, RFC 8760).
     Sha256,
+    /// `SHA-256-sess`.
     Sha256Sess,
 }
 
@@ -35,6 +39,7 @@ impl Algorithm {
         })
     }
 
+    /// The name as written in the `algorithm` parameter.
     pub fn as_str(self) -> &'static str {
         match self {
             Algorithm::Md5 => "MD5",
@@ -80,12 +85,16 @@ fn hex(bytes: &[u8]) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DigestError {
     #[error("not a Digest header")]
+    /// The header's scheme is not `Digest`.
     NotDigest,
     #[error("missing or malformed parameter `{0}`")]
+    /// A parameter is missing or unreadable.
     Param(&'static str),
     #[error("unsupported algorithm `{0}`")]
+    /// An algorithm this implementation does not know.
     Algorithm(String),
     #[error("no supported qop offered")]
+    /// The challenge offers qop values, none of them `auth`.
     Qop,
 }
 
@@ -138,16 +147,22 @@ fn algorithm_of(p: &[(String, String)]) -> Result<Algorithm, DigestError> {
 /// A `WWW-Authenticate` / `Proxy-Authenticate` Digest challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
+    /// The protection space (`realm`).
     pub realm: String,
+    /// The server's nonce.
     pub nonce: String,
+    /// `opaque`, echoed back unchanged.
     pub opaque: Option<String>,
+    /// The hash to answer with.
     pub algorithm: Algorithm,
     /// The server offered `qop=auth`.
     pub qop_auth: bool,
+    /// `stale=true`: the nonce expired, the credentials were right.
     pub stale: bool,
 }
 
 impl Challenge {
+    /// Parses a challenge header value.
     pub fn parse(value: &str) -> Result<Challenge, DigestError> {
         let p = params(value)?;
         let algorithm = algorithm_of(&p)?;
@@ -207,18 +222,26 @@ impl Challenge {
 /// An `Authorization` / `Proxy-Authorization` Digest response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
+    /// The digest username.
     pub username: String,
+    /// The realm answered.
     pub realm: String,
+    /// The server's nonce, echoed.
     pub nonce: String,
+    /// The `uri` the response covers (the Request-URI).
     pub uri: String,
+    /// The response hash (hex).
     pub response: String,
+    /// The hash used.
     pub algorithm: Algorithm,
+    /// `opaque`, as the challenge gave it.
     pub opaque: Option<String>,
     /// `Some((cnonce, nc))` with `qop=auth`.
     pub qop: Option<(String, u32)>,
 }
 
 impl Credentials {
+    /// Parses a credentials header value.
     pub fn parse(value: &str) -> Result<Credentials, DigestError> {
         let p = params(value)?;
         let algorithm = algorithm_of(&p)?;
@@ -247,6 +270,7 @@ impl Credentials {
         })
     }
 
+    /// The header value (`Digest username="…", …`).
     pub fn to_header_value(&self) -> String {
         let mut s = format!(
             "Digest username=\"{}\", realm=\"{}\", nonce=\"{}\", uri=\"{}\", response=\"{}\", algorithm={}",
@@ -269,7 +293,7 @@ impl Credentials {
 
 /// The `response` value (RFC 7616 §3.4.1, RFC 2617 §3.2.2).
 #[allow(clippy::too_many_arguments)]
-pub fn compute(
+pub(crate) fn compute(
     algorithm: Algorithm,
     username: &str,
     realm: &str,

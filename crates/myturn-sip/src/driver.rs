@@ -5,24 +5,26 @@
 //!
 //! Over TLS the one connection carries everything (RFC 5923: the proxy
 //! sends our calls down it too). It is kept alive with RFC 5626 pings
-//! (CRLFCRLF every [`PING_EVERY`], answered with CRLF); a connection that
+//! (CRLFCRLF every 25 s, answered with CRLF); a connection that
 //! breaks is made again after a second, and the binding registered again
 //! on it.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use myturn_rt::{drain, sleep_until, Sink};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::stream::{Frame, Framer, Side, PING};
 use crate::ua::{CallHandle, Config, Event, Stats, UaError, UserAgent};
+use crate::Transmit;
 
 /// How often a TLS connection to the proxy is pinged (RFC 5626 §4.4.1
 /// suggests 95–120 s for TCP; NATs and load balancers on the way forget
 /// idle connections much sooner, so this stays under 30 s).
-pub const PING_EVERY: Duration = Duration::from_secs(25);
+pub(crate) const PING_EVERY: Duration = Duration::from_secs(25);
 /// Pause before making a broken TLS connection again.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
@@ -100,23 +102,28 @@ impl SipHandle {
         Ok(self.cmd(|r| Command::Invite(t, s, r)).await??)
     }
 
+    /// Answers incoming call `call` with 200 OK carrying `sdp`.
     pub async fn answer(&self, call: CallHandle, sdp: &str) -> Result<(), DriverError> {
         let s = sdp.to_owned();
         Ok(self.cmd(|r| Command::Answer(call, s, r)).await??)
     }
 
+    /// Refuses incoming call `call` with `code` (486 Busy Here, 603 Decline, …).
     pub async fn reject(&self, call: CallHandle, code: u16) -> Result<(), DriverError> {
         Ok(self.cmd(|r| Command::Reject(call, code, r)).await??)
     }
 
+    /// Ends `call` whatever its state (CANCEL, 603 or BYE).
     pub async fn hangup(&self, call: CallHandle) -> Result<(), DriverError> {
         Ok(self.cmd(|r| Command::Hangup(call, r)).await??)
     }
 
+    /// The SIP Call-ID of `call`.
     pub async fn sip_call_id(&self, call: CallHandle) -> Result<Option<String>, DriverError> {
         self.cmd(|r| Command::SipCallId(call, r)).await
     }
 
+    /// The agent's counters.
     pub async fn stats(&self) -> Result<Stats, DriverError> {
         self.cmd(Command::Stats).await
     }
@@ -169,9 +176,11 @@ pub fn start(
 /// Where and how to reach the proxy over TLS.
 #[derive(Clone)]
 pub struct TlsTarget {
+    /// The proxy's address.
     pub proxy: SocketAddr,
     /// The name the proxy's certificate must carry.
     pub name: rustls::pki_types::ServerName<'static>,
+    /// The TLS client set up to verify the proxy.
     pub connector: tokio_rustls::TlsConnector,
 }
 
@@ -314,6 +323,12 @@ enum Incoming {
     Nothing,
 }
 
+impl Sink<Transmit> for Link {
+    async fn send(&mut self, t: Transmit) {
+        Link::send(self, t.dest, &t.payload).await;
+    }
+}
+
 impl Link {
     async fn send(&mut self, dest: SocketAddr, payload: &[u8]) {
         match self {
@@ -387,9 +402,7 @@ async fn run(
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
-        while let Some(t) = ua.poll_transmit() {
-            link.send(t.dest, &t.payload).await;
-        }
+        drain(|| ua.poll_transmit(), &mut link).await;
         while let Some(ev) = ua.poll_event() {
             match &ev {
                 Event::PublicAddressChanged { from, to } => tracing::info!(
@@ -425,20 +438,11 @@ async fn run(
                     Some(Command::Stats(r)) => { let _ = r.send(ua.stats()); }
                     None => {
                         // Flush what the last commands produced, then stop.
-                        while let Some(t) = ua.poll_transmit() {
-                            link.send(t.dest, &t.payload).await;
-                        }
+                        drain(|| ua.poll_transmit(), &mut link).await;
                         return;
                     }
                 }
             }
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
     }
 }

@@ -21,11 +21,17 @@
 //!   UPDATE, OPTIONS, and the 4xx/5xx answers RFC 3261 §8.2 requires.
 //! * [`build`]: message building through rsip and the RFC 3261 rules
 //!   every element shares (response addressing, transaction keys,
-//!   forwarding edits), used by the agent and the built-in PBX.
+//!   forwarding edits), used by the agent and the built-in PBX; one
+//!   response builder, [`build::Reply`], for both.
+//! * [`server`]: the server side both share: the table of server
+//!   transactions (retransmissions absorbed, ACKs for non-2xx finals
+//!   taken) and the answer to a datagram that did not parse.
 //! * [`sdp`]: the L16 audio offer/answer with the media key fingerprint.
 //! * [`driver`]: the thin tokio driver: one task owns the core, its link
 //!   to the proxy (a UDP socket, or one TLS connection framed by
 //!   [`stream`]) and the timer, and gives a handle and an event stream.
+//!   Its loop (drain, then sleep until the next deadline) is
+//!   `myturn-rt`'s, shared with the PBX and media drivers.
 //!
 //! Driving the core by hand:
 //!
@@ -48,11 +54,15 @@
 //! // ua.handle_timeout(now) at ua.poll_timeout(), read ua.poll_event().
 //! ```
 
+#![warn(missing_docs, unreachable_pub)]
+
 /// A datagram a sans-IO core wants sent: the user agent's and the
 /// built-in PBX's alike.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
+    /// Where it goes.
     pub dest: std::net::SocketAddr,
+    /// The datagram (or, over TLS, the message).
     pub payload: Vec<u8>,
 }
 
@@ -63,6 +73,7 @@ pub mod driver;
 pub mod fuzzing;
 pub mod msg;
 pub mod sdp;
+pub mod server;
 pub mod stream;
 pub mod transaction;
 pub mod ua;

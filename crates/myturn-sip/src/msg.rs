@@ -44,7 +44,12 @@ pub const MAX_CSEQ: u64 = (1 << 31) - 1;
 pub enum ParseError {
     /// Bigger than the configured limit.
     #[error("message of {size} bytes is over the {limit}-byte limit")]
-    TooLarge { size: usize, limit: usize },
+    TooLarge {
+        /// The datagram's size.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
     /// Only CRLFs: a keep-alive, to be ignored.
     #[error("keep-alive")]
     KeepAlive,
@@ -56,7 +61,12 @@ pub enum ParseError {
     Version,
     /// A header line or value is malformed.
     #[error("bad {name} header: {why}")]
-    Header { name: String, why: &'static str },
+    Header {
+        /// The header's name.
+        name: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// A required header is missing or repeated.
     #[error("{0}")]
     Headers(&'static str),
@@ -96,12 +106,19 @@ pub enum Method {
 }
 
 impl Method {
+    /// `INVITE`.
     pub const INVITE: Method = Method::Known(rsip::Method::Invite);
+    /// `ACK`.
     pub const ACK: Method = Method::Known(rsip::Method::Ack);
+    /// `BYE`.
     pub const BYE: Method = Method::Known(rsip::Method::Bye);
+    /// `CANCEL`.
     pub const CANCEL: Method = Method::Known(rsip::Method::Cancel);
+    /// `REGISTER`.
     pub const REGISTER: Method = Method::Known(rsip::Method::Register);
+    /// `OPTIONS`.
     pub const OPTIONS: Method = Method::Known(rsip::Method::Options);
+    /// `UPDATE`.
     pub const UPDATE: Method = Method::Known(rsip::Method::Update);
 
     /// Parses a method token; anything that is a valid token but not one of
@@ -120,6 +137,7 @@ impl Method {
         }
     }
 
+    /// Whether this is `rsip`'s method `m`.
     pub fn is(&self, m: rsip::Method) -> bool {
         *self == Method::Known(m)
     }
@@ -135,13 +153,13 @@ impl fmt::Display for Method {
 }
 
 /// RFC 3261 `token` characters.
-pub fn is_token(b: u8) -> bool {
+pub(crate) fn is_token(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
 }
 
 /// The expansion of a compact header name (RFC 3261 §7.3.3, RFC 3265,
 /// RFC 3515, RFC 4028), or `None`.
-pub fn compact_name(c: &str) -> Option<&'static str> {
+pub(crate) fn compact_name(c: &str) -> Option<&'static str> {
     let b = c.as_bytes();
     if b.len() != 1 {
         return None;
@@ -173,6 +191,7 @@ pub struct Via {
     pub transport: String,
     /// Host as written (IPv6 with brackets).
     pub host: String,
+    /// The port, when written.
     pub port: Option<u16>,
     /// Parameters in order; names lower-cased, values as written.
     pub params: Vec<(String, Option<String>)>,
@@ -208,6 +227,7 @@ impl Via {
         })
     }
 
+    /// Parameter `name`: `None` when absent, `Some(None)` when it has no value.
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
         self.params
             .iter()
@@ -215,17 +235,19 @@ impl Via {
             .map(|(_, v)| v.as_deref())
     }
 
+    /// The `branch` parameter.
     pub fn branch(&self) -> Option<&str> {
         self.param("branch").flatten()
     }
 
     /// True for an RFC 3261 branch: the magic cookie and something after it
     /// (RFC 4475 `badbranch`: the cookie alone is not).
-    pub fn has_rfc3261_branch(&self) -> bool {
+    pub(crate) fn has_rfc3261_branch(&self) -> bool {
         self.branch()
             .is_some_and(|b| b.len() > 7 && b.starts_with("z9hG4bK"))
     }
 
+    /// `host[:port]` as sent (the sent-by of transaction matching).
     pub fn sent_by(&self) -> String {
         match self.port {
             Some(p) => format!("{}:{p}", self.host),
@@ -268,7 +290,7 @@ fn split_sent_protocol(v: &str) -> Option<([&str; 3], &str)> {
 }
 
 /// `host[:port]`, IPv6 in brackets. Hosts are hostnames or IP literals.
-pub fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
+pub(crate) fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
     let (host, port) = if s.starts_with('[') {
         let end = s.find(']')?;
         let host = &s[..=end];
@@ -357,7 +379,7 @@ fn quoted_len(s: &str) -> Option<usize> {
 }
 
 /// Splits on `sep` outside quoted strings and `<…>`.
-pub fn split_outside_quotes(s: &str, sep: u8) -> Vec<&str> {
+pub(crate) fn split_outside_quotes(s: &str, sep: u8) -> Vec<&str> {
     let b = s.as_bytes();
     let mut out = Vec::new();
     let (mut start, mut i) = (0, 0);
@@ -459,6 +481,7 @@ impl NameAddr {
         })
     }
 
+    /// Parameter `name`'s value (`None` when absent or valueless).
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params
             .iter()
@@ -466,6 +489,7 @@ impl NameAddr {
             .and_then(|(_, v)| v.as_deref())
     }
 
+    /// The `tag` parameter.
     pub fn tag(&self) -> Option<&str> {
         self.param("tag")
     }
@@ -526,14 +550,27 @@ fn unquote(s: &str) -> String {
 /// The start line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartLine {
-    Request { method: Method, uri: String },
-    Response { code: u16, reason: String },
+    /// `METHOD Request-URI SIP/2.0`.
+    Request {
+        /// The method.
+        method: Method,
+        /// The Request-URI as written.
+        uri: String,
+    },
+    /// `SIP/2.0 code reason`.
+    Response {
+        /// The status code.
+        code: u16,
+        /// The reason phrase.
+        reason: String,
+    },
 }
 
 /// A parsed, validated SIP message. `sip` is `rsip`'s view of it; the
 /// accessors here read the normalised headers.
 #[derive(Debug, Clone)]
 pub struct Message {
+    /// The start line.
     pub start: StartLine,
     /// `rsip`'s message. For an extension method its request line carries a
     /// stand-in method; use [`Message::method`].
@@ -549,6 +586,7 @@ pub struct Message {
 /// What a UAS needs to answer a request that failed validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected {
+    /// Why it failed.
     pub error: ParseError,
     /// The raw header lines to copy into the error response (Via, From,
     /// To, Call-ID, CSeq), present when the datagram was a request whose
@@ -1020,6 +1058,7 @@ fn put(text: &mut String, name: &str, value: &str) {
 }
 
 impl Message {
+    /// Whether it is a request.
     pub fn is_request(&self) -> bool {
         matches!(self.start, StartLine::Request { .. })
     }
@@ -1040,6 +1079,7 @@ impl Message {
         }
     }
 
+    /// The reason phrase (`""` for a request).
     pub fn reason(&self) -> &str {
         match &self.start {
             StartLine::Response { reason, .. } => reason,
@@ -1055,10 +1095,12 @@ impl Message {
         }
     }
 
+    /// The CSeq number.
     pub fn cseq(&self) -> u32 {
         self.cseq.0
     }
 
+    /// The CSeq method.
     pub fn cseq_method(&self) -> &Method {
         &self.cseq.1
     }
@@ -1072,10 +1114,12 @@ impl Message {
         headers.iter().filter_map(move |h| header_value(h, name))
     }
 
+    /// The first value of header `name` (any case, compact forms too).
     pub fn header<'a>(&'a self, name: &'a str) -> Option<&'a str> {
         self.headers(name).next()
     }
 
+    /// The Call-ID.
     pub fn call_id(&self) -> &str {
         self.header("Call-ID").unwrap_or_default()
     }
@@ -1085,14 +1129,17 @@ impl Message {
         self.vias.first()
     }
 
+    /// Every Via, top first.
     pub fn vias(&self) -> &[Via] {
         &self.vias
     }
 
+    /// The From header.
     pub fn from(&self) -> Option<&NameAddr> {
         self.from.as_ref()
     }
 
+    /// The To header.
     pub fn to(&self) -> Option<&NameAddr> {
         self.to.as_ref()
     }
@@ -1108,6 +1155,7 @@ impl Message {
             .collect()
     }
 
+    /// The body.
     pub fn body(&self) -> &[u8] {
         self.sip.body()
     }

@@ -27,16 +27,21 @@ pub struct Sdp {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SdpError {
     #[error("SDP is not UTF-8")]
+    /// The body is not UTF-8.
     Encoding,
     #[error("no audio m-line")]
+    /// No `m=audio` line.
     NoAudio,
     #[error("no usable connection address")]
+    /// No `c=` line with an address this agent can send to.
     NoAddress,
     #[error("no L16 payload type at 8 or 16 kHz")]
+    /// No L16 payload type at 8 or 16 kHz.
     NoCodec,
 }
 
 impl Sdp {
+    /// Our offer or answer: L16 at `rate` on `media`, with the media key fingerprint `key`.
     pub fn new(media: SocketAddr, rate: u32, key: Option<String>, session_id: u64) -> Sdp {
         Sdp {
             media,

@@ -27,7 +27,9 @@ pub const PONG: &[u8] = b"\r\n";
 /// a client pongs (CRLF).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
+    /// The accepting side (the PBX): answers pings.
     Server,
+    /// The connecting side (the agent): answers pongs' absence by reconnecting.
     Client,
 }
 
@@ -35,8 +37,10 @@ pub enum Side {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
     #[error("SIP message over a stream without Content-Length")]
+    /// A message without `Content-Length` (mandatory on streams).
     NoContentLength,
     #[error("SIP message larger than {0} bytes")]
+    /// A message over the size limit.
     TooLarge(usize),
 }
 

@@ -40,9 +40,13 @@ impl Timers {
 /// as non-INVITE `Trying`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientState {
+    /// INVITE sent, nothing heard (timers A and B).
     Calling,
+    /// Provisional heard (non-INVITE: also the initial state, timers E and F).
     Proceeding,
+    /// Final non-2xx heard; lingering to absorb retransmissions (timers D and K).
     Completed,
+    /// Over.
     Terminated,
 }
 
@@ -61,12 +65,17 @@ pub enum ClientOutcome {
 /// timers that end it.
 #[derive(Debug)]
 pub struct ClientTx {
+    /// Our Via branch.
     pub branch: String,
     /// The CSeq method: `INVITE` or anything else.
     pub invite: bool,
+    /// The method (CSeq's), which tells CANCEL from its INVITE.
     pub method: String,
+    /// The request as sent, for retransmissions.
     pub request: Vec<u8>,
+    /// Where it went.
     pub dest: SocketAddr,
+    /// Where the transaction is.
     pub state: ClientState,
     /// Timer A or E.
     retransmit_at: Option<Instant>,
@@ -78,10 +87,12 @@ pub struct ClientTx {
     /// The ACK this INVITE transaction sent for a non-2xx final response,
     /// resent for each retransmission of that response.
     pub ack: Option<Vec<u8>>,
+    /// Retransmissions so far.
     pub retransmissions: u64,
 }
 
 impl ClientTx {
+    /// A transaction for `request`, just sent to `dest` at `now`.
     pub fn new(
         now: Instant,
         timers: &Timers,
@@ -194,7 +205,9 @@ impl ClientTx {
 /// What a fired timer asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimerAction {
+    /// Send the request (client) or the last response (server) again.
     Retransmit,
+    /// No answer in time (timers B, F; H for a server).
     Timeout,
 }
 
@@ -202,12 +215,16 @@ pub enum TimerAction {
 /// non-INVITE `Trying`; `Accepted` is RFC 6026's state after a 2xx).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerState {
+    /// Request received, no final answer sent yet.
     Proceeding,
     /// INVITE answered 2xx: retransmitted INVITEs are absorbed (and the 2xx
     /// resent) for 64·T1 instead of looking like new calls (RFC 6026 §8.7).
     Accepted,
+    /// Final non-2xx sent; INVITE: retransmitted until the ACK.
     Completed,
+    /// INVITE: the ACK came (timer I).
     Confirmed,
+    /// Over.
     Terminated,
 }
 
@@ -218,9 +235,13 @@ pub struct ServerTx {
     /// Branch + sent-by + method (RFC 3261 matching), or a compound key
     /// for RFC 2543 requests (§17.2.3).
     pub key: String,
+    /// Whether it is an INVITE transaction.
     pub invite: bool,
+    /// Where the transaction is.
     pub state: ServerState,
+    /// Where responses go.
     pub dest: SocketAddr,
+    /// The last response sent, resent for retransmitted requests.
     pub last_response: Option<Vec<u8>>,
     retransmit_at: Option<Instant>,
     interval: Duration,
@@ -228,11 +249,13 @@ pub struct ServerTx {
     end_at: Option<Instant>,
     /// Timer I.
     confirmed_end: Option<Instant>,
+    /// Responses sent again so far.
     pub retransmissions: u64,
 }
 
 impl ServerTx {
-    pub fn new(key: String, invite: bool, dest: SocketAddr) -> Self {
+    /// A transaction for a request just received; responses go to `dest`.
+    pub(crate) fn new(key: String, invite: bool, dest: SocketAddr) -> Self {
         ServerTx {
             key,
             invite,
@@ -247,6 +270,7 @@ impl ServerTx {
         }
     }
 
+    /// When its next timer is due.
     pub fn deadline(&self) -> Option<Instant> {
         if self.state == ServerState::Terminated {
             return None;
@@ -258,7 +282,7 @@ impl ServerTx {
     }
 
     /// The TU sends `code`; the transaction records it.
-    pub fn on_send(&mut self, now: Instant, timers: &Timers, code: u16, bytes: Vec<u8>) {
+    pub(crate) fn on_send(&mut self, now: Instant, timers: &Timers, code: u16, bytes: Vec<u8>) {
         self.last_response = Some(bytes);
         if code < 200 || self.state != ServerState::Proceeding {
             return;
@@ -279,7 +303,7 @@ impl ServerTx {
     }
 
     /// The request was retransmitted: the response to resend, if any.
-    pub fn on_retransmission(&mut self) -> Option<&[u8]> {
+    pub(crate) fn on_retransmission(&mut self) -> Option<&[u8]> {
         if self.state == ServerState::Confirmed {
             return None;
         }
@@ -288,7 +312,7 @@ impl ServerTx {
     }
 
     /// An ACK for a non-2xx final arrived.
-    pub fn on_ack(&mut self, now: Instant, timers: &Timers) {
+    pub(crate) fn on_ack(&mut self, now: Instant, timers: &Timers) {
         if self.state == ServerState::Completed {
             self.state = ServerState::Confirmed;
             self.retransmit_at = None;
@@ -299,7 +323,7 @@ impl ServerTx {
 
     /// Fires due timers; `Retransmit` asks to resend `last_response`,
     /// `Timeout` means timer H fired (no ACK came).
-    pub fn on_timeout(&mut self, now: Instant, timers: &Timers) -> Option<TimerAction> {
+    pub(crate) fn on_timeout(&mut self, now: Instant, timers: &Timers) -> Option<TimerAction> {
         if self.confirmed_end.is_some_and(|t| now >= t) {
             self.state = ServerState::Terminated;
             return None;

@@ -10,7 +10,7 @@
 //! only queue work. Nothing here reads a clock, touches a socket or draws
 //! randomness from anywhere but the RNG it was given.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -18,11 +18,12 @@ use rand_core::RngCore;
 use rsip::headers::{self as h, UntypedHeader};
 use rsip::Header;
 
-use crate::build::{self, token};
+use crate::build::{self, token, Reply};
 use crate::digest::{self, Challenge};
 use crate::msg::{self, Message, Method, NameAddr};
 use crate::sdp::Sdp;
-use crate::transaction::{ClientOutcome, ClientTx, ServerState, ServerTx, TimerAction, Timers};
+use crate::server::{self, Arrival, ServerTransactions};
+use crate::transaction::{ClientOutcome, ClientTx, TimerAction, Timers};
 
 /// Methods this agent answers (the `Allow` header).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
@@ -128,12 +129,17 @@ pub struct Config {
     pub domain: String,
     /// User part of the address of record, also the digest username.
     pub username: String,
+    /// The digest password.
     pub password: String,
+    /// The display name in From.
     pub display_name: Option<String>,
     /// Requested registration lifetime, seconds.
     pub expires: u32,
+    /// T1, T2 and T4.
     pub timers: Timers,
+    /// The `User-Agent` header.
     pub user_agent: String,
+    /// Larger datagrams are dropped.
     pub max_message_size: usize,
     /// While registered, an OPTIONS to the proxy this often keeps the NAT
     /// binding towards it open (RFC 5626 §4.4, RFC 3581); its answer's
@@ -145,6 +151,7 @@ pub struct Config {
 }
 
 impl Config {
+    /// Defaults for `username` with `password` at `local`, through `proxy` (also the domain).
     pub fn new(local: SocketAddr, proxy: SocketAddr, username: &str, password: &str) -> Self {
         Config {
             local,
@@ -176,7 +183,9 @@ pub struct CallHandle(pub u64);
 /// Who ended a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndedBy {
+    /// This agent hung up.
     Local,
+    /// The peer hung up (BYE, CANCEL).
     Remote,
     /// The session timer ran out: the refresher (the PBX) stopped
     /// refreshing, so the signalling path is gone; this agent sent a BYE.
@@ -188,6 +197,7 @@ pub enum EndedBy {
 pub enum Event {
     /// The registrar accepted the binding for `expires`.
     Registered {
+        /// The lifetime the registrar granted.
         expires: Duration,
         /// The address the registrar saw us at (`received`/`rport`), when
         /// it differs from the local one.
@@ -195,45 +205,80 @@ pub enum Event {
     },
     /// The proxy sees us at a new public address (a NAT rebinding); the
     /// binding is being registered again with it.
-    PublicAddressChanged { from: SocketAddr, to: SocketAddr },
+    PublicAddressChanged {
+        /// The address it saw before.
+        from: SocketAddr,
+        /// The address it sees now.
+        to: SocketAddr,
+    },
     /// Registration (or its refresh) failed; the agent retries a refresh
     /// in 30 s if it was registered before.
-    RegistrationFailed { code: u16, reason: String },
+    RegistrationFailed {
+        /// The final status (408 on timeout, 0 for a domain that is no URI).
+        code: u16,
+        /// Its reason phrase.
+        reason: String,
+    },
     /// The binding was removed (`Expires: 0` answered).
     Unregistered,
     /// Someone calls us. Answer with [`UserAgent::answer`] or refuse with
     /// [`UserAgent::reject`].
     IncomingCall {
+        /// The call's handle.
         call: CallHandle,
+        /// The SIP Call-ID of the dialog.
         sip_call_id: String,
         /// The caller's user part (extension) and display name.
         from_user: String,
+        /// The caller's display name.
         from_display: Option<String>,
+        /// The SDP offer, when the INVITE had one.
         offer: Option<Sdp>,
     },
     /// 180/183 on our INVITE.
-    Ringing { call: CallHandle },
+    Ringing {
+        /// The call's handle.
+        call: CallHandle,
+    },
     /// Our INVITE was answered (2xx; ACK sent).
     Answered {
+        /// The call's handle.
         call: CallHandle,
+        /// The SIP Call-ID of the dialog.
         sip_call_id: String,
+        /// The SDP answer in the 2xx.
         answer: Option<Sdp>,
     },
     /// The ACK for our 2xx arrived: media may flow both ways.
     Confirmed {
+        /// The call's handle.
         call: CallHandle,
+        /// The SDP in the ACK, if any.
         answer: Option<Sdp>,
     },
     /// Our INVITE failed: 404, 486, 603, 408 (timeout or no answer), ….
     CallFailed {
+        /// The call's handle.
         call: CallHandle,
+        /// The final status (408 on timeout).
         code: u16,
+        /// Its reason phrase.
         reason: String,
     },
     /// A re-INVITE or UPDATE changed the remote media.
-    RemoteMediaChanged { call: CallHandle, sdp: Sdp },
+    RemoteMediaChanged {
+        /// The call's handle.
+        call: CallHandle,
+        /// The peer's new session description.
+        sdp: Sdp,
+    },
     /// The call is over (BYE either way, CANCEL, or an unanswered 2xx).
-    CallEnded { call: CallHandle, by: EndedBy },
+    CallEnded {
+        /// The call's handle.
+        call: CallHandle,
+        /// Who ended it.
+        by: EndedBy,
+    },
 }
 
 /// Counters an operator can read.
@@ -255,10 +300,13 @@ pub struct Stats {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UaError {
     #[error("no such call")]
+    /// The handle names no call (or one already forgotten).
     NoSuchCall,
     #[error("the call is not in a state that allows this")]
+    /// Not possible in the call's current state.
     WrongState,
     #[error("invalid target URI `{0}`")]
+    /// A target that is neither an extension nor a SIP URI.
     BadTarget(String),
 }
 
@@ -329,21 +377,11 @@ impl Auth {
     }
 }
 
+/// Who sent the INVITE that made a call: fixed for the call's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CallState {
-    /// Outgoing INVITE sent, no provisional.
-    Calling,
-    /// Outgoing, provisional received.
-    Early,
-    /// Incoming, ringing, not answered.
-    Ringing,
-    /// Incoming, 2xx sent, waiting for ACK.
-    Answered,
-    /// Dialog confirmed.
-    Confirmed,
-    /// BYE sent, waiting for its answer.
-    Terminating,
-    Ended,
+enum Direction {
+    Incoming,
+    Outgoing,
 }
 
 /// The INVITE we sent, kept to build CANCEL and ACK-for-non-2xx.
@@ -356,6 +394,14 @@ struct SentInvite {
     to: String,
 }
 
+/// An outgoing call until its INVITE's final answer: the INVITE (for
+/// CANCEL and the ACK of a failure) and the challenges answered so far.
+#[derive(Debug)]
+struct Outgoing {
+    sent: SentInvite,
+    auth_tries: u32,
+}
+
 /// A 2xx we retransmit until ACK (§13.3.1.4).
 #[derive(Debug, Clone)]
 struct OkRetransmit {
@@ -366,9 +412,95 @@ struct OkRetransmit {
     give_up: Instant,
 }
 
+/// Our ACK for the 2xx of an outgoing call and where it went: sent again
+/// when the 2xx is (§13.2.2.4).
+type Ack = (Vec<u8>, SocketAddr);
+
+/// Where a call is, each state with the data valid in it (as the media
+/// session's state is).
+#[derive(Debug)]
+enum CallState {
+    /// Outgoing INVITE sent, no provisional.
+    Calling(Outgoing),
+    /// Outgoing, hang-up asked before any provisional: CANCEL must wait
+    /// for one (§9.1).
+    CancelPending(Outgoing),
+    /// Outgoing, provisional received.
+    Early(Outgoing),
+    /// Outgoing, CANCEL sent: the INVITE's final answer ends the call.
+    Cancelling(Outgoing),
+    /// Incoming, ringing, not answered: the INVITE and its source, to
+    /// answer it.
+    Ringing {
+        invite: Box<Message>,
+        src: SocketAddr,
+    },
+    /// Incoming, 2xx sent, retransmitted until the ACK.
+    Answered(OkRetransmit),
+    /// Dialog confirmed.
+    Confirmed { ack: Option<Ack> },
+    /// BYE sent, waiting for its answer.
+    Terminating { ack: Option<Ack> },
+    /// Over, and forgotten at `forget_at` (late retransmissions are
+    /// absorbed until then).
+    Ended {
+        forget_at: Instant,
+        ack: Option<Ack>,
+    },
+}
+
+impl CallState {
+    /// The outgoing INVITE, while its final answer is awaited.
+    fn outgoing(&self) -> Option<&Outgoing> {
+        match self {
+            CallState::Calling(o)
+            | CallState::CancelPending(o)
+            | CallState::Early(o)
+            | CallState::Cancelling(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// Our ACK for the 2xx, once there is one.
+    fn ack(&self) -> Option<&Ack> {
+        match self {
+            CallState::Confirmed { ack }
+            | CallState::Terminating { ack }
+            | CallState::Ended { ack, .. } => ack.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn is_ended(&self) -> bool {
+        matches!(self, CallState::Ended { .. })
+    }
+
+    /// Moves to the state `next` makes of the current one.
+    fn step(&mut self, next: impl FnOnce(CallState) -> CallState) {
+        let current = std::mem::replace(self, CallState::Confirmed { ack: None });
+        *self = next(current);
+    }
+
+    /// Terminating, keeping our ACK.
+    fn terminate(&mut self) {
+        self.step(|s| CallState::Terminating {
+            ack: s.ack().cloned(),
+        });
+    }
+
+    /// Ended, keeping our ACK, forgotten at `forget_at`.
+    fn end(&mut self, forget_at: Instant) {
+        self.step(|s| CallState::Ended {
+            forget_at,
+            ack: s.ack().cloned(),
+        });
+    }
+}
+
 #[derive(Debug)]
 struct Call {
     id: CallHandle,
+    direction: Direction,
     call_id: String,
     local_tag: String,
     remote_tag: Option<String>,
@@ -380,25 +512,22 @@ struct Call {
     remote_target: String,
     /// Route set, in the order Route headers are written.
     route_set: Vec<String>,
-    state: CallState,
-    outgoing: bool,
-    sent: Option<SentInvite>,
-    /// For an incoming INVITE: its parsed form and source, to answer.
-    invite: Option<(Message, SocketAddr)>,
     local_sdp: Option<String>,
-    ok: Option<OkRetransmit>,
-    /// Our ACK for the 2xx, resent when the 2xx is retransmitted.
-    ack: Option<(Vec<u8>, SocketAddr)>,
-    auth: Option<Auth>,
-    auth_tries: u32,
-    /// Hang up requested before any provisional: CANCEL when one comes.
-    cancel_pending: bool,
-    cancelled: bool,
-    /// When an ended call is forgotten (absorbs late retransmissions).
-    forget_at: Option<Instant>,
     /// Session timer (RFC 4028): hang up if the refresher has not
     /// refreshed by then (the signalling path or the PBX is gone).
     session_expires: Option<Instant>,
+    state: CallState,
+}
+
+/// What an INVITE is built from.
+struct InviteTarget {
+    call_id: String,
+    local_tag: String,
+    cseq: u32,
+    /// The Request-URI (the remote target) and the To URI.
+    uri: String,
+    remote_uri: String,
+    body: String,
 }
 
 /// Who a client transaction works for.
@@ -426,7 +555,7 @@ pub struct UserAgent {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     clients: Vec<Client>,
-    servers: HashMap<String, ServerTx>,
+    servers: ServerTransactions,
     reg: Registration,
     reg_auth: Option<Auth>,
     calls: Vec<Call>,
@@ -447,6 +576,7 @@ impl std::fmt::Debug for UserAgent {
 }
 
 impl UserAgent {
+    /// An agent with `cfg`, drawing tags, branches and Call-IDs from `rng`.
     pub fn new(cfg: Config, mut rng: Box<dyn RngCore + Send>) -> Self {
         let reg = Registration {
             state: RegState::Idle,
@@ -461,6 +591,7 @@ impl UserAgent {
             keepalive_at: None,
         };
         let session_id = rng.next_u64() >> 1;
+        let servers = ServerTransactions::new(cfg.timers);
         UserAgent {
             contact: cfg.local,
             cfg,
@@ -469,7 +600,7 @@ impl UserAgent {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             clients: Vec::new(),
-            servers: HashMap::new(),
+            servers,
             reg,
             reg_auth: None,
             calls: Vec::new(),
@@ -479,10 +610,12 @@ impl UserAgent {
         }
     }
 
+    /// The configuration.
     pub fn config(&self) -> &Config {
         &self.cfg
     }
 
+    /// The counters.
     pub fn stats(&self) -> Stats {
         self.stats
     }
@@ -548,6 +681,12 @@ impl UserAgent {
         self.transmits.push_back(Transmit { dest, payload });
     }
 
+    /// A request retransmission a server transaction absorbed.
+    fn absorbed(&mut self, resend: Option<Transmit>) {
+        self.stats.absorbed += 1;
+        self.transmits.extend(resend);
+    }
+
     fn start_client(
         &mut self,
         now: Instant,
@@ -571,41 +710,19 @@ impl UserAgent {
 
     /// Answers `req` with a final response carrying a new To tag (a
     /// request this agent refuses or answers outside any dialog).
-    fn respond_fresh(
-        &mut self,
-        now: Instant,
-        req: &Message,
-        src: SocketAddr,
-        code: u16,
-        reason: &str,
-        extra: Vec<Header>,
-    ) {
+    fn respond_fresh(&mut self, now: Instant, req: &Message, src: SocketAddr, reply: Reply<'_>) {
         let tag = token(self.rng.as_mut(), 12);
-        self.respond(now, req, src, code, reason, Some(&tag), extra, b"");
+        self.respond(now, req, src, reply.tag(&tag));
     }
 
     /// Answers `req` within its server transaction.
-    #[allow(clippy::too_many_arguments)]
-    fn respond(
-        &mut self,
-        now: Instant,
-        req: &Message,
-        src: SocketAddr,
-        code: u16,
-        reason: &str,
-        to_tag: Option<&str>,
-        extra: Vec<Header>,
-        body: &[u8],
-    ) {
-        let bytes = build::response_raw(code, reason, &build::raw_of(req), to_tag, extra, body);
+    fn respond(&mut self, now: Instant, req: &Message, src: SocketAddr, reply: Reply<'_>) {
+        let code = reply.code();
+        let bytes = reply.for_request(req);
         let key = build::server_key(req);
         let dest = build::response_dest(req, src);
-        let timers = self.cfg.timers;
-        if let Some(tx) = self.servers.get_mut(&key) {
-            tx.on_send(now, &timers, code, bytes.clone());
-            tx.dest = dest;
-        }
-        self.send(dest, bytes);
+        let t = self.servers.respond(now, &key, code, bytes, dest);
+        self.transmits.push_back(t);
     }
 
     // ---- registration ----------------------------------------------------
@@ -858,76 +975,107 @@ impl UserAgent {
         rsip::Uri::try_from(uri.as_str()).map_err(|_| UaError::BadTarget(uri.clone()))?;
         let id = CallHandle(self.next_call);
         self.next_call += 1;
-        let call = Call {
+        let call_id = format!("{}@myturn", token(self.rng.as_mut(), 20));
+        let local_tag = token(self.rng.as_mut(), 12);
+        let local_cseq = self.rng.next_u32() % 10_000 + 2;
+        let target = InviteTarget {
+            call_id: call_id.clone(),
+            local_tag: local_tag.clone(),
+            cseq: local_cseq,
+            uri: uri.clone(),
+            remote_uri: uri.clone(),
+            body: sdp.to_owned(),
+        };
+        let (bytes, sent) = self.invite_request(target, None)?;
+        let branch = sent.branch.clone();
+        self.calls.push(Call {
             id,
-            call_id: format!("{}@myturn", token(self.rng.as_mut(), 20)),
-            local_tag: token(self.rng.as_mut(), 12),
+            direction: Direction::Outgoing,
+            call_id,
+            local_tag,
             remote_tag: None,
             local_uri: self.aor(),
             remote_uri: uri.clone(),
-            local_cseq: self.rng.next_u32() % 10_000 + 1,
+            local_cseq,
             remote_cseq: None,
             remote_target: uri,
             route_set: Vec::new(),
-            state: CallState::Calling,
-            outgoing: true,
-            sent: None,
-            invite: None,
             local_sdp: Some(sdp.to_owned()),
-            ok: None,
-            ack: None,
-            auth: None,
-            auth_tries: 0,
-            cancel_pending: false,
-            cancelled: false,
-            forget_at: None,
             session_expires: None,
-        };
-        self.calls.push(call);
-        self.send_invite(now, id)?;
+            state: CallState::Calling(Outgoing {
+                sent,
+                auth_tries: 0,
+            }),
+        });
+        let proxy = self.cfg.proxy;
+        self.start_client(now, Owner::Invite(id), branch, "INVITE", bytes, proxy);
         Ok(id)
     }
 
-    fn send_invite(&mut self, now: Instant, id: CallHandle) -> Result<(), UaError> {
-        let branch = self.new_branch();
-        let via = self.via(&branch);
-        let from = self.our_from(&self.local_tag(id)?);
-        let contact = self.contact_header(None);
-        let cnonce = token(self.rng.as_mut(), 16);
-        let mut common = Vec::new();
-        self.common_headers(&mut common);
-        let username = self.cfg.username.clone();
-        let password = self.cfg.password.clone();
-        let proxy = self.cfg.proxy;
+    /// Sends the INVITE of call `id` again, with credentials for `auth`'s
+    /// challenge: the call is calling anew.
+    fn send_invite_with(
+        &mut self,
+        now: Instant,
+        id: CallHandle,
+        mut auth: Auth,
+        auth_tries: u32,
+    ) -> Result<(), UaError> {
         let call = self.call_mut(id)?;
         call.local_cseq += 1;
-        let uri = call.remote_target.clone();
-        let to = format!("<{}>", call.remote_uri);
+        let target = InviteTarget {
+            call_id: call.call_id.clone(),
+            local_tag: call.local_tag.clone(),
+            cseq: call.local_cseq,
+            uri: call.remote_target.clone(),
+            remote_uri: call.remote_uri.clone(),
+            body: call.local_sdp.clone().unwrap_or_default(),
+        };
+        let (bytes, sent) = self.invite_request(target, Some(&mut auth))?;
+        let branch = sent.branch.clone();
+        self.call_mut(id)?.state = CallState::Calling(Outgoing { sent, auth_tries });
+        let proxy = self.cfg.proxy;
+        self.start_client(now, Owner::Invite(id), branch, "INVITE", bytes, proxy);
+        Ok(())
+    }
+
+    /// An INVITE for `t` (a fresh branch; credentials when `auth` is
+    /// given), and what CANCEL and the ACK of a failure need of it.
+    fn invite_request(
+        &mut self,
+        t: InviteTarget,
+        auth: Option<&mut Auth>,
+    ) -> Result<(Vec<u8>, SentInvite), UaError> {
+        let branch = self.new_branch();
+        let via = self.via(&branch);
+        let from = self.our_from(&t.local_tag);
+        let contact = self.contact_header(None);
+        let cnonce = token(self.rng.as_mut(), 16);
+        let to = format!("<{}>", t.remote_uri);
         let mut headers: Vec<Header> = vec![
             h::Via::new(via.clone()).into(),
             h::From::new(from).into(),
             h::To::new(to.clone()).into(),
-            h::CallId::new(call.call_id.clone()).into(),
-            h::CSeq::new(format!("{} INVITE", call.local_cseq)).into(),
+            h::CallId::new(t.call_id).into(),
+            h::CSeq::new(format!("{} INVITE", t.cseq)).into(),
             h::Contact::new(contact).into(),
             h::Allow::new(ALLOW).into(),
             h::ContentType::new("application/sdp").into(),
         ];
-        headers.extend(common);
-        if let Some(auth) = call.auth.as_mut() {
-            headers.push(auth.header(&username, &password, "INVITE", &uri, &cnonce));
+        self.common_headers(&mut headers);
+        if let Some(auth) = auth {
+            let (user, password) = (&self.cfg.username, &self.cfg.password);
+            headers.push(auth.header(user, password, "INVITE", &t.uri, &cnonce));
         }
-        let body = call.local_sdp.clone().unwrap_or_default();
-        call.sent = Some(SentInvite {
-            uri: uri.clone(),
+        let bytes = build::request(rsip::Method::Invite, &t.uri, headers, t.body.as_bytes())?;
+        let sent = SentInvite {
+            uri: t.uri,
             via,
-            cseq: call.local_cseq,
-            branch: branch.clone(),
+            cseq: t.cseq,
+            branch,
             to,
-        });
-        let bytes = build::request(rsip::Method::Invite, &uri, headers, body.as_bytes())?;
-        self.start_client(now, Owner::Invite(id), branch, "INVITE", bytes, proxy);
-        Ok(())
+        };
+        Ok((bytes, sent))
     }
 
     /// Answers an incoming call with 200 OK carrying `sdp`.
@@ -935,14 +1083,11 @@ impl UserAgent {
         let contact = self.contact_header(None);
         let timers = self.cfg.timers;
         let c = self.call_mut(call)?;
-        if c.state != CallState::Ringing {
-            return Err(UaError::WrongState);
-        }
-        let Some((invite, src)) = c.invite.clone() else {
+        let CallState::Ringing { invite, src } = &c.state else {
             return Err(UaError::WrongState);
         };
+        let (invite, src) = (invite.clone(), *src);
         c.local_sdp = Some(sdp.to_owned());
-        c.state = CallState::Answered;
         c.session_expires = session_interval(&invite).map(|d| session_deadline(now, d));
         let tag = c.local_tag.clone();
         let mut extra: Vec<Header> = vec![
@@ -954,28 +1099,24 @@ impl UserAgent {
             extra.push(h::RecordRoute::new(rr.to_owned()).into());
         }
         extra.extend(session_timer_headers(&invite));
-        let bytes = build::response_raw(
-            200,
-            "OK",
-            &build::raw_of(&invite),
-            Some(&tag),
-            extra,
-            sdp.as_bytes(),
-        );
+        let bytes = Reply::new(200, "OK")
+            .tag(&tag)
+            .headers(extra)
+            .body(sdp.as_bytes())
+            .for_request(&invite);
         let dest = build::response_dest(&invite, src);
         let c = self.call_mut(call)?;
-        c.ok = Some(OkRetransmit {
+        c.state = CallState::Answered(OkRetransmit {
             bytes: bytes.clone(),
             dest,
             next: now + timers.t1,
             interval: timers.t1,
             give_up: now + timers.t64(),
         });
-        let key = build::server_key(&invite);
-        if let Some(tx) = self.servers.get_mut(&key) {
-            tx.on_send(now, &timers, 200, bytes.clone());
-        }
-        self.send(dest, bytes);
+        let t = self
+            .servers
+            .respond(now, &build::server_key(&invite), 200, bytes, dest);
+        self.transmits.push_back(t);
         Ok(())
     }
 
@@ -989,31 +1130,35 @@ impl UserAgent {
     ) -> Result<(), UaError> {
         let linger = self.cfg.timers.t64();
         let c = self.call_mut(call)?;
-        if c.state != CallState::Ringing || !(300..700).contains(&code) {
-            return Err(UaError::WrongState);
-        }
-        let Some((invite, src)) = c.invite.clone() else {
+        let CallState::Ringing { invite, src } = &c.state else {
             return Err(UaError::WrongState);
         };
+        if !(300..700).contains(&code) {
+            return Err(UaError::WrongState);
+        }
+        let (invite, src) = (invite.clone(), *src);
         let tag = c.local_tag.clone();
-        c.state = CallState::Ended;
-        c.forget_at = Some(now + linger);
-        self.respond(now, &invite, src, code, reason, Some(&tag), Vec::new(), b"");
+        c.state.end(now + linger);
+        self.respond(now, &invite, src, Reply::new(code, reason).tag(&tag));
         Ok(())
     }
 
     /// Ends a call whatever its state: CANCEL while ringing out, 603 while
     /// ringing in, BYE once established.
     pub fn hangup(&mut self, now: Instant, call: CallHandle) -> Result<(), UaError> {
-        let state = self.call_mut(call)?.state;
-        match state {
-            CallState::Calling => {
+        let c = self.call_mut(call)?;
+        match &c.state {
+            CallState::Calling(_) => {
                 // No provisional yet: CANCEL must wait for one (§9.1).
-                self.call_mut(call)?.cancel_pending = true;
+                c.state.step(|s| match s {
+                    CallState::Calling(o) => CallState::CancelPending(o),
+                    other => other,
+                });
                 Ok(())
             }
-            CallState::Early => self.send_cancel(now, call),
-            CallState::Ringing => {
+            CallState::CancelPending(_) => Ok(()),
+            CallState::Early(_) | CallState::Cancelling(_) => self.send_cancel(now, call),
+            CallState::Ringing { .. } => {
                 self.reject(now, call, 603, "Decline")?;
                 self.events.push_back(Event::CallEnded {
                     call,
@@ -1021,8 +1166,8 @@ impl UserAgent {
                 });
                 Ok(())
             }
-            CallState::Answered | CallState::Confirmed => self.send_bye(now, call),
-            CallState::Terminating | CallState::Ended => Err(UaError::WrongState),
+            CallState::Answered(_) | CallState::Confirmed { .. } => self.send_bye(now, call),
+            CallState::Terminating { .. } | CallState::Ended { .. } => Err(UaError::WrongState),
         }
     }
 
@@ -1032,11 +1177,16 @@ impl UserAgent {
         self.common_headers(&mut common);
         let proxy = self.cfg.proxy;
         let call = self.call_mut(id)?;
-        let Some(sent) = call.sent.clone() else {
+        let Some(sent) = call.state.outgoing().map(|o| o.sent.clone()) else {
             return Err(UaError::WrongState);
         };
-        call.cancelled = true;
-        call.cancel_pending = false;
+        call.state.step(|s| match s {
+            CallState::Calling(o)
+            | CallState::CancelPending(o)
+            | CallState::Early(o)
+            | CallState::Cancelling(o) => CallState::Cancelling(o),
+            other => other,
+        });
         let mut headers: Vec<Header> = vec![
             h::Via::new(sent.via.clone()).into(),
             h::From::new(from).into(),
@@ -1109,8 +1259,7 @@ impl UserAgent {
         let branch = self.new_branch();
         let call = self.call_mut(id)?;
         call.local_cseq += 1;
-        call.state = CallState::Terminating;
-        call.ok = None;
+        call.state.terminate();
         let cseq = call.local_cseq;
         let (bytes, dest) = self.dialog_request(id, rsip::Method::Bye, cseq, &branch)?;
         self.start_client(now, Owner::Bye(id), branch, "BYE", bytes, dest);
@@ -1120,12 +1269,10 @@ impl UserAgent {
     fn end_call(&mut self, now: Instant, id: CallHandle, by: EndedBy) {
         let linger = self.cfg.timers.t64();
         if let Ok(c) = self.call_mut(id) {
-            if c.state == CallState::Ended {
+            if c.state.is_ended() {
                 return;
             }
-            c.state = CallState::Ended;
-            c.ok = None;
-            c.forget_at = Some(now + linger);
+            c.state.end(now + linger);
         }
         self.events.push_back(Event::CallEnded { call: id, by });
     }
@@ -1133,10 +1280,10 @@ impl UserAgent {
     fn fail_call(&mut self, now: Instant, id: CallHandle, code: u16, reason: &str) {
         let linger = self.cfg.timers.t64();
         let cancelled = match self.call_mut(id) {
-            Ok(c) if c.state != CallState::Ended => {
-                c.state = CallState::Ended;
-                c.forget_at = Some(now + linger);
-                c.cancelled
+            Ok(c) if !c.state.is_ended() => {
+                let cancelled = matches!(c.state, CallState::Cancelling(_));
+                c.state.end(now + linger);
+                cancelled
             }
             _ => return,
         };
@@ -1163,18 +1310,9 @@ impl UserAgent {
             Ok(m) => self.on_response(now, m),
             Err(r) => {
                 let rng = self.rng.as_mut();
-                match build::answer_malformed(data, &r, || token(rng, 12)) {
-                    Some(bytes) => {
-                        self.stats.rejected += 1;
-                        tracing::debug!(%from, error = %r.error, "malformed SIP request answered");
-                        self.send(from, bytes);
-                    }
-                    None if r.error == msg::ParseError::KeepAlive => {}
-                    None => {
-                        self.stats.dropped += 1;
-                        tracing::debug!(%from, error = %r.error, "SIP datagram dropped");
-                    }
-                }
+                let answer = server::malformed(data, from, &r, || token(rng, 12))
+                    .count(&mut self.stats.rejected, &mut self.stats.dropped);
+                self.transmits.extend(answer);
             }
         }
     }
@@ -1248,7 +1386,7 @@ impl UserAgent {
         let mut common = Vec::new();
         self.common_headers(&mut common);
         let call = self.calls.iter().find(|c| c.id == id)?;
-        let sent = call.sent.as_ref()?;
+        let sent = &call.state.outgoing()?.sent;
         let mut headers: Vec<Header> = vec![
             h::Via::new(sent.via.clone()).into(),
             h::From::new(from).into(),
@@ -1267,7 +1405,7 @@ impl UserAgent {
             .calls
             .iter()
             .find(|c| c.call_id == call_id && Some(&c.local_tag) == tag.as_ref())
-            .and_then(|c| c.ack.clone())
+            .and_then(|c| c.state.ack().cloned())
         {
             self.stats.retransmissions += 1;
             self.send(dest, bytes);
@@ -1279,42 +1417,71 @@ impl UserAgent {
     fn on_invite_response(&mut self, now: Instant, id: CallHandle, resp: &Message) {
         let code = resp.status().unwrap_or(0);
         let Ok(call) = self.call_mut(id) else { return };
-        if call.state == CallState::Ended && code < 200 {
+        if call.state.is_ended() && code < 200 {
             return;
         }
         match code {
             100 => {}
-            101..=199 => {
-                let first = call.state == CallState::Calling;
-                call.state = CallState::Early;
-                if call.cancel_pending {
-                    let _ = self.send_cancel(now, id);
-                } else if first || code == 180 {
-                    self.events.push_back(Event::Ringing { call: id });
-                }
-            }
+            101..=199 => self.on_invite_provisional(now, id, code),
             200..=299 => self.on_invite_ok(now, id, resp),
-            401 | 407 => {
-                call.auth_tries += 1;
-                let name = if code == 401 {
-                    "WWW-Authenticate"
-                } else {
-                    "Proxy-Authenticate"
+            401 | 407 => self.on_invite_challenge(now, id, code, resp),
+            _ => self.fail_call(now, id, code, resp.reason()),
+        }
+    }
+
+    /// 101–199 to our INVITE: early, ringing (the first provisional, and
+    /// every 180), and the CANCEL that waited for it.
+    fn on_invite_provisional(&mut self, now: Instant, id: CallHandle, code: u16) {
+        let Ok(call) = self.call_mut(id) else { return };
+        let mut first = false;
+        let mut cancel = false;
+        call.state.step(|s| match s {
+            CallState::Calling(o) => {
+                first = true;
+                CallState::Early(o)
+            }
+            CallState::CancelPending(o) => {
+                cancel = true;
+                CallState::Early(o)
+            }
+            other => other,
+        });
+        if cancel {
+            let _ = self.send_cancel(now, id);
+        } else if first || code == 180 {
+            self.events.push_back(Event::Ringing { call: id });
+        }
+    }
+
+    /// 401/407 to our INVITE: one retry with credentials, unless the call
+    /// is being cancelled; a failure otherwise.
+    fn on_invite_challenge(&mut self, now: Instant, id: CallHandle, code: u16, resp: &Message) {
+        let Ok(call) = self.call_mut(id) else { return };
+        let tries = match &mut call.state {
+            CallState::Calling(o) | CallState::Early(o) => {
+                o.auth_tries += 1;
+                Some(o.auth_tries)
+            }
+            CallState::CancelPending(o) | CallState::Cancelling(o) => {
+                o.auth_tries += 1;
+                None
+            }
+            _ => None,
+        };
+        let name = if code == 401 {
+            "WWW-Authenticate"
+        } else {
+            "Proxy-Authenticate"
+        };
+        match (Challenge::choose(resp.headers(name)), tries) {
+            (Some(c), Some(tries)) if tries <= 1 => {
+                let auth = Auth {
+                    challenge: c,
+                    proxy: code == 407,
+                    nc: 0,
                 };
-                let ch = Challenge::choose(resp.headers(name));
-                match ch {
-                    Some(c) if call.auth_tries <= 1 && !call.cancelled && !call.cancel_pending => {
-                        call.auth = Some(Auth {
-                            challenge: c,
-                            proxy: code == 407,
-                            nc: 0,
-                        });
-                        call.state = CallState::Calling;
-                        if self.send_invite(now, id).is_err() {
-                            self.fail_call(now, id, code, resp.reason());
-                        }
-                    }
-                    _ => self.fail_call(now, id, code, resp.reason()),
+                if self.send_invite_with(now, id, auth, tries).is_err() {
+                    self.fail_call(now, id, code, resp.reason());
                 }
             }
             _ => self.fail_call(now, id, code, resp.reason()),
@@ -1329,27 +1496,35 @@ impl UserAgent {
         let mut routes: Vec<String> = resp.headers("Record-Route").map(str::to_owned).collect();
         routes.reverse();
         let Ok(call) = self.call_mut(id) else { return };
-        if call.state == CallState::Confirmed || call.state == CallState::Terminating {
+        if matches!(
+            call.state,
+            CallState::Confirmed { .. } | CallState::Terminating { .. }
+        ) {
             return;
         }
-        let hang_up = call.cancel_pending || call.cancelled || call.state == CallState::Ended;
+        let hang_up = matches!(
+            call.state,
+            CallState::CancelPending(_) | CallState::Cancelling(_) | CallState::Ended { .. }
+        );
         call.remote_tag = remote_tag;
         if let Some(c) = contact {
             call.remote_target = c;
         }
         call.route_set = routes;
-        call.state = CallState::Confirmed;
         let cseq = call
-            .sent
-            .as_ref()
-            .map(|s| s.cseq)
+            .state
+            .outgoing()
+            .map(|o| o.sent.cseq)
             .unwrap_or(call.local_cseq);
+        call.state = CallState::Confirmed { ack: None };
         let sip_call_id = call.call_id.clone();
         // ACK for 2xx: a new transaction-less request, new branch (§13.2.2.4).
         let branch = self.new_branch();
         if let Ok((bytes, dest)) = self.dialog_request(id, rsip::Method::Ack, cseq, &branch) {
             if let Ok(c) = self.call_mut(id) {
-                c.ack = Some((bytes.clone(), dest));
+                c.state = CallState::Confirmed {
+                    ack: Some((bytes.clone(), dest)),
+                };
             }
             self.send(dest, bytes);
         }
@@ -1367,27 +1542,13 @@ impl UserAgent {
 
     fn on_request(&mut self, now: Instant, src: SocketAddr, req: Message) {
         let key = build::server_key(&req);
-        let timers = self.cfg.timers;
         let method = req.method().clone();
         // Retransmissions and ACKs for non-2xx finals belong to an existing
         // server transaction.
-        if let Some(tx) = self.servers.get_mut(&key) {
-            if method == Method::ACK {
-                if tx.state == ServerState::Completed {
-                    tx.on_ack(now, &timers);
-                    return;
-                }
-                // An ACK for a 2xx shares no transaction; handled below.
-            } else if method == Method::CANCEL {
-                // Handled below against the INVITE transaction.
-            } else {
-                let dest = tx.dest;
-                if let Some(resp) = tx.on_retransmission().map(<[u8]>::to_vec) {
-                    self.send(dest, resp);
-                }
-                self.stats.absorbed += 1;
-                return;
-            }
+        match self.servers.arrival(now, &key, &method) {
+            Arrival::Absorbed(resend) => return self.absorbed(resend),
+            Arrival::AckAbsorbed => return,
+            Arrival::New => {}
         }
         match method {
             Method::Known(rsip::Method::Ack) => return self.on_ack(now, &req),
@@ -1395,8 +1556,8 @@ impl UserAgent {
             _ => {}
         }
         let invite = method == Method::INVITE;
-        let tx = ServerTx::new(key.clone(), invite, build::response_dest(&req, src));
-        self.servers.insert(key, tx);
+        self.servers
+            .open(key, invite, build::response_dest(&req, src));
 
         // Checks every request gets (§8.2.1–8.2.3).
         let scheme = req
@@ -1406,11 +1567,16 @@ impl UserAgent {
             .unwrap_or_default()
             .to_ascii_lowercase();
         if scheme != "sip" && scheme != "sips" {
-            return self.respond_fresh(now, &req, src, 416, "Unsupported URI Scheme", Vec::new());
+            return self.respond_fresh(now, &req, src, Reply::new(416, "Unsupported URI Scheme"));
         }
         if let Method::Extension(_) = method {
             let allow = vec![h::Allow::new(ALLOW).into()];
-            return self.respond_fresh(now, &req, src, 501, "Not Implemented", allow);
+            return self.respond_fresh(
+                now,
+                &req,
+                src,
+                Reply::new(501, "Not Implemented").headers(allow),
+            );
         }
         let required: Vec<String> = req
             .headers("Require")
@@ -1422,7 +1588,12 @@ impl UserAgent {
             .collect();
         if !required.is_empty() {
             let unsupported = vec![h::Unsupported::new(required.join(", ")).into()];
-            return self.respond_fresh(now, &req, src, 420, "Bad Extension", unsupported);
+            return self.respond_fresh(
+                now,
+                &req,
+                src,
+                Reply::new(420, "Bad Extension").headers(unsupported),
+            );
         }
         match method {
             Method::Known(rsip::Method::Invite) => self.on_invite(now, src, req),
@@ -1432,14 +1603,19 @@ impl UserAgent {
                     h::Allow::new(ALLOW).into(),
                     h::Accept::new("application/sdp").into(),
                 ];
-                self.respond_fresh(now, &req, src, 200, "OK", extra);
+                self.respond_fresh(now, &req, src, Reply::new(200, "OK").headers(extra));
             }
             Method::Known(rsip::Method::Update) | Method::Known(rsip::Method::Info) => {
                 self.on_in_dialog_refresh(now, src, &req)
             }
             _ => {
                 let allow = vec![h::Allow::new(ALLOW).into()];
-                self.respond_fresh(now, &req, src, 405, "Method Not Allowed", allow);
+                self.respond_fresh(
+                    now,
+                    &req,
+                    src,
+                    Reply::new(405, "Method Not Allowed").headers(allow),
+                );
             }
         }
     }
@@ -1462,38 +1638,31 @@ impl UserAgent {
             return self.on_in_dialog_refresh(now, src, &req);
         }
         let tag = token(self.rng.as_mut(), 12);
+        match self.check_invite(&req) {
+            Ok(offer) => self.ring(now, src, req, tag, offer),
+            Err(refusal) => self.respond(now, &req, src, refusal.tag(&tag)),
+        }
+    }
+
+    /// What a new INVITE must pass before it rings: not a merged request
+    /// (§8.2.2.2), an SDP body (§8.2.3) we can read, an answer type the
+    /// sender accepts. The offer, or the refusal to send.
+    fn check_invite(&self, req: &Message) -> Result<Option<Sdp>, Reply<'static>> {
         // Merged request (§8.2.2.2): same Call-ID, From tag and CSeq as a
         // call we have, arriving on another branch.
         let from_tag = req.from().and_then(|f| f.tag().map(str::to_owned));
         if self.calls.iter().any(|c| {
-            !c.outgoing
+            c.direction == Direction::Incoming
                 && c.call_id == req.call_id()
                 && c.remote_tag == from_tag
                 && c.remote_cseq == Some(req.cseq())
         }) {
-            return self.respond(
-                now,
-                &req,
-                src,
-                482,
-                "Loop Detected",
-                Some(&tag),
-                Vec::new(),
-                b"",
-            );
+            return Err(Reply::new(482, "Loop Detected"));
         }
         let content_type = req.header("Content-Type").unwrap_or("application/sdp");
         if !req.body().is_empty() && !content_type.trim().eq_ignore_ascii_case("application/sdp") {
-            let accept = vec![h::Accept::new("application/sdp").into()];
-            return self.respond(
-                now,
-                &req,
-                src,
-                415,
-                "Unsupported Media Type",
-                Some(&tag),
-                accept,
-                b"",
+            return Err(
+                Reply::new(415, "Unsupported Media Type").header(h::Accept::new("application/sdp"))
             );
         }
         if let Some(accept) = req.header("Accept") {
@@ -1504,29 +1673,28 @@ impl UserAgent {
                     || t.eq_ignore_ascii_case("application/*")
             });
             if !ok {
-                return self.respond(
-                    now,
-                    &req,
-                    src,
-                    406,
-                    "Not Acceptable",
-                    Some(&tag),
-                    Vec::new(),
-                    b"",
-                );
+                return Err(Reply::new(406, "Not Acceptable"));
             }
         }
-        let offer = if req.body().is_empty() {
-            None
-        } else {
-            match Sdp::parse(req.body()) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    let reason = format!("Not Acceptable Here ({e})");
-                    return self.respond(now, &req, src, 488, &reason, Some(&tag), Vec::new(), b"");
-                }
-            }
-        };
+        if req.body().is_empty() {
+            return Ok(None);
+        }
+        match Sdp::parse(req.body()) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) => Err(Reply::new(488, format!("Not Acceptable Here ({e})"))),
+        }
+    }
+
+    /// A new call from `req`: kept as ringing, 180 sent, the application
+    /// told.
+    fn ring(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        req: Message,
+        tag: String,
+        offer: Option<Sdp>,
+    ) {
         let Some(from) = req.from() else { return };
         let contact = req
             .name_addrs("Contact")
@@ -1538,6 +1706,7 @@ impl UserAgent {
         self.next_call += 1;
         let call = Call {
             id,
+            direction: Direction::Incoming,
             call_id: req.call_id().to_owned(),
             local_tag: tag.clone(),
             remote_tag: from.tag().map(str::to_owned),
@@ -1548,23 +1717,21 @@ impl UserAgent {
             remote_target: contact,
             // The UAS's route set is Record-Route in order (§12.1.1).
             route_set: req.headers("Record-Route").map(str::to_owned).collect(),
-            state: CallState::Ringing,
-            outgoing: false,
-            sent: None,
-            invite: Some((req.clone(), src)),
             local_sdp: None,
-            ok: None,
-            ack: None,
-            auth: None,
-            auth_tries: 0,
-            cancel_pending: false,
-            cancelled: false,
-            forget_at: None,
             session_expires: None,
+            state: CallState::Ringing {
+                invite: Box::new(req.clone()),
+                src,
+            },
         };
         self.calls.push(call);
-        let contact = vec![h::Contact::new(self.contact_header(None)).into()];
-        self.respond(now, &req, src, 180, "Ringing", Some(&tag), contact, b"");
+        let contact = h::Contact::new(self.contact_header(None));
+        self.respond(
+            now,
+            &req,
+            src,
+            Reply::new(180, "Ringing").tag(&tag).header(contact),
+        );
         self.events.push_back(Event::IncomingCall {
             call: id,
             sip_call_id: req.call_id().to_owned(),
@@ -1582,9 +1749,7 @@ impl UserAgent {
                     now,
                     req,
                     src,
-                    481,
-                    "Call/Transaction Does Not Exist",
-                    Vec::new(),
+                    Reply::new(481, "Call/Transaction Does Not Exist"),
                 );
             }
         }
@@ -1599,11 +1764,7 @@ impl UserAgent {
                 now,
                 req,
                 src,
-                500,
-                "Server Internal Error (CSeq out of order)",
-                Some(&tag),
-                Vec::new(),
-                b"",
+                Reply::new(500, "Server Internal Error (CSeq out of order)").tag(&tag),
             );
         }
         call.remote_cseq = Some(req.cseq());
@@ -1633,11 +1794,7 @@ impl UserAgent {
                         now,
                         req,
                         src,
-                        488,
-                        "Not Acceptable Here",
-                        Some(&tag),
-                        Vec::new(),
-                        b"",
+                        Reply::new(488, "Not Acceptable Here").tag(&tag),
                     );
                 }
             }
@@ -1656,22 +1813,26 @@ impl UserAgent {
         if let Some(c) = self.calls.get_mut(i) {
             c.session_expires = session_interval(req).map(|d| session_deadline(now, d));
         }
-        self.respond(now, req, src, 200, "OK", Some(&tag), extra, body.as_bytes());
+        self.respond(
+            now,
+            req,
+            src,
+            Reply::new(200, "OK")
+                .tag(&tag)
+                .headers(extra)
+                .body(body.as_bytes()),
+        );
     }
 
     fn on_ack(&mut self, _now: Instant, req: &Message) {
         let Some(i) = self.dialog_of(req) else { return };
         let call = &mut self.calls[i];
-        if call.state == CallState::Answered {
-            call.state = CallState::Confirmed;
-            call.ok = None;
+        if let CallState::Answered(_) = call.state {
+            call.state = CallState::Confirmed { ack: None };
             let id = call.id;
             let answer = Sdp::parse(req.body()).ok();
             self.events.push_back(Event::Confirmed { call: id, answer });
         } else {
-            if call.ok.is_some() {
-                call.ok = None;
-            }
             // The answer to the offer we put in the 200 to an offerless
             // re-INVITE.
             if let Ok(sdp) = Sdp::parse(req.body()) {
@@ -1685,55 +1846,35 @@ impl UserAgent {
     fn on_cancel(&mut self, now: Instant, src: SocketAddr, req: &Message) {
         let invite_key = build::server_key(req);
         let ringing = self.calls.iter().position(|c| {
-            c.state == CallState::Ringing
-                && c.invite
-                    .as_ref()
-                    .is_some_and(|(inv, _)| build::server_key(inv) == invite_key)
+            matches!(&c.state, CallState::Ringing { invite, .. } if build::server_key(invite) == invite_key)
         });
         // CANCEL gets its own (non-INVITE) server transaction.
         let cancel_key = format!("{invite_key}|CANCEL");
-        if let Some(tx) = self.servers.get_mut(&cancel_key) {
-            let dest = tx.dest;
-            if let Some(r) = tx.on_retransmission().map(<[u8]>::to_vec) {
-                self.send(dest, r);
-            }
-            self.stats.absorbed += 1;
-            return;
+        if let Some(Arrival::Absorbed(resend)) = self.servers.absorb(&cancel_key) {
+            return self.absorbed(resend);
         }
-        let mut tx = ServerTx::new(cancel_key, false, build::response_dest(req, src));
+        let dest = build::response_dest(req, src);
+        self.servers.open(cancel_key.clone(), false, dest);
         let Some(i) = ringing else {
             let tag = token(self.rng.as_mut(), 12);
-            let bytes = build::response_raw(
-                481,
-                "Call/Transaction Does Not Exist",
-                &build::raw_of(req),
-                Some(&tag),
-                Vec::new(),
-                b"",
-            );
-            tx.on_send(now, &self.cfg.timers, 481, bytes.clone());
-            let dest = tx.dest;
-            self.servers.insert(tx.key.clone(), tx);
-            return self.send(dest, bytes);
+            let reply = Reply::new(481, "Call/Transaction Does Not Exist").tag(&tag);
+            let t = self
+                .servers
+                .respond(now, &cancel_key, 481, reply.for_request(req), dest);
+            return self.transmits.push_back(t);
         };
         let tag = self.calls[i].local_tag.clone();
-        let bytes =
-            build::response_raw(200, "OK", &build::raw_of(req), Some(&tag), Vec::new(), b"");
-        tx.on_send(now, &self.cfg.timers, 200, bytes.clone());
-        let dest = tx.dest;
-        self.servers.insert(tx.key.clone(), tx);
-        self.send(dest, bytes);
+        let bytes = Reply::new(200, "OK").tag(&tag).for_request(req);
+        let t = self.servers.respond(now, &cancel_key, 200, bytes, dest);
+        self.transmits.push_back(t);
         let id = self.calls[i].id;
-        if let Some((inv, isrc)) = self.calls[i].invite.clone() {
+        if let CallState::Ringing { invite, src } = &self.calls[i].state {
+            let (inv, isrc) = (invite.clone(), *src);
             self.respond(
                 now,
                 &inv,
                 isrc,
-                487,
-                "Request Terminated",
-                Some(&tag),
-                Vec::new(),
-                b"",
+                Reply::new(487, "Request Terminated").tag(&tag),
             );
         }
         self.end_call(now, id, EndedBy::Remote);
@@ -1745,14 +1886,12 @@ impl UserAgent {
                 now,
                 req,
                 src,
-                481,
-                "Call/Transaction Does Not Exist",
-                Vec::new(),
+                Reply::new(481, "Call/Transaction Does Not Exist"),
             );
         };
         let tag = self.calls[i].local_tag.clone();
         let id = self.calls[i].id;
-        self.respond(now, req, src, 200, "OK", Some(&tag), Vec::new(), b"");
+        self.respond(now, req, src, Reply::new(200, "OK").tag(&tag));
         self.end_call(now, id, EndedBy::Remote);
     }
 
@@ -1760,11 +1899,26 @@ impl UserAgent {
 
     /// Fires every timer that is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.client_timers(now);
+        let resend = self.servers.fire_all(now);
+        self.stats.retransmissions += resend.len() as u64;
+        self.transmits.extend(resend);
+        self.ok_timers(now);
+        self.calls.retain(|c| match c.state {
+            CallState::Ended { forget_at, .. } => now < forget_at,
+            _ => true,
+        });
+        self.session_timers(now);
+        self.registration_timers(now);
+    }
+
+    /// Client transactions: retransmissions (timers A, E), and timeouts
+    /// (B, F) reported to their owner.
+    fn client_timers(&mut self, now: Instant) {
         let timers = self.cfg.timers;
         let mut i = 0;
         while i < self.clients.len() {
-            let action = self.clients[i].tx.on_timeout(now, &timers);
-            match action {
+            match self.clients[i].tx.on_timeout(now, &timers) {
                 Some(TimerAction::Retransmit) => {
                     self.stats.retransmissions += 1;
                     let (dest, bytes) =
@@ -1772,19 +1926,8 @@ impl UserAgent {
                     self.send(dest, bytes);
                 }
                 Some(TimerAction::Timeout) => {
-                    let owner = self.clients[i].owner;
-                    match owner {
-                        Owner::Register => {
-                            if self.reg.branch.as_deref()
-                                == Some(self.clients[i].tx.branch.as_str())
-                            {
-                                self.registration_failed(now, 408, "Request Timeout");
-                            }
-                        }
-                        Owner::Invite(id) => self.fail_call(now, id, 408, "Request Timeout"),
-                        Owner::Cancel(_) | Owner::KeepAlive => {}
-                        Owner::Bye(id) => self.end_call(now, id, EndedBy::Local),
-                    }
+                    let branch = self.clients[i].tx.branch.clone();
+                    self.client_timed_out(now, self.clients[i].owner, &branch);
                 }
                 None => {}
             }
@@ -1792,31 +1935,33 @@ impl UserAgent {
         }
         self.clients
             .retain(|c| c.tx.state != crate::transaction::ClientState::Terminated);
+    }
 
-        let mut resend = Vec::new();
-        for tx in self.servers.values_mut() {
-            if tx.on_timeout(now, &timers) == Some(TimerAction::Retransmit) {
-                if let Some(r) = &tx.last_response {
-                    resend.push((tx.dest, r.clone()));
+    /// A request of ours got no final answer in time.
+    fn client_timed_out(&mut self, now: Instant, owner: Owner, branch: &str) {
+        match owner {
+            Owner::Register => {
+                if self.reg.branch.as_deref() == Some(branch) {
+                    self.registration_failed(now, 408, "Request Timeout");
                 }
             }
+            Owner::Invite(id) => self.fail_call(now, id, 408, "Request Timeout"),
+            Owner::Cancel(_) | Owner::KeepAlive => {}
+            Owner::Bye(id) => self.end_call(now, id, EndedBy::Local),
         }
-        self.stats.retransmissions += resend.len() as u64;
-        for (d, b) in resend {
-            self.send(d, b);
-        }
-        self.servers
-            .retain(|_, t| t.state != ServerState::Terminated);
+    }
 
-        // 2xx retransmission until ACK; give up after 64·T1 with a BYE.
+    /// Our 2xx, retransmitted until ACK; after 64·T1 without one, BYE.
+    fn ok_timers(&mut self, now: Instant) {
+        let t2 = self.cfg.timers.t2;
         let mut give_up = Vec::new();
         let mut resend = Vec::new();
         for c in &mut self.calls {
-            if let Some(ok) = c.ok.as_mut() {
+            if let CallState::Answered(ok) = &mut c.state {
                 if now >= ok.give_up {
                     give_up.push(c.id);
                 } else if now >= ok.next {
-                    ok.interval = (ok.interval * 2).min(timers.t2);
+                    ok.interval = (ok.interval * 2).min(t2);
                     ok.next = now + ok.interval;
                     resend.push((ok.dest, ok.bytes.clone()));
                 }
@@ -1827,24 +1972,22 @@ impl UserAgent {
             self.send(d, b);
         }
         for id in give_up {
-            if let Ok(c) = self.call_mut(id) {
-                c.ok = None;
-            }
             let _ = self.send_bye(now, id);
         }
-        self.calls.retain(|c| c.forget_at.is_none_or(|t| now < t));
+    }
 
-        // Session timers: no refresh in time means the PBX (or the path
-        // to it) is gone. BYE, and say so.
+    /// Session timers: no refresh in time means the PBX (or the path to
+    /// it) is gone. BYE, and say so.
+    fn session_timers(&mut self, now: Instant) {
         let expired: Vec<CallHandle> = self
             .calls
             .iter_mut()
             .filter(|c| c.session_expires.is_some_and(|t| now >= t))
             .map(|c| {
                 c.session_expires = None;
-                (c.id, c.state)
+                (c.id, &c.state)
             })
-            .filter(|(_, s)| matches!(s, CallState::Answered | CallState::Confirmed))
+            .filter(|(_, s)| matches!(s, CallState::Answered(_) | CallState::Confirmed { .. }))
             .map(|(id, _)| id)
             .collect();
         for id in expired {
@@ -1855,7 +1998,10 @@ impl UserAgent {
             let _ = self.send_bye(now, id);
             self.end_call(now, id, EndedBy::SessionExpired);
         }
+    }
 
+    /// The NAT keep-alive and the registration refresh.
+    fn registration_timers(&mut self, now: Instant) {
         if let Some(at) = self.reg.keepalive_at {
             if now >= at {
                 self.reg.keepalive_at = match self.reg.state {
@@ -1878,12 +2024,15 @@ impl UserAgent {
     /// When [`UserAgent::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let clients = self.clients.iter().filter_map(|c| c.tx.deadline());
-        let servers = self.servers.values().filter_map(|t| t.deadline());
-        let oks = self
-            .calls
-            .iter()
-            .filter_map(|c| c.ok.as_ref().map(|o| o.next.min(o.give_up)));
-        let forget = self.calls.iter().filter_map(|c| c.forget_at);
+        let servers = self.servers.deadline();
+        let oks = self.calls.iter().filter_map(|c| match &c.state {
+            CallState::Answered(o) => Some(o.next.min(o.give_up)),
+            _ => None,
+        });
+        let forget = self.calls.iter().filter_map(|c| match c.state {
+            CallState::Ended { forget_at, .. } => Some(forget_at),
+            _ => None,
+        });
         let sessions = self.calls.iter().filter_map(|c| c.session_expires);
         clients
             .chain(servers)
@@ -1895,10 +2044,12 @@ impl UserAgent {
             .min()
     }
 
+    /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
+    /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
