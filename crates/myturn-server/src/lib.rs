@@ -459,7 +459,7 @@ impl App {
                     Some(s) => Box::new(StdRng::seed_from_u64(s ^ 0x0051_b0b5)),
                     None => Box::new(StdRng::from_entropy()),
                 };
-                let core = myturn_pbx::core::Pbx::new(b.config.clone(), rng, Instant::now());
+                let core = myturn_pbx::core::Pbx::new(b.config.clone(), rng, self.state.now().mono);
                 tracing::info!(sip = %b.handle.local, realm = %b.config.realm, "built-in PBX listening (UDP)");
                 match &b.config.media {
                     myturn_pbx::media::MediaMode::Relay { addr, ports } => tracing::info!(
