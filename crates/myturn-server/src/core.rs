@@ -46,7 +46,7 @@ use myturn_wire::{
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::auth::{Jwt, Sessions, TokenError};
+use crate::auth::{Claims, Jwt, Sessions, TokenError};
 use crate::clock::At;
 use crate::moderation::{Bans, LimitKey, RateLimiter, Reports, MAX_BAN_SECS};
 use crate::registry::{Notice, PbxUser, Registry, RegistryConfig, RegistryError, UserId};
@@ -407,6 +407,13 @@ impl Core {
     /// live session family. Counts as activity for the lease.
     pub fn authenticate(&mut self, token: &str, now: At) -> Result<Session, CoreError> {
         let claims = self.jwt.verify(token, now.unix())?;
+        self.session(claims, now)
+    }
+
+    /// [`Core::authenticate`] for claims whose signature and expiry the
+    /// caller already checked with [`Core::signer`] (a store does that
+    /// outside its lock: it needs no state).
+    pub fn session(&mut self, claims: Claims, now: At) -> Result<Session, CoreError> {
         if !self.sessions.is_live(claims.sid, claims.uid) {
             return Err(CoreError::Unauthorized(SESSION_ENDED.into()));
         }
@@ -428,7 +435,13 @@ impl Core {
     /// A token presented on `uid`'s open stream to extend it: valid, and
     /// of the same user. Returns its expiry.
     pub fn reauth(&mut self, uid: UserId, token: &str, now: At) -> Result<u64, CoreError> {
-        let session = self.authenticate(token, now)?;
+        let claims = self.jwt.verify(token, now.unix())?;
+        self.renew(uid, claims, now)
+    }
+
+    /// [`Core::reauth`] for claims the caller already verified.
+    pub fn renew(&mut self, uid: UserId, claims: Claims, now: At) -> Result<u64, CoreError> {
+        let session = self.session(claims, now)?;
         if session.uid != uid {
             return Err(CoreError::Unauthorized(
                 "that token belongs to another session".into(),

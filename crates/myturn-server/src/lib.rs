@@ -47,7 +47,6 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod api;
-#[doc(hidden)]
 pub mod auth;
 pub mod clock;
 pub mod config;

@@ -29,6 +29,7 @@ use myturn_wire::{
     RequestedStatus, TokenPair,
 };
 
+use crate::auth::{Claims, Jwt};
 use crate::clock::At;
 use crate::core::{Admit, Core, CoreError, Counts, Delivery, Effects, Session, Speaker, Swept};
 use crate::registry::{PbxUser, UserId};
@@ -103,6 +104,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 #[derive(Debug)]
 pub struct MemoryStore {
     core: Mutex<Core>,
+    /// The core's signer: tokens are verified before taking the lock.
+    jwt: Arc<Jwt>,
     sink: Arc<dyn Deliver>,
     pbx: Arc<dyn PbxNotify>,
 }
@@ -115,6 +118,7 @@ impl MemoryStore {
     /// A store over `core`, delivering to `sink` and telling `pbx`.
     pub fn new(core: Core, sink: Arc<dyn Deliver>, pbx: Arc<dyn PbxNotify>) -> Self {
         MemoryStore {
+            jwt: core.signer(),
             core: Mutex::new(core),
             sink,
             pbx,
@@ -152,6 +156,11 @@ impl MemoryStore {
         result.map(|r| (r, reached))
     }
 
+    /// Checks a token's signature and expiry: no state, so no lock.
+    fn verify(&self, token: &str, now: At) -> Result<Claims, CoreError> {
+        Ok(self.jwt.verify(token, now.unix())?)
+    }
+
     fn run<'a, T: Send + 'a>(
         &self,
         f: impl FnOnce(&mut Core, &mut Effects) -> Result<T, CoreError>,
@@ -169,10 +178,16 @@ impl Store for MemoryStore {
         self.run(|c, fx| c.register(&name, ip, now, fx))
     }
     fn authenticate(&self, token: String, now: At) -> Pending<'_, Session> {
-        ready(self.lock().authenticate(&token, now))
+        ready(
+            self.verify(&token, now)
+                .and_then(|claims| self.lock().session(claims, now)),
+        )
     }
     fn reauth(&self, uid: UserId, token: String, now: At) -> Pending<'_, u64> {
-        ready(self.lock().reauth(uid, &token, now))
+        ready(
+            self.verify(&token, now)
+                .and_then(|claims| self.lock().renew(uid, claims, now)),
+        )
     }
     fn refresh(&self, token: String, ip: IpAddr, now: At) -> Pending<'_, TokenPair> {
         self.run(|c, fx| c.refresh(&token, ip, now, fx))

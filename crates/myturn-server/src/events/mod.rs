@@ -184,15 +184,25 @@ async fn run(
     let mut last_heard = state.now().mono;
     let mut warned = false;
     let warn = warn_before(state.jwt.ttl_secs);
-    loop {
-        let exp = match &who {
-            Who::User { exp, .. } => Some(*exp),
-            Who::Admin => None,
+    // The expiry warning and the expiry, as monotonic deadlines: worked
+    // out once, and again only when a reauth swaps the token.
+    let deadlines = |who: &Who| {
+        let far = tokio::time::Instant::now() + Duration::from_secs(FAR);
+        let Who::User { exp, .. } = who else {
+            return (far, far);
         };
-        let now = state.now().unix();
-        let until_exp = Duration::from_secs(exp.map_or(FAR, |e| e.saturating_sub(now)));
-        let until_warn =
-            Duration::from_secs(exp.map_or(FAR, |e| e.saturating_sub(warn).saturating_sub(now)));
+        let (now, base) = (state.now().unix(), tokio::time::Instant::now());
+        (
+            base + Duration::from_secs(exp.saturating_sub(warn).saturating_sub(now)),
+            base + Duration::from_secs(exp.saturating_sub(now)),
+        )
+    };
+    let expires = matches!(who, Who::User { .. });
+    let (warn_at, exp_at) = deadlines(&who);
+    let warn_timer = tokio::time::sleep_until(warn_at);
+    let exp_timer = tokio::time::sleep_until(exp_at);
+    tokio::pin!(warn_timer, exp_timer);
+    loop {
         tokio::select! {
             msg = socket.recv() => {
                 let Some(Ok(msg)) = msg else { break };
@@ -205,7 +215,12 @@ async fn run(
                 match msg {
                     Message::Text(t) => match on_client_event(&state, &mut who, t.as_str()).await {
                         Reply::Nothing => {}
-                        Reply::Rearm => warned = false,
+                        Reply::Rearm => {
+                            warned = false;
+                            let (warn_at, exp_at) = deadlines(&who);
+                            warn_timer.as_mut().reset(warn_at);
+                            exp_timer.as_mut().reset(exp_at);
+                        }
                         Reply::Send(r) => {
                             if !send_event(&mut socket, &r).await { break; }
                         }
@@ -239,12 +254,13 @@ async fn run(
                 }
                 if socket.send(Message::Ping(Default::default())).await.is_err() { break; }
             }
-            _ = tokio::time::sleep(until_warn), if exp.is_some() && !warned => {
+            _ = &mut warn_timer, if expires && !warned => {
                 warned = true;
-                let ev = ServerEvent::SessionExpiring { expires_at: exp.unwrap_or(0) };
+                let expires_at = match &who { Who::User { exp, .. } => *exp, Who::Admin => 0 };
+                let ev = ServerEvent::SessionExpiring { expires_at };
                 if !send_event(&mut socket, &ev).await { break; }
             }
-            _ = tokio::time::sleep(until_exp), if exp.is_some() => {
+            _ = &mut exp_timer, if expires => {
                 send_event(&mut socket, &ServerEvent::SessionExpired).await;
                 close_with(&mut socket, close::SESSION, "access token expired").await;
                 break;
