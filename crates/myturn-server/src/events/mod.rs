@@ -198,10 +198,9 @@ async fn run(
         )
     };
     let expires = matches!(who, Who::User { .. });
-    let (warn_at, exp_at) = deadlines(&who);
-    let warn_timer = tokio::time::sleep_until(warn_at);
-    let exp_timer = tokio::time::sleep_until(exp_at);
-    tokio::pin!(warn_timer, exp_timer);
+    // Plain deadlines, not timers held across the loop: a timer held
+    // across every await point would add to each idle stream's memory.
+    let (mut warn_at, mut exp_at) = deadlines(&who);
     loop {
         tokio::select! {
             msg = socket.recv() => {
@@ -217,9 +216,7 @@ async fn run(
                         Reply::Nothing => {}
                         Reply::Rearm => {
                             warned = false;
-                            let (warn_at, exp_at) = deadlines(&who);
-                            warn_timer.as_mut().reset(warn_at);
-                            exp_timer.as_mut().reset(exp_at);
+                            (warn_at, exp_at) = deadlines(&who);
                         }
                         Reply::Send(r) => {
                             if !send_event(&mut socket, &r).await { break; }
@@ -254,13 +251,13 @@ async fn run(
                 }
                 if socket.send(Message::Ping(Default::default())).await.is_err() { break; }
             }
-            _ = &mut warn_timer, if expires && !warned => {
+            _ = tokio::time::sleep_until(warn_at), if expires && !warned => {
                 warned = true;
                 let expires_at = match &who { Who::User { exp, .. } => *exp, Who::Admin => 0 };
                 let ev = ServerEvent::SessionExpiring { expires_at };
                 if !send_event(&mut socket, &ev).await { break; }
             }
-            _ = &mut exp_timer, if expires => {
+            _ = tokio::time::sleep_until(exp_at), if expires => {
                 send_event(&mut socket, &ServerEvent::SessionExpired).await;
                 close_with(&mut socket, close::SESSION, "access token expired").await;
                 break;
