@@ -318,6 +318,13 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
+    /// The sync task's view of a shared list of users.
+    fn snapshot_of(
+        users: Arc<std::sync::Mutex<Vec<PbxUser>>>,
+    ) -> impl Fn() -> std::future::Ready<Vec<PbxUser>> + Send {
+        move || std::future::ready(users.lock().unwrap().clone())
+    }
+
     fn user(i: u32) -> PbxUser {
         PbxUser {
             name: format!("user{i}"),
@@ -406,16 +413,7 @@ mod tests {
             let (tx, rx) = watch::channel(false);
             s.starting();
             let (s2, u2) = (s.clone(), users.clone());
-            let task = tokio::spawn(async move {
-                s2.run(
-                    move || {
-                        let v = u2.lock().unwrap().clone();
-                        async move { v }
-                    },
-                    rx,
-                )
-                .await
-            });
+            let task = tokio::spawn(async move { s2.run(snapshot_of(u2), rx).await });
             users.lock().unwrap().push(user(7));
             let r = s.wait_ready(s.mark_dirty(), long).await;
             if ok {
@@ -446,16 +444,7 @@ mod tests {
         let users: Arc<std::sync::Mutex<Vec<PbxUser>>> = Arc::default();
         let (tx, rx) = watch::channel(false);
         let (s2, u2) = (s.clone(), users.clone());
-        let task = tokio::spawn(async move {
-            s2.run(
-                move || {
-                    let v = u2.lock().unwrap().clone();
-                    async move { v }
-                },
-                rx,
-            )
-            .await
-        });
+        let task = tokio::spawn(async move { s2.run(snapshot_of(u2), rx).await });
         tokio::time::sleep(Duration::from_millis(50)).await;
         let base = s.counters.config_writes.load(Ordering::Relaxed);
         for i in 0..1000 {
