@@ -125,7 +125,7 @@ async fn create_user(
     ApiJson(req): ApiJson<CreateUserRequest>,
 ) -> Result<(StatusCode, Json<CreateUserResponse>), ApiError> {
     let resp = state.store.register(req.name, ip, state.now()).await?;
-    let generation = state.pbx.mark_dirty();
+    let generation = state.pbx.generation();
     // The client may send its SIP REGISTER the moment this answer arrives:
     // answer once the PBX can authenticate the account (bounded). If it
     // cannot in time, answer anyway; the client retries its REGISTER.
@@ -158,7 +158,7 @@ async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusC
     // Answer once the PBX no longer authenticates or routes to the user
     // (bounded like registration): a call placed right after the logout
     // answer must not ring the departed client.
-    let generation = state.pbx.mark_dirty();
+    let generation = state.pbx.generation();
     let _ = state.pbx.wait_ready(generation, READY_WAIT).await;
     state.metrics.logouts.fetch_add(1, Relaxed);
     tracing::info!(name = %user.name, "user logged out");

@@ -66,17 +66,9 @@ impl Env {
     }
 
     async fn admin_sip_conf(&self) -> String {
-        let r: Value = self
-            .http
-            .get(format!("{}/v1/admin/sip-conf", self.base))
-            .bearer_auth(common::ADMIN)
-            .send()
+        common::admin_get(&self.http, &self.base, "/v1/admin/sip-conf")
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        r.to_string()
+            .to_string()
     }
 }
 

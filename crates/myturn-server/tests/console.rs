@@ -310,15 +310,7 @@ async fn the_console_shows_pairs_admits_kicks_and_escapes() {
         "!document.querySelector('#users tr[data-name=\"carol\"]')",
     )
     .await;
-    let users: Value = http
-        .get(format!("{base}/v1/admin/users"))
-        .bearer_auth(common::ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let users = common::admin_get(&http, &base, "/v1/admin/users").await;
     assert!(!users.to_string().contains("carol"), "{users}");
 
     // The charts draw the server's hour of history (sampled at start).

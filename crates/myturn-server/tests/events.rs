@@ -78,15 +78,7 @@ impl Env {
     }
 
     async fn admin_get(&self, path: &str) -> Value {
-        self.http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(common::ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        common::admin_get(&self.http, &self.base, path).await
     }
 
     async fn ws(&self, token: &str) -> Ws {

@@ -69,15 +69,7 @@ impl Client {
         }
     }
     async fn admin(&self, path: &str) -> Value {
-        self.http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(common::ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        common::admin_get(&self.http, &self.base, path).await
     }
 }
 

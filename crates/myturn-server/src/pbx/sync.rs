@@ -220,6 +220,13 @@ impl PbxSync {
         g
     }
 
+    /// The generation of the last change marked: what [`PbxSync::wait_ready`]
+    /// waits for after a use case that changed the accounts (the store
+    /// marked it already).
+    pub fn generation(&self) -> u64 {
+        self.dirty_generation.load(Ordering::Acquire)
+    }
+
     /// Current status.
     pub fn status(&self) -> PbxStatus {
         self.status

@@ -123,3 +123,16 @@ pub fn own_media_ports() -> myturn_server::config::PortRange {
     let lo = 20_000 + k * 20;
     myturn_server::config::PortRange(lo..=lo + 19)
 }
+
+/// `GET {base}{path}` with the admin token, over a real connection: the
+/// JSON body.
+pub async fn admin_get(http: &reqwest::Client, base: &str, path: &str) -> Value {
+    http.get(format!("{base}{path}"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
