@@ -1,3 +1,3 @@
 //! Access-token verification on arbitrary bytes.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| myturn_server::auth::fuzz_verify(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| myturn_server::fuzzing::jwt(data));

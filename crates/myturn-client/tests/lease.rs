@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use myturn_client::call::Client;
 use myturn_media::session::Event as MediaEvent;
+use myturn_server::core::cases::views::UserCount;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_longer_than_the_lease_keeps_both_users() {
@@ -27,7 +28,7 @@ async fn a_call_longer_than_the_lease_keeps_both_users() {
     // Silent towards the HTTP API for three leases, but for the keep-alive.
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(
-        app.state.store.user_count().await.unwrap(),
+        app.state.run(UserCount).await.unwrap(),
         2,
         "nobody was logged out"
     );
@@ -45,5 +46,5 @@ async fn a_call_longer_than_the_lease_keeps_both_users() {
     a.hang_up(&ca).await.unwrap();
     a.quit().await.unwrap();
     b.quit().await.unwrap();
-    assert_eq!(app.state.store.user_count().await.unwrap(), 0);
+    assert_eq!(app.state.run(UserCount).await.unwrap(), 0);
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
+use myturn_server::core::cases::views::{Counts, PbxUsers};
 use myturn_server::pbx::sync::SyncState;
 use myturn_server::pbx::PbxKind;
 use myturn_server::{App, Config, ReloadMethod};
@@ -91,7 +92,7 @@ async fn naive(app: &App, names: &[String], st: &mut SyncState) -> Duration {
     let start = Instant::now();
     for n in names {
         post_user(app, n).await;
-        let users = app.state.store.pbx_users().await.unwrap();
+        let users = app.state.run(PbxUsers).await.unwrap();
         app.state.pbx.sync_once(&users, st).await.unwrap();
     }
     start.elapsed()
@@ -146,7 +147,7 @@ async fn main() {
     for name in names("b", 0..n - tail) {
         post_user(&app_b, &name).await;
     }
-    let users = app_b.state.store.pbx_users().await.unwrap();
+    let users = app_b.state.run(PbxUsers).await.unwrap();
     app_b.state.pbx.sync_once(&users, &mut st).await.unwrap();
     let t_b = naive(&app_b, &names("b", n - tail..n), &mut st).await;
     assert_eq!(file_users(dir_b.path()), n);
@@ -222,7 +223,7 @@ async fn main() {
         }
     }
     let t_p = start.elapsed();
-    let pairings = app_p.state.store.counts().await.unwrap().pairings_total;
+    let pairings = app_p.state.run(Counts).await.unwrap().pairings_total;
     assert_eq!(pairings as usize, rounds * tokens.len() / 2);
     println!(
         "pairings: {pairings} in {:.3} s = {:.0} pairings/s ({:.0} status requests/s)",

@@ -110,7 +110,7 @@ impl Env {
 }
 
 fn commands(kind: PbxKind) -> &'static [&'static str] {
-    kind.reload_commands()
+    myturn_server::pbx::asterisk::reload_commands(kind)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

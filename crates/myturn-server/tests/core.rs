@@ -12,19 +12,79 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use myturn_server::clock::At;
-use myturn_server::core::{Core, CoreConfig, CoreError, Delivery, Effects};
-use myturn_server::registry::RegistryConfig;
+use myturn_server::core::cases::{account, moderation, status, streams, views};
+use myturn_server::core::{Core, CoreConfig, CoreError, Delivery, Effects, Listed, UserId};
 use myturn_server::store::{Deliver, MemoryStore, PbxNotify, Store};
-use myturn_wire::{LeaveReason, RequestedStatus, ServerEvent, Status};
+use myturn_wire::{
+    Ban, CreateUserResponse, LeaveReason, MeResponse, PeerResponse, RequestedStatus, ServerEvent,
+    Status,
+};
 
 const IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
+/// The use cases these tests drive, by name, each one `Core::apply`.
+trait UseCases {
+    fn register(&mut self, n: &str, ip: IpAddr, at: At, fx: &mut Effects) -> Result<CreateUserResponse, CoreError>;
+    fn authenticate(&mut self, token: &str, at: At) -> Result<account::Session, CoreError>;
+    fn stream_opened(&mut self, uid: UserId, at: At);
+    fn stream_closed(&mut self, uid: UserId, at: At, last_heard: Instant);
+    fn heard(&mut self, uid: UserId, at: At) -> Result<(), CoreError>;
+    fn set_status(&mut self, uid: UserId, s: RequestedStatus, key: Option<String>, at: At, fx: &mut Effects) -> Result<MeResponse, CoreError>;
+    fn peer_of(&mut self, uid: UserId) -> Result<Option<PeerResponse>, CoreError>;
+    fn me(&mut self, uid: UserId) -> Result<MeResponse, CoreError>;
+    fn sweep(&mut self, at: At, fx: &mut Effects) -> streams::Swept;
+    fn user_count(&mut self) -> usize;
+    fn ban(&mut self, n: &str, seconds: u64, at: At, fx: &mut Effects) -> Result<(Ban, bool), CoreError>;
+}
+
+impl UseCases for Core {
+    fn register(&mut self, n: &str, ip: IpAddr, at: At, fx: &mut Effects) -> Result<CreateUserResponse, CoreError> {
+        self.apply(account::Register { name: n.into(), ip }, at, fx)
+    }
+    fn authenticate(&mut self, token: &str, at: At) -> Result<account::Session, CoreError> {
+        let claims = self.verify(token, at)?;
+        self.apply(account::Authenticate { claims }, at, &mut Effects::default())
+    }
+    fn stream_opened(&mut self, uid: UserId, at: At) {
+        let _ = self.apply(streams::StreamOpened { uid }, at, &mut Effects::default());
+    }
+    fn stream_closed(&mut self, uid: UserId, at: At, last_heard: Instant) {
+        let closed = streams::StreamClosed { uid, last_heard };
+        let _ = self.apply(closed, at, &mut Effects::default());
+    }
+    fn heard(&mut self, uid: UserId, at: At) -> Result<(), CoreError> {
+        self.apply(streams::Heard { uid }, at, &mut Effects::default())
+    }
+    fn set_status(&mut self, uid: UserId, s: RequestedStatus, key: Option<String>, at: At, fx: &mut Effects) -> Result<MeResponse, CoreError> {
+        let set = status::SetStatus { uid, status: s, media_key: key };
+        self.apply(set, at, fx)
+    }
+    fn peer_of(&mut self, uid: UserId) -> Result<Option<PeerResponse>, CoreError> {
+        self.apply(status::PeerOf { uid }, never(), &mut Effects::default())
+    }
+    fn me(&mut self, uid: UserId) -> Result<MeResponse, CoreError> {
+        self.apply(account::Me { uid }, never(), &mut Effects::default())
+    }
+    fn sweep(&mut self, at: At, fx: &mut Effects) -> streams::Swept {
+        self.apply(streams::Sweep, at, fx).unwrap()
+    }
+    fn user_count(&mut self) -> usize {
+        self.apply(views::UserCount, never(), &mut Effects::default()).unwrap()
+    }
+    fn ban(&mut self, n: &str, seconds: u64, at: At, fx: &mut Effects) -> Result<(Ban, bool), CoreError> {
+        let b = self.apply(moderation::Ban { name: n.into(), seconds }, at, fx)?;
+        Ok((b.ban, b.online))
+    }
+}
+
+/// For the use cases that read no time.
+fn never() -> At {
+    At::new(Instant::now(), 0)
+}
+
 fn config() -> CoreConfig {
     CoreConfig {
-        registry: RegistryConfig {
-            liveness: Duration::from_secs(3),
-            ..RegistryConfig::default()
-        },
+        liveness: Duration::from_secs(3),
         lease: Duration::from_secs(60),
         stream_grace: Duration::from_secs(3),
         answer_timeout: Duration::from_secs(45),
@@ -159,6 +219,18 @@ impl PbxNotify for NoPbx {
     }
 }
 
+/// Runs a use case through the store; its answer.
+fn run<U: Listed>(store: &MemoryStore, cmd: myturn_server::core::Command, at: At) -> U::Output {
+    U::output(now_or_never(store.execute(cmd, at)).unwrap().reply).unwrap()
+}
+
+/// Checks a token with the store's core's signer.
+fn store_core_verify(store: &MemoryStore, token: &str) -> myturn_server::core::Claims {
+    let mut claims = None;
+    store.inspect(&mut |c| claims = Some(c.verify(token, never()).unwrap()));
+    claims.unwrap()
+}
+
 /// The in-memory store answers at the first poll.
 fn now_or_never<T>(f: impl Future<Output = T>) -> T {
     let mut f = std::pin::pin!(f);
@@ -179,12 +251,13 @@ fn concurrent_use_cases_are_heard_in_the_order_they_happened() {
     let now = || At::new(Instant::now(), 1_800_000_000_000);
     let mut users = Vec::new();
     for i in 0..16 {
-        let r = now_or_never(store.register(format!("user{i}"), IP, now())).unwrap();
-        users.push(
-            now_or_never(store.authenticate(r.token, now()))
-                .unwrap()
-                .uid,
-        );
+        let register = account::Register {
+            name: format!("user{i}"),
+            ip: IP,
+        };
+        let r = run::<account::Register>(&store, register.into(), now());
+        let claims = store_core_verify(&store, &r.token);
+        users.push(run::<account::Authenticate>(&store, account::Authenticate { claims }.into(), now()).uid);
     }
     let threads: Vec<_> = users
         .chunks(2)
@@ -200,7 +273,12 @@ fn concurrent_use_cases_are_heard_in_the_order_they_happened() {
                         } else {
                             RequestedStatus::Ready
                         };
-                        let _ = now_or_never(store.set_status(u, status, None, now()));
+                        let set = status::SetStatus {
+                            uid: u,
+                            status,
+                            media_key: None,
+                        };
+                        let _ = now_or_never(store.execute(set.into(), now()));
                     }
                 }
             })

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use myturn_server::{Admission, Config, Switch};
+use myturn_server::core::cases::views::PbxUsers;
+use myturn_server::core::{State as _, StateExt as _};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -613,16 +615,16 @@ async fn rate_limits_answer_429_with_retry_after() {
         "rate_limited"
     );
     // Lobby: 5 lines at once per user.
-    let users = e.app.state.store.pbx_users().await.unwrap();
+    let users = e.app.state.run(PbxUsers).await.unwrap();
     assert_eq!(users.len(), 10);
     let t = {
         let uid = e
             .app
             .state
             .with_core(|core| {
-                let u = core.registry().find("user0").unwrap().id;
+                let u = core.state().find("user0").unwrap().id;
                 let family = 1; // the first session family belongs to user0
-                assert!(core.sessions().is_live(family, u));
+                assert_eq!(core.state().family_owner(family), Some(u));
                 u
             })
             .unwrap();

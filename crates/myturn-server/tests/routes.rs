@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use common::*;
 use serde_json::json;
+use myturn_server::core::{State as _, StateExt as _};
 
 #[tokio::test]
 async fn register_returns_credentials() {
@@ -107,7 +108,7 @@ async fn me_endpoints_need_a_valid_bearer_token() {
     let expired = {
         let uid = app
             .state
-            .with_core(|c| c.registry().find("alice").unwrap().id)
+            .with_core(|c| c.state().find("alice").unwrap().id)
             .unwrap();
         let claims = app
             .state
@@ -560,7 +561,7 @@ async fn malformed_requests_get_json_4xx() {
     // Nothing of that changed alice or created bob.
     assert!(app
         .state
-        .with_core(|c| c.registry().find("bob").is_none())
+        .with_core(|c| c.state().find("bob").is_none())
         .unwrap());
     assert_eq!(
         call(&app, Method::GET, "/v1/me", Some(&t), None).await.body["status"],
@@ -703,8 +704,8 @@ async fn silent_users_expire_and_the_partner_is_freed() {
     let later = std::time::Instant::now() + std::time::Duration::from_secs(6);
     app.state
         .with_core(|c| {
-            let bob = c.registry().find("bob").unwrap().id;
-            c.registry().touch(bob, later).unwrap();
+            let bob = c.state().find("bob").unwrap().id;
+            c.state().user_mut(bob).unwrap().last_seen = later;
         })
         .unwrap();
     let at = myturn_server::clock::At::new(later, myturn_server::clock::unix_now() * 1000);

@@ -5,8 +5,9 @@
 //! * [`NoPbx`]: `--pbx none`, pairing only.
 //! * [`AsteriskFiles`]: Asterisk 20 (chan_sip) or 21+ (PJSIP): generated
 //!   files, written atomically when their text changed, then a reload.
-//! * [`Builtin`]: the built-in registrar/proxy, fed its account directory
-//!   in memory; it also reports its SIP and media figures.
+//! * [`Builtin`](super::builtin::Builtin): the built-in registrar/proxy,
+//!   fed its account directory in memory; it also reports its SIP and
+//!   media figures (`super::builtin`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,27 +15,54 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 
-use myturn_pbx::core::{Account, Stats};
-use myturn_pbx::driver::{MediaSnapshot, PbxHandle};
-use tokio::sync::watch;
+use myturn_pbx::core::Account;
+use myturn_wire::AdminMedia;
 
-use super::asterisk::{render, RenderOptions, Rendered, REDACTED};
-use super::files::write_atomic;
-use super::reload::Reloader;
-use super::sync::PbxCounters;
-use super::PbxKind;
-use crate::registry::PbxUser;
+use super::asterisk::{reload_commands, render, RenderOptions, Rendered};
+use super::counters::PbxCounters;
+use super::files::{write_atomic, WriteError};
+use super::reload::{ReloadError, Reloader};
+use crate::config::PbxKind;
+use crate::core::PbxUser;
+
+/// Why a PBX update failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// A generated file could not be written.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// The PBX did not reload.
+    #[error("reload failed: {0}")]
+    Reload(#[from] ReloadError),
+}
 
 /// A PBX update under way.
-pub type Applying<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+pub type Applying<'a> = Pin<Box<dyn Future<Output = Result<(), SyncError>> + Send + 'a>>;
 
-/// What a running PBX reports of itself (the built-in one only).
-#[derive(Debug, Clone, Default)]
-pub struct LiveFigures {
-    /// SIP counters, registered bindings, blocked sources.
-    pub sip: Option<(Stats, usize, usize)>,
-    /// The media relay.
-    pub media: Option<MediaSnapshot>,
+/// The few live figures the console's history samples (zero when no PBX
+/// runs in this process).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LiveSummary {
+    /// Calls whose media is anchored now.
+    pub relayed_calls: u64,
+    /// Media datagrams relayed since start.
+    pub relay_packets_total: u64,
+    /// Users registered over SIP.
+    pub sip_bindings: u64,
+}
+
+/// `GET /v1/admin/media` when no media runs through this process.
+pub(crate) fn no_media() -> AdminMedia {
+    AdminMedia {
+        mode: "none".into(),
+        ports_free: 0,
+        ports_capacity: 0,
+        packets: 0,
+        bytes: 0,
+        dropped: 0,
+        exhausted: 0,
+        calls: Vec::new(),
+    }
 }
 
 /// Remembers what is on disk, so unchanged files are not rewritten.
@@ -67,9 +95,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// would read it (generated files, or the built-in directory with its
     /// live bindings).
     fn render_redacted(&self, users: &[PbxUser]) -> Vec<Rendered>;
-    /// Live figures, if the PBX runs in this process.
-    fn live(&self) -> LiveFigures {
-        LiveFigures::default()
+    /// `/metrics` lines for a PBX that runs in this process (none by
+    /// default).
+    fn render_metrics(&self, _out: &mut String) {}
+    /// What the console's history samples.
+    fn summary(&self) -> LiveSummary {
+        LiveSummary::default()
+    }
+    /// `GET /v1/admin/media`: the media anchored by this process.
+    fn media(&self) -> AdminMedia {
+        no_media()
     }
     /// Tests only: the accounts an in-process PBX holds now.
     #[doc(hidden)]
@@ -124,23 +159,23 @@ impl AsteriskFiles {
         users: &[PbxUser],
         st: &mut SyncState,
         c: &PbxCounters,
-    ) -> Result<(), String> {
+    ) -> Result<(), SyncError> {
         for f in render(self.kind, users, &self.opts, false) {
             if st.written.get(f.name) == Some(&f.content) {
                 continue;
             }
             if let Err(e) = write_atomic(&self.dir, f.name, f.content.as_bytes()) {
                 c.write_failures.fetch_add(1, Ordering::Relaxed);
-                return Err(e.to_string());
+                return Err(e.into());
             }
             c.config_writes.fetch_add(1, Ordering::Relaxed);
             st.written.insert(f.name, f.content);
             st.reload_pending = true;
         }
         if st.reload_pending {
-            if let Err(e) = self.reloader.reload(self.kind.reload_commands()).await {
+            if let Err(e) = self.reloader.reload(reload_commands(self.kind)).await {
                 c.reload_failures.fetch_add(1, Ordering::Relaxed);
-                return Err(format!("reload failed: {e}"));
+                return Err(e.into());
             }
             c.reloads.fetch_add(1, Ordering::Relaxed);
             st.reload_pending = false;
@@ -169,90 +204,3 @@ impl Backend for AsteriskFiles {
     }
 }
 
-/// The built-in registrar/proxy: its account directory and its figures.
-#[derive(Debug)]
-pub struct Builtin {
-    /// Every sync pass publishes the whole directory here.
-    pub directory: watch::Sender<Vec<Account>>,
-    /// Bindings, counters, blocked sources, media.
-    pub handle: PbxHandle,
-}
-
-/// The built-in PBX's accounts for `users`.
-pub fn accounts(users: &[PbxUser]) -> Vec<Account> {
-    users
-        .iter()
-        .map(|u| Account {
-            username: u.name.clone(),
-            extension: u.extension.to_string(),
-            password: u.secret.clone(),
-        })
-        .collect()
-}
-
-impl Backend for Builtin {
-    fn name(&self) -> &'static str {
-        PbxKind::Builtin.as_str()
-    }
-    fn in_memory(&self) -> bool {
-        true
-    }
-    fn apply<'a>(
-        &'a self,
-        users: &'a [PbxUser],
-        _: &'a mut SyncState,
-        _: &'a PbxCounters,
-    ) -> Applying<'a> {
-        // In memory: the PBX applies it at once (users that left lose
-        // their binding immediately).
-        self.directory.send_replace(accounts(users));
-        Box::pin(std::future::ready(Ok(())))
-    }
-    fn render_redacted(&self, users: &[PbxUser]) -> Vec<Rendered> {
-        vec![Rendered {
-            name: "builtin",
-            content: render_builtin(users, &self.handle),
-        }]
-    }
-    fn live(&self) -> LiveFigures {
-        let h = &self.handle;
-        LiveFigures {
-            sip: Some((h.stats(), h.binding_count(), h.blocked_ips())),
-            media: Some(h.media()),
-        }
-    }
-    fn directory(&self) -> Option<Vec<Account>> {
-        Some(self.directory.borrow().clone())
-    }
-}
-
-/// The admin view of the built-in PBX, shaped like a `sip.conf`.
-fn render_builtin(users: &[PbxUser], handle: &PbxHandle) -> String {
-    use std::fmt::Write as _;
-    let bindings = handle.bindings();
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "; Built-in PBX on {}: {} account(s), {} registered, {} source(s) blocked",
-        handle.local,
-        users.len(),
-        bindings.len(),
-        handle.blocked_ips()
-    );
-    for u in users {
-        let b = bindings.iter().find(|(name, _, _)| *name == u.name);
-        let _ = writeln!(out, "\n[{}]", u.name);
-        let _ = writeln!(out, "extension={}", u.extension);
-        let _ = writeln!(out, "secret={REDACTED}");
-        match b {
-            Some((_, contact, source)) => {
-                let _ = writeln!(out, "contact={contact}");
-                let _ = writeln!(out, "source={source}");
-            }
-            None => {
-                let _ = writeln!(out, "contact=(not registered)");
-            }
-        }
-    }
-    out
-}

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// Why a file could not be replaced.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write {path}: {source}")]
-pub(super) struct WriteError {
+pub struct WriteError {
     /// The target.
     pub path: PathBuf,
     /// The I/O error.

@@ -15,10 +15,12 @@ use tokio::sync::{watch, Notify};
 
 use super::asterisk::{RenderOptions, Rendered};
 pub use super::backend::SyncState;
-use super::backend::{AsteriskFiles, Backend, NoPbx};
+use super::backend::{AsteriskFiles, Backend, LiveSummary, NoPbx, SyncError};
+use super::counters::PbxCounters;
 use super::reload::Reloader;
-use super::PbxKind;
-use crate::registry::PbxUser;
+use crate::config::PbxKind;
+use crate::core::PbxUser;
+use crate::prom::counter;
 
 /// First retry delay after a failure; doubles up to [`MAX_BACKOFF`].
 pub const MIN_BACKOFF: Duration = Duration::from_millis(500);
@@ -60,19 +62,6 @@ pub struct PbxStatus {
     pub in_sync: bool,
     /// The last error, while out of sync.
     pub last_error: Option<String>,
-}
-
-/// Counters, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct PbxCounters {
-    /// Generated files written.
-    pub config_writes: AtomicU64,
-    /// Failed file writes.
-    pub write_failures: AtomicU64,
-    /// Successful reloads.
-    pub reloads: AtomicU64,
-    /// Failed reloads.
-    pub reload_failures: AtomicU64,
 }
 
 /// Shared handle between the API (which marks dirty) and the sync task.
@@ -195,19 +184,48 @@ impl PbxSync {
         self.backend.directory()
     }
 
-    /// Counters and the backend's live figures, for `/metrics`.
-    pub fn figures(&self) -> crate::metrics::PbxFigures {
+    /// Writes this PBX's `/metrics` lines: the sync task's counters, then
+    /// whatever the backend reports of itself.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write as _;
         let c = &self.counters;
-        let live = self.backend.live();
-        crate::metrics::PbxFigures {
-            config_writes: c.config_writes.load(Ordering::Relaxed),
-            write_failures: c.write_failures.load(Ordering::Relaxed),
-            reloads: c.reloads.load(Ordering::Relaxed),
-            reload_failures: c.reload_failures.load(Ordering::Relaxed),
-            in_sync: self.status().in_sync,
-            sip: live.sip,
-            media: live.media,
-        }
+        let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        counter(
+            out,
+            "myturn_pbx_config_writes_total",
+            "Generated PBX files written.",
+            ld(&c.config_writes),
+        );
+        counter(
+            out,
+            "myturn_pbx_write_failures_total",
+            "Failed PBX file writes.",
+            ld(&c.write_failures),
+        );
+        counter(
+            out,
+            "myturn_pbx_reloads_total",
+            "PBX reloads done.",
+            ld(&c.reloads),
+        );
+        counter(
+            out,
+            "myturn_pbx_reload_failures_total",
+            "Failed PBX reloads.",
+            ld(&c.reload_failures),
+        );
+        let _ = writeln!(out, "# HELP myturn_pbx_in_sync 1 when the PBX holds the current state.\n# TYPE myturn_pbx_in_sync gauge\nmyturn_pbx_in_sync {}", u8::from(self.status().in_sync));
+        self.backend.render_metrics(out);
+    }
+
+    /// What the console's history samples of the PBX.
+    pub fn summary(&self) -> LiveSummary {
+        self.backend.summary()
+    }
+
+    /// `GET /v1/admin/media`.
+    pub fn media(&self) -> myturn_wire::AdminMedia {
+        self.backend.media()
     }
 
     /// Says the registry changed in a way the PBX must see. Never blocks;
@@ -235,7 +253,7 @@ impl PbxSync {
             .clone()
     }
 
-    fn set_status(&self, r: &Result<(), String>) {
+    fn set_status(&self, r: &Result<(), SyncError>) {
         let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
         match r {
             Ok(()) => {
@@ -244,7 +262,7 @@ impl PbxSync {
             }
             Err(e) => {
                 s.in_sync = false;
-                s.last_error = Some(e.clone());
+                s.last_error = Some(e.to_string());
             }
         }
     }
@@ -257,7 +275,11 @@ impl PbxSync {
 
     /// One pass: make the PBX hold `users` (for Asterisk: write changed
     /// files, reload if anything changed or a previous reload failed).
-    pub async fn sync_once(&self, users: &[PbxUser], st: &mut SyncState) -> Result<(), String> {
+    pub async fn sync_once(
+        &self,
+        users: &[PbxUser],
+        st: &mut SyncState,
+    ) -> Result<(), SyncError> {
         self.backend.apply(users, st, &self.counters).await
     }
 

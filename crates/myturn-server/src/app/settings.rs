@@ -1,0 +1,53 @@
+//! From the flags to each part's own configuration: the node's
+//! [`Settings`] and the core's [`CoreConfig`].
+
+use std::time::Duration;
+
+use crate::config::{Admission, Config, Switch};
+use crate::core::CoreConfig;
+use crate::node::Settings;
+
+/// The node's tunables.
+pub(super) fn settings(cfg: &Config, sip_domain: String, tls: bool) -> Settings {
+    let lease = Duration::from_secs(cfg.lease);
+    Settings {
+        sip_domain,
+        lease,
+        max_wait: (lease / 2).clamp(Duration::from_secs(1), Duration::from_secs(60)),
+        max_sockets_per_user: cfg.max_sockets_per_user,
+        max_sockets: cfg.max_sockets,
+        // Pongs are the liveness pairing checks: three per grace.
+        ping_every: (lease / 3)
+            .min(Duration::from_secs(cfg.stream_grace) / 3)
+            .clamp(Duration::from_millis(250), Duration::from_secs(20)),
+        stream_grace: Duration::from_secs(cfg.stream_grace),
+        answer_timeout: Duration::from_secs(cfg.answer_timeout),
+        tls,
+        warning: (!tls && cfg.trusted_proxy.is_empty() && !cfg.listen.ip().is_loopback()).then(
+            || {
+                format!(
+                    "the API on {} is plain HTTP on a non-loopback address: SIP passwords and \
+                     tokens cross the network in cleartext; use --tls-cert/--tls-key, or a \
+                     TLS-terminating proxy named with --trusted-proxy",
+                    cfg.listen
+                )
+            },
+        ),
+        trusted_proxies: cfg.trusted_proxy.clone(),
+    }
+}
+
+/// The core's configuration.
+pub(super) fn core_config(cfg: &Config, settings: &Settings) -> CoreConfig {
+    CoreConfig {
+        max_users: cfg.max_users,
+        moderated: cfg.admission == Admission::Moderated,
+        liveness: Duration::from_secs(cfg.stream_grace),
+        sip_domain: settings.sip_domain.clone(),
+        token_ttl: cfg.token_ttl,
+        lease: settings.lease,
+        stream_grace: settings.stream_grace,
+        answer_timeout: settings.answer_timeout,
+        rate_limits: cfg.rate_limits == Switch::On,
+    }
+}

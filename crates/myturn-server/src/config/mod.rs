@@ -1,0 +1,272 @@
+//! Command-line flags and `MYTURN_*` environment variables: [`Config`],
+//! and the values they take ([`values`]).
+
+mod values;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub use values::{
+    Admission, Cidr, DigestAlgorithm, LogFormat, MediaRelay, NgAddr, PbxKind, PortRange,
+    ReloadMethod, Switch,
+};
+pub(crate) use values::canonical;
+
+
+/// myTurn pairing server.
+///
+/// Registers users, issues each one a SIP account and short-lived tokens,
+/// pairs ready users uniformly at random, and keeps the PBX's generated
+/// config in step. Every flag can also be set with the environment
+/// variable shown.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "myturn-server", version, about, long_about)]
+pub struct Config {
+    /// Address for the HTTP API.
+    #[arg(long, env = "MYTURN_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Log format on stderr. The level comes from `MYTURN_LOG` (such as
+    /// `info` or `debug,tower_http=warn`).
+    #[arg(long, env = "MYTURN_LOG_FORMAT", value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+
+    /// Serve HTTPS and WSS on --listen with this certificate chain (PEM,
+    /// leaf first). Needs --tls-key. Reloaded on SIGHUP and whenever the
+    /// files change, so a renewal needs no restart.
+    #[arg(long, env = "MYTURN_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key for --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "MYTURN_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose
+    /// `Forwarded` / `X-Forwarded-For` name the real client. Rate limits,
+    /// bans and logs then see the client, not the proxy. Headers from
+    /// anyone else are ignored.
+    #[arg(long, env = "MYTURN_TRUSTED_PROXY", value_delimiter = ',')]
+    pub trusted_proxy: Vec<Cidr>,
+
+    /// Which PBX to drive. `builtin` (the default) runs an in-process SIP
+    /// registrar and proxy on --sip-listen, so nothing else is needed;
+    /// `asterisk` writes chan_sip files (Asterisk ≤ 20); `asterisk-pjsip`
+    /// writes PJSIP files (Asterisk 21+); `none` pairs users without
+    /// provisioning SIP accounts anywhere.
+    #[arg(long, env = "MYTURN_PBX", value_enum, default_value = "builtin")]
+    pub pbx: PbxKind,
+
+    /// With `--pbx builtin`: the UDP address of the built-in SIP registrar
+    /// and proxy.
+    #[arg(long, env = "MYTURN_SIP_LISTEN", default_value = "127.0.0.1:5060")]
+    pub sip_listen: SocketAddr,
+
+    /// With `--pbx builtin`: where calls' media flows. `builtin` (the
+    /// default) relays it through this server, so clients behind NATs can
+    /// talk; `rtpengine` hands the same job to an rtpengine (--rtpengine);
+    /// `off` lets clients send straight to each other (a LAN). The relay
+    /// forwards sealed payloads untouched: it cannot read them.
+    #[arg(
+        long,
+        env = "MYTURN_MEDIA_RELAY",
+        value_enum,
+        default_value = "builtin"
+    )]
+    pub media_relay: MediaRelay,
+
+    /// With `--media-relay builtin`: the UDP ports the relay takes pairs
+    /// from, two per call. The default is Asterisk's rtp.conf range, below
+    /// Linux's ephemeral ports; open it in the firewall.
+    #[arg(long, env = "MYTURN_MEDIA_PORTS", default_value = "10000-19999")]
+    pub media_ports: PortRange,
+
+    /// With `--media-relay builtin`: seconds without a single media packet
+    /// after which a relayed call's ports are freed.
+    #[arg(long, env = "MYTURN_MEDIA_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub media_timeout: u64,
+
+    /// With `--media-relay builtin`: the IP written into SDP for the relay
+    /// (a public address that NATs to this host). Defaults to the PBX's
+    /// own address; the ports are bound on --sip-listen's address.
+    #[arg(long, env = "MYTURN_MEDIA_ADVERTISE")]
+    pub media_advertise: Option<std::net::IpAddr>,
+
+    /// With `--media-relay rtpengine`: rtpengine's ng control address, as
+    /// Kamailio writes it (`udp:127.0.0.1:2223`).
+    #[arg(long, env = "MYTURN_RTPENGINE")]
+    pub rtpengine: Option<NgAddr>,
+
+    /// With `--pbx builtin` and --tls-cert: where the built-in PBX takes
+    /// SIP over TLS (with the same certificate), and clients are told to
+    /// use it (`transport=tls` in their SIP domain). Default: the
+    /// --sip-listen address with port 5061. UDP stays open beside it.
+    #[arg(long, env = "MYTURN_SIPS_LISTEN")]
+    pub sips_listen: Option<SocketAddr>,
+
+    /// With `--pbx builtin`: the digest realm.
+    #[arg(long, env = "MYTURN_SIP_REALM", default_value = "myturn")]
+    pub sip_realm: String,
+
+    /// With `--pbx builtin`: digest algorithms offered, most preferred
+    /// first (one challenge each, RFC 8760).
+    #[arg(
+        long,
+        env = "MYTURN_SIP_DIGEST",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sha-256,md5"
+    )]
+    pub sip_digest: Vec<DigestAlgorithm>,
+
+    /// With `--pbx builtin`: failed SIP authentications from one IP within
+    /// --sip-fail-window-secs that block it (extension scanners, password
+    /// guessers).
+    #[arg(long, env = "MYTURN_SIP_FAIL_LIMIT", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sip_fail_limit: u32,
+
+    /// With `--pbx builtin`: the window, in seconds, for --sip-fail-limit.
+    #[arg(long, env = "MYTURN_SIP_FAIL_WINDOW_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sip_fail_window_secs: u64,
+
+    /// With `--pbx builtin`: seconds a blocked IP is ignored.
+    #[arg(long, env = "MYTURN_SIP_BLOCK_SECS", default_value_t = 60)]
+    pub sip_block_secs: u64,
+
+    /// Directory holding Asterisk's config. The server writes only its own
+    /// files there (myturn_sip.conf or myturn_pjsip.conf, and
+    /// myturn_extensions.conf), rewriting them whole.
+    #[arg(
+        long,
+        env = "MYTURN_ASTERISK_CONF_DIR",
+        default_value = "/etc/asterisk"
+    )]
+    pub asterisk_conf_dir: PathBuf,
+
+    /// How to make Asterisk load the files: run a command, use AMI, or not at all.
+    #[arg(long, env = "MYTURN_RELOAD", value_enum, default_value = "command")]
+    pub reload: ReloadMethod,
+
+    /// With `--reload command`: the command to run, followed by each CLI
+    /// command (`sip reload`, `dialplan reload`) as one argument.
+    #[arg(long, env = "MYTURN_RELOAD_COMMAND", default_value = "asterisk -rx")]
+    pub reload_command: String,
+
+    /// With `--reload ami`: the manager interface address.
+    #[arg(long, env = "MYTURN_AMI_ADDR", default_value = "127.0.0.1:5038")]
+    pub ami_addr: SocketAddr,
+
+    /// With `--reload ami`: the manager.conf user.
+    #[arg(long, env = "MYTURN_AMI_USER", default_value = "myturn")]
+    pub ami_user: String,
+
+    /// With `--reload ami`: the manager.conf secret (prefer the env var or
+    /// --ami-secret-file; command lines are visible to other local users).
+    #[arg(long, env = "MYTURN_AMI_SECRET", hide_env_values = true)]
+    pub ami_secret: Option<String>,
+
+    /// With `--reload ami`: read the manager secret from this file.
+    #[arg(long, env = "MYTURN_AMI_SECRET_FILE")]
+    pub ami_secret_file: Option<PathBuf>,
+
+    /// Milliseconds to gather changes before rewriting the PBX files, so a
+    /// burst of registrations costs one write and one reload.
+    #[arg(long, env = "MYTURN_COALESCE_MS", default_value_t = 200)]
+    pub coalesce_ms: u64,
+
+    /// Also offer 16 kHz L16 (`slin16`) besides 8 kHz (`slin`).
+    #[arg(long, env = "MYTURN_WIDEBAND")]
+    pub wideband: bool,
+
+    /// Seconds a call rings before `Dial()` gives up.
+    #[arg(long, env = "MYTURN_DIAL_TIMEOUT", default_value_t = 60)]
+    pub dial_timeout: u32,
+
+    /// SIP domain handed to clients as their registrar, `host[:port]`.
+    /// Defaults to the built-in PBX's address (--sip-listen), or
+    /// 127.0.0.1:5060 for Asterisk. Set it when listening on 0.0.0.0 or
+    /// behind NAT: clients must reach it.
+    #[arg(long, env = "MYTURN_SIP_DOMAIN")]
+    pub sip_domain: Option<String>,
+
+    /// Access-token lifetime in seconds.
+    #[arg(long, env = "MYTURN_TOKEN_TTL", default_value_t = 900, value_parser = clap::value_parser!(u64).range(10..=86_400))]
+    pub token_ttl: u64,
+
+    /// Seconds of silence (no authenticated request, no open long-poll)
+    /// after which a user is logged out and removed from the PBX.
+    #[arg(long, env = "MYTURN_LEASE", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=86_400))]
+    pub lease: u64,
+
+    /// Seconds a user whose event stream closed may take to reconnect
+    /// before leaving the pairing pool or its pair (the partner is told
+    /// `peer_left` `disconnected`). Users who never open a stream keep the
+    /// lease alone.
+    #[arg(long, env = "MYTURN_STREAM_GRACE", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub stream_grace: u64,
+
+    /// Seconds a new pair has to start its call (both sides
+    /// `ready_to_talk`). Past it the pair is ended: the side holding it up
+    /// goes `busy` and both hear `peer_left` `no_answer`, so the live one
+    /// draws again instead of waiting on someone who is gone.
+    #[arg(long, env = "MYTURN_ANSWER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub answer_timeout: u64,
+
+    /// Who lets ready users into the pairing pool.
+    #[arg(long, env = "MYTURN_ADMISSION", value_enum, default_value = "open")]
+    pub admission: Admission,
+
+    /// Per-IP and per-user rate limits on registration, refresh, lobby
+    /// chat and reports (429 with Retry-After when exceeded). Turn off only
+    /// for load tests from one address.
+    #[arg(long, env = "MYTURN_RATE_LIMITS", value_enum, default_value = "on")]
+    pub rate_limits: Switch,
+
+    /// Most WebSocket connections per user.
+    #[arg(long, env = "MYTURN_MAX_SOCKETS_PER_USER", default_value_t = 4)]
+    pub max_sockets_per_user: usize,
+
+    /// Most WebSocket connections in all; beyond, upgrades get 503.
+    #[arg(long, env = "MYTURN_MAX_SOCKETS", default_value_t = 50_000)]
+    pub max_sockets: usize,
+
+    /// Most users at once; registrations beyond get 503.
+    #[arg(long, env = "MYTURN_MAX_USERS", default_value_t = 100_000)]
+    pub max_users: usize,
+
+    /// Admin bearer token (16+ characters). Without it (or
+    /// --admin-token-file) the admin API answers 403.
+    #[arg(long, env = "MYTURN_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Read the admin bearer token from this file.
+    #[arg(long, env = "MYTURN_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Defaults, as if started with no flags (for tests and embedding).
+    pub fn defaults() -> Self {
+        <Self as clap::Parser>::parse_from(["myturn-server"])
+    }
+}
+
+/// A secret file that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {path}: {source}")]
+pub struct ReadError {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Reads a secret from a file (trimmed).
+pub(crate) fn read_secret(path: &std::path::Path) -> Result<String, ReadError> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .map_err(|source| ReadError {
+            path: path.to_owned(),
+            source,
+        })
+}

@@ -1,0 +1,126 @@
+//! Liveness as the node reports it (messages, pongs, long-polls and
+//! event streams opening and closing), and the periodic sweep that acts
+//! on it.
+
+use std::time::Instant;
+
+use myturn_wire::LeaveReason;
+
+use crate::core::command::UseCase;
+use crate::core::context::Ctx;
+use crate::core::error::CoreError;
+use crate::core::rules::{limits, liveness, pairs, users};
+use crate::core::state::{StateExt, UserId};
+
+/// Activity from `uid` (a message or pong on its stream).
+#[derive(Debug, Clone)]
+pub struct Heard {
+    /// Who.
+    pub uid: UserId,
+}
+
+impl UseCase for Heard {
+    type Output = ();
+    fn apply(self, cx: &mut Ctx<'_>) -> Result<(), CoreError> {
+        liveness::touch(cx.st, self.uid, cx.now.mono)
+    }
+}
+
+/// A long-poll of `uid` opened (`open`) or closed.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    /// Who.
+    pub uid: UserId,
+    /// Opened, or closed.
+    pub open: bool,
+}
+
+impl UseCase for Watch {
+    type Output = ();
+    fn apply(self, cx: &mut Ctx<'_>) -> Result<(), CoreError> {
+        liveness::watch(cx.st, self.uid, self.open, cx.now.mono);
+        Ok(())
+    }
+}
+
+/// An event stream of `uid` opened: it is watched, and a reconnect ends
+/// the grace.
+#[derive(Debug, Clone)]
+pub struct StreamOpened {
+    /// Who.
+    pub uid: UserId,
+}
+
+impl UseCase for StreamOpened {
+    type Output = ();
+    fn apply(self, cx: &mut Ctx<'_>) -> Result<(), CoreError> {
+        liveness::watch(cx.st, self.uid, true, cx.now.mono);
+        liveness::stream_opened(cx.st, self.uid);
+        Ok(())
+    }
+}
+
+/// An event stream of `uid` closed; it was last heard at `last_heard` (a
+/// stream that died silently was lost then: the grace counts from it).
+#[derive(Debug, Clone)]
+pub struct StreamClosed {
+    /// Who.
+    pub uid: UserId,
+    /// When the stream was last heard.
+    pub last_heard: Instant,
+}
+
+impl UseCase for StreamClosed {
+    type Output = ();
+    fn apply(self, cx: &mut Ctx<'_>) -> Result<(), CoreError> {
+        liveness::watch(cx.st, self.uid, false, cx.now.mono);
+        liveness::stream_closed(cx.st, self.uid, self.last_heard);
+        Ok(())
+    }
+}
+
+/// What a periodic sweep did (names, for the log).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Swept {
+    /// Out of the pool: their event stream stayed closed past the grace.
+    pub ghosts: Vec<String>,
+    /// Logged out: silent past the lease.
+    pub expired: Vec<String>,
+    /// Held up a call past the answer timeout.
+    pub unanswered: Vec<String>,
+}
+
+/// The periodic sweep: users whose stream stayed closed past the grace
+/// leave the pool or their pair; users silent past the lease are logged
+/// out; pairs whose call did not start in time end; users passed over
+/// while a candidate's liveness was in doubt are paired.
+#[derive(Debug, Clone)]
+pub struct Sweep;
+
+impl UseCase for Sweep {
+    type Output = Swept;
+    fn apply(self, cx: &mut Ctx<'_>) -> Result<Swept, CoreError> {
+        let mut swept = Swept::default();
+        let now = cx.now.mono;
+        let (grace, lease, answer) = {
+            let c = cx.cfg();
+            (c.stream_grace, c.lease, c.answer_timeout)
+        };
+        for id in liveness::ghosts(cx.st, now, grace) {
+            pairs::drop_ghost(cx, id);
+            swept.ghosts.extend(cx.st.name_of(id));
+        }
+        limits::prune(cx.st, now);
+        for id in liveness::silent_since(cx.st, now, lease) {
+            if let Ok(name) = users::remove(cx, id, LeaveReason::Expired, None) {
+                swept.expired.push(name);
+            }
+        }
+        for id in pairs::unanswered(cx.st, now, answer) {
+            pairs::drop_unanswered(cx, id);
+            swept.unanswered.extend(cx.st.name_of(id));
+        }
+        pairs::rematch(cx);
+        Ok(swept)
+    }
+}

@@ -1,0 +1,164 @@
+//! What admins, the PBX sync and `/metrics` read: read-only use cases.
+
+use myturn_wire::{AdminPair, AdminPairs, AdminUser, AdminUsers, Status};
+
+use crate::core::command::UseCase;
+use crate::core::context::Ctx;
+use crate::core::error::CoreError;
+use myturn_wire::Role;
+
+use crate::core::state::{PbxUser, State, User};
+
+/// Every user, by name.
+#[derive(Debug, Clone)]
+pub struct Users;
+
+impl UseCase for Users {
+    type Output = AdminUsers;
+    fn apply(self, cx: &mut Ctx<'_>) -> Result<AdminUsers, CoreError> {
+        let mut users: Vec<AdminUser> = cx
+            .st
+            .users()
+            .map(|u| AdminUser {
+                name: u.name.clone(),
+                status: u.status,
+                extension: u.extension.to_string(),
+                since: u.since_unix,
+                admitted: u.admitted,
+            })
+            .collect();
+        users.sort_by_key(|u| u.name.to_ascii_lowercase());
+        Ok(AdminUsers { users })
+    }
+}
+
+/// Every current pair once, as (caller, callee), by the caller's id.
+pub(crate) fn pairs_of(st: &dyn State) -> Vec<(&User, &User)> {
+    let mut v: Vec<(&User, &User)> = st
+        .users()
+        .filter_map(|u| {
+            let p = u.pair?;
+            if p.role != Role::Caller {
+                return None;
+            }
+            Some((u, st.user(p.peer)?))
+        })
+        .collect();
+    v.sort_by_key(|(c, _)| c.id);
+    v
+}
+
+/// Every pair once.
+#[derive(Debug, Clone)]
+pub struct Pairs;
+
+impl UseCase for Pairs {
+    type Output = AdminPairs;
+    fn apply(self, cx: &mut Ctx<'_>) -> Result<AdminPairs, CoreError> {
+        let pairs = pairs_of(cx.st)
+            .into_iter()
+            .map(|(c, e)| AdminPair {
+                caller: c.name.clone(),
+                callee: e.name.clone(),
+                since: c.pair.map_or(0, |p| p.since_unix),
+                in_call: c.status == Status::InCall && e.status == Status::InCall,
+            })
+            .collect();
+        Ok(AdminPairs { pairs })
+    }
+}
+
+/// Reports, oldest first.
+#[derive(Debug, Clone)]
+pub struct Reports;
+
+impl UseCase for Reports {
+    type Output = myturn_wire::Reports;
+    fn apply(self, cx: &mut Ctx<'_>) -> Result<myturn_wire::Reports, CoreError> {
+        Ok(myturn_wire::Reports {
+            reports: cx.st.reports(),
+        })
+    }
+}
+
+/// Bans in force now (ended ones are forgotten).
+#[derive(Debug, Clone)]
+pub struct Bans;
+
+impl UseCase for Bans {
+    type Output = myturn_wire::Bans;
+    fn apply(self, cx: &mut Ctx<'_>) -> Result<myturn_wire::Bans, CoreError> {
+        let now = cx.now.unix();
+        Ok(myturn_wire::Bans {
+            bans: cx.st.bans_in_force(now),
+        })
+    }
+}
+
+/// What the PBX must hold, ordered by extension.
+pub(crate) fn pbx_users_of(st: &dyn State) -> Vec<PbxUser> {
+    let mut v: Vec<PbxUser> = st
+        .users()
+        .map(|u| PbxUser {
+            name: u.name.clone(),
+            extension: u.extension,
+            secret: u.sip_password.clone(),
+        })
+        .collect();
+    v.sort_by_key(|u| u.extension);
+    v
+}
+
+/// What the PBX must hold.
+#[derive(Debug, Clone)]
+pub struct PbxUsers;
+
+impl UseCase for PbxUsers {
+    type Output = Vec<PbxUser>;
+    fn apply(self, cx: &mut Ctx<'_>) -> Result<Vec<PbxUser>, CoreError> {
+        Ok(pbx_users_of(cx.st))
+    }
+}
+
+/// Users registered.
+#[derive(Debug, Clone)]
+pub struct UserCount;
+
+impl UseCase for UserCount {
+    type Output = usize;
+    fn apply(self, cx: &mut Ctx<'_>) -> Result<usize, CoreError> {
+        Ok(cx.st.user_count())
+    }
+}
+
+/// Figures for `/metrics` and the console.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Figures {
+    /// Users per status, in [`Status::ALL`] order.
+    pub by_status: Vec<(Status, u64)>,
+    /// Users waiting in the pool.
+    pub waiting: u64,
+    /// Pairs made since start.
+    pub pairings_total: u64,
+}
+
+/// Figures for `/metrics`.
+#[derive(Debug, Clone)]
+pub struct Counts;
+
+impl UseCase for Counts {
+    type Output = Figures;
+    fn apply(self, cx: &mut Ctx<'_>) -> Result<Figures, CoreError> {
+        let mut by_status: Vec<(Status, u64)> = Status::ALL.iter().map(|s| (*s, 0)).collect();
+        for u in cx.st.users() {
+            if let Some(slot) = by_status.iter_mut().find(|(s, _)| *s == u.status) {
+                slot.1 += 1;
+            }
+        }
+        Ok(Figures {
+            by_status,
+            waiting: cx.st.pool().len() as u64,
+            pairings_total: cx.st.pairings_total(),
+        })
+    }
+}

@@ -1,0 +1,55 @@
+//! What a use case asks of the world besides its reply: [`Effects`].
+//!
+//! The rules never perform I/O. A use case writes its consequences here,
+//! in the order they happened, and the store carries them out: the
+//! deliveries inside the same atomic step (so every user hears about
+//! changes in the order they happened), the PBX change after it.
+
+use myturn_wire::{LeaveReason, ServerEvent};
+
+use super::state::UserId;
+
+/// Something the world must learn from a use case, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// A user registered: open their wake-ups.
+    Joined(UserId),
+    /// One event for one user (wakes their long-polls too).
+    Event(UserId, ServerEvent),
+    /// A lobby line or typing indicator: to these members and the admins.
+    Lobby {
+        /// Who in the lobby hears it.
+        members: Vec<UserId>,
+        /// What.
+        event: ServerEvent,
+    },
+    /// A session family was revoked: its streams hear `session_expired`
+    /// and close.
+    FamilyRevoked(u64),
+    /// A user left for `reason`: their streams hear `farewell` (if any)
+    /// and close; their long-polls wake up and find them gone.
+    Left {
+        /// Who.
+        user: UserId,
+        /// Why.
+        reason: LeaveReason,
+        /// Said before the close (kicked, banned).
+        farewell: Option<ServerEvent>,
+    },
+}
+
+/// What a use case asks of the world besides its reply.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Effects {
+    /// To deliver, in this order.
+    pub deliveries: Vec<Delivery>,
+    /// The PBX's account directory changed.
+    pub pbx_changed: bool,
+}
+
+impl Effects {
+    /// Tells `user` about `event`.
+    pub(crate) fn tell(&mut self, user: UserId, event: ServerEvent) {
+        self.deliveries.push(Delivery::Event(user, event));
+    }
+}

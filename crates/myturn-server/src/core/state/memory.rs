@@ -1,0 +1,184 @@
+//! [`MemState`]: every record in this process's memory, in hash maps.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use myturn_wire::{Ban, Report};
+
+use super::{name_key, Bucket, LimitKey, RefreshEntry, State, User, UserId, FIRST_EXTENSION};
+
+/// The in-memory [`State`]. Plain data: the memory store keeps one behind
+/// one lock.
+#[derive(Default)]
+pub struct MemState {
+    users: HashMap<UserId, User>,
+    by_name: HashMap<String, UserId>,
+    by_ext: HashMap<u32, UserId>,
+    pool: Vec<UserId>,
+    lobby: HashSet<UserId>,
+    last_id: UserId,
+    ext_cursor: Option<u32>,
+    pairings_total: u64,
+    refresh: HashMap<[u8; 32], RefreshEntry>,
+    /// family → owner; a family missing here is revoked.
+    families: HashMap<u64, UserId>,
+    last_family: u64,
+    bans: HashMap<String, u64>,
+    reports: VecDeque<Report>,
+    buckets: HashMap<LimitKey, Bucket>,
+}
+
+impl std::fmt::Debug for MemState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemState")
+            .field("users", &self.users.len())
+            .field("pool", &self.pool.len())
+            .field("families", &self.families.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl State for MemState {
+    fn user(&self, id: UserId) -> Option<&User> {
+        self.users.get(&id)
+    }
+    fn user_mut(&mut self, id: UserId) -> Option<&mut User> {
+        self.users.get_mut(&id)
+    }
+    fn insert_user(&mut self, user: User) {
+        self.by_name.insert(name_key(&user.name), user.id);
+        self.by_ext.insert(user.extension, user.id);
+        self.users.insert(user.id, user);
+    }
+    fn remove_user(&mut self, id: UserId) -> Option<User> {
+        let user = self.users.remove(&id)?;
+        self.by_name.remove(&name_key(&user.name));
+        self.by_ext.remove(&user.extension);
+        self.lobby.remove(&id);
+        Some(user)
+    }
+    fn user_by_name(&self, name: &str) -> Option<UserId> {
+        self.by_name.get(&name_key(name)).copied()
+    }
+    fn user_by_extension(&self, extension: u32) -> Option<UserId> {
+        self.by_ext.get(&extension).copied()
+    }
+    fn user_count(&self) -> usize {
+        self.users.len()
+    }
+    fn users(&self) -> Box<dyn Iterator<Item = &User> + '_> {
+        Box::new(self.users.values())
+    }
+    fn next_user_id(&mut self) -> UserId {
+        self.last_id += 1;
+        self.last_id
+    }
+    fn extension_cursor(&mut self) -> &mut u32 {
+        self.ext_cursor.get_or_insert(FIRST_EXTENSION)
+    }
+
+    fn pool(&self) -> &[UserId] {
+        &self.pool
+    }
+    fn pool_insert(&mut self, id: UserId) {
+        self.pool.push(id);
+    }
+    fn pool_remove(&mut self, id: UserId) {
+        if let Some(pos) = self.pool.iter().position(|&u| u == id) {
+            self.pool.swap_remove(pos);
+        }
+    }
+    fn lobby(&self) -> Box<dyn Iterator<Item = UserId> + '_> {
+        Box::new(self.lobby.iter().copied())
+    }
+    fn in_lobby(&self, id: UserId) -> bool {
+        self.lobby.contains(&id)
+    }
+    fn set_in_lobby(&mut self, id: UserId, member: bool) {
+        if member {
+            self.lobby.insert(id);
+        } else {
+            self.lobby.remove(&id);
+        }
+    }
+    fn count_pairing(&mut self) {
+        self.pairings_total += 1;
+    }
+    fn pairings_total(&self) -> u64 {
+        self.pairings_total
+    }
+
+    fn open_family(&mut self, uid: UserId) -> u64 {
+        self.last_family += 1;
+        self.families.insert(self.last_family, uid);
+        self.last_family
+    }
+    fn family_owner(&self, family: u64) -> Option<UserId> {
+        self.families.get(&family).copied()
+    }
+    fn close_family(&mut self, family: u64) {
+        self.families.remove(&family);
+        self.refresh.retain(|_, e| e.family != family);
+    }
+    fn families_of(&self, uid: UserId) -> Vec<u64> {
+        self.families
+            .iter()
+            .filter(|(_, &u)| u == uid)
+            .map(|(&f, _)| f)
+            .collect()
+    }
+    fn refresh_token(&self, hash: &[u8; 32]) -> Option<RefreshEntry> {
+        self.refresh.get(hash).copied()
+    }
+    fn put_refresh_token(&mut self, hash: [u8; 32], entry: RefreshEntry) {
+        self.refresh.insert(hash, entry);
+    }
+
+    fn ban_until(&self, key: &str) -> Option<u64> {
+        self.bans.get(key).copied()
+    }
+    fn set_ban(&mut self, key: String, until_unix: u64) {
+        self.bans.insert(key, until_unix);
+    }
+    fn lift_ban(&mut self, key: &str) -> bool {
+        self.bans.remove(key).is_some()
+    }
+    fn bans_in_force(&mut self, now_unix: u64) -> Vec<Ban> {
+        self.bans.retain(|_, &mut u| u > now_unix);
+        let mut v: Vec<Ban> = self
+            .bans
+            .iter()
+            .map(|(n, &u)| Ban {
+                name: n.clone(),
+                until: u,
+            })
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+    fn add_report(&mut self, report: Report, cap: usize) {
+        if self.reports.len() >= cap {
+            self.reports.pop_front();
+        }
+        self.reports.push_back(report);
+    }
+    fn reports(&self) -> Vec<Report> {
+        self.reports.iter().cloned().collect()
+    }
+    fn bucket(&self, key: &LimitKey) -> Option<Bucket> {
+        self.buckets.get(key).copied()
+    }
+    fn put_bucket(&mut self, key: LimitKey, bucket: Bucket) {
+        self.buckets.insert(key, bucket);
+    }
+    fn retain_buckets(&mut self, keep: &mut dyn FnMut(&LimitKey, &Bucket) -> bool) {
+        self.buckets.retain(|k, b| keep(k, b));
+    }
+}
+
+impl MemState {
+    /// Tests only: rate-limit buckets held.
+    #[cfg(test)]
+    pub(crate) fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+}

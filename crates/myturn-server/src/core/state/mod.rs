@@ -1,0 +1,275 @@
+//! The records the rules keep, and [`State`]: the one interface a state
+//! backend provides to them.
+//!
+//! The rules of the service (`core::rules`, `core::cases`) never hold
+//! data of their own: every user, pair, session family, ban, report and
+//! rate-limit bucket is a record reached through `&mut dyn State`. A
+//! backend implements only record access and the few indexes the rules
+//! look things up by (a name, an extension, the pool, the lobby, the
+//! refresh tokens), never a rule. [`MemState`] keeps them in this
+//! process's memory; a networked backend keeps the same records
+//! elsewhere and runs the same rules over them.
+//!
+//! Every method is plain and synchronous: a backend that reads its
+//! records over a network fetches them before the rules run (see
+//! `docs/scaling.md`).
+
+mod memory;
+
+pub use memory::MemState;
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use myturn_wire::{Ban, Report, Role, Status};
+
+/// The first extension handed out, as in the original design.
+pub const FIRST_EXTENSION: u32 = 111_000;
+/// The last extension handed out before wrapping around.
+pub const LAST_EXTENSION: u32 = 999_999;
+
+/// A stable per-registration identifier. A name that logs out and registers
+/// again gets a new `UserId`, so old tokens cannot act on the new user.
+pub type UserId = u64;
+
+/// One user, as the rules keep them.
+#[derive(Clone)]
+pub struct User {
+    /// Stable id of this registration.
+    pub id: UserId,
+    /// Nickname, as registered (case kept).
+    pub name: String,
+    /// Extension.
+    pub extension: u32,
+    /// SIP secret.
+    pub sip_password: String,
+    /// Current status.
+    pub status: Status,
+    /// Registration time, seconds since the Unix epoch (for admins).
+    pub since_unix: u64,
+    /// Last authenticated activity (for the lease).
+    pub last_seen: Instant,
+    /// Current partner and role.
+    pub pair: Option<PairSide>,
+    /// The last partner, so the same two are not paired twice in a row
+    /// while someone else is waiting.
+    pub last_partner: Option<UserId>,
+    /// Name of the last partner (for reports, also after they left).
+    pub last_partner_name: Option<String>,
+    /// Let out of the waiting room into the pairing pool.
+    pub admitted: bool,
+    /// Fingerprint of the media key for the next call (sent with `ready`).
+    pub media_key: Option<String>,
+    /// Open long-polls / event streams: a user with one is not silent.
+    pub watchers: u32,
+    /// Open event streams: a user whose streams all closed and stay
+    /// closed past the grace is gone from the pool.
+    pub streams: u32,
+    /// When the last open stream closed (`None` while one is open, or
+    /// if none ever was).
+    pub stream_lost_at: Option<Instant>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("extension", &self.extension)
+            .field("status", &self.status)
+            .field("pair", &self.pair)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One side's view of its pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairSide {
+    /// The partner.
+    pub peer: UserId,
+    /// This side's role.
+    pub role: Role,
+    /// When the pair was made, seconds since the Unix epoch.
+    pub since_unix: u64,
+    /// When the pair was made (the answer timeout counts from here).
+    pub since: Instant,
+    /// The pair's random id, the same on both sides; the clients' media
+    /// keys bind it (`docs/protocol.md`).
+    pub pair_id: PairId,
+}
+
+/// A pair's random 128-bit id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PairId(pub [u8; 16]);
+
+impl PairId {
+    /// The wire form: 32 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        use std::fmt::Write as _;
+        self.0.iter().fold(String::with_capacity(32), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+}
+
+/// A refresh token's record, kept under the SHA-256 of the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshEntry {
+    /// The session family it belongs to.
+    pub family: u64,
+    /// Already exchanged once: presenting it again is theft.
+    pub spent: bool,
+}
+
+/// What is being rate-limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LimitKey {
+    /// `POST /v1/users` per client IP.
+    Register(IpAddr),
+    /// `POST /v1/session/refresh` per client IP.
+    Refresh(IpAddr),
+    /// Lobby chat lines per user.
+    Lobby(UserId),
+    /// Reports per user.
+    Report(UserId),
+    /// Lobby typing indicators per user.
+    Typing(UserId),
+}
+
+/// A token bucket: how full, as of when.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bucket {
+    /// Tokens left (fractions refill continuously).
+    pub tokens: f64,
+    /// When `tokens` was worked out.
+    pub at: Instant,
+}
+
+/// What a PBX must know of a user.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PbxUser {
+    /// The validated nickname (safe to write verbatim).
+    pub name: String,
+    /// The extension.
+    pub extension: u32,
+    /// The SIP secret.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for PbxUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PbxUser")
+            .field("name", &self.name)
+            .field("extension", &self.extension)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Record access for the rules. See the module docs.
+///
+/// Names are looked up case-insensitively: a backend keys them by
+/// [`name_key`]. Indexes (names, extensions) follow the user records by
+/// themselves: [`State::insert_user`] and [`State::remove_user`] keep
+/// them.
+pub trait State: Send + std::fmt::Debug {
+    // ---- users ------------------------------------------------------
+    /// A user by id.
+    fn user(&self, id: UserId) -> Option<&User>;
+    /// A user by id, to change.
+    fn user_mut(&mut self, id: UserId) -> Option<&mut User>;
+    /// Adds a user (its name and extension must be free).
+    fn insert_user(&mut self, user: User);
+    /// Removes a user and its index entries.
+    fn remove_user(&mut self, id: UserId) -> Option<User>;
+    /// Who holds a name (case-insensitive).
+    fn user_by_name(&self, name: &str) -> Option<UserId>;
+    /// Who holds an extension.
+    fn user_by_extension(&self, extension: u32) -> Option<UserId>;
+    /// Users registered.
+    fn user_count(&self) -> usize;
+    /// Every user, in no order.
+    fn users(&self) -> Box<dyn Iterator<Item = &User> + '_>;
+    /// A fresh user id (never handed out before).
+    fn next_user_id(&mut self) -> UserId;
+    /// Where the search for a free extension resumes.
+    fn extension_cursor(&mut self) -> &mut u32;
+
+    // ---- the pool and the lobby ------------------------------------
+    /// Ready, unpaired, admitted users, in no meaningful order.
+    fn pool(&self) -> &[UserId];
+    /// Adds to the pool.
+    fn pool_insert(&mut self, id: UserId);
+    /// Removes from the pool (absent: nothing).
+    fn pool_remove(&mut self, id: UserId);
+    /// Everyone whose status is `ready` (the pool and the waiting room).
+    fn lobby(&self) -> Box<dyn Iterator<Item = UserId> + '_>;
+    /// Whether `id` is in the lobby.
+    fn in_lobby(&self, id: UserId) -> bool;
+    /// Adds to or removes from the lobby.
+    fn set_in_lobby(&mut self, id: UserId, member: bool);
+    /// Counts a pair made.
+    fn count_pairing(&mut self);
+    /// Pairs made since start.
+    fn pairings_total(&self) -> u64;
+
+    // ---- sessions ------------------------------------------------------
+    /// Opens a new session family for `uid`.
+    fn open_family(&mut self, uid: UserId) -> u64;
+    /// Who a live family belongs to (`None`: revoked or unknown).
+    fn family_owner(&self, family: u64) -> Option<UserId>;
+    /// Revokes a family and every refresh token of it.
+    fn close_family(&mut self, family: u64);
+    /// The live families of a user.
+    fn families_of(&self, uid: UserId) -> Vec<u64>;
+    /// A refresh token's record, by the SHA-256 of the token.
+    fn refresh_token(&self, hash: &[u8; 32]) -> Option<RefreshEntry>;
+    /// Stores a refresh token's record.
+    fn put_refresh_token(&mut self, hash: [u8; 32], entry: RefreshEntry);
+
+    // ---- moderation --------------------------------------------------
+    /// When the ban on a name key ends, if there is one (expired or not).
+    fn ban_until(&self, key: &str) -> Option<u64>;
+    /// Bans a name key until `until_unix`.
+    fn set_ban(&mut self, key: String, until_unix: u64);
+    /// Lifts a ban; `false` if there was none.
+    fn lift_ban(&mut self, key: &str) -> bool;
+    /// Forgets bans that ended at or before `now_unix`; returns those in force.
+    fn bans_in_force(&mut self, now_unix: u64) -> Vec<Ban>;
+    /// Files a report, dropping the oldest beyond `cap`.
+    fn add_report(&mut self, report: Report, cap: usize);
+    /// Every report, oldest first.
+    fn reports(&self) -> Vec<Report>;
+    /// A rate-limit bucket.
+    fn bucket(&self, key: &LimitKey) -> Option<Bucket>;
+    /// Stores a rate-limit bucket.
+    fn put_bucket(&mut self, key: LimitKey, bucket: Bucket);
+    /// Keeps only the buckets `keep` says yes to.
+    fn retain_buckets(&mut self, keep: &mut dyn FnMut(&LimitKey, &Bucket) -> bool);
+}
+
+/// How names are compared: case-insensitively (ASCII, which is all a
+/// valid nickname holds).
+pub fn name_key(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+/// Lookups every rule needs, written once over any [`State`].
+pub trait StateExt: State {
+    /// A user by name (case-insensitive).
+    fn find(&self, name: &str) -> Option<&User> {
+        self.user_by_name(name).and_then(|id| self.user(id))
+    }
+
+    /// A user by extension.
+    fn by_extension(&self, extension: u32) -> Option<&User> {
+        self.user_by_extension(extension).and_then(|id| self.user(id))
+    }
+
+    /// A user's name.
+    fn name_of(&self, id: UserId) -> Option<String> {
+        self.user(id).map(|u| u.name.clone())
+    }
+}
+
+impl<S: State + ?Sized> StateExt for S {}

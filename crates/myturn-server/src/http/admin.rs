@@ -1,0 +1,164 @@
+//! The admin API: users, pairs, the PBX and media views, history,
+//! moderation (admit, lobby, reports, kicks, bans).
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use myturn_wire::{
+    AdminMedia, AdminPairs, AdminUsers, AdmitRequest, AdmitResponse, Ban as BanView, BanRequest,
+    Bans as BanList, ConfFile, LobbySay, Reports as ReportList, SipConf,
+};
+
+use super::error::ApiError;
+use super::extract::{Admin, ApiJson};
+use crate::core::cases::moderation::{Admit, Ban, Banned, Kick, Unban};
+use crate::core::cases::views::{Bans, Pairs, PbxUsers, Reports, Users};
+use crate::core::Speaker;
+use crate::node::metrics::HISTORY_EVERY;
+use crate::node::AppState;
+
+#[utoipa::path(get, path = "/v1/admin/users", tag = "admin", security(("admin" = [])), responses((status = 200, body = AdminUsers), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
+pub(crate) async fn admin_users(
+    State(state): State<AppState>,
+    _: Admin,
+) -> Result<Json<AdminUsers>, ApiError> {
+    Ok(Json(state.run(Users).await?))
+}
+
+#[utoipa::path(get, path = "/v1/admin/pairs", tag = "admin", security(("admin" = [])), responses((status = 200, body = AdminPairs), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
+pub(crate) async fn admin_pairs(
+    State(state): State<AppState>,
+    _: Admin,
+) -> Result<Json<AdminPairs>, ApiError> {
+    Ok(Json(state.run(Pairs).await?))
+}
+
+#[utoipa::path(get, path = "/v1/admin/sip-conf", tag = "admin", security(("admin" = [])), responses((status = 200, body = SipConf), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
+pub(crate) async fn admin_sip_conf(
+    State(state): State<AppState>,
+    _: Admin,
+) -> Result<Json<SipConf>, ApiError> {
+    let users = state.run(PbxUsers).await?;
+    let files = state
+        .pbx
+        .render_redacted(&users)
+        .into_iter()
+        .map(|f| ConfFile {
+            name: f.name.to_owned(),
+            content: f.content,
+        })
+        .collect();
+    Ok(Json(SipConf {
+        pbx: state.pbx.name().to_owned(),
+        files,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/admin/media", tag = "admin", security(("admin" = [])), responses((status = 200, body = myturn_wire::AdminMedia), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
+pub(crate) async fn admin_media(State(state): State<AppState>, _: Admin) -> Json<AdminMedia> {
+    Json(state.pbx.media())
+}
+
+#[utoipa::path(get, path = "/v1/admin/history", tag = "admin", security(("admin" = [])), responses((status = 200, body = myturn_wire::MetricsHistory), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
+pub(crate) async fn admin_history(
+    State(state): State<AppState>,
+    _: Admin,
+) -> Json<myturn_wire::MetricsHistory> {
+    let samples = state
+        .metrics
+        .history
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .copied()
+        .collect();
+    Json(myturn_wire::MetricsHistory {
+        every_secs: HISTORY_EVERY.as_secs(),
+        samples,
+    })
+}
+
+#[utoipa::path(delete, path = "/v1/admin/users/{name}", tag = "admin", security(("admin" = [])), params(("name" = String, Path)), responses((status = 204, description = "kicked"), (status = 404, description = "no such user", body = myturn_wire::ErrorBody), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
+pub(crate) async fn admin_kick(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let kicked = state.run(Kick { name }).await?;
+    state.metrics.kicks.fetch_add(1, Relaxed);
+    tracing::info!(name = %kicked, "user kicked by an admin");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/v1/admin/admit", tag = "moderation", security(("admin" = [])), request_body = AdmitRequest, responses((status = 200, body = AdmitResponse), (status = 404, description = "not waiting", body = myturn_wire::ErrorBody), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
+pub(crate) async fn admin_admit(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiJson(req): ApiJson<AdmitRequest>,
+) -> Result<Json<AdmitResponse>, ApiError> {
+    let who = match (req.name, req.all) {
+        (Some(name), false) => Admit::One(name),
+        (None, true) => Admit::All,
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "send either {\"name\": ...} or {\"all\": true}",
+            ))
+        }
+    };
+    let admitted = state.run(who).await?;
+    tracing::info!(count = admitted.len(), "users admitted");
+    Ok(Json(AdmitResponse { admitted }))
+}
+
+#[utoipa::path(post, path = "/v1/admin/lobby", tag = "moderation", security(("admin" = [])), request_body = LobbySay, responses((status = 202, description = "queued to the waiting room"), (status = 400, description = "bad text", body = myturn_wire::ErrorBody), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
+pub(crate) async fn admin_lobby(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiJson(req): ApiJson<LobbySay>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let n = state.lobby_say(Speaker::Moderator, req.text).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "delivered": n })),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/admin/reports", tag = "moderation", security(("admin" = [])), responses((status = 200, body = ReportList), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
+pub(crate) async fn admin_reports(State(state): State<AppState>, _: Admin) -> Result<Json<ReportList>, ApiError> {
+    Ok(Json(state.run(Reports).await?))
+}
+
+#[utoipa::path(get, path = "/v1/admin/bans", tag = "moderation", security(("admin" = [])), responses((status = 200, body = BanList), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
+pub(crate) async fn admin_bans(State(state): State<AppState>, _: Admin) -> Result<Json<BanList>, ApiError> {
+    Ok(Json(state.run(Bans).await?))
+}
+
+#[utoipa::path(post, path = "/v1/admin/bans", tag = "moderation", security(("admin" = [])), request_body = BanRequest, responses((status = 201, body = BanView), (status = 400, description = "bad name or duration", body = myturn_wire::ErrorBody), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
+pub(crate) async fn admin_ban(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiJson(req): ApiJson<BanRequest>,
+) -> Result<(StatusCode, Json<BanView>), ApiError> {
+    let Banned { ban, online } = state
+        .run(Ban {
+            name: req.name,
+            seconds: req.seconds,
+        })
+        .await?;
+    state.metrics.bans.fetch_add(1, Relaxed);
+    tracing::info!(name = %ban.name, seconds = req.seconds, online, "name banned");
+    Ok((StatusCode::CREATED, Json(ban)))
+}
+
+#[utoipa::path(delete, path = "/v1/admin/bans/{name}", tag = "moderation", security(("admin" = [])), params(("name" = String, Path)), responses((status = 204, description = "lifted"), (status = 404, description = "not banned", body = myturn_wire::ErrorBody), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
+pub(crate) async fn admin_unban(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.run(Unban { name }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,149 @@
+//! `GET /v1/events` and `GET /v1/admin/events`: the realtime WebSocket
+//! streams.
+//!
+//! Authentication is the access token (admin token for the admin stream)
+//! in the `Authorization: Bearer` header, or, for clients that cannot set
+//! headers (browsers), in the subprotocol list:
+//! `Sec-WebSocket-Protocol: myturn.v1, bearer.<token>`. A token in the URL
+//! is refused: URLs end up in proxy logs.
+//!
+//! Each socket is one task ([`socket`]). It owns the socket and a
+//! bounded queue that the node's fan-out fills from inside each use case;
+//! a client that lets its queue fill up is disconnected rather than
+//! slowing anyone else down. Client events are parsed there and become
+//! one use case each.
+
+mod socket;
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use myturn_wire::{ServerEvent, WS_PROTOCOL};
+
+use super::credentials::{check_admin, presented_token, Carrier};
+use super::error::ApiError;
+use crate::core::cases::streams::{StreamClosed, StreamOpened};
+use crate::core::MODERATOR;
+use crate::node::AppState;
+use socket::{run, Who};
+
+/// Largest client message accepted on a socket.
+pub(crate) const MAX_CLIENT_MESSAGE: usize = 4096;
+
+/// Socket buffer sizes: small, so an idle connection costs little memory.
+const SOCKET_BUFFER: usize = 4096;
+
+/// Query parameters that look like credentials.
+const TOKEN_PARAMS: &[&str] = &["token", "access_token", "jwt", "auth", "bearer"];
+
+fn refuse_token_in_url(query: Option<&str>) -> Result<(), ApiError> {
+    let Some(q) = query else { return Ok(()) };
+    for pair in q.split('&') {
+        let key = pair.split('=').next().unwrap_or("");
+        if TOKEN_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(key)) {
+            return Err(ApiError::bad_request(
+                "token_in_url",
+                "tokens are not accepted in the URL (they end up in logs); send `Authorization: Bearer <token>` or the `bearer.<token>` WebSocket subprotocol",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn upgrade(
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<WebSocketUpgrade, ApiError> {
+    let ws = ws.map_err(|r| ApiError::bad_request("websocket_required", r.body_text()))?;
+    Ok(ws
+        .protocols([WS_PROTOCOL])
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER)
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE))
+}
+
+/// `GET /v1/events`
+#[utoipa::path(get, path = "/v1/events", tag = "events", security(("bearer" = [])), responses((status = 101, description = "WebSocket: ServerEvent JSON messages out, ClientEvent in", body = ServerEvent), (status = 401, description = "no or bad token (header only; never in the URL)", body = myturn_wire::ErrorBody), (status = 426, description = "not a WebSocket upgrade", body = myturn_wire::ErrorBody)))]
+pub(crate) async fn user_events(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    refuse_token_in_url(query.as_deref())?;
+    let token = presented_token(&headers, Carrier::HeaderOrSubprotocol)?;
+    let session = state.authenticate(&token).await?;
+    let ws = upgrade(ws)?;
+    if state.fanout.sockets_of(session.uid) >= state.settings.max_sockets_per_user {
+        state.metrics.ws_rejected.fetch_add(1, Relaxed);
+        return Err(ApiError::TooManyConnections(format!(
+            "at most {} event streams per user",
+            state.settings.max_sockets_per_user
+        )));
+    }
+    if state.fanout.sockets_open() >= state.settings.max_sockets {
+        state.metrics.ws_rejected.fetch_add(1, Relaxed);
+        return Err(ApiError::Unavailable(
+            "the server holds as many event streams as it can".into(),
+        ));
+    }
+    let (uid, family, exp) = (session.uid, session.family, session.exp);
+    Ok(ws.on_upgrade(move |socket| async move {
+        let Some((conn, rx)) = state.fanout.attach(uid, family) else {
+            return;
+        };
+        let _ = state.run(StreamOpened { uid }).await;
+        let hello = ServerEvent::Hello {
+            name: session.name.clone(),
+            status: session.status,
+            expires_at: exp,
+        };
+        let who = Who::User { uid, exp };
+        let last_heard = run(state.clone(), socket, who, hello, rx).await;
+        state.fanout.detach(Some(uid), conn);
+        // A stream that died silently (no pong) was lost when last heard:
+        // the reconnect grace counts from then.
+        let _ = state.run(StreamClosed { uid, last_heard }).await;
+    }))
+}
+
+/// `GET /v1/admin/events`
+#[utoipa::path(get, path = "/v1/admin/events", tag = "events", security(("admin" = [])), responses((status = 101, description = "WebSocket: admin events (ServerEvent JSON)", body = ServerEvent), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody)))]
+pub(crate) async fn admin_events(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    refuse_token_in_url(query.as_deref())?;
+    check_admin(state.admin.as_ref(), &headers, Carrier::HeaderOrSubprotocol)?;
+    let ws = upgrade(ws)?;
+    Ok(ws.on_upgrade(move |socket| async move {
+        let (conn, rx) = state.fanout.attach_admin();
+        let hello = ServerEvent::Hello {
+            name: MODERATOR.into(),
+            status: myturn_wire::Status::Busy,
+            expires_at: 0,
+        };
+        run(state.clone(), socket, Who::Admin, hello, rx).await;
+        state.fanout.detach(None, conn);
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_in_the_url_are_refused() {
+        assert!(refuse_token_in_url(None).is_ok());
+        assert!(refuse_token_in_url(Some("x=1")).is_ok());
+        for q in ["token=abc", "a=1&access_token=x", "JWT=x", "bearer"] {
+            assert!(refuse_token_in_url(Some(q)).is_err(), "{q}");
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Pairing as a user drives it: set a status, wait for the partner,
+//! report them.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use myturn_wire::{MeResponse, ReportRequest, SetStatusRequest};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::extract::{ApiJson, ApiQuery, AuthUser};
+use crate::core::cases::moderation::Report;
+use crate::core::cases::status::SetStatus;
+use crate::node::AppState;
+
+#[utoipa::path(put, path = "/v1/me/status", tag = "pairing", security(("bearer" = [])), request_body = SetStatusRequest, responses((status = 200, body = MeResponse), (status = 400, description = "bad input", body = myturn_wire::ErrorBody), (status = 401, description = "no, bad, expired or revoked token", body = myturn_wire::ErrorBody), (status = 409, description = "not allowed now", body = myturn_wire::ErrorBody)))]
+pub(crate) async fn set_status(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<SetStatusRequest>,
+) -> Result<Json<MeResponse>, ApiError> {
+    let me = state
+        .run(SetStatus {
+            uid: user.id,
+            status: req.status,
+            media_key: req.media_key,
+        })
+        .await?;
+    tracing::debug!(name = %user.name, status = %me.status, "status changed");
+    Ok(Json(me))
+}
+/// `GET /v1/me/peer` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PeerQuery {
+    /// Long-poll: wait up to this many seconds for a partner.
+    #[serde(default)]
+    pub wait: u64,
+}
+
+
+#[utoipa::path(get, path = "/v1/me/peer", tag = "pairing", security(("bearer" = [])), params(("wait" = Option<u64>, Query, description = "long-poll up to this many seconds")), responses((status = 200, description = "the partner", body = myturn_wire::PeerResponse), (status = 204, description = "no partner (yet)"), (status = 400, description = "bad input", body = myturn_wire::ErrorBody), (status = 401, description = "no, bad, expired or revoked token", body = myturn_wire::ErrorBody)))]
+pub(crate) async fn peer(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(q): ApiQuery<PeerQuery>,
+) -> Result<Response, ApiError> {
+    let wait = Duration::from_secs(q.wait).min(state.settings.max_wait);
+    match state.wait_for_peer(user.id, wait).await? {
+        Some(found) => Ok(Json(found).into_response()),
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+#[utoipa::path(post, path = "/v1/me/report", tag = "moderation", security(("bearer" = [])), request_body = ReportRequest, responses((status = 204, description = "filed"), (status = 400, description = "bad input", body = myturn_wire::ErrorBody), (status = 401, description = "no, bad, expired or revoked token", body = myturn_wire::ErrorBody), (status = 409, description = "no partner to report", body = myturn_wire::ErrorBody), (status = 429, description = "rate limited", body = myturn_wire::ErrorBody)))]
+pub(crate) async fn report(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<ReportRequest>,
+) -> Result<StatusCode, ApiError> {
+    let reported = state
+        .run(Report {
+            uid: user.id,
+            reason: req.reason,
+        })
+        .await?;
+    tracing::info!(reporter = %user.name, %reported, "user reported");
+    state.metrics.reports.fetch_add(1, Relaxed);
+    Ok(StatusCode::CREATED)
+}

@@ -1,0 +1,90 @@
+//! The users' own routes: register, who am I, log out, refresh.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use myturn_wire::{CreateUserRequest, CreateUserResponse, MeResponse, RefreshRequest, TokenPair};
+
+use super::error::ApiError;
+use super::extract::{ApiJson, AuthUser, ClientIp};
+use crate::core::cases::account::{Logout, Me, Refresh, Register};
+use crate::core::{CoreError, TokenError};
+use crate::node::AppState;
+use crate::pbx::sync::{Readiness, READY_WAIT};
+use crate::store::StoreError;
+
+#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUserRequest, responses((status = 201, description = "registered: tokens and SIP credentials", body = CreateUserResponse), (status = 400, description = "invalid name", body = myturn_wire::ErrorBody), (status = 403, description = "name banned", body = myturn_wire::ErrorBody), (status = 409, description = "name taken", body = myturn_wire::ErrorBody), (status = 429, description = "rate limited", body = myturn_wire::ErrorBody), (status = 503, description = "server full or PBX not ready", body = myturn_wire::ErrorBody)))]
+pub(crate) async fn create_user(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<CreateUserRequest>,
+) -> Result<(StatusCode, Json<CreateUserResponse>), ApiError> {
+    let resp = state
+        .run(Register {
+            name: req.name,
+            ip,
+        })
+        .await?;
+    let generation = state.pbx.generation();
+    // The client may send its SIP REGISTER the moment this answer arrives:
+    // answer once the PBX can authenticate the account (bounded). If it
+    // cannot in time, answer anyway; the client retries its REGISTER.
+    match state.pbx.wait_ready(generation, READY_WAIT).await {
+        Readiness::Loaded | Readiness::NoSync => {}
+        Readiness::Failed(error) => tracing::warn!(
+            name = %resp.name,
+            %error,
+            "answering registration before the PBX took the account: sync failed"
+        ),
+        Readiness::TimedOut => tracing::warn!(
+            name = %resp.name,
+            waited = ?READY_WAIT,
+            "answering registration before the PBX took the account: still reloading"
+        ),
+    }
+    state.metrics.registrations.fetch_add(1, Relaxed);
+    tracing::info!(name = %resp.name, extension = %resp.sip.extension, "user registered");
+    Ok((StatusCode::CREATED, Json(resp)))
+}
+
+#[utoipa::path(get, path = "/v1/me", tag = "users", security(("bearer" = [])), responses((status = 200, body = MeResponse), (status = 400, description = "bad input", body = myturn_wire::ErrorBody), (status = 401, description = "no, bad, expired or revoked token", body = myturn_wire::ErrorBody)))]
+pub(crate) async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<MeResponse>, ApiError> {
+    Ok(Json(state.run(Me { uid: user.id }).await?))
+}
+
+#[utoipa::path(delete, path = "/v1/me", tag = "users", security(("bearer" = [])), responses((status = 204, description = "logged out everywhere"), (status = 400, description = "bad input", body = myturn_wire::ErrorBody), (status = 401, description = "no, bad, expired or revoked token", body = myturn_wire::ErrorBody)))]
+pub(crate) async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode, ApiError> {
+    state.run(Logout { uid: user.id }).await?;
+    // Answer once the PBX no longer authenticates or routes to the user
+    // (bounded like registration): a call placed right after the logout
+    // answer must not ring the departed client.
+    let generation = state.pbx.generation();
+    let _ = state.pbx.wait_ready(generation, READY_WAIT).await;
+    state.metrics.logouts.fetch_add(1, Relaxed);
+    tracing::info!(name = %user.name, "user logged out");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/v1/session/refresh", tag = "users", request_body = RefreshRequest, responses((status = 200, body = TokenPair), (status = 401, description = "unknown, spent or expired refresh token", body = myturn_wire::ErrorBody), (status = 429, description = "rate limited", body = myturn_wire::ErrorBody)))]
+pub(crate) async fn refresh(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> Result<Json<TokenPair>, ApiError> {
+    let refresh = Refresh {
+        token: req.refresh_token,
+        ip,
+    };
+    match state.run(refresh).await {
+        Ok(pair) => Ok(Json(pair)),
+        Err(e) => {
+            if e == StoreError::Refused(CoreError::Token(TokenError::RefreshReused)) {
+                state.metrics.refresh_reuse.fetch_add(1, Relaxed);
+                tracing::warn!(security = true, client = %ip, "spent refresh token presented again: session family revoked");
+            }
+            Err(e.into())
+        }
+    }
+}
