@@ -136,11 +136,36 @@ fn get<'a>(p: &'a [(String, String)], k: &str) -> Option<&'a str> {
     p.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
 }
 
-/// The `algorithm` parameter (MD5 when absent, RFC 7616 §3.3).
-fn algorithm_of(p: &[(String, String)]) -> Result<Algorithm, DigestError> {
-    match get(p, "algorithm") {
-        None => Ok(Algorithm::Md5),
-        Some(a) => Algorithm::parse(a).ok_or_else(|| DigestError::Algorithm(a.to_owned())),
+/// A Digest header's parameters and the algorithm they name: what a
+/// challenge and credentials are read from.
+struct Params {
+    pairs: Vec<(String, String)>,
+    algorithm: Algorithm,
+}
+
+impl Params {
+    fn parse(value: &str) -> Result<Params, DigestError> {
+        let pairs = params(value)?;
+        // MD5 when absent (RFC 7616 §3.3).
+        let algorithm = match get(&pairs, "algorithm") {
+            None => Algorithm::Md5,
+            Some(a) => Algorithm::parse(a).ok_or_else(|| DigestError::Algorithm(a.to_owned()))?,
+        };
+        Ok(Params { pairs, algorithm })
+    }
+
+    fn get(&self, k: &str) -> Option<&str> {
+        get(&self.pairs, k)
+    }
+
+    /// Parameter `k`, which must be there.
+    fn required(&self, k: &'static str) -> Result<String, DigestError> {
+        self.get(k).map(str::to_owned).ok_or(DigestError::Param(k))
+    }
+
+    /// Parameter `k`, if there.
+    fn optional(&self, k: &str) -> Option<String> {
+        self.get(k).map(str::to_owned)
     }
 }
 
@@ -164,28 +189,21 @@ pub struct Challenge {
 impl Challenge {
     /// Parses a challenge header value.
     pub fn parse(value: &str) -> Result<Challenge, DigestError> {
-        let p = params(value)?;
-        let algorithm = algorithm_of(&p)?;
-        let qop_auth = match get(&p, "qop") {
+        let p = Params::parse(value)?;
+        let qop_auth = match p.get("qop") {
             None => false,
-            Some(q) => {
-                if !q.split(',').any(|q| q.trim().eq_ignore_ascii_case("auth")) {
-                    return Err(DigestError::Qop);
-                }
-                true
-            }
+            Some(q) if q.split(',').any(|q| q.trim().eq_ignore_ascii_case("auth")) => true,
+            Some(_) => return Err(DigestError::Qop),
         };
         Ok(Challenge {
-            realm: get(&p, "realm")
-                .ok_or(DigestError::Param("realm"))?
-                .to_owned(),
-            nonce: get(&p, "nonce")
-                .ok_or(DigestError::Param("nonce"))?
-                .to_owned(),
-            opaque: get(&p, "opaque").map(str::to_owned),
-            algorithm,
+            realm: p.required("realm")?,
+            nonce: p.required("nonce")?,
+            opaque: p.optional("opaque"),
+            algorithm: p.algorithm,
             qop_auth,
-            stale: get(&p, "stale").is_some_and(|s| s.eq_ignore_ascii_case("true")),
+            stale: p
+                .get("stale")
+                .is_some_and(|s| s.eq_ignore_ascii_case("true")),
         })
     }
 
@@ -243,29 +261,28 @@ pub struct Credentials {
 impl Credentials {
     /// Parses a credentials header value.
     pub fn parse(value: &str) -> Result<Credentials, DigestError> {
-        let p = params(value)?;
-        let algorithm = algorithm_of(&p)?;
-        let qop = match get(&p, "qop") {
+        let p = Params::parse(value)?;
+        let qop = match p.get("qop") {
             None => None,
             Some(q) if q.eq_ignore_ascii_case("auth") => {
-                let cnonce = get(&p, "cnonce").ok_or(DigestError::Param("cnonce"))?;
-                let nc = get(&p, "nc")
+                let cnonce = p.required("cnonce")?;
+                let nc = p
+                    .get("nc")
                     .filter(|n| n.len() == 8)
                     .and_then(|n| u32::from_str_radix(n, 16).ok())
                     .ok_or(DigestError::Param("nc"))?;
-                Some((cnonce.to_owned(), nc))
+                Some((cnonce, nc))
             }
             Some(_) => return Err(DigestError::Qop),
         };
-        let field = |k: &'static str| get(&p, k).map(str::to_owned).ok_or(DigestError::Param(k));
         Ok(Credentials {
-            username: field("username")?,
-            realm: field("realm")?,
-            nonce: field("nonce")?,
-            uri: field("uri")?,
-            response: field("response")?,
-            algorithm,
-            opaque: get(&p, "opaque").map(str::to_owned),
+            username: p.required("username")?,
+            realm: p.required("realm")?,
+            nonce: p.required("nonce")?,
+            uri: p.required("uri")?,
+            response: p.required("response")?,
+            algorithm: p.algorithm,
+            opaque: p.optional("opaque"),
             qop,
         })
     }
