@@ -39,12 +39,14 @@ impl Partner {
     }
 }
 
-/// The SIP call once answered: its handle, its Call-ID and the partner's
-/// SDP.
+/// The SIP call once answered: its handle, its Call-ID, the partner's
+/// SDP, and the SIP events that came meanwhile about something else (a
+/// media move among them applies before the key agreement).
 struct Dialog {
     call: CallHandle,
     sip_call_id: String,
     remote: Sdp,
+    skipped: Vec<SipEvent>,
 }
 
 /// This side of the media: where it listens, at what rate, with which
@@ -83,21 +85,16 @@ impl Client {
             .map_err(|e| ClientError::io("media socket", e))?;
         let media_addr = media_socket.local_addr()?;
         let t_setup = Instant::now();
-        let mut skipped = Vec::new();
         let ours = OurMedia {
             addr: media_addr,
             rate: self.rate,
             fingerprint: &fp,
         };
-        let dialog = self
-            .dial_or_answer(&partner.peer, &ours, &mut skipped)
-            .await?;
+        let dialog = self.dial_or_answer(&partner.peer, &ours).await?;
         let setup_ms = t_setup.elapsed().as_secs_f64() * 1e3;
         partner.check_vouched_key(&dialog.remote)?;
         let t_hs = Instant::now();
-        let (media, sas) = self
-            .agree_key(&partner, &dialog, key, media_socket, skipped)
-            .await?;
+        let (media, sas) = self.agree_key(&partner, &dialog, key, media_socket).await?;
         let handshake_ms = t_hs.elapsed().as_secs_f64() * 1e3;
         tracing::info!(
             sip_call_id = %dialog.sip_call_id,
@@ -173,7 +170,6 @@ impl Client {
         &mut self,
         peer: &PeerResponse,
         ours: &OurMedia<'_>,
-        skipped: &mut Vec<SipEvent>,
     ) -> Result<Dialog, ClientError> {
         if peer.role == WireRole::Caller {
             self.await_partner_listening().await?;
@@ -182,19 +178,16 @@ impl Client {
             .status(myturn_wire::RequestedStatus::ReadyToTalk, None)
             .await?;
         match peer.role {
-            WireRole::Callee => self.answer_partner(ours, skipped).await,
-            WireRole::Caller => self.dial_partner(peer, ours, skipped).await,
+            WireRole::Callee => self.answer_partner(ours).await,
+            WireRole::Caller => self.dial_partner(peer, ours).await,
         }
     }
 
     /// Callee: answers the partner's INVITE.
-    async fn answer_partner(
-        &mut self,
-        ours: &OurMedia<'_>,
-        skipped: &mut Vec<SipEvent>,
-    ) -> Result<Dialog, ClientError> {
+    async fn answer_partner(&mut self, ours: &OurMedia<'_>) -> Result<Dialog, ClientError> {
+        let mut skipped = Vec::new();
         let (call, sip_call_id, offer) = self
-            .sip_or_left(self.answer_timeout, skipped, |e| match e {
+            .sip_or_left(self.answer_timeout, &mut skipped, |e| match e {
                 SipEvent::IncomingCall {
                     call,
                     sip_call_id,
@@ -212,6 +205,7 @@ impl Client {
             call,
             sip_call_id,
             remote: offer,
+            skipped,
         })
     }
 
@@ -245,7 +239,6 @@ impl Client {
         &mut self,
         peer: &PeerResponse,
         ours: &OurMedia<'_>,
-        skipped: &mut Vec<SipEvent>,
     ) -> Result<Dialog, ClientError> {
         let call = self
             .sip
@@ -253,8 +246,9 @@ impl Client {
             .await?;
         self.pending_sip = Some(call);
         let progress = self.progress.clone();
+        let mut skipped = Vec::new();
         let (answer, sip_call_id) = self
-            .sip_or_left(self.answer_timeout, skipped, |e| match e {
+            .sip_or_left(self.answer_timeout, &mut skipped, |e| match e {
                 SipEvent::Ringing { call: c } if *c == call => {
                     if let Some(tx) = &progress {
                         let _ = tx.send(Progress::Ringing);
@@ -285,6 +279,7 @@ impl Client {
             call,
             sip_call_id,
             remote,
+            skipped,
         })
     }
 
@@ -296,7 +291,6 @@ impl Client {
         dialog: &Dialog,
         key: EphemeralKey,
         socket: tokio::net::UdpSocket,
-        skipped: Vec<SipEvent>,
     ) -> Result<(MediaHandle, String), ClientError> {
         let cfg = MediaConfig {
             role: match partner.peer.role {
@@ -315,8 +309,8 @@ impl Client {
         let sip_call = dialog.call;
         // A re-INVITE or UPDATE that came while the call was set up (a
         // back-to-back agent moving its media anchor) applies first.
-        if let Some(sdp) = skipped.into_iter().rev().find_map(|e| match e {
-            SipEvent::RemoteMediaChanged { call, sdp } if call == sip_call => Some(sdp),
+        if let Some(sdp) = dialog.skipped.iter().rev().find_map(|e| match e {
+            SipEvent::RemoteMediaChanged { call, sdp } if *call == sip_call => Some(sdp),
             _ => None,
         }) {
             let _ = media.retarget(sdp.media, sdp.payload_type).await;
