@@ -25,7 +25,7 @@ impl Drop for TerminalGuard {
 #[cfg_attr(not(feature = "audio"), allow(unused_mut))]
 pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::ClientError> {
     use crate::call::Client;
-    use crate::plain::{Heard, Pump};
+    use crate::pump::{Heard, Pump};
     use ratatui::crossterm::event::{self, Event};
     use std::time::Instant;
 
@@ -293,7 +293,7 @@ async fn on_push(
     push: Option<myturn_wire::ServerEvent>,
     ui: &mut Ui,
     client: &mut Option<crate::call::Client>,
-    pump: &mut Option<crate::plain::Pump>,
+    pump: &mut Option<crate::pump::Pump>,
 ) {
     use myturn_wire::ServerEvent;
     match push {
