@@ -4,7 +4,6 @@
 //! screens, and a renderer for ratatui. [`run`] drives it on a real
 //! terminal; the unit tests drive the model and render into ratatui's
 //! `TestBackend`.
-
 //!
 //! `state` is the view-model, `keys` turns key presses into actions,
 //! `render` draws each screen, and `event_loop` is the terminal runner.
