@@ -47,6 +47,7 @@ pub mod tls;
 pub mod tui;
 
 mod error;
+mod pump;
 
 pub use api::Api;
 pub use call::{Call, CallSignal, Client, ClientConfig, Progress};

@@ -135,22 +135,22 @@ pub fn check(
 mod tests {
     use super::*;
 
+    /// A 20 ms frame at 8 kHz (160 samples, PCM16) alternating `a`, `b`.
+    fn square(a: i16, b: i16) -> Vec<u8> {
+        [a, b]
+            .iter()
+            .cycle()
+            .take(160)
+            .flat_map(|v| v.to_le_bytes())
+            .collect()
+    }
+
     #[test]
     fn levels() {
-        let full: Vec<u8> = [i16::MAX, i16::MIN]
-            .iter()
-            .cycle()
-            .take(160)
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
+        let full = square(i16::MAX, i16::MIN);
         let l = Level::of(&[full]);
         assert!(l.rms_dbfs > -0.1 && l.peak_dbfs > -0.1, "{l}");
-        let quiet: Vec<u8> = [100i16, -100]
-            .iter()
-            .cycle()
-            .take(160)
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
+        let quiet = square(100, -100);
         let q = Level::of(&[quiet]);
         assert!((q.rms_dbfs + 50.3).abs() < 0.2, "{q}");
         assert!(!q.is_silent());

@@ -150,6 +150,79 @@ impl Playback {
     }
 }
 
+/// A sample type a device may run at, converted to and from the call's
+/// f32 samples.
+trait DeviceSample: cpal::SizedSample + Send + 'static {
+    /// The device's sample as the call's.
+    fn to_call(self) -> f32;
+    /// The call's sample as the device's.
+    fn from_call(v: f32) -> Self;
+}
+
+impl DeviceSample for f32 {
+    fn to_call(self) -> f32 {
+        self
+    }
+    fn from_call(v: f32) -> f32 {
+        v
+    }
+}
+
+impl DeviceSample for i16 {
+    fn to_call(self) -> f32 {
+        to_f32(self)
+    }
+    fn from_call(v: f32) -> i16 {
+        to_i16(v)
+    }
+}
+
+impl DeviceSample for u16 {
+    fn to_call(self) -> f32 {
+        to_f32((i32::from(self) - 32768) as i16)
+    }
+    fn from_call(v: f32) -> u16 {
+        (i32::from(to_i16(v)) + 32768) as u16
+    }
+}
+
+type Built = Result<cpal::Stream, cpal::BuildStreamError>;
+
+/// One direction of sound, the capture or the playback: what a stream
+/// does with the device's samples, at whichever type the device runs.
+trait Side: Send + 'static {
+    /// Builds the device's stream at sample type `T`.
+    fn build<T: DeviceSample>(self, dev: &cpal::Device, cfg: &StreamConfig) -> Built;
+}
+
+/// Opens the device (`input`: a microphone, else a speaker; `None`: the
+/// default one) on a thread of its own, hands the side `make` makes for
+/// its configuration the device's sample type, and keeps the stream
+/// playing until the returned sender is dropped.
+fn run<S: Side>(
+    input: bool,
+    device: Option<&str>,
+    make: impl FnOnce(&StreamConfig) -> S + Send + 'static,
+) -> Result<(DeviceFormat, mpsc::Sender<()>), AudioError> {
+    let name = device.map(str::to_owned);
+    on_stream_thread(move || {
+        let (dev, sample_format, cfg, format) = open(input, name.as_deref())?;
+        let side = make(&cfg);
+        let stream = match sample_format {
+            SampleFormat::F32 => side.build::<f32>(&dev, &cfg),
+            SampleFormat::I16 => side.build::<i16>(&dev, &cfg),
+            SampleFormat::U16 => side.build::<u16>(&dev, &cfg),
+            other => {
+                return Err(AudioError::Backend(format!(
+                    "unsupported sample format {other:?}"
+                )))
+            }
+        }
+        .map_err(|e| AudioError::Backend(e.to_string()))?;
+        Ok((stream, format))
+    })
+}
+
 /// Runs `build` on a thread that keeps the stream alive until the handle
 /// is dropped; returns what `build` returned besides the stream.
 fn on_stream_thread<T: Send + 'static>(
@@ -181,66 +254,65 @@ fn on_stream_thread<T: Send + 'static>(
     Ok((t, stop_tx))
 }
 
+/// Capture: mixes the device's channels down to mono, resamples to the
+/// call rate and cuts 20 ms PCM16 frames.
+struct CaptureSide {
+    channels: usize,
+    rs: Resampler,
+    per_frame: usize,
+    mono: Vec<f32>,
+    out: Vec<f32>,
+    pending: Vec<i16>,
+    frames: mpsc::SyncSender<Vec<u8>>,
+}
+
+impl CaptureSide {
+    fn push(&mut self, samples: impl Iterator<Item = f32>) {
+        self.mono.clear();
+        let all: Vec<f32> = samples.collect();
+        for c in all.chunks(self.channels) {
+            self.mono.push(c.iter().sum::<f32>() / c.len() as f32);
+        }
+        self.out.clear();
+        self.rs.process(&self.mono, &mut self.out);
+        self.pending.extend(self.out.iter().map(|&x| to_i16(x)));
+        while self.pending.len() >= self.per_frame {
+            let frame: Vec<u8> = self
+                .pending
+                .drain(..self.per_frame)
+                .flat_map(i16::to_le_bytes)
+                .collect();
+            let _ = self.frames.try_send(frame);
+        }
+    }
+}
+
+impl Side for CaptureSide {
+    fn build<T: DeviceSample>(mut self, dev: &cpal::Device, cfg: &StreamConfig) -> Built {
+        dev.build_input_stream(
+            cfg,
+            move |d: &[T], _: &_| self.push(d.iter().map(|&s| s.to_call())),
+            |e: cpal::StreamError| tracing::warn!(error = %e, "capture stream error"),
+            None,
+        )
+    }
+}
+
 /// Starts capturing from `device` (or the default input) into 20 ms frames
 /// at `rate` Hz.
 pub fn start_capture(device: Option<&str>, rate: u32) -> Result<Capture, AudioError> {
-    let name = device.map(str::to_owned);
     let (frames_tx, frames_rx) = mpsc::sync_channel::<Vec<u8>>(50);
-    let ((format,), stop) = on_stream_thread(move || {
-        let (dev, sample_format, cfg, format) = open(true, name.as_deref())?;
-        let channels = usize::from(cfg.channels.max(1));
-        let mut rs = Resampler::new(cfg.sample_rate.0, rate);
+    let (format, stop) = run(true, device, move |cfg| {
         let per_frame = (rate / 50) as usize;
-        let mut mono = Vec::new();
-        let mut out = Vec::new();
-        let mut pending: Vec<i16> = Vec::with_capacity(per_frame * 2);
-        let mut push = move |samples: &mut dyn Iterator<Item = f32>| {
-            mono.clear();
-            let all: Vec<f32> = samples.collect();
-            for c in all.chunks(channels) {
-                mono.push(c.iter().sum::<f32>() / c.len() as f32);
-            }
-            out.clear();
-            rs.process(&mono, &mut out);
-            pending.extend(out.iter().map(|&x| to_i16(x)));
-            while pending.len() >= per_frame {
-                let frame: Vec<u8> = pending
-                    .drain(..per_frame)
-                    .flat_map(i16::to_le_bytes)
-                    .collect();
-                let _ = frames_tx.try_send(frame);
-            }
-        };
-        let err = |e: cpal::StreamError| tracing::warn!(error = %e, "capture stream error");
-        let stream = match sample_format {
-            SampleFormat::F32 => dev.build_input_stream(
-                &cfg,
-                move |d: &[f32], _: &_| push(&mut d.iter().copied()),
-                err,
-                None,
-            ),
-            SampleFormat::I16 => dev.build_input_stream(
-                &cfg,
-                move |d: &[i16], _: &_| push(&mut d.iter().map(|&s| to_f32(s))),
-                err,
-                None,
-            ),
-            SampleFormat::U16 => dev.build_input_stream(
-                &cfg,
-                move |d: &[u16], _: &_| {
-                    push(&mut d.iter().map(|&s| to_f32((i32::from(s) - 32768) as i16)))
-                },
-                err,
-                None,
-            ),
-            other => {
-                return Err(AudioError::Backend(format!(
-                    "unsupported sample format {other:?}"
-                )))
-            }
+        CaptureSide {
+            channels: usize::from(cfg.channels.max(1)),
+            rs: Resampler::new(cfg.sample_rate.0, rate),
+            per_frame,
+            mono: Vec::new(),
+            out: Vec::new(),
+            pending: Vec::with_capacity(per_frame * 2),
+            frames: frames_tx,
         }
-        .map_err(|e| AudioError::Backend(e.to_string()))?;
-        Ok((stream, (format,)))
     })?;
     Ok(Capture {
         frames: frames_rx,
@@ -249,80 +321,65 @@ pub fn start_capture(device: Option<&str>, rate: u32) -> Result<Capture, AudioEr
     })
 }
 
+/// Playback: resamples queued frames to the device rate and copies each
+/// sample to every channel; silence when nothing is queued.
+struct PlaybackSide {
+    channels: usize,
+    rs: Resampler,
+    queue: std::collections::VecDeque<f32>,
+    scratch: Vec<f32>,
+    frames: mpsc::Receiver<Vec<u8>>,
+}
+
+impl PlaybackSide {
+    fn next(&mut self) -> f32 {
+        while self.queue.is_empty() {
+            let Ok(frame) = self.frames.try_recv() else {
+                return 0.0;
+            };
+            let samples: Vec<f32> = frame
+                .chunks_exact(2)
+                .map(|c| {
+                    to_f32(i16::from_le_bytes([
+                        c.first().copied().unwrap_or(0),
+                        c.get(1).copied().unwrap_or(0),
+                    ]))
+                })
+                .collect();
+            self.scratch.clear();
+            self.rs.process(&samples, &mut self.scratch);
+            self.queue.extend(self.scratch.iter().copied());
+        }
+        self.queue.pop_front().unwrap_or(0.0)
+    }
+}
+
+impl Side for PlaybackSide {
+    fn build<T: DeviceSample>(mut self, dev: &cpal::Device, cfg: &StreamConfig) -> Built {
+        dev.build_output_stream(
+            cfg,
+            move |d: &mut [T], _: &_| {
+                for c in d.chunks_mut(self.channels) {
+                    let v = T::from_call(self.next());
+                    c.iter_mut().for_each(|s| *s = v);
+                }
+            },
+            |e: cpal::StreamError| tracing::warn!(error = %e, "playback stream error"),
+            None,
+        )
+    }
+}
+
 /// Starts playing to `device` (or the default output) 20 ms frames at
 /// `rate` Hz; silence when nothing is queued.
 pub fn start_playback(device: Option<&str>, rate: u32) -> Result<Playback, AudioError> {
-    let name = device.map(str::to_owned);
     let (frames_tx, frames_rx) = mpsc::sync_channel::<Vec<u8>>(50);
-    let ((format,), stop) = on_stream_thread(move || {
-        let (dev, sample_format, cfg, format) = open(false, name.as_deref())?;
-        let channels = usize::from(cfg.channels.max(1));
-        let mut rs = Resampler::new(rate, cfg.sample_rate.0);
-        let mut queue: std::collections::VecDeque<f32> = std::collections::VecDeque::new();
-        let mut scratch = Vec::new();
-        let mut next = move || -> f32 {
-            while queue.is_empty() {
-                let Ok(frame) = frames_rx.try_recv() else {
-                    return 0.0;
-                };
-                let samples: Vec<f32> = frame
-                    .chunks_exact(2)
-                    .map(|c| {
-                        to_f32(i16::from_le_bytes([
-                            c.first().copied().unwrap_or(0),
-                            c.get(1).copied().unwrap_or(0),
-                        ]))
-                    })
-                    .collect();
-                scratch.clear();
-                rs.process(&samples, &mut scratch);
-                queue.extend(scratch.iter().copied());
-            }
-            queue.pop_front().unwrap_or(0.0)
-        };
-        let err = |e: cpal::StreamError| tracing::warn!(error = %e, "playback stream error");
-        let stream = match sample_format {
-            SampleFormat::F32 => dev.build_output_stream(
-                &cfg,
-                move |d: &mut [f32], _: &_| {
-                    for c in d.chunks_mut(channels) {
-                        let v = next();
-                        c.iter_mut().for_each(|s| *s = v);
-                    }
-                },
-                err,
-                None,
-            ),
-            SampleFormat::I16 => dev.build_output_stream(
-                &cfg,
-                move |d: &mut [i16], _: &_| {
-                    for c in d.chunks_mut(channels) {
-                        let v = to_i16(next());
-                        c.iter_mut().for_each(|s| *s = v);
-                    }
-                },
-                err,
-                None,
-            ),
-            SampleFormat::U16 => dev.build_output_stream(
-                &cfg,
-                move |d: &mut [u16], _: &_| {
-                    for c in d.chunks_mut(channels) {
-                        let v = (i32::from(to_i16(next())) + 32768) as u16;
-                        c.iter_mut().for_each(|s| *s = v);
-                    }
-                },
-                err,
-                None,
-            ),
-            other => {
-                return Err(AudioError::Backend(format!(
-                    "unsupported sample format {other:?}"
-                )))
-            }
-        }
-        .map_err(|e| AudioError::Backend(e.to_string()))?;
-        Ok((stream, (format,)))
+    let (format, stop) = run(false, device, move |cfg| PlaybackSide {
+        channels: usize::from(cfg.channels.max(1)),
+        rs: Resampler::new(rate, cfg.sample_rate.0),
+        queue: std::collections::VecDeque::new(),
+        scratch: Vec::new(),
+        frames: frames_rx,
     })?;
     Ok(Playback {
         frames: frames_tx,

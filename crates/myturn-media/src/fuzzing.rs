@@ -3,38 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use rand_core::{CryptoRng, RngCore};
+use myturn_rt::fuzzing::Counter;
 
 use crate::keys::{derive, EphemeralKey, PairId, Role};
 use crate::packet::{Inner, Kind, Opener, RtpHeader};
 use crate::session::{Config, Session};
-
-/// A fixed, non-random RNG: fuzzing must be deterministic.
-struct Counter(u64);
-
-impl RngCore for Counter {
-    fn next_u32(&mut self) -> u32 {
-        self.next_u64() as u32
-    }
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        for b in dest {
-            *b = (self.next_u64() >> 56) as u8;
-        }
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-
-impl CryptoRng for Counter {}
 
 /// RTP parsing, the inner header, and opening with real keys.
 pub fn packet(data: &[u8]) {
@@ -92,6 +65,7 @@ pub fn handshake(data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand_core::RngCore;
 
     #[test]
     fn fuzz_bodies_survive_mutated_packets() {

@@ -204,6 +204,21 @@ impl Secure {
             keys,
         }
     }
+
+    /// Seals text message `msg`, sent the first time or again: its
+    /// plaintext is the message number, then the UTF-8 text.
+    fn seal_text(
+        &mut self,
+        clock: &mut RtpClock,
+        rng: &mut dyn CryptoRngCore,
+        msg: u32,
+        text: &str,
+    ) -> Vec<u8> {
+        let mut pt = Vec::with_capacity(4 + text.len());
+        pt.extend_from_slice(&msg.to_be_bytes());
+        pt.extend_from_slice(text.as_bytes());
+        seal_with(&mut self.tx_text, clock, rng, &pt)
+    }
 }
 
 struct Outgoing {
@@ -429,12 +444,7 @@ impl Session {
                 resend.push((o.msg, o.text.clone()));
             }
             for (msg, text) in resend {
-                let pkt = seal_with(
-                    &mut sec.tx_text,
-                    &mut self.clock,
-                    &mut *self.rng,
-                    &text_plaintext(msg, &text),
-                );
+                let pkt = sec.seal_text(&mut self.clock, &mut *self.rng, msg, &text);
                 self.transmits.push_back(pkt);
                 self.stats.text_retransmits += 1;
             }
@@ -713,12 +723,7 @@ impl Session {
         };
         let msg = self.next_msg;
         self.next_msg = self.next_msg.wrapping_add(1);
-        let pkt = seal_with(
-            &mut sec.tx_text,
-            &mut self.clock,
-            &mut *self.rng,
-            &text_plaintext(msg, &text),
-        );
+        let pkt = sec.seal_text(&mut self.clock, &mut *self.rng, msg, &text);
         self.transmits.push_back(pkt);
         self.unacked.push_back(Outgoing {
             msg,
@@ -803,12 +808,4 @@ fn seal_with(
     let mut out = Vec::with_capacity(plaintext.len() + 80);
     sealer.seal(clock.next_header(), plaintext, iv, &mut out);
     out
-}
-
-/// A text packet's plaintext: message number, then the UTF-8 text.
-fn text_plaintext(msg: u32, text: &str) -> Vec<u8> {
-    let mut pt = Vec::with_capacity(4 + text.len());
-    pt.extend_from_slice(&msg.to_be_bytes());
-    pt.extend_from_slice(text.as_bytes());
-    pt
 }

@@ -18,6 +18,9 @@
 //! `myturn-sip` (media has nothing to do with SIP), and the cores stay
 //! free of tokio; a tiny crate that depends on tokio alone is the one
 //! place all three drivers can share without new coupling between them.
+//! For the same reason it also holds, hidden, the one thing their fuzz
+//! bodies share: `fuzzing::Counter`, the fixed RNG injected into a core
+//! under fuzzing (hence `rand_core`, which every core already uses).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -41,6 +44,9 @@
 //! ```
 
 #![warn(missing_docs, unreachable_pub)]
+
+#[doc(hidden)]
+pub mod fuzzing;
 
 use std::time::Instant;
 

@@ -4,36 +4,11 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use rand_core::RngCore;
-
 use crate::ua::{Config, UserAgent};
 
 /// A fixed, non-random RNG: fuzzing must be deterministic. Also used by
 /// the built-in PBX's fuzz target.
-#[derive(Debug)]
-pub struct Counter(pub u64);
-
-impl RngCore for Counter {
-    fn next_u32(&mut self) -> u32 {
-        self.next_u64() as u32
-    }
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        for b in dest {
-            *b = (self.next_u64() >> 56) as u8;
-        }
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
+pub use myturn_rt::fuzzing::Counter;
 
 /// The whole receive path: parsing, the digest and SDP parsers, and the
 /// user agent's handling of the datagram (as request, response, or while a

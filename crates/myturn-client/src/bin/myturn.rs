@@ -209,6 +209,15 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The sound devices, where no WAV file stands in (none in a build
+    // without them).
+    #[cfg(feature = "audio")]
+    let (mic, speaker) = (
+        Input::Device(args.input_device.clone()),
+        Output::Device(args.output_device.clone()),
+    );
+    #[cfg(not(feature = "audio"))]
+    let (mic, speaker) = (Input::None, Output::None);
     let opts = PlainOptions {
         server: args.server,
         trust,
@@ -220,22 +229,20 @@ async fn main() -> ExitCode {
         rate: args.rate,
         peer_timeout: std::time::Duration::from_secs_f64(args.peer_timeout),
         answer_timeout: std::time::Duration::from_secs_f64(args.answer_timeout),
-        input: match (&args.input_wav, args.no_audio) {
-            (_, true) => Input::None,
-            (Some(p), false) => Input::Wav(p.clone()),
-            #[cfg(feature = "audio")]
-            (None, false) => Input::Device(args.input_device.clone()),
-            #[cfg(not(feature = "audio"))]
-            (None, false) => Input::None,
-        },
-        output: match (&args.output_wav, args.no_audio) {
-            (_, true) => Output::None,
-            (Some(p), false) => Output::Wav(p.clone()),
-            #[cfg(feature = "audio")]
-            (None, false) => Output::Device(args.output_device.clone()),
-            #[cfg(not(feature = "audio"))]
-            (None, false) => Output::None,
-        },
+        input: audio_side(
+            args.no_audio,
+            args.input_wav.as_ref(),
+            Input::None,
+            Input::Wav,
+            mic,
+        ),
+        output: audio_side(
+            args.no_audio,
+            args.output_wav.as_ref(),
+            Output::None,
+            Output::Wav,
+            speaker,
+        ),
     };
     #[cfg(not(feature = "audio"))]
     if !args.no_audio && (args.input_wav.is_none() || args.output_wav.is_none()) {
@@ -252,5 +259,21 @@ async fn main() -> ExitCode {
             eprintln!("myturn: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Where one side of the audio comes from or goes: nowhere with
+/// `--no-audio`, else the WAV file if one is given, else `device`.
+fn audio_side<T>(
+    no_audio: bool,
+    wav: Option<&PathBuf>,
+    none: T,
+    file: fn(PathBuf) -> T,
+    device: T,
+) -> T {
+    match (wav, no_audio) {
+        (_, true) => none,
+        (Some(p), false) => file(p.clone()),
+        (None, false) => device,
     }
 }

@@ -1,0 +1,136 @@
+//! Key handling: what each key means on each screen, as an [`Action`]
+//! for the event loop (or a change to the screen itself).
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::state::{Action, Screen, Ui};
+
+impl Ui {
+    /// A key press; returns what the user asked for, if anything.
+    pub(crate) fn on_key(&mut self, key: KeyEvent) -> Option<Action> {
+        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+            return Some(Action::Quit);
+        }
+        match &mut self.screen {
+            Screen::Login { input, error } => match key.code {
+                KeyCode::Enter if !input.trim().is_empty() => {
+                    Some(Action::Login(input.trim().to_owned()))
+                }
+                KeyCode::Backspace => {
+                    input.pop();
+                    None
+                }
+                KeyCode::Esc => Some(Action::Quit),
+                KeyCode::Char(c) if input.len() < 32 => {
+                    input.push(c);
+                    *error = None;
+                    None
+                }
+                _ => None,
+            },
+            Screen::Main { .. } => match key.code {
+                KeyCode::Char('r') | KeyCode::Enter => Some(Action::Ready),
+                KeyCode::Char('d') => Some(Action::Devices),
+                KeyCode::Char('q') | KeyCode::Esc => Some(Action::Quit),
+                _ => None,
+            },
+            Screen::Devices {
+                inputs,
+                outputs,
+                column,
+                chosen,
+            } => {
+                let rows = [inputs.len() + 1, outputs.len() + 1];
+                match key.code {
+                    KeyCode::Tab | KeyCode::Left | KeyCode::Right | KeyCode::BackTab => {
+                        *column = 1 - *column;
+                        None
+                    }
+                    KeyCode::Up => {
+                        chosen[*column] = chosen[*column].saturating_sub(1);
+                        None
+                    }
+                    KeyCode::Down => {
+                        chosen[*column] = (chosen[*column] + 1).min(rows[*column] - 1);
+                        None
+                    }
+                    KeyCode::Enter => {
+                        let pick = |list: &[String], row: usize| {
+                            row.checked_sub(1).and_then(|i| list.get(i)).cloned()
+                        };
+                        let action = Action::UseDevices {
+                            input: pick(inputs, chosen[0]),
+                            output: pick(outputs, chosen[1]),
+                        };
+                        self.notice("Sound devices chosen for the next call.".into());
+                        Some(action)
+                    }
+                    KeyCode::Esc | KeyCode::Char('q') => {
+                        self.notice(String::new());
+                        None
+                    }
+                    _ => None,
+                }
+            }
+            Screen::Wait { input, .. } => match key.code {
+                KeyCode::Enter if !input.trim().is_empty() => {
+                    Some(Action::LobbySay(std::mem::take(input)))
+                }
+                KeyCode::Backspace => {
+                    input.pop();
+                    None
+                }
+                KeyCode::Esc if input.is_empty() => Some(Action::Quit),
+                KeyCode::Esc => {
+                    input.clear();
+                    None
+                }
+                KeyCode::Char(c) if input.len() < 500 => {
+                    input.push(c);
+                    None
+                }
+                _ => None,
+            },
+            Screen::Convo {
+                input,
+                confirm_hangup,
+                chat,
+                ..
+            } => {
+                if *confirm_hangup {
+                    *confirm_hangup = false;
+                    return matches!(key.code, KeyCode::Char('y') | KeyCode::Enter)
+                        .then_some(Action::HangUp);
+                }
+                // Typing a chat line takes every key; with an empty line the
+                // single-letter commands apply.
+                match key.code {
+                    KeyCode::Enter if !input.trim().is_empty() => {
+                        let text = std::mem::take(input);
+                        chat.push((self.name.clone(), text.clone()));
+                        Some(Action::Say(text))
+                    }
+                    KeyCode::Backspace => {
+                        input.pop();
+                        None
+                    }
+                    KeyCode::Esc => {
+                        input.clear();
+                        None
+                    }
+                    KeyCode::Char('m') if input.is_empty() => Some(Action::ToggleMic),
+                    KeyCode::Char('n') if input.is_empty() => Some(Action::Next),
+                    KeyCode::Char('q') if input.is_empty() => {
+                        *confirm_hangup = true;
+                        None
+                    }
+                    KeyCode::Char(c) if input.len() < 500 => {
+                        input.push(c);
+                        None
+                    }
+                    _ => None,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! What operators read: the admin console's views (users, pairs, the
+//! generated PBX files, media, the metrics history) and `GET /healthz`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Status;
+
+/// One row of `GET /v1/admin/users`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AdminUser {
+    /// Nickname.
+    pub name: String,
+    /// Current status.
+    pub status: Status,
+    /// Extension.
+    pub extension: String,
+    /// When the user registered, seconds since the Unix epoch.
+    pub since: u64,
+    /// Let out of the waiting room (always `true` with open admission).
+    pub admitted: bool,
+}
+
+/// `GET /v1/admin/users`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AdminUsers {
+    /// Every current user, by name.
+    pub users: Vec<AdminUser>,
+}
+
+/// One row of `GET /v1/admin/pairs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AdminPair {
+    /// The side that dials.
+    pub caller: String,
+    /// The side that answers.
+    pub callee: String,
+    /// When the pair was made, seconds since the Unix epoch.
+    pub since: u64,
+    /// `true` once both sides are `ready_to_talk` (the call is up).
+    pub in_call: bool,
+}
+
+/// `GET /v1/admin/pairs`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AdminPairs {
+    /// Every current pair.
+    pub pairs: Vec<AdminPair>,
+}
+
+/// One generated PBX file, secrets redacted (`GET /v1/admin/sip-conf`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ConfFile {
+    /// File name inside `--asterisk-conf-dir`.
+    pub name: String,
+    /// Its text with every secret replaced by `<redacted>`.
+    pub content: String,
+}
+
+/// `GET /v1/admin/sip-conf`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SipConf {
+    /// The PBX backend in use (`asterisk`, `asterisk-pjsip`, `builtin`, `none`).
+    pub pbx: String,
+    /// The generated files, as they would be written now.
+    pub files: Vec<ConfFile>,
+}
+
+/// `GET /v1/admin/media`: where calls' media flows, and what the relay
+/// carried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AdminMedia {
+    /// `builtin`, `rtpengine`, `off`, or `none` (no built-in PBX).
+    pub mode: String,
+    /// Built-in relay: port pairs free.
+    pub ports_free: u64,
+    /// Built-in relay: port pairs in the range.
+    pub ports_capacity: u64,
+    /// Built-in relay, since start: datagrams forwarded.
+    pub packets: u64,
+    /// Built-in relay, since start: bytes forwarded.
+    pub bytes: u64,
+    /// Built-in relay, since start: datagrams dropped.
+    pub dropped: u64,
+    /// Calls refused for want of ports (503).
+    pub exhausted: u64,
+    /// Anchored calls now.
+    pub calls: Vec<MediaCall>,
+}
+
+/// One anchored call in [`AdminMedia`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MediaCall {
+    /// The relay's number for the call (the `call` label in `/metrics`).
+    pub id: u64,
+    /// The SIP Call-ID on the PBX's hop (to find the call in SIP logs).
+    pub sip_call_id: String,
+    /// Built-in relay: the ports facing the caller and the callee.
+    pub ports: Option<[u16; 2]>,
+    /// What the caller sent (built-in relay), or rtpengine's totals
+    /// (from its last `query`).
+    pub caller: MediaCounters,
+    /// What the callee sent (built-in relay; zero with rtpengine).
+    pub callee: MediaCounters,
+}
+
+/// Datagrams and bytes forwarded, datagrams dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MediaCounters {
+    /// Datagrams forwarded.
+    pub packets: u64,
+    /// Bytes forwarded.
+    pub bytes: u64,
+    /// Datagrams dropped.
+    pub dropped: u64,
+}
+
+/// `GET /v1/admin/history`: key figures sampled every `every_secs`
+/// seconds over the last hour, oldest first (the console's charts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MetricsHistory {
+    /// Seconds between two samples.
+    pub every_secs: u64,
+    /// The samples, oldest first.
+    pub samples: Vec<MetricsSample>,
+}
+
+/// One sample in [`MetricsHistory`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MetricsSample {
+    /// Unix seconds.
+    pub at: u64,
+    /// Users online.
+    pub users: u64,
+    /// Users waiting for a partner.
+    pub waiting: u64,
+    /// Pairs made since start (a counter).
+    pub pairings_total: u64,
+    /// Open event streams.
+    pub streams: u64,
+    /// Calls whose media is anchored.
+    pub relayed_calls: u64,
+    /// Datagrams the built-in relay forwarded since start (a counter).
+    pub relay_packets_total: u64,
+    /// Users registered over SIP with the built-in PBX.
+    pub sip_bindings: u64,
+}
+
+/// `GET /healthz`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `"ok"` or `"degraded"`.
+    pub status: String,
+    /// The PBX backend in use.
+    pub pbx: String,
+    /// Whether the PBX holds the current state (last write and reload OK).
+    pub pbx_in_sync: bool,
+    /// The last PBX error, if the PBX is out of sync.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pbx_error: Option<String>,
+    /// Current number of users.
+    pub users: u64,
+    /// Whether the API is served over TLS (HTTPS and WSS) by this server.
+    #[serde(default)]
+    pub tls: bool,
+    /// A configuration the operator should fix, such as credentials
+    /// served in cleartext on a non-loopback address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
