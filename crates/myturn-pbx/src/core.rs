@@ -32,7 +32,7 @@ pub use myturn_sip::Transmit;
 /// Methods the PBX itself answers or routes.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO";
 
-/// The registrar and proxy.
+/// The PBX: registrar, proxy and media anchoring behind one sans-IO front.
 pub struct Pbx {
     cfg: Config,
     rng: Box<dyn RngCore + Send>,
