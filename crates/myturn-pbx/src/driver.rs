@@ -58,6 +58,18 @@ pub struct MediaSnapshot {
     pub bind_failures: u64,
 }
 
+/// The live SIP figures: counters, registered bindings and blocked
+/// sources, read together.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SipFigures {
+    /// The counters.
+    pub stats: Stats,
+    /// Live bindings.
+    pub bindings: usize,
+    /// Source IPs blocked now.
+    pub blocked: usize,
+}
+
 /// A handle on a running PBX.
 #[derive(Debug, Clone)]
 pub struct PbxHandle {
@@ -90,6 +102,19 @@ impl PbxHandle {
             s.media.ports_capacity = capacity;
         }
         h
+    }
+
+    /// The counters, live bindings and blocked sources at one instant,
+    /// current within 100 ms.
+    pub fn figures(&self) -> SipFigures {
+        self.shared
+            .lock()
+            .map(|s| SipFigures {
+                stats: s.stats,
+                bindings: s.binding_count,
+                blocked: s.blocked_ips,
+            })
+            .unwrap_or_default()
     }
 
     /// The counters, current within 100 ms.

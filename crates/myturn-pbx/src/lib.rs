@@ -38,6 +38,17 @@
 //!   and rtpengine's control socket (its drain-and-sleep loop is
 //!   `myturn-rt`'s, shared with the agent's and the media drivers).
 //!
+//! Inside, [`core::Pbx`] is a thin front over three parts that each own
+//! their state: the registrar (accounts, bindings, digest auth and the
+//! brute-force blocklist), the proxy (forwarded INVITEs and their timers,
+//! CANCEL, stateless in-dialog routing) and media anchoring (relay ports,
+//! rtpengine's ng conversation, SDP rewrite). The front lends each the
+//! configuration, the RNG and the shared outbox (datagrams, events,
+//! counters, server transactions, and one timer table keyed by timer
+//! kind) per input; the proxy is lent the registrar and the anchoring it
+//! consults, and anchoring hands messages back settled rather than
+//! sending them, so no part reaches into another.
+//!
 //! ```
 //! use std::time::Instant;
 //! use myturn_pbx::core::{Account, Config, Pbx};
@@ -54,7 +65,12 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod auth;
+mod bindings;
+mod blocklist;
+mod config;
 pub mod core;
+mod ctx;
 pub mod driver;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -62,5 +78,11 @@ pub mod media;
 #[doc(hidden)] // rtpengine's protocol: for the tests and benches that play rtpengine
 pub mod ng;
 mod nonce;
+mod proxy;
+mod registrar;
 pub mod relay;
 pub mod relay_driver;
+mod report;
+mod rewrite;
+mod rtpengine;
+mod timer;

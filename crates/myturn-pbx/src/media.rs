@@ -1,36 +1,34 @@
-//! Media anchoring in the PBX core: which calls are anchored, how each SDP
-//! that passes through is rewritten (by the built-in relay's rules, or by
+//! Media anchoring: which calls are anchored, how each SDP that passes
+//! through the proxy is rewritten (by the built-in relay's rules, or by
 //! rtpengine over its ng protocol), and what the I/O side must do about it.
 //!
-//! Every message that carries an SDP of an anchored call goes through
-//! `Pbx::out`. With the built-in relay the rewrite is immediate; with
-//! rtpengine the message is parked, an `offer` or `answer` goes out on the
-//! control channel ([`Pbx::poll_control`]), and the reply
-//! ([`Pbx::handle_control`]) releases it. Nothing here does I/O: the relay's
-//! sockets are opened and closed by whoever drains
-//! [`Pbx::poll_media`] (the tokio driver, or a test).
+//! The proxy hands every message that carries an SDP of an anchored call
+//! to `Anchoring::anchor`. With the built-in relay the rewrite is
+//! immediate; with rtpengine the message is parked, an `offer` or `answer`
+//! goes out on the control channel, and the reply (or the give-up after
+//! its retries) releases it later. Either way the message comes back as a
+//! `Settled` for the proxy to send on or refuse. Nothing here does I/O:
+//! the relay's sockets are opened and closed by whoever drains
+//! [`crate::core::Pbx::poll_media`] (the tokio driver, or a test), and
+//! rtpengine's datagrams go through [`crate::core::Pbx::poll_control`] and
+//! [`crate::core::Pbx::handle_control`].
 //!
 //! Call state is keyed by this hop's SIP Call-ID, which is the PBX's own
 //! business; nothing end to end rests on it.
 
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
-use myturn_sip::build::Reply as SipReply;
 use myturn_sip::msg::{Message, Method};
+use myturn_sip::Transmit;
 
-use crate::core::{Due, Pbx, Transmit};
-use crate::ng::{self, Reply, Totals};
-use crate::relay::{rewrite_sdp, Side};
-
-/// How long rtpengine gets to answer a control message before it is sent
-/// again (with the same cookie: rtpengine answers a repeat from its cache).
-const CONTROL_RETRY: Duration = Duration::from_millis(500);
-/// Sends of one control message before the anchoring counts as failed.
-const CONTROL_TRIES: u32 = 4;
-/// How often rtpengine is asked for each anchored call's counters.
-const QUERY_EVERY: Duration = Duration::from_secs(10);
+use crate::ng::{self, Totals};
+use crate::relay::{rewrite_sdp, PortPool, Side};
+use crate::report::Stats;
+use crate::rewrite::{body_of, with_body};
+use crate::rtpengine::{Answer, Control};
 
 /// Where calls' media flows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,17 +97,6 @@ pub enum MediaCommand {
     },
 }
 
-/// An anchored call.
-#[derive(Debug, Clone)]
-pub(crate) struct MediaCall {
-    pub(crate) id: u64,
-    pub(crate) caller_tag: String,
-    /// The relay's ports (built-in relay only).
-    pub(crate) ports: Option<[u16; 2]>,
-    /// rtpengine's counters from the last query.
-    pub(crate) totals: Totals,
-}
-
 /// What an anchored call looks like from outside (admin view, metrics).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaCallInfo {
@@ -122,6 +109,13 @@ pub struct MediaCallInfo {
     /// rtpengine's counters (zero with the built-in relay, whose counters
     /// live with its sockets).
     pub totals: Totals,
+}
+
+/// An anchored call.
+#[derive(Debug, Clone)]
+struct MediaCall {
+    info: MediaCallInfo,
+    caller_tag: String,
 }
 
 /// Whose SDP a message carries, for anchoring.
@@ -154,7 +148,7 @@ impl Anchor {
     }
 }
 
-/// What to do with a message once its SDP is settled.
+/// What the proxy does with a message once its SDP is settled.
 #[derive(Debug, Clone)]
 pub(crate) enum Then {
     /// The INVITE of the forward with this branch: send it (and let its
@@ -171,142 +165,162 @@ pub(crate) enum Then {
     Send { dest: SocketAddr },
 }
 
-/// A message waiting for rtpengine.
-#[derive(Debug, Clone)]
-pub(crate) struct Parked {
-    bytes: Vec<u8>,
-    then: Then,
-    call_id: String,
-    datagram: Vec<u8>,
-    sent: u32,
-    retry_at: Instant,
+/// A message as the proxy handed it over, of the call `call_id`.
+#[derive(Debug)]
+pub(crate) struct Held {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) then: Then,
+    pub(crate) call_id: String,
 }
 
-/// The body of a message we built (`forward` ends its head with
-/// `Content-Length`), and the offset where it starts.
-fn body_of(bytes: &[u8]) -> Option<(&[u8], usize)> {
-    let at = bytes.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    Some((bytes.get(at..)?, at))
+/// A message back from anchoring.
+#[derive(Debug)]
+pub(crate) enum Settled {
+    /// Its SDP points at the relay (or had nothing to anchor): send these
+    /// bytes as `Then` says.
+    Ready(Vec<u8>, Then),
+    /// Its SDP could not be anchored (unreadable, refused, or rtpengine
+    /// silent): the message as it was.
+    Failed(Held),
 }
 
-/// `bytes` with its body replaced and its (last) `Content-Length` header
-/// fixed.
-fn with_body(bytes: &[u8], body: &[u8]) -> Option<Vec<u8>> {
-    let (_, at) = body_of(bytes)?;
-    let head = bytes.get(..at - 4)?;
-    let cl = head
-        .windows(17)
-        .rposition(|w| w.eq_ignore_ascii_case(b"\r\ncontent-length:"))?;
-    let line_end = head
-        .get(cl + 2..)?
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .map_or(head.len(), |p| cl + 2 + p);
-    let mut out = Vec::with_capacity(bytes.len() + body.len());
-    out.extend_from_slice(head.get(..cl)?);
-    out.extend_from_slice(format!("\r\nContent-Length: {}", body.len()).as_bytes());
-    out.extend_from_slice(head.get(line_end..)?);
-    out.extend_from_slice(b"\r\n\r\n");
-    out.extend_from_slice(body);
-    Some(out)
+/// The relay's port range is full: the call is refused with 503.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Exhausted;
+
+/// Anchored calls, the relay's ports, and the conversation with rtpengine.
+#[derive(Debug)]
+pub(crate) struct Anchoring {
+    mode: MediaMode,
+    /// A relayed call whose media stopped this long ends.
+    timeout: Duration,
+    /// Anchored calls by id (the order they are listed in)…
+    calls: BTreeMap<u64, MediaCall>,
+    /// …and by SIP Call-ID (this hop's).
+    by_call_id: HashMap<String, u64>,
+    /// The relay's ports (empty unless [`MediaMode::Relay`]).
+    pool: PortPool,
+    commands: VecDeque<MediaCommand>,
+    /// rtpengine (silent unless [`MediaMode::Rtpengine`]).
+    control: Control<Held>,
+    /// Anchored call ids and ng cookies, from one counter.
+    next_id: u64,
 }
 
-impl Pbx {
+impl Anchoring {
+    /// Anchoring by `mode`; relayed calls time out after `timeout` of
+    /// silence; the relay's port order is rotated by `rotate`.
+    pub(crate) fn new(mode: &MediaMode, timeout: Duration, rotate: usize) -> Self {
+        let mut pool = match mode {
+            MediaMode::Relay { ports, .. } => PortPool::new(ports.clone()),
+            _ => PortPool::new(0..=0),
+        };
+        pool.rotate(rotate);
+        let control = match mode {
+            MediaMode::Rtpengine { control } => *control,
+            _ => SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        Anchoring {
+            mode: mode.clone(),
+            timeout,
+            calls: BTreeMap::new(),
+            by_call_id: HashMap::new(),
+            pool,
+            commands: VecDeque::new(),
+            control: Control::new(control),
+            next_id: 1,
+        }
+    }
+
+    fn call(&self, call_id: &str) -> Option<&MediaCall> {
+        self.calls.get(self.by_call_id.get(call_id)?)
+    }
+
     /// Starts anchoring the call `req` (an initial INVITE from `src` going
     /// to `callee`). `Ok(false)`: nothing to anchor (direct media, or no
-    /// SDP). `Err(())`: refused, and the caller has its 503.
-    pub(crate) fn open_media(
+    /// SDP). `Err`: the relay is full; the caller must have its 503.
+    pub(crate) fn open(
         &mut self,
+        stats: &mut Stats,
         now: Instant,
         req: &Message,
         src: SocketAddr,
         callee: SocketAddr,
-    ) -> Result<bool, ()> {
-        if self.cfg.media == MediaMode::Direct || req.body().is_empty() {
+    ) -> Result<bool, Exhausted> {
+        if self.mode == MediaMode::Direct || req.body().is_empty() {
             return Ok(false);
         }
         let call_id = req.call_id().to_owned();
         // A new INVITE reusing a Call-ID ends what was anchored under it.
-        self.close_media(&call_id, "replaced");
-        let ports = match self.cfg.media {
+        self.close(&call_id, "replaced");
+        let ports = match self.mode {
             MediaMode::Relay { .. } => match self.pool.allocate() {
                 Some(p) => Some(p),
                 None => {
-                    self.stats.media_exhausted += 1;
+                    stats.media_exhausted += 1;
                     tracing::warn!(
                         capacity = self.pool.capacity(),
                         "media relay ports exhausted: call refused with 503"
                     );
-                    let extra = vec![rsip::Header::Other("Retry-After".into(), "5".into())];
-                    self.respond(
-                        now,
-                        req,
-                        src,
-                        SipReply::new(503, "Service Unavailable (media ports exhausted)")
-                            .headers(extra),
-                    );
-                    return Err(());
+                    return Err(Exhausted);
                 }
             },
             _ => None,
         };
-        let id = self.next_media_id;
-        self.next_media_id += 1;
+        let id = self.next_id;
+        self.next_id += 1;
         if let Some(ports) = ports {
-            self.media_out.push_back(MediaCommand::Open {
+            self.commands.push_back(MediaCommand::Open {
                 id,
                 call_id: call_id.clone(),
                 ports,
                 expect: [src.ip(), callee.ip()],
-                timeout: self.cfg.media_timeout,
+                timeout: self.timeout,
             });
         }
-        self.stats.media_calls += 1;
+        stats.media_calls += 1;
         let caller_tag = req
             .from()
             .and_then(|f| f.tag())
             .unwrap_or_default()
             .to_owned();
-        self.media_calls.insert(
+        self.by_call_id.insert(call_id.clone(), id);
+        let info = MediaCallInfo {
+            id,
             call_id,
-            MediaCall {
-                id,
-                caller_tag,
-                ports,
-                totals: Totals::default(),
-            },
-        );
-        if matches!(self.cfg.media, MediaMode::Rtpengine { .. }) && self.next_query.is_none() {
-            self.next_query = Some(now + QUERY_EVERY);
+            ports,
+            totals: Totals::default(),
+        };
+        self.calls.insert(id, MediaCall { info, caller_tag });
+        if matches!(self.mode, MediaMode::Rtpengine { .. }) {
+            self.control.schedule_queries(now);
         }
         Ok(true)
     }
 
     /// Forgets an anchored call and returns its relay ports to the pool.
-    fn forget_media(&mut self, call_id: &str) -> Option<MediaCall> {
-        let call = self.media_calls.remove(call_id)?;
-        if let Some(ports) = call.ports {
+    fn forget(&mut self, call_id: &str) -> Option<MediaCall> {
+        let id = self.by_call_id.remove(call_id)?;
+        let call = self.calls.remove(&id)?;
+        if let Some(ports) = call.info.ports {
             self.pool.release(ports);
         }
         Some(call)
     }
 
     /// The call is over: free its ports, or tell rtpengine.
-    pub(crate) fn close_media(&mut self, call_id: &str, why: &'static str) {
-        let Some(call) = self.forget_media(call_id) else {
+    pub(crate) fn close(&mut self, call_id: &str, why: &'static str) {
+        let Some(call) = self.forget(call_id) else {
             return;
         };
-        if call.ports.is_some() {
-            self.media_out
-                .push_back(MediaCommand::Close { id: call.id, why });
+        let id = call.info.id;
+        if call.info.ports.is_some() {
+            self.commands.push_back(MediaCommand::Close { id, why });
         }
-        if let MediaMode::Rtpengine { control } = self.cfg.media {
-            let cookie = format!("d{}", call.id);
-            let datagram = ng::frame(&cookie, &ng::delete(call_id, &call.caller_tag));
-            self.control_out.push_back(Transmit {
-                dest: control,
-                payload: datagram,
-            });
+        if let MediaMode::Rtpengine { .. } = self.mode {
+            let cookie = format!("d{id}");
+            self.control
+                .tell(&cookie, &ng::delete(call_id, &call.caller_tag));
         }
         tracing::debug!(call_id, why, "media released");
     }
@@ -316,7 +330,7 @@ impl Pbx {
     /// from the caller has the caller's From tag; a response has the From
     /// tag of the request it answers, so its author is the other side.
     pub(crate) fn in_dialog_anchor(&self, m: &Message, src: SocketAddr) -> Option<Anchor> {
-        let call = self.media_calls.get(m.call_id())?;
+        let call = self.call(m.call_id())?;
         if m.body().is_empty() {
             return None;
         }
@@ -333,304 +347,188 @@ impl Pbx {
 
     /// The anchor of a response to the caller's INVITE.
     pub(crate) fn response_anchor(&self, resp: &Message, src: SocketAddr) -> Option<Anchor> {
-        (self.media_calls.contains_key(resp.call_id()) && !resp.body().is_empty())
+        (self.by_call_id.contains_key(resp.call_id()) && !resp.body().is_empty())
             .then(|| Anchor::of(resp, src, Side::Callee, false))
     }
 
-    /// Sends `bytes` as `then` says, once the SDP it carries (if `anchor`)
-    /// points at the relay.
-    pub(crate) fn out(&mut self, now: Instant, bytes: Vec<u8>, anchor: Option<Anchor>, then: Then) {
+    /// Points the SDP in `bytes` (if `anchor`) at the relay. `None`: the
+    /// message is parked until rtpengine answers, and comes back from
+    /// [`Anchoring::handle_control`] or [`Anchoring::handle_timeout`].
+    pub(crate) fn anchor(
+        &mut self,
+        now: Instant,
+        bytes: Vec<u8>,
+        anchor: Option<Anchor>,
+        then: Then,
+    ) -> Option<Settled> {
         let Some(a) = anchor else {
-            return self.finish(now, bytes, then);
+            return Some(Settled::Ready(bytes, then));
         };
-        let Some(call) = self.media_calls.get(&a.call_id) else {
-            return self.finish(now, bytes, then);
+        let Some(call) = self.call(&a.call_id) else {
+            return Some(Settled::Ready(bytes, then));
         };
-        let (id, ports) = (call.id, call.ports);
+        let (id, ports) = (call.info.id, call.info.ports);
         let Some((body, _)) = body_of(&bytes) else {
-            return self.finish(now, bytes, then);
+            return Some(Settled::Ready(bytes, then));
         };
-        match self.cfg.media.clone() {
-            MediaMode::Direct => self.finish(now, bytes, then),
+        let command = match &self.mode {
+            MediaMode::Direct => return Some(Settled::Ready(bytes, then)),
             MediaMode::Relay { addr, .. } => {
                 let Some(ports) = ports else {
-                    return self.finish(now, bytes, then);
+                    return Some(Settled::Ready(bytes, then));
                 };
                 // The receiver sends to the port that faces it.
                 let facing = ports[a.author.other().index()];
-                match rewrite_sdp(body, SocketAddr::new(addr, facing)) {
-                    Ok(r) => {
-                        self.media_out.push_back(MediaCommand::Sdp {
-                            id,
-                            side: a.author,
-                            sdp: r.original,
-                        });
-                        match with_body(&bytes, &r.body) {
-                            Some(b) => self.finish(now, b, then),
-                            None => self.anchoring_failed(now, bytes, then, &a.call_id),
-                        }
-                    }
+                let rewritten = match rewrite_sdp(body, SocketAddr::new(*addr, facing)) {
+                    Ok(r) => r,
                     Err(e) => {
                         tracing::info!(call_id = %a.call_id, error = %e, "SDP cannot be relayed");
-                        self.anchoring_failed(now, bytes, then, &a.call_id)
+                        return Some(failed(bytes, then, a.call_id));
                     }
-                }
-            }
-            MediaMode::Rtpengine { control } => {
-                let cookie = format!("{}x{}", id, self.next_media_id);
-                self.next_media_id += 1;
-                let dict = if a.offer {
-                    ng::offer(&a.call_id, &a.from_tag, body, a.source)
-                } else {
-                    ng::answer(&a.call_id, &a.from_tag, &a.to_tag, body, a.source)
                 };
-                let datagram = ng::frame(&cookie, &dict);
-                self.control_out.push_back(Transmit {
-                    dest: control,
-                    payload: datagram.clone(),
+                self.commands.push_back(MediaCommand::Sdp {
+                    id,
+                    side: a.author,
+                    sdp: rewritten.original,
                 });
-                self.parked.insert(
-                    cookie,
-                    Parked {
-                        bytes,
-                        then,
-                        call_id: a.call_id,
-                        datagram,
-                        sent: 1,
-                        retry_at: now + CONTROL_RETRY,
-                    },
-                );
+                return Some(match with_body(&bytes, &rewritten.body) {
+                    Some(b) => Settled::Ready(b, then),
+                    None => failed(bytes, then, a.call_id),
+                });
             }
-        }
-    }
-
-    /// The SDP could not be anchored. A new call is refused (488 for an
-    /// SDP we cannot relay, 503 when rtpengine failed); anything else
-    /// passes unchanged, since its dialog exists already.
-    fn anchoring_failed(&mut self, now: Instant, bytes: Vec<u8>, then: Then, call_id: &str) {
-        self.stats.media_failures += 1;
-        match then {
-            Then::Invite { branch } => {
-                let Some(fwd) = self.forwards.remove(&branch) else {
-                    return;
-                };
-                self.upstream.remove(&fwd.upstream_key);
-                let (code, reason) = match self.cfg.media {
-                    MediaMode::Rtpengine { .. } => (503, "Service Unavailable (media relay)"),
-                    _ => (488, "Not Acceptable Here"),
-                };
-                self.respond(
-                    now,
-                    &fwd.request,
-                    fwd.request_src,
-                    SipReply::new(code, reason),
-                );
-                self.close_media(call_id, "refused");
+            MediaMode::Rtpengine { .. } if a.offer => {
+                ng::offer(&a.call_id, &a.from_tag, body, a.source)
             }
-            other => {
-                tracing::warn!(call_id, "media not anchored: message passed unchanged");
-                self.finish(now, bytes, other);
+            MediaMode::Rtpengine { .. } => {
+                ng::answer(&a.call_id, &a.from_tag, &a.to_tag, body, a.source)
             }
-        }
-    }
-
-    /// Sends a message whose SDP is settled.
-    pub(crate) fn finish(&mut self, now: Instant, bytes: Vec<u8>, then: Then) {
-        match then {
-            Then::Send { dest } => self.send(dest, bytes),
-            Then::Upstream { key, dest, code } => {
-                let t = self.servers.respond(now, &key, code, bytes, dest);
-                self.arm(Due::Server(key));
-                self.send(t.dest, t.payload);
-            }
-            Then::Invite { branch } => {
-                let Some(fwd) = self.forwards.get_mut(&branch) else {
-                    return;
-                };
-                fwd.held = false;
-                fwd.client.request = bytes.clone();
-                let dest = fwd.client.dest;
-                self.send(dest, bytes);
-            }
-        }
-    }
-
-    // ---- I/O side ------------------------------------------------------
-
-    /// The next thing the relay's sockets must do.
-    pub fn poll_media(&mut self) -> Option<MediaCommand> {
-        self.media_out.pop_front()
-    }
-
-    /// The next control datagram for rtpengine.
-    pub fn poll_control(&mut self) -> Option<Transmit> {
-        self.control_out.pop_front()
-    }
-
-    /// A datagram from rtpengine's control port. Unknown cookies and
-    /// garbage are dropped and counted.
-    pub fn handle_control(&mut self, now: Instant, datagram: &[u8]) {
-        let Some(reply) = Reply::parse(datagram) else {
-            self.stats.dropped += 1;
-            return;
         };
-        if let Some(id) = self.queries.remove(&reply.cookie) {
-            let Some(call_id) = self.call_id_of(id) else {
-                return;
-            };
-            match reply.totals {
-                Some(t) if reply.ok => {
-                    if let Some(c) = self.media_calls.get_mut(&call_id) {
-                        c.totals = t;
+        let cookie = format!("{}x{}", id, self.next_id);
+        self.next_id += 1;
+        let held = Held {
+            bytes,
+            then,
+            call_id: a.call_id,
+        };
+        self.control.park(now, cookie, &command, held);
+        None
+    }
+
+    /// The answer to a new call whose SDP could not be anchored: 503 when
+    /// rtpengine failed, 488 for an SDP the relay cannot use.
+    pub(crate) fn refusal(&self) -> (u16, &'static str) {
+        match self.mode {
+            MediaMode::Rtpengine { .. } => (503, "Service Unavailable (media relay)"),
+            _ => (488, "Not Acceptable Here"),
+        }
+    }
+
+    /// A datagram from rtpengine's control port: a parked message it
+    /// releases, if any. Garbage is dropped and counted.
+    pub(crate) fn handle_control(&mut self, stats: &mut Stats, datagram: &[u8]) -> Option<Settled> {
+        match self.control.handle_reply(datagram) {
+            Answer::Garbage => stats.dropped += 1,
+            Answer::Totals { id, totals } => {
+                let call = self.calls.get_mut(&id)?;
+                match totals {
+                    Some(t) => call.info.totals = t,
+                    // rtpengine forgot the call (its own media timeout).
+                    None => {
+                        stats.media_timeouts += 1;
+                        let call_id = call.info.call_id.clone();
+                        self.forget(&call_id);
                     }
                 }
-                // rtpengine forgot the call (its own media timeout).
-                _ => {
-                    self.stats.media_timeouts += 1;
-                    self.media_calls.remove(&call_id);
-                }
             }
-            return;
-        }
-        let Some(p) = self.parked.remove(&reply.cookie) else {
-            return; // a late repeat, a delete's reply
-        };
-        match reply.sdp.filter(|_| reply.ok) {
-            Some(sdp) => match with_body(&p.bytes, &sdp) {
-                Some(b) => self.finish(now, b, p.then),
-                None => self.anchoring_failed(now, p.bytes, p.then, &p.call_id),
-            },
-            None => {
-                tracing::warn!(call_id = %p.call_id, error = ?reply.error, "rtpengine refused to anchor the SDP");
-                self.anchoring_failed(now, p.bytes, p.then, &p.call_id);
+            Answer::Released { held, sdp, error } => {
+                let Some(sdp) = sdp else {
+                    tracing::warn!(call_id = %held.call_id, error = ?error, "rtpengine refused to anchor the SDP");
+                    return Some(Settled::Failed(held));
+                };
+                return Some(match with_body(&held.bytes, &sdp) {
+                    Some(b) => Settled::Ready(b, held.then),
+                    None => Settled::Failed(held),
+                });
             }
+            Answer::Nothing => {} // a late repeat, a delete's reply
         }
+        None
     }
 
     /// The relay gave up on call `id` (no media for the media timeout, or
     /// its ports could not be bound): forget it and free its ports.
-    pub fn handle_media_ended(&mut self, id: u64, why: &'static str) {
-        let Some(call_id) = self.call_id_of(id) else {
+    pub(crate) fn handle_ended(&mut self, stats: &mut Stats, id: u64, why: &'static str) {
+        let Some(call_id) = self.calls.get(&id).map(|c| c.info.call_id.clone()) else {
             return;
         };
-        if self.forget_media(&call_id).is_some() {
-            self.stats.media_timeouts += 1;
+        if self.forget(&call_id).is_some() {
+            stats.media_timeouts += 1;
             tracing::info!(%call_id, why, "relayed call ended by the relay");
         }
     }
 
-    /// The SIP Call-ID of anchored call `id`.
-    fn call_id_of(&self, id: u64) -> Option<String> {
-        self.media_calls
-            .iter()
-            .find(|(_, c)| c.id == id)
-            .map(|(k, _)| k.clone())
+    /// When [`Anchoring::handle_timeout`] must next run.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.control.poll_timeout()
+    }
+
+    /// Control retransmissions, give-ups and periodic queries. A message
+    /// given up on comes back: call again until `None`.
+    pub(crate) fn handle_timeout(&mut self, stats: &mut Stats, now: Instant) -> Option<Settled> {
+        let MediaMode::Rtpengine { control } = self.mode else {
+            return None;
+        };
+        if let Some(held) = self.control.retry(stats, now) {
+            tracing::warn!(call_id = %held.call_id, %control, "rtpengine did not answer");
+            return Some(Settled::Failed(held));
+        }
+        if self.control.queries_due(now) {
+            for (id, call) in &self.calls {
+                let cookie = format!("q{id}x{}", self.next_id);
+                self.next_id += 1;
+                self.control.query(cookie, *id, &call.info.call_id);
+            }
+            self.control.queried(now, !self.calls.is_empty());
+        }
+        None
+    }
+
+    /// The next thing the relay's sockets must do.
+    pub(crate) fn poll_command(&mut self) -> Option<MediaCommand> {
+        self.commands.pop_front()
+    }
+
+    /// The next control datagram for rtpengine.
+    pub(crate) fn poll_control(&mut self) -> Option<Transmit> {
+        self.control.poll_transmit()
     }
 
     /// How many calls are anchored now.
-    pub fn anchored_calls(&self) -> usize {
-        self.media_calls.len()
+    pub(crate) fn anchored_calls(&self) -> usize {
+        self.calls.len()
     }
 
-    /// Anchored calls now.
-    pub fn media_calls(&self) -> Vec<MediaCallInfo> {
-        let mut v: Vec<MediaCallInfo> = self
-            .media_calls
-            .iter()
-            .map(|(k, c)| MediaCallInfo {
-                id: c.id,
-                call_id: k.clone(),
-                ports: c.ports,
-                totals: c.totals,
-            })
-            .collect();
-        v.sort_by_key(|c| c.id);
-        v
+    /// Anchored calls now, by id.
+    pub(crate) fn calls(&self) -> Vec<MediaCallInfo> {
+        self.calls.values().map(|c| c.info.clone()).collect()
     }
 
     /// Relay port pairs: (free, capacity).
-    pub fn media_ports(&self) -> (usize, usize) {
+    pub(crate) fn ports(&self) -> (usize, usize) {
         (self.pool.available(), self.pool.capacity())
     }
+}
 
-    pub(crate) fn media_deadline(&self) -> Option<Instant> {
-        self.parked
-            .values()
-            .map(|p| p.retry_at)
-            .chain(self.next_query)
-            .min()
-    }
-
-    /// Control retransmissions, give-ups and periodic queries.
-    pub(crate) fn media_timers(&mut self, now: Instant) {
-        let MediaMode::Rtpengine { control } = self.cfg.media else {
-            return;
-        };
-        let due: Vec<String> = self
-            .parked
-            .iter()
-            .filter(|(_, p)| p.retry_at <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for cookie in due {
-            let Some(p) = self.parked.get_mut(&cookie) else {
-                continue;
-            };
-            if p.sent >= CONTROL_TRIES {
-                if let Some(p) = self.parked.remove(&cookie) {
-                    tracing::warn!(call_id = %p.call_id, %control, "rtpengine did not answer");
-                    self.anchoring_failed(now, p.bytes, p.then, &p.call_id);
-                }
-                continue;
-            }
-            p.sent += 1;
-            p.retry_at = now + CONTROL_RETRY * p.sent;
-            let payload = p.datagram.clone();
-            self.stats.control_retransmissions += 1;
-            self.control_out.push_back(Transmit {
-                dest: control,
-                payload,
-            });
-        }
-        if self.next_query.is_some_and(|t| t <= now) {
-            self.queries.clear();
-            let calls: Vec<(String, u64)> = self
-                .media_calls
-                .iter()
-                .map(|(k, c)| (k.clone(), c.id))
-                .collect();
-            for (call_id, id) in calls {
-                let cookie = format!("q{id}x{}", self.next_media_id);
-                self.next_media_id += 1;
-                self.queries.insert(cookie.clone(), id);
-                self.control_out.push_back(Transmit {
-                    dest: control,
-                    payload: ng::frame(&cookie, &ng::query(&call_id)),
-                });
-            }
-            self.next_query = (!self.media_calls.is_empty()).then(|| now + QUERY_EVERY);
-        }
-    }
+fn failed(bytes: Vec<u8>, then: Then, call_id: String) -> Settled {
+    Settled::Failed(Held {
+        bytes,
+        then,
+        call_id,
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn body_is_replaced_and_its_length_fixed() {
-        let m = b"SIP/2.0 200 OK\r\nVia: x\r\nContent-Type: application/sdp\r\nContent-Length: 3\r\n\r\nabc";
-        let out = with_body(m, b"hello").unwrap();
-        assert_eq!(
-            out,
-            b"SIP/2.0 200 OK\r\nVia: x\r\nContent-Type: application/sdp\r\nContent-Length: 5\r\n\r\nhello"
-        );
-        assert_eq!(body_of(&out).unwrap().0, b"hello");
-        assert_eq!(with_body(b"no head end", b"x"), None);
-        assert_eq!(with_body(b"A\r\nB: 1\r\n\r\n", b"x"), None);
-    }
-
     #[test]
     fn ng_dictionaries_have_their_keys_sorted() {
         use crate::ng::Ben;

@@ -8,7 +8,7 @@
 //! Unallocated ports have no socket at all, so a flood aimed at them never
 //! reaches this process.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -79,11 +79,24 @@ struct Running {
     counters: Arc<[LegCounters; 2]>,
 }
 
+impl Running {
+    /// What call `id` looks like now.
+    fn figures(&self, id: u64) -> RelayCall {
+        RelayCall {
+            id,
+            call_id: self.call_id.clone(),
+            ports: self.ports,
+            legs: [self.counters[0].load(), self.counters[1].load()],
+        }
+    }
+}
+
 /// The relay's sockets, one task per call.
 #[derive(Debug)]
 pub struct RelayIo {
     ip: IpAddr,
-    calls: HashMap<u64, Running>,
+    /// By id: the order they are listed in.
+    calls: BTreeMap<u64, Running>,
     ended: mpsc::UnboundedSender<Ended>,
     /// Calls whose ports could not be bound.
     pub bind_failures: u64,
@@ -99,7 +112,7 @@ impl RelayIo {
         (
             RelayIo {
                 ip,
-                calls: HashMap::new(),
+                calls: BTreeMap::new(),
                 ended,
                 bind_failures: 0,
                 closed: [LegStats::default(); 2],
@@ -203,20 +216,9 @@ impl RelayIo {
         self.calls.is_empty()
     }
 
-    /// Every running call's counters.
+    /// Every running call's counters, by id.
     pub fn calls(&self) -> Vec<RelayCall> {
-        let mut v: Vec<RelayCall> = self
-            .calls
-            .iter()
-            .map(|(id, c)| RelayCall {
-                id: *id,
-                call_id: c.call_id.clone(),
-                ports: c.ports,
-                legs: [c.counters[0].load(), c.counters[1].load()],
-            })
-            .collect();
-        v.sort_by_key(|c| c.id);
-        v
+        self.calls.iter().map(|(id, c)| c.figures(*id)).collect()
     }
 
     /// Totals since start, closed calls included: (forwarded packets,
