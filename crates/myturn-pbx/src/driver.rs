@@ -48,8 +48,8 @@ pub struct MediaSnapshot {
     /// Calls in the built-in relay, with their counters.
     pub relayed: Vec<RelayCall>,
     /// Built-in relay: forwarded packets, bytes, and dropped packets since
-    /// start.
-    pub totals: (u64, u64, u64),
+    /// start, both sides of every call.
+    pub totals: crate::relay::LegStats,
     /// Built-in relay: port pairs free and in the range.
     pub ports_free: usize,
     /// Built-in relay: port pairs in the range.

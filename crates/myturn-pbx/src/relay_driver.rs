@@ -221,18 +221,18 @@ impl RelayIo {
         self.calls.iter().map(|(id, c)| c.figures(*id)).collect()
     }
 
-    /// Totals since start, closed calls included: (forwarded packets,
-    /// forwarded bytes, dropped packets).
-    pub fn totals(&self) -> (u64, u64, u64) {
-        let mut t = (0, 0, 0);
+    /// Totals since start over both sides of every call, closed calls
+    /// included.
+    pub fn totals(&self) -> LegStats {
+        let mut t = LegStats::default();
         let running = self
             .calls
             .values()
             .flat_map(|c| [c.counters[0].load(), c.counters[1].load()]);
         for s in self.closed.iter().copied().chain(running) {
-            t.0 += s.packets;
-            t.1 += s.bytes;
-            t.2 += s.dropped;
+            t.packets += s.packets;
+            t.bytes += s.bytes;
+            t.dropped += s.dropped;
         }
         t
     }

@@ -7,12 +7,21 @@ use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::time::{Duration, Instant};
 
 use myturn_pbx::media::MediaCommand;
-use myturn_pbx::relay::{PortPool, Side};
+use myturn_pbx::relay::{LegStats, PortPool, Side};
 use myturn_pbx::relay_driver::RelayIo;
 use rand_core::{OsRng, RngCore};
 use tokio::net::UdpSocket;
 
 const LO: &str = "127.0.0.1";
+
+/// Forwarded packets, bytes, dropped packets.
+fn leg(packets: u64, bytes: u64, dropped: u64) -> LegStats {
+    LegStats {
+        packets,
+        bytes,
+        dropped,
+    }
+}
 
 fn lo() -> IpAddr {
     LO.parse().unwrap()
@@ -139,7 +148,7 @@ fn strangers_are_dropped_and_counted_and_payloads_pass_untouched() {
             assert!(Instant::now() < end, "ports still held after close");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert_eq!(relay.totals(), (3, 714, 3));
+        assert_eq!(relay.totals(), leg(3, 714, 3));
     })
 }
 
@@ -167,7 +176,7 @@ fn a_flood_on_ports_no_call_holds_never_reaches_the_relay() {
         for p in range.filter(|p| !ports.contains(p)) {
             assert!(StdUdpSocket::bind((LO, p)).is_ok(), "port {p} is held");
         }
-        assert_eq!(relay.totals(), (0, 0, 0));
+        assert_eq!(relay.totals(), leg(0, 0, 0));
         assert_eq!(relay.calls()[0].legs, [Default::default(); 2]);
         assert_eq!(open_fds(), fds);
     })

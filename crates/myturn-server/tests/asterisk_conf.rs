@@ -7,12 +7,12 @@
 
 use std::collections::{HashMap, HashSet};
 
+use myturn_server::core::PbxUser;
 use myturn_server::pbx::asterisk::{
     render, RenderOptions, EXTENSIONS_FILE, PJSIP_ENDPOINT_TEMPLATE, PJSIP_FILE,
     RTP_HOLD_TIMEOUT_SECS, RTP_TIMEOUT_SECS, SIP_FILE,
 };
 use myturn_server::pbx::PbxKind;
-use myturn_server::core::PbxUser;
 
 /// One `[name]` or `[name](options)` section, as Asterisk's config parser
 /// builds it: the variables of every template it inherits first, then its

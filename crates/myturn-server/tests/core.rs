@@ -24,26 +24,55 @@ const IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// The use cases these tests drive, by name, each one `Core::apply`.
 trait UseCases {
-    fn register(&mut self, n: &str, ip: IpAddr, at: At, fx: &mut Effects) -> Result<CreateUserResponse, CoreError>;
+    fn register(
+        &mut self,
+        n: &str,
+        ip: IpAddr,
+        at: At,
+        fx: &mut Effects,
+    ) -> Result<CreateUserResponse, CoreError>;
     fn authenticate(&mut self, token: &str, at: At) -> Result<account::Session, CoreError>;
     fn stream_opened(&mut self, uid: UserId, at: At);
     fn stream_closed(&mut self, uid: UserId, at: At, last_heard: Instant);
     fn heard(&mut self, uid: UserId, at: At) -> Result<(), CoreError>;
-    fn set_status(&mut self, uid: UserId, s: RequestedStatus, key: Option<String>, at: At, fx: &mut Effects) -> Result<MeResponse, CoreError>;
+    fn set_status(
+        &mut self,
+        uid: UserId,
+        s: RequestedStatus,
+        key: Option<String>,
+        at: At,
+        fx: &mut Effects,
+    ) -> Result<MeResponse, CoreError>;
     fn peer_of(&mut self, uid: UserId) -> Result<Option<PeerResponse>, CoreError>;
     fn me(&mut self, uid: UserId) -> Result<MeResponse, CoreError>;
     fn sweep(&mut self, at: At, fx: &mut Effects) -> streams::Swept;
     fn user_count(&mut self) -> usize;
-    fn ban(&mut self, n: &str, seconds: u64, at: At, fx: &mut Effects) -> Result<(Ban, bool), CoreError>;
+    fn ban(
+        &mut self,
+        n: &str,
+        seconds: u64,
+        at: At,
+        fx: &mut Effects,
+    ) -> Result<(Ban, bool), CoreError>;
 }
 
 impl UseCases for Core {
-    fn register(&mut self, n: &str, ip: IpAddr, at: At, fx: &mut Effects) -> Result<CreateUserResponse, CoreError> {
+    fn register(
+        &mut self,
+        n: &str,
+        ip: IpAddr,
+        at: At,
+        fx: &mut Effects,
+    ) -> Result<CreateUserResponse, CoreError> {
         self.apply(account::Register { name: n.into(), ip }, at, fx)
     }
     fn authenticate(&mut self, token: &str, at: At) -> Result<account::Session, CoreError> {
         let claims = self.verify(token, at)?;
-        self.apply(account::Authenticate { claims }, at, &mut Effects::default())
+        self.apply(
+            account::Authenticate { claims },
+            at,
+            &mut Effects::default(),
+        )
     }
     fn stream_opened(&mut self, uid: UserId, at: At) {
         let _ = self.apply(streams::StreamOpened { uid }, at, &mut Effects::default());
@@ -55,8 +84,19 @@ impl UseCases for Core {
     fn heard(&mut self, uid: UserId, at: At) -> Result<(), CoreError> {
         self.apply(streams::Heard { uid }, at, &mut Effects::default())
     }
-    fn set_status(&mut self, uid: UserId, s: RequestedStatus, key: Option<String>, at: At, fx: &mut Effects) -> Result<MeResponse, CoreError> {
-        let set = status::SetStatus { uid, status: s, media_key: key };
+    fn set_status(
+        &mut self,
+        uid: UserId,
+        s: RequestedStatus,
+        key: Option<String>,
+        at: At,
+        fx: &mut Effects,
+    ) -> Result<MeResponse, CoreError> {
+        let set = status::SetStatus {
+            uid,
+            status: s,
+            media_key: key,
+        };
         self.apply(set, at, fx)
     }
     fn peer_of(&mut self, uid: UserId) -> Result<Option<PeerResponse>, CoreError> {
@@ -69,10 +109,24 @@ impl UseCases for Core {
         self.apply(streams::Sweep, at, fx).unwrap()
     }
     fn user_count(&mut self) -> usize {
-        self.apply(views::UserCount, never(), &mut Effects::default()).unwrap()
+        self.apply(views::UserCount, never(), &mut Effects::default())
+            .unwrap()
     }
-    fn ban(&mut self, n: &str, seconds: u64, at: At, fx: &mut Effects) -> Result<(Ban, bool), CoreError> {
-        let b = self.apply(moderation::Ban { name: n.into(), seconds }, at, fx)?;
+    fn ban(
+        &mut self,
+        n: &str,
+        seconds: u64,
+        at: At,
+        fx: &mut Effects,
+    ) -> Result<(Ban, bool), CoreError> {
+        let b = self.apply(
+            moderation::Ban {
+                name: n.into(),
+                seconds,
+            },
+            at,
+            fx,
+        )?;
         Ok((b.ban, b.online))
     }
 }
@@ -257,7 +311,10 @@ fn concurrent_use_cases_are_heard_in_the_order_they_happened() {
         };
         let r = run::<account::Register>(&store, register.into(), now());
         let claims = store_core_verify(&store, &r.token);
-        users.push(run::<account::Authenticate>(&store, account::Authenticate { claims }.into(), now()).uid);
+        users.push(
+            run::<account::Authenticate>(&store, account::Authenticate { claims }.into(), now())
+                .uid,
+        );
     }
     let threads: Vec<_> = users
         .chunks(2)

@@ -9,9 +9,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use myturn_server::{Admission, Config, Switch};
 use myturn_server::core::cases::views::PbxUsers;
 use myturn_server::core::{State as _, StateExt as _};
+use myturn_server::{Admission, Config, Switch};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;

@@ -1,5 +1,5 @@
 //! `GET /openapi.json` is an OpenAPI 3.1 document that lists exactly the
-//! routes the router serves (read from `api.rs`'s `.route(…)` table), and
+//! routes the router serves (read from `http/mod.rs`'s `.route(…)` table), and
 //! `docs/api.md` names every operation in it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -9,9 +9,10 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-/// (METHOD, path) for every route in `api.rs`.
+/// (METHOD, path) for every route in `http/mod.rs`.
 fn routed() -> BTreeSet<(String, String)> {
-    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/api.rs")).unwrap();
+    let src =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/http/mod.rs")).unwrap();
     let mut out = BTreeSet::new();
     for part in src.split(".route(\"").skip(1) {
         let (path, rest) = part.split_once('"').unwrap();

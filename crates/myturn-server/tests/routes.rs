@@ -7,8 +7,8 @@ mod common;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use common::*;
-use serde_json::json;
 use myturn_server::core::{State as _, StateExt as _};
+use serde_json::json;
 
 #[tokio::test]
 async fn register_returns_credentials() {

@@ -6,12 +6,11 @@ mod values;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub(crate) use values::canonical;
 pub use values::{
     Admission, Cidr, DigestAlgorithm, LogFormat, MediaRelay, NgAddr, PbxKind, PortRange,
     ReloadMethod, Switch,
 };
-pub(crate) use values::canonical;
-
 
 /// myTurn pairing server.
 ///

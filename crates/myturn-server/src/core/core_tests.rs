@@ -139,8 +139,5 @@ fn a_command_runs_the_same_use_case() {
         .execute(cases::views::UserCount.into(), now, &mut fx)
         .unwrap();
     assert_eq!(<Register as Listed>::output(reply.clone()), None);
-    assert_eq!(
-        <cases::views::UserCount as Listed>::output(reply),
-        Some(1)
-    );
+    assert_eq!(<cases::views::UserCount as Listed>::output(reply), Some(1));
 }

@@ -127,12 +127,18 @@ pub(crate) async fn admin_lobby(
 }
 
 #[utoipa::path(get, path = "/v1/admin/reports", tag = "moderation", security(("admin" = [])), responses((status = 200, body = ReportList), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
-pub(crate) async fn admin_reports(State(state): State<AppState>, _: Admin) -> Result<Json<ReportList>, ApiError> {
+pub(crate) async fn admin_reports(
+    State(state): State<AppState>,
+    _: Admin,
+) -> Result<Json<ReportList>, ApiError> {
     Ok(Json(state.run(Reports).await?))
 }
 
 #[utoipa::path(get, path = "/v1/admin/bans", tag = "moderation", security(("admin" = [])), responses((status = 200, body = BanList), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
-pub(crate) async fn admin_bans(State(state): State<AppState>, _: Admin) -> Result<Json<BanList>, ApiError> {
+pub(crate) async fn admin_bans(
+    State(state): State<AppState>,
+    _: Admin,
+) -> Result<Json<BanList>, ApiError> {
     Ok(Json(state.run(Bans).await?))
 }
 

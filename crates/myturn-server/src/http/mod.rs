@@ -50,7 +50,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/admin/admit", post(admin::admin_admit))
         .route("/v1/admin/lobby", post(admin::admin_lobby))
         .route("/v1/admin/reports", get(admin::admin_reports))
-        .route("/v1/admin/bans", get(admin::admin_bans).post(admin::admin_ban))
+        .route(
+            "/v1/admin/bans",
+            get(admin::admin_bans).post(admin::admin_ban),
+        )
         .route("/v1/admin/bans/{name}", delete(admin::admin_unban))
         .route("/v1/admin/users", get(admin::admin_users))
         .route("/v1/admin/users/{name}", delete(admin::admin_kick))
@@ -113,4 +116,3 @@ async fn not_found() -> ApiError {
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
-

@@ -26,9 +26,7 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Json<Health> {
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4")))]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state
-        .metrics
-        .render(&state.gauges().await, &state.pbx);
+    let text = state.metrics.render(&state.gauges().await, &state.pbx);
     (
         [(
             header::CONTENT_TYPE,

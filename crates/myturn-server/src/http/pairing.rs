@@ -42,7 +42,6 @@ pub(crate) struct PeerQuery {
     pub wait: u64,
 }
 
-
 #[utoipa::path(get, path = "/v1/me/peer", tag = "pairing", security(("bearer" = [])), params(("wait" = Option<u64>, Query, description = "long-poll up to this many seconds")), responses((status = 200, description = "the partner", body = myturn_wire::PeerResponse), (status = 204, description = "no partner (yet)"), (status = 400, description = "bad input", body = myturn_wire::ErrorBody), (status = 401, description = "no, bad, expired or revoked token", body = myturn_wire::ErrorBody)))]
 pub(crate) async fn peer(
     State(state): State<AppState>,

@@ -13,8 +13,6 @@ use axum::http::HeaderMap;
 
 use crate::config::{canonical, Cidr};
 
-
-
 /// One `for=` value of `Forwarded`: `1.2.3.4`, `"1.2.3.4:5"`,
 /// `"[2001:db8::1]:5"`; obfuscated identifiers and `unknown` are `None`.
 fn forwarded_node(v: &str) -> Option<IpAddr> {

@@ -21,12 +21,7 @@ pub(crate) async fn create_user(
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<CreateUserRequest>,
 ) -> Result<(StatusCode, Json<CreateUserResponse>), ApiError> {
-    let resp = state
-        .run(Register {
-            name: req.name,
-            ip,
-        })
-        .await?;
+    let resp = state.run(Register { name: req.name, ip }).await?;
     let generation = state.pbx.generation();
     // The client may send its SIP REGISTER the moment this answer arrives:
     // answer once the PBX can authenticate the account (bounded). If it
@@ -50,12 +45,18 @@ pub(crate) async fn create_user(
 }
 
 #[utoipa::path(get, path = "/v1/me", tag = "users", security(("bearer" = [])), responses((status = 200, body = MeResponse), (status = 400, description = "bad input", body = myturn_wire::ErrorBody), (status = 401, description = "no, bad, expired or revoked token", body = myturn_wire::ErrorBody)))]
-pub(crate) async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<MeResponse>, ApiError> {
+pub(crate) async fn me(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Json<MeResponse>, ApiError> {
     Ok(Json(state.run(Me { uid: user.id }).await?))
 }
 
 #[utoipa::path(delete, path = "/v1/me", tag = "users", security(("bearer" = [])), responses((status = 204, description = "logged out everywhere"), (status = 400, description = "bad input", body = myturn_wire::ErrorBody), (status = 401, description = "no, bad, expired or revoked token", body = myturn_wire::ErrorBody)))]
-pub(crate) async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode, ApiError> {
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<StatusCode, ApiError> {
     state.run(Logout { uid: user.id }).await?;
     // Answer once the PBX no longer authenticates or routes to the user
     // (bounded like registration): a call placed right after the logout

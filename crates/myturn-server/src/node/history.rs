@@ -25,7 +25,10 @@ impl AppState {
 }
 
 /// Samples the history until `stop` flips.
-pub(crate) fn spawn(state: AppState, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+pub(crate) fn spawn(
+    state: AppState,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             state.sample_history().await;

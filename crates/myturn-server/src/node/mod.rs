@@ -120,9 +120,8 @@ impl AppState {
         now: At,
     ) -> Result<(U::Output, usize), StoreError> {
         let out = self.store.execute(case.into(), now).await?;
-        let reply = U::output(out.reply).ok_or_else(|| {
-            StoreError::Unavailable("the store answered another use case".into())
-        })?;
+        let reply = U::output(out.reply)
+            .ok_or_else(|| StoreError::Unavailable("the store answered another use case".into()))?;
         Ok((reply, out.reached))
     }
 
@@ -130,9 +129,10 @@ impl AppState {
     /// checked here (no state, so no store step), the rest by the store.
     pub async fn authenticate(&self, token: &str) -> Result<Session, StoreError> {
         let now = self.now();
-        let claims = self.jwt.verify(token, now.unix()).map_err(|e| {
-            StoreError::Refused(e.into())
-        })?;
+        let claims = self
+            .jwt
+            .verify(token, now.unix())
+            .map_err(|e| StoreError::Refused(e.into()))?;
         self.run_at(Authenticate { claims }, now).await
     }
 
@@ -140,9 +140,10 @@ impl AppState {
     /// expiry.
     pub async fn reauth(&self, uid: UserId, token: &str) -> Result<u64, StoreError> {
         let now = self.now();
-        let claims = self.jwt.verify(token, now.unix()).map_err(|e| {
-            StoreError::Refused(e.into())
-        })?;
+        let claims = self
+            .jwt
+            .verify(token, now.unix())
+            .map_err(|e| StoreError::Refused(e.into()))?;
         self.run_at(Reauth { uid, claims }, now).await
     }
 

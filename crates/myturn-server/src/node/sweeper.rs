@@ -9,7 +9,10 @@ use super::AppState;
 /// Runs the sweep until `stop` flips, often enough that a closed stream
 /// is acted on soon after its grace, and an expired lease soon after the
 /// lease.
-pub(crate) fn spawn(state: AppState, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+pub(crate) fn spawn(
+    state: AppState,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     let s = &state.settings;
     let every = (s.lease / 4)
         .min(s.stream_grace / 4)

@@ -203,4 +203,3 @@ impl Backend for AsteriskFiles {
         render(self.kind, users, &self.opts, true)
     }
 }
-

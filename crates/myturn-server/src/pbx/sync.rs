@@ -275,11 +275,7 @@ impl PbxSync {
 
     /// One pass: make the PBX hold `users` (for Asterisk: write changed
     /// files, reload if anything changed or a previous reload failed).
-    pub async fn sync_once(
-        &self,
-        users: &[PbxUser],
-        st: &mut SyncState,
-    ) -> Result<(), SyncError> {
+    pub async fn sync_once(&self, users: &[PbxUser], st: &mut SyncState) -> Result<(), SyncError> {
         self.backend.apply(users, st, &self.counters).await
     }
 

@@ -18,11 +18,9 @@ use crate::core::tokens::{Claims, TokenError};
 /// Takes one token from a per-request rate limit.
 pub(crate) fn limit(cx: &mut Ctx<'_>, key: LimitKey, what: Limit) -> Result<(), CoreError> {
     let enabled = cx.cfg().rate_limits;
-    limits::check(cx.st, enabled, key, cx.now.mono).map_err(|retry_after| {
-        CoreError::RateLimited {
-            limit: what,
-            retry_after,
-        }
+    limits::check(cx.st, enabled, key, cx.now.mono).map_err(|retry_after| CoreError::RateLimited {
+        limit: what,
+        retry_after,
     })
 }
 
@@ -51,11 +49,8 @@ impl UseCase for Register {
         }
         let id = users::add(cx, &name)?;
         let user = cx.st.user(id).ok_or(CoreError::UserGone)?;
-        let (name, extension, password) = (
-            user.name.clone(),
-            user.extension,
-            user.sip_password.clone(),
-        );
+        let (name, extension, password) =
+            (user.name.clone(), user.extension, user.sip_password.clone());
         let (family, refresh_token) = sessions::open(cx.st, id, &mut *cx.token_rng);
         cx.fx.deliveries.push(Delivery::Joined(id));
         cx.fx.pbx_changed = true;

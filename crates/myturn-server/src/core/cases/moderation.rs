@@ -163,7 +163,10 @@ impl UseCase for Unban {
         if cx.st.lift_ban(&name_key(&self.name)) {
             Ok(())
         } else {
-            Err(CoreError::NotFound(format!("{:?} is not banned", self.name)))
+            Err(CoreError::NotFound(format!(
+                "{:?} is not banned",
+                self.name
+            )))
         }
     }
 }

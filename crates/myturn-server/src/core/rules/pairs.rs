@@ -281,8 +281,7 @@ pub(crate) fn unanswered(st: &dyn State, now: Instant, timeout: Duration) -> Vec
         .users()
         .filter_map(|u| {
             let pair = u.pair?;
-            if u.status == Status::InCall || now.saturating_duration_since(pair.since) <= timeout
-            {
+            if u.status == Status::InCall || now.saturating_duration_since(pair.since) <= timeout {
                 return None;
             }
             let peer = st.user(pair.peer)?;

@@ -327,7 +327,9 @@ fn a_user_whose_stream_closed_or_went_quiet_is_not_handed_out() {
     rematch(&mut h.cx_at(h.at(6)));
     let n = h.take();
     assert_eq!(h.st.user(quiet).unwrap().pair.unwrap().peer, newcomer);
-    assert!(n.iter().all(|x| !matches!(x, Delivery::Event(u, _) if *u == ghost)));
+    assert!(n
+        .iter()
+        .all(|x| !matches!(x, Delivery::Event(u, _) if *u == ghost)));
     assert_eq!(h.st.user(ghost).unwrap().status, Status::Ready);
     // Nothing else to pair: rematch is then a no-op.
     rematch(&mut h.cx_at(h.at(7)));

@@ -263,7 +263,8 @@ pub trait StateExt: State {
 
     /// A user by extension.
     fn by_extension(&self, extension: u32) -> Option<&User> {
-        self.user_by_extension(extension).and_then(|id| self.user(id))
+        self.user_by_extension(extension)
+            .and_then(|id| self.user(id))
     }
 
     /// A user's name.

@@ -62,16 +62,15 @@ impl Backend for Builtin {
         }]
     }
     fn render_metrics(&self, out: &mut String) {
-        let h = &self.handle;
-        let stats = h.stats();
-        view::render_sip(out, &stats, h.binding_count(), h.blocked_ips());
-        view::render_media(out, &h.media(), &stats);
+        let sip = self.handle.figures();
+        view::render_sip(out, &sip);
+        view::render_media(out, &self.handle.media(), &sip.stats);
     }
     fn summary(&self) -> LiveSummary {
         let m = self.handle.media();
         LiveSummary {
             relayed_calls: m.calls.len() as u64,
-            relay_packets_total: m.totals.0,
+            relay_packets_total: m.totals.packets,
             sip_bindings: self.handle.binding_count() as u64,
         }
     }

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use myturn_pbx::core::Stats;
-use myturn_pbx::driver::MediaSnapshot;
+use myturn_pbx::driver::{MediaSnapshot, SipFigures};
 use myturn_pbx::relay::LegStats;
 use myturn_wire::{AdminMedia, MediaCall, MediaCounters};
 
@@ -12,7 +12,8 @@ use crate::prom::counter;
 
 /// The SIP side: bindings, blocked sources, and the registrar's and
 /// proxy's counters.
-pub(super) fn render_sip(out: &mut String, st: &Stats, bindings: usize, blocked: usize) {
+pub(super) fn render_sip(out: &mut String, sip: &SipFigures) {
+    let (st, bindings, blocked) = (&sip.stats, sip.bindings, sip.blocked);
     let _ = writeln!(out, "# HELP myturn_sip_bindings Users registered with the built-in PBX.\n# TYPE myturn_sip_bindings gauge\nmyturn_sip_bindings {bindings}");
     let _ = writeln!(out, "# HELP myturn_sip_blocked_sources IPs the built-in PBX ignores after repeated authentication failures.\n# TYPE myturn_sip_blocked_sources gauge\nmyturn_sip_blocked_sources {blocked}");
     for (name, help, v) in [
@@ -111,7 +112,11 @@ pub(super) fn render_media(out: &mut String, m: &MediaSnapshot, st: &Stats) {
     }
     let _ = writeln!(out, "# HELP myturn_relay_ports_free Relay port pairs free.\n# TYPE myturn_relay_ports_free gauge\nmyturn_relay_ports_free {}", m.ports_free);
     let _ = writeln!(out, "# HELP myturn_relay_ports_capacity Relay port pairs in --media-ports.\n# TYPE myturn_relay_ports_capacity gauge\nmyturn_relay_ports_capacity {}", m.ports_capacity);
-    let (packets, bytes, dropped) = m.totals;
+    let LegStats {
+        packets,
+        bytes,
+        dropped,
+    } = m.totals;
     counter(
         out,
         "myturn_relay_packets_total",
@@ -163,8 +168,6 @@ pub(super) fn render_media(out: &mut String, m: &MediaSnapshot, st: &Stats) {
     }
 }
 
-
-
 /// `GET /v1/admin/media`: the relay's totals and one entry per anchored
 /// call, with each side's counters where the built-in relay carries it.
 pub(super) fn admin_media(m: &MediaSnapshot, st: &Stats) -> AdminMedia {
@@ -202,9 +205,9 @@ pub(super) fn admin_media(m: &MediaSnapshot, st: &Stats) -> AdminMedia {
         mode: m.mode.to_owned(),
         ports_free: m.ports_free as u64,
         ports_capacity: m.ports_capacity as u64,
-        packets: m.totals.0,
-        bytes: m.totals.1,
-        dropped: m.totals.2,
+        packets: m.totals.packets,
+        bytes: m.totals.bytes,
+        dropped: m.totals.dropped,
         exhausted: st.media_exhausted,
         calls,
     }
