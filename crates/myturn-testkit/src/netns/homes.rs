@@ -1,0 +1,136 @@
+//! Homes behind NAT routers: per site a client namespace behind a router
+//! namespace (nftables masquerade, only replies let back in) whose WAN
+//! side is a veth to this namespace, the "internet".
+
+use std::net::IpAddr;
+
+use super::{available, nft, run, run_in, sh};
+
+/// What a home router does to its users' packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nat {
+    /// `masquerade random,fully-random`: every flow gets a random public
+    /// port (a symmetric NAT); only replies get back in.
+    Symmetric,
+    /// Plain `masquerade`: the source port is kept where it can be.
+    PortPreserving,
+}
+
+/// One home: a client namespace behind a router namespace whose WAN side
+/// is a veth to this (the "internet") namespace.
+#[derive(Debug)]
+pub struct Site {
+    /// Where the client runs (`10.0.0.2/24`, the same in every site, as
+    /// two homes' private addresses often are).
+    pub client_ns: String,
+    pub router_ns: String,
+    /// The router's public address: what the server sees.
+    pub wan: IpAddr,
+    /// This namespace's address on the router's link.
+    pub host: IpAddr,
+    host_if: String,
+}
+
+/// Sites behind NAT routers, all reaching this namespace.
+#[derive(Debug)]
+pub struct Homes {
+    pub sites: Vec<Site>,
+}
+
+impl Homes {
+    /// `n` sites behind `nat`. `tag` (1..=3) keeps tests that run at the
+    /// same time in different subnets. `None` after SKIPPED.
+    pub fn new(tag: u8, n: u8, nat: Nat) -> Option<Homes> {
+        let id = std::process::id() % 10_000;
+        if !available(&format!("mtp{id}{tag}")) {
+            return None;
+        }
+        let mut homes = Homes { sites: Vec::new() };
+        for s in 0..n {
+            let base = 64 + 16 * tag + 4 * s;
+            let name = |kind: &str| format!("n{id}{tag}{s}{kind}");
+            let site = Site {
+                client_ns: name("c"),
+                router_ns: name("r"),
+                wan: format!("198.51.100.{}", base + 2).parse().unwrap(),
+                host: format!("198.51.100.{}", base + 1).parse().unwrap(),
+                host_if: name("h"),
+            };
+            let (r, c) = (site.router_ns.clone(), site.client_ns.clone());
+            let (wan_if, lan_if, client_if) = (name("w"), name("l"), name("i"));
+            let host = format!("{}/30", site.host);
+            let wan = format!("{}/30", site.wan);
+            homes.sites.push(site);
+            run(&["ip", "netns", "add", &r]);
+            run(&["ip", "netns", "add", &c]);
+            let host_if = name("h");
+            run(&[
+                "ip", "link", "add", &host_if, "type", "veth", "peer", "name", &wan_if,
+            ]);
+            run(&["ip", "link", "set", &wan_if, "netns", &r]);
+            run(&["ip", "addr", "add", &host, "dev", &host_if]);
+            run(&["ip", "link", "set", &host_if, "up"]);
+            run(&[
+                "ip", "link", "add", &lan_if, "type", "veth", "peer", "name", &client_if,
+            ]);
+            run(&["ip", "link", "set", &lan_if, "netns", &r]);
+            run(&["ip", "link", "set", &client_if, "netns", &c]);
+            for (ns, cmd) in [
+                (&r, vec!["ip", "addr", "add", &wan, "dev", &wan_if]),
+                (&r, vec!["ip", "link", "set", &wan_if, "up"]),
+                (&r, vec!["ip", "addr", "add", "10.0.0.1/24", "dev", &lan_if]),
+                (&r, vec!["ip", "link", "set", &lan_if, "up"]),
+                (&r, vec!["ip", "link", "set", "lo", "up"]),
+                (
+                    &r,
+                    vec![
+                        "ip",
+                        "route",
+                        "add",
+                        "default",
+                        "via",
+                        &host[..host.len() - 3],
+                    ],
+                ),
+                (&r, vec!["sysctl", "-qw", "net.ipv4.ip_forward=1"]),
+                (
+                    &c,
+                    vec!["ip", "addr", "add", "10.0.0.2/24", "dev", &client_if],
+                ),
+                (&c, vec!["ip", "link", "set", &client_if, "up"]),
+                (&c, vec!["ip", "link", "set", "lo", "up"]),
+                (&c, vec!["ip", "route", "add", "default", "via", "10.0.0.1"]),
+            ] {
+                run_in(ns, &cmd);
+            }
+            let masq = match nat {
+                Nat::Symmetric => "masquerade random,fully-random",
+                Nat::PortPreserving => "masquerade",
+            };
+            nft(
+                &r,
+                &format!(
+                    "table ip nat {{\n\
+                       chain post {{ type nat hook postrouting priority srcnat; policy accept; oifname \"{wan_if}\" {masq}; }}\n\
+                     }}\n\
+                     table inet filter {{\n\
+                       chain through {{ type filter hook forward priority 0; policy drop;\n\
+                         ct state established,related accept;\n\
+                         iifname \"{lan_if}\" oifname \"{wan_if}\" accept; }}\n\
+                     }}\n"
+                ),
+            );
+        }
+        Some(homes)
+    }
+}
+
+impl Drop for Homes {
+    fn drop(&mut self) {
+        for s in &self.sites {
+            let _ = sh(&["ip", "link", "del", &s.host_if]);
+            let _ = sh(&["ip", "netns", "del", &s.client_ns]);
+            let _ = sh(&["ip", "netns", "del", &s.router_ns]);
+        }
+    }
+}
