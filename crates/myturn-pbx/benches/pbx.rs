@@ -18,12 +18,7 @@
 //! (`sipp/register.xml`, `callee.xml`, `callee-answer.xml`, `caller.xml`;
 //! `kamailio/auth-proxy.cfg`), as the interop tests use them.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
 use std::path::Path;

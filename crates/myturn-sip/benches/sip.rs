@@ -10,12 +10,7 @@
 //!    and complete calls (INVITE → 180 → 200 → ACK … BYE → 200, on two
 //!    agents wired back to back, every message parsed by the receiver).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
 use std::net::SocketAddr;

@@ -70,13 +70,17 @@ pub fn modules(needed: &[&str]) -> Option<PathBuf> {
 /// `route[PASSWORD]`'s body for [`Script::AuthProxy`]: each user's
 /// password in `$var(pw)`, `otherwise` for anyone else.
 pub fn passwords(users: &[(&str, &str)], otherwise: &str) -> String {
+    let fallback = format!("$var(pw) = \"{otherwise}\";");
+    if users.is_empty() {
+        return format!("    {fallback}");
+    }
     let mut s = String::from("    ");
     for (user, password) in users {
         s.push_str(&format!(
             "if ($au == \"{user}\") {{ $var(pw) = \"{password}\"; }}\n    else "
         ));
     }
-    s.push_str(&format!("{{ $var(pw) = \"{otherwise}\"; }}"));
+    s.push_str(&format!("{{ {fallback} }}"));
     s
 }
 
