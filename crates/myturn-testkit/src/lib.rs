@@ -58,7 +58,6 @@
 
 pub mod baresip;
 pub mod bench;
-pub mod bencode;
 pub mod chromium;
 pub mod kamailio;
 pub mod layering;

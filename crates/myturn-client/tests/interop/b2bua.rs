@@ -26,10 +26,11 @@ use crate::common::{self, write_wav, Proc};
 use std::net::SocketAddr;
 use std::path::Path;
 
+use crate::ng::Ng;
 use myturn_client::speech;
 use myturn_media::wav;
 use myturn_testkit::kamailio::{self, Kamailio, Script};
-use myturn_testkit::rtpengine::{self, Ng};
+use myturn_testkit::rtpengine;
 use myturn_testkit::{skip, Scratch};
 
 use tokio::process::Command;

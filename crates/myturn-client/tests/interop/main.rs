@@ -15,4 +15,5 @@ mod common;
 mod b2bua;
 mod netns_liveness;
 mod netns_nat;
+mod ng;
 mod nginx;

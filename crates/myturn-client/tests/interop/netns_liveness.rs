@@ -45,14 +45,18 @@ async fn start(
     p
 }
 
-/// alice inside the namespace, bob and carol outside, each registered;
-/// their voices from the seeds `seed`, `seed + 1` and `seed + 2`.
-async fn three(net: &Net, server: &str, dir: &Path, seed: u64) -> [Proc; 3] {
-    [
-        start(net, server, dir, "alice", true, seed).await,
-        start(net, server, dir, "bob", false, seed + 1).await,
-        start(net, server, dir, "carol", false, seed + 2).await,
-    ]
+/// The server on the host side of `net`, and alice inside the namespace,
+/// bob and carol outside, each registered; their voices (in the returned
+/// directory) from the seeds `seed`, `seed + 1` and `seed + 2`.
+async fn three(net: &Net, seed: u64) -> (Scratch, [Proc; 3]) {
+    let server = serve_in(net).await;
+    let dir = Scratch::new();
+    let procs = [
+        start(net, &server, dir.path(), "alice", true, seed).await,
+        start(net, &server, dir.path(), "bob", false, seed + 1).await,
+        start(net, &server, dir.path(), "carol", false, seed + 2).await,
+    ];
+    (dir, procs)
 }
 
 /// `bob` draws again and gets the live newcomer `carol`.
@@ -68,9 +72,7 @@ async fn bob_gets_carol(bob: &mut Proc, carol: &mut Proc) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partner_whose_network_vanishes_mid_call_is_noticed_within_the_limit() {
     let Some(net) = Net::new(1) else { return };
-    let server = serve_in(&net).await;
-    let dir = Scratch::new();
-    let [mut alice, mut bob, mut carol] = three(&net, &server, dir.path(), 1).await;
+    let (_dir, [mut alice, mut bob, mut carol]) = three(&net, 1).await;
     let (a, b) = common::connect(&mut alice, &mut bob).await;
     assert_eq!(a, b);
     // Talk a little, then alice's network is gone; her process lives on.
@@ -91,9 +93,7 @@ async fn a_partner_whose_network_vanishes_mid_call_is_noticed_within_the_limit()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partner_killed_while_it_is_being_called_is_given_up_within_the_limit() {
     let Some(net) = Net::new(2) else { return };
-    let server = serve_in(&net).await;
-    let dir = Scratch::new();
-    let [mut alice, mut bob, mut carol] = three(&net, &server, dir.path(), 4).await;
+    let (_dir, [mut alice, mut bob, mut carol]) = three(&net, 4).await;
     // Alice's SIP and media can no longer get through; her HTTP and event
     // stream still can. The SIP call between them hangs (an INVITE nobody
     // answers, or one that never comes), and then alice dies.

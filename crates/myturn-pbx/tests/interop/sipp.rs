@@ -7,7 +7,6 @@
 //! `callee.xml` + `callee-answer.xml` and `caller.xml`.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::common::pbx;
@@ -15,24 +14,27 @@ use myturn_sip::digest::Algorithm;
 use myturn_testkit::sipp::{self, Scenario, Sipp};
 use myturn_testkit::{skip, Scratch};
 
-/// Runs `scenario` as `user` (password `pw`) against the PBX, to its end.
+/// Runs `scenario` as `user` (password `pw`) against the PBX, to its end,
+/// in a directory of its own: that directory (SIPp's logs), SIPp's exit
+/// code and output.
 async fn run_sipp(
-    dir: &Path,
     scenario: Scenario,
     pbx: SocketAddr,
     user: &str,
     pw: &str,
-) -> (Option<i32>, String) {
-    let p = Sipp::new(dir, scenario)
+) -> (Scratch, Option<i32>, String) {
+    let dir = Scratch::new();
+    let p = Sipp::new(dir.path(), scenario)
         .remote(pbx)
         .key("user", user)
         .key("expires", 120)
         .auth(user, pw)
         .traced_once()
         .spawn();
-    tokio::task::spawn_blocking(move || p.wait(Duration::from_secs(30)))
+    let (code, out) = tokio::task::spawn_blocking(move || p.wait(Duration::from_secs(30)))
         .await
-        .unwrap()
+        .unwrap();
+    (dir, code, out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,15 +47,7 @@ async fn sipp_registers_and_unregisters_with_md5_offered_first() {
     // default order, SHA-256 first, is for agents that pick what they
     // support (ours, RFC 8760).
     let p = pbx(vec![Algorithm::Md5, Algorithm::Sha256]).await;
-    let dir = Scratch::new();
-    let (code, out) = run_sipp(
-        dir.path(),
-        Scenario::Register,
-        p.addr,
-        "alice",
-        "Alice-pw-0001",
-    )
-    .await;
+    let (_dir, code, out) = run_sipp(Scenario::Register, p.addr, "alice", "Alice-pw-0001").await;
     assert_eq!(code, Some(0), "{out}");
     let st = p.handle.stats();
     assert!(st.registrations >= 1 && st.unregistrations >= 1, "{st:?}");
@@ -82,25 +76,9 @@ async fn wrong_password_and_unknown_user_look_the_same_to_sipp() {
         return;
     }
     let p = pbx(vec![Algorithm::Md5]).await;
-    let d1 = Scratch::new();
-    let (c1, o1) = run_sipp(
-        d1.path(),
-        Scenario::RegisterRefused,
-        p.addr,
-        "alice",
-        "not-it",
-    )
-    .await;
+    let (d1, c1, o1) = run_sipp(Scenario::RegisterRefused, p.addr, "alice", "not-it").await;
     assert_eq!(c1, Some(0), "wrong password re-challenged: {o1}");
-    let d2 = Scratch::new();
-    let (c2, o2) = run_sipp(
-        d2.path(),
-        Scenario::RegisterRefused,
-        p.addr,
-        "mallory",
-        "not-it",
-    )
-    .await;
+    let (d2, c2, o2) = run_sipp(Scenario::RegisterRefused, p.addr, "mallory", "not-it").await;
     assert_eq!(c2, Some(0), "unknown user re-challenged: {o2}");
     let (l1, l2) = (sipp::messages(d1.path()), sipp::messages(d2.path()));
     assert_eq!(final_401(&l1), final_401(&l2));
