@@ -20,7 +20,7 @@
 //!   placeholders ([`Template`]).
 //! * **Network namespaces** ([`netns`]): a namespace on a veth, homes
 //!   behind NAT routers.
-//! * **Benchmark timing** ([`bench`]).
+//! * **Benchmark timing** ([`bench`](mod@bench)).
 //! * **The layering check** ([`layering`]): module dependencies inside each
 //!   library crate point one way (run by `tests/layering.rs`).
 //! * With the feature `sip`, myturn-sip's tokio agent in tests ([`sip`]).
