@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{builtin_pbx, serve, write_wav, Proc};
+use common::{builtin_pbx, serve, voice, Proc};
 
 use std::path::Path;
 use std::process::Stdio;
@@ -14,31 +14,22 @@ use std::time::Duration;
 
 use myturn_client::speech;
 use myturn_media::wav;
+use myturn_testkit::Scratch;
 use tokio::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_plain_clients_talk_and_chat_through_the_builtin_pbx() {
     let server = serve(&builtin_pbx()).await;
 
-    let dir = tempfile::tempdir().unwrap();
-    let (a_in, b_in) = (dir.path().join("alice.wav"), dir.path().join("bob.wav"));
-    let (a_out, b_out) = (
-        dir.path().join("alice-heard.wav"),
-        dir.path().join("bob-heard.wav"),
-    );
-    let (a_frames, b_frames) = (speech::frames(11, 8000, 2.0), speech::frames(12, 8000, 2.0));
-    write_wav(&a_in, &a_frames);
-    write_wav(&b_in, &b_frames);
+    let dir = Scratch::new();
+    let (a_in, a_frames) = voice(dir.path(), "alice", 11, 2.0);
+    let (b_in, b_frames) = voice(dir.path(), "bob", 12, 2.0);
+    let (a_out, b_out) = (dir.join("alice-heard.wav"), dir.join("bob-heard.wav"));
 
     let mut alice = Proc::start(&server, "alice", &a_in, &a_out);
     let mut bob = Proc::start(&server, "bob", &b_in, &b_out);
-    for p in [&mut alice, &mut bob] {
-        p.expect("registered name=").await;
-        p.expect("sip registered").await;
-    }
-    alice.send("ready").await;
-    bob.send("ready").await;
-    let (pa, pb) = tokio::join!(alice.expect("paired "), bob.expect("paired "));
+    common::fully_registered([&mut alice, &mut bob]).await;
+    let (pa, pb) = common::paired(&mut alice, &mut bob).await;
     assert!(
         pa.contains("peer=bob") && pb.contains("peer=alice"),
         "{pa} / {pb}"
@@ -151,7 +142,7 @@ async fn a_muted_partner_stays_and_a_killed_one_ends_the_call_within_the_peer_ti
     cfg.stream_grace = 60;
     let server = serve(&cfg).await;
 
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Scratch::new();
     // One second of voice each: afterwards neither side has audio to send,
     // so only keep-alives show that the other is alive.
     let (mut alice, mut bob) = in_a_call(&server, dir.path(), &[]).await;
@@ -190,8 +181,7 @@ async fn a_muted_partner_stays_and_a_killed_one_ends_the_call_within_the_peer_ti
 /// After her partner's death alice draws again and gets carol, a live
 /// newcomer; both quit cleanly.
 async fn then_a_live_newcomer(server: &str, dir: &Path, alice: &mut Proc) {
-    let c_in = dir.join("c.wav");
-    write_wav(&c_in, &speech::frames(23, 8000, 1.0));
+    let c_in = voice(dir, "c", 23, 1.0).0;
     let mut carol = Proc::start(server, "carol", &c_in, &dir.join("co.wav"));
     carol.expect("sip registered").await;
     alice.send("ready").await;
@@ -205,10 +195,7 @@ async fn then_a_live_newcomer(server: &str, dir: &Path, alice: &mut Proc) {
         carol.expect("connected sas=")
     );
     assert_eq!(a, c);
-    for p in [alice, &mut carol] {
-        p.send("quit").await;
-        p.expect("bye").await;
-    }
+    common::quit([alice, &mut carol]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,7 +204,7 @@ async fn a_killed_partner_is_reported_by_the_server_after_its_stream_grace() {
     let mut cfg = builtin_pbx();
     cfg.stream_grace = 1;
     let server = serve(&cfg).await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Scratch::new();
     let (mut alice, mut bob) = in_a_call(&server, dir.path(), &["--peer-timeout", "30"]).await;
     bob.child.start_kill().unwrap();
     let killed = std::time::Instant::now();
@@ -235,17 +222,11 @@ async fn a_killed_partner_is_reported_by_the_server_after_its_stream_grace() {
 /// Alice and Bob, each with one second of voice, connected to each other
 /// (same SAS) through `server`.
 async fn in_a_call(server: &str, dir: &Path, flags: &[&str]) -> (Proc, Proc) {
-    let (a_in, b_in) = (dir.join("a.wav"), dir.join("b.wav"));
-    write_wav(&a_in, &speech::frames(21, 8000, 1.0));
-    write_wav(&b_in, &speech::frames(22, 8000, 1.0));
-    let mut alice = Proc::start_with(server, "alice", &a_in, &dir.join("ao.wav"), flags);
-    let mut bob = Proc::start_with(server, "bob", &b_in, &dir.join("bo.wav"), flags);
-    for p in [&mut alice, &mut bob] {
-        p.expect("sip registered").await;
-    }
-    alice.send("ready").await;
-    bob.send("ready").await;
-    let (ca, cb) = tokio::join!(alice.expect("connected sas="), bob.expect("connected sas="));
+    let (a_in, b_in) = (voice(dir, "a", 21, 1.0).0, voice(dir, "b", 22, 1.0).0);
+    let mut alice = Proc::start_in(None, server, "alice", &a_in, &dir.join("ao.wav"), flags);
+    let mut bob = Proc::start_in(None, server, "bob", &b_in, &dir.join("bo.wav"), flags);
+    common::sip_registered([&mut alice, &mut bob]).await;
+    let (ca, cb) = common::connect(&mut alice, &mut bob).await;
     assert_eq!(ca, cb, "both sides show the same SAS");
     (alice, bob)
 }

@@ -9,43 +9,30 @@
 
 mod common;
 
-use common::{builtin_pbx, private_ca, write_wav, Proc};
-use myturn_client::speech;
+use common::{builtin_pbx, private_ca, serve_on, voice, Proc};
 use myturn_media::wav;
+use myturn_testkit::Scratch;
 
 const ADMIN: &str = "admin-token-for-the-tls-call-0123456789";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_call_over_https_wss_and_sip_over_tls() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Scratch::new();
     let (ca, cert, key) = private_ca(dir.path());
     let mut cfg = builtin_pbx();
     cfg.tls_cert = Some(cert);
     cfg.tls_key = Some(key);
     cfg.admin_token = Some(ADMIN.into());
-    let app = myturn_server::App::new(&cfg, None).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = format!(
-        "https://localhost:{}",
-        listener.local_addr().unwrap().port()
-    );
-    tokio::spawn(app.serve(listener, std::future::pending()));
+    let port = serve_on(&cfg, [127, 0, 0, 1].into()).await.port();
+    let server = format!("https://localhost:{port}");
 
-    let (a_in, b_in) = (dir.path().join("alice.wav"), dir.path().join("bob.wav"));
-    let (a_out, b_out) = (
-        dir.path().join("alice-heard.wav"),
-        dir.path().join("bob-heard.wav"),
-    );
-    let (a_frames, b_frames) = (speech::frames(41, 8000, 2.0), speech::frames(42, 8000, 2.0));
-    write_wav(&a_in, &a_frames);
-    write_wav(&b_in, &b_frames);
-    let ca_flag = ca.to_str().unwrap();
-    let mut alice = Proc::start_with(&server, "alice", &a_in, &a_out, &["--ca-cert", ca_flag]);
-    let mut bob = Proc::start_with(&server, "bob", &b_in, &b_out, &["--ca-cert", ca_flag]);
-    for p in [&mut alice, &mut bob] {
-        p.expect("registered name=").await;
-        p.expect("sip registered").await;
-    }
+    let (a_in, a_frames) = voice(dir.path(), "alice", 41, 2.0);
+    let (b_in, b_frames) = voice(dir.path(), "bob", 42, 2.0);
+    let (a_out, b_out) = (dir.join("alice-heard.wav"), dir.join("bob-heard.wav"));
+    let flags = ["--ca-cert", ca.to_str().unwrap()];
+    let mut alice = Proc::start_in(None, &server, "alice", &a_in, &a_out, &flags);
+    let mut bob = Proc::start_in(None, &server, "bob", &b_in, &b_out, &flags);
+    common::fully_registered([&mut alice, &mut bob]).await;
     // SIP went over TLS too (the server's SIP domain said
     // `transport=tls`): the PBX's bindings are TLS contacts.
     let https = reqwest::Client::builder()
@@ -71,20 +58,16 @@ async fn a_whole_call_over_https_wss_and_sip_over_tls() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(text.matches(";transport=tls").count(), 2, "{text}");
-    alice.send("ready").await;
-    bob.send("ready").await;
     // `paired` arrives over the WSS event stream.
-    let (pa, pb) = tokio::join!(alice.expect("paired "), bob.expect("paired "));
+    let (pa, pb) = common::paired(&mut alice, &mut bob).await;
     assert!(
         pa.contains("peer=bob") && pb.contains("peer=alice"),
         "{pa} / {pb}"
     );
     let (sa, sb) = tokio::join!(alice.expect("connected sas="), bob.expect("connected sas="));
     assert_eq!(sa, sb);
-    alice.send("say over https").await;
-    bob.expect("chat alice: over https").await;
-    bob.send("say and wss").await;
-    alice.expect("chat bob: and wss").await;
+    common::chat(&mut alice, &mut bob, "over https").await;
+    common::chat(&mut bob, &mut alice, "and wss").await;
     let n = a_frames.len();
     let _ = tokio::join!(alice.all_audio_through(n), bob.all_audio_through(n));
     common::hang_up_and_quit(&mut alice, &mut bob).await;

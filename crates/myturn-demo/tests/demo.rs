@@ -5,14 +5,13 @@
 
 #[test]
 fn demo_runs_a_whole_call_and_reports_json() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_myturn-demo"))
-        .args(["--json", "--seconds", "2"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = myturn_testkit::process::output_ok(
+        "myturn-demo",
+        std::process::Command::new(env!("CARGO_BIN_EXE_myturn-demo")).args([
+            "--json",
+            "--seconds",
+            "2",
+        ]),
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], true, "{v}");

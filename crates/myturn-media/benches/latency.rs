@@ -7,12 +7,7 @@
 //! measured in the same run, is capture → arrival (network and crypto
 //! only), so the jitter buffer's share is visible.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -7,12 +7,7 @@
 //! RustCrypto primitives, on a 160-byte and a 320-byte payload. Also CPU
 //! per call-second: 50 frames sealed and 50 opened.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -23,22 +18,9 @@ use myturn_media::keys::{derive, EphemeralKey, Role};
 use myturn_media::packet::{Kind, Opener, RtpHeader, Sealer};
 use rand_core::{OsRng, RngCore};
 
-/// Median of `rounds` timings of `iters` calls, in ns per call.
-fn measure(mut f: impl FnMut(), iters: u32) -> f64 {
-    for _ in 0..iters / 4 {
-        f();
-    }
-    let mut v: Vec<f64> = (0..15)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            t.elapsed().as_nanos() as f64 / f64::from(iters)
-        })
-        .collect();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// Median ns per call of 15 rounds (myturn-testkit's timing).
+fn measure(f: impl FnMut(), iters: u32) -> f64 {
+    myturn_testkit::bench::median_ns(f, iters, 15)
 }
 
 type Aes128Ctr = ctr::Ctr128BE<aes::Aes128>;

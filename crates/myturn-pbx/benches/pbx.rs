@@ -14,54 +14,25 @@
 //!    sans-IO core takes 100,000 accounts and their bindings.
 //!
 //! SIPp 3.6 speaks MD5 only, so both servers challenge with MD5 here.
+//! The scenarios and Kamailio's script are myturn-testkit's fixtures
+//! (`sipp/register.xml`, `callee.xml`, `callee-answer.xml`, `caller.xml`;
+//! `kamailio/auth-proxy.cfg`), as the interop tests use them.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use myturn_pbx::core::{Account, Config, Pbx};
 use myturn_pbx::driver::{self, PbxHandle};
 use myturn_sip::digest::Algorithm;
+use myturn_testkit::kamailio::{self, Kamailio, Script};
+use myturn_testkit::sipp::{self, Scenario, Sipp};
+use myturn_testkit::{skip, Peer};
 use tokio::sync::watch;
 
 const PASSWORD: &str = "bench-Pw-2026";
-
-fn have(bin: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {bin}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.0.id())])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn accounts() -> Vec<Account> {
     ["bench", "caller", "callee"]
@@ -109,176 +80,39 @@ fn start_builtin() -> (SocketAddr, PbxHandle, String) {
     rx.recv().unwrap()
 }
 
-fn kamailio_cfg(port: u16, children: u32) -> String {
-    format!(
-        r#"#!KAMAILIO
-debug=1
-log_stderror=yes
-children={children}
-dns=no
-rev_dns=no
-auto_aliases=no
-listen=udp:127.0.0.1:{port}
-alias="127.0.0.1:{port}"
-mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-loadmodule "auth.so"
-modparam("usrloc", "db_mode", 0)
-modparam("auth", "secret", "myturn-bench")
-request_route {{
-    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
-    if (has_totag()) {{
-        if (loose_route()) {{ t_relay(); exit; }}
-        if (is_method("ACK")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
-        sl_send_reply("404", "Not here");
-        exit;
-    }}
-    if (is_method("CANCEL")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
-    t_check_trans();
-    $var(pw) = "{PASSWORD}";
-    if (is_method("REGISTER")) {{
-        if (!pv_www_authenticate("$td", "$var(pw)", "0")) {{ www_challenge("$td", "1"); exit; }}
-        if ($au != $tU) {{ sl_send_reply("403", "Forbidden"); exit; }}
-        if (!save("location")) {{ sl_reply_error(); }}
-        exit;
-    }}
-    if (is_method("INVITE")) {{
-        if (!pv_proxy_authenticate("$fd", "$var(pw)", "0")) {{ proxy_challenge("$fd", "1"); exit; }}
-        consume_credentials();
-    }}
-    record_route();
-    # The extension, as the built-in PBX's directory maps it.
-    if ($rU == "111002") {{ $rU = "callee"; }}
-    if (!lookup("location")) {{ sl_send_reply("404", "Not Found"); exit; }}
-    t_relay();
-}}
-"#
-    )
-}
-
-fn start_kamailio(dir: &Path, children: u32) -> (SocketAddr, Killed) {
-    use std::os::unix::process::CommandExt;
-    let port = free_port();
-    let cfg = dir.join("kamailio.cfg");
-    std::fs::write(&cfg, kamailio_cfg(port, children)).unwrap();
-    let child = Command::new("kamailio")
-        .arg("-f")
-        .arg(&cfg)
-        .args(["-DD", "-E", "-m", "256", "-M", "16"])
-        .arg("-Y")
-        .arg(dir)
-        .arg("-w")
-        .arg(dir)
-        .process_group(0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let k = Killed(child);
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let t0 = Instant::now();
-    while UdpSocket::bind(addr).is_ok() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "kamailio did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Kamailio with `children` workers, challenging with MD5, every user's
+/// password [`PASSWORD`], 111002 routed to `callee` as the built-in PBX's
+/// directory maps it.
+fn start_kamailio(dir: &Path, children: u32) -> (SocketAddr, Peer) {
+    let modules = kamailio::modules(&["auth.so"]).expect("Kamailio's modules");
+    let k = Kamailio::new(dir, Script::AuthProxy, &modules)
+        .workers(children, 1)
+        .memory(256, 16)
+        .set("algorithm", "MD5")
+        .set("passwords", kamailio::passwords(&[], PASSWORD))
+        .set("extensions", kamailio::extensions(&[("111002", "callee")]));
+    let addr: SocketAddr = format!("127.0.0.1:{}", k.port()).parse().unwrap();
+    let peer = k.start();
     std::thread::sleep(Duration::from_millis(300));
-    (addr, k)
+    (addr, peer)
 }
 
-const REGISTER_XML: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="register with digest">
-  <send><![CDATA[
-
-REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:bench@[remote_ip]:[remote_port]>;tag=[pid]r[call_number]
-To: <sip:bench@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 REGISTER
-Contact: <sip:bench@[local_ip]:[local_port]>
-Expires: 300
-Max-Forwards: 70
-Content-Length: 0
-
-  ]]></send>
-  <recv response="401" auth="true" />
-  <send><![CDATA[
-
-REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:bench@[remote_ip]:[remote_port]>;tag=[pid]r[call_number]
-To: <sip:bench@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 2 REGISTER
-Contact: <sip:bench@[local_ip]:[local_port]>
-[authentication]
-Expires: 300
-Max-Forwards: 70
-Content-Length: 0
-
-  ]]></send>
-  <recv response="200" />
-</scenario>
-"#;
-
-/// Runs SIPp to completion; returns (successful calls, failed calls, secs).
+/// Runs SIPp's `scenario` against `remote` to its end, with what `more`
+/// adds; returns (successful calls, failed calls, secs).
 fn sipp_run(
     dir: &Path,
-    name: &str,
-    xml: &str,
+    scenario: Scenario,
     remote: SocketAddr,
-    extra: &[&str],
+    more: impl FnOnce(Sipp) -> Sipp,
 ) -> (u64, u64, f64) {
-    let path = dir.join(name);
-    std::fs::write(&path, xml).unwrap();
     let t0 = Instant::now();
-    let out = Command::new("sipp")
-        .current_dir(dir)
-        .arg(remote.to_string())
-        .arg("-sf")
-        .arg(&path)
-        .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
-        .args(["-nostdin", "-timeout", "120s", "-trace_stat", "-fd", "60"])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
+    let run = more(Sipp::new(dir, scenario).remote(remote))
+        .args(["-timeout", "120s", "-trace_stat", "-fd", "60"])
+        .spawn();
+    let _ = run.wait(Duration::from_secs(600));
     let secs = t0.elapsed().as_secs_f64();
-    let _ = out;
-    let stat = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(name.trim_end_matches(".xml"))
-                && p.to_string_lossy().ends_with(".csv")
-        })
-        .expect("SIPp stat file");
-    let text = std::fs::read_to_string(&stat).unwrap();
-    let _ = std::fs::remove_file(&stat);
-    let mut lines = text.lines();
-    let head: Vec<&str> = lines.next().unwrap().split(';').collect();
-    let last: Vec<&str> = lines.last().unwrap().split(';').collect();
-    let col = |n: &str| {
-        let i = head.iter().position(|h| *h == n).unwrap();
-        last[i].trim().parse::<u64>().unwrap()
-    };
-    (col("SuccessfulCall(C)"), col("FailedCall(C)"), secs)
+    let (ok, failed) = sipp::take_call_counts(dir, scenario);
+    (ok, failed, secs)
 }
 
 /// CPU seconds (user + system) used so far by the processes or threads
@@ -312,287 +146,40 @@ fn kamailio_stats(pgid: u32) -> Vec<String> {
         .collect()
 }
 
-/// Rate, failures and the server's CPU microseconds per REGISTER.
+/// Rate, failures and the server's CPU microseconds per REGISTER (the
+/// CPU of the processes or threads whose stat files are `server`).
 fn register_run(dir: &Path, target: SocketAddr, calls: u64, server: &[String]) -> (f64, u64, f64) {
     let c0 = cpu_secs(server);
-    let (ok, failed, secs) = sipp_run(
-        dir,
-        "reg.xml",
-        REGISTER_XML,
-        target,
-        &[
-            "-m",
-            &calls.to_string(),
-            "-r",
-            "100000",
-            "-l",
-            "64",
-            "-au",
-            "bench",
-            "-ap",
-            PASSWORD,
-        ],
-    );
+    let (ok, failed, secs) = sipp_run(dir, Scenario::Register, target, |s| {
+        // Each call is REGISTER, 401, REGISTER, 200 (no unregister, and
+        // no retransmission: -nr).
+        s.key("user", "bench")
+            .key("expires", 300)
+            .flag("keep")
+            .auth("bench", PASSWORD)
+            .args(["-nr", "-m", &calls.to_string(), "-r", "100000", "-l", "64"])
+    });
     let cpu = cpu_secs(server) - c0;
     (ok as f64 / secs, failed, cpu * 1e6 / ok.max(1) as f64)
 }
 
-fn register_rate(dir: &Path, target: SocketAddr, calls: u64) -> (f64, u64) {
-    let (ok, failed, secs) = sipp_run(
-        dir,
-        "reg.xml",
-        REGISTER_XML,
-        target,
-        &[
-            "-m",
-            &calls.to_string(),
-            "-r",
-            "100000",
-            "-l",
-            "64",
-            "-au",
-            "bench",
-            "-ap",
-            PASSWORD,
-        ],
-    );
-    (ok as f64 / secs, failed)
-}
-
-const CALLEE_REGISTER_XML: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="callee registers, then serves calls for a while">
-  <send retrans="500"><![CDATA[
-
-REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:callee@[remote_ip]:[remote_port]>;tag=[pid]c
-To: <sip:callee@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 REGISTER
-Contact: <sip:callee@[local_ip]:[local_port]>
-Expires: 300
-Max-Forwards: 70
-Content-Length: 0
-
-  ]]></send>
-  <recv response="401" auth="true" />
-  <send retrans="500"><![CDATA[
-
-REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:callee@[remote_ip]:[remote_port]>;tag=[pid]c
-To: <sip:callee@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 2 REGISTER
-Contact: <sip:callee@[local_ip]:[local_port]>
-[authentication]
-Expires: 300
-Max-Forwards: 70
-Content-Length: 0
-
-  ]]></send>
-  <recv response="200" />
-  <pause milliseconds="600000" />
-</scenario>
-"#;
-
-const CALLEE_CALL_XML: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="callee answers">
-  <recv request="INVITE" />
-  <send><![CDATA[
-
-SIP/2.0 180 Ringing
-[last_Via:]
-[last_Record-Route:]
-[last_From:]
-[last_To:];tag=[pid]k[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:callee@[local_ip]:[local_port]>
-Content-Length: 0
-
-  ]]></send>
-  <send retrans="500"><![CDATA[
-
-SIP/2.0 200 OK
-[last_Via:]
-[last_Record-Route:]
-[last_From:]
-[last_To:];tag=[pid]k[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:callee@[local_ip]:[local_port]>
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=callee 1 1 IN IP4 [local_ip]
-s=-
-c=IN IP4 [local_ip]
-t=0 0
-m=audio 6010 RTP/AVP 96
-a=rtpmap:96 L16/8000
-
-  ]]></send>
-  <recv request="ACK" />
-  <recv request="BYE" />
-  <send><![CDATA[
-
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-  ]]></send>
-</scenario>
-"#;
-
-const CALLER_XML: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="caller: 407, then the call, then BYE">
-  <send retrans="500"><![CDATA[
-
-INVITE sip:111002@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:caller@[remote_ip]:[remote_port]>;tag=[pid]a[call_number]
-To: <sip:111002@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:caller@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=caller 1 1 IN IP4 [local_ip]
-s=-
-c=IN IP4 [local_ip]
-t=0 0
-m=audio 6020 RTP/AVP 96
-a=rtpmap:96 L16/8000
-
-  ]]></send>
-  <recv response="407" auth="true" />
-  <send><![CDATA[
-
-ACK sip:111002@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:caller@[remote_ip]:[remote_port]>;tag=[pid]a[call_number]
-[last_To:]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-  ]]></send>
-  <send retrans="500"><![CDATA[
-
-INVITE sip:111002@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:caller@[remote_ip]:[remote_port]>;tag=[pid]a[call_number]
-To: <sip:111002@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 2 INVITE
-Contact: <sip:caller@[local_ip]:[local_port]>
-[authentication]
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=caller 1 1 IN IP4 [local_ip]
-s=-
-c=IN IP4 [local_ip]
-t=0 0
-m=audio 6020 RTP/AVP 96
-a=rtpmap:96 L16/8000
-
-  ]]></send>
-  <recv response="100" optional="true" />
-  <recv response="180" optional="true" />
-  <recv response="200" rrs="true" />
-  <send><![CDATA[
-
-ACK [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:caller@[remote_ip]:[remote_port]>;tag=[pid]a[call_number]
-[last_To:]
-[routes]
-Call-ID: [call_id]
-CSeq: 2 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-  ]]></send>
-  <send retrans="500"><![CDATA[
-
-BYE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:caller@[remote_ip]:[remote_port]>;tag=[pid]a[call_number]
-[last_To:]
-[routes]
-Call-ID: [call_id]
-CSeq: 3 BYE
-Max-Forwards: 70
-Content-Length: 0
-
-  ]]></send>
-  <recv response="200" />
-</scenario>
-"#;
-
 fn call_rate(dir: &Path, target: SocketAddr, calls: u64) -> (f64, u64) {
-    use std::os::unix::process::CommandExt;
-    let reg = dir.join("callee-reg.xml");
-    let ooc = dir.join("callee-call.xml");
-    std::fs::write(&reg, CALLEE_REGISTER_XML).unwrap();
-    std::fs::write(&ooc, CALLEE_CALL_XML).unwrap();
-    let callee = Killed(
-        Command::new("sipp")
-            .current_dir(dir)
-            .arg(target.to_string())
-            .arg("-sf")
-            .arg(&reg)
-            .arg("-oocsf")
-            .arg(&ooc)
-            .args([
-                "-i",
-                "127.0.0.1",
-                "-p",
-                &free_port().to_string(),
-                "-m",
-                "1",
-                "-nostdin",
-            ])
-            .args(["-au", "callee", "-ap", PASSWORD])
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let callee = Sipp::new(dir, Scenario::Callee)
+        .remote(target)
+        .out_of_call(Scenario::CalleeAnswer)
+        .key("user", "callee")
+        .key("expires", 300)
+        .auth("callee", PASSWORD)
+        .calls(1)
+        .args(["-d", "600000"])
+        .spawn();
     std::thread::sleep(Duration::from_millis(800));
-    let (ok, failed, secs) = sipp_run(
-        dir,
-        "caller.xml",
-        CALLER_XML,
-        target,
-        &[
-            "-m",
-            &calls.to_string(),
-            "-r",
-            "100000",
-            "-l",
-            "32",
-            "-au",
-            "caller",
-            "-ap",
-            PASSWORD,
-        ],
-    );
+    let (ok, failed, secs) = sipp_run(dir, Scenario::Caller, target, |s| {
+        s.key("user", "caller")
+            .key("extension", "111002")
+            .auth("caller", PASSWORD)
+            .args(["-m", &calls.to_string(), "-r", "100000", "-l", "32"])
+    });
     drop(callee);
     (ok as f64 / secs, failed)
 }
@@ -678,7 +265,7 @@ fn memory_per_user() -> f64 {
 fn main() {
     let per_user = memory_per_user();
     println!("memory per registered user (account + binding, core): {per_user:.0} bytes");
-    if !have("sipp") || !have("kamailio") {
+    if !skip::all_installed(&["sipp", "kamailio"]) {
         println!(
             "SKIPPED the SIPp comparison: install sip-tester and kamailio (bash .ci/run does)"
         );
@@ -692,12 +279,12 @@ fn main() {
     let kdir2 = tempfile::tempdir().unwrap();
     let (kam1, k1) = start_kamailio(kdir1.path(), 1);
     let (kam2, k2) = start_kamailio(kdir2.path(), 2);
-    let k1_stat = kamailio_stats(k1.0.id());
-    let k2_stat = kamailio_stats(k2.0.id());
+    let k1_stat = kamailio_stats(k1.id());
+    let k2_stat = kamailio_stats(k2.id());
     let n = 20_000;
     // Warm-up, then alternate to spread machine noise over all three.
     for t in [ours, kam1, kam2] {
-        register_rate(dir.path(), t, 2_000);
+        register_run(dir.path(), t, 2_000, &[]);
     }
     let (mut r_ours, mut r_k1, mut r_k2) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..3 {

@@ -19,12 +19,7 @@
 //! rtpengine `--num-threads=2`. Without `rtpengine` installed only the
 //! built-in relay is measured.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::process::{Child, Command, Stdio};

@@ -13,6 +13,7 @@ use myturn_sip::digest::{self, Algorithm, Challenge};
 use myturn_sip::msg;
 use myturn_sip::sdp::Sdp;
 use myturn_sip::ua::{CallHandle, Config, EndedBy, Event, UserAgent};
+use myturn_testkit::sip::{self, first_incoming as incoming};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -202,20 +203,7 @@ impl Sim {
 }
 
 fn offer(port: u16) -> String {
-    Sdp::new(
-        format!("10.0.0.9:{port}").parse().unwrap(),
-        8000,
-        Some("a2V5".into()),
-        1,
-    )
-    .render()
-}
-
-fn incoming(ev: &[Event]) -> Option<CallHandle> {
-    ev.iter().find_map(|e| match e {
-        Event::IncomingCall { call, .. } => Some(*call),
-        _ => None,
-    })
+    sip::offer(addr(&format!("10.0.0.9:{port}")), "a2V5", 1)
 }
 
 fn register_text(user: &str, branch: &str, auth: Option<String>, expires: &str) -> String {

@@ -10,12 +10,7 @@
 //!    and complete calls (INVITE → 180 → 200 → ACK … BYE → 200, on two
 //!    agents wired back to back, every message parsed by the receiver).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -26,21 +21,9 @@ use myturn_sip::ua::{Config, Event, UserAgent};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-fn measure(mut f: impl FnMut(), iters: u32) -> f64 {
-    for _ in 0..iters / 4 {
-        f();
-    }
-    let mut v: Vec<f64> = (0..11)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            t.elapsed().as_nanos() as f64 / f64::from(iters)
-        })
-        .collect();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// Median ns per call of 11 rounds (myturn-testkit's timing).
+fn measure(f: impl FnMut(), iters: u32) -> f64 {
+    myturn_testkit::bench::median_ns(f, iters, 11)
 }
 
 const INVITE: &str = "INVITE sip:111001@127.0.0.1 SIP/2.0\r\n\

@@ -11,22 +11,10 @@ use myturn_sip::digest::{Algorithm, Credentials};
 use myturn_sip::msg;
 use myturn_sip::sdp::Sdp;
 use myturn_sip::ua::{CallHandle, EndedBy, Event};
+use myturn_testkit::sip::{self, first_incoming as incoming};
 
 fn offer(port: u16) -> String {
-    Sdp::new(
-        format!("10.0.0.9:{port}").parse().unwrap(),
-        8000,
-        Some("key".into()),
-        1,
-    )
-    .render()
-}
-
-fn incoming(events: &[Event]) -> Option<CallHandle> {
-    events.iter().find_map(|e| match e {
-        Event::IncomingCall { call, .. } => Some(*call),
-        _ => None,
-    })
+    sip::offer(addr(&format!("10.0.0.9:{port}")), "key", 1)
 }
 
 fn count<F: Fn(&Event) -> bool>(events: &[Event], f: F) -> usize {

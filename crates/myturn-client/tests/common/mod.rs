@@ -1,12 +1,12 @@
 //! What the client's process-level tests share: a `myturn --plain` child
-//! with its stdout read line by line and its log captured, WAV files, and
-//! a pairing server on a free port in the test process.
+//! with its stdout read line by line and its log captured, the steps of a
+//! call between two of them, WAV files, and a pairing server on a free
+//! port in the test process. (The real peers and the network namespaces
+//! are myturn-testkit's.)
 #![allow(dead_code)]
 
-pub mod daemon;
-pub mod netns;
-
-use std::path::Path;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,11 +18,18 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 /// Runs a real `myturn-server` (a full `App`) on a free loopback port;
 /// returns its base URL.
 pub async fn serve(cfg: &myturn_server::Config) -> String {
+    format!("http://{}", serve_on(cfg, [127, 0, 0, 1].into()).await)
+}
+
+/// Runs a real `myturn-server` (a full `App`) on a free port of `ip`;
+/// returns its address. (In the test process: the testkit depends on no
+/// server, see its docs.)
+pub async fn serve_on(cfg: &myturn_server::Config, ip: IpAddr) -> SocketAddr {
     let app = myturn_server::App::new(cfg, None).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = format!("http://{}", listener.local_addr().unwrap());
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
     tokio::spawn(app.serve(listener, std::future::pending()));
-    server
+    addr
 }
 
 /// The defaults with the built-in PBX on a free port.
@@ -39,6 +46,59 @@ pub fn write_wav(path: &Path, frames: &[Vec<u8>]) {
         w.write_frame(f).unwrap();
     }
     w.finalize().unwrap();
+}
+
+/// `secs` of speech (seed `seed`) in `dir/{name}.wav`: the file and its
+/// frames.
+pub fn voice(dir: &Path, name: &str, seed: u64, secs: f32) -> (PathBuf, Vec<Vec<u8>>) {
+    let p = dir.join(format!("{name}.wav"));
+    let frames = myturn_client::speech::frames(seed, 8000, secs);
+    write_wav(&p, &frames);
+    (p, frames)
+}
+
+/// Waits until each of `procs` registered its SIP account.
+pub async fn sip_registered<const N: usize>(procs: [&mut Proc; N]) {
+    for p in procs {
+        p.expect("sip registered").await;
+    }
+}
+
+/// Waits until each of `procs` registered its user and its SIP account.
+pub async fn fully_registered<const N: usize>(procs: [&mut Proc; N]) {
+    for p in procs {
+        p.expect("registered name=").await;
+        p.expect("sip registered").await;
+    }
+}
+
+/// Both say `ready`; their `paired ` lines.
+pub async fn paired(a: &mut Proc, b: &mut Proc) -> (String, String) {
+    a.send("ready").await;
+    b.send("ready").await;
+    tokio::join!(a.expect("paired "), b.expect("paired "))
+}
+
+/// Both say `ready`; their `connected sas=` lines, once both are in the
+/// call.
+pub async fn connect(a: &mut Proc, b: &mut Proc) -> (String, String) {
+    a.send("ready").await;
+    b.send("ready").await;
+    tokio::join!(a.expect("connected sas="), b.expect("connected sas="))
+}
+
+/// `from` says `text`; waits until `to` shows it.
+pub async fn chat(from: &mut Proc, to: &mut Proc, text: &str) {
+    from.send(&format!("say {text}")).await;
+    to.expect(&format!("chat {}: {text}", from.name)).await;
+}
+
+/// Each of `procs` quits and says `bye`.
+pub async fn quit<const N: usize>(procs: [&mut Proc; N]) {
+    for p in procs {
+        p.send("quit").await;
+        p.expect("bye").await;
+    }
 }
 
 /// `us` hangs up, `peer` hears it; both quit and exit with success.
@@ -70,22 +130,11 @@ pub struct Proc {
 
 impl Proc {
     pub fn start(server: &str, name: &'static str, input: &Path, output: &Path) -> Proc {
-        Self::start_with(server, name, input, output, &[])
+        Self::start_in(None, server, name, input, output, &[])
     }
 
-    /// [`Proc::start`] with more command-line flags.
-    pub fn start_with(
-        server: &str,
-        name: &'static str,
-        input: &Path,
-        output: &Path,
-        flags: &[&str],
-    ) -> Proc {
-        Self::start_in(None, server, name, input, output, flags)
-    }
-
-    /// [`Proc::start_with`] inside a network namespace (`ip netns exec`)
-    /// when `netns` is given.
+    /// [`Proc::start`] with more command-line flags, inside a network
+    /// namespace (`ip netns exec`) when `netns` is given.
     pub fn start_in(
         netns: Option<&str>,
         server: &str,

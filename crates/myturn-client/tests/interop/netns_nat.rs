@@ -1,7 +1,7 @@
 //! Calls across the internet (issue #13): two clients, each behind its own
 //! home router doing NAT, call each other through the server on a
 //! "public" address. The test builds the network itself from namespaces
-//! (see `common/netns.rs`): this namespace is the internet and holds the
+//! (myturn-testkit's `netns`): this namespace is the internet and holds the
 //! server; each home is a router namespace (nftables masquerade, only
 //! replies let back in) and a client namespace with the same private
 //! address, 10.0.0.2, in both homes.
@@ -15,19 +15,15 @@
 //!
 //! Needs root; prints SKIPPED without it, and fails under CI.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use common::netns::{Homes, Nat};
-use common::{builtin_pbx, write_wav, Proc};
-use myturn_client::speech;
+use crate::common::{self, builtin_pbx, serve_on, voice, Proc};
 use myturn_media::wav;
 use myturn_server::config::{MediaRelay, NgAddr};
+use myturn_testkit::netns::{Homes, Nat};
+use myturn_testkit::{rtpengine, Scratch};
 use myturn_wire::AdminMedia;
 
 const ADMIN: &str = "admin-token-for-the-nat-tests-0123456789";
@@ -47,12 +43,8 @@ impl Server {
         cfg.admin_token = Some(ADMIN.into());
         cfg.media_relay = relay;
         cfg.rtpengine = ng.map(NgAddr);
-        let app = myturn_server::App::new(&cfg, None).unwrap();
-        let listener = tokio::net::TcpListener::bind((public, 0)).await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(app.serve(listener, std::future::pending()));
         Server {
-            url,
+            url: format!("http://{}", serve_on(&cfg, public).await),
             http: reqwest::Client::new(),
         }
     }
@@ -74,13 +66,6 @@ impl Server {
     }
 }
 
-fn voice(dir: &Path, name: &str, seed: u64) -> (std::path::PathBuf, Vec<Vec<u8>>) {
-    let p = dir.join(format!("{name}.wav"));
-    let frames = speech::frames(seed, 8000, SECONDS);
-    write_wav(&p, &frames);
-    (p, frames)
-}
-
 /// Fraction of `sent`'s frames found bit-exact at their place in `heard`.
 fn exact_share(heard: &Path, sent: &[Vec<u8>]) -> f64 {
     let samples = wav::read(heard, 8000).unwrap();
@@ -92,32 +77,17 @@ fn exact_share(heard: &Path, sent: &[Vec<u8>]) -> f64 {
 /// Alice (home 0) and Bob (home 1) are paired, talk and chat; returns
 /// the media view in the middle of the call.
 async fn call_across(homes: &Homes, server: &Server) -> AdminMedia {
-    let dir = tempfile::tempdir().unwrap();
-    let (a_in, a_frames) = voice(dir.path(), "alice", 31);
-    let (b_in, b_frames) = voice(dir.path(), "bob", 32);
-    let (a_out, b_out) = (
-        dir.path().join("alice-heard.wav"),
-        dir.path().join("bob-heard.wav"),
-    );
-    let mut alice = Proc::start_in(
-        Some(&homes.sites[0].client_ns),
-        &server.url,
-        "alice",
-        &a_in,
-        &a_out,
-        &[],
-    );
-    let mut bob = Proc::start_in(
-        Some(&homes.sites[1].client_ns),
-        &server.url,
-        "bob",
-        &b_in,
-        &b_out,
-        &[],
-    );
-    for p in [&mut alice, &mut bob] {
-        p.expect("sip registered").await;
-    }
+    let dir = Scratch::new();
+    let (a_in, a_frames) = voice(dir.path(), "alice", 31, SECONDS);
+    let (b_in, b_frames) = voice(dir.path(), "bob", 32, SECONDS);
+    let (a_out, b_out) = (dir.join("alice-heard.wav"), dir.join("bob-heard.wav"));
+    let in_home = |site: usize, name, input: &Path, output: &Path| {
+        let ns = Some(homes.sites[site].client_ns.as_str());
+        Proc::start_in(ns, &server.url, name, input, output, &[])
+    };
+    let mut alice = in_home(0, "alice", &a_in, &a_out);
+    let mut bob = in_home(1, "bob", &b_in, &b_out);
+    common::sip_registered([&mut alice, &mut bob]).await;
     // The PBX sees each client at its router's public address (its view
     // of the bindings is refreshed every 100 ms).
     let from_routers = |conf: &str| {
@@ -138,14 +108,10 @@ async fn call_across(homes: &Homes, server: &Server) -> AdminMedia {
         from_routers(&conf),
         "bindings come from the routers' addresses: {conf}"
     );
-    alice.send("ready").await;
-    bob.send("ready").await;
-    let (sa, sb) = tokio::join!(alice.expect("connected sas="), bob.expect("connected sas="));
+    let (sa, sb) = common::connect(&mut alice, &mut bob).await;
     assert_eq!(sa, sb, "both sides show the same SAS");
-    alice.send("say hello from behind one NAT").await;
-    bob.expect("chat alice: hello from behind one NAT").await;
-    bob.send("say and back from behind another").await;
-    alice.expect("chat bob: and back from behind another").await;
+    common::chat(&mut alice, &mut bob, "hello from behind one NAT").await;
+    common::chat(&mut bob, &mut alice, "and back from behind another").await;
     let frames = a_frames.len();
     let (sa, sb) = tokio::join!(
         alice.all_audio_through(frames),
@@ -215,8 +181,8 @@ async fn clients_behind_two_symmetric_nats_talk_through_a_real_rtpengine() {
         return;
     };
     let public = homes.sites[0].host;
-    let dir = tempfile::tempdir().unwrap();
-    let (mut rtpengine, ng, _) = common::daemon::rtpengine(dir.path(), public);
+    let dir = Scratch::new();
+    let (mut rtpengine, ng, _) = rtpengine::start(dir.path(), public);
     let ng = SocketAddr::new("127.0.0.1".parse().unwrap(), ng);
     tokio::time::sleep(Duration::from_millis(500)).await;
     rtpengine.assert_running();

@@ -1,71 +1,10 @@
-//! Small networks made of Linux network namespaces, veth pairs and
-//! nftables, for tests that must leave loopback. Only documentation
-//! addresses (198.51.100.0/24) and private ranges inside namespaces the
-//! test made; everything is removed on drop.
-//!
-//! Needs root, iproute2 and nftables. Without them a test prints SKIPPED;
-//! under CI (`CI` or `MYTURN_REQUIRE_INTEROP=1`) that is a failure.
+//! Homes behind NAT routers: per site a client namespace behind a router
+//! namespace (nftables masquerade, only replies let back in) whose WAN
+//! side is a veth to this namespace, the "internet".
 
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
 
-/// True when a test that cannot run here must fail rather than skip.
-pub fn required() -> bool {
-    std::env::var_os("CI").is_some()
-        || std::env::var("MYTURN_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
-}
-
-/// Runs a command quietly; true on success.
-pub fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Runs a command, failing the test (with its stderr) if it fails.
-pub fn run(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Whether namespaces can be made here; prints SKIPPED (or fails under CI)
-/// when not.
-pub fn available(probe: &str) -> bool {
-    if sh(&["ip", "netns", "add", probe]) && sh(&["nft", "--version"]) {
-        let _ = sh(&["ip", "netns", "del", probe]);
-        return true;
-    }
-    let _ = sh(&["ip", "netns", "del", probe]);
-    assert!(
-        !required(),
-        "cannot make a network namespace with nftables (needs root, iproute2, nftables)"
-    );
-    eprintln!("SKIPPED: network namespaces need root, iproute2 and nftables");
-    false
-}
-
-/// Loads an nftables ruleset inside `ns`.
-pub fn nft(ns: &str, ruleset: &str) {
-    let path = std::env::temp_dir().join(format!("{ns}-{}.nft", ruleset.len()));
-    std::fs::write(&path, ruleset).unwrap();
-    run(&[
-        "ip",
-        "netns",
-        "exec",
-        ns,
-        "nft",
-        "-f",
-        path.to_str().unwrap(),
-    ]);
-    let _ = std::fs::remove_file(path);
-}
+use super::{available, nft, run, run_in, sh};
 
 /// What a home router does to its users' packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,9 +101,7 @@ impl Homes {
                 (&c, vec!["ip", "link", "set", "lo", "up"]),
                 (&c, vec!["ip", "route", "add", "default", "via", "10.0.0.1"]),
             ] {
-                let mut args = vec!["ip", "netns", "exec", ns.as_str()];
-                args.extend(cmd);
-                run(&args);
+                run_in(ns, &cmd);
             }
             let masq = match nat {
                 Nat::Symmetric => "masquerade random,fully-random",

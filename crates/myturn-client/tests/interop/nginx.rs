@@ -11,17 +11,12 @@
 //! * HSTS from nginx.
 //!
 //! Without nginx installed: SKIPPED, and a failure under CI.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::daemon::Daemon;
-use common::netns::required;
-use common::{builtin_pbx, private_ca, write_wav, Proc};
-use myturn_client::speech;
+use crate::common::{self, builtin_pbx, private_ca, serve_on, voice, Proc};
+use myturn_testkit::{nginx, ports, skip, Scratch};
 
 /// The documented config, with this test's ports, paths and name.
 fn site_config(port: u16, upstream: u16, cert: &Path, key: &Path) -> String {
@@ -63,49 +58,6 @@ fn site_config(port: u16, upstream: u16, cert: &Path, key: &Path) -> String {
     out
 }
 
-fn start_nginx(dir: &Path, site: &str) -> Daemon {
-    let d = dir.display();
-    std::fs::write(dir.join("myturn.conf"), site).unwrap();
-    let main = format!(
-        "worker_processes 1;\nerror_log {d}/error.log info;\npid {d}/nginx.pid;\n{}\
-         events {{ worker_connections 256; }}\n\
-         http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
-           fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-           include {d}/myturn.conf;\n}}\n",
-        // As root, workers would otherwise drop to a user that cannot read
-        // the test's files.
-        if unsafe_is_root() { "user root;\n" } else { "" }
-    );
-    std::fs::write(dir.join("nginx.conf"), main).unwrap();
-    let conf = dir.join("nginx.conf");
-    let t = Command::new("nginx")
-        .args(["-t", "-p"])
-        .arg(dir)
-        .arg("-c")
-        .arg(&conf)
-        .output()
-        .unwrap();
-    assert!(
-        t.status.success(),
-        "nginx -t: {}",
-        String::from_utf8_lossy(&t.stderr)
-    );
-    let mut cmd = Command::new("nginx");
-    cmd.args(["-p"])
-        .arg(dir)
-        .arg("-c")
-        .arg(&conf)
-        .args(["-g", "daemon off;"]);
-    Daemon::spawn("nginx", &mut cmd, dir)
-}
-
-fn unsafe_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
-}
-
 /// `curl` through nginx from `source` (a loopback address), returning the
 /// HTTP status.
 fn post_user(url: &str, ca: &Path, source: &str, name: &str, forged: Option<&str>) -> u16 {
@@ -143,31 +95,18 @@ fn post_user(url: &str, ca: &Path, source: &str, name: &str, forged: Option<&str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documented_nginx_config_carries_a_whole_call_and_the_real_client_address() {
-    if !Command::new("sh")
-        .args(["-c", "command -v nginx"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        assert!(!required(), "nginx is not installed (Debian: nginx-light)");
-        eprintln!("SKIPPED: nginx is not installed");
+    if !skip::installed("nginx") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Scratch::new();
     let (ca, cert, key) = private_ca(dir.path());
     // The server as the config's comment says: plain, on loopback,
     // trusting nginx.
     let mut cfg = builtin_pbx();
     cfg.trusted_proxy = vec!["127.0.0.1".parse().unwrap()];
-    let app = myturn_server::App::new(&cfg, None).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream = listener.local_addr().unwrap().port();
-    tokio::spawn(app.serve(listener, std::future::pending()));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut nginx = start_nginx(dir.path(), &site_config(port, upstream, &cert, &key));
+    let upstream = serve_on(&cfg, [127, 0, 0, 1].into()).await.port();
+    let port = ports::free_tcp_port();
+    let mut nginx = nginx::start(dir.path(), &site_config(port, upstream, &cert, &key));
     let url = format!("https://localhost:{port}");
     let mut up = false;
     for _ in 0..50 {
@@ -214,35 +153,18 @@ async fn the_documented_nginx_config_carries_a_whole_call_and_the_real_client_ad
     assert_eq!(statuses.2, 429, "{statuses:?}");
 
     // A whole call through nginx: HTTPS for the API, WSS for the events.
-    let (a_in, b_in) = (dir.path().join("alice.wav"), dir.path().join("bob.wav"));
-    write_wav(&a_in, &speech::frames(51, 8000, 1.0));
-    write_wav(&b_in, &speech::frames(52, 8000, 1.0));
-    let ca_flag = ca.to_str().unwrap();
-    let mut alice = Proc::start_with(
-        &url,
-        "alice",
-        &a_in,
-        &dir.path().join("a-out.wav"),
-        &["--ca-cert", ca_flag],
-    );
-    let mut bob = Proc::start_with(
-        &url,
-        "bob",
-        &b_in,
-        &dir.path().join("b-out.wav"),
-        &["--ca-cert", ca_flag],
-    );
-    for p in [&mut alice, &mut bob] {
-        p.expect("sip registered").await;
-    }
-    alice.send("ready").await;
-    bob.send("ready").await;
-    let (sa, sb) = tokio::join!(alice.expect("connected sas="), bob.expect("connected sas="));
+    let flags = ["--ca-cert", ca.to_str().unwrap()];
+    let client = |name, seed, output: &str| {
+        let input = voice(dir.path(), name, seed, 1.0).0;
+        Proc::start_in(None, &url, name, &input, &dir.join(output), &flags)
+    };
+    let mut alice = client("alice", 51, "a-out.wav");
+    let mut bob = client("bob", 52, "b-out.wav");
+    common::sip_registered([&mut alice, &mut bob]).await;
+    let (sa, sb) = common::connect(&mut alice, &mut bob).await;
     assert_eq!(sa, sb);
-    alice.send("say through nginx").await;
-    bob.expect("chat alice: through nginx").await;
-    bob.send("say and back").await;
-    alice.expect("chat bob: and back").await;
+    common::chat(&mut alice, &mut bob, "through nginx").await;
+    common::chat(&mut bob, &mut alice, "and back").await;
     common::hang_up_and_quit(&mut alice, &mut bob).await;
     nginx.assert_running();
 }

@@ -4,142 +4,43 @@
 //! register, one calls the other through it, then BYE both ways; once
 //! over UDP, and once over TLS (`kamailio-tls-modules`, a certificate from
 //! a CA the test makes), where Kamailio reaches each agent down the
-//! connection the agent opened.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod peers;
+//! connection the agent opened. The script is myturn-testkit's
+//! `kamailio/auth-proxy.cfg`.
 
 use std::net::SocketAddr;
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use myturn_sip::sdp::Sdp;
 use myturn_sip::ua::{EndedBy, Event};
-use peers::*;
+use myturn_testkit::kamailio::{self, Kamailio, Script};
+use myturn_testkit::sip::{agent, ended, expect, incoming, seen};
+use myturn_testkit::{ports, skip, wait, Peer, Scratch};
 
 const A: (&str, &str) = ("111000", "alice-Pw1");
 const B: (&str, &str) = ("111001", "bob-Pw22");
 
-/// TLS on `(port, tls.cfg)`, when given.
-fn config(port: u16, algorithm: &str, tls: Option<(u16, &std::path::Path)>) -> String {
-    let tls = match tls {
-        Some((tls_port, tls_cfg)) => format!(
-            "enable_tls=yes\ntcp_children=1\nlisten=tls:127.0.0.1:{tls_port}\n\
-             alias=\"127.0.0.1:{tls_port}\"\nloadmodule \"/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so\"\n\
-             modparam(\"tls\", \"config\", \"{}\")\n",
-            tls_cfg.display()
-        ),
-        None => String::new(),
-    };
-    format!(
-        r#"#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-dns=no
-rev_dns=no
-auto_aliases=no
-listen=udp:127.0.0.1:{port}
-alias="127.0.0.1:{port}"
-{tls}mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
-
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "xlog.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-loadmodule "auth.so"
-
-modparam("usrloc", "db_mode", 0)
-modparam("auth", "algorithm", "{algorithm}")
-modparam("auth", "secret", "myturn-interop")
-modparam("rr", "enable_full_lr", 1)
-
-route[PASSWORD] {{
-    if ($au == "{au}") {{ $var(pw) = "{ap}"; }}
-    else if ($au == "{bu}") {{ $var(pw) = "{bp}"; }}
-    else {{ $var(pw) = "no-such-user"; }}
-}}
-
-request_route {{
-    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
-    if (has_totag()) {{
-        if (loose_route()) {{ t_relay(); exit; }}
-        if (is_method("ACK")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
-        sl_send_reply("404", "Not here");
-        exit;
-    }}
-    if (is_method("CANCEL")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
-    t_check_trans();
-    if (is_method("REGISTER")) {{
-        route(PASSWORD);
-        if (!pv_www_authenticate("$td", "$var(pw)", "0")) {{
-            www_challenge("$td", "1");
-            exit;
-        }}
-        if ($au != $tU) {{ sl_send_reply("403", "Forbidden"); exit; }}
-        if (!save("location")) {{ sl_reply_error(); }}
-        exit;
-    }}
-    if (is_method("INVITE")) {{
-        route(PASSWORD);
-        if (!pv_proxy_authenticate("$fd", "$var(pw)", "0")) {{
-            proxy_challenge("$fd", "1");
-            exit;
-        }}
-        consume_credentials();
-    }}
-    record_route();
-    if (!lookup("location")) {{ sl_send_reply("404", "Not Found"); exit; }}
-    t_relay();
-}}
-"#,
-        au = A.0,
-        ap = A.1,
-        bu = B.0,
-        bp = B.1,
-    )
-}
-
-fn start_kamailio(dir: &std::path::Path, algorithm: &str) -> (Peer, SocketAddr) {
-    start_kamailio_with(dir, algorithm, None)
-}
-
-fn start_kamailio_with(
-    dir: &std::path::Path,
+/// Kamailio with digest auth in `algorithm` for A and B, and a TLS
+/// listener on `(port, tls.cfg)` when given; its UDP address.
+fn start_kamailio(
+    dir: &Path,
     algorithm: &str,
-    tls: Option<(u16, &std::path::Path)>,
-) -> (Peer, SocketAddr) {
-    let port = free_port();
-    let cfg = dir.join("kamailio.cfg");
-    std::fs::write(&cfg, config(port, algorithm, tls)).unwrap();
-    let check = Command::new("kamailio")
-        .arg("-c")
-        .arg("-f")
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "kamailio rejects the config: {}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let mut cmd = Command::new("kamailio");
-    cmd.arg("-f")
-        .arg(&cfg)
-        .args(["-DD", "-E", "-m", "64", "-M", "8"])
-        .arg("-Y")
-        .arg(dir)
-        .arg("-w")
-        .arg(dir);
-    let peer = Peer::spawn("kamailio", &mut cmd);
-    wait_listening(port, Duration::from_secs(10));
-    (peer, format!("127.0.0.1:{port}").parse().unwrap())
+    tls: Option<(u16, &Path)>,
+) -> Option<(Peer, SocketAddr)> {
+    let mut needed = vec!["auth.so"];
+    if tls.is_some() {
+        needed.push("tls.so");
+    }
+    let modules = kamailio::modules(&needed)?;
+    let mut k = Kamailio::new(dir, Script::AuthProxy, &modules)
+        .set("algorithm", algorithm)
+        .set("passwords", kamailio::passwords(&[A, B], "no-such-user"))
+        .set("extensions", "");
+    if let Some((port, config)) = tls {
+        k = k.tls(port, config);
+    }
+    let port = k.port();
+    Some((k.start(), format!("127.0.0.1:{port}").parse().unwrap()))
 }
 
 fn offer(port: u16, key: &str) -> String {
@@ -165,11 +66,13 @@ async fn registered(h: &mut myturn_sip::driver::SipHandle) -> Option<SocketAddr>
 }
 
 async fn call_through_kamailio(algorithm: &str) {
-    if !available("kamailio") {
+    if !skip::installed("kamailio") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let (kamailio, proxy) = start_kamailio(dir.path(), algorithm);
+    let dir = Scratch::new();
+    let Some((kamailio, proxy)) = start_kamailio(dir.path(), algorithm, None) else {
+        return;
+    };
     // What Kamailio challenges with, seen by a bare socket.
     let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     probe
@@ -219,10 +122,7 @@ async fn call_through_kamailio(algorithm: &str) {
     let o = o.expect("offer relayed untouched");
     assert_eq!(o.media, "127.0.0.1:4000".parse().unwrap());
     assert_eq!(o.key.as_deref(), Some("YWxpY2U"));
-    expect(&mut a, "Ringing", |e| {
-        matches!(e, Event::Ringing { .. }).then_some(())
-    })
-    .await;
+    seen(&mut a, "Ringing", |e| matches!(e, Event::Ringing { .. })).await;
     b.answer(cb, &offer(5000, "Ym9i")).await.unwrap();
     let ans = expect(&mut a, "Answered", |e| match e {
         Event::Answered { answer, .. } => Some(answer.clone()),
@@ -231,64 +131,27 @@ async fn call_through_kamailio(algorithm: &str) {
     .await
     .expect("answer relayed");
     assert_eq!(ans.key.as_deref(), Some("Ym9i"));
-    expect(&mut b, "Confirmed", |e| {
-        matches!(e, Event::Confirmed { .. }).then_some(())
+    seen(&mut b, "Confirmed", |e| {
+        matches!(e, Event::Confirmed { .. })
     })
     .await;
 
     // A hangs up: the BYE follows Kamailio's Record-Route.
     a.hangup(ca).await.unwrap();
-    expect(&mut b, "CallEnded remote", |e| {
-        matches!(
-            e,
-            Event::CallEnded {
-                by: EndedBy::Remote,
-                ..
-            }
-        )
-        .then_some(())
-    })
-    .await;
-    expect(&mut a, "CallEnded local", |e| {
-        matches!(
-            e,
-            Event::CallEnded {
-                by: EndedBy::Local,
-                ..
-            }
-        )
-        .then_some(())
-    })
-    .await;
+    ended(&mut b, "CallEnded remote", EndedBy::Remote).await;
+    ended(&mut a, "CallEnded local", EndedBy::Local).await;
 
     // Second call, B hangs up this time.
     let _ = a.invite(B.0, &offer(4002, "YWxpY2U")).await.unwrap();
-    let cb = expect(&mut b, "IncomingCall", |e| match e {
-        Event::IncomingCall { call, .. } => Some(*call),
-        _ => None,
-    })
-    .await;
+    let cb = incoming(&mut b).await;
     b.answer(cb, &offer(5002, "Ym9i")).await.unwrap();
-    expect(&mut a, "Answered", |e| {
-        matches!(e, Event::Answered { .. }).then_some(())
-    })
-    .await;
-    expect(&mut b, "Confirmed", |e| {
-        matches!(e, Event::Confirmed { .. }).then_some(())
+    seen(&mut a, "Answered", |e| matches!(e, Event::Answered { .. })).await;
+    seen(&mut b, "Confirmed", |e| {
+        matches!(e, Event::Confirmed { .. })
     })
     .await;
     b.hangup(cb).await.unwrap();
-    expect(&mut a, "CallEnded remote", |e| {
-        matches!(
-            e,
-            Event::CallEnded {
-                by: EndedBy::Remote,
-                ..
-            }
-        )
-        .then_some(())
-    })
-    .await;
+    ended(&mut a, "CallEnded remote", EndedBy::Remote).await;
 
     // An unknown extension: Kamailio's 404 reaches A as a clear failure.
     let c3 = a.invite("199999", &offer(4004, "YWxpY2U")).await.unwrap();
@@ -317,11 +180,13 @@ async fn two_agents_call_through_kamailio_md5() {
 
 #[tokio::test]
 async fn kamailio_refuses_a_wrong_password() {
-    if !available("kamailio") {
+    if !skip::installed("kamailio") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let (_kamailio, proxy) = start_kamailio(dir.path(), "SHA-256");
+    let dir = Scratch::new();
+    let Some((_kamailio, proxy)) = start_kamailio(dir.path(), "SHA-256", None) else {
+        return;
+    };
     let mut a = agent(A.0, "not-the-password", proxy).await;
     a.register().await.unwrap();
     let code = expect(&mut a, "RegistrationFailed", |e| match e {
@@ -335,7 +200,7 @@ async fn kamailio_refuses_a_wrong_password() {
 
 /// A CA, and a certificate for 127.0.0.1 and `localhost` it signed, in
 /// `dir`: the agents' trust store, and Kamailio's cert.pem/key.pem.
-fn tls_files(dir: &std::path::Path) -> rustls::RootCertStore {
+fn tls_files(dir: &Path) -> rustls::RootCertStore {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -380,41 +245,21 @@ async fn tls_agent(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_agents_call_through_kamailio_over_tls() {
-    if !available("kamailio") {
+    if !skip::installed("kamailio") {
         return;
     }
-    let module = std::path::Path::new("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so");
-    if !module.exists() {
-        let required = std::env::var_os("CI").is_some()
-            || std::env::var("MYTURN_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "Kamailio's tls module is missing (kamailio-tls-modules)"
-        );
-        eprintln!("SKIPPED: Kamailio's tls module is not installed");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Scratch::new();
     let roots = tls_files(dir.path());
-    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let (kamailio, _udp) = start_kamailio_with(
+    let tls_port = ports::free_tcp_port();
+    let Some((mut kamailio, _udp)) = start_kamailio(
         dir.path(),
         "SHA-256",
-        Some((tls_port, &dir.path().join("tls.cfg"))),
-    );
+        Some((tls_port, &dir.join("tls.cfg"))),
+    ) else {
+        return;
+    };
     let proxy: SocketAddr = format!("127.0.0.1:{tls_port}").parse().unwrap();
-    let end = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(proxy).is_err() {
-        assert!(
-            std::time::Instant::now() < end,
-            "Kamailio does not listen on tls/{tls_port}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait::tcp_listening(proxy, Duration::from_secs(10), Some(&mut kamailio)).await;
     let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -447,8 +292,8 @@ async fn two_agents_call_through_kamailio_over_tls() {
     })
     .await;
     assert_eq!(ans.unwrap().key.as_deref(), Some("Ym9i"));
-    expect(&mut b, "Confirmed", |e| {
-        matches!(e, Event::Confirmed { .. }).then_some(())
+    seen(&mut b, "Confirmed", |e| {
+        matches!(e, Event::Confirmed { .. })
     })
     .await;
     b.hangup(cb).await.unwrap();

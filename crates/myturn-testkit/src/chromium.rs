@@ -1,0 +1,34 @@
+//! Headless Chromium (Debian's `chromium`) with a profile of its own,
+//! started and waited for until it names its DevTools endpoint.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::process::Peer;
+
+/// Starts headless Chromium on `about:blank` with its profile in `dir`;
+/// returns it and the DevTools WebSocket URL of its browser target.
+pub fn headless(dir: &Path) -> (Peer, String) {
+    let mut cmd = Command::new("chromium");
+    cmd.args([
+        "--headless=new",
+        "--no-sandbox", // as root in CI; the page is the test's own
+        "--disable-gpu",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--remote-debugging-port=0",
+        "--window-size=1280,1600",
+    ])
+    .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+    .arg("about:blank");
+    let mut peer = Peer::spawn("chromium", &mut cmd, dir);
+    let line = peer.wait_for_line("DevTools listening on ", Duration::from_secs(30));
+    let url = line
+        .split("DevTools listening on ")
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    (peer, url)
+}
