@@ -15,38 +15,15 @@
 //! waiting`, `server lost`, `server back`, `removed …`, `error …`, `bye`.
 
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::io::AsyncBufReadExt;
 
 use crate::call::{Call, CallSignal, Client, ClientConfig, Progress};
+pub use crate::pump::{Input, Output};
 use crate::pump::{Heard, Pump};
 use crate::ClientError;
 
-/// Where a call's outgoing audio comes from.
-#[derive(Debug, Clone)]
-pub enum Input {
-    /// A WAV file (PCM16, resampled to the call rate), then silence.
-    Wav(PathBuf),
-    /// A microphone (`None`: the default one).
-    #[cfg(feature = "audio")]
-    Device(Option<String>),
-    /// Nothing is sent.
-    None,
-}
-
-/// Where a call's incoming audio goes.
-#[derive(Debug, Clone)]
-pub enum Output {
-    /// A WAV file at the call rate, written as frames arrive.
-    Wav(PathBuf),
-    /// A speaker (`None`: the default one).
-    #[cfg(feature = "audio")]
-    Device(Option<String>),
-    /// Nowhere.
-    None,
-}
 
 /// Line-mode settings.
 #[derive(Debug, Clone)]

@@ -2,11 +2,36 @@
 //! interface: paces the input frames (WAV or microphone) out every 20 ms,
 //! plays out or writes what arrives, and reports what the interface shows.
 
+use std::path::PathBuf;
+
 use myturn_media::session::Event as MediaEvent;
 use myturn_media::wav;
 
 use crate::call::Call;
-use crate::plain::{Input, Output};
+
+/// Where a call's outgoing audio comes from.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A WAV file (PCM16, resampled to the call rate), then silence.
+    Wav(PathBuf),
+    /// A microphone (`None`: the default one).
+    #[cfg(feature = "audio")]
+    Device(Option<String>),
+    /// Nothing is sent.
+    None,
+}
+
+/// Where a call's incoming audio goes.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// A WAV file at the call rate, written as frames arrive.
+    Wav(PathBuf),
+    /// A speaker (`None`: the default one).
+    #[cfg(feature = "audio")]
+    Device(Option<String>),
+    /// Nowhere.
+    None,
+}
 
 /// A call's media plumbing, shared by line mode and the full-screen
 /// interface: paces the input frames out, writes what arrives.

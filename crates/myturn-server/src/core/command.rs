@@ -11,14 +11,7 @@
 use super::cases::{account, lobby, moderation, status, streams, views};
 use super::context::Ctx;
 use super::error::CoreError;
-
-/// One use case of the pairing service.
-pub trait UseCase: Sized {
-    /// What it answers.
-    type Output;
-    /// Runs it: checks, changes the state, writes its effects.
-    fn apply(self, cx: &mut Ctx<'_>) -> Result<Self::Output, CoreError>;
-}
+pub use super::usecase::UseCase;
 
 /// A use case listed in [`Command`]: it converts to a command, and its
 /// answer back out of a [`Reply`].

@@ -57,6 +57,7 @@ pub mod matching;
 mod rules;
 pub mod state;
 pub mod tokens;
+mod usecase;
 
 use std::sync::Arc;
 
@@ -67,7 +68,8 @@ pub use cases::lobby::{Speaker, MODERATOR};
 pub use cases::moderation::Admit;
 pub use cases::streams::Swept;
 pub use cases::views::Figures as Counts;
-pub use command::{Command, Listed, Reply, UseCase};
+pub use command::{Command, Listed, Reply};
+pub use usecase::UseCase;
 pub use context::{CoreConfig, Ctx, Rules};
 pub use effects::{Delivery, Effects};
 pub use error::CoreError;

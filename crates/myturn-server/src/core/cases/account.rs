@@ -7,7 +7,7 @@ use myturn_wire::{
     validate_name, CreateUserResponse, LeaveReason, MeResponse, SipCredentials, Status, TokenPair,
 };
 
-use crate::core::command::UseCase;
+use crate::core::usecase::UseCase;
 use crate::core::context::Ctx;
 use crate::core::effects::Delivery;
 use crate::core::error::{CoreError, Limit};

@@ -4,7 +4,7 @@
 use myturn_wire::{validate_text, ServerEvent, LOBBY_MAX_LEN};
 
 use super::account::limit;
-use crate::core::command::UseCase;
+use crate::core::usecase::UseCase;
 use crate::core::context::Ctx;
 use crate::core::effects::Delivery;
 use crate::core::error::{CoreError, Limit};

@@ -3,7 +3,7 @@
 use myturn_wire::{validate_name, validate_text, LeaveReason, ServerEvent, REPORT_MAX_LEN};
 
 use super::account::{limit, me};
-use crate::core::command::UseCase;
+use crate::core::usecase::UseCase;
 use crate::core::context::Ctx;
 use crate::core::error::{CoreError, Limit};
 use crate::core::rules::{pairs, users};

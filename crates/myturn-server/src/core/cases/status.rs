@@ -3,7 +3,7 @@
 use myturn_wire::{validate_media_key, MeResponse, PeerResponse, RequestedStatus};
 
 use super::account::me;
-use crate::core::command::UseCase;
+use crate::core::usecase::UseCase;
 use crate::core::context::Ctx;
 use crate::core::error::CoreError;
 use crate::core::rules::pairs;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use myturn_wire::LeaveReason;
 
-use crate::core::command::UseCase;
+use crate::core::usecase::UseCase;
 use crate::core::context::Ctx;
 use crate::core::error::CoreError;
 use crate::core::rules::{limits, liveness, pairs, users};

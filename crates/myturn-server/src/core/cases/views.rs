@@ -2,7 +2,7 @@
 
 use myturn_wire::{AdminPair, AdminPairs, AdminUser, AdminUsers, Status};
 
-use crate::core::command::UseCase;
+use crate::core::usecase::UseCase;
 use crate::core::context::Ctx;
 use crate::core::error::CoreError;
 use myturn_wire::Role;
