@@ -20,10 +20,9 @@ use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 
 use crate::call::{Call, CallSignal, Client, ClientConfig, Progress};
-pub use crate::pump::{Input, Output};
 use crate::pump::{Heard, Pump};
+pub use crate::pump::{Input, Output};
 use crate::ClientError;
-
 
 /// Line-mode settings.
 #[derive(Debug, Clone)]

@@ -69,12 +69,12 @@ pub use cases::moderation::Admit;
 pub use cases::streams::Swept;
 pub use cases::views::Figures as Counts;
 pub use command::{Command, Listed, Reply};
-pub use usecase::UseCase;
 pub use context::{CoreConfig, Ctx, Rules};
 pub use effects::{Delivery, Effects};
 pub use error::CoreError;
 pub use state::{MemState, PbxUser, State, StateExt, UserId};
 pub use tokens::{Claims, Jwt, TokenError};
+pub use usecase::UseCase;
 
 use crate::clock::At;
 use matching::MatchPolicy;

@@ -163,12 +163,7 @@ mod tests {
     use base64::Engine as _;
     use rand::{rngs::StdRng, SeedableRng};
 
-    fn now() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-    }
+    use crate::clock::unix_now as now;
 
     #[test]
     fn tokens_round_trip_and_expire() {

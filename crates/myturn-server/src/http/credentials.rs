@@ -96,12 +96,7 @@ mod tests {
     use super::*;
     use rand::{rngs::StdRng, SeedableRng};
 
-    fn now() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-    }
+    use crate::clock::unix_now as now;
 
     #[test]
     fn fuzz_body_survives_token_like_inputs() {

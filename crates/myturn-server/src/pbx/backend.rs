@@ -36,6 +36,18 @@ pub enum SyncError {
     Reload(#[from] ReloadError),
 }
 
+/// One sync pass's inputs: the users the PBX must hold, what is on
+/// disk, the counters to bump.
+#[derive(Debug)]
+pub struct Pass<'a> {
+    /// Every user, by extension.
+    pub users: &'a [PbxUser],
+    /// What earlier passes wrote.
+    pub st: &'a mut SyncState,
+    /// Writes and reloads, counted.
+    pub counters: &'a PbxCounters,
+}
+
 /// A PBX update under way.
 pub type Applying<'a> = Pin<Box<dyn Future<Output = Result<(), SyncError>> + Send + 'a>>;
 
@@ -84,13 +96,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// write or reload, so nothing can be out of step or worth
     /// coalescing).
     fn in_memory(&self) -> bool;
-    /// Makes the PBX hold exactly `users`.
-    fn apply<'a>(
-        &'a self,
-        users: &'a [PbxUser],
-        st: &'a mut SyncState,
-        counters: &'a PbxCounters,
-    ) -> Applying<'a>;
+    /// Makes the PBX hold exactly `pass.users`.
+    fn apply<'a>(&'a self, pass: Pass<'a>) -> Applying<'a>;
     /// What the PBX holds for `users`, secrets redacted, as an operator
     /// would read it (generated files, or the built-in directory with its
     /// live bindings).
@@ -127,12 +134,7 @@ impl Backend for NoPbx {
     fn in_memory(&self) -> bool {
         true
     }
-    fn apply<'a>(
-        &'a self,
-        _: &'a [PbxUser],
-        _: &'a mut SyncState,
-        _: &'a PbxCounters,
-    ) -> Applying<'a> {
+    fn apply<'a>(&'a self, _: Pass<'a>) -> Applying<'a> {
         Box::pin(std::future::ready(Ok(())))
     }
     fn render_redacted(&self, _: &[PbxUser]) -> Vec<Rendered> {
@@ -154,12 +156,12 @@ pub struct AsteriskFiles {
 }
 
 impl AsteriskFiles {
-    async fn write_and_reload(
-        &self,
-        users: &[PbxUser],
-        st: &mut SyncState,
-        c: &PbxCounters,
-    ) -> Result<(), SyncError> {
+    async fn write_and_reload(&self, pass: Pass<'_>) -> Result<(), SyncError> {
+        let Pass {
+            users,
+            st,
+            counters: c,
+        } = pass;
         for f in render(self.kind, users, &self.opts, false) {
             if st.written.get(f.name) == Some(&f.content) {
                 continue;
@@ -191,13 +193,8 @@ impl Backend for AsteriskFiles {
     fn in_memory(&self) -> bool {
         false
     }
-    fn apply<'a>(
-        &'a self,
-        users: &'a [PbxUser],
-        st: &'a mut SyncState,
-        counters: &'a PbxCounters,
-    ) -> Applying<'a> {
-        Box::pin(self.write_and_reload(users, st, counters))
+    fn apply<'a>(&'a self, pass: Pass<'a>) -> Applying<'a> {
+        Box::pin(self.write_and_reload(pass))
     }
     fn render_redacted(&self, users: &[PbxUser]) -> Vec<Rendered> {
         render(self.kind, users, &self.opts, true)

@@ -15,7 +15,7 @@ use tokio::sync::{watch, Notify};
 
 use super::asterisk::{RenderOptions, Rendered};
 pub use super::backend::SyncState;
-use super::backend::{AsteriskFiles, Backend, LiveSummary, NoPbx, SyncError};
+use super::backend::{AsteriskFiles, Backend, LiveSummary, NoPbx, Pass, SyncError};
 use super::counters::PbxCounters;
 use super::reload::Reloader;
 use crate::config::PbxKind;
@@ -190,30 +190,26 @@ impl PbxSync {
         use std::fmt::Write as _;
         let c = &self.counters;
         let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        counter(
-            out,
-            "myturn_pbx_config_writes_total",
-            "Generated PBX files written.",
-            ld(&c.config_writes),
-        );
-        counter(
-            out,
-            "myturn_pbx_write_failures_total",
-            "Failed PBX file writes.",
-            ld(&c.write_failures),
-        );
-        counter(
-            out,
-            "myturn_pbx_reloads_total",
-            "PBX reloads done.",
-            ld(&c.reloads),
-        );
-        counter(
-            out,
-            "myturn_pbx_reload_failures_total",
-            "Failed PBX reloads.",
-            ld(&c.reload_failures),
-        );
+        for (name, help, v) in [
+            (
+                "myturn_pbx_config_writes_total",
+                "Generated PBX files written.",
+                &c.config_writes,
+            ),
+            (
+                "myturn_pbx_write_failures_total",
+                "Failed PBX file writes.",
+                &c.write_failures,
+            ),
+            ("myturn_pbx_reloads_total", "PBX reloads done.", &c.reloads),
+            (
+                "myturn_pbx_reload_failures_total",
+                "Failed PBX reloads.",
+                &c.reload_failures,
+            ),
+        ] {
+            counter(out, name, help, ld(v));
+        }
         let _ = writeln!(out, "# HELP myturn_pbx_in_sync 1 when the PBX holds the current state.\n# TYPE myturn_pbx_in_sync gauge\nmyturn_pbx_in_sync {}", u8::from(self.status().in_sync));
         self.backend.render_metrics(out);
     }
@@ -276,7 +272,13 @@ impl PbxSync {
     /// One pass: make the PBX hold `users` (for Asterisk: write changed
     /// files, reload if anything changed or a previous reload failed).
     pub async fn sync_once(&self, users: &[PbxUser], st: &mut SyncState) -> Result<(), SyncError> {
-        self.backend.apply(users, st, &self.counters).await
+        self.backend
+            .apply(Pass {
+                users,
+                st,
+                counters: &self.counters,
+            })
+            .await
     }
 
     async fn pass(&self, users: &[PbxUser], st: &mut SyncState) -> bool {

@@ -7,13 +7,13 @@ use myturn_wire::{
     validate_name, CreateUserResponse, LeaveReason, MeResponse, SipCredentials, Status, TokenPair,
 };
 
-use crate::core::usecase::UseCase;
 use crate::core::context::Ctx;
 use crate::core::effects::Delivery;
 use crate::core::error::{CoreError, Limit};
 use crate::core::rules::{limits, liveness, sessions, users};
 use crate::core::state::{name_key, LimitKey, UserId};
 use crate::core::tokens::{Claims, TokenError};
+use crate::core::usecase::UseCase;
 
 /// Takes one token from a per-request rate limit.
 pub(crate) fn limit(cx: &mut Ctx<'_>, key: LimitKey, what: Limit) -> Result<(), CoreError> {

@@ -4,12 +4,12 @@
 use myturn_wire::{validate_text, ServerEvent, LOBBY_MAX_LEN};
 
 use super::account::limit;
-use crate::core::usecase::UseCase;
 use crate::core::context::Ctx;
 use crate::core::effects::Delivery;
 use crate::core::error::{CoreError, Limit};
 use crate::core::rules::limits;
 use crate::core::state::{LimitKey, StateExt, UserId};
+use crate::core::usecase::UseCase;
 
 /// How admins sign lobby lines.
 pub const MODERATOR: &str = "moderator";

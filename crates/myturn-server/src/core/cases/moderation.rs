@@ -3,11 +3,11 @@
 use myturn_wire::{validate_name, validate_text, LeaveReason, ServerEvent, REPORT_MAX_LEN};
 
 use super::account::{limit, me};
-use crate::core::usecase::UseCase;
 use crate::core::context::Ctx;
 use crate::core::error::{CoreError, Limit};
 use crate::core::rules::{pairs, users};
 use crate::core::state::{name_key, LimitKey, StateExt, UserId};
+use crate::core::usecase::UseCase;
 
 /// Longest ban, in seconds (a year).
 pub const MAX_BAN_SECS: u64 = 365 * 24 * 3600;

@@ -3,11 +3,11 @@
 use myturn_wire::{validate_media_key, MeResponse, PeerResponse, RequestedStatus};
 
 use super::account::me;
-use crate::core::usecase::UseCase;
 use crate::core::context::Ctx;
 use crate::core::error::CoreError;
 use crate::core::rules::pairs;
 use crate::core::state::UserId;
+use crate::core::usecase::UseCase;
 
 /// `PUT /v1/me/status`: `ready` (with the next call's media key),
 /// `ready_to_talk` or `busy`. See `docs/api.md` for the flow.

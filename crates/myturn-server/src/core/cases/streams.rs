@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use myturn_wire::LeaveReason;
 
-use crate::core::usecase::UseCase;
 use crate::core::context::Ctx;
 use crate::core::error::CoreError;
 use crate::core::rules::{limits, liveness, pairs, users};
 use crate::core::state::{StateExt, UserId};
+use crate::core::usecase::UseCase;
 
 /// Activity from `uid` (a message or pong on its stream).
 #[derive(Debug, Clone)]

@@ -2,9 +2,9 @@
 
 use myturn_wire::{AdminPair, AdminPairs, AdminUser, AdminUsers, Status};
 
-use crate::core::usecase::UseCase;
 use crate::core::context::Ctx;
 use crate::core::error::CoreError;
+use crate::core::usecase::UseCase;
 use myturn_wire::Role;
 
 use crate::core::state::{PbxUser, State, User};

@@ -19,7 +19,8 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{RawQuery, State};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use myturn_wire::{ServerEvent, WS_PROTOCOL};
@@ -54,30 +55,54 @@ fn refuse_token_in_url(query: Option<&str>) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn upgrade(
+/// An event stream being opened: tokens in the URL are refused at once;
+/// the credentials are checked before the upgrade itself, so a client
+/// without them learns that first.
+pub(crate) struct Opening {
+    headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Result<WebSocketUpgrade, ApiError> {
-    let ws = ws.map_err(|r| ApiError::bad_request("websocket_required", r.body_text()))?;
-    Ok(ws
-        .protocols([WS_PROTOCOL])
-        .read_buffer_size(SOCKET_BUFFER)
-        .write_buffer_size(SOCKET_BUFFER)
-        .max_message_size(MAX_CLIENT_MESSAGE)
-        .max_frame_size(MAX_CLIENT_MESSAGE))
+}
+
+impl FromRequestParts<AppState> for Opening {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        refuse_token_in_url(parts.uri.query())?;
+        Ok(Opening {
+            ws: WebSocketUpgrade::from_request_parts(parts, state).await,
+            headers: std::mem::take(&mut parts.headers),
+        })
+    }
+}
+
+impl Opening {
+    /// The token presented in the header or the subprotocol.
+    fn token(&self) -> Result<String, ApiError> {
+        presented_token(&self.headers, Carrier::HeaderOrSubprotocol)
+    }
+
+    /// The upgrade, with this server's subprotocol and small buffers.
+    fn upgrade(self) -> Result<WebSocketUpgrade, ApiError> {
+        let ws = self
+            .ws
+            .map_err(|r| ApiError::bad_request("websocket_required", r.body_text()))?;
+        Ok(ws
+            .protocols([WS_PROTOCOL])
+            .read_buffer_size(SOCKET_BUFFER)
+            .write_buffer_size(SOCKET_BUFFER)
+            .max_message_size(MAX_CLIENT_MESSAGE)
+            .max_frame_size(MAX_CLIENT_MESSAGE))
+    }
 }
 
 /// `GET /v1/events`
 #[utoipa::path(get, path = "/v1/events", tag = "events", security(("bearer" = [])), responses((status = 101, description = "WebSocket: ServerEvent JSON messages out, ClientEvent in", body = ServerEvent), (status = 401, description = "no or bad token (header only; never in the URL)", body = myturn_wire::ErrorBody), (status = 426, description = "not a WebSocket upgrade", body = myturn_wire::ErrorBody)))]
 pub(crate) async fn user_events(
     State(state): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    opening: Opening,
 ) -> Result<Response, ApiError> {
-    refuse_token_in_url(query.as_deref())?;
-    let token = presented_token(&headers, Carrier::HeaderOrSubprotocol)?;
-    let session = state.authenticate(&token).await?;
-    let ws = upgrade(ws)?;
+    let session = state.authenticate(&opening.token()?).await?;
+    let ws = opening.upgrade()?;
     if state.fanout.sockets_of(session.uid) >= state.settings.max_sockets_per_user {
         state.metrics.ws_rejected.fetch_add(1, Relaxed);
         return Err(ApiError::TooManyConnections(format!(
@@ -115,13 +140,14 @@ pub(crate) async fn user_events(
 #[utoipa::path(get, path = "/v1/admin/events", tag = "events", security(("admin" = [])), responses((status = 101, description = "WebSocket: admin events (ServerEvent JSON)", body = ServerEvent), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody)))]
 pub(crate) async fn admin_events(
     State(state): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    opening: Opening,
 ) -> Result<Response, ApiError> {
-    refuse_token_in_url(query.as_deref())?;
-    check_admin(state.admin.as_ref(), &headers, Carrier::HeaderOrSubprotocol)?;
-    let ws = upgrade(ws)?;
+    check_admin(
+        state.admin.as_ref(),
+        &opening.headers,
+        Carrier::HeaderOrSubprotocol,
+    )?;
+    let ws = opening.upgrade()?;
     Ok(ws.on_upgrade(move |socket| async move {
         let (conn, rx) = state.fanout.attach_admin();
         let hello = ServerEvent::Hello {

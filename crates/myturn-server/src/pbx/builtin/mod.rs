@@ -11,8 +11,7 @@ use myturn_wire::AdminMedia;
 use tokio::sync::watch;
 
 use super::asterisk::{Rendered, REDACTED};
-use super::backend::{Applying, Backend, LiveSummary, SyncState};
-use super::counters::PbxCounters;
+use super::backend::{Applying, Backend, LiveSummary, Pass};
 use crate::config::PbxKind;
 use crate::core::PbxUser;
 
@@ -44,15 +43,10 @@ impl Backend for Builtin {
     fn in_memory(&self) -> bool {
         true
     }
-    fn apply<'a>(
-        &'a self,
-        users: &'a [PbxUser],
-        _: &'a mut SyncState,
-        _: &'a PbxCounters,
-    ) -> Applying<'a> {
+    fn apply<'a>(&'a self, pass: Pass<'a>) -> Applying<'a> {
         // In memory: the PBX applies it at once (users that left lose
         // their binding immediately).
-        self.directory.send_replace(accounts(users));
+        self.directory.send_replace(accounts(pass.users));
         Box::pin(std::future::ready(Ok(())))
     }
     fn render_redacted(&self, users: &[PbxUser]) -> Vec<Rendered> {
