@@ -16,6 +16,25 @@ struct Tokens {
     issued: Instant,
 }
 
+/// The interests a client is paired on, as `ready` sends them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Interests {
+    /// The tags (normalised: see [`Interests::parse`]).
+    pub tags: Vec<String>,
+    /// Seconds to wait for a shared interest (`None`: the server's).
+    pub wait_secs: Option<u64>,
+    /// Never fall back to the plain draw.
+    pub only: bool,
+}
+
+impl Interests {
+    /// What a user typed (`music, rust`), normalised and checked as the
+    /// server will.
+    pub fn parse(typed: &str) -> Result<Vec<String>, myturn_wire::InterestError> {
+        myturn_wire::normalize_interests(&myturn_wire::split_interests(typed))
+    }
+}
+
 /// A registered user's session with the pairing server.
 #[derive(Clone)]
 pub struct Api {
@@ -217,10 +236,35 @@ impl Api {
         status: myturn_wire::RequestedStatus,
         media_key: Option<&str>,
     ) -> Result<MeResponse, ClientError> {
-        let body = myturn_wire::SetStatusRequest {
-            status,
+        self.set_status(myturn_wire::SetStatusRequest {
             media_key: media_key.map(str::to_owned),
-        };
+            ..myturn_wire::SetStatusRequest::new(status)
+        })
+        .await
+    }
+
+    /// `PUT /v1/me/status` `ready`, with the media key fingerprint and the
+    /// interests to be paired on (`None`: the session's, as they are).
+    pub async fn ready(
+        &self,
+        media_key: &str,
+        interests: Option<&Interests>,
+    ) -> Result<MeResponse, ClientError> {
+        self.set_status(myturn_wire::SetStatusRequest {
+            status: myturn_wire::RequestedStatus::Ready,
+            media_key: Some(media_key.to_owned()),
+            interests: interests.map(|i| i.tags.clone()),
+            interest_wait: interests.and_then(|i| i.wait_secs),
+            only_interests: interests.is_some_and(|i| i.only),
+        })
+        .await
+    }
+
+    async fn set_status(
+        &self,
+        body: myturn_wire::SetStatusRequest,
+    ) -> Result<MeResponse, ClientError> {
+        let status = body.status;
         let resp = self
             .http
             .put(format!("{}/v1/me/status", self.base))

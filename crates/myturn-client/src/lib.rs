@@ -49,7 +49,7 @@ pub mod tui;
 mod error;
 mod pump;
 
-pub use api::Api;
+pub use api::{Api, Interests};
 pub use call::{Call, CallSignal, Client, ClientConfig, Progress};
 pub use error::{ClientError, PbxError, Transport};
 pub use events::{Events, LobbySender};

@@ -1,7 +1,8 @@
 //! Line mode (`myturn --plain`): commands in on stdin, one event per line
 //! out on stdout. For scripts, screen readers and tests.
 //!
-//! Commands: `ready` (wait for a partner and call), `say TEXT`,
+//! Commands: `ready [INTEREST, …]` (wait for a partner, among those who
+//! share an interest if given, and call), `say TEXT`,
 //! `lobby TEXT` (the waiting room's chat), `mute`,
 //! `unmute`, `stats`, `hangup` (also stops waiting), `next` (hang up and
 //! draw again), `quit`. End of input and Ctrl-C quit too (SIP unregister
@@ -46,6 +47,9 @@ pub struct PlainOptions {
     pub input: Input,
     /// Where the incoming audio goes.
     pub output: Output,
+    /// The interests to be paired on (`--interests`, `--interest-wait`,
+    /// `--only-interests`).
+    pub interests: Option<crate::api::Interests>,
 }
 
 impl PlainOptions {
@@ -79,9 +83,21 @@ fn progress_line(p: &Progress) -> String {
             format!("registered name={name} extension={extension}")
         }
         Progress::SipRegistered => "sip registered".into(),
-        Progress::Waiting => "waiting".into(),
-        Progress::Paired { peer, role } => {
-            format!("paired peer={peer} role={role:?}").to_lowercase()
+        Progress::Waiting { interests, only } => match (interests.is_empty(), only) {
+            (true, _) => "waiting".into(),
+            (false, false) => format!("waiting interests={}", interests.join(",")),
+            (false, true) => format!(
+                "waiting interests={} only (no fallback to anyone)",
+                interests.join(",")
+            ),
+        },
+        Progress::Paired { peer, role, shared } => {
+            let line = format!("paired peer={peer} role={role:?}").to_lowercase();
+            if shared.is_empty() {
+                line
+            } else {
+                format!("{line} shared={}", shared.join(","))
+            }
         }
         Progress::Ringing => "ringing".into(),
         Progress::Connected { sas } => format!("connected sas={sas}"),
@@ -98,7 +114,7 @@ type Stdin = tokio::io::Lines<tokio::io::BufReader<tokio::io::Stdin>>;
 
 /// How waiting for a partner ended.
 enum Waited {
-    Call(Call),
+    Call(Box<Call>),
     Failed(ClientError),
     /// `hangup` while waiting.
     Stopped,
@@ -124,7 +140,7 @@ where
         loop {
             tokio::select! {
                 r = &mut setup => break match r {
-                    Ok(c) => Waited::Call(c),
+                    Ok(c) => Waited::Call(Box::new(c)),
                     Err(e) => Waited::Failed(e),
                 },
                 Some(p) = prx.recv() => say(&progress_line(&p)),
@@ -179,6 +195,7 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
     let mut client = Client::connect_with(opts.client_config(), &opts.name, Some(ptx)).await?;
     client.peer_timeout = opts.peer_timeout;
     client.answer_timeout = opts.answer_timeout;
+    client.interests = opts.interests.clone();
     while let Ok(p) = prx.try_recv() {
         say(&progress_line(&p));
     }
@@ -215,9 +232,22 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                             say("error removed by a moderator: quit and come back later");
                             continue;
                         }
+                        if !rest.trim().is_empty() {
+                            // `ready music, rust`: these interests from now on.
+                            match crate::api::Interests::parse(rest) {
+                                Ok(tags) => {
+                                    let base = client.interests.take().unwrap_or_default();
+                                    client.interests = Some(crate::api::Interests { tags, ..base });
+                                }
+                                Err(e) => {
+                                    say(&format!("error {e}"));
+                                    continue;
+                                }
+                            }
+                        }
                         match wait_for_call(&mut client, &mut lines, &mut prx, &mut ctrl_c).await {
                             Waited::Call(c) => {
-                                let (pump, warnings) = Pump::new(c, &opts.input, &opts.output);
+                                let (pump, warnings) = Pump::new(*c, &opts.input, &opts.output);
                                 for w in warnings {
                                     say(&format!("error {w}"));
                                 }

@@ -139,10 +139,7 @@ async fn run_vu(
     };
     let mut local = Samples::default();
     local.add("register", reg_time);
-    let status = |status| SetStatusRequest {
-        status,
-        media_key: None,
-    };
+    let status = SetStatusRequest::new;
     let (ready, busy) = (
         status(RequestedStatus::Ready),
         status(RequestedStatus::Busy),

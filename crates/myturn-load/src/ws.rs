@@ -100,10 +100,7 @@ async fn ready(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Resul
     Ok(http
         .put(format!("{base}/v1/me/status"))
         .bearer_auth(token)
-        .json(&SetStatusRequest {
-            status: RequestedStatus::Ready,
-            media_key: None,
-        })
+        .json(&SetStatusRequest::new(RequestedStatus::Ready))
         .send()
         .await?
         .status()

@@ -73,7 +73,8 @@ function renderUsers(users) {
     Object.entries(counts).map(([s, n]) => " · " + n + " " + s).join("");
   fill($("#users tbody"), users.map((u) => {
     const tr = el("tr", null, { "data-name": u.name });
-    tr.append(cell(u.name), cell(u.status + (u.admitted ? "" : " (waiting room)")), cell(u.extension), cell(when(u.since)));
+    tr.append(cell(u.name), cell(u.status + (u.admitted ? "" : " (waiting room)")),
+      cell((u.interests || []).join(", ")), cell(u.extension), cell(when(u.since)));
     const actions = el("td");
     const box = el("div", null, { class: "row-actions" });
     box.append(confirmButton("Kick", "Really kick " + u.name + "?", () => api("DELETE", "/v1/admin/users/" + encodeURIComponent(u.name))));
@@ -107,9 +108,16 @@ function renderUsers(users) {
 function renderPairs(pairs) {
   fill($("#pairs tbody"), pairs.map((p) => {
     const tr = el("tr");
-    tr.append(cell(p.caller), cell(p.callee), cell(when(p.since)), cell(p.in_call ? "yes" : "setting up"));
+    tr.append(cell(p.caller), cell(p.callee), cell((p.shared_interests || []).join(", ")),
+      cell(when(p.since)), cell(p.in_call ? "yes" : "setting up"));
     return tr;
   }));
+}
+
+function renderInterests(v) {
+  $("#interest-counts").textContent = v.with_interests + " of " + v.waiting + " waiting gave some";
+  $("#interests-empty").hidden = v.top.length > 0;
+  $("#top-interests").replaceChildren(...v.top.map((t) => el("li", t.tag + " (" + t.waiting + " waiting)")));
 }
 
 function renderReports(reports) {
@@ -192,13 +200,14 @@ async function drawHistory() {
 async function refresh() {
   refreshTimer = null;
   try {
-    const [users, pairs, reports, bans, media, sipconf, health] = await Promise.all([
+    const [users, pairs, reports, bans, media, sipconf, health, interests] = await Promise.all([
       api("GET", "/v1/admin/users"), api("GET", "/v1/admin/pairs"), api("GET", "/v1/admin/reports"),
       api("GET", "/v1/admin/bans"), api("GET", "/v1/admin/media"), api("GET", "/v1/admin/sip-conf"),
-      fetch("/healthz").then((r) => r.json()),
+      fetch("/healthz").then((r) => r.json()), api("GET", "/v1/admin/interests"),
     ]);
     renderUsers(users.users);
     renderPairs(pairs.pairs);
+    renderInterests(interests);
     renderReports(reports.reports);
     renderBans(bans.bans);
     renderPbx(health, media, sipconf);

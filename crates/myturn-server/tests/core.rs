@@ -93,9 +93,8 @@ impl UseCases for Core {
         fx: &mut Effects,
     ) -> Result<MeResponse, CoreError> {
         let set = status::SetStatus {
-            uid,
-            status: s,
             media_key: key,
+            ..status::SetStatus::to(uid, s)
         };
         self.apply(set, at, fx)
     }
@@ -330,11 +329,7 @@ fn concurrent_use_cases_are_heard_in_the_order_they_happened() {
                         } else {
                             RequestedStatus::Ready
                         };
-                        let set = status::SetStatus {
-                            uid: u,
-                            status,
-                            media_key: None,
-                        };
+                        let set = status::SetStatus::to(u, status);
                         let _ = now_or_never(store.execute(set.into(), now()));
                     }
                 }

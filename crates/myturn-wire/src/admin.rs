@@ -18,6 +18,9 @@ pub struct AdminUser {
     pub since: u64,
     /// Let out of the waiting room (always `true` with open admission).
     pub admitted: bool,
+    /// The interests this session is paired on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interests: Vec<String>,
 }
 
 /// `GET /v1/admin/users`
@@ -38,6 +41,30 @@ pub struct AdminPair {
     pub since: u64,
     /// `true` once both sides are `ready_to_talk` (the call is up).
     pub in_call: bool,
+    /// The interests the two share (empty: the plain draw).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_interests: Vec<String>,
+}
+
+/// One row of `GET /v1/admin/interests`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TagCount {
+    /// The interest.
+    pub tag: String,
+    /// Waiting users who gave it.
+    pub waiting: u64,
+}
+
+/// `GET /v1/admin/interests`: the interests of the users waiting now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AdminInterests {
+    /// Users waiting in the pool.
+    pub waiting: u64,
+    /// Of them, with at least one interest.
+    pub with_interests: u64,
+    /// The most-given interests among them, most first (then by name), at
+    /// most 20.
+    pub top: Vec<TagCount>,
 }
 
 /// `GET /v1/admin/pairs`

@@ -28,6 +28,9 @@ pub enum ServerEvent {
         role: Role,
         /// The pair's random id, as in [`PeerResponse::pair_id`](crate::PeerResponse::pair_id).
         pair_id: String,
+        /// The interests the two share (empty: paired in the plain draw).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        shared_interests: Vec<String>,
     },
     /// The partner is `ready_to_talk` (the caller may dial now).
     PeerReadyToTalk,

@@ -33,13 +33,16 @@
 //! * `moderation`: reports, admission, the lobby, bans;
 //! * `admin`: the admin console's views and `/healthz`;
 //! * `error`: the error body;
-//! * `rules`: what a nickname, a media key, a chat line must look like.
+//! * `rules`: what a nickname, a media key, a chat line must look like;
+//! * `interests`: what an interest must look like, and how it is
+//!   normalised.
 
 #![warn(missing_docs, unreachable_pub)]
 
 mod admin;
 mod error;
 mod events;
+mod interests;
 mod moderation;
 mod pairing;
 mod rules;
@@ -49,11 +52,15 @@ mod users;
 pub mod fuzzing;
 
 pub use admin::{
-    AdminMedia, AdminPair, AdminPairs, AdminUser, AdminUsers, ConfFile, Health, MediaCall,
-    MediaCounters, MetricsHistory, MetricsSample, SipConf,
+    AdminInterests, AdminMedia, AdminPair, AdminPairs, AdminUser, AdminUsers, ConfFile, Health,
+    MediaCall, MediaCounters, MetricsHistory, MetricsSample, SipConf, TagCount,
 };
 pub use error::{ErrorBody, ErrorDetail};
 pub use events::{ClientEvent, ServerEvent, WS_BEARER_PREFIX, WS_PROTOCOL};
+pub use interests::{
+    normalize_interest, normalize_interests, split_interests, InterestError, INTEREST_MAX_LEN,
+    INTEREST_MIN_LEN, INTEREST_RULE, MAX_INTERESTS,
+};
 pub use moderation::{
     AdmitRequest, AdmitResponse, Ban, BanRequest, Bans, LobbySay, Report, ReportRequest, Reports,
 };

@@ -105,6 +105,34 @@ pub struct SetStatusRequest {
     /// detected even if nobody compares the SAS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_key: Option<String>,
+    /// With `ready`: the topics to be paired on (see
+    /// [`normalize_interests`](crate::normalize_interests)). Absent: the
+    /// interests given last in this session stay; `[]`: none (the plain
+    /// draw at once). A user with interests is paired among the waiting
+    /// users who share one, and after the interest wait with anyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interests: Option<Vec<String>>,
+    /// With `ready` and `interests`: seconds to wait for a shared interest
+    /// before the plain draw. At most the server's `--interest-wait`
+    /// (also the default); less is honoured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interest_wait: Option<u64>,
+    /// With `ready` and `interests`: never fall back to the plain draw.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub only_interests: bool,
+}
+
+impl SetStatusRequest {
+    /// Just a status: no media key, the session's interests as they are.
+    pub fn new(status: RequestedStatus) -> Self {
+        SetStatusRequest {
+            status,
+            media_key: None,
+            interests: None,
+            interest_wait: None,
+            only_interests: false,
+        }
+    }
 }
 
 /// `GET /v1/me` and the answer to `PUT /v1/me/status`.
@@ -116,6 +144,9 @@ pub struct MeResponse {
     pub status: Status,
     /// The user's extension.
     pub extension: String,
+    /// The interests this session is paired on (normalised).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interests: Vec<String>,
 }
 
 /// The partner, as seen by one side of a pair.
@@ -144,6 +175,9 @@ pub struct PeerResponse {
     /// for both sides. The media key schedule binds it: it is the only
     /// call identifier both clients see unchanged (a PBX rewrites SIP's).
     pub pair_id: String,
+    /// The interests the two share (empty: paired in the plain draw).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_interests: Vec<String>,
 }
 
 /// Why a pair ended, in [`ServerEvent::PeerLeft`](crate::ServerEvent::PeerLeft).

@@ -73,6 +73,30 @@ struct Args {
     /// given up on, and you are paired with someone else.
     #[arg(long, default_value_t = 10.0, value_parser = parse_answer_timeout)]
     answer_timeout: f64,
+    /// Topics you would like to talk about, comma-separated ("music,
+    /// rust"): you are paired among the waiting people who share one, and
+    /// after --interest-wait with anyone. Up to 10, each 2–24 letters,
+    /// digits, spaces or '-'. In line mode `ready music, rust` changes
+    /// them; in the full-screen interface, `i`.
+    #[arg(long, value_parser = parse_interests)]
+    interests: Option<InterestList>,
+    /// Seconds to wait for someone who shares an interest before being
+    /// paired with anyone (at most the server's own wait, 8 s by default).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=600))]
+    interest_wait: Option<u64>,
+    /// Only people who share an interest: never fall back to anyone.
+    #[arg(long, requires = "interests")]
+    only_interests: bool,
+}
+
+/// `--interests`, normalised and checked.
+#[derive(Debug, Clone)]
+struct InterestList(Vec<String>);
+
+fn parse_interests(s: &str) -> Result<InterestList, String> {
+    myturn_client::Interests::parse(s)
+        .map(InterestList)
+        .map_err(|e| e.to_string())
 }
 
 fn parse_answer_timeout(s: &str) -> Result<f64, String> {
@@ -229,6 +253,13 @@ async fn main() -> ExitCode {
         rate: args.rate,
         peer_timeout: std::time::Duration::from_secs_f64(args.peer_timeout),
         answer_timeout: std::time::Duration::from_secs_f64(args.answer_timeout),
+        interests: args
+            .interests
+            .map(|InterestList(tags)| myturn_client::Interests {
+                tags,
+                wait_secs: args.interest_wait,
+                only: args.only_interests,
+            }),
         input: audio_side(
             args.no_audio,
             args.input_wav.as_ref(),

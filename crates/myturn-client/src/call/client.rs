@@ -30,6 +30,9 @@ pub struct Client {
     /// (getting ready, the INVITE, the answer); past it the flow draws
     /// another partner (default 10 s).
     pub answer_timeout: Duration,
+    /// The interests to be paired on, sent with every `ready` (`None`:
+    /// none given; the server keeps what the session gave last).
+    pub interests: Option<crate::api::Interests>,
     pub(super) progress: Option<mpsc::UnboundedSender<Progress>>,
     pub(super) _keep_alive: AbortOnDrop,
     /// How it connected: what a reconnect does again.
@@ -141,6 +144,7 @@ impl Client {
             rate: config.rate,
             peer_timeout: myturn_media::session::DEFAULT_PEER_TIMEOUT,
             answer_timeout: DEFAULT_ANSWER_TIMEOUT,
+            interests: None,
             progress,
             _keep_alive: keep_alive_task,
             config,

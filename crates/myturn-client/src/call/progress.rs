@@ -16,13 +16,20 @@ pub enum Progress {
     /// Registered with the PBX over SIP.
     SipRegistered,
     /// `ready`: waiting for a partner.
-    Waiting,
+    Waiting {
+        /// The interests this wait is for (empty: the plain draw).
+        interests: Vec<String>,
+        /// Never falls back to the plain draw (`only_interests`).
+        only: bool,
+    },
     /// Paired with a partner.
     Paired {
         /// The partner's nickname.
         peer: String,
         /// This side's role in the call.
         role: WireRole,
+        /// The interests the two share (empty: the plain draw).
+        shared: Vec<String>,
     },
     /// The partner's phone rings (caller).
     Ringing,

@@ -120,10 +120,11 @@ impl Client {
 
     /// `ready`, with the fingerprint of this call's media key.
     async fn announce_ready(&mut self, fingerprint: &str) -> Result<(), ClientError> {
-        self.api
-            .status(myturn_wire::RequestedStatus::Ready, Some(fingerprint))
-            .await?;
-        self.tell(Progress::Waiting);
+        let me = self.api.ready(fingerprint, self.interests.as_ref()).await?;
+        self.tell(Progress::Waiting {
+            interests: me.interests,
+            only: self.interests.as_ref().is_some_and(|i| i.only),
+        });
         Ok(())
     }
 
@@ -149,6 +150,7 @@ impl Client {
         self.tell(Progress::Paired {
             peer: peer.peer.name.clone(),
             role: peer.role,
+            shared: peer.shared_interests.clone(),
         });
         let fingerprint = match &peer.peer.media_key {
             Some(k) => Some(

@@ -54,7 +54,14 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
         }
     });
     let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel();
-    let mut ui = Ui::default();
+    let mut ui = Ui {
+        interests: opts
+            .interests
+            .as_ref()
+            .map(|i| i.tags.clone())
+            .unwrap_or_default(),
+        ..Ui::default()
+    };
     if !opts.name.is_empty() {
         ui.screen = Screen::Login {
             input: opts.name.clone(),
@@ -89,6 +96,7 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
                             Ok(mut c) => {
                                 c.peer_timeout = opts.peer_timeout;
                                 c.answer_timeout = opts.answer_timeout;
+                                c.interests = opts.interests.clone();
                                 lobby = c.lobby_sender();
                                 client = Some(c);
                             }
@@ -101,6 +109,12 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
                             let _ = p.finish();
                         }
                         if let Some(mut c) = client.take() {
+                            // The interests the ready screen holds now.
+                            let base = c.interests.take().unwrap_or_default();
+                            c.interests = Some(crate::api::Interests {
+                                tags: ui.interests.clone(),
+                                ..base
+                            });
                             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
                             pending = Some((tokio::spawn(async move {
                                 let r = tokio::select! {

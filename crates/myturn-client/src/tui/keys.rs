@@ -28,8 +28,47 @@ impl Ui {
                 }
                 _ => None,
             },
-            Screen::Main { .. } => match key.code {
+            Screen::Main {
+                editing: Some(field),
+                notice,
+                ..
+            } => match key.code {
+                KeyCode::Enter => match crate::api::Interests::parse(field) {
+                    Ok(tags) => {
+                        *notice = Some(if tags.is_empty() {
+                            "No interests: paired with anyone.".into()
+                        } else {
+                            format!("Interests: {}", tags.join(", "))
+                        });
+                        self.interests = tags;
+                        self.end_editing();
+                        None
+                    }
+                    Err(e) => {
+                        *notice = Some(e.to_string());
+                        None
+                    }
+                },
+                KeyCode::Esc => {
+                    self.end_editing();
+                    None
+                }
+                KeyCode::Backspace => {
+                    field.pop();
+                    None
+                }
+                KeyCode::Char(c) if field.chars().count() < 250 => {
+                    field.push(c);
+                    None
+                }
+                _ => None,
+            },
+            Screen::Main { editing, .. } => match key.code {
                 KeyCode::Char('r') | KeyCode::Enter => Some(Action::Ready),
+                KeyCode::Char('i') => {
+                    *editing = Some(self.interests.join(", "));
+                    None
+                }
                 KeyCode::Char('d') => Some(Action::Devices),
                 KeyCode::Char('q') | KeyCode::Esc => Some(Action::Quit),
                 _ => None,
@@ -131,6 +170,15 @@ impl Ui {
                     _ => None,
                 }
             }
+        }
+    }
+}
+
+impl Ui {
+    /// Leaves the interests field.
+    fn end_editing(&mut self) {
+        if let Screen::Main { editing, .. } = &mut self.screen {
+            *editing = None;
         }
     }
 }

@@ -19,7 +19,15 @@ impl Ui {
                 name,
                 extension,
                 notice,
-            } => main_screen(f, area, name, extension, notice.as_deref()),
+                editing,
+            } => main_screen(
+                f,
+                area,
+                [name, extension],
+                &self.interests,
+                notice.as_deref(),
+                editing.as_deref(),
+            ),
             Screen::Devices {
                 inputs,
                 outputs,
@@ -30,7 +38,8 @@ impl Ui {
                 spinner,
                 lobby,
                 input,
-            } => wait(f, area, *spinner, lobby, input),
+                looking_for,
+            } => wait(f, area, *spinner, looking_for, lobby, input),
             Screen::Convo {
                 peer,
                 sas,
@@ -98,19 +107,37 @@ fn login(f: &mut Frame<'_>, area: Rect, input: &str, error: Option<&str>) {
 }
 
 /// Main: who this is, the last notice, what to do next.
-fn main_screen(f: &mut Frame<'_>, area: Rect, name: &str, extension: &str, notice: Option<&str>) {
+fn main_screen(
+    f: &mut Frame<'_>,
+    area: Rect,
+    [name, extension]: [&str; 2],
+    interests: &[String],
+    notice: Option<&str>,
+    editing: Option<&str>,
+) {
     let mut lines = vec![
         Line::from(Span::styled(format!("Hello, {name}"), title())),
         Line::from(format!("Your extension: {extension}")),
+        Line::from(if interests.is_empty() {
+            "Interests: none (paired with anyone)".to_owned()
+        } else {
+            format!("Interests: {}", interests.join(", "))
+        }),
         Line::from(""),
     ];
     if let Some(n) = notice {
         lines.push(Line::from(n.to_owned()));
         lines.push(Line::from(""));
     }
-    lines.push(Line::from(
-        "r: I'm ready to talk   d: sound devices   q: quit",
-    ));
+    match editing {
+        Some(field) => {
+            lines.push(Line::from(format!("Interests (comma-separated): {field}_")));
+            lines.push(Line::from("Enter: keep them   Esc: cancel"));
+        }
+        None => lines.push(Line::from(
+            "r: I'm ready to talk   i: interests   d: sound devices   q: quit",
+        )),
+    }
     f.render_widget(Paragraph::new(lines).block(boxed(" Main ")), area);
 }
 
@@ -158,7 +185,14 @@ fn devices(
 }
 
 /// Wait: the spinner, the lobby chat and its input line.
-fn wait(f: &mut Frame<'_>, area: Rect, spinner: usize, lobby: &[String], input: &str) {
+fn wait(
+    f: &mut Frame<'_>,
+    area: Rect,
+    spinner: usize,
+    looking_for: &str,
+    lobby: &[String],
+    input: &str,
+) {
     let [top, rest, line, keys] = Layout::vertical([
         Constraint::Length(3),
         Constraint::Min(1),
@@ -167,8 +201,7 @@ fn wait(f: &mut Frame<'_>, area: Rect, spinner: usize, lobby: &[String], input: 
     ])
     .areas(area);
     f.render_widget(
-        Paragraph::new(format!("{} Looking for a partner…", SPINNER[spinner]))
-            .block(boxed(" Waiting ")),
+        Paragraph::new(format!("{} {looking_for}", SPINNER[spinner])).block(boxed(" Waiting ")),
         top,
     );
     let items: Vec<ListItem> = lobby.iter().map(|l| ListItem::new(l.as_str())).collect();

@@ -47,11 +47,15 @@ pub(crate) enum Screen {
         name: String,
         extension: String,
         notice: Option<String>,
+        /// The interests field, while it is being edited.
+        editing: Option<String>,
     },
     Wait {
         spinner: usize,
         lobby: Vec<String>,
         input: String,
+        /// What this wait is for (the interests), shown in its heading.
+        looking_for: String,
     },
     Convo {
         peer: String,
@@ -80,6 +84,8 @@ pub(crate) struct Ui {
     pub(crate) screen: Screen,
     pub(crate) name: String,
     pub(crate) extension: String,
+    /// The interests the next `ready` sends (normalised).
+    pub(crate) interests: Vec<String>,
 }
 
 impl Default for Ui {
@@ -91,6 +97,7 @@ impl Default for Ui {
             },
             name: String::new(),
             extension: String::new(),
+            interests: Vec::new(),
         }
     }
 }
@@ -102,25 +109,39 @@ impl Ui {
     pub(crate) fn on_progress(&mut self, p: Progress) {
         match p {
             Progress::Registered { name, extension } => {
-                self.name = name.clone();
-                self.extension = extension.clone();
-                self.screen = Screen::Main {
-                    name,
-                    extension,
-                    notice: None,
-                };
+                self.name = name;
+                self.extension = extension;
+                self.notice(String::new());
             }
             Progress::SipRegistered => {}
-            Progress::Waiting => {
+            Progress::Waiting { interests, only } => {
+                let looking_for = match (interests.is_empty(), only) {
+                    (true, _) => "Looking for a partner…".to_owned(),
+                    (false, false) => format!(
+                        "Looking for someone into {} (then anyone)…",
+                        interests.join(", ")
+                    ),
+                    (false, true) => {
+                        format!("Looking only for someone into {}…", interests.join(", "))
+                    }
+                };
                 self.screen = Screen::Wait {
                     spinner: 0,
                     lobby: Vec::new(),
                     input: String::new(),
+                    looking_for,
                 }
             }
-            Progress::Paired { peer, .. } => {
+            Progress::Paired { peer, shared, .. } => {
                 if let Screen::Wait { lobby, .. } = &mut self.screen {
-                    lobby.push(format!("paired with {peer}, calling…"));
+                    lobby.push(if shared.is_empty() {
+                        format!("paired with {peer}, calling…")
+                    } else {
+                        format!(
+                            "paired with {peer}, calling… (you share {})",
+                            shared.join(", ")
+                        )
+                    });
                 }
             }
             Progress::Ringing => {}
@@ -153,20 +174,14 @@ impl Ui {
                     chat.push((from, text));
                 }
             }
-            Progress::Ended { by_us } => {
-                self.screen = Screen::Main {
-                    name: self.name.clone(),
-                    extension: self.extension.clone(),
-                    notice: Some(
-                        if by_us {
-                            "You hung up."
-                        } else {
-                            "Your partner hung up."
-                        }
-                        .into(),
-                    ),
-                };
-            }
+            Progress::Ended { by_us } => self.notice(
+                if by_us {
+                    "You hung up."
+                } else {
+                    "Your partner hung up."
+                }
+                .into(),
+            ),
             Progress::Redraw { why } => {
                 self.info(format!("{why}; finding someone else…"));
             }
@@ -211,6 +226,7 @@ impl Ui {
             name: self.name.clone(),
             extension: self.extension.clone(),
             notice: (!text.is_empty()).then_some(text),
+            editing: None,
         };
     }
 

@@ -65,7 +65,10 @@ fn main_wait_and_convo_screens() {
         "{text}"
     );
     assert_eq!(ui.on_key(key(KeyCode::Char('r'))), Some(Action::Ready));
-    ui.on_progress(Progress::Waiting);
+    ui.on_progress(Progress::Waiting {
+        interests: Vec::new(),
+        only: false,
+    });
     assert!(screen_text(&ui).contains("Looking for a partner"));
     ui.tick();
     // The lobby chat while waiting.
@@ -86,6 +89,7 @@ fn main_wait_and_convo_screens() {
     ui.on_progress(Progress::Paired {
         peer: "bob".into(),
         role: myturn_wire::Role::Caller,
+        shared: Vec::new(),
     });
     assert!(screen_text(&ui).contains("paired with bob"));
     ui.on_progress(Progress::Connected {
@@ -188,4 +192,39 @@ fn sound_devices_are_picked_with_the_keyboard() {
             output: None
         })
     );
+}
+
+#[test]
+fn interests_are_edited_on_the_ready_screen_and_shown_while_waiting() {
+    let mut ui = registered_alice();
+    assert!(screen_text(&ui).contains("Interests: none"));
+    assert_eq!(ui.on_key(key(KeyCode::Char('i'))), None);
+    for c in "Music, <b>".chars() {
+        assert_eq!(ui.on_key(key(KeyCode::Char(c))), None);
+    }
+    // A bad tag is named, and the field stays open to fix it.
+    assert_eq!(ui.on_key(key(KeyCode::Enter)), None);
+    assert!(screen_text(&ui).contains("\"<b>\""), "{}", screen_text(&ui));
+    for _ in 0..4 {
+        ui.on_key(key(KeyCode::Backspace));
+    }
+    for c in " rust".chars() {
+        ui.on_key(key(KeyCode::Char(c)));
+    }
+    assert_eq!(ui.on_key(key(KeyCode::Enter)), None);
+    assert_eq!(ui.interests, ["music", "rust"]);
+    assert!(screen_text(&ui).contains("Interests: music, rust"));
+    // `r` is ready again once the field is closed.
+    assert_eq!(ui.on_key(key(KeyCode::Char('r'))), Some(Action::Ready));
+    ui.on_progress(Progress::Waiting {
+        interests: vec!["music".into(), "rust".into()],
+        only: true,
+    });
+    assert!(screen_text(&ui).contains("Looking only for someone into music, rust"));
+    ui.on_progress(Progress::Paired {
+        peer: "bob".into(),
+        role: myturn_wire::Role::Callee,
+        shared: vec!["rust".into()],
+    });
+    assert!(screen_text(&ui).contains("you share rust"));
 }

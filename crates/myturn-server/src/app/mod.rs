@@ -5,6 +5,7 @@
 mod settings;
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -12,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::clock::SystemClock;
 use crate::config::{read_secret, Config, ReadError};
+use crate::core::blocklist::Blocklist;
 use crate::core::tokens::{AdminToken, AdminTokenError};
 use crate::core::Core;
 use crate::node::fanout::Fanout;
@@ -68,6 +70,48 @@ pub struct App {
     pub state: AppState,
     builtin: Option<BuiltinPbx>,
     tls: Option<Arc<tls::CertStore>>,
+    /// `--interest-blocklist` and the terms read from it.
+    blocklist: Option<(PathBuf, Arc<Blocklist>)>,
+}
+
+/// Reads `--interest-blocklist`.
+fn read_list(path: &Path) -> Result<String, ReadError> {
+    std::fs::read_to_string(path).map_err(|source| ReadError {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Reads the blocklist again on every SIGHUP until `stop` flips; a file
+/// that cannot be read keeps the terms in force, and says why.
+fn spawn_blocklist_reload(
+    path: PathBuf,
+    list: Arc<Blocklist>,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        loop {
+            #[cfg(unix)]
+            let hangup = hup.recv();
+            #[cfg(not(unix))]
+            let hangup = std::future::pending::<Option<()>>();
+            tokio::select! {
+                _ = hangup => match read_list(&path) {
+                    Ok(text) => {
+                        let n = list.replace(Blocklist::parse(&text));
+                        tracing::info!(path = %path.display(), terms = n, "interest blocklist read again");
+                    }
+                    Err(error) => tracing::warn!(%error, "interest blocklist not read again; the old terms stay"),
+                },
+                _ = stop.wait_for(|&s| s) => return,
+            }
+        }
+    })
 }
 
 impl App {
@@ -86,13 +130,19 @@ impl App {
         };
         let sync = Arc::new(pbx.sync);
         let settings = settings::settings(cfg, pbx.sip_domain, tls.is_some());
-        let core = Core::new(settings::core_config(cfg, &settings), seed);
+        let blocklist = Arc::new(Blocklist::default());
+        if let Some(path) = &cfg.interest_blocklist {
+            blocklist.replace(Blocklist::parse(&read_list(path)?));
+        }
+        let core = Core::new(settings::core_config(cfg, &settings), seed)
+            .with_blocklist(blocklist.clone());
         let jwt = core.signer();
         let fanout = Arc::new(Fanout::default());
         let store = Arc::new(MemoryStore::new(core, fanout.clone(), sync.clone()));
         Ok(App {
             builtin: pbx.builtin,
             tls,
+            blocklist: cfg.interest_blocklist.clone().map(|path| (path, blocklist)),
             state: AppState::new(Inner {
                 store,
                 fanout,
@@ -101,6 +151,7 @@ impl App {
                 admin,
                 pbx: sync,
                 metrics: Metrics::default(),
+                alarm: Default::default(),
                 settings,
             }),
         })
@@ -153,11 +204,18 @@ impl App {
             None => None,
         };
         let history = history::spawn(state.clone(), stop_rx.clone());
+        let reload = self
+            .blocklist
+            .clone()
+            .map(|(path, list)| spawn_blocklist_reload(path, list, stop_rx.clone()));
         let sweeper = sweeper::spawn(state.clone(), stop_rx.clone());
         let result = self.serve_http(listener, shutdown, &stop_rx).await;
         let _ = stop_tx.send(true);
         let _ = sweeper.await;
         let _ = history.await;
+        if let Some(t) = reload {
+            let _ = t.await;
+        }
         let _ = pbx_task.await;
         if let Some(t) = sip_task {
             let _ = t.await;

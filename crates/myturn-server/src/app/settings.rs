@@ -49,5 +49,6 @@ pub(super) fn core_config(cfg: &Config, settings: &Settings) -> CoreConfig {
         stream_grace: settings.stream_grace,
         answer_timeout: settings.answer_timeout,
         rate_limits: cfg.rate_limits == Switch::On,
+        interest_wait: Duration::from_secs(cfg.interest_wait),
     }
 }

@@ -210,6 +210,19 @@ pub struct Config {
     #[arg(long, env = "MYTURN_ANSWER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub answer_timeout: u64,
 
+    /// Seconds a user who gave interests waits to be paired with someone
+    /// who shares one, before the plain draw (paired with anyone). A client
+    /// may ask for less with `interest_wait`, or never to fall back with
+    /// `only_interests`.
+    #[arg(long, env = "MYTURN_INTEREST_WAIT", default_value_t = 8, value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub interest_wait: u64,
+
+    /// A file of interests to refuse (slurs, spam terms), one per line;
+    /// `#` starts a comment. A tag holding a term as whole words gets a
+    /// 400 `interest_refused`. Read again on SIGHUP.
+    #[arg(long, env = "MYTURN_INTEREST_BLOCKLIST")]
+    pub interest_blocklist: Option<PathBuf>,
+
     /// Who lets ready users into the pairing pool.
     #[arg(long, env = "MYTURN_ADMISSION", value_enum, default_value = "open")]
     pub admission: Admission,

@@ -119,6 +119,8 @@ use_cases! {
     Reports => views::Reports,
     /// `GET /v1/admin/bans`.
     Bans => views::Bans,
+    /// `GET /v1/admin/interests`.
+    Interests => views::Interests,
     /// What the PBX must hold.
     PbxUsers => views::PbxUsers,
     /// Users registered.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rand::RngCore;
 
+use super::blocklist::Blocklist;
 use super::effects::Effects;
 use super::matching::MatchPolicy;
 use super::state::State;
@@ -38,6 +39,9 @@ pub struct CoreConfig {
     pub answer_timeout: Duration,
     /// Whether rate limits apply.
     pub rate_limits: bool,
+    /// Longest wait for a shared interest before the plain draw (a client
+    /// may ask for less).
+    pub interest_wait: Duration,
 }
 
 impl Default for CoreConfig {
@@ -52,6 +56,7 @@ impl Default for CoreConfig {
             stream_grace: Duration::from_secs(3),
             answer_timeout: Duration::from_secs(45),
             rate_limits: true,
+            interest_wait: Duration::from_secs(8),
         }
     }
 }
@@ -66,6 +71,8 @@ pub struct Rules {
     pub jwt: Arc<Jwt>,
     /// Picks partners.
     pub matching: MatchPolicy,
+    /// Interests the operator refuses (`--interest-blocklist`).
+    pub blocklist: Arc<Blocklist>,
 }
 
 /// One use case's world: the records, the randomness, the moment, and

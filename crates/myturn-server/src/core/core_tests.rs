@@ -35,11 +35,7 @@ fn authenticate(core: &mut Core, token: &str, now: At) -> Result<Session, CoreEr
 }
 
 fn ready(core: &mut Core, uid: UserId, now: At, fx: &mut Effects) {
-    let s = SetStatus {
-        uid,
-        status: RequestedStatus::Ready,
-        media_key: None,
-    };
+    let s = SetStatus::to(uid, RequestedStatus::Ready);
     core.apply(s, now, fx).unwrap();
 }
 

@@ -5,8 +5,11 @@
 //! deliveries inside the same atomic step (so every user hears about
 //! changes in the order they happened), the PBX change after it.
 
+use std::time::{Duration, Instant};
+
 use myturn_wire::{LeaveReason, ServerEvent};
 
+use super::matching::PairKind;
 use super::state::UserId;
 
 /// Something the world must learn from a use case, in order.
@@ -38,6 +41,15 @@ pub enum Delivery {
     },
 }
 
+/// A pair made, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairMade {
+    /// How.
+    pub kind: PairKind,
+    /// How long each of the two waited in the pool.
+    pub waited: [Duration; 2],
+}
+
 /// What a use case asks of the world besides its reply.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Effects {
@@ -45,9 +57,19 @@ pub struct Effects {
     pub deliveries: Vec<Delivery>,
     /// The PBX's account directory changed.
     pub pbx_changed: bool,
+    /// Pairs made.
+    pub pairings: Vec<PairMade>,
+    /// The next moment a sweep has work (a waiting user's interest wait
+    /// runs out), if this use case set one.
+    pub wake_at: Option<Instant>,
 }
 
 impl Effects {
+    /// Asks for a sweep at `at` (the earliest asked wins).
+    pub(crate) fn wake(&mut self, at: Instant) {
+        self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
+    }
+
     /// Tells `user` about `event`.
     pub(crate) fn tell(&mut self, user: UserId, event: ServerEvent) {
         self.deliveries.push(Delivery::Event(user, event));

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use myturn_wire::{NameError, ServerEvent, TextError};
+use myturn_wire::{InterestError, NameError, ServerEvent, TextError};
 
 use super::tokens::TokenError;
 
@@ -52,6 +52,12 @@ pub enum CoreError {
     /// A chat line or report text breaks the text rule.
     #[error(transparent)]
     InvalidText(#[from] TextError),
+    /// An interest breaks the rule (the error names it).
+    #[error(transparent)]
+    InvalidInterests(#[from] InterestError),
+    /// An interest the operator refuses (`--interest-blocklist`).
+    #[error("the interest {0:?} is not allowed on this server; pick another one")]
+    InterestRefused(String),
     /// The token is good, but its session has ended.
     #[error("{}", SESSION_ENDED)]
     SessionEnded,
@@ -116,6 +122,8 @@ impl CoreError {
             CoreError::InvalidBody(_) => "invalid_body",
             CoreError::InvalidMediaKey(_) => "invalid_media_key",
             CoreError::InvalidText(_) => "invalid_text",
+            CoreError::InvalidInterests(_) => "invalid_interests",
+            CoreError::InterestRefused(_) => "interest_refused",
             CoreError::SessionEnded
             | CoreError::UserGone
             | CoreError::OtherSession

@@ -42,12 +42,13 @@
 //! let a = login(&mut core, "alice", &mut fx);
 //! let b = login(&mut core, "bob", &mut fx);
 //! for uid in [a, b] {
-//!     let ready = SetStatus { uid, status: RequestedStatus::Ready, media_key: None };
+//!     let ready = SetStatus::to(uid, RequestedStatus::Ready);
 //!     core.apply(ready, now, &mut fx).unwrap();
 //! }
 //! assert!(core.apply(PeerOf { uid: a }, now, &mut fx).unwrap().is_some()); // paired
 //! ```
 
+pub mod blocklist;
 pub mod cases;
 pub mod command;
 mod context;
@@ -77,6 +78,7 @@ pub use tokens::{Claims, Jwt, TokenError};
 pub use usecase::UseCase;
 
 use crate::clock::At;
+use blocklist::Blocklist;
 use matching::MatchPolicy;
 
 /// The rules over an in-memory state, with their randomness: what the
@@ -105,6 +107,7 @@ impl Core {
                 cfg,
                 jwt,
                 matching: MatchPolicy,
+                blocklist: Arc::new(Blocklist::default()),
             },
             state: MemState::default(),
             rng,
@@ -115,6 +118,13 @@ impl Core {
     /// The fixed parts: configuration, signer, matching policy.
     pub fn rules(&self) -> &Rules {
         &self.rules
+    }
+
+    /// The same core refusing the interests `blocklist` holds (shared:
+    /// the node swaps its terms in on SIGHUP).
+    pub fn with_blocklist(mut self, blocklist: Arc<Blocklist>) -> Self {
+        self.rules.blocklist = blocklist;
+        self
     }
 
     /// The configuration.

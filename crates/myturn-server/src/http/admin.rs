@@ -7,14 +7,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use myturn_wire::{
-    AdminMedia, AdminPairs, AdminUsers, AdmitRequest, AdmitResponse, Ban as BanView, BanRequest,
-    Bans as BanList, ConfFile, LobbySay, Reports as ReportList, SipConf,
+    AdminInterests, AdminMedia, AdminPairs, AdminUsers, AdmitRequest, AdmitResponse,
+    Ban as BanView, BanRequest, Bans as BanList, ConfFile, LobbySay, Reports as ReportList,
+    SipConf,
 };
 
 use super::error::ApiError;
 use super::extract::{Admin, ApiJson};
 use crate::core::cases::moderation::{Admit, Ban, Banned, Kick, Unban};
-use crate::core::cases::views::{Bans, Pairs, PbxUsers, Reports, Users};
+use crate::core::cases::views::{Bans, Interests, Pairs, PbxUsers, Reports, Users};
 use crate::core::Speaker;
 use crate::node::metrics::HISTORY_EVERY;
 use crate::node::AppState;
@@ -167,4 +168,12 @@ pub(crate) async fn admin_unban(
 ) -> Result<StatusCode, ApiError> {
     state.run(Unban { name }).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/admin/interests", tag = "admin", security(("admin" = [])), responses((status = 200, body = AdminInterests), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
+pub(crate) async fn admin_interests(
+    State(state): State<AppState>,
+    _: Admin,
+) -> Result<Json<AdminInterests>, ApiError> {
+    Ok(Json(state.run(Interests).await?))
 }

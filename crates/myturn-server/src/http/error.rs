@@ -80,7 +80,9 @@ fn refusal_status(e: &CoreError) -> StatusCode {
         CoreError::InvalidName(_)
         | CoreError::InvalidBody(_)
         | CoreError::InvalidMediaKey(_)
-        | CoreError::InvalidText(_) => StatusCode::BAD_REQUEST,
+        | CoreError::InvalidText(_)
+        | CoreError::InvalidInterests(_)
+        | CoreError::InterestRefused(_) => StatusCode::BAD_REQUEST,
         CoreError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         CoreError::Banned { .. } => StatusCode::FORBIDDEN,
         CoreError::NotFound(_) => StatusCode::NOT_FOUND,

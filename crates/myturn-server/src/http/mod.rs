@@ -58,6 +58,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/admin/users", get(admin::admin_users))
         .route("/v1/admin/users/{name}", delete(admin::admin_kick))
         .route("/v1/admin/pairs", get(admin::admin_pairs))
+        .route("/v1/admin/interests", get(admin::admin_interests))
         .route("/v1/admin/sip-conf", get(admin::admin_sip_conf))
         .route("/v1/admin/media", get(admin::admin_media))
         .route("/v1/admin/history", get(admin::admin_history))

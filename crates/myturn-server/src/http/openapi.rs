@@ -25,7 +25,7 @@ use super::{admin, console, events, ops, pairing, users};
         pairing::report, users::refresh, events::user_events, events::admin_events,
         admin::admin_admit, admin::admin_lobby, admin::admin_reports, admin::admin_bans,
         admin::admin_ban, admin::admin_unban, admin::admin_users, admin::admin_kick,
-        admin::admin_pairs, admin::admin_sip_conf, admin::admin_media, admin::admin_history,
+        admin::admin_pairs, admin::admin_interests, admin::admin_sip_conf, admin::admin_media, admin::admin_history,
         ops::healthz, ops::metrics, serve,
         console::page, console::script, console::style,
     ),

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery, AuthUser};
 use crate::core::cases::moderation::Report;
-use crate::core::cases::status::SetStatus;
+use crate::core::cases::status::{Interests, SetStatus};
 use crate::node::AppState;
 
 #[utoipa::path(put, path = "/v1/me/status", tag = "pairing", security(("bearer" = [])), request_body = SetStatusRequest, responses((status = 200, body = MeResponse), (status = 400, description = "bad input", body = myturn_wire::ErrorBody), (status = 401, description = "no, bad, expired or revoked token", body = myturn_wire::ErrorBody), (status = 409, description = "not allowed now", body = myturn_wire::ErrorBody)))]
@@ -23,14 +23,25 @@ pub(crate) async fn set_status(
     user: AuthUser,
     ApiJson(req): ApiJson<SetStatusRequest>,
 ) -> Result<Json<MeResponse>, ApiError> {
+    if req.interests.is_none() && (req.interest_wait.is_some() || req.only_interests) {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "interest_wait and only_interests go with interests",
+        ));
+    }
     let me = state
         .run(SetStatus {
             uid: user.id,
             status: req.status,
             media_key: req.media_key,
+            interests: req.interests.map(|tags| Interests {
+                tags,
+                wait_secs: req.interest_wait,
+                only: req.only_interests,
+            }),
         })
         .await?;
-    tracing::debug!(name = %user.name, status = %me.status, "status changed");
+    tracing::debug!(name = %user.name, status = %me.status, interests = ?me.interests, "status changed");
     Ok(Json(me))
 }
 /// `GET /v1/me/peer` query.

@@ -7,8 +7,62 @@ use std::sync::Mutex;
 
 use myturn_wire::Status;
 
+use super::histogram::Histogram;
+use crate::core::effects::PairMade;
+use crate::core::matching::PairKind;
 use crate::pbx::PbxSync;
 use crate::prom::counter;
+
+/// Pairings by kind (shared interest, fallback, plain), and a wait-time
+/// histogram per kind (one observation per side of each pair).
+#[derive(Debug, Default)]
+pub struct PairingMetrics {
+    made: [AtomicU64; PairKind::ALL.len()],
+    waits: [Histogram; PairKind::ALL.len()],
+}
+
+impl PairingMetrics {
+    fn slot(kind: PairKind) -> usize {
+        PairKind::ALL.iter().position(|&k| k == kind).unwrap_or(0)
+    }
+
+    /// Counts pairs made.
+    pub fn record(&self, made: &[PairMade]) {
+        for p in made {
+            let i = Self::slot(p.kind);
+            if let (Some(n), Some(h)) = (self.made.get(i), self.waits.get(i)) {
+                n.fetch_add(1, Ordering::Relaxed);
+                for w in p.waited {
+                    h.observe(w);
+                }
+            }
+        }
+    }
+
+    /// Pairs made of `kind`.
+    pub fn made(&self, kind: PairKind) -> u64 {
+        self.made
+            .get(Self::slot(kind))
+            .map_or(0, |n| n.load(Ordering::Relaxed))
+    }
+
+    fn render(&self, out: &mut String) {
+        let _ = writeln!(out, "# HELP myturn_pairings_by_kind_total Pairs made since start, by kind: shared (an interest in common), fallback (one gave interests nobody shared in time), plain.\n# TYPE myturn_pairings_by_kind_total counter");
+        for (kind, n) in PairKind::ALL.iter().zip(&self.made) {
+            let _ = writeln!(
+                out,
+                "myturn_pairings_by_kind_total{{kind=\"{}\"}} {}",
+                kind.as_str(),
+                n.load(Ordering::Relaxed)
+            );
+        }
+        let name = "myturn_pair_wait_seconds";
+        let _ = writeln!(out, "# HELP {name} Time from entering the pool to being paired, per side, by the pair's kind.\n# TYPE {name} histogram");
+        for (kind, h) in PairKind::ALL.iter().zip(&self.waits) {
+            h.render(out, name, &format!("kind=\"{}\"", kind.as_str()));
+        }
+    }
+}
 
 /// How often the console's history is sampled, and how much is kept.
 pub(crate) const HISTORY_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
@@ -23,6 +77,8 @@ pub struct Metrics {
     pub tls_handshake_failures: std::sync::Arc<AtomicU64>,
     /// Successful `POST /v1/users`.
     pub registrations: AtomicU64,
+    /// Pairs made, by kind, with how long each side waited.
+    pub pairings: PairingMetrics,
     /// Users removed by `DELETE /v1/me`.
     pub logouts: AtomicU64,
     /// Users removed by an admin.
@@ -98,6 +154,7 @@ impl Metrics {
             "Pairs made since start.",
             g.pairings_total,
         );
+        self.pairings.render(&mut out);
         counter(
             &mut out,
             "myturn_registrations_total",

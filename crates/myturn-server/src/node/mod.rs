@@ -8,6 +8,7 @@
 //! use case with [`AppState::run`]: one call, one atomic step.
 
 pub mod fanout;
+mod histogram;
 pub(crate) mod history;
 pub(crate) mod longpoll;
 pub mod metrics;
@@ -80,6 +81,8 @@ pub struct Inner {
     pub pbx: Arc<PbxSync>,
     /// Counters.
     pub metrics: Metrics,
+    /// When the sweeper must run next (a waiting user's interest wait).
+    pub alarm: sweeper::Alarm,
     /// Tunables.
     pub settings: Settings,
 }
@@ -120,6 +123,12 @@ impl AppState {
         now: At,
     ) -> Result<(U::Output, usize), StoreError> {
         let out = self.store.execute(case.into(), now).await?;
+        if !out.pairings.is_empty() {
+            self.metrics.pairings.record(&out.pairings);
+        }
+        if let Some(at) = out.wake_at {
+            self.alarm.set(at);
+        }
         let reply = U::output(out.reply)
             .ok_or_else(|| StoreError::Unavailable("the store answered another use case".into()))?;
         Ok((reply, out.reached))

@@ -1,10 +1,51 @@
-//! The periodic sweep's task: lease, grace, answer timeout, rematch.
+//! The periodic sweep's task: lease, grace, answer timeout, interest
+//! fallbacks, rematch. It runs every quarter of the shortest timeout, and
+//! at once when a use case set a deadline sooner ([`Alarm`]).
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use super::AppState;
+
+/// The earliest moment the sweep has work, as use cases set it (an
+/// interest wait that runs out).
+#[derive(Debug, Default)]
+pub struct Alarm {
+    at: Mutex<Option<Instant>>,
+    changed: Notify,
+}
+
+impl Alarm {
+    /// Asks for a sweep at `at` (the earliest asked wins).
+    pub fn set(&self, at: Instant) {
+        let mut cur = self.at.lock().unwrap_or_else(|e| e.into_inner());
+        if cur.is_none_or(|c| at < c) {
+            *cur = Some(at);
+            self.changed.notify_one();
+        }
+    }
+
+    /// Sleeps until `periodic` or the alarm, whichever comes first; the
+    /// alarm is spent when it rings.
+    async fn sleep(&self, periodic: Instant) {
+        loop {
+            let at = *self.at.lock().unwrap_or_else(|e| e.into_inner());
+            let until = at.map_or(periodic, |a| a.min(periodic));
+            tokio::select! {
+                _ = tokio::time::sleep_until(until.into()) => {
+                    let mut cur = self.at.lock().unwrap_or_else(|e| e.into_inner());
+                    if cur.is_some_and(|a| a <= Instant::now()) {
+                        *cur = None;
+                    }
+                    return;
+                }
+                _ = self.changed.notified() => {}
+            }
+        }
+    }
+}
 
 /// Runs the sweep until `stop` flips, often enough that a closed stream
 /// is acted on soon after its grace, and an expired lease soon after the
@@ -21,7 +62,7 @@ pub(crate) fn spawn(
     tokio::spawn(async move {
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(every) => {}
+                _ = state.alarm.sleep(Instant::now() + every) => {}
                 _ = stop.wait_for(|&s| s) => return,
             }
             let swept = match state.sweep(state.now()).await {

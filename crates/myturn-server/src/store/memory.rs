@@ -52,7 +52,12 @@ impl Store for MemoryStore {
             self.pbx.changed();
         }
         let outcome = result
-            .map(|reply| Outcome { reply, reached })
+            .map(|reply| Outcome {
+                reply,
+                reached,
+                pairings: fx.pairings,
+                wake_at: fx.wake_at,
+            })
             .map_err(StoreError::Refused);
         Box::pin(std::future::ready(outcome))
     }

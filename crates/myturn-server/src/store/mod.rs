@@ -27,6 +27,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::clock::At;
+use crate::core::effects::PairMade;
 use crate::core::{Command, Core, CoreError, Delivery, Reply};
 
 /// Why a store did not answer a command with its reply.
@@ -40,14 +41,18 @@ pub enum StoreError {
     Unavailable(String),
 }
 
-/// A command's reply, and how many of this node's sockets its deliveries
-/// reached.
+/// A command's reply, and what its effects ask of this node besides the
+/// deliveries (already carried out).
 #[derive(Debug, Clone)]
 pub struct Outcome {
     /// What the use case answered.
     pub reply: Reply,
     /// Sockets the deliveries were queued on.
     pub reached: usize,
+    /// Pairs made (for the metrics).
+    pub pairings: Vec<PairMade>,
+    /// When a sweep next has work, if the step set a deadline.
+    pub wake_at: Option<std::time::Instant>,
 }
 
 /// A command under way.

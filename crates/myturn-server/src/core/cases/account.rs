@@ -201,6 +201,7 @@ pub(crate) fn me(cx: &Ctx<'_>, uid: UserId) -> Result<MeResponse, CoreError> {
         name: u.name.clone(),
         status: u.status,
         extension: u.extension.to_string(),
+        interests: u.interests.clone(),
     })
 }
 

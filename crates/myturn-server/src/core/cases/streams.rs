@@ -120,6 +120,9 @@ impl UseCase for Sweep {
             pairs::drop_unanswered(cx, id);
             swept.unanswered.extend(cx.st.name_of(id));
         }
+        if let Some(next) = pairs::fall_back(cx) {
+            cx.fx.wake(next);
+        }
         pairs::rematch(cx);
         Ok(swept)
     }

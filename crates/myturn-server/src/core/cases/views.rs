@@ -25,6 +25,7 @@ impl UseCase for Users {
                 extension: u.extension.to_string(),
                 since: u.since_unix,
                 admitted: u.admitted,
+                interests: u.interests.clone(),
             })
             .collect();
         users.sort_by_key(|u| u.name.to_ascii_lowercase());
@@ -37,7 +38,7 @@ pub(crate) fn pairs_of(st: &dyn State) -> Vec<(&User, &User)> {
     let mut v: Vec<(&User, &User)> = st
         .users()
         .filter_map(|u| {
-            let p = u.pair?;
+            let p = u.pair.as_ref()?;
             if p.role != Role::Caller {
                 return None;
             }
@@ -60,8 +61,13 @@ impl UseCase for Pairs {
             .map(|(c, e)| AdminPair {
                 caller: c.name.clone(),
                 callee: e.name.clone(),
-                since: c.pair.map_or(0, |p| p.since_unix),
+                since: c.pair.as_ref().map_or(0, |p| p.since_unix),
                 in_call: c.status == Status::InCall && e.status == Status::InCall,
+                shared_interests: c
+                    .pair
+                    .as_ref()
+                    .map(|p| p.shared.clone())
+                    .unwrap_or_default(),
             })
             .collect();
         Ok(AdminPairs { pairs })
@@ -128,6 +134,38 @@ impl UseCase for UserCount {
     type Output = usize;
     fn apply(self, cx: &mut Ctx<'_>) -> Result<usize, CoreError> {
         Ok(cx.st.user_count())
+    }
+}
+
+/// The interests of the users waiting now, the most-given first.
+#[derive(Debug, Clone)]
+pub struct Interests;
+
+impl UseCase for Interests {
+    type Output = myturn_wire::AdminInterests;
+    fn apply(self, cx: &mut Ctx<'_>) -> Result<myturn_wire::AdminInterests, CoreError> {
+        let mut counts: std::collections::HashMap<&str, u64> = Default::default();
+        let mut with = 0;
+        for u in cx.st.pool().iter().filter_map(|&id| cx.st.user(id)) {
+            with += u64::from(!u.interests.is_empty());
+            for t in &u.interests {
+                *counts.entry(t.as_str()).or_default() += 1;
+            }
+        }
+        let mut top: Vec<myturn_wire::TagCount> = counts
+            .into_iter()
+            .map(|(tag, waiting)| myturn_wire::TagCount {
+                tag: tag.to_owned(),
+                waiting,
+            })
+            .collect();
+        top.sort_by(|a, b| b.waiting.cmp(&a.waiting).then_with(|| a.tag.cmp(&b.tag)));
+        top.truncate(20);
+        Ok(myturn_wire::AdminInterests {
+            waiting: cx.st.pool().len() as u64,
+            with_interests: with,
+            top,
+        })
     }
 }
 

@@ -1,8 +1,9 @@
-//! Pair bookkeeping: statuses, the pool, the lobby, and pairs made and
-//! ended. Whom to pair with is the matching policy's choice
+//! Pair bookkeeping: statuses, the pool and its draws (the plain one and
+//! one per interest), the lobby, and pairs made and ended. Whom to pair
+//! with is the matching policy's choice
 //! ([`MatchPolicy`](crate::core::matching::MatchPolicy)); this module
-//! asks it, then writes both sides of the pair in one step, so both
-//! always agree on it and nobody is ever in two pairs.
+//! hands it the draws, then writes both sides of the pair in one step, so
+//! both always agree on it and nobody is ever in two pairs.
 //!
 //! Status flow (see `docs/api.md`): `ready` ends a current pair and
 //! enters the pool (paired at once if someone suitable waits); `busy`
@@ -16,9 +17,10 @@ use rand::Rng;
 
 use super::liveness::is_live;
 use crate::core::context::Ctx;
+use crate::core::effects::PairMade;
 use crate::core::error::CoreError;
-use crate::core::matching::{Candidate, Seeker};
-use crate::core::state::{PairId, PairSide, State, UserId};
+use crate::core::matching::{Candidate, Draw, Match, Seeker};
+use crate::core::state::{DrawKey, PairId, PairSide, State, User, UserId};
 
 /// Sets a user's status, keeps the lobby in step, and tells them.
 fn set(cx: &mut Ctx<'_>, id: UserId, status: Status) {
@@ -46,8 +48,80 @@ fn dissolve(cx: &mut Ctx<'_>, id: UserId, reason: LeaveReason) {
 /// Takes `id` out of the pool and out of its pair, for `reason` (a user
 /// on the way out).
 pub(crate) fn leave(cx: &mut Ctx<'_>, id: UserId, reason: LeaveReason) {
-    cx.st.pool_remove(id);
+    leave_draws(cx.st, id);
+    if let Some(u) = cx.st.user_mut(id) {
+        u.waiting_since = None;
+        u.in_plain_draw = false;
+    }
     dissolve(cx, id, reason);
+}
+
+/// Sets the interests `id` is paired on (normalised and checked by the
+/// caller), with its wait and whether it ever falls back. A user waiting
+/// in the pool moves to the new draws at once, keeping its place in time.
+pub(crate) fn set_interests(
+    cx: &mut Ctx<'_>,
+    id: UserId,
+    interests: Vec<String>,
+    wait: Duration,
+    only: bool,
+) -> Result<(), CoreError> {
+    let waiting = cx.st.pool().contains(&id);
+    if waiting {
+        leave_draws(cx.st, id);
+    }
+    let u = cx.st.user_mut(id).ok_or(CoreError::UserGone)?;
+    u.interests = interests;
+    u.interest_wait = wait;
+    u.only_interests = only;
+    u.in_plain_draw = false;
+    if waiting {
+        enter_pool(cx, id);
+    }
+    Ok(())
+}
+
+/// When `u`'s interest wait runs out, if it is waiting for one (with
+/// interests, not `only_interests`, not yet in the plain draw).
+fn fallback_at(u: &User) -> Option<Instant> {
+    if u.interests.is_empty() || u.only_interests || u.in_plain_draw {
+        return None;
+    }
+    Some(u.waiting_since? + u.interest_wait)
+}
+
+/// Whether `u` belongs in the plain draw at `now`.
+fn plain_at(u: &User, now: Instant) -> bool {
+    u.interests.is_empty() || u.in_plain_draw || fallback_at(u).is_some_and(|t| t <= now)
+}
+
+/// Puts a waiting user in the pool and its draws.
+fn join_draws(cx: &mut Ctx<'_>, id: UserId) {
+    let now = cx.now.mono;
+    let Some(u) = cx.st.user_mut(id) else { return };
+    let plain = plain_at(u, now);
+    u.in_plain_draw = plain;
+    let (tags, fallback) = (u.interests.clone(), fallback_at(u));
+    cx.st.pool_insert(id);
+    for t in tags {
+        cx.st.draw_insert(&DrawKey::Tag(t), id);
+    }
+    if plain {
+        cx.st.draw_insert(&DrawKey::Plain, id);
+    }
+    if let Some(at) = fallback {
+        cx.fx.wake(at);
+    }
+}
+
+/// Takes a user out of the pool and every draw.
+fn leave_draws(st: &mut dyn State, id: UserId) {
+    st.pool_remove(id);
+    st.draw_remove(&DrawKey::Plain, id);
+    let tags = st.user(id).map(|u| u.interests.clone()).unwrap_or_default();
+    for t in tags {
+        st.draw_remove(&DrawKey::Tag(t), id);
+    }
 }
 
 /// Changes a user's status; see the module docs.
@@ -69,19 +143,20 @@ pub(crate) fn set_status(cx: &mut Ctx<'_>, id: UserId, wanted: Status) -> Result
             }
         }
         Status::ReadyToTalk => {
-            let pair = cx
+            let peer = cx
                 .st
                 .user(id)
-                .and_then(|u| u.pair)
+                .and_then(|u| u.pair.as_ref())
+                .map(|p| p.peer)
                 .ok_or(CoreError::NotPaired)?;
             if matches!(current, Status::ReadyToTalk | Status::InCall) {
                 return Ok(());
             }
             set(cx, id, Status::ReadyToTalk);
-            cx.fx.tell(pair.peer, ServerEvent::PeerReadyToTalk);
-            if cx.st.user(pair.peer).map(|u| u.status) == Some(Status::ReadyToTalk) {
+            cx.fx.tell(peer, ServerEvent::PeerReadyToTalk);
+            if cx.st.user(peer).map(|u| u.status) == Some(Status::ReadyToTalk) {
                 set(cx, id, Status::InCall);
-                set(cx, pair.peer, Status::InCall);
+                set(cx, peer, Status::InCall);
             }
         }
         // Server-set states; the wire type does not let clients ask.
@@ -93,43 +168,82 @@ pub(crate) fn set_status(cx: &mut Ctx<'_>, id: UserId, wanted: Status) -> Result
 /// Puts a ready user in the pool, or pairs them at once with the partner
 /// the matching policy picks among those waiting.
 fn enter_pool(cx: &mut Ctx<'_>, id: UserId) {
+    let (now, window) = (cx.now.mono, cx.cfg().liveness);
+    let Some(u) = cx.st.user_mut(id) else { return };
+    let since = *u.waiting_since.get_or_insert(now);
     let seeker = Seeker {
         id,
-        last_partner: cx.st.user(id).and_then(|u| u.last_partner),
+        last_partner: u.last_partner,
+        has_interests: !u.interests.is_empty(),
+        plain: plain_at(u, now),
     };
-    let (now, window) = (cx.now.mono, cx.cfg().liveness);
-    let candidates: Vec<Candidate> = cx
-        .st
-        .pool()
-        .iter()
-        .map(|&c| match cx.st.user(c) {
-            Some(u) => Candidate {
-                id: c,
-                live: is_live(u, now, window),
-                last_partner: u.last_partner,
-            },
-            None => Candidate {
-                id: c,
-                live: false,
-                last_partner: None,
-            },
-        })
-        .collect();
+    let tags = u.interests.clone();
+    let candidate = |st: &dyn State, c: UserId| match st.user(c) {
+        Some(u) => Candidate {
+            id: c,
+            live: is_live(u, now, window),
+            last_partner: u.last_partner,
+            has_interests: !u.interests.is_empty(),
+        },
+        None => Candidate {
+            id: c,
+            live: false,
+            last_partner: None,
+            has_interests: false,
+        },
+    };
+    // Who shares an interest, each once, in the order of the tags.
+    let mut shared: Vec<Candidate> = Vec::new();
+    for t in &tags {
+        for &c in cx.st.draw(&DrawKey::Tag(t.clone())) {
+            if c != id && !shared.iter().any(|x| x.id == c) {
+                shared.push(candidate(cx.st, c));
+            }
+        }
+    }
+    let plain: Vec<Candidate> = if seeker.plain {
+        let members = cx.st.draw(&DrawKey::Plain);
+        members
+            .iter()
+            .filter(|&&c| c != id)
+            .map(|&c| candidate(cx.st, c))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let picked = cx
         .rules
         .matching
-        .pick(&seeker, &candidates, &mut *cx.rng)
-        .and_then(|i| candidates.get(i));
-    match picked {
-        Some(other) => make_pair(cx, id, other.id),
-        None => cx.st.pool_insert(id),
+        .pick(&seeker, &shared, &plain, &mut *cx.rng);
+    let other = picked.and_then(|m: Match| match m.draw {
+        Draw::Shared => shared.get(m.index).map(|c| (c.id, m)),
+        Draw::Plain => plain.get(m.index).map(|c| (c.id, m)),
+    });
+    match other {
+        Some((other, m)) => make_pair(cx, id, other, m, since),
+        None => join_draws(cx, id),
     }
 }
 
-/// Pairs `id` (the newcomer) with `other` (taken out of the pool): roles
-/// drawn at random, one pair id for both sides, both told.
-fn make_pair(cx: &mut Ctx<'_>, id: UserId, other: UserId) {
-    cx.st.pool_remove(other);
+/// The interests two users share, in the first one's order.
+fn shared_interests(st: &dyn State, a: UserId, b: UserId) -> Vec<String> {
+    let (Some(a), Some(b)) = (st.user(a), st.user(b)) else {
+        return Vec::new();
+    };
+    a.interests
+        .iter()
+        .filter(|t| b.interests.contains(t))
+        .cloned()
+        .collect()
+}
+
+/// Pairs `id` (the newcomer, waiting since `since`) with `other` (taken
+/// out of the pool): roles drawn at random, one pair id for both sides,
+/// both told.
+fn make_pair(cx: &mut Ctx<'_>, id: UserId, other: UserId, m: Match, since: Instant) {
+    let now = cx.now.mono;
+    let other_since = cx.st.user(other).and_then(|u| u.waiting_since);
+    leave_draws(cx.st, other);
     let my_role = if cx.rng.gen::<bool>() {
         Role::Caller
     } else {
@@ -139,6 +253,14 @@ fn make_pair(cx: &mut Ctx<'_>, id: UserId, other: UserId) {
     let mut raw = [0u8; 16];
     cx.rng.fill_bytes(&mut raw);
     let pair_id = PairId(raw);
+    let shared = shared_interests(cx.st, id, other);
+    cx.fx.pairings.push(PairMade {
+        kind: m.kind,
+        waited: [
+            now.saturating_duration_since(since),
+            other_since.map_or(Duration::ZERO, |t| now.saturating_duration_since(t)),
+        ],
+    });
     let name = |st: &dyn State, x| st.user(x).map(|u| u.name.clone());
     let names = [name(cx.st, id), name(cx.st, other)];
     let sides = [
@@ -154,8 +276,11 @@ fn make_pair(cx: &mut Ctx<'_>, id: UserId, other: UserId) {
                 since_unix: cx.now.unix(),
                 since: cx.now.mono,
                 pair_id,
+                shared: shared.clone(),
             });
             u.last_partner = Some(them);
+            u.waiting_since = None;
+            u.in_plain_draw = false;
         }
     }
     for &(me, them, role, _) in &sides {
@@ -165,6 +290,7 @@ fn make_pair(cx: &mut Ctx<'_>, id: UserId, other: UserId) {
                 peer: peer_info(peer),
                 role,
                 pair_id: pair_id.to_hex(),
+                shared_interests: shared.clone(),
             };
             cx.fx.tell(me, event);
         }
@@ -184,7 +310,7 @@ fn peer_info(peer: &crate::core::state::User) -> PeerInfo {
 /// not looking.
 pub(crate) fn peer_of(st: &dyn State, id: UserId) -> Result<Option<PeerResponse>, CoreError> {
     let u = st.user(id).ok_or(CoreError::UserGone)?;
-    match (u.status, u.pair) {
+    match (u.status, &u.pair) {
         (Status::Ready, _) => Ok(None),
         (Status::Busy, _) | (_, None) => Err(CoreError::NotReady),
         (_, Some(p)) => {
@@ -194,6 +320,7 @@ pub(crate) fn peer_of(st: &dyn State, id: UserId) -> Result<Option<PeerResponse>
                 role: p.role,
                 peer_status: peer.status,
                 pair_id: p.pair_id.to_hex(),
+                shared_interests: p.shared.clone(),
             }))
         }
     }
@@ -202,7 +329,7 @@ pub(crate) fn peer_of(st: &dyn State, id: UserId) -> Result<Option<PeerResponse>
 /// Who a report by `id` is about: the current partner, else the last.
 pub(crate) fn report_target(st: &dyn State, id: UserId) -> Option<String> {
     let u = st.user(id)?;
-    match u.pair {
+    match &u.pair {
         Some(p) => st.user(p.peer).map(|p| p.name.clone()),
         None => u.last_partner_name.clone(),
     }
@@ -240,25 +367,55 @@ pub(crate) fn admit_all(cx: &mut Ctx<'_>) -> Vec<UserId> {
     waiting
 }
 
-/// Pairs users left waiting side by side in the pool: one was passed over
+/// Pairs users left waiting side by side in a draw: one was passed over
 /// while the other's liveness was in doubt (a stream reconnecting, late
-/// pongs) and has since come back. Run periodically.
+/// pongs) and has since come back. Only draws holding two users or more
+/// can hold such a pair. Run periodically.
 pub(crate) fn rematch(cx: &mut Ctx<'_>) {
     let (now, window) = (cx.now.mono, cx.cfg().liveness);
-    let mut waiting: Vec<UserId> = cx
+    let mut waiting: Vec<UserId> = Vec::new();
+    for key in cx.st.crowded_draws() {
+        waiting.extend(
+            cx.st
+                .draw(&key)
+                .iter()
+                .copied()
+                .filter(|&id| cx.st.user(id).is_some_and(|u| is_live(u, now, window))),
+        );
+    }
+    waiting.sort_unstable();
+    waiting.dedup();
+    for id in waiting {
+        reenter(cx, id);
+    }
+}
+
+/// A waiting user looks again (out of the pool, back in, paired if it can
+/// be now).
+fn reenter(cx: &mut Ctx<'_>, id: UserId) {
+    if cx.st.pool().contains(&id) {
+        leave_draws(cx.st, id);
+        enter_pool(cx, id);
+    }
+}
+
+/// Users whose interest wait has run out by now join the plain draw (and
+/// are paired with anyone there), oldest deadline first. Answers the
+/// next deadline still to come.
+pub(crate) fn fall_back(cx: &mut Ctx<'_>) -> Option<Instant> {
+    let now = cx.now.mono;
+    let mut due: Vec<(Instant, UserId)> = cx
         .st
         .pool()
         .iter()
-        .copied()
-        .filter(|&id| cx.st.user(id).is_some_and(|u| is_live(u, now, window)))
+        .filter_map(|&id| Some((fallback_at(cx.st.user(id)?)?, id)))
         .collect();
-    waiting.sort_unstable();
-    for id in waiting {
-        if cx.st.pool().contains(&id) {
-            cx.st.pool_remove(id);
-            enter_pool(cx, id);
-        }
+    due.sort_unstable();
+    let next = due.iter().map(|&(t, _)| t).find(|&t| t > now);
+    for (_, id) in due.into_iter().filter(|&(t, _)| t <= now) {
+        reenter(cx, id);
     }
+    next
 }
 
 /// Takes a ghost out of the pool, or out of its pair (the partner hears
@@ -280,7 +437,7 @@ pub(crate) fn unanswered(st: &dyn State, now: Instant, timeout: Duration) -> Vec
     let mut out: Vec<UserId> = st
         .users()
         .filter_map(|u| {
-            let pair = u.pair?;
+            let pair = u.pair.as_ref()?;
             if u.status == Status::InCall || now.saturating_duration_since(pair.since) <= timeout {
                 return None;
             }
@@ -304,7 +461,7 @@ pub(crate) fn unanswered(st: &dyn State, now: Instant, timeout: Duration) -> Vec
 /// Ends the pair `id` holds up (see [`unanswered`]): both sides hear
 /// `peer_left` `no_answer` and go `busy`; a live client draws again.
 pub(crate) fn drop_unanswered(cx: &mut Ctx<'_>, id: UserId) {
-    if cx.st.user(id).and_then(|u| u.pair).is_none() {
+    if cx.st.user(id).and_then(|u| u.pair.as_ref()).is_none() {
         return;
     }
     dissolve(cx, id, LeaveReason::NoAnswer);
@@ -320,3 +477,7 @@ pub(crate) fn drop_unanswered(cx: &mut Ctx<'_>, id: UserId) {
 #[cfg(test)]
 #[path = "pairs_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "interests_tests.rs"]
+mod interests_tests;

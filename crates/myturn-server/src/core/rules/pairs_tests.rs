@@ -127,11 +127,9 @@ fn the_same_two_are_not_paired_twice_while_someone_else_waits() {
         let d = h.add("dave");
         h.status(b, Status::Busy).unwrap();
         h.status(c, Status::Busy).unwrap();
-        while let Some(&x) = h.st.pool().first() {
-            h.st.pool_remove(x);
-        }
-        h.st.pool_insert(b);
-        h.st.pool_insert(d);
+        h.empty_pool();
+        h.put_in_pool(b);
+        h.put_in_pool(d);
         h.st.user_mut(b).unwrap().status = Status::Ready;
         h.st.user_mut(d).unwrap().status = Status::Ready;
         h.st.user_mut(b).unwrap().last_partner = Some(a);
@@ -165,11 +163,9 @@ fn picks_are_uniform_over_waiting_users() {
     let waiting: Vec<UserId> = (0..4).map(|i| h.add(&format!("wait{i}"))).collect();
     let x = h.add("newcomer");
     for _ in 0..4000 {
-        while let Some(&p) = h.st.pool().first() {
-            h.st.pool_remove(p);
-        }
+        h.empty_pool();
         for &w in &waiting {
-            h.st.pool_insert(w);
+            h.put_in_pool(w);
             let u = h.st.user_mut(w).unwrap();
             u.status = Status::Ready;
             u.pair = None;
@@ -180,7 +176,7 @@ fn picks_are_uniform_over_waiting_users() {
         u.pair = None;
         u.last_partner = None;
         h.status(x, Status::Ready).unwrap();
-        let peer = h.st.user(x).unwrap().pair.unwrap().peer;
+        let peer = h.st.user(x).unwrap().pair.as_ref().unwrap().peer;
         let i = waiting.iter().position(|&w| w == peer).unwrap();
         counts[i] += 1;
     }
@@ -239,7 +235,7 @@ fn pair_of_two(h: &mut Harness) -> (UserId, UserId) {
     let b = h.add("bob");
     h.status(a, Status::Ready).unwrap();
     h.status(b, Status::Ready).unwrap();
-    let callee = if h.st.user(a).unwrap().pair.unwrap().role == Role::Callee {
+    let callee = if h.st.user(a).unwrap().pair.as_ref().unwrap().role == Role::Callee {
         a
     } else {
         b
@@ -326,7 +322,10 @@ fn a_user_whose_stream_closed_or_went_quiet_is_not_handed_out() {
     h.take();
     rematch(&mut h.cx_at(h.at(6)));
     let n = h.take();
-    assert_eq!(h.st.user(quiet).unwrap().pair.unwrap().peer, newcomer);
+    assert_eq!(
+        h.st.user(quiet).unwrap().pair.as_ref().unwrap().peer,
+        newcomer
+    );
     assert!(n
         .iter()
         .all(|x| !matches!(x, Delivery::Event(u, _) if *u == ghost)));

@@ -36,6 +36,7 @@ impl Harness {
                 cfg: CoreConfig::default(),
                 jwt,
                 matching: MatchPolicy,
+                blocklist: Default::default(),
             },
             rng: StdRng::seed_from_u64(seed),
             token_rng: StdRng::seed_from_u64(seed ^ 1),
@@ -85,6 +86,26 @@ impl Harness {
         status: Status,
     ) -> Result<(), CoreError> {
         crate::core::rules::pairs::set_status(&mut self.cx_at(now), id, status)
+    }
+
+    /// Puts `id` straight into the pool's plain draw, as waiting (tests
+    /// that arrange a pool by hand).
+    pub(crate) fn put_in_pool(&mut self, id: UserId) {
+        use crate::core::state::{DrawKey, State as _};
+        self.st.pool_insert(id);
+        self.st.draw_insert(&DrawKey::Plain, id);
+        if let Some(u) = self.st.user_mut(id) {
+            u.in_plain_draw = true;
+        }
+    }
+
+    /// Empties the pool and its plain draw by hand.
+    pub(crate) fn empty_pool(&mut self) {
+        use crate::core::state::{DrawKey, State as _};
+        while let Some(&x) = self.st.pool().first() {
+            self.st.pool_remove(x);
+            self.st.draw_remove(&DrawKey::Plain, x);
+        }
     }
 
     /// The deliveries written since the last call.

@@ -47,6 +47,11 @@ pub(crate) fn add(cx: &mut Ctx<'_>, name: &str) -> Result<UserId, CoreError> {
         watchers: 0,
         streams: 0,
         stream_lost_at: None,
+        interests: Vec::new(),
+        interest_wait: cx.cfg().interest_wait,
+        only_interests: false,
+        waiting_since: None,
+        in_plain_draw: false,
     });
     Ok(id)
 }

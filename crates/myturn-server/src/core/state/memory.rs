@@ -4,7 +4,34 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use myturn_wire::{Ban, Report};
 
-use super::{name_key, Bucket, LimitKey, RefreshEntry, State, User, UserId, FIRST_EXTENSION};
+use super::{
+    name_key, Bucket, DrawKey, LimitKey, RefreshEntry, State, User, UserId, FIRST_EXTENSION,
+};
+
+/// A set of users kept in a list, for uniform picks by index: insertion
+/// appends, removal swaps the last one into the hole (O(1) both).
+#[derive(Debug, Default)]
+struct Members {
+    list: Vec<UserId>,
+    at: HashMap<UserId, usize>,
+}
+
+impl Members {
+    fn insert(&mut self, id: UserId) {
+        if let std::collections::hash_map::Entry::Vacant(e) = self.at.entry(id) {
+            e.insert(self.list.len());
+            self.list.push(id);
+        }
+    }
+
+    fn remove(&mut self, id: UserId) {
+        let Some(i) = self.at.remove(&id) else { return };
+        self.list.swap_remove(i);
+        if let Some(&moved) = self.list.get(i) {
+            self.at.insert(moved, i);
+        }
+    }
+}
 
 /// The in-memory [`State`]. Plain data: the memory store keeps one behind
 /// one lock.
@@ -13,7 +40,8 @@ pub struct MemState {
     users: HashMap<UserId, User>,
     by_name: HashMap<String, UserId>,
     by_ext: HashMap<u32, UserId>,
-    pool: Vec<UserId>,
+    pool: Members,
+    draws: HashMap<DrawKey, Members>,
     lobby: HashSet<UserId>,
     last_id: UserId,
     ext_cursor: Option<u32>,
@@ -31,7 +59,7 @@ impl std::fmt::Debug for MemState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemState")
             .field("users", &self.users.len())
-            .field("pool", &self.pool.len())
+            .field("pool", &self.pool.list.len())
             .field("families", &self.families.len())
             .finish_non_exhaustive()
     }
@@ -77,15 +105,37 @@ impl State for MemState {
     }
 
     fn pool(&self) -> &[UserId] {
-        &self.pool
+        &self.pool.list
     }
     fn pool_insert(&mut self, id: UserId) {
-        self.pool.push(id);
+        self.pool.insert(id);
     }
     fn pool_remove(&mut self, id: UserId) {
-        if let Some(pos) = self.pool.iter().position(|&u| u == id) {
-            self.pool.swap_remove(pos);
+        self.pool.remove(id);
+    }
+    fn draw(&self, key: &DrawKey) -> &[UserId] {
+        self.draws.get(key).map_or(&[], |m| &m.list)
+    }
+    fn draw_insert(&mut self, key: &DrawKey, id: UserId) {
+        self.draws.entry(key.clone()).or_default().insert(id);
+    }
+    fn draw_remove(&mut self, key: &DrawKey, id: UserId) {
+        if let Some(m) = self.draws.get_mut(key) {
+            m.remove(id);
+            if m.list.is_empty() {
+                self.draws.remove(key);
+            }
         }
+    }
+    fn crowded_draws(&self) -> Vec<DrawKey> {
+        let mut v: Vec<DrawKey> = self
+            .draws
+            .iter()
+            .filter(|(_, m)| m.list.len() >= 2)
+            .map(|(k, _)| k.clone())
+            .collect();
+        v.sort();
+        v
     }
     fn lobby(&self) -> Box<dyn Iterator<Item = UserId> + '_> {
         Box::new(self.lobby.iter().copied())

@@ -19,7 +19,7 @@ mod memory;
 pub use memory::MemState;
 
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use myturn_wire::{Ban, Report, Role, Status};
 
@@ -68,6 +68,16 @@ pub struct User {
     /// When the last open stream closed (`None` while one is open, or
     /// if none ever was).
     pub stream_lost_at: Option<Instant>,
+    /// The interests this session is paired on (normalised; empty: none).
+    pub interests: Vec<String>,
+    /// How long to wait for a shared interest before the plain draw.
+    pub interest_wait: Duration,
+    /// Never fall back to the plain draw.
+    pub only_interests: bool,
+    /// When this user entered the pool (while waiting in it).
+    pub waiting_since: Option<Instant>,
+    /// In the plain draw (no interests, or their wait has run out).
+    pub in_plain_draw: bool,
 }
 
 impl std::fmt::Debug for User {
@@ -83,7 +93,7 @@ impl std::fmt::Debug for User {
 }
 
 /// One side's view of its pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PairSide {
     /// The partner.
     pub peer: UserId,
@@ -96,6 +106,18 @@ pub struct PairSide {
     /// The pair's random id, the same on both sides; the clients' media
     /// keys bind it (`docs/protocol.md`).
     pub pair_id: PairId,
+    /// The interests the two share (empty: the plain draw).
+    pub shared: Vec<String>,
+}
+
+/// A draw the waiting users are in: everyone in the plain one, and each
+/// interest a draw of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DrawKey {
+    /// Users with no interests, and those whose interest wait ran out.
+    Plain,
+    /// Users who gave this interest.
+    Tag(String),
 }
 
 /// A pair's random 128-bit id.
@@ -202,6 +224,14 @@ pub trait State: Send + std::fmt::Debug {
     fn pool_insert(&mut self, id: UserId);
     /// Removes from the pool (absent: nothing).
     fn pool_remove(&mut self, id: UserId);
+    /// The members of a draw (in no meaningful order).
+    fn draw(&self, key: &DrawKey) -> &[UserId];
+    /// Adds to a draw.
+    fn draw_insert(&mut self, key: &DrawKey, id: UserId);
+    /// Removes from a draw (absent: nothing).
+    fn draw_remove(&mut self, key: &DrawKey, id: UserId);
+    /// The draws holding two users or more, in key order.
+    fn crowded_draws(&self) -> Vec<DrawKey>;
     /// Everyone whose status is `ready` (the pool and the waiting room).
     fn lobby(&self) -> Box<dyn Iterator<Item = UserId> + '_>;
     /// Whether `id` is in the lobby.
