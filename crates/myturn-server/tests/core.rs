@@ -78,6 +78,7 @@ impl UseCases for Core {
         let _ = self.apply(streams::StreamOpened { uid }, at, &mut Effects::default());
     }
     fn stream_closed(&mut self, uid: UserId, at: At, last_heard: Instant) {
+        let last_heard = at.unix_ms_of(last_heard);
         let closed = streams::StreamClosed { uid, last_heard };
         let _ = self.apply(closed, at, &mut Effects::default());
     }

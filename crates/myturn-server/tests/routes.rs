@@ -702,13 +702,13 @@ async fn silent_users_expire_and_the_partner_is_freed() {
     set_status(&app, &b, "ready").await;
     // Bob keeps talking to the server; alice goes silent.
     let later = std::time::Instant::now() + std::time::Duration::from_secs(6);
+    let at = myturn_server::clock::At::new(later, (myturn_server::clock::unix_now() + 6) * 1000);
     app.state
         .with_core(|c| {
             let bob = c.state().find("bob").unwrap().id;
-            c.state().user_mut(bob).unwrap().last_seen = later;
+            c.state().user_mut(bob).unwrap().last_seen = at.unix_ms;
         })
         .unwrap();
-    let at = myturn_server::clock::At::new(later, myturn_server::clock::unix_now() * 1000);
     let gone = app.state.sweep(at).await.unwrap().expired;
     assert_eq!(gone, vec!["alice".to_owned()]);
     assert_eq!(

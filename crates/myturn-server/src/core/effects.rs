@@ -5,12 +5,12 @@
 //! deliveries inside the same atomic step (so every user hears about
 //! changes in the order they happened), the PBX change after it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use myturn_wire::{LeaveReason, ServerEvent};
 
 use super::matching::PairKind;
-use super::state::UserId;
+use super::state::{Millis, UserId};
 
 /// Something the world must learn from a use case, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,12 +61,12 @@ pub struct Effects {
     pub pairings: Vec<PairMade>,
     /// The next moment a sweep has work (a waiting user's interest wait
     /// runs out), if this use case set one.
-    pub wake_at: Option<Instant>,
+    pub wake_at: Option<Millis>,
 }
 
 impl Effects {
     /// Asks for a sweep at `at` (the earliest asked wins).
-    pub(crate) fn wake(&mut self, at: Instant) {
+    pub(crate) fn wake(&mut self, at: Millis) {
         self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
     }
 

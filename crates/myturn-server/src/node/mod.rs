@@ -127,7 +127,7 @@ impl AppState {
             self.metrics.pairings.record(&out.pairings);
         }
         if let Some(at) = out.wake_at {
-            self.alarm.set(at);
+            self.alarm.set(now.mono_of(at));
         }
         let reply = U::output(out.reply)
             .ok_or_else(|| StoreError::Unavailable("the store answered another use case".into()))?;

@@ -51,8 +51,9 @@ pub struct Outcome {
     pub reached: usize,
     /// Pairs made (for the metrics).
     pub pairings: Vec<PairMade>,
-    /// When a sweep next has work, if the step set a deadline.
-    pub wake_at: Option<std::time::Instant>,
+    /// When a sweep next has work (Unix milliseconds), if the step set a
+    /// deadline.
+    pub wake_at: Option<u64>,
 }
 
 /// A command under way.

@@ -18,9 +18,11 @@ use crate::core::usecase::UseCase;
 /// Takes one token from a per-request rate limit.
 pub(crate) fn limit(cx: &mut Ctx<'_>, key: LimitKey, what: Limit) -> Result<(), CoreError> {
     let enabled = cx.cfg().rate_limits;
-    limits::check(cx.st, enabled, key, cx.now.mono).map_err(|retry_after| CoreError::RateLimited {
-        limit: what,
-        retry_after,
+    limits::check(cx.st, enabled, key, cx.now.unix_ms).map_err(|retry_after| {
+        CoreError::RateLimited {
+            limit: what,
+            retry_after,
+        }
     })
 }
 
@@ -101,7 +103,7 @@ impl UseCase for Authenticate {
         if !sessions::is_live(cx.st, claims.sid, claims.uid) {
             return Err(CoreError::SessionEnded);
         }
-        liveness::touch(cx.st, claims.uid, cx.now.mono)?;
+        liveness::touch(cx.st, claims.uid, cx.now.unix_ms)?;
         let status = cx.st.user(claims.uid).ok_or(CoreError::UserGone)?.status;
         Ok(Session {
             uid: claims.uid,
@@ -171,7 +173,7 @@ impl UseCase for Refresh {
                 }
             };
         let name = cx.st.user(uid).ok_or(CoreError::UserGone)?.name.clone();
-        liveness::touch(cx.st, uid, cx.now.mono)?;
+        liveness::touch(cx.st, uid, cx.now.unix_ms)?;
         Ok(TokenPair {
             token: cx.rules.jwt.issue(&name, uid, family, cx.now.unix()),
             refresh_token,

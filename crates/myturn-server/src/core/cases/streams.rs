@@ -2,14 +2,12 @@
 //! event streams opening and closing), and the periodic sweep that acts
 //! on it.
 
-use std::time::Instant;
-
 use myturn_wire::LeaveReason;
 
 use crate::core::context::Ctx;
 use crate::core::error::CoreError;
 use crate::core::rules::{limits, liveness, pairs, users};
-use crate::core::state::{StateExt, UserId};
+use crate::core::state::{Millis, StateExt, UserId};
 use crate::core::usecase::UseCase;
 
 /// Activity from `uid` (a message or pong on its stream).
@@ -22,7 +20,7 @@ pub struct Heard {
 impl UseCase for Heard {
     type Output = ();
     fn apply(self, cx: &mut Ctx<'_>) -> Result<(), CoreError> {
-        liveness::touch(cx.st, self.uid, cx.now.mono)
+        liveness::touch(cx.st, self.uid, cx.now.unix_ms)
     }
 }
 
@@ -38,7 +36,7 @@ pub struct Watch {
 impl UseCase for Watch {
     type Output = ();
     fn apply(self, cx: &mut Ctx<'_>) -> Result<(), CoreError> {
-        liveness::watch(cx.st, self.uid, self.open, cx.now.mono);
+        liveness::watch(cx.st, self.uid, self.open, cx.now.unix_ms);
         Ok(())
     }
 }
@@ -54,7 +52,7 @@ pub struct StreamOpened {
 impl UseCase for StreamOpened {
     type Output = ();
     fn apply(self, cx: &mut Ctx<'_>) -> Result<(), CoreError> {
-        liveness::watch(cx.st, self.uid, true, cx.now.mono);
+        liveness::watch(cx.st, self.uid, true, cx.now.unix_ms);
         liveness::stream_opened(cx.st, self.uid);
         Ok(())
     }
@@ -66,14 +64,14 @@ impl UseCase for StreamOpened {
 pub struct StreamClosed {
     /// Who.
     pub uid: UserId,
-    /// When the stream was last heard.
-    pub last_heard: Instant,
+    /// When the stream was last heard (Unix milliseconds).
+    pub last_heard: Millis,
 }
 
 impl UseCase for StreamClosed {
     type Output = ();
     fn apply(self, cx: &mut Ctx<'_>) -> Result<(), CoreError> {
-        liveness::watch(cx.st, self.uid, false, cx.now.mono);
+        liveness::watch(cx.st, self.uid, false, cx.now.unix_ms);
         liveness::stream_closed(cx.st, self.uid, self.last_heard);
         Ok(())
     }
@@ -101,7 +99,7 @@ impl UseCase for Sweep {
     type Output = Swept;
     fn apply(self, cx: &mut Ctx<'_>) -> Result<Swept, CoreError> {
         let mut swept = Swept::default();
-        let now = cx.now.mono;
+        let now = cx.now.unix_ms;
         let (grace, lease, answer) = {
             let c = cx.cfg();
             (c.stream_grace, c.lease, c.answer_timeout)

@@ -1,32 +1,32 @@
 //! Who is still there: activity for the lease, open long-polls and event
 //! streams, and the users a sweep must act on.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use myturn_wire::Status;
 
 use crate::core::error::CoreError;
-use crate::core::state::{State, User, UserId};
+use crate::core::state::{elapsed, Millis, State, User, UserId};
 
 /// Whether `u` may be handed out as a partner at `now`: users with an
 /// event stream must have been heard within `window` and have it open;
 /// users who never opened one (HTTP only) rely on the lease.
-pub(crate) fn is_live(u: &User, now: Instant, window: Duration) -> bool {
+pub(crate) fn is_live(u: &User, now: Millis, window: Duration) -> bool {
     if u.streams > 0 {
-        return now.saturating_duration_since(u.last_seen) <= window;
+        return elapsed(now, u.last_seen) <= window;
     }
     u.stream_lost_at.is_none()
 }
 
 /// Records activity for the lease.
-pub(crate) fn touch(st: &mut dyn State, id: UserId, now: Instant) -> Result<(), CoreError> {
+pub(crate) fn touch(st: &mut dyn State, id: UserId, now: Millis) -> Result<(), CoreError> {
     st.user_mut(id).ok_or(CoreError::UserGone)?.last_seen = now;
     Ok(())
 }
 
 /// Counts an open (or closed) long-poll or event stream: a user with one
 /// is alive.
-pub(crate) fn watch(st: &mut dyn State, id: UserId, open: bool, now: Instant) {
+pub(crate) fn watch(st: &mut dyn State, id: UserId, open: bool, now: Millis) {
     if let Some(u) = st.user_mut(id) {
         u.last_seen = now;
         if open {
@@ -47,7 +47,7 @@ pub(crate) fn stream_opened(st: &mut dyn State, id: UserId) {
 
 /// An event stream of `id` closed, lost at `at`; the last one starts the
 /// grace.
-pub(crate) fn stream_closed(st: &mut dyn State, id: UserId, at: Instant) {
+pub(crate) fn stream_closed(st: &mut dyn State, id: UserId, at: Millis) {
     if let Some(u) = st.user_mut(id) {
         u.streams = u.streams.saturating_sub(1);
         if u.streams == 0 {
@@ -59,14 +59,13 @@ pub(crate) fn stream_closed(st: &mut dyn State, id: UserId, at: Instant) {
 /// Users looking for or in a call whose event stream closed more than
 /// `grace` ago and did not come back, by id. Users who never opened a
 /// stream (HTTP only) are never ghosts: the lease covers them.
-pub(crate) fn ghosts(st: &dyn State, now: Instant, grace: Duration) -> Vec<UserId> {
+pub(crate) fn ghosts(st: &dyn State, now: Millis, grace: Duration) -> Vec<UserId> {
     let mut out: Vec<UserId> = st
         .users()
         .filter(|u| {
             u.status != Status::Busy
                 && u.streams == 0
-                && u.stream_lost_at
-                    .is_some_and(|t| now.saturating_duration_since(t) > grace)
+                && u.stream_lost_at.is_some_and(|t| elapsed(now, t) > grace)
         })
         .map(|u| u.id)
         .collect();
@@ -76,10 +75,10 @@ pub(crate) fn ghosts(st: &dyn State, now: Instant, grace: Duration) -> Vec<UserI
 
 /// Users silent for longer than `lease` with nothing open (no long-poll,
 /// no event stream), oldest first.
-pub(crate) fn silent_since(st: &dyn State, now: Instant, lease: Duration) -> Vec<UserId> {
-    let mut v: Vec<(Instant, UserId)> = st
+pub(crate) fn silent_since(st: &dyn State, now: Millis, lease: Duration) -> Vec<UserId> {
+    let mut v: Vec<(Millis, UserId)> = st
         .users()
-        .filter(|u| u.watchers == 0 && now.saturating_duration_since(u.last_seen) > lease)
+        .filter(|u| u.watchers == 0 && elapsed(now, u.last_seen) > lease)
         .map(|u| (u.last_seen, u.id))
         .collect();
     v.sort();
@@ -94,11 +93,11 @@ mod tests {
     #[test]
     fn silent_users_are_found_unless_watching() {
         let mut h = Harness::new(1);
-        let t0 = h.t0.mono;
+        let t0 = h.t0.unix_ms;
         let a = h.add("alice");
         let b = h.add("bob");
         watch(&mut h.st, b, true, t0);
-        let later = t0 + Duration::from_secs(31);
+        let later = t0 + 31_000;
         assert_eq!(silent_since(&h.st, later, Duration::from_secs(30)), vec![a]);
         touch(&mut h.st, a, later).unwrap();
         assert!(silent_since(&h.st, later, Duration::from_secs(30)).is_empty());

@@ -10,7 +10,7 @@
 //! leaves the pool or ends the pair; `ready_to_talk` needs a pair, and
 //! when both sides are ready to talk both become `in_call`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use myturn_wire::{LeaveReason, PeerInfo, PeerResponse, Role, ServerEvent, Status};
 use rand::Rng;
@@ -20,7 +20,7 @@ use crate::core::context::Ctx;
 use crate::core::effects::PairMade;
 use crate::core::error::CoreError;
 use crate::core::matching::{Candidate, Draw, Match, Seeker};
-use crate::core::state::{DrawKey, PairId, PairSide, State, User, UserId};
+use crate::core::state::{elapsed, later, DrawKey, Millis, PairId, PairSide, State, User, UserId};
 
 /// Sets a user's status, keeps the lobby in step, and tells them.
 fn set(cx: &mut Ctx<'_>, id: UserId, status: Status) {
@@ -83,21 +83,21 @@ pub(crate) fn set_interests(
 
 /// When `u`'s interest wait runs out, if it is waiting for one (with
 /// interests, not `only_interests`, not yet in the plain draw).
-fn fallback_at(u: &User) -> Option<Instant> {
+fn fallback_at(u: &User) -> Option<Millis> {
     if u.interests.is_empty() || u.only_interests || u.in_plain_draw {
         return None;
     }
-    Some(u.waiting_since? + u.interest_wait)
+    Some(later(u.waiting_since?, u.interest_wait))
 }
 
 /// Whether `u` belongs in the plain draw at `now`.
-fn plain_at(u: &User, now: Instant) -> bool {
+fn plain_at(u: &User, now: Millis) -> bool {
     u.interests.is_empty() || u.in_plain_draw || fallback_at(u).is_some_and(|t| t <= now)
 }
 
 /// Puts a waiting user in the pool and its draws.
 fn join_draws(cx: &mut Ctx<'_>, id: UserId) {
-    let now = cx.now.mono;
+    let now = cx.now.unix_ms;
     let Some(u) = cx.st.user_mut(id) else { return };
     let plain = plain_at(u, now);
     u.in_plain_draw = plain;
@@ -168,7 +168,7 @@ pub(crate) fn set_status(cx: &mut Ctx<'_>, id: UserId, wanted: Status) -> Result
 /// Puts a ready user in the pool, or pairs them at once with the partner
 /// the matching policy picks among those waiting.
 fn enter_pool(cx: &mut Ctx<'_>, id: UserId) {
-    let (now, window) = (cx.now.mono, cx.cfg().liveness);
+    let (now, window) = (cx.now.unix_ms, cx.cfg().liveness);
     let Some(u) = cx.st.user_mut(id) else { return };
     let since = *u.waiting_since.get_or_insert(now);
     let seeker = Seeker {
@@ -240,8 +240,8 @@ fn shared_interests(st: &dyn State, a: UserId, b: UserId) -> Vec<String> {
 /// Pairs `id` (the newcomer, waiting since `since`) with `other` (taken
 /// out of the pool): roles drawn at random, one pair id for both sides,
 /// both told.
-fn make_pair(cx: &mut Ctx<'_>, id: UserId, other: UserId, m: Match, since: Instant) {
-    let now = cx.now.mono;
+fn make_pair(cx: &mut Ctx<'_>, id: UserId, other: UserId, m: Match, since: Millis) {
+    let now = cx.now.unix_ms;
     let other_since = cx.st.user(other).and_then(|u| u.waiting_since);
     leave_draws(cx.st, other);
     let my_role = if cx.rng.gen::<bool>() {
@@ -257,8 +257,8 @@ fn make_pair(cx: &mut Ctx<'_>, id: UserId, other: UserId, m: Match, since: Insta
     cx.fx.pairings.push(PairMade {
         kind: m.kind,
         waited: [
-            now.saturating_duration_since(since),
-            other_since.map_or(Duration::ZERO, |t| now.saturating_duration_since(t)),
+            elapsed(now, since),
+            other_since.map_or(Duration::ZERO, |t| elapsed(now, t)),
         ],
     });
     let name = |st: &dyn State, x| st.user(x).map(|u| u.name.clone());
@@ -273,8 +273,7 @@ fn make_pair(cx: &mut Ctx<'_>, id: UserId, other: UserId, m: Match, since: Insta
             u.pair = Some(PairSide {
                 peer: them,
                 role,
-                since_unix: cx.now.unix(),
-                since: cx.now.mono,
+                since: cx.now.unix_ms,
                 pair_id,
                 shared: shared.clone(),
             });
@@ -372,7 +371,7 @@ pub(crate) fn admit_all(cx: &mut Ctx<'_>) -> Vec<UserId> {
 /// pongs) and has since come back. Only draws holding two users or more
 /// can hold such a pair. Run periodically.
 pub(crate) fn rematch(cx: &mut Ctx<'_>) {
-    let (now, window) = (cx.now.mono, cx.cfg().liveness);
+    let (now, window) = (cx.now.unix_ms, cx.cfg().liveness);
     let mut waiting: Vec<UserId> = Vec::new();
     for key in cx.st.crowded_draws() {
         waiting.extend(
@@ -402,9 +401,9 @@ fn reenter(cx: &mut Ctx<'_>, id: UserId) {
 /// Users whose interest wait has run out by now join the plain draw (and
 /// are paired with anyone there), oldest deadline first. Answers the
 /// next deadline still to come.
-pub(crate) fn fall_back(cx: &mut Ctx<'_>) -> Option<Instant> {
-    let now = cx.now.mono;
-    let mut due: Vec<(Instant, UserId)> = cx
+pub(crate) fn fall_back(cx: &mut Ctx<'_>) -> Option<Millis> {
+    let now = cx.now.unix_ms;
+    let mut due: Vec<(Millis, UserId)> = cx
         .st
         .pool()
         .iter()
@@ -433,12 +432,12 @@ pub(crate) fn drop_ghost(cx: &mut Ctx<'_>, id: UserId) {
 /// Pairs older than `timeout` whose call has not started (not both
 /// `ready_to_talk`), each named once by the side holding it up: the callee
 /// if it never said `ready_to_talk`, else the caller.
-pub(crate) fn unanswered(st: &dyn State, now: Instant, timeout: Duration) -> Vec<UserId> {
+pub(crate) fn unanswered(st: &dyn State, now: Millis, timeout: Duration) -> Vec<UserId> {
     let mut out: Vec<UserId> = st
         .users()
         .filter_map(|u| {
             let pair = u.pair.as_ref()?;
-            if u.status == Status::InCall || now.saturating_duration_since(pair.since) <= timeout {
+            if u.status == Status::InCall || elapsed(now, pair.since) <= timeout {
                 return None;
             }
             let peer = st.user(pair.peer)?;

@@ -38,7 +38,7 @@ pub(crate) fn add(cx: &mut Ctx<'_>, name: &str) -> Result<UserId, CoreError> {
         sip_password,
         status: Status::Busy,
         since_unix: cx.now.unix(),
-        last_seen: cx.now.mono,
+        last_seen: cx.now.unix_ms,
         pair: None,
         last_partner: None,
         last_partner_name: None,

@@ -19,7 +19,7 @@ mod memory;
 pub use memory::MemState;
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use myturn_wire::{Ban, Report, Role, Status};
 
@@ -27,6 +27,20 @@ use myturn_wire::{Ban, Report, Role, Status};
 pub const FIRST_EXTENSION: u32 = 111_000;
 /// The last extension handed out before wrapping around.
 pub const LAST_EXTENSION: u32 = 999_999;
+
+/// A moment as the records keep it: milliseconds since the Unix epoch
+/// (wall-clock, so a state shared by machines means the same on each).
+pub type Millis = u64;
+
+/// How long from `then` to `now` (zero if `then` is later).
+pub fn elapsed(now: Millis, then: Millis) -> Duration {
+    Duration::from_millis(now.saturating_sub(then))
+}
+
+/// The moment `d` after `at`.
+pub fn later(at: Millis, d: Duration) -> Millis {
+    at.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
 
 /// A stable per-registration identifier. A name that logs out and registers
 /// again gets a new `UserId`, so old tokens cannot act on the new user.
@@ -48,7 +62,7 @@ pub struct User {
     /// Registration time, seconds since the Unix epoch (for admins).
     pub since_unix: u64,
     /// Last authenticated activity (for the lease).
-    pub last_seen: Instant,
+    pub last_seen: Millis,
     /// Current partner and role.
     pub pair: Option<PairSide>,
     /// The last partner, so the same two are not paired twice in a row
@@ -67,7 +81,7 @@ pub struct User {
     pub streams: u32,
     /// When the last open stream closed (`None` while one is open, or
     /// if none ever was).
-    pub stream_lost_at: Option<Instant>,
+    pub stream_lost_at: Option<Millis>,
     /// The interests this session is paired on (normalised; empty: none).
     pub interests: Vec<String>,
     /// How long to wait for a shared interest before the plain draw.
@@ -75,7 +89,7 @@ pub struct User {
     /// Never fall back to the plain draw.
     pub only_interests: bool,
     /// When this user entered the pool (while waiting in it).
-    pub waiting_since: Option<Instant>,
+    pub waiting_since: Option<Millis>,
     /// In the plain draw (no interests, or their wait has run out).
     pub in_plain_draw: bool,
 }
@@ -99,10 +113,8 @@ pub struct PairSide {
     pub peer: UserId,
     /// This side's role.
     pub role: Role,
-    /// When the pair was made, seconds since the Unix epoch.
-    pub since_unix: u64,
     /// When the pair was made (the answer timeout counts from here).
-    pub since: Instant,
+    pub since: Millis,
     /// The pair's random id, the same on both sides; the clients' media
     /// keys bind it (`docs/protocol.md`).
     pub pair_id: PairId,
@@ -165,7 +177,7 @@ pub struct Bucket {
     /// Tokens left (fractions refill continuously).
     pub tokens: f64,
     /// When `tokens` was worked out.
-    pub at: Instant,
+    pub at: Millis,
 }
 
 /// What a PBX must know of a user.

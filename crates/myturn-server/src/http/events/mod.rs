@@ -132,7 +132,9 @@ pub(crate) async fn user_events(
         state.fanout.detach(Some(uid), conn);
         // A stream that died silently (no pong) was lost when last heard:
         // the reconnect grace counts from then.
-        let _ = state.run(StreamClosed { uid, last_heard }).await;
+        let now = state.now();
+        let last_heard = now.unix_ms_of(last_heard);
+        let _ = state.run_at(StreamClosed { uid, last_heard }, now).await;
     }))
 }
 
