@@ -11,6 +11,7 @@ mod common;
 
 use common::{builtin_pbx, private_ca, serve_on, voice, Proc};
 use myturn_media::wav;
+use myturn_testkit::http::get_json;
 use myturn_testkit::Scratch;
 
 const ADMIN: &str = "admin-token-for-the-tls-call-0123456789";
@@ -42,15 +43,7 @@ async fn a_whole_call_over_https_wss_and_sip_over_tls() {
     let mut text = String::new();
     for _ in 0..30 {
         // The PBX's view of its bindings is refreshed every 100 ms.
-        let conf: serde_json::Value = https
-            .get(format!("{server}/v1/admin/sip-conf"))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let conf = get_json(&https, &format!("{server}/v1/admin/sip-conf"), ADMIN).await;
         text = conf["files"][0]["content"].as_str().unwrap().to_owned();
         if text.matches(";transport=tls").count() == 2 {
             break;

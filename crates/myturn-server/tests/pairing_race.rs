@@ -6,62 +6,33 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
-use serde_json::{json, Value};
+use common::Live;
+use serde_json::Value;
 
-async fn serve() -> (SocketAddr, myturn_server::App) {
+async fn serve() -> Live {
     let mut cfg = common::config();
     // 200 registrations from one address: the per-IP limit would refuse them.
     cfg.rate_limits = myturn_server::Switch::Off;
-    let app = common::app_with(&cfg);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let served = app.clone();
-    tokio::spawn(async move { served.serve(listener, std::future::pending()).await });
-    (addr, app)
+    common::live(&cfg).await
 }
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
+struct Client(Live);
 
 impl Client {
     async fn register(&self, name: &str) -> String {
-        let r = self
-            .http
-            .post(format!("{}/v1/users", self.base))
-            .json(&json!({ "name": name }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        r.json::<Value>().await.unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        common::token(&self.0.register(name).await)
     }
     async fn status(&self, token: &str, s: &str) -> Value {
-        let r = self
-            .http
-            .put(format!("{}/v1/me/status", self.base))
-            .bearer_auth(token)
-            .json(&json!({ "status": s }))
-            .send()
-            .await
-            .unwrap();
+        let r = self.0.status(token, s).await;
         assert_eq!(r.status(), 200);
         r.json().await.unwrap()
     }
     async fn peer(&self, token: &str, wait: u64) -> Option<Value> {
         let r = self
-            .http
-            .get(format!("{}/v1/me/peer?wait={wait}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+            .0
+            .get(&format!("/v1/me/peer?wait={wait}"), Some(token))
+            .await;
         match r.status().as_u16() {
             200 => Some(r.json().await.unwrap()),
             204 | 409 => None,
@@ -69,7 +40,7 @@ impl Client {
         }
     }
     async fn admin(&self, path: &str) -> Value {
-        common::admin_get(&self.http, &self.base, path).await
+        self.0.admin_get(path).await
     }
 }
 
@@ -129,11 +100,7 @@ async fn check_matching(c: &Client, seen: &HashMap<String, Value>) -> (usize, us
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_ready_and_peer_requests_make_a_perfect_matching() {
     const N: usize = 200;
-    let (addr, _app) = serve().await;
-    let c = std::sync::Arc::new(Client {
-        http: reqwest::Client::new(),
-        base: format!("http://{addr}"),
-    });
+    let c = std::sync::Arc::new(Client(serve().await));
     // Round 1: everyone registers, goes ready and asks for a peer, all at once.
     let mut tasks = Vec::new();
     for i in 0..N {
@@ -191,16 +158,7 @@ async fn concurrent_ready_and_peer_requests_make_a_perfect_matching() {
     for (name, tok) in tokens {
         let c = c.clone();
         tasks.push(tokio::spawn(async move {
-            let me: Value = c
-                .http
-                .get(format!("{}/v1/me", c.base))
-                .bearer_auth(&tok)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let me = c.0.get_json("/v1/me", &tok).await;
             if me["status"] == "busy" {
                 c.status(&tok, "ready").await;
             }

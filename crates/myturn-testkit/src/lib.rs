@@ -23,7 +23,11 @@
 //! * **Benchmark timing** ([`bench`](mod@bench)).
 //! * **The layering check** ([`layering`]): module dependencies inside each
 //!   library crate point one way (run by `tests/layering.rs`).
-//! * With the feature `sip`, myturn-sip's tokio agent in tests ([`sip`]).
+//! * Behind features (each a module of the same name, so a crate builds
+//!   only the dependencies it asks for): `sip`, myturn-sip's tokio agent
+//!   in tests; `tls`, a CA of the test's own (rcgen) with server
+//!   certificates as PEM files, and rustls clients that trust it; `http`,
+//!   JSON over real HTTP (reqwest) from a server the test started.
 //!
 //! It depends on no myTurn crate but, behind `sip`, myturn-sip. Not on
 //! myturn-server in particular: the server's own tests are to use this
@@ -59,6 +63,8 @@
 pub mod baresip;
 pub mod bench;
 pub mod chromium;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod kamailio;
 pub mod layering;
 pub mod netns;
@@ -72,6 +78,8 @@ pub mod sip;
 pub mod sipp;
 pub mod skip;
 pub mod template;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod wait;
 
 pub use process::Peer;
