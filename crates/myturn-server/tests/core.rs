@@ -46,9 +46,14 @@ impl Driver {
         )
     }
     fn stream_opened(&mut self, uid: UserId, at: At) {
-        let _ = self
-            .0
-            .apply(streams::StreamOpened { uid }, at, &mut Effects::default());
+        let _ = self.0.apply(
+            streams::StreamOpened {
+                uid,
+                node: "n1".into(),
+            },
+            at,
+            &mut Effects::default(),
+        );
     }
     fn stream_closed(&mut self, uid: UserId, at: At, last_heard: Instant) {
         let last_heard = at.unix_ms_of(last_heard);

@@ -245,6 +245,12 @@ pub struct Config {
     #[arg(long, env = "MYTURN_MAX_USERS", default_value_t = 100_000)]
     pub max_users: usize,
 
+    /// This node's name among the nodes that share a state store (letters,
+    /// digits, `-`, `_`, `.`; at most 64). Default: the host name and a
+    /// random suffix, new at every start.
+    #[arg(long, env = "MYTURN_NODE_ID", value_parser = parse_node_id)]
+    pub node_id: Option<String>,
+
     /// Admin bearer token (16+ characters). Without it (or
     /// --admin-token-file) the admin API answers 403.
     #[arg(long, env = "MYTURN_ADMIN_TOKEN", hide_env_values = true)]
@@ -259,6 +265,20 @@ impl Config {
     /// Defaults, as if started with no flags (for tests and embedding).
     pub fn defaults() -> Self {
         <Self as clap::Parser>::parse_from(["myturn-server"])
+    }
+}
+
+fn parse_node_id(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "`{s}`: a node id is 1 to 64 letters, digits, '-', '_' or '.'"
+        ))
     }
 }
 

@@ -97,6 +97,8 @@ use_cases! {
     StreamClosed => streams::StreamClosed,
     /// The periodic sweep.
     Sweep => streams::Sweep,
+    /// A node's streams died with it.
+    NodeGone => streams::NodeGone,
     /// A lobby line.
     LobbySay => lobby::LobbySay,
     /// A typing indicator.

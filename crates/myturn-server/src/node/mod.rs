@@ -58,6 +58,8 @@ pub struct Settings {
     pub warning: Option<String>,
     /// Peers whose `Forwarded` / `X-Forwarded-For` are believed.
     pub trusted_proxies: Vec<Cidr>,
+    /// This node's name among the nodes sharing a store.
+    pub node_id: String,
 }
 
 /// Cheap to clone; shared by every handler and background task.

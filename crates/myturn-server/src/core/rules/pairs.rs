@@ -20,7 +20,9 @@ use crate::core::context::Ctx;
 use crate::core::effects::PairMade;
 use crate::core::error::CoreError;
 use crate::core::matching::{Candidate, Draw, Match, Seeker};
-use crate::core::state::{elapsed, later, DrawKey, Millis, PairId, PairSide, State, User, UserId};
+use crate::core::state::{
+    elapsed, later, DrawKey, Due, Millis, PairId, PairSide, State, User, UserId,
+};
 
 /// Sets a user's status, keeps the lobby in step, and tells them.
 fn set(cx: &mut Ctx<'_>, id: UserId, status: Status) {
@@ -398,6 +400,12 @@ fn reenter(cx: &mut Ctx<'_>, id: UserId) {
     }
 }
 
+/// [`Due::Fallback`](crate::core::state::Due::Fallback)'s key: when a
+/// waiting user's interest wait runs out.
+pub(crate) fn fallback_key(u: &User) -> Option<Millis> {
+    fallback_at(u)
+}
+
 /// Users whose interest wait has run out by now join the plain draw (and
 /// are paired with anyone there), oldest deadline first. Answers the
 /// next deadline still to come.
@@ -405,16 +413,24 @@ pub(crate) fn fall_back(cx: &mut Ctx<'_>) -> Option<Millis> {
     let now = cx.now.unix_ms;
     let mut due: Vec<(Millis, UserId)> = cx
         .st
-        .pool()
-        .iter()
-        .filter_map(|&id| Some((fallback_at(cx.st.user(id)?)?, id)))
+        .due(Due::Fallback, now, &fallback_key)
+        .into_iter()
+        .filter_map(|id| Some((fallback_at(cx.st.user(id)?)?, id)))
+        .filter(|&(t, _)| t <= now)
         .collect();
     due.sort_unstable();
-    let next = due.iter().map(|&(t, _)| t).find(|&t| t > now);
-    for (_, id) in due.into_iter().filter(|&(t, _)| t <= now) {
+    for &(_, id) in &due {
         reenter(cx, id);
     }
-    next
+    next_fallback(cx.st)
+}
+
+/// The next interest wait to run out among the waiting users.
+fn next_fallback(st: &dyn State) -> Option<Millis> {
+    st.pool()
+        .iter()
+        .filter_map(|&id| fallback_at(st.user(id)?))
+        .min()
 }
 
 /// Takes a ghost out of the pool, or out of its pair (the partner hears
@@ -429,13 +445,25 @@ pub(crate) fn drop_ghost(cx: &mut Ctx<'_>, id: UserId) {
     }
 }
 
+/// [`Due::Unanswered`](crate::core::state::Due::Unanswered)'s key: when
+/// the pair of a user not yet in the call was made.
+pub(crate) fn unanswered_key(u: &User) -> Option<Millis> {
+    match &u.pair {
+        Some(p) if u.status != Status::InCall => Some(p.since),
+        _ => None,
+    }
+}
+
 /// Pairs older than `timeout` whose call has not started (not both
 /// `ready_to_talk`), each named once by the side holding it up: the callee
 /// if it never said `ready_to_talk`, else the caller.
 pub(crate) fn unanswered(st: &dyn State, now: Millis, timeout: Duration) -> Vec<UserId> {
+    let by = now.saturating_sub(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
     let mut out: Vec<UserId> = st
-        .users()
-        .filter_map(|u| {
+        .due(Due::Unanswered, by, &unanswered_key)
+        .into_iter()
+        .filter_map(|id| {
+            let u = st.user(id)?;
             let pair = u.pair.as_ref()?;
             if u.status == Status::InCall || elapsed(now, pair.since) <= timeout {
                 return None;

@@ -6,7 +6,7 @@ use myturn_wire::{LeaveReason, Role, ServerEvent, Status};
 
 use super::*;
 use crate::core::effects::Delivery;
-use crate::core::rules::liveness::{stream_closed, stream_opened, touch, watch};
+use crate::core::rules::liveness::{stream_closed, stream_opened, touch};
 use crate::core::rules::testing::Harness;
 use crate::core::rules::users;
 use crate::core::state::StateExt;
@@ -294,15 +294,14 @@ fn a_user_whose_stream_closed_or_went_quiet_is_not_handed_out() {
     let quiet = h.add("quiet");
     let newcomer = h.add("newcomer");
     for id in [ghost, quiet] {
-        watch(&mut h.st, id, true, t);
-        stream_opened(&mut h.st, id);
+        stream_opened(&mut h.st, id, "n1", t);
         h.status_at(h.at(0), id, Status::Ready).unwrap();
     }
     // The two were paired with each other at once: end that pair.
     h.status_at(h.at(0), ghost, Status::Busy).unwrap();
     h.status_at(h.at(0), quiet, Status::Busy).unwrap();
     h.status_at(h.at(0), ghost, Status::Ready).unwrap();
-    stream_closed(&mut h.st, ghost, t + 1_000);
+    stream_closed(&mut h.st, ghost, t + 1_000, t + 1_000);
     h.status_at(h.at(1), quiet, Status::Ready).unwrap();
     assert_eq!(
         h.st.user(quiet).unwrap().status,

@@ -42,6 +42,31 @@ pub fn later(at: Millis, d: Duration) -> Millis {
     at.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// A server node, as it names itself (`--node-id`).
+pub type NodeId = String;
+
+/// What a sweep looks for among the users, each keyed by a moment: the
+/// users "due" by a moment are those whose key is at or before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Due {
+    /// Looking or in a call with every stream closed: keyed by when the
+    /// last one closed (a ghost past the grace).
+    StreamLost,
+    /// No stream open: keyed by the last activity (silent past the lease).
+    Silent,
+    /// In a pair whose call has not started: keyed by when the pair was
+    /// made (unanswered past the answer timeout).
+    Unanswered,
+    /// Waiting with interests and a fallback to come: keyed by when the
+    /// interest wait runs out.
+    Fallback,
+}
+
+impl Due {
+    /// Every kind.
+    pub const ALL: [Due; 4] = [Due::StreamLost, Due::Silent, Due::Unanswered, Due::Fallback];
+}
+
 /// A stable per-registration identifier. A name that logs out and registers
 /// again gets a new `UserId`, so old tokens cannot act on the new user.
 pub type UserId = u64;
@@ -74,11 +99,14 @@ pub struct User {
     pub admitted: bool,
     /// Fingerprint of the media key for the next call (sent with `ready`).
     pub media_key: Option<String>,
-    /// Open long-polls / event streams: a user with one is not silent.
-    pub watchers: u32,
+    /// Until when an open long-poll keeps this user from counting as
+    /// silent (0: none).
+    pub watching_until: Millis,
     /// Open event streams: a user whose streams all closed and stay
     /// closed past the grace is gone from the pool.
     pub streams: u32,
+    /// The node holding the last stream opened (its death closes them).
+    pub stream_node: Option<NodeId>,
     /// When the last open stream closed (`None` while one is open, or
     /// if none ever was).
     pub stream_lost_at: Option<Millis>,
@@ -222,8 +250,15 @@ pub trait State: Send + std::fmt::Debug {
     fn user_by_extension(&self, extension: u32) -> Option<UserId>;
     /// Users registered.
     fn user_count(&self) -> usize;
-    /// Every user, in no order.
+    /// Every user, in no order (the admin views; sweeps use [`State::due`]).
     fn users(&self) -> Box<dyn Iterator<Item = &User> + '_>;
+    /// The users whose `key` for `due` is at or before `by` (a superset is
+    /// fine: the rules check each one). `key` is the rules' own definition
+    /// ([`due_key`](crate::core::due_key)); an implementation that keeps
+    /// an index by it need not call it.
+    fn due(&self, due: Due, by: Millis, key: &dyn Fn(&User) -> Option<Millis>) -> Vec<UserId>;
+    /// The users whose last stream is held by `node`.
+    fn users_on_node(&self, node: &str) -> Vec<UserId>;
     /// A fresh user id (never handed out before).
     fn next_user_id(&mut self) -> UserId;
     /// Where the search for a free extension resumes.

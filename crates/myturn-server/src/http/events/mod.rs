@@ -121,7 +121,8 @@ pub(crate) async fn user_events(
         let Some((conn, rx)) = state.fanout.attach(uid, family) else {
             return;
         };
-        let _ = state.run(StreamOpened { uid }).await;
+        let node = state.settings.node_id.clone();
+        let _ = state.run(StreamOpened { uid, node }).await;
         let hello = ServerEvent::Hello {
             name: session.name.clone(),
             status: session.status,
