@@ -8,12 +8,13 @@
 use std::time::Duration;
 
 use myturn_wire::{LeaveReason, ServerEvent};
+use serde::{Deserialize, Serialize};
 
 use super::matching::PairKind;
 use super::state::{Millis, UserId};
 
 /// Something the world must learn from a use case, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Delivery {
     /// A user registered: open their wake-ups.
     Joined(UserId),

@@ -62,6 +62,10 @@ impl Store for MemoryStore {
         Box::pin(std::future::ready(outcome))
     }
 
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
     fn inspect(&self, f: &mut dyn FnMut(&mut Core)) {
         f(&mut self.lock());
     }

@@ -20,8 +20,10 @@
 //! for how a networked store does that without a second copy of them.
 
 mod memory;
+pub mod redis;
 
 pub use memory::MemoryStore;
+pub use self::redis::{RedisConfig, RedisStore};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -76,6 +78,17 @@ pub trait PbxNotify: Send + Sync + std::fmt::Debug {
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Runs `command` at `now`, as one atomic step.
     fn execute(&self, command: Command, now: At) -> Pending<'_>;
+    /// As `--state` names it (`memory`, `redis`).
+    fn kind(&self) -> &'static str;
+    /// Why the store cannot serve right now, if it cannot.
+    fn error(&self) -> Option<String> {
+        None
+    }
+    /// Whether this node runs the periodic sweep (with several nodes on
+    /// one store, one of them does).
+    fn leads_sweep(&self) -> bool {
+        true
+    }
     /// Tests only: runs `f` on the in-memory core, if this is one.
     #[doc(hidden)]
     fn inspect(&self, _f: &mut dyn FnMut(&mut Core)) {}

@@ -22,6 +22,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use myturn_wire::{Ban, Report, Role, Status};
+use serde::{Deserialize, Serialize};
 
 /// The first extension handed out, as in the original design.
 pub const FIRST_EXTENSION: u32 = 111_000;
@@ -72,7 +73,7 @@ impl Due {
 pub type UserId = u64;
 
 /// One user, as the rules keep them.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
     /// Stable id of this registration.
     pub id: UserId,
@@ -113,6 +114,7 @@ pub struct User {
     /// The interests this session is paired on (normalised; empty: none).
     pub interests: Vec<String>,
     /// How long to wait for a shared interest before the plain draw.
+    #[serde(with = "millis")]
     pub interest_wait: Duration,
     /// Never fall back to the plain draw.
     pub only_interests: bool,
@@ -135,7 +137,7 @@ impl std::fmt::Debug for User {
 }
 
 /// One side's view of its pair.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PairSide {
     /// The partner.
     pub peer: UserId,
@@ -161,7 +163,7 @@ pub enum DrawKey {
 }
 
 /// A pair's random 128-bit id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PairId(pub [u8; 16]);
 
 impl PairId {
@@ -176,7 +178,7 @@ impl PairId {
 }
 
 /// A refresh token's record, kept under the SHA-256 of the token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshEntry {
     /// The session family it belongs to.
     pub family: u64,
@@ -185,7 +187,7 @@ pub struct RefreshEntry {
 }
 
 /// What is being rate-limited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum LimitKey {
     /// `POST /v1/users` per client IP.
     Register(IpAddr),
@@ -200,7 +202,7 @@ pub enum LimitKey {
 }
 
 /// A token bucket: how full, as of when.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Bucket {
     /// Tokens left (fractions refill continuously).
     pub tokens: f64,
@@ -323,6 +325,21 @@ pub trait State: Send + std::fmt::Debug {
     fn put_bucket(&mut self, key: LimitKey, bucket: Bucket);
     /// Keeps only the buckets `keep` says yes to.
     fn retain_buckets(&mut self, keep: &mut dyn FnMut(&LimitKey, &Bucket) -> bool);
+}
+
+/// A [`Duration`] as whole milliseconds, for records that cross a wire.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
 }
 
 /// How names are compared: case-insensitively (ASCII, which is all a
