@@ -22,8 +22,8 @@
 mod memory;
 pub mod redis;
 
-pub use memory::MemoryStore;
 pub use self::redis::{RedisConfig, RedisStore};
+pub use memory::MemoryStore;
 
 use std::future::Future;
 use std::pin::Pin;

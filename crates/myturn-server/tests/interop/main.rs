@@ -1,4 +1,5 @@
 //! The real-peer tests of myturn-server, one test target (`interop`): the
+//! store conformance suite on a real `redis-server`, the
 //! web admin console in a real browser (Debian's `chromium`), and HTTPS
 //! checked with the tools an operator would use (`curl`, `openssl
 //! s_client`), started by the tests through myturn-testkit. `.ci/run`
@@ -12,5 +13,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+#[path = "../store_scenarios/mod.rs"]
+mod store_scenarios;
+
 mod console;
 mod https;
+mod store_redis;

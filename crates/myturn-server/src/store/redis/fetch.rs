@@ -51,7 +51,10 @@ pub(super) async fn fetch<C: redis::aio::ConnectionLike + Send>(
                     .arg(&k);
             }
             Need::Due(d, by) => {
-                p.cmd("ZRANGEBYSCORE").arg(keys::due(*d)).arg("-inf").arg(*by);
+                p.cmd("ZRANGEBYSCORE")
+                    .arg(keys::due(*d))
+                    .arg("-inf")
+                    .arg(*by);
             }
             Need::Crowded => {
                 p.cmd("ZRANGEBYSCORE")
@@ -92,9 +95,7 @@ pub(super) async fn fetch<C: redis::aio::ConnectionLike + Send>(
             Need::User(id) => {
                 let record = string(next());
                 let seen = string(next()).and_then(|s| s.parse::<f64>().ok());
-                loaded
-                    .versions
-                    .insert(keys::user(*id), version(next()));
+                loaded.versions.insert(keys::user(*id), version(next()));
                 loaded.users.insert(*id, decode_user(record, seen));
             }
             Need::Due(d, by) => {

@@ -39,7 +39,9 @@ async fn run(inner: Arc<Inner>, ready: oneshot::Sender<()>) {
                     }
                     tracing::warn!(%channel, "state store subscription lost; subscribing again");
                 }
-                Err(error) => tracing::warn!(%error, %channel, "cannot subscribe to the state store"),
+                Err(error) => {
+                    tracing::warn!(%error, %channel, "cannot subscribe to the state store")
+                }
             },
             Err(error) => tracing::debug!(%error, "state store unreachable for the subscription"),
         }

@@ -108,6 +108,10 @@ struct Inner {
     nodes: Mutex<Vec<String>>,
     /// Named leases this node asks for, and whether it holds each.
     leases: Mutex<HashMap<String, bool>>,
+    /// The commands that draw from the pool take turns on this node: they
+    /// all read and write it, so at once they would only make each other
+    /// run again. Across nodes, the commit's check settles it.
+    pairing: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -142,7 +146,14 @@ impl RedisStore {
             source,
         };
         let client = redis::Client::open(cfg.url.as_str()).map_err(err)?;
-        let conn = ConnectionManager::new(client.clone()).await.map_err(err)?;
+        // A loaded Redis (AOF with fsync on every write) may take a while;
+        // past these, the request answers 503 and the manager reconnects.
+        let conn_cfg = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_connection_timeout(Some(Duration::from_secs(2)));
+        let conn = ConnectionManager::new_with_config(client.clone(), conn_cfg)
+            .await
+            .map_err(err)?;
         let seeded = |salt: u64| match seed {
             Some(s) => StdRng::seed_from_u64(s ^ salt),
             None => StdRng::from_entropy(),
@@ -161,6 +172,7 @@ impl RedisStore {
             leader: AtomicBool::new(false),
             nodes: Mutex::new(vec![cfg.node.clone()]),
             leases: Mutex::new(HashMap::new()),
+            pairing: tokio::sync::Mutex::new(()),
             cfg,
         });
         let store = RedisStore { inner };
@@ -218,11 +230,16 @@ impl RedisStore {
                 wake_at: None,
             });
         }
+        let _turn = if draws(&cmd) {
+            Some(self.inner.pairing.lock().await)
+        } else {
+            None
+        };
         let mut conn = self.inner.conn.clone();
         let mut loaded = Loaded::default();
         let mut needs: BTreeSet<Need> = hints(&cmd);
         let mut read: BTreeSet<Need> = BTreeSet::new();
-        for _ in 0..MAX_ATTEMPTS {
+        for round in 0..MAX_ATTEMPTS {
             if !needs.is_empty() {
                 fetch::fetch(&mut conn, &mut loaded, &needs)
                     .await
@@ -267,16 +284,17 @@ impl RedisStore {
                 .await
                 .map_err(|e| self.unavailable(e))?;
             if clock == 0 {
-                // A key moved since it was read: everything again.
+                // A key moved since it was read (another node's commit):
+                // everything again, after a short, growing, random pause.
                 loaded = Loaded::default();
                 needs = std::mem::take(&mut read);
+                tokio::time::sleep(backoff(round)).await;
                 continue;
             }
             self.served();
             if ops.published_to.contains(&self.inner.cfg.node) {
                 let mut rx = self.inner.applied.subscribe();
-                let _ =
-                    tokio::time::timeout(OWN_DELIVERY_WAIT, rx.wait_for(|&c| c >= clock)).await;
+                let _ = tokio::time::timeout(OWN_DELIVERY_WAIT, rx.wait_for(|&c| c >= clock)).await;
             }
             let reached = fx
                 .deliveries
@@ -305,6 +323,27 @@ impl RedisStore {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+}
+
+/// Whether a command may draw from the pool (and so takes its turn).
+fn draws(cmd: &Command) -> bool {
+    use crate::core::Command as C;
+    matches!(
+        cmd,
+        C::SetStatus(_)
+            | C::Admit(_)
+            | C::Sweep(_)
+            | C::Logout(_)
+            | C::Kick(_)
+            | C::Ban(_)
+            | C::NodeGone(_)
+    )
+}
+
+/// The pause after the `attempt`th conflict: up to 1 ms, doubling to 64.
+fn backoff(attempt: usize) -> Duration {
+    let cap = 1u64 << attempt.min(6);
+    Duration::from_micros(rand::random::<u64>() % (cap * 1000) + 100)
 }
 
 /// What a command will surely read first: its user's record.

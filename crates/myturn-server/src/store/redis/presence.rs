@@ -164,7 +164,9 @@ impl RedisStore {
                         .query_async::<()>(&mut conn)
                         .await;
                 }
-                Err(error) => tracing::warn!(%node, %error, "cannot close a stopped node's streams yet"),
+                Err(error) => {
+                    tracing::warn!(%node, %error, "cannot close a stopped node's streams yet")
+                }
             }
         }
     }

@@ -140,10 +140,11 @@ impl<'a> TxState<'a> {
             .filter(|(k, _)| !is_id_set(k))
             .map(|(k, v)| (k.clone(), SetWork::from(Some(v.clone()))))
             .collect();
-        let cursor_read = loaded
-            .strs
-            .get(&keys::counter("ext"))
-            .map(|v| v.as_deref().and_then(|s| s.parse().ok()).unwrap_or(FIRST_EXTENSION));
+        let cursor_read = loaded.strs.get(&keys::counter("ext")).map(|v| {
+            v.as_deref()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(FIRST_EXTENSION)
+        });
         TxState {
             loaded,
             misses: RefCell::new(BTreeSet::new()),
@@ -169,7 +170,9 @@ impl<'a> TxState<'a> {
 
     /// The cursor's new value, if it moved.
     pub(super) fn cursor_write(&self) -> Option<u32> {
-        (self.cursor != self.cursor_read).then_some(self.cursor).flatten()
+        (self.cursor != self.cursor_read)
+            .then_some(self.cursor)
+            .flatten()
     }
 
     fn miss(&self, n: Need) {
@@ -191,7 +194,13 @@ impl<'a> TxState<'a> {
     }
 
     fn set_str(&mut self, key: String, value: Option<String>) {
-        self.strs.insert(key, StrWrite { value, ttl_ms: None });
+        self.strs.insert(
+            key,
+            StrWrite {
+                value,
+                ttl_ms: None,
+            },
+        );
     }
 
     fn id_set(&self, key: &str) -> &[UserId] {
@@ -218,7 +227,13 @@ impl<'a> TxState<'a> {
         };
         if let Some(w) = self.strsets.get(key) {
             v.retain(|x| !w.removed.contains(x));
-            v.extend(w.added.iter().filter(|x| !v.contains(x)).cloned().collect::<Vec<_>>());
+            v.extend(
+                w.added
+                    .iter()
+                    .filter(|x| !v.contains(x))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
         }
         v
     }
@@ -229,7 +244,11 @@ impl<'a> TxState<'a> {
 
     fn counter(&mut self, what: &str) -> u64 {
         let key = keys::counter(what);
-        let next = self.str(&key).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + 1;
+        let next = self
+            .str(&key)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            + 1;
         self.set_str(key, Some(next.to_string()));
         next
     }
@@ -393,7 +412,8 @@ impl State for TxState<'_> {
     fn open_family(&mut self, uid: UserId) -> u64 {
         let f = self.counter("next-family");
         self.set_str(keys::family(f), Some(uid.to_string()));
-        self.str_set_mut(&keys::user_families(uid)).insert(f.to_string());
+        self.str_set_mut(&keys::user_families(uid))
+            .insert(f.to_string());
         f
     }
     fn family_owner(&self, family: u64) -> Option<UserId> {
@@ -423,7 +443,8 @@ impl State for TxState<'_> {
     fn put_refresh_token(&mut self, hash: [u8; 32], entry: RefreshEntry) {
         let hex = keys::hex(&hash);
         self.set_str(keys::refresh(&hex), serde_json::to_string(&entry).ok());
-        self.str_set_mut(&keys::family_tokens(entry.family)).insert(hex);
+        self.str_set_mut(&keys::family_tokens(entry.family))
+            .insert(hex);
     }
 
     fn ban_until(&self, key: &str) -> Option<u64> {
