@@ -138,6 +138,13 @@ impl Core {
         self
     }
 
+    /// The same core signing and checking tokens with `jwt` (the keys
+    /// every node shares: `--jwt-key-file`).
+    pub fn with_signer(mut self, jwt: Arc<Jwt>) -> Self {
+        self.rules.jwt = jwt;
+        self
+    }
+
     /// The configuration.
     pub fn config(&self) -> &CoreConfig {
         &self.rules.cfg
