@@ -89,6 +89,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn leads_sweep(&self) -> bool {
         true
     }
+    /// Whether this node holds the named lease (one node at a time does,
+    /// and it moves when that node dies); alone on its state, always.
+    fn holds(&self, _lease: &str) -> bool {
+        true
+    }
+    /// Whether other nodes share this state.
+    fn shared(&self) -> bool {
+        false
+    }
+    /// Leaves the nodes sharing this state, at shutdown: what is buffered
+    /// is written, this node's streams are closed for the others to see,
+    /// its leases are given up.
+    fn leave(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(std::future::ready(()))
+    }
     /// Tests only: runs `f` on the in-memory core, if this is one.
     #[doc(hidden)]
     fn inspect(&self, _f: &mut dyn FnMut(&mut Core)) {}

@@ -22,9 +22,24 @@ pub(super) fn spawn(inner: Arc<Inner>) -> oneshot::Receiver<()> {
 async fn run(inner: Arc<Inner>, ready: oneshot::Sender<()>) {
     let channel = keys::channel(&inner.cfg.node);
     let mut ready = Some(ready);
-    loop {
+    let mut stop = inner.stop.subscribe();
+    let listening = async {
+        loop {
+            listen_once(&inner, &channel, &mut ready).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    tokio::select! {
+        () = listening => {}
+        _ = stop.wait_for(|&s| s) => {}
+    }
+}
+
+/// One subscription, until it is lost.
+async fn listen_once(inner: &Inner, channel: &str, ready: &mut Option<oneshot::Sender<()>>) {
+    {
         match inner.client.get_async_pubsub().await {
-            Ok(mut ps) => match ps.subscribe(&channel).await {
+            Ok(mut ps) => match ps.subscribe(channel).await {
                 Ok(()) => {
                     if let Some(r) = ready.take() {
                         let _ = r.send(());
@@ -35,7 +50,7 @@ async fn run(inner: Arc<Inner>, ready: oneshot::Sender<()>) {
                             Ok(p) => p,
                             Err(_) => continue,
                         };
-                        deliver(&inner, &payload);
+                        deliver(inner, &payload);
                     }
                     tracing::warn!(%channel, "state store subscription lost; subscribing again");
                 }
@@ -45,7 +60,6 @@ async fn run(inner: Arc<Inner>, ready: oneshot::Sender<()>) {
             },
             Err(error) => tracing::debug!(%error, "state store unreachable for the subscription"),
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

@@ -112,6 +112,13 @@ struct Inner {
     /// all read and write it, so at once they would only make each other
     /// run again. Across nodes, the commit's check settles it.
     pairing: tokio::sync::Mutex<()>,
+    /// Flipped when the node leaves: the background tasks end.
+    stop: watch::Sender<bool>,
+    /// Since when every heartbeat went through (none since the last that
+    /// failed). Nodes are judged, and sweeps run, only once this is a
+    /// node lifetime old: after an outage, every node must first have
+    /// had the time to say it lives and to write its pongs.
+    healthy_since: Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -173,6 +180,8 @@ impl RedisStore {
             nodes: Mutex::new(vec![cfg.node.clone()]),
             leases: Mutex::new(HashMap::new()),
             pairing: tokio::sync::Mutex::new(()),
+            stop: watch::channel(false).0,
+            healthy_since: Mutex::new(None),
             cfg,
         });
         let store = RedisStore { inner };
@@ -199,6 +208,29 @@ impl RedisStore {
     pub fn lease(&self, name: &str) -> bool {
         let mut l = self.inner.leases.lock().unwrap_or_else(|e| e.into_inner());
         *l.entry(name.to_owned()).or_insert(false)
+    }
+
+    /// Asks for the named lease at once (not at the next heartbeat), and
+    /// answers whether this node holds it.
+    pub async fn take_lease(&self, name: &str) -> Result<bool, StoreError> {
+        self.lease(name);
+        self.beat().await.map_err(|e| self.unavailable(e))?;
+        Ok(self.lease(name))
+    }
+
+    /// Which node holds the named lease, if one does.
+    pub async fn holder(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let mut conn = self.inner.conn.clone();
+        redis::cmd("GET")
+            .arg(keys::lease(name))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.unavailable(e))
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.inner.cfg.node
     }
 
     fn unavailable(&self, e: redis::RedisError) -> StoreError {
@@ -384,6 +416,18 @@ impl Store for RedisStore {
     }
 
     fn leads_sweep(&self) -> bool {
-        self.inner.leader.load(Ordering::Acquire)
+        self.inner.leader.load(Ordering::Acquire) && self.settled()
+    }
+
+    fn holds(&self, lease: &str) -> bool {
+        self.lease(lease)
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn leave(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(self.depart())
     }
 }

@@ -19,21 +19,30 @@ const HEARD_EVERY: Duration = Duration::from_millis(250);
 
 pub(super) fn spawn(store: RedisStore) {
     let beat = store.clone();
+    let mut stop = store.inner.stop.subscribe();
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(beat.inner.cfg.heartbeat).await;
+            tokio::select! {
+                _ = tokio::time::sleep(beat.inner.cfg.heartbeat) => {}
+                _ = stop.wait_for(|&s| s) => return,
+            }
             if let Err(e) = beat.beat().await {
+                *beat.inner.healthy_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 let _ = beat.unavailable(e);
                 continue;
             }
-            if beat.inner.leader.load(Ordering::Acquire) {
+            if beat.inner.leader.load(Ordering::Acquire) && beat.settled() {
                 beat.bury_the_dead().await;
             }
         }
     });
+    let mut stop = store.inner.stop.subscribe();
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(HEARD_EVERY).await;
+            tokio::select! {
+                _ = tokio::time::sleep(HEARD_EVERY) => {}
+                _ = stop.wait_for(|&s| s) => return,
+            }
             if let Err(e) = store.write_heard().await {
                 let _ = store.unavailable(e);
             }
@@ -41,7 +50,56 @@ pub(super) fn spawn(store: RedisStore) {
     });
 }
 
+/// Deletes a lease only if this node holds it.
+const GIVE_UP: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+    return redis.call('DEL', KEYS[1]) end return 0";
+
 impl RedisStore {
+    /// Leaves at shutdown: the pongs written, this node's streams closed
+    /// (their users have the grace to reconnect elsewhere), its heartbeat
+    /// and leases given up so they move at once; then the background
+    /// tasks end. Best effort: with Redis away, the others find out when
+    /// the heartbeat runs out.
+    pub(super) async fn depart(&self) {
+        let me = self.inner.cfg.node.clone();
+        if let Err(e) = self.write_heard().await {
+            tracing::warn!(error = %e, "leaving: pongs not written");
+        }
+        let now = SystemClock.now();
+        let gone = NodeGone {
+            node: me.clone(),
+            at: now.unix_ms,
+        };
+        if let Err(error) = self.run(gone.into(), now).await {
+            tracing::warn!(%error, "leaving: this node's streams not closed; the others will");
+        }
+        let _ = self.inner.stop.send(true);
+        let leases: Vec<String> = {
+            let l = self.inner.leases.lock().unwrap_or_else(|e| e.into_inner());
+            l.keys().map(|k| keys::lease(k)).collect()
+        };
+        let mut conn = self.inner.conn.clone();
+        let give_up = redis::Script::new(GIVE_UP);
+        for key in std::iter::once(keys::sweeper()).chain(leases) {
+            let _ = give_up
+                .key(key)
+                .arg(&me)
+                .invoke_async::<i64>(&mut conn)
+                .await;
+        }
+        let _ = redis::pipe()
+            .cmd("DEL")
+            .arg(keys::node(&me))
+            .ignore()
+            .cmd("SREM")
+            .arg(keys::nodes())
+            .arg(&me)
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await;
+        tracing::info!(node = %me, "left the shared state");
+    }
+
     /// Says this node lives, asks for the sweeper's lease and the named
     /// ones, and reads which nodes live.
     pub(super) async fn beat(&self) -> redis::RedisResult<()> {
@@ -80,15 +138,19 @@ impl RedisStore {
         let holders: Vec<Option<String>> = held.into_iter().map(super::fetch::string).collect();
         let mine = |h: &Option<String>| h.as_deref() == Some(me.as_str());
         let mut renew = redis::pipe();
+        let mut renewing = false;
         for (key, h) in std::iter::once(keys::sweeper())
             .chain(leases.iter().map(|l| keys::lease(l)))
             .zip(&holders)
         {
             if mine(h) {
                 renew.cmd("PEXPIRE").arg(key).arg(ttl).ignore();
+                renewing = true;
             }
         }
-        renew.query_async::<()>(&mut conn).await?;
+        if renewing {
+            renew.query_async::<()>(&mut conn).await?;
+        }
         let lead = holders.first().is_some_and(mine);
         if self.inner.leader.swap(lead, Ordering::AcqRel) != lead {
             tracing::info!(node = %me, lead, "sweeper lease");
@@ -101,8 +163,23 @@ impl RedisStore {
         }
         let live = self.live_nodes().await?;
         *self.inner.nodes.lock().unwrap_or_else(|e| e.into_inner()) = live;
+        self.inner
+            .healthy_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(std::time::Instant::now);
         self.served();
         Ok(())
+    }
+
+    /// Whether the heartbeats have gone through for a node lifetime (see
+    /// `Inner::healthy_since`).
+    pub(super) fn settled(&self) -> bool {
+        self.inner
+            .healthy_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| t.elapsed() >= self.inner.cfg.node_ttl)
     }
 
     /// The nodes whose heartbeat is current (this one included).
@@ -187,6 +264,15 @@ impl RedisStore {
             cmd.arg(*at).arg(*uid);
         }
         let mut conn = self.inner.conn.clone();
-        cmd.query_async::<()>(&mut conn).await
+        let written = cmd.query_async::<()>(&mut conn).await;
+        if written.is_err() {
+            // Kept for the next time: a pong heard is not forgotten.
+            let mut h = self.inner.heard.lock().unwrap_or_else(|e| e.into_inner());
+            for (uid, at) in heard {
+                let e = h.entry(uid).or_insert(at);
+                *e = (*e).max(at);
+            }
+        }
+        written
     }
 }
