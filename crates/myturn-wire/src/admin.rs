@@ -193,4 +193,14 @@ pub struct Health {
     /// served in cleartext on a non-loopback address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// Where the state lives: `memory` or `redis`.
+    #[serde(default)]
+    pub state: String,
+    /// Why the state store cannot serve right now (requests answer 503
+    /// meanwhile; service comes back by itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_error: Option<String>,
+    /// This node's name (`--node-id`).
+    #[serde(default)]
+    pub node: String,
 }

@@ -245,6 +245,22 @@ pub struct Config {
     #[arg(long, env = "MYTURN_MAX_USERS", default_value_t = 100_000)]
     pub max_users: usize,
 
+    /// Where the state lives: `memory` (this process only: a restart
+    /// forgets everyone; the default) or `redis://HOST:PORT/DB`, shared by
+    /// every node pointed at it (users, sessions, pairs, bans, reports,
+    /// rate limits). With Redis, every node also needs the same
+    /// --jwt-key-file.
+    #[arg(long, env = "MYTURN_STATE", default_value = "memory", value_parser = parse_state)]
+    pub state: StateUrl,
+
+    /// The access tokens' signing keys, one per line (each 32 bytes or
+    /// more, such as 64 hex characters): the first signs, the others are
+    /// still accepted, so a rotation is a new first line, and the old one
+    /// dropped once its tokens expired (--token-ttl). Without it, a random
+    /// key per process.
+    #[arg(long, env = "MYTURN_JWT_KEY_FILE")]
+    pub jwt_key_file: Option<PathBuf>,
+
     /// This node's name among the nodes that share a state store (letters,
     /// digits, `-`, `_`, `.`; at most 64). Default: the host name and a
     /// random suffix, new at every start.
@@ -266,6 +282,29 @@ impl Config {
     pub fn defaults() -> Self {
         <Self as clap::Parser>::parse_from(["myturn-server"])
     }
+}
+
+/// Where the state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateUrl {
+    /// In this process.
+    Memory,
+    /// A Redis URL (`redis://HOST:PORT/DB`).
+    Redis(String),
+}
+
+fn parse_state(s: &str) -> Result<StateUrl, String> {
+    if s == "memory" {
+        return Ok(StateUrl::Memory);
+    }
+    if s.starts_with("redis://") || s.starts_with("rediss://") {
+        return redis::IntoConnectionInfo::into_connection_info(s)
+            .map(|_| StateUrl::Redis(s.to_owned()))
+            .map_err(|e| format!("`{s}` is not a Redis URL: {e}"));
+    }
+    Err(format!(
+        "`{s}`: give `memory` or `redis://HOST:PORT/DB` (such as redis://127.0.0.1:6379/0)"
+    ))
 }
 
 fn parse_node_id(s: &str) -> Result<String, String> {

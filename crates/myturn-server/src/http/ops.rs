@@ -13,14 +13,23 @@ use crate::node::AppState;
 pub(crate) async fn healthz(State(state): State<AppState>) -> Json<Health> {
     let pbx = state.pbx.status();
     let users = state.run(UserCount).await.unwrap_or(0) as u64;
+    let state_error = state.store.error();
     Json(Health {
-        status: if pbx.in_sync { "ok" } else { "degraded" }.into(),
+        status: if pbx.in_sync && state_error.is_none() {
+            "ok"
+        } else {
+            "degraded"
+        }
+        .into(),
         pbx: state.pbx.name().into(),
         pbx_in_sync: pbx.in_sync,
         pbx_error: pbx.last_error,
         users,
         tls: state.settings.tls,
         warning: state.settings.warning.clone(),
+        state: state.store.kind().into(),
+        state_error,
+        node: state.settings.node_id.clone(),
     })
 }
 
