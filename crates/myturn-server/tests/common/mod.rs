@@ -21,6 +21,7 @@
 )]
 
 pub mod live;
+pub mod race;
 pub mod router;
 pub mod ws;
 

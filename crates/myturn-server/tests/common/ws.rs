@@ -10,15 +10,16 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::Live;
+use super::Api;
 
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-impl Live {
+impl Api {
     /// The request that opens the stream at `path`, with `headers`.
     pub fn ws_request(&self, path: &str, headers: &[(&str, String)]) -> Request {
-        let mut req = format!("ws://{}{path}", self.addr)
+        let base = self.base.replacen("http", "ws", 1);
+        let mut req = format!("{base}{path}")
             .into_client_request()
             .unwrap();
         for (k, v) in headers {

@@ -18,4 +18,5 @@ mod store_scenarios;
 
 mod console;
 mod https;
+mod nodes;
 mod store_redis;
