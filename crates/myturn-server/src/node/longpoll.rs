@@ -28,9 +28,6 @@ impl AppState {
         if found.is_some() || wait.is_zero() {
             return Ok(found);
         }
-        let Some(rx) = rx.as_mut() else {
-            return Err(CoreError::UserGone.into());
-        };
         let now = self.now();
         let until = now.unix_ms_of(now.mono + wait);
         self.run_at(

@@ -19,9 +19,7 @@ impl Api {
     /// The request that opens the stream at `path`, with `headers`.
     pub fn ws_request(&self, path: &str, headers: &[(&str, String)]) -> Request {
         let base = self.base.replacen("http", "ws", 1);
-        let mut req = format!("{base}{path}")
-            .into_client_request()
-            .unwrap();
+        let mut req = format!("{base}{path}").into_client_request().unwrap();
         for (k, v) in headers {
             let name =
                 tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap();

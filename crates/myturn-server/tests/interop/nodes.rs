@@ -93,29 +93,30 @@ impl Node {
 
     fn spawn(shared: &Shared, name: &'static str, extra: &[&str]) -> Node {
         let port = free_tcp_port();
-        let mut args: Vec<String> = [
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--state",
-            &shared.redis.url(),
-            "--jwt-key-file",
-            &shared.keys.display().to_string(),
-            "--node-id",
-            name,
-            "--admin-token",
-            ADMIN,
-            "--rate-limits",
-            "off",
-            "--lease",
-            &LEASE.to_string(),
-            "--stream-grace",
-            "1",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        if !extra.contains(&"--pbx") {
-            args.extend(["--pbx".into(), "none".into()]);
+        let mut args: Vec<String> = vec![
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--state".into(),
+            shared.redis.url(),
+            "--jwt-key-file".into(),
+            shared.keys.display().to_string(),
+            "--node-id".into(),
+            name.into(),
+            "--admin-token".into(),
+            ADMIN.into(),
+            "--rate-limits".into(),
+            "off".into(),
+        ];
+        // Defaults a test may override through `extra`.
+        let lease = LEASE.to_string();
+        for (flag, value) in [
+            ("--lease", lease.as_str()),
+            ("--stream-grace", "1"),
+            ("--pbx", "none"),
+        ] {
+            if !extra.contains(&flag) {
+                args.extend([flag.into(), value.into()]);
+            }
         }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut n = Node {
@@ -339,14 +340,10 @@ async fn a_node_killed_mid_call_leaves_its_partner_told_within_the_lease_and_not
     // Past alice's lease: logged out, and nothing of her or her node is
     // left in Redis.
     let survivor = n[1].api.clone();
-    eventually(
-        "alice logged out",
-        Duration::from_secs(LEASE + 5),
-        || {
-            let api = survivor.clone();
-            async move { user_names(&api).await == ["bob"] }
-        },
-    )
+    eventually("alice logged out", Duration::from_secs(LEASE + 5), || {
+        let api = survivor.clone();
+        async move { user_names(&api).await == ["bob"] }
+    })
     .await;
     assert!(pairs(&survivor).await.is_empty());
     let keys = shared.cli(&["--scan", "--pattern", "*"]);
@@ -386,7 +383,13 @@ async fn redis_killed_and_started_again_loses_nothing_and_pairing_goes_on() {
         return;
     }
     let mut shared = Shared::start();
-    let n = nodes(&shared, &["c1", "c2"]).await;
+    // The streams below wait unread through the outage: a grace (and so
+    // a ping interval) long enough that their silence is not a death.
+    let long = ["--stream-grace", "30"];
+    let n = [
+        Node::start(&shared, "c1", &long).await,
+        Node::start(&shared, "c2", &long).await,
+    ];
     let ((ta, _wa), (tb, _wb)) = pair_across(&n[0], &n[1]).await;
     let (tc, _) = n[0].register("carol").await;
     let (td, _) = n[1].register("dave").await;
@@ -398,16 +401,25 @@ async fn redis_killed_and_started_again_loses_nothing_and_pairing_goes_on() {
     shared.redis.resume();
     // Every user is still logged in, the pair still stands.
     let api = n[1].api.clone();
-    eventually("the nodes reach Redis again", Duration::from_secs(10), || {
-        let api = api.clone();
-        async move { api.get("/v1/admin/users", Some(ADMIN)).await.status() == 200 }
-    })
+    eventually(
+        "the nodes reach Redis again",
+        Duration::from_secs(10),
+        || {
+            let api = api.clone();
+            async move { api.get("/v1/admin/users", Some(ADMIN)).await.status() == 200 }
+        },
+    )
     .await;
     assert_eq!(
         (user_names(&n[1].api).await, pairs(&n[1].api).await),
         before
     );
-    for (t, status) in [(&ta, "paired"), (&tb, "paired"), (&tc, "busy"), (&td, "busy")] {
+    for (t, status) in [
+        (&ta, "paired"),
+        (&tb, "paired"),
+        (&tc, "busy"),
+        (&td, "busy"),
+    ] {
         assert_eq!(n[1].api.get_json("/v1/me", t).await["status"], status);
     }
     // Pairing goes on, told on streams opened before the restart.
@@ -436,7 +448,9 @@ async fn redis_stopped_answers_503_and_healthz_says_why_until_it_is_back() {
     let h: Value = n[0].api.get("/healthz", None).await.json().await.unwrap();
     assert_eq!(h["status"], "degraded", "{h}");
     assert!(
-        h["state_error"].as_str().is_some_and(|e| e.contains("redis")),
+        h["state_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("redis")),
         "{h}"
     );
     shared.redis.resume();
@@ -512,8 +526,18 @@ async fn the_asterisk_files_have_one_writer_and_the_lease_moves_when_it_dies() {
     };
     let a1 = asterisk(&d1);
     let a2 = asterisk(&d2);
-    let mut n1 = Node::start(&shared, "w1", &a1.iter().map(String::as_str).collect::<Vec<_>>()).await;
-    let n2 = Node::start(&shared, "w2", &a2.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let mut n1 = Node::start(
+        &shared,
+        "w1",
+        &a1.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    let n2 = Node::start(
+        &shared,
+        "w2",
+        &a2.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
     // A user registered through the second node: only the first writes.
     n2.register("alice").await;
     eventually("w1 writes alice", Duration::from_secs(5), || {

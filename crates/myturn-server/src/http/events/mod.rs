@@ -118,9 +118,7 @@ pub(crate) async fn user_events(
     }
     let (uid, family, exp) = (session.uid, session.family, session.exp);
     Ok(ws.on_upgrade(move |socket| async move {
-        let Some((conn, rx)) = state.fanout.attach(uid, family) else {
-            return;
-        };
+        let (conn, rx) = state.fanout.attach(uid, family);
         let node = state.settings.node_id.clone();
         let _ = state.run(StreamOpened { uid, node }).await;
         let hello = ServerEvent::Hello {

@@ -42,7 +42,8 @@ use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 
 use super::{Deliver, Outcome, PbxNotify, Pending, Store, StoreError};
-use crate::clock::At;
+use crate::clock::{At, Clock, SystemClock};
+use crate::core::cases::streams::NodeGone;
 use crate::core::effects::Delivery;
 use crate::core::{Command, Ctx, Effects, Millis, NodeId, Reply, Rules, UserId};
 use tx::{Loaded, Need, TxState};
@@ -190,7 +191,23 @@ impl RedisStore {
         // Deliveries published before the subscription holds would be lost.
         let _ = tokio::time::timeout(Duration::from_secs(5), subscribed).await;
         presence::spawn(store.clone());
+        store.arrive().await;
         Ok(store)
+    }
+
+    /// A node that starts under a name that ran before (a crash, then a
+    /// restart) finds its earlier life's streams still counted as open:
+    /// they are closed now, so their users' grace starts (they reconnect,
+    /// here or elsewhere) instead of being held open forever.
+    async fn arrive(&self) {
+        let now = SystemClock.now();
+        let gone = NodeGone {
+            node: self.inner.cfg.node.clone(),
+            at: now.unix_ms,
+        };
+        if let Err(error) = self.run(gone.into(), now).await {
+            tracing::warn!(%error, "starting: an earlier run's streams not closed");
+        }
     }
 
     /// The other live nodes sharing this store.
@@ -357,12 +374,16 @@ impl RedisStore {
     }
 }
 
-/// Whether a command may draw from the pool (and so takes its turn).
+/// Whether a command may draw from the pool, or writes keys every
+/// registration shares (the name index, the extensions), and so takes its
+/// turn on this node: then only other nodes' commits can conflict with
+/// it, instead of every concurrent request here.
 fn draws(cmd: &Command) -> bool {
     use crate::core::Command as C;
     matches!(
         cmd,
-        C::SetStatus(_)
+        C::Register(_)
+            | C::SetStatus(_)
             | C::Admit(_)
             | C::Sweep(_)
             | C::Logout(_)

@@ -27,7 +27,11 @@ pub(super) fn spawn(store: RedisStore) {
                 _ = stop.wait_for(|&s| s) => return,
             }
             if let Err(e) = beat.beat().await {
-                *beat.inner.healthy_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                *beat
+                    .inner
+                    .healthy_since
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = None;
                 let _ = beat.unavailable(e);
                 continue;
             }
