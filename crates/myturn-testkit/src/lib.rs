@@ -12,7 +12,8 @@
 //!   fails ([`Peer`]), free ports ([`ports`]), waiting for a port or a log
 //!   line ([`wait`], [`Peer::wait_for_line`]), a temporary directory for
 //!   its config ([`Scratch`]); and each peer: [`sipp`], [`kamailio`],
-//!   [`rtpengine`], [`baresip`], [`nginx`], [`chromium`].
+//!   [`rtpengine`], [`baresip`], [`nginx`], [`chromium`], [`redis`]
+//!   (`redis-server` with AOF on, stopped and restarted on its data).
 //! * **Fixtures**: SIPp scenarios as `.xml` files in `sipp/` and Kamailio
 //!   scripts as `.cfg` files in `kamailio/`, beside this crate's `src/`;
 //!   per-run values go on the peer's own command line where it has a way
@@ -71,6 +72,7 @@ pub mod netns;
 pub mod nginx;
 pub mod ports;
 pub mod process;
+pub mod redis;
 pub mod rtpengine;
 pub mod scratch;
 #[cfg(feature = "sip")]
