@@ -25,7 +25,10 @@ fn redis_keeps_its_data_over_a_restart_and_a_kill() {
     }
     let mut r = Redis::start();
     assert!(r.url().starts_with("redis://127.0.0.1:"));
-    assert_eq!(cmd(&r, "CONFIG GET appendonly"), "*2\r\n$10\r\nappendonly\r\n$3\r\nyes\r\n");
+    assert_eq!(
+        cmd(&r, "CONFIG GET appendonly"),
+        "*2\r\n$10\r\nappendonly\r\n$3\r\nyes\r\n"
+    );
     assert_eq!(cmd(&r, "SET k1 v1"), "+OK\r\n");
     r.restart();
     assert_eq!(cmd(&r, "GET k1"), "$2\r\nv1\r\n");
