@@ -46,7 +46,7 @@ pub fn setup(cfg: &Config, seed: Option<u64>, tls: bool) -> Result<Setup, SetupE
             .kamailio_redis
             .as_deref()
             .ok_or(SetupError::KamailioRedisMissing)?;
-        let backend = Kamailio::new(url).map_err(|e| SetupError::KamailioRedis {
+        let backend = Kamailio::new(url, &sip_domain).map_err(|e| SetupError::KamailioRedis {
             url: shown(url),
             reason: e.to_string(),
         })?;

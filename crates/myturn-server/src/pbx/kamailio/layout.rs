@@ -9,10 +9,14 @@
 //! `/usr/share/kamailio/db_redis/kamailio/`, copied into
 //! `deploy/kamailio/db_redis/kamailio/`):
 //!
-//! * `subscriber:entry::NAME` {username, password}: auth_db's account,
-//!   the plain password (`calculate_ha1`).
-//! * `dbaliases:entry::EXTENSION` {alias_username, username}: alias_db's
-//!   extension → user name, which the INVITE's Request-URI is rewritten by.
+//! * `subscriber:entry::NAME` {username, domain, password}: auth_db's
+//!   account, the plain password (`calculate_ha1`).
+//! * `dbaliases:entry::EXTENSION` {alias_username, alias_domain, username,
+//!   domain}: alias_db's extension → user name, which the INVITE's
+//!   Request-URI is rewritten by.
+//!
+//! (`domain` is the SIP domain's host; the lookups ignore it,
+//! `use_domain=0`, as myTurn has one domain.)
 //! * `version:entry::TABLE` {table_name, table_version}: the table
 //!   versions the modules check when Kamailio starts.
 //!

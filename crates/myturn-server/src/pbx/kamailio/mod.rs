@@ -30,11 +30,12 @@ pub struct Kamailio {
 }
 
 impl Kamailio {
-    /// The backend writing into the Redis at `url`; connects on the first
-    /// pass (a Redis that is down is retried, `/healthz` says so).
-    pub fn new(url: &str) -> Result<Kamailio, redis::RedisError> {
+    /// The backend writing into the Redis at `url`, its rows in the SIP
+    /// domain `domain`; connects on the first pass (a Redis that is down
+    /// is retried, `/healthz` says so).
+    pub fn new(url: &str, domain: &str) -> Result<Kamailio, redis::RedisError> {
         Ok(Kamailio {
-            writer: Writer::new(url)?,
+            writer: Writer::new(url, domain)?,
         })
     }
 
@@ -145,7 +146,7 @@ mod tests {
 
     #[test]
     fn the_admin_view_names_the_rows_and_hides_the_password() {
-        let k = Kamailio::new("redis://:pw@127.0.0.1:6379/3").unwrap();
+        let k = Kamailio::new("redis://:pw@127.0.0.1:6379/3", "sip.example.org").unwrap();
         let users = [PbxUser {
             name: "alice".into(),
             extension: 111_000,

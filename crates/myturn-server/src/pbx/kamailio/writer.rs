@@ -76,6 +76,10 @@ pub struct Writer {
     conn: Mutex<Option<ConnectionManager>>,
     /// What Redis holds, as far as the last pass knows (`None`: read it).
     held: Mutex<Option<Holding>>,
+    /// The SIP domain's host: the rows' `domain` column (the lookups
+    /// ignore it, `use_domain=0`; alias_db builds the new Request-URI
+    /// from it).
+    domain: String,
     /// Counters.
     pub figures: Figures,
 }
@@ -83,6 +87,18 @@ pub struct Writer {
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writer").field("url", &self.url).finish()
+    }
+}
+
+/// The host of a SIP domain `HOST[:PORT][;params]` (`[v6]` kept whole).
+pub fn host_of(domain: &str) -> &str {
+    let d = domain.split(';').next().unwrap_or(domain);
+    if d.starts_with('[') {
+        return d.find(']').map_or(d, |i| &d[..=i]);
+    }
+    match d.rsplit_once(':') {
+        Some((h, port)) if !h.contains(':') && port.parse::<u16>().is_ok() => h,
+        _ => d,
     }
 }
 
@@ -95,12 +111,14 @@ pub fn shown(url: &str) -> String {
 }
 
 impl Writer {
-    /// A writer for `url` (`redis://[:PASSWORD@]HOST:PORT/DB`); connects
-    /// on the first pass.
-    pub fn new(url: &str) -> Result<Writer, redis::RedisError> {
+    /// A writer for `url` (`redis://[:PASSWORD@]HOST:PORT/DB`), its rows
+    /// in the SIP domain `domain` (`HOST[:PORT][;params]`: the host is
+    /// kept); connects on the first pass.
+    pub fn new(url: &str, domain: &str) -> Result<Writer, redis::RedisError> {
         Ok(Writer {
             client: redis::Client::open(url)?,
             url: shown(url),
+            domain: host_of(domain).to_owned(),
             conn: Mutex::new(None),
             held: Mutex::new(None),
             figures: Figures::default(),
@@ -308,6 +326,7 @@ impl Writer {
                 subscriber_key(&u.name),
                 &[
                     ("username", u.name.as_str()),
+                    ("domain", self.domain.as_str()),
                     ("password", u.secret.as_str()),
                 ],
             )
@@ -316,7 +335,9 @@ impl Writer {
                 alias_key(u.extension),
                 &[
                     ("alias_username", ext.as_str()),
+                    ("alias_domain", self.domain.as_str()),
                     ("username", u.name.as_str()),
+                    ("domain", self.domain.as_str()),
                 ],
             )
             .ignore();
@@ -350,7 +371,15 @@ mod tests {
 
     #[test]
     fn a_bad_url_is_refused() {
-        assert!(Writer::new("http://nowhere").is_err());
-        assert!(Writer::new("redis://127.0.0.1:6379/0").is_ok());
+        assert!(Writer::new("http://nowhere", "d").is_err());
+        assert!(Writer::new("redis://127.0.0.1:6379/0", "d").is_ok());
+    }
+
+    #[test]
+    fn the_domain_column_is_the_sip_domains_host() {
+        assert_eq!(host_of("sip.example.org"), "sip.example.org");
+        assert_eq!(host_of("192.0.2.1:5060"), "192.0.2.1");
+        assert_eq!(host_of("192.0.2.1:5061;transport=tls"), "192.0.2.1");
+        assert_eq!(host_of("[2001:db8::1]:5060"), "[2001:db8::1]");
     }
 }

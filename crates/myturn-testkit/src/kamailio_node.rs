@@ -1,0 +1,98 @@
+//! A Kamailio node from a complete config file (not a fixture): the
+//! shipped `deploy/kamailio/kamailio.cfg`, with its per-node values given
+//! as Kamailio's own `-A NAME=value` defines. The file is checked
+//! (`kamailio -c`) with the same defines before the node starts; the node
+//! runs in a directory of its own (runtime files, control socket, log).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::process::{output_ok, Peer};
+use crate::wait::udp_listening_at;
+
+/// A node to start.
+#[derive(Debug)]
+pub struct Node {
+    dir: PathBuf,
+    config: PathBuf,
+    listen: SocketAddr,
+    defines: Vec<String>,
+    memory: (u32, u32),
+}
+
+impl Node {
+    /// `config` listening on udp/`listen` (the define `LISTEN`), its
+    /// control socket (`CTL`) in `dir`, two children (`CHILDREN`).
+    pub fn new(dir: &Path, config: &Path, listen: SocketAddr) -> Node {
+        let ctl = dir.join("kamailio_ctl");
+        Node {
+            dir: dir.to_owned(),
+            config: config.to_owned(),
+            listen,
+            defines: vec![
+                format!("LISTEN=udp:{listen}"),
+                format!("CTL=\"unix:{}\"", ctl.display()),
+                "CHILDREN=2".to_owned(),
+            ],
+            memory: (64, 8),
+        }
+    }
+
+    /// The address it listens on.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// `-A NAME=value`, the value as Kamailio's preprocessor takes it (a
+    /// number, a token).
+    pub fn define(mut self, name: &str, value: impl std::fmt::Display) -> Node {
+        self.defines.push(format!("{name}={value}"));
+        self
+    }
+
+    /// `-A NAME="value"`: a string.
+    pub fn string(self, name: &str, value: impl std::fmt::Display) -> Node {
+        let v = format!("\"{value}\"");
+        self.define(name, v)
+    }
+
+    /// `-A NAME`: a switch such as `WITH_TLS`.
+    pub fn switch(mut self, name: &str) -> Node {
+        self.defines.push(name.to_owned());
+        self
+    }
+
+    /// Checks the config with the defines, starts the node and waits until
+    /// it listens.
+    pub fn start(self) -> Peer {
+        let defines: Vec<String> = self
+            .defines
+            .iter()
+            .flat_map(|d| ["-A".to_owned(), d.clone()])
+            .collect();
+        output_ok(
+            "kamailio -c (the config check)",
+            Command::new("kamailio")
+                .arg("-c")
+                .arg("-f")
+                .arg(&self.config)
+                .args(&defines),
+        );
+        let mut cmd = Command::new("kamailio");
+        cmd.arg("-f")
+            .arg(&self.config)
+            .args(&defines)
+            .args(["-DD", "-E"])
+            .args(["-m", &self.memory.0.to_string()])
+            .args(["-M", &self.memory.1.to_string()])
+            .arg("-Y")
+            .arg(&self.dir)
+            .arg("-w")
+            .arg(&self.dir);
+        let mut peer = Peer::spawn("kamailio", &mut cmd, &self.dir);
+        udp_listening_at(self.listen, Duration::from_secs(10), Some(&mut peer));
+        peer
+    }
+}
