@@ -12,6 +12,37 @@ use std::time::Duration;
 use crate::process::{output_ok, Peer};
 use crate::wait::udp_listening_at;
 
+/// The modules the shipped config loads beyond those every Kamailio
+/// package has (for [`modules`](crate::kamailio::modules)).
+pub const SHIPPED_MODULES: &[&str] = &[
+    "db_redis.so",
+    "auth_db.so",
+    "alias_db.so",
+    "path.so",
+    "nathelper.so",
+    "rtpengine.so",
+    "ipops.so",
+];
+
+/// The repository's `deploy/kamailio/`: the shipped config and the
+/// db_redis schemas beside it.
+pub fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kamailio")
+}
+
+/// What every node of one test's cluster shares.
+#[derive(Debug, Clone, Copy)]
+pub struct Cluster<'a> {
+    /// Redis, as db_redis takes it (`redis://127.0.0.1:PORT/DB`).
+    pub dburl: &'a str,
+    /// The SIP domain the server hands out.
+    pub domain: &'a str,
+    /// Every node's address (`IP/32,IP/32`).
+    pub peers: &'a str,
+    /// rtpengine's ng port on loopback.
+    pub ng: u16,
+}
+
 /// A node to start.
 #[derive(Debug)]
 pub struct Node {
@@ -38,6 +69,22 @@ impl Node {
             ],
             memory: (64, 8),
         }
+    }
+
+    /// A node of the shipped `deploy/kamailio/kamailio.cfg` (with the
+    /// shipped schemas) on `listen`, numbered `id`, in `cluster`, tracing
+    /// its routing in its log (`WITH_TRACE`).
+    pub fn shipped(dir: &Path, listen: SocketAddr, cluster: &Cluster<'_>, id: u32) -> Node {
+        let deploy = deploy_dir();
+        std::fs::create_dir_all(dir).unwrap();
+        Node::new(dir, &deploy.join("kamailio.cfg"), listen)
+            .string("DBURL", cluster.dburl)
+            .string("SCHEMA_PATH", deploy.join("db_redis/kamailio").display())
+            .string("SIP_DOMAIN", cluster.domain)
+            .string("PEERS", cluster.peers)
+            .string("RTPENGINE", format!("udp:127.0.0.1:{}=1", cluster.ng))
+            .define("NODE_ID", id)
+            .switch("WITH_TRACE")
     }
 
     /// The address it listens on.

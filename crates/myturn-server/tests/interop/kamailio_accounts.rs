@@ -13,7 +13,7 @@
 //!   itself, nothing lost.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::common::{self, Live};
@@ -22,36 +22,22 @@ use myturn_sip::driver::{self, SipHandle};
 use myturn_sip::sdp::Sdp;
 use myturn_sip::ua::{Config as UaConfig, EndedBy, Event};
 use myturn_testkit::kamailio::modules;
-use myturn_testkit::kamailio_node::Node;
+use myturn_testkit::kamailio_node::{Cluster, Node, SHIPPED_MODULES};
 use myturn_testkit::ports::free_udp_port;
 use myturn_testkit::redis::Redis;
 use myturn_testkit::sip::{ended, expect};
 use myturn_testkit::{rtpengine, skip, Peer, Scratch};
 use serde_json::Value;
 
-/// The modules the shipped config loads beyond the core ones.
-const MODULES: &[&str] = &[
-    "db_redis.so",
-    "auth_db.so",
-    "alias_db.so",
-    "path.so",
-    "nathelper.so",
-    "rtpengine.so",
-    "ipops.so",
-];
 /// The nodes' addresses: loopback, but not the clients' 127.0.0.1, so
 /// the script tells a node from a client by its address.
 const NODE_A: [u8; 4] = [127, 0, 0, 2];
 const NODE_B: [u8; 4] = [127, 0, 0, 3];
 const PEERS: &str = "127.0.0.2/32,127.0.0.3/32";
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// Redis, Kamailio and its modules are here (or SKIPPED / failed).
 fn ready() -> bool {
-    skip::all_installed(&["redis-server", "kamailio"]) && modules(MODULES).is_some()
+    skip::all_installed(&["redis-server", "kamailio"]) && modules(SHIPPED_MODULES).is_some()
 }
 
 /// A node of the shipped config on `ip`, reading `redis`, media in the
@@ -64,22 +50,15 @@ fn node(
     ng: u16,
     id: u32,
 ) -> (Peer, SocketAddr) {
-    let deploy = repo().join("deploy/kamailio");
-    std::fs::create_dir_all(dir).unwrap();
-    let n = Node::new(
-        dir,
-        &deploy.join("kamailio.cfg"),
-        SocketAddr::from((ip, free_udp_port())),
-    )
-    .string("DBURL", redis.url_db(1))
-    .string("SCHEMA_PATH", deploy.join("db_redis/kamailio").display())
-    .string("SIP_DOMAIN", domain)
-    .string("PEERS", PEERS)
-    .string("RTPENGINE", format!("udp:127.0.0.1:{ng}=1"))
-    .define("NODE_ID", id)
-    .switch("WITH_TRACE");
-    let addr = n.listen();
-    (n.start(), addr)
+    let dburl = redis.url_db(1);
+    let cluster = Cluster {
+        dburl: &dburl,
+        domain,
+        peers: PEERS,
+        ng,
+    };
+    let listen = SocketAddr::from((ip, free_udp_port()));
+    (Node::shipped(dir, listen, &cluster, id).start(), listen)
 }
 
 /// The server with `--pbx kamailio` on `redis`, handing out `domain`.
