@@ -54,7 +54,8 @@ pub struct Node {
 }
 
 impl Node {
-    /// `config` listening on udp/`listen` (the define `LISTEN`), its
+    /// `config` listening on udp/`listen` (the defines `NODE_IP` and
+    /// `SIP_PORT`), its
     /// control socket (`CTL`) in `dir`, two children (`CHILDREN`).
     pub fn new(dir: &Path, config: &Path, listen: SocketAddr) -> Node {
         let ctl = dir.join("kamailio_ctl");
@@ -63,7 +64,8 @@ impl Node {
             config: config.to_owned(),
             listen,
             defines: vec![
-                format!("LISTEN=udp:{listen}"),
+                format!("NODE_IP={}", listen.ip()),
+                format!("SIP_PORT={}", listen.port()),
                 format!("CTL=\"unix:{}\"", ctl.display()),
                 "CHILDREN=2".to_owned(),
             ],

@@ -145,7 +145,7 @@ async fn clients_behind_nats_on_two_kamailio_nodes_talk_through_rtpengine() {
     for (user, i) in [("alice", 0), ("bob", 1)] {
         let path = path_of(&redis, user);
         assert!(
-            path.contains(&format!("sip:{};", nodes[i])),
+            path.contains(&format!("sip:{};lr;", nodes[i])),
             "{user}'s Path: {path}"
         );
         assert!(

@@ -9,6 +9,8 @@
 //! * Two nodes on one Redis: a user registered on node A is called, by
 //!   extension, from a user on node B (usrloc shared, Path routing), the
 //!   media anchored in rtpengine.
+//! * Over TLS: a user registered over TLS on node A is called from node
+//!   B (node to node over TLS, as her Path says), node B on SHA-256.
 //! * Redis down: `/healthz` degraded and says why; Redis back: in sync by
 //!   itself, nothing lost.
 
@@ -26,6 +28,7 @@ use myturn_testkit::kamailio_node::{Cluster, Node, SHIPPED_MODULES};
 use myturn_testkit::ports::free_udp_port;
 use myturn_testkit::redis::Redis;
 use myturn_testkit::sip::{ended, expect};
+use myturn_testkit::tls::TestCa;
 use myturn_testkit::{rtpengine, skip, Peer, Scratch};
 use serde_json::Value;
 
@@ -265,7 +268,7 @@ async fn a_user_on_node_a_is_called_from_node_b_through_the_shared_location_and_
     assert_eq!(entries.len(), 1, "{entries:?}");
     let row = hash(&mut c, &entries[0]).await;
     let path = &row.iter().find(|(k, _)| k == "path").unwrap().1;
-    assert!(path.contains(&format!("sip:{pa};")), "{path}");
+    assert!(path.contains(&format!("sip:{pa};lr;")), "{path}");
 
     // Bob, on node B, calls alice's extension.
     let ext = alice["sip"]["extension"].as_str().unwrap();
@@ -368,4 +371,101 @@ async fn redis_down_degrades_healthz_and_service_comes_back_by_itself() {
         }
     }
     eprintln!("redis-down test: {:?}", t0.elapsed());
+}
+
+/// The tls module's config for the test CA's certificate in `dir`.
+fn tls_cfg(dir: &Path, ca: &TestCa) -> std::path::PathBuf {
+    let path = dir.join("tls.cfg");
+    std::fs::write(
+        &path,
+        format!(
+            "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n\
+             private_key = {}\ncertificate = {}\n\n\
+             [client:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n",
+            ca.key.display(),
+            ca.cert.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_registered_over_tls_on_node_a_is_called_from_node_b_over_udp_with_sha_256() {
+    if !ready() {
+        return;
+    }
+    let t0 = Instant::now();
+    let dir = Scratch::new();
+    let ca = TestCa::new(dir.path(), "Kamailio cluster CA", "localhost");
+    let tls = tls_cfg(dir.path(), &ca);
+    let redis = Redis::start();
+    let domain = "sip.myturn.test";
+    let live = server(&redis, domain).await;
+    let dburl = redis.url_db(1);
+    let cluster = Cluster {
+        dburl: &dburl,
+        domain,
+        peers: PEERS,
+        ng: free_udp_port(),
+    };
+    // Both nodes take TLS; node B reaches alice's node through her Path
+    // over UDP, node A her over her TLS connection. Node B challenges
+    // SHA-256.
+    let mut nodes = Vec::new();
+    for (i, (ip, digest)) in [(NODE_A, "MD5"), (NODE_B, "SHA-256")]
+        .into_iter()
+        .enumerate()
+    {
+        let udp = SocketAddr::from((ip, free_udp_port()));
+        let tcp = SocketAddr::from((ip, myturn_testkit::ports::free_tcp_port()));
+        let sub = dir.join(&format!("node{i}"));
+        let peer = Node::shipped(&sub, udp, &cluster, i as u32 + 1)
+            .switch("WITH_TLS")
+            .define("TLS_PORT", tcp.port())
+            .string("TLS_CONFIG", tls.display())
+            .string("DIGEST", digest)
+            .start();
+        nodes.push((peer, udp, tcp));
+    }
+    let [alice, bob] = live.register_all(["alice", "bob"]).await;
+    let sip = &alice["sip"];
+    let target = driver::TlsTarget {
+        proxy: nodes[0].2,
+        name: rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+        connector: ca.connector(),
+    };
+    let mut cfg = UaConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        target.proxy,
+        sip["username"].as_str().unwrap(),
+        sip["password"].as_str().unwrap(),
+    );
+    cfg.domain = domain.to_owned();
+    cfg.expires = 120;
+    let mut a = driver::start_tls(target, cfg, Box::new(rand_core::OsRng))
+        .await
+        .unwrap();
+    let mut b = agent(&bob, nodes[1].1, None).await;
+    assert_eq!(register(&mut a).await, Ok(()));
+    assert_eq!(register(&mut b).await, Ok(()), "SHA-256 on node B");
+    let ext = alice["sip"]["extension"].as_str().unwrap();
+    // No rtpengine here: the callee's SDP is what the caller sent.
+    let offer = Sdp::new("127.0.0.1:40000".parse().unwrap(), 8000, None, 7).render();
+    let _ = b.invite(ext, &offer).await.unwrap();
+    let call_a = expect(&mut a, "IncomingCall over TLS", |e| match e {
+        Event::IncomingCall {
+            call, from_user, ..
+        } => {
+            assert_eq!(from_user, "bob");
+            Some(*call)
+        }
+        _ => None,
+    })
+    .await;
+    a.reject(call_a, 486).await.unwrap();
+    for (p, _, _) in &mut nodes {
+        p.assert_running();
+    }
+    eprintln!("TLS test: {:?}", t0.elapsed());
 }
