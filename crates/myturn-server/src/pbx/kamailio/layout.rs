@@ -195,11 +195,7 @@ mod tests {
         );
         for (table, version) in TABLE_VERSIONS {
             let text = std::fs::read_to_string(format!("{dir}/{table}")).unwrap();
-            let last = text
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .last()
-                .unwrap();
+            let last = text.lines().rfind(|l| !l.trim().is_empty()).unwrap();
             assert_eq!(last.trim(), version.to_string(), "{table}");
         }
     }
