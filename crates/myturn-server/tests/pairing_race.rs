@@ -12,5 +12,5 @@ async fn concurrent_ready_and_peer_requests_make_a_perfect_matching() {
     // 200 registrations from one address: the per-IP limit would refuse them.
     cfg.rate_limits = myturn_server::Switch::Off;
     let live = common::live(&cfg).await;
-    common::race::perfect_matching_race(&[live.api.clone()], 200).await;
+    common::race::perfect_matching_race(std::slice::from_ref(&live.api), 200).await;
 }

@@ -11,7 +11,8 @@
 //!   peer's whole process group on drop and shows its log when the test
 //!   fails ([`Peer`]), free ports ([`ports`]), waiting for a port or a log
 //!   line ([`wait`], [`Peer::wait_for_line`]), a temporary directory for
-//!   its config ([`Scratch`]); and each peer: [`sipp`], [`kamailio`],
+//!   its config ([`Scratch`]); and each peer: [`sipp`], [`kamailio`]
+//!   (fixtures) and [`kamailio_node`] (a complete config such as the shipped one),
 //!   [`rtpengine`], [`baresip`], [`nginx`], [`chromium`], [`redis`]
 //!   (`redis-server` with AOF on, stopped and restarted on its data).
 //! * **Fixtures**: SIPp scenarios as `.xml` files in `sipp/` and Kamailio
@@ -67,6 +68,7 @@ pub mod chromium;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod kamailio;
+pub mod kamailio_node;
 pub mod layering;
 pub mod netns;
 pub mod nginx;

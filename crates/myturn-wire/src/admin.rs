@@ -86,7 +86,7 @@ pub struct ConfFile {
 /// `GET /v1/admin/sip-conf`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SipConf {
-    /// The PBX backend in use (`asterisk`, `asterisk-pjsip`, `builtin`, `none`).
+    /// The PBX backend in use (`asterisk`, `asterisk-pjsip`, `builtin`, `kamailio`, `none`).
     pub pbx: String,
     /// The generated files, as they would be written now.
     pub files: Vec<ConfFile>,

@@ -50,8 +50,9 @@ pub struct Config {
     /// Which PBX to drive. `builtin` (the default) runs an in-process SIP
     /// registrar and proxy on --sip-listen, so nothing else is needed;
     /// `asterisk` writes chan_sip files (Asterisk ≤ 20); `asterisk-pjsip`
-    /// writes PJSIP files (Asterisk 21+); `none` pairs users without
-    /// provisioning SIP accounts anywhere.
+    /// writes PJSIP files (Asterisk 21+); `kamailio` writes the accounts
+    /// into Redis for Kamailio nodes (--kamailio-redis); `none` pairs users
+    /// without provisioning SIP accounts anywhere.
     #[arg(long, env = "MYTURN_PBX", value_enum, default_value = "builtin")]
     pub pbx: PbxKind,
 
@@ -167,6 +168,15 @@ pub struct Config {
     #[arg(long, env = "MYTURN_AMI_SECRET_FILE")]
     pub ami_secret_file: Option<PathBuf>,
 
+    // ---- `--pbx kamailio` (pbx/kamailio/)
+    /// With `--pbx kamailio`: the Redis Kamailio's db_redis reads
+    /// (`redis://[:PASSWORD@]HOST:PORT/DB`, the DB number in Kamailio's
+    /// DBURL). The server writes each user's `subscriber` and `dbaliases`
+    /// rows there, and removes them (with the user's registrations) when
+    /// the user leaves. Default: the `--state` Redis, when there is one.
+    #[arg(long, env = "MYTURN_KAMAILIO_REDIS", hide_env_values = true)]
+    pub kamailio_redis: Option<String>,
+    // ---- end of `--pbx kamailio`
     /// Milliseconds to gather changes before rewriting the PBX files, so a
     /// burst of registrations costs one write and one reload.
     #[arg(long, env = "MYTURN_COALESCE_MS", default_value_t = 200)]

@@ -21,6 +21,11 @@ pub enum PbxKind {
     /// `myturn_extensions.conf`, reloaded with `module reload res_pjsip.so`
     /// and `dialplan reload`.
     AsteriskPjsip,
+    /// Kamailio nodes sharing one Redis (`deploy/kamailio/kamailio.cfg`):
+    /// each user's SIP account and extension are written into Redis
+    /// (--kamailio-redis) in the layout Kamailio's db_redis reads for
+    /// auth_db and alias_db.
+    Kamailio,
 }
 
 impl PbxKind {
@@ -31,6 +36,7 @@ impl PbxKind {
             PbxKind::None => "none",
             PbxKind::Asterisk => "asterisk",
             PbxKind::AsteriskPjsip => "asterisk-pjsip",
+            PbxKind::Kamailio => "kamailio",
         }
     }
 

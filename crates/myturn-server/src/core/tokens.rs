@@ -271,7 +271,7 @@ mod tests {
     fn shared_keys_rotate() {
         let old = b"0123456789abcdef0123456789abcdef-old".to_vec();
         let new = b"0123456789abcdef0123456789abcdef-new".to_vec();
-        let before = Jwt::from_keys(&[old.clone()], 60).unwrap();
+        let before = Jwt::from_keys(std::slice::from_ref(&old), 60).unwrap();
         let after = Jwt::from_keys(&[new.clone(), old.clone()], 60).unwrap();
         let t_old = before.issue("alice", 1, 1, now());
         let t_new = after.issue("alice", 1, 1, now());

@@ -8,6 +8,8 @@
 //! * [`Builtin`](super::builtin::Builtin): the built-in registrar/proxy,
 //!   fed its account directory in memory; it also reports its SIP and
 //!   media figures (`super::builtin`).
+//! * [`Kamailio`](super::kamailio::Kamailio): the accounts in Redis, for
+//!   Kamailio nodes' db_redis (`super::kamailio`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -34,6 +36,9 @@ pub enum SyncError {
     /// The PBX did not reload.
     #[error("reload failed: {0}")]
     Reload(#[from] ReloadError),
+    /// Kamailio's Redis did not take the accounts.
+    #[error(transparent)]
+    Kamailio(#[from] super::kamailio::KamailioError),
 }
 
 /// One sync pass's inputs: the users the PBX must hold, what is on

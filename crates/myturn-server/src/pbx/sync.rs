@@ -111,7 +111,8 @@ impl PbxSync {
         window: Duration,
     ) -> Self {
         let backend: Box<dyn Backend> = match kind {
-            PbxKind::None | PbxKind::Builtin => Box::new(NoPbx),
+            // Kamailio: `setup` builds its backend (`with_backend`).
+            PbxKind::None | PbxKind::Builtin | PbxKind::Kamailio => Box::new(NoPbx),
             PbxKind::Asterisk | PbxKind::AsteriskPjsip => Box::new(AsteriskFiles {
                 kind,
                 dir,

@@ -38,8 +38,10 @@ pub struct Homes {
 }
 
 impl Homes {
-    /// `n` sites behind `nat`. `tag` (1..=3) keeps tests that run at the
-    /// same time in different subnets. `None` after SKIPPED.
+    /// `n` sites behind `nat`. `tag` (1..=4; 1–3 the NAT tests', 4 the
+    /// Kamailio cluster test's) keeps tests that run at the same time in
+    /// different subnets (clear of [`Veth`](super::Veth)s 1..=15). `None`
+    /// after SKIPPED.
     pub fn new(tag: u8, n: u8, nat: Nat) -> Option<Homes> {
         let id = std::process::id() % 10_000;
         if !available(&format!("mtp{id}{tag}")) {
