@@ -120,14 +120,25 @@ struct Inner {
     /// node lifetime old: after an outage, every node must first have
     /// had the time to say it lives and to write its pongs.
     healthy_since: Mutex<Option<std::time::Instant>>,
+    /// The URL as logs and errors show it: no password.
+    shown: String,
 }
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
-            .field("url", &self.cfg.url)
+            .field("url", &self.shown)
             .field("node", &self.cfg.node)
             .finish_non_exhaustive()
+    }
+}
+
+/// `url` without its password, as `redis://HOST:PORT/DB`.
+fn shown(url: &str) -> String {
+    use redis::IntoConnectionInfo;
+    match url.into_connection_info() {
+        Ok(info) => format!("redis://{}/{}", info.addr(), info.redis_settings().db()),
+        Err(_) => "redis (an unreadable URL)".into(),
     }
 }
 
@@ -148,7 +159,7 @@ impl RedisStore {
         pbx: Arc<dyn PbxNotify>,
         seed: Option<u64>,
     ) -> Result<Self, ConnectError> {
-        let url = cfg.url.clone();
+        let url = shown(&cfg.url);
         let err = |source| ConnectError {
             url: url.clone(),
             source,
@@ -183,6 +194,7 @@ impl RedisStore {
             pairing: tokio::sync::Mutex::new(()),
             stop: watch::channel(false).0,
             healthy_since: Mutex::new(None),
+            shown: url.clone(),
             cfg,
         });
         let store = RedisStore { inner };
@@ -251,15 +263,19 @@ impl RedisStore {
     }
 
     fn unavailable(&self, e: redis::RedisError) -> StoreError {
-        let msg = format!("redis at {}: {e}", self.inner.cfg.url);
-        *self.inner.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg.clone());
+        let msg = format!("redis at {}: {e}", self.inner.shown);
+        let mut last = self.inner.error.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none() {
+            tracing::warn!(error = %msg, "state store unreachable");
+        }
+        *last = Some(msg.clone());
         StoreError::Unavailable(msg)
     }
 
     fn served(&self) {
         let mut e = self.inner.error.lock().unwrap_or_else(|e| e.into_inner());
         if e.is_some() {
-            tracing::info!(url = %self.inner.cfg.url, "state store reachable again");
+            tracing::info!(url = %self.inner.shown, "state store reachable again");
             *e = None;
         }
     }
@@ -450,5 +466,23 @@ impl Store for RedisStore {
 
     fn leave(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
         Box::pin(self.depart())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn the_shown_url_keeps_no_password() {
+        assert_eq!(
+            shown("redis://:s3cret@10.0.0.5:6379/2"),
+            "redis://10.0.0.5:6379/2"
+        );
+        assert_eq!(
+            shown("redis://user:s3cret@db.example:6380"),
+            "redis://db.example:6380/0"
+        );
+        assert!(!shown("redis://:s3cret@[::1").contains("s3cret"));
     }
 }
