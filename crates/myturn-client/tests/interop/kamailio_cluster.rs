@@ -1,8 +1,12 @@
-//! Two `myturn --plain` clients through two Kamailio nodes (issue #24):
-//! the shipped `deploy/kamailio/kamailio.cfg`, both nodes on one
-//! `redis-server` (usrloc shared, `db_mode=3`), the accounts written by a
-//! myturn-server in this process with `--pbx kamailio`, the media anchored
-//! in a real rtpengine. All started by the test.
+//! Two `myturn --plain` clients through two Kamailio nodes and two of
+//! three myturn-server nodes (issue #24): the shipped
+//! `deploy/kamailio/kamailio.cfg`, both Kamailio nodes on one
+//! `redis-server` (usrloc shared, `db_mode=3`, DB 1), three server nodes
+//! (in this process) sharing their state in the same Redis (DB 0,
+//! `--state`) with one JWT key file and `--pbx kamailio` writing the
+//! accounts, the media anchored in a real rtpengine. All started by the
+//! test. Alice registers with server node 1 and bob with node 2: they are
+//! drawn from one pool, and each hears of it on their own node.
 //!
 //! Each client sits in a home behind its own symmetric NAT (the topology
 //! of the NAT tests, myturn-testkit's `netns::Homes`), and is told one SIP
@@ -23,7 +27,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{self, serve_on, voice, Proc};
+use crate::common::{self, voice, Proc};
 use crate::netns_nat::exact_share;
 use myturn_testkit::kamailio::modules;
 use myturn_testkit::kamailio_node::{Cluster, Node, SHIPPED_MODULES};
@@ -56,6 +60,15 @@ fn path_of(redis: &Redis, user: &str) -> String {
     redis_cli(redis, &["HGET", entries[0], "path"])
 }
 
+/// A server node on the shared state, listening on `ip`: its address.
+async fn serve_shared(cfg: &myturn_server::Config, ip: IpAddr) -> SocketAddr {
+    let app = myturn_server::App::start(cfg, None).await.unwrap();
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(app.serve(listener, std::future::pending()));
+    addr
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_behind_nats_on_two_kamailio_nodes_talk_through_rtpengine() {
     if !skip::all_installed(&["redis-server", "redis-cli", "kamailio", "rtpengine"])
@@ -73,31 +86,41 @@ async fn clients_behind_nats_on_two_kamailio_nodes_talk_through_rtpengine() {
     let (mut rtp, ng, _) = rtpengine::start(dir.path(), public);
     rtpengine::wait_ready(&mut rtp, ng);
 
-    // The server first: its first pass writes the table versions the
-    // nodes check when they start.
+    // The servers first: their first pass writes the table versions the
+    // Kamailio nodes check when they start.
     let dburl = redis.url_db(1);
-    let mut cfg = myturn_server::Config::defaults();
-    cfg.pbx = myturn_server::pbx::PbxKind::Kamailio;
-    cfg.kamailio_redis = Some(dburl.clone());
-    cfg.sip_domain = Some(VIP.to_owned());
-    cfg.coalesce_ms = 20;
-    let url = format!("http://{}", serve_on(&cfg, public).await);
+    let keys = dir.join("jwt.keys");
+    std::fs::write(&keys, format!("{}\n", "4b".repeat(32))).unwrap();
+    let mut servers = Vec::new();
+    for i in 1..=3 {
+        let mut cfg = myturn_server::Config::defaults();
+        cfg.state = myturn_server::config::StateUrl::Redis(redis.url_db(0));
+        cfg.jwt_key_file = Some(keys.clone());
+        cfg.node_id = Some(format!("api-{i}"));
+        cfg.pbx = myturn_server::pbx::PbxKind::Kamailio;
+        cfg.kamailio_redis = Some(dburl.clone());
+        cfg.sip_domain = Some(VIP.to_owned());
+        cfg.coalesce_ms = 20;
+        servers.push(format!("http://{}", serve_shared(&cfg, public).await));
+    }
     let http = reqwest::Client::new();
     let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        let h: serde_json::Value = http
-            .get(format!("{url}/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if h["pbx_in_sync"] == true {
-            break;
+    for url in &servers {
+        loop {
+            let h: serde_json::Value = http
+                .get(format!("{url}/healthz"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if h["pbx_in_sync"] == true && h["state"] == "redis" {
+                break;
+            }
+            assert!(Instant::now() < end, "never in sync: {h}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(Instant::now() < end, "never in sync: {h}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     // A node per home, on the host's side of that home's link.
@@ -137,8 +160,8 @@ async fn clients_behind_nats_on_two_kamailio_nodes_talk_through_rtpengine() {
     let (b_in, b_frames) = voice(dir.path(), "bob", 42, SECONDS);
     let (a_out, b_out) = (dir.join("alice-heard.wav"), dir.join("bob-heard.wav"));
     let ns = |i: usize| Some(homes.sites[i].client_ns.as_str());
-    let mut alice = Proc::start_in(ns(0), &url, "alice", &a_in, &a_out, &[]);
-    let mut bob = Proc::start_in(ns(1), &url, "bob", &b_in, &b_out, &[]);
+    let mut alice = Proc::start_in(ns(0), &servers[0], "alice", &a_in, &a_out, &[]);
+    let mut bob = Proc::start_in(ns(1), &servers[1], "bob", &b_in, &b_out, &[]);
     common::sip_registered([&mut alice, &mut bob]).await;
     // Each binding came in through its home's node, from its router's
     // public address, and names that node as the way in.
