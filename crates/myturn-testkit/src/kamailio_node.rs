@@ -6,10 +6,10 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-use crate::process::{output_ok, Peer};
+use crate::kamailio::check_and_spawn;
+use crate::process::Peer;
 use crate::wait::udp_listening_at;
 
 /// The modules the shipped config loads beyond those every Kamailio
@@ -116,31 +116,7 @@ impl Node {
     /// Checks the config with the defines, starts the node and waits until
     /// it listens.
     pub fn start(self) -> Peer {
-        let defines: Vec<String> = self
-            .defines
-            .iter()
-            .flat_map(|d| ["-A".to_owned(), d.clone()])
-            .collect();
-        output_ok(
-            "kamailio -c (the config check)",
-            Command::new("kamailio")
-                .arg("-c")
-                .arg("-f")
-                .arg(&self.config)
-                .args(&defines),
-        );
-        let mut cmd = Command::new("kamailio");
-        cmd.arg("-f")
-            .arg(&self.config)
-            .args(&defines)
-            .args(["-DD", "-E"])
-            .args(["-m", &self.memory.0.to_string()])
-            .args(["-M", &self.memory.1.to_string()])
-            .arg("-Y")
-            .arg(&self.dir)
-            .arg("-w")
-            .arg(&self.dir);
-        let mut peer = Peer::spawn("kamailio", &mut cmd, &self.dir);
+        let mut peer = check_and_spawn(&self.config, &self.defines, self.memory, &self.dir);
         udp_listening_at(self.listen, Duration::from_secs(10), Some(&mut peer));
         peer
     }
