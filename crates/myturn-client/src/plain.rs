@@ -50,6 +50,8 @@ pub struct PlainOptions {
     /// The interests to be paired on (`--interests`, `--interest-wait`,
     /// `--only-interests`).
     pub interests: Option<crate::api::Interests>,
+    /// The codecs offered, most preferred first (`--codec`).
+    pub codecs: Vec<myturn_media::codec::Codec>,
 }
 
 impl PlainOptions {
@@ -57,6 +59,7 @@ impl PlainOptions {
     pub fn client_config(&self) -> ClientConfig {
         ClientConfig {
             trust: self.trust.clone(),
+            codecs: self.codecs.clone(),
             ..ClientConfig::new(&self.server, self.bind, self.rate)
         }
     }
@@ -277,10 +280,11 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                     "stats" => match call.as_ref() {
                         Some(c) => {
                             let s = c.call.media.stats();
-                            let (loss, jitter) = c.quality();
+                            let q = c.quality();
                             say(&format!(
-                                "stats sent={} received={} loss={loss:.1}% jitter={jitter:.1}ms dropped={} muted_frames={}",
-                                c.sent, c.received, s.session.dropped.values().sum::<u64>(), s.muted_frames
+                                "stats sent={} received={} loss={:.1}% jitter={:.1}ms dropped={} muted_frames={} codec={} kbps={:.1} concealed={} recovered={} delay={:.0}ms",
+                                c.sent, c.received, q.loss_percent, q.jitter_ms, s.session.dropped.values().sum::<u64>(), s.muted_frames,
+                                q.codec, q.kbps, q.concealed, q.recovered, q.delay_ms
                             ));
                         }
                         None => say("error not in a call"),

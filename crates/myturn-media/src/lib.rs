@@ -16,8 +16,17 @@
 //! * [`session`]: the sans-IO state machine over all of it: the
 //!   commit-then-reveal handshake with retransmission and key confirmation,
 //!   sealed audio, and a reliable, ordered text stream.
-//! * [`jitter`]: the adaptive jitter buffer (20–80 ms, reordering, loss
-//!   concealment, RFC 3550 jitter).
+//! * [`codec`]: PCM16 and Opus (libopus: in-band FEC, DTX) encoders and
+//!   decoders; which one a call uses is agreed inside the handshake.
+//! * [`frame`]: the audio plaintext (codec, redundant earlier frames) and
+//!   the handshake's codec capability list.
+//! * [`jitter`]: the adaptive jitter buffer (20–80 ms, reordering, RFC 3550
+//!   loss and jitter).
+//! * [`conceal`]: pitch-based concealment of lost PCM16 frames (G.711
+//!   Appendix I in spirit).
+//! * [`playout`]: the one playout path: jitter buffer, decoding, FEC
+//!   recovery and concealment, 20 ms of PCM16 out per tick for the speaker
+//!   and `--output-wav` alike.
 //! * `audio` (feature `audio`): capture and playback with cpal, device
 //!   listing and choice, resampling to and from the device's rate.
 //! * `resample` (internal): the streaming resampler the audio module uses.
@@ -56,12 +65,16 @@
 
 #[cfg(feature = "audio")]
 pub mod audio;
+pub mod codec;
+pub mod conceal;
 pub mod driver;
+pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod jitter;
 pub mod keys;
 pub mod packet;
+pub mod playout;
 mod replay;
 // Only the sound devices resample; without them it is tested, not used.
 #[cfg_attr(not(feature = "audio"), allow(dead_code))]

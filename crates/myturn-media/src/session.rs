@@ -20,6 +20,8 @@ use rand_core::CryptoRngCore;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use crate::codec::{Codec, Encoder};
+use crate::frame::{choose, read_audio, read_caps, write_audio, write_caps};
 use crate::keys::{
     commitment, derive, fingerprint, EphemeralKey, KeyError, PairId, Role, SessionKeys, NONCE_LEN,
 };
@@ -72,13 +74,23 @@ pub struct Config {
     /// The peer's key fingerprint from SDP, if known: a different key
     /// aborts the handshake.
     pub peer_fingerprint: Option<[u8; 32]>,
-    /// RTP payload type negotiated in SDP.
+    /// RTP payload type of L16 in the partner's SDP: handshake packets,
+    /// and everything when the call is PCM16.
     pub payload_type: u8,
+    /// RTP payload type of Opus in the partner's SDP, if it lists Opus:
+    /// what an Opus call's packets carry once established (a label for the
+    /// path only; the receiver reads the codec inside the seal).
+    pub opus_payload_type: Option<u8>,
     /// Our RTP SSRC.
     pub ssrc: u32,
     /// Samples per 20 ms frame (160 at 8 kHz, 320 at 16 kHz): the RTP
     /// timestamp step.
     pub samples_per_frame: u32,
+    /// The codecs this side offers in the handshake, most preferred first
+    /// (PCM16 is always spoken, listed or not). The codec the call uses is
+    /// agreed there, sealed into the key confirmation, and never read
+    /// from SDP, which a back-to-back agent may rewrite.
+    pub codecs: Vec<Codec>,
 }
 
 /// Why a session failed.
@@ -114,15 +126,22 @@ pub enum Event {
         sas: String,
         /// The peer's key fingerprint.
         peer_fingerprint: [u8; 32],
+        /// The codec both sides agreed on in the handshake.
+        codec: Codec,
     },
-    /// An audio frame (PCM16 little-endian bytes) with its end-to-end
-    /// sequence number. Frames arrive in network order; a jitter buffer
-    /// reorders and paces them.
+    /// An encoded audio frame with its end-to-end sequence number. Frames
+    /// arrive in network order; the playout ([`crate::playout`]) reorders,
+    /// paces, decodes and conceals them.
     Audio {
-        /// End-to-end sequence number.
+        /// End-to-end sequence number of the frame.
         seq: u64,
-        /// PCM16 little-endian.
-        pcm: Vec<u8>,
+        /// The codec the frame is in (named inside the seal).
+        codec: Codec,
+        /// The encoded frame (PCM16 little-endian for [`Codec::Pcm16`]).
+        data: Vec<u8>,
+        /// A copy of an earlier frame carried for loss recovery (its
+        /// original may have arrived already).
+        redundant: bool,
     },
     /// A chat message, delivered once and in order.
     Text(String),
@@ -145,6 +164,9 @@ pub enum SendError {
     /// Too many unacknowledged messages.
     #[error("too many chat messages in flight; wait for the peer")]
     TextBacklog,
+    /// An audio frame that is not 20 ms of PCM16 at the call rate.
+    #[error("an audio frame must be 20 ms of PCM16 at the call rate")]
+    BadAudio,
 }
 
 /// Counters.
@@ -154,6 +176,14 @@ pub struct Stats {
     pub audio_sent: u64,
     /// Audio frames received (authentic, fresh).
     pub audio_received: u64,
+    /// Frames not sent because Opus's DTX found them silent.
+    pub dtx_frames: u64,
+    /// Bytes of audio datagrams sent (RTP header and seal included).
+    pub audio_bytes_sent: u64,
+    /// Bytes of authentic audio datagrams received.
+    pub audio_bytes_received: u64,
+    /// Redundant copies of earlier frames sent.
+    pub redundant_sent: u64,
     /// Text packets retransmitted.
     pub text_retransmits: u64,
     /// Handshake messages retransmitted.
@@ -173,6 +203,8 @@ enum State {
     SentDh1 {
         commit: [u8; 32],
         peer_nonce: [u8; NONCE_LEN],
+        /// The initiator's capability list as it came (for the confirm MAC).
+        peer_caps: Vec<u8>,
     },
     /// Keys derived; waiting for the peer's confirm.
     Confirming(Box<Secure>),
@@ -184,6 +216,14 @@ enum State {
 
 struct Secure {
     keys: SessionKeys,
+    /// The agreed codec's encoder.
+    encoder: Encoder,
+    /// The last frames sent, (end-to-end seq, bytes), newest last: what
+    /// redundancy copies.
+    sent_frames: VecDeque<(u64, Vec<u8>)>,
+    /// How many earlier frames each packet carries (0 to
+    /// [`crate::frame::MAX_REDUNDANT`]).
+    redundancy: usize,
     tx_audio: Sealer,
     tx_text: Sealer,
     tx_ack: Sealer,
@@ -193,8 +233,16 @@ struct Secure {
 }
 
 impl Secure {
-    fn new(keys: SessionKeys) -> Self {
+    fn new(keys: SessionKeys, codec: Codec, rate: u32) -> Self {
+        let encoder = Encoder::new(codec, rate).or_else(|_| Encoder::new(Codec::Pcm16, rate));
+        let encoder = match encoder {
+            Ok(e) => e,
+            Err(_) => unreachable!("PCM16 needs no set-up"),
+        };
         Secure {
+            encoder,
+            sent_frames: VecDeque::new(),
+            redundancy: 0,
             tx_audio: Sealer::new(Kind::Audio, &keys.send_audio),
             tx_text: Sealer::new(Kind::Text, &keys.send_text),
             tx_ack: Sealer::new(Kind::TextAck, &keys.send_text),
@@ -250,6 +298,12 @@ pub struct Session {
     stats: Stats,
     /// The peer's key fingerprint, once its key arrived.
     peer_fp: Option<[u8; 32]>,
+    /// Both capability lists as sent (`count ‖ codecs`, empty for a peer
+    /// that sent none), bound into the confirm MACs.
+    caps_i: Vec<u8>,
+    caps_r: Vec<u8>,
+    /// The agreed codec.
+    codec: Codec,
     // Text, sending side.
     next_msg: u32,
     unacked: VecDeque<Outgoing>,
@@ -270,12 +324,16 @@ impl std::fmt::Debug for Session {
     }
 }
 
-fn confirm_mac(key: &[u8; 32], label: &[u8]) -> [u8; CONFIRM_LEN] {
+/// The confirm MAC: over the role's label, then both capability lists, so
+/// that a codec list changed on the path fails the key confirmation.
+fn confirm_mac(key: &[u8; 32], label: &[u8], caps_i: &[u8], caps_r: &[u8]) -> [u8; CONFIRM_LEN] {
     let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
         Ok(m) => m,
         Err(_) => unreachable!("HMAC accepts keys of any length"),
     };
     mac.update(label);
+    mac.update(caps_i);
+    mac.update(caps_r);
     let full = mac.finalize().into_bytes();
     let mut out = [0u8; CONFIRM_LEN];
     out.copy_from_slice(full.get(..CONFIRM_LEN).unwrap_or(&[0; CONFIRM_LEN]));
@@ -307,7 +365,16 @@ impl Session {
         now: Instant,
     ) -> Self {
         let role = cfg.role;
+        let mut caps = Vec::new();
+        write_caps(&cfg.codecs, &mut caps);
+        let (caps_i, caps_r) = match role {
+            Role::Initiator => (caps, Vec::new()),
+            Role::Responder => (Vec::new(), caps),
+        };
         let mut s = Session {
+            caps_i,
+            caps_r,
+            codec: Codec::Pcm16,
             clock: RtpClock {
                 payload_type: cfg.payload_type,
                 ssrc: cfg.ssrc,
@@ -341,9 +408,10 @@ impl Session {
         };
         match role {
             Role::Initiator => {
-                let mut body = Vec::with_capacity(48);
+                let mut body = Vec::with_capacity(64);
                 body.extend_from_slice(&s.key.nonce());
                 body.extend_from_slice(&commitment(&s.key.public()));
+                body.extend_from_slice(&s.caps_i);
                 s.send_handshake(MSG_COMMIT, &body, now);
             }
             Role::Responder => s.send_handshake(MSG_HELLO, &[], now),
@@ -361,14 +429,28 @@ impl Session {
         matches!(self.state, State::Established(_))
     }
 
-    /// Sends with another RTP payload type from now on: a re-INVITE or
+    /// Sends with other RTP payload types from now on: a re-INVITE or
     /// UPDATE renumbered the codec (back-to-back agents do; the receiver
     /// never looks at the payload type, so this only keeps the relay
     /// happy). Nothing else changes: keys, streams and sequence numbers
     /// live in the sealed payload.
-    pub fn set_payload_type(&mut self, payload_type: u8) {
-        self.clock.payload_type = payload_type;
+    pub fn set_payload_types(&mut self, payload_type: u8, opus: Option<u8>) {
         self.cfg.payload_type = payload_type;
+        self.cfg.opus_payload_type = opus;
+        self.clock.payload_type = self.wire_payload_type();
+    }
+
+    /// The payload type to stamp: Opus's once an Opus call is established
+    /// and the partner's SDP numbered it, L16's otherwise.
+    fn wire_payload_type(&self) -> u8 {
+        match (
+            self.is_established(),
+            self.codec,
+            self.cfg.opus_payload_type,
+        ) {
+            (true, Codec::Opus, Some(pt)) => pt,
+            _ => self.cfg.payload_type,
+        }
     }
 
     /// How long the peer may stay silent once the session is established
@@ -500,8 +582,10 @@ impl Session {
         self.events.push_back(Event::Established {
             sas: sec.keys.sas.clone(),
             peer_fingerprint: self.peer_fp.unwrap_or([0; 32]),
+            codec: self.codec,
         });
         self.state = State::Established(sec);
+        self.clock.payload_type = self.wire_payload_type();
     }
 
     /// Handles one received datagram.
@@ -551,13 +635,7 @@ impl Session {
         self.last_heard = now;
         let plaintext = std::mem::take(&mut self.scratch);
         match inner.kind {
-            Kind::Audio => {
-                self.stats.audio_received += 1;
-                self.events.push_back(Event::Audio {
-                    seq: opened.seq,
-                    pcm: plaintext.clone(),
-                });
-            }
+            Kind::Audio => self.on_audio(opened.seq, datagram.len(), &plaintext),
             Kind::Text => self.on_text(&plaintext),
             Kind::TextAck => self.on_ack(now, &plaintext),
         }
@@ -568,15 +646,21 @@ impl Session {
         let msg = payload.get(1).copied().unwrap_or(0);
         let body = payload.get(2..).unwrap_or(&[]);
         match (&self.state, msg) {
-            (State::WaitCommit, MSG_COMMIT) if body.len() == NONCE_LEN + 32 => {
+            (State::WaitCommit, MSG_COMMIT) if has_caps(body) => {
                 let mut peer_nonce = [0u8; NONCE_LEN];
                 let mut commit = [0u8; 32];
                 peer_nonce.copy_from_slice(body.get(..NONCE_LEN).unwrap_or(&[0; NONCE_LEN]));
-                commit.copy_from_slice(body.get(NONCE_LEN..).unwrap_or(&[0; 32]));
-                self.state = State::SentDh1 { commit, peer_nonce };
-                let mut out = Vec::with_capacity(48);
+                commit.copy_from_slice(body.get(NONCE_LEN..KEYED_LEN).unwrap_or(&[0; 32]));
+                let peer_caps = body.get(KEYED_LEN..).unwrap_or_default().to_vec();
+                self.state = State::SentDh1 {
+                    commit,
+                    peer_nonce,
+                    peer_caps,
+                };
+                let mut out = Vec::with_capacity(64);
                 out.extend_from_slice(&self.key.nonce());
                 out.extend_from_slice(&self.key.public());
+                out.extend_from_slice(&self.caps_r);
                 self.send_handshake(MSG_DH1, &out, now);
             }
             (State::SentDh1 { .. }, MSG_COMMIT) => self.repeat_handshake(),
@@ -586,11 +670,13 @@ impl Session {
             (State::Committed, MSG_HELLO) if self.hs_rto > HS_RTO => self.repeat_handshake(),
             // Otherwise a Hello is only the responder opening its path.
             (_, MSG_HELLO) => {}
-            (State::Committed, MSG_DH1) if body.len() == NONCE_LEN + 32 => {
+            (State::Committed, MSG_DH1) if has_caps(body) => {
                 let mut peer_nonce = [0u8; NONCE_LEN];
                 let mut peer_pub = [0u8; 32];
                 peer_nonce.copy_from_slice(body.get(..NONCE_LEN).unwrap_or(&[0; NONCE_LEN]));
-                peer_pub.copy_from_slice(body.get(NONCE_LEN..).unwrap_or(&[0; 32]));
+                peer_pub.copy_from_slice(body.get(NONCE_LEN..KEYED_LEN).unwrap_or(&[0; 32]));
+                self.caps_r = body.get(KEYED_LEN..).unwrap_or_default().to_vec();
+                self.codec = self.agreed_codec();
                 if let Err(f) = self.check_fingerprint(&peer_pub) {
                     return self.fail(f);
                 }
@@ -602,15 +688,25 @@ impl Session {
                     &self.cfg.pair_id,
                 ) {
                     Ok(keys) => {
-                        self.state = State::Confirming(Box::new(Secure::new(keys)));
+                        let sec = Secure::new(keys, self.codec, self.rate());
+                        self.state = State::Confirming(Box::new(sec));
                         let public = self.key.public();
                         self.send_handshake(MSG_DH2, &public, now);
                     }
                     Err(e) => self.fail(e.into()),
                 }
             }
-            (State::SentDh1 { commit, peer_nonce }, MSG_DH2) if body.len() == 32 => {
+            (
+                State::SentDh1 {
+                    commit,
+                    peer_nonce,
+                    peer_caps,
+                },
+                MSG_DH2,
+            ) if body.len() == 32 => {
                 let (commit, peer_nonce) = (*commit, *peer_nonce);
+                self.caps_i = peer_caps.clone();
+                self.codec = self.agreed_codec();
                 let mut peer_pub = [0u8; 32];
                 peer_pub.copy_from_slice(body);
                 if !bool::from(commitment(&peer_pub).ct_eq(&commit)) {
@@ -627,8 +723,14 @@ impl Session {
                     &self.cfg.pair_id,
                 ) {
                     Ok(keys) => {
-                        let mac = confirm_mac(&keys.confirm_mine.0, label(Role::Responder));
-                        self.state = State::Confirming(Box::new(Secure::new(keys)));
+                        let mac = confirm_mac(
+                            &keys.confirm_mine.0,
+                            label(Role::Responder),
+                            &self.caps_i,
+                            &self.caps_r,
+                        );
+                        let sec = Secure::new(keys, self.codec, self.rate());
+                        self.state = State::Confirming(Box::new(sec));
                         self.send_handshake(MSG_CONFIRM1, &mac, now);
                     }
                     Err(e) => self.fail(e.into()),
@@ -638,11 +740,21 @@ impl Session {
                 self.repeat_handshake()
             }
             (State::Confirming(sec), MSG_CONFIRM1) if self.cfg.role == Role::Initiator => {
-                let expected = confirm_mac(&sec.keys.confirm_peer.0, label(Role::Responder));
+                let expected = confirm_mac(
+                    &sec.keys.confirm_peer.0,
+                    label(Role::Responder),
+                    &self.caps_i,
+                    &self.caps_r,
+                );
                 if !bool::from(expected.as_slice().ct_eq(body)) {
                     return self.fail(Failure::ConfirmFailed);
                 }
-                let mine = confirm_mac(&sec.keys.confirm_mine.0, label(Role::Initiator));
+                let mine = confirm_mac(
+                    &sec.keys.confirm_mine.0,
+                    label(Role::Initiator),
+                    &self.caps_i,
+                    &self.caps_r,
+                );
                 self.send_handshake(MSG_CONFIRM2, &mine, now);
                 // Confirm2 is only repeated when Confirm1 is.
                 self.hs_due = None;
@@ -653,7 +765,12 @@ impl Session {
                 self.repeat_handshake();
             }
             (State::Confirming(sec), MSG_CONFIRM2) if self.cfg.role == Role::Responder => {
-                let expected = confirm_mac(&sec.keys.confirm_peer.0, label(Role::Initiator));
+                let expected = confirm_mac(
+                    &sec.keys.confirm_peer.0,
+                    label(Role::Initiator),
+                    &self.caps_i,
+                    &self.caps_r,
+                );
                 if !bool::from(expected.as_slice().ct_eq(body)) {
                     return self.fail(Failure::ConfirmFailed);
                 }
@@ -662,6 +779,35 @@ impl Session {
             }
             // Duplicates and strays after the fact are harmless.
             _ => self.drop_counted(Discard::WrongKind),
+        }
+    }
+
+    /// The codec both capability lists allow (PCM16 if either is
+    /// malformed).
+    fn agreed_codec(&self) -> Codec {
+        match (read_caps(&self.caps_i), read_caps(&self.caps_r)) {
+            (Some(i), Some(r)) => choose(&i, &r),
+            _ => Codec::Pcm16,
+        }
+    }
+
+    /// The call's sample rate.
+    fn rate(&self) -> u32 {
+        self.cfg.samples_per_frame * 50
+    }
+
+    /// The codec agreed in the handshake (PCM16 until then).
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// How many earlier frames each audio packet carries from now on (0
+    /// to [`crate::frame::MAX_REDUNDANT`]), and the loss (percent) Opus's
+    /// FEC should expect: what the partner's loss reports ask for.
+    pub fn set_protection(&mut self, redundancy: usize, expected_loss: u8) {
+        if let State::Established(sec) | State::Confirming(sec) = &mut self.state {
+            sec.redundancy = redundancy.min(crate::frame::MAX_REDUNDANT);
+            sec.encoder.set_expected_loss(expected_loss);
         }
     }
 
@@ -674,7 +820,9 @@ impl Session {
         }
     }
 
-    /// Seals and queues one audio frame (PCM16 little-endian).
+    /// Encodes with the agreed codec, seals and queues one 20 ms audio
+    /// frame (PCM16 little-endian at the call rate). A frame Opus's DTX
+    /// finds silent is not sent (no packet, no sequence number used).
     pub fn send_audio(&mut self, pcm: &[u8]) -> Result<(), SendError> {
         let State::Established(sec) = &mut self.state else {
             return Err(match self.state {
@@ -682,11 +830,62 @@ impl Session {
                 _ => SendError::NotEstablished,
             });
         };
-        let out = seal_with(&mut sec.tx_audio, &mut self.clock, &mut *self.rng, pcm);
+        let codec = sec.encoder.codec();
+        let data = match sec.encoder.encode(pcm) {
+            Ok(d) => d,
+            Err(_) => return Err(SendError::BadAudio),
+        };
         self.clock.ts = self.clock.ts.wrapping_add(self.cfg.samples_per_frame);
+        if codec == Codec::Opus && data.len() <= 2 {
+            self.stats.dtx_frames += 1;
+            return Ok(());
+        }
+        let seq = sec.tx_audio.next_seq();
+        let red: Vec<(u8, &[u8])> = sec
+            .sent_frames
+            .iter()
+            .rev()
+            .take(sec.redundancy)
+            .filter_map(|(s, f)| Some((u8::try_from(seq.checked_sub(*s)?).ok()?, f.as_slice())))
+            .collect();
+        let mut pt = Vec::with_capacity(data.len() * (1 + red.len()) + 16);
+        write_audio(codec, &data, &red, &mut pt);
+        self.stats.redundant_sent += red.len() as u64;
+        let out = seal_with(&mut sec.tx_audio, &mut self.clock, &mut *self.rng, &pt);
+        if sec.sent_frames.len() >= crate::frame::MAX_REDUNDANT {
+            sec.sent_frames.pop_front();
+        }
+        sec.sent_frames.push_back((seq, data));
+        self.stats.audio_bytes_sent += out.len() as u64;
         self.transmits.push_back(out);
         self.stats.audio_sent += 1;
         Ok(())
+    }
+
+    /// An opened audio plaintext: its primary frame and any redundant
+    /// copies become [`Event::Audio`]s.
+    fn on_audio(&mut self, seq: u64, wire_len: usize, plaintext: &[u8]) {
+        let Ok(p) = read_audio(plaintext) else {
+            return self.drop_counted(Discard::BadFormat);
+        };
+        self.stats.audio_received += 1;
+        self.stats.audio_bytes_received += wire_len as u64;
+        self.events.push_back(Event::Audio {
+            seq,
+            codec: p.codec,
+            data: p.primary.to_vec(),
+            redundant: false,
+        });
+        for (d, f) in p.redundant {
+            if let Some(s) = seq.checked_sub(u64::from(d)) {
+                self.events.push_back(Event::Audio {
+                    seq: s,
+                    codec: p.codec,
+                    data: f.to_vec(),
+                    redundant: true,
+                });
+            }
+        }
     }
 
     /// Queues one chat message for reliable, ordered delivery.
@@ -776,6 +975,16 @@ impl Session {
             .retain(|o| next.wrapping_sub(o.msg).wrapping_sub(1) >= (1 << 31));
         self.flush_text(now);
     }
+}
+
+/// Length of the keyed part of a Commit or DHPart1 (nonce and hash or
+/// public key); the capability list follows.
+const KEYED_LEN: usize = NONCE_LEN + 32;
+
+/// A Commit or DHPart1 body: the keyed part, then a well-formed
+/// capability list (or none: a PCM16-only peer).
+fn has_caps(body: &[u8]) -> bool {
+    body.len() >= KEYED_LEN && read_caps(body.get(KEYED_LEN..).unwrap_or_default()).is_some()
 }
 
 /// The RTP fields this side stamps on what it sends.
