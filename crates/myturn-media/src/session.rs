@@ -21,11 +21,14 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::codec::{Codec, Encoder};
-use crate::frame::{choose, read_audio, read_caps, write_audio, write_caps};
+use crate::frame::{choose, read_caps, write_caps};
 use crate::keys::{
     commitment, derive, fingerprint, EphemeralKey, KeyError, PairId, Role, SessionKeys, NONCE_LEN,
 };
 use crate::packet::{Discard, Inner, Kind, Opener, RtpHeader, Sealer, VERSION};
+
+mod audio;
+mod text;
 
 /// First handshake retransmission delay; doubles up to [`HS_RTO_MAX`].
 pub const HS_RTO: Duration = Duration::from_millis(100);
@@ -801,16 +804,6 @@ impl Session {
         self.codec
     }
 
-    /// How many earlier frames each audio packet carries from now on (0
-    /// to [`crate::frame::MAX_REDUNDANT`]), and the loss (percent) Opus's
-    /// FEC should expect: what the partner's loss reports ask for.
-    pub fn set_protection(&mut self, redundancy: usize, expected_loss: u8) {
-        if let State::Established(sec) | State::Confirming(sec) = &mut self.state {
-            sec.redundancy = redundancy.min(crate::frame::MAX_REDUNDANT);
-            sec.encoder.set_expected_loss(expected_loss);
-        }
-    }
-
     fn check_fingerprint(&mut self, peer_pub: &[u8; 32]) -> Result<(), Failure> {
         let fp = fingerprint(peer_pub);
         self.peer_fp = Some(fp);
@@ -818,162 +811,6 @@ impl Session {
             Some(expected) if !bool::from(expected.ct_eq(&fp)) => Err(Failure::FingerprintMismatch),
             _ => Ok(()),
         }
-    }
-
-    /// Encodes with the agreed codec, seals and queues one 20 ms audio
-    /// frame (PCM16 little-endian at the call rate). A frame Opus's DTX
-    /// finds silent is not sent (no packet, no sequence number used).
-    pub fn send_audio(&mut self, pcm: &[u8]) -> Result<(), SendError> {
-        let State::Established(sec) = &mut self.state else {
-            return Err(match self.state {
-                State::Failed => SendError::Failed,
-                _ => SendError::NotEstablished,
-            });
-        };
-        let codec = sec.encoder.codec();
-        let data = match sec.encoder.encode(pcm) {
-            Ok(d) => d,
-            Err(_) => return Err(SendError::BadAudio),
-        };
-        self.clock.ts = self.clock.ts.wrapping_add(self.cfg.samples_per_frame);
-        if codec == Codec::Opus && data.len() <= 2 {
-            self.stats.dtx_frames += 1;
-            return Ok(());
-        }
-        let seq = sec.tx_audio.next_seq();
-        let red: Vec<(u8, &[u8])> = sec
-            .sent_frames
-            .iter()
-            .rev()
-            .take(sec.redundancy)
-            .filter_map(|(s, f)| Some((u8::try_from(seq.checked_sub(*s)?).ok()?, f.as_slice())))
-            .collect();
-        let mut pt = Vec::with_capacity(data.len() * (1 + red.len()) + 16);
-        write_audio(codec, &data, &red, &mut pt);
-        self.stats.redundant_sent += red.len() as u64;
-        let out = seal_with(&mut sec.tx_audio, &mut self.clock, &mut *self.rng, &pt);
-        if sec.sent_frames.len() >= crate::frame::MAX_REDUNDANT {
-            sec.sent_frames.pop_front();
-        }
-        sec.sent_frames.push_back((seq, data));
-        self.stats.audio_bytes_sent += out.len() as u64;
-        self.transmits.push_back(out);
-        self.stats.audio_sent += 1;
-        Ok(())
-    }
-
-    /// An opened audio plaintext: its primary frame and any redundant
-    /// copies become [`Event::Audio`]s.
-    fn on_audio(&mut self, seq: u64, wire_len: usize, plaintext: &[u8]) {
-        let Ok(p) = read_audio(plaintext) else {
-            return self.drop_counted(Discard::BadFormat);
-        };
-        self.stats.audio_received += 1;
-        self.stats.audio_bytes_received += wire_len as u64;
-        self.events.push_back(Event::Audio {
-            seq,
-            codec: p.codec,
-            data: p.primary.to_vec(),
-            redundant: false,
-        });
-        for (d, f) in p.redundant {
-            if let Some(s) = seq.checked_sub(u64::from(d)) {
-                self.events.push_back(Event::Audio {
-                    seq: s,
-                    codec: p.codec,
-                    data: f.to_vec(),
-                    redundant: true,
-                });
-            }
-        }
-    }
-
-    /// Queues one chat message for reliable, ordered delivery.
-    pub fn send_text(&mut self, now: Instant, text: &str) -> Result<(), SendError> {
-        if text.is_empty() || text.len() > TEXT_MAX_LEN || text.chars().any(char::is_control) {
-            return Err(SendError::BadText);
-        }
-        match self.state {
-            State::Established(_) => {}
-            State::Failed => return Err(SendError::Failed),
-            _ => return Err(SendError::NotEstablished),
-        }
-        if self.pending.len() >= TEXT_QUEUE {
-            return Err(SendError::TextBacklog);
-        }
-        self.pending.push_back(text.to_owned());
-        self.flush_text(now);
-        Ok(())
-    }
-
-    /// Puts queued messages in flight while the window has room.
-    fn flush_text(&mut self, now: Instant) {
-        while self.unacked.len() < TEXT_WINDOW {
-            let Some(text) = self.pending.pop_front() else {
-                return;
-            };
-            self.transmit_text(now, text);
-        }
-    }
-
-    fn transmit_text(&mut self, now: Instant, text: String) {
-        let State::Established(sec) = &mut self.state else {
-            return;
-        };
-        let msg = self.next_msg;
-        self.next_msg = self.next_msg.wrapping_add(1);
-        let pkt = sec.seal_text(&mut self.clock, &mut *self.rng, msg, &text);
-        self.transmits.push_back(pkt);
-        self.unacked.push_back(Outgoing {
-            msg,
-            text,
-            due: now + TEXT_RTO,
-            rto: TEXT_RTO,
-        });
-    }
-
-    fn on_text(&mut self, plaintext: &[u8]) {
-        let Some((head, body)) = plaintext.split_first_chunk::<4>() else {
-            return self.drop_counted(Discard::Truncated);
-        };
-        let msg = u32::from_be_bytes(*head);
-        let Ok(text) = std::str::from_utf8(body) else {
-            return self.drop_counted(Discard::BadPadding);
-        };
-        // Deliver in order, once; hold early arrivals.
-        if msg.wrapping_sub(self.next_expected) < (1 << 31) {
-            if msg == self.next_expected {
-                self.events.push_back(Event::Text(text.to_owned()));
-                self.next_expected = self.next_expected.wrapping_add(1);
-                while let Some(t) = self.early.remove(&self.next_expected) {
-                    self.events.push_back(Event::Text(t));
-                    self.next_expected = self.next_expected.wrapping_add(1);
-                }
-            } else if self.early.len() < TEXT_WINDOW {
-                self.early.entry(msg).or_insert_with(|| text.to_owned());
-            }
-        }
-        self.send_ack();
-    }
-
-    fn send_ack(&mut self) {
-        let State::Established(sec) = &mut self.state else {
-            return;
-        };
-        let ack = self.next_expected.to_be_bytes();
-        let out = seal_with(&mut sec.tx_ack, &mut self.clock, &mut *self.rng, &ack);
-        self.transmits.push_back(out);
-    }
-
-    fn on_ack(&mut self, now: Instant, plaintext: &[u8]) {
-        let Some(head) = plaintext.first_chunk::<4>() else {
-            return self.drop_counted(Discard::Truncated);
-        };
-        let next = u32::from_be_bytes(*head);
-        // Cumulative: everything before `next` arrived.
-        self.unacked
-            .retain(|o| next.wrapping_sub(o.msg).wrapping_sub(1) >= (1 << 31));
-        self.flush_text(now);
     }
 }
 
