@@ -255,6 +255,11 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                                     say(&format!("error {w}"));
                                 }
                                 call = Some(pump);
+                                // The 20 ms clock starts with the call: the
+                                // ticks missed while idle are not owed (a
+                                // burst of them would send the first
+                                // frames at once).
+                                tick.reset();
                             }
                             Waited::Failed(e) => say(&format!("error {e}")),
                             Waited::Stopped => say("stopped waiting"),
@@ -282,9 +287,9 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                             let s = c.call.media.stats();
                             let q = c.quality();
                             say(&format!(
-                                "stats sent={} received={} loss={:.1}% jitter={:.1}ms dropped={} muted_frames={} codec={} kbps={:.1} concealed={} recovered={} delay={:.0}ms",
+                                "stats sent={} received={} loss={:.1}% jitter={:.1}ms dropped={} muted_frames={} codec={} kbps={:.1} concealed={} recovered={} delay={:.0}ms trimmed={} peer_loss={:.1}% redundancy={} fec={}%",
                                 c.sent, c.received, q.loss_percent, q.jitter_ms, s.session.dropped.values().sum::<u64>(), s.muted_frames,
-                                q.codec, q.kbps, q.concealed, q.recovered, q.delay_ms
+                                q.codec, q.kbps, q.concealed, q.recovered, q.delay_ms, q.trimmed, q.peer_loss_percent, q.protection.0, q.protection.1
                             ));
                         }
                         None => say("error not in a call"),

@@ -87,6 +87,13 @@ pub(crate) struct Quality {
     pub(crate) recovered: u64,
     /// Playout delay, ms.
     pub(crate) delay_ms: f64,
+    /// Quiet frames left out to bring the delay down.
+    pub(crate) trimmed: u64,
+    /// The loss the partner reports on what we send, percent.
+    pub(crate) peer_loss_percent: f64,
+    /// Our protection now: earlier frames per packet, Opus FEC's
+    /// expected loss (percent).
+    pub(crate) protection: (u8, u8),
 }
 
 /// What the partner sent that the interface shows.
@@ -211,6 +218,7 @@ impl Pump {
         match ev? {
             MediaEvent::Audio {
                 seq,
+                frame,
                 codec,
                 data,
                 redundant,
@@ -218,8 +226,14 @@ impl Pump {
                 if !redundant {
                     self.received += 1;
                 }
-                self.playout
-                    .push(std::time::Instant::now(), seq, codec, data, redundant);
+                self.playout.push(
+                    std::time::Instant::now(),
+                    seq,
+                    frame,
+                    codec,
+                    data,
+                    redundant,
+                );
                 None
             }
             MediaEvent::Text(t) => Some(Heard::Text(t)),
@@ -248,6 +262,9 @@ impl Pump {
             concealed: p.concealed,
             recovered: p.recovered,
             delay_ms: p.delay_ms,
+            trimmed: p.trimmed,
+            peer_loss_percent: f64::from(s.peer_loss) * 100.0 / 256.0,
+            protection: (s.redundancy, s.fec_loss),
         }
     }
 

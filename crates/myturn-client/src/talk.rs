@@ -64,7 +64,7 @@ pub async fn talk(
                 }
             }
             ev = media.events.recv() => match ev {
-                Some(MediaEvent::Audio { seq, codec, data, redundant: false }) => {
+                Some(MediaEvent::Audio { seq, codec, data, redundant: false, .. }) => {
                     if decoder.as_ref().is_none_or(|d| d.codec() != codec) {
                         decoder = Decoder::new(codec, rate).ok();
                     }

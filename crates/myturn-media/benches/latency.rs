@@ -78,12 +78,12 @@ async fn main() {
                 n += 1;
             }
             ev = b.events.recv() => {
-                if let Some(Event::Audio { seq, codec, data: pcm, .. }) = ev {
+                if let Some(Event::Audio { seq, frame, codec, data: pcm, .. }) = ev {
                     let now = Instant::now();
                     if let Some(t) = captured.get(&seq) {
                         arrival_ms.push((now - *t).as_secs_f64() * 1e3);
                     }
-                    jb.push(now, seq, codec, pcm);
+                    jb.push(now, seq, frame, codec, pcm);
                 }
             }
             _ = playout.tick() => {

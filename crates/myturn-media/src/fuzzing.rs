@@ -88,7 +88,14 @@ pub fn audio(data: &[u8]) {
             Codec::Pcm16
         };
         let seq = u64::from(part.first().copied().unwrap_or(0));
-        playout.push(now, seq, codec, part.to_vec(), k % 3 == 0);
+        playout.push(
+            now,
+            seq,
+            seq + k as u64 % 3,
+            codec,
+            part.to_vec(),
+            k % 3 == 0,
+        );
         let _ = playout.pop(now + Duration::from_millis(20 * k as u64 + 100));
     }
 }
@@ -139,7 +146,7 @@ mod tests {
     #[test]
     fn the_audio_body_survives_mutated_plaintexts() {
         let mut rng = Counter(11);
-        let mut seed = vec![2, 1, 1, 0, 4, 9, 9, 9, 9];
+        let mut seed = vec![2, 0, 5, 1, 1, 0, 4, 9, 9, 9, 9];
         seed.extend_from_slice(&[0x48; 60]);
         for _ in 0..500 {
             let mut v = seed.clone();

@@ -1,13 +1,15 @@
 //! An adaptive jitter buffer for 20 ms encoded frames, sans-IO.
 //!
 //! [`JitterBuffer::push`] takes frames as they arrive (any order), keyed by
-//! their end-to-end sequence number; [`JitterBuffer::pop`] is called by the
-//! playout clock every 20 ms and says what that slot holds once playout has
-//! started: the next frame, a missing one (to conceal or recover, see
-//! [`crate::playout`]), or nothing buffered at all.
+//! their frame index (their place in time, DTX's unsent frames counted);
+//! [`JitterBuffer::pop`] is called by the playout clock every 20 ms and says
+//! what that slot holds once playout has started: the next frame, a
+//! missing one (lost, to conceal or recover, see [`crate::playout`]; or not
+//! sent, DTX), or nothing buffered at all. Loss is counted on the packets'
+//! end-to-end sequence numbers (RFC 3550), which count only what was sent.
 //!
 //! The playout delay starts at 40 ms and follows the measured interarrival
-//! jitter (RFC 3550 §6.4.1, computed on end-to-end sequence numbers since a
+//! jitter (RFC 3550 §6.4.1, computed on end-to-end frame indices since a
 //! PBX may rewrite RTP timestamps), staying within 20–80 ms. What the
 //! buffer holds beyond the target is its [`JitterBuffer::excess`]: the
 //! playout works it off where nobody hears it (quiet frames, time-scaled
@@ -27,12 +29,17 @@ pub const START_DELAY: Duration = Duration::from_millis(40);
 pub const MIN_DELAY: Duration = Duration::from_millis(20);
 /// Largest playout delay.
 pub const MAX_DELAY: Duration = Duration::from_millis(80);
-/// Frames buffered beyond which the oldest are skipped outright (1 s).
-pub const HARD_LIMIT: usize = 50;
+/// Frames buffered beyond which the oldest are skipped outright (300 ms:
+/// after a stall let loose, or a sender that stalled and sent its backlog
+/// at once, a conversation at that delay is worse than a lost moment).
+pub const HARD_LIMIT: usize = 15;
 
 /// One buffered frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
+    /// The sequence number of the packet it came in (`None`: a redundant
+    /// copy).
+    pub seq: Option<u64>,
     /// Its codec.
     pub codec: Codec,
     /// The encoded bytes.
@@ -48,9 +55,16 @@ pub enum Slot {
     Waiting,
     /// The frame to play.
     Frame(u64, Frame),
-    /// The frame of this sequence number is missing, frames after it are
-    /// buffered: conceal it (or rebuild it from the next one's FEC).
-    Missing(u64),
+    /// The frame of this index is missing and frames after it are
+    /// buffered: `lost` with its packet (conceal it, or rebuild it from the
+    /// next one's FEC), else never sent (DTX: the partner was silent).
+    Missing {
+        /// The frame index.
+        frame: u64,
+        /// Its packet was lost (the packets around it are not
+        /// consecutive).
+        lost: bool,
+    },
     /// Nothing buffered: the peer is silent (muted, DTX) or the network
     /// stalled.
     Empty,
@@ -97,8 +111,10 @@ pub struct JitterBuffer {
     origin: Option<Instant>,
     /// Lowest and highest sequence numbers received.
     span: Option<(u64, u64)>,
-    /// Recently received sequence numbers (duplicates).
+    /// Recently received frame indices (duplicates).
     seen: std::collections::BTreeSet<u64>,
+    /// The packet sequence number of the last frame played.
+    last_seq: Option<u64>,
     stats: JitterStats,
 }
 
@@ -115,6 +131,7 @@ impl JitterBuffer {
             origin: None,
             span: None,
             seen: std::collections::BTreeSet::new(),
+            last_seq: None,
             stats: JitterStats {
                 target_ms: START_DELAY.as_secs_f64() * 1e3,
                 ..JitterStats::default()
@@ -144,26 +161,27 @@ impl JitterBuffer {
         self.frames.len().saturating_sub(budget)
     }
 
-    /// The buffered frame `seq`, if any (the next frame's FEC rebuilds a
+    /// The buffered frame `frame`, if any (the next frame's FEC rebuilds a
     /// missing one).
-    pub fn peek(&self, seq: u64) -> Option<&Frame> {
-        self.frames.get(&seq)
+    pub fn peek(&self, frame: u64) -> Option<&Frame> {
+        self.frames.get(&frame)
     }
 
-    /// Takes a redundant copy of frame `seq`: kept only if that frame is
+    /// Takes a redundant copy of frame `frame`: kept only if that frame is
     /// still to be played and not here; never counted as received, late
     /// or duplicate.
-    pub fn push_redundant(&mut self, seq: u64, codec: Codec, data: Vec<u8>) {
-        if self.next.is_some_and(|n| seq < n)
-            || self.frames.contains_key(&seq)
-            || self.seen.contains(&seq)
+    pub fn push_redundant(&mut self, frame: u64, codec: Codec, data: Vec<u8>) {
+        if self.next.is_some_and(|n| frame < n)
+            || self.frames.contains_key(&frame)
+            || self.seen.contains(&frame)
             || self.frames.is_empty()
         {
             return;
         }
         self.frames.insert(
-            seq,
+            frame,
             Frame {
+                seq: None,
                 codec,
                 data,
                 recovered: true,
@@ -171,12 +189,13 @@ impl JitterBuffer {
         );
     }
 
-    /// Takes one arrived frame.
-    pub fn push(&mut self, now: Instant, seq: u64, codec: Codec, data: Vec<u8>) {
-        // RFC 3550 §6.4.1 with S = seq × 20 ms (end to end) and R = now.
+    /// Takes one arrived frame: frame index `frame`, in the packet of
+    /// sequence number `seq`.
+    pub fn push(&mut self, now: Instant, seq: u64, frame: u64, codec: Codec, data: Vec<u8>) {
+        // RFC 3550 §6.4.1 with S = frame × 20 ms (end to end) and R = now.
         let origin = *self.origin.get_or_insert(now);
-        let transit =
-            now.saturating_duration_since(origin).as_secs_f64() - seq as f64 * FRAME.as_secs_f64();
+        let transit = now.saturating_duration_since(origin).as_secs_f64()
+            - frame as f64 * FRAME.as_secs_f64();
         if let Some(prev) = self.last_transit {
             let d = (transit - prev).abs();
             self.jitter += (d - self.jitter) / 16.0;
@@ -187,24 +206,25 @@ impl JitterBuffer {
             self.stats.target_ms = self.target.as_secs_f64() * 1e3;
         }
         self.last_transit = Some(transit);
-        if self.seen.contains(&seq) {
+        if self.seen.contains(&frame) {
             self.stats.duplicate += 1;
             return;
         }
         if let Some(next) = self.next {
-            if seq < next {
+            if frame < next {
                 if !self.frames.is_empty() {
                     self.stats.late += 1;
-                    self.remember(seq);
+                    self.remember(frame);
                     return;
                 }
                 // Behind the clock into an empty buffer: the peer resumed
-                // after a pause (mute); start a new talkspurt.
+                // after a pause (mute, which stops its frame clock too);
+                // start a new talkspurt.
                 self.next = None;
                 self.start_at = Some(now + self.target);
             }
         }
-        self.remember(seq);
+        self.remember(frame);
         self.stats.received += 1;
         // RFC 3550 cumulative loss: expected from the sequence span minus
         // received. A muted peer sends nothing and skips no numbers.
@@ -216,8 +236,9 @@ impl JitterBuffer {
         self.stats.lost = (hi - lo + 1).saturating_sub(self.stats.received + self.stats.late);
         // A redundant copy may hold the slot already: the original wins.
         self.frames.insert(
-            seq,
+            frame,
             Frame {
+                seq: Some(seq),
                 codec,
                 data,
                 recovered: false,
@@ -228,12 +249,12 @@ impl JitterBuffer {
         }
     }
 
-    /// Remembers recent sequence numbers for duplicate detection.
-    fn remember(&mut self, seq: u64) {
+    /// Remembers recent frame indices for duplicate detection.
+    fn remember(&mut self, frame: u64) {
         if self.seen.len() >= 256 {
             self.seen.pop_first();
         }
-        self.seen.insert(seq);
+        self.seen.insert(frame);
     }
 
     /// What to play now (call every 20 ms).
@@ -254,14 +275,26 @@ impl JitterBuffer {
         }
         self.next = Some(next + 1);
         if let Some(f) = self.frames.remove(&next) {
+            if f.seq.is_some() {
+                self.last_seq = f.seq;
+            }
             return Slot::Frame(next, f);
         }
         if self.frames.is_empty() {
             self.stats.underruns += 1;
             return Slot::Empty;
         }
-        self.stats.missing += 1;
-        Slot::Missing(next)
+        // Not sent (DTX) when the next packet buffered follows the last
+        // one played; lost otherwise.
+        let following = self.frames.values().find_map(|f| f.seq);
+        let lost = match (self.last_seq, following) {
+            (Some(last), Some(s)) => s > last + 1,
+            _ => true,
+        };
+        if lost {
+            self.stats.missing += 1;
+        }
+        Slot::Missing { frame: next, lost }
     }
 }
 
@@ -288,6 +321,7 @@ mod tests {
                 let seq = pending[i].0;
                 jb.push(
                     t0 + Duration::from_millis(tick),
+                    seq,
                     seq,
                     Codec::Pcm16,
                     frame(seq),
@@ -351,7 +385,9 @@ mod tests {
         for (k, slot) in out[start..start + 40].iter().enumerate() {
             let k = k as u64;
             match slot {
-                Slot::Missing(n) => assert!((10..=16).contains(&k) && *n == k, "{k}: {slot:?}"),
+                Slot::Missing { frame: n, lost } => {
+                    assert!((10..=16).contains(&k) && *n == k && *lost, "{k}: {slot:?}")
+                }
                 // A loss longer than the buffer's delay runs it empty.
                 Slot::Empty => assert!((10..=16).contains(&k), "{k}"),
                 Slot::Frame(n, _) => assert_eq!(*n, k),
@@ -371,7 +407,7 @@ mod tests {
         let mut out = Vec::new();
         for n in 0u64..10 {
             if n != 3 && n < 6 {
-                jb.push(at(n * 20), n, Codec::Pcm16, frame(n));
+                jb.push(at(n * 20), n, n, Codec::Pcm16, frame(n));
                 // Each packet carries the one before it.
                 if n > 0 {
                     jb.push_redundant(n - 1, Codec::Pcm16, frame(n - 1));
@@ -460,26 +496,68 @@ mod tests {
     #[test]
     fn a_burst_is_excess_and_only_a_huge_one_is_skipped() {
         let mut jb = JitterBuffer::new();
-        // 30 frames arrive at once after a stall: all kept, the excess
+        // 15 frames arrive at once after a stall: all kept, the excess
         // told (the playout works it off), nothing skipped.
-        let arrivals: Vec<(u64, u64)> = (0..30).map(|n| (n, 0)).collect();
+        let arrivals: Vec<(u64, u64)> = (0..HARD_LIMIT as u64).map(|n| (n, 0)).collect();
         let t0 = Instant::now();
         for &(n, _) in &arrivals {
-            jb.push(t0, n, Codec::Pcm16, frame(n));
+            jb.push(t0, n, n, Codec::Pcm16, frame(n));
         }
-        assert!(jb.excess() >= 25, "{}", jb.excess());
+        assert!(jb.excess() >= 10, "{}", jb.excess());
         let out = play(&mut jb, &[], 800);
-        assert_eq!(played(&out), (0..30).collect::<Vec<_>>());
+        assert_eq!(played(&out), (0..HARD_LIMIT as u64).collect::<Vec<_>>());
         assert_eq!(jb.stats().skipped, 0);
-        // Two seconds at once: the oldest beyond a second are skipped.
+        // Two seconds at once: the oldest beyond the limit are skipped.
         let mut jb = JitterBuffer::new();
         for n in 0..100 {
-            jb.push(t0, n, Codec::Pcm16, frame(n));
+            jb.push(t0, n, n, Codec::Pcm16, frame(n));
         }
         let Slot::Frame(first, _) = jb.pop(t0 + Duration::from_millis(100)) else {
             panic!()
         };
-        assert_eq!(first, 50);
-        assert_eq!(jb.stats().skipped, 50);
+        assert_eq!(first, 100 - HARD_LIMIT as u64);
+        assert_eq!(jb.stats().skipped, 100 - HARD_LIMIT as u64);
+    }
+
+    #[test]
+    fn frames_dtx_left_out_are_not_loss_and_keep_their_time() {
+        let mut jb = JitterBuffer::new();
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        // Frames 0..10 sent, 10..15 left out by DTX (no packets), 15..25
+        // sent: packets 0..20, contiguous; frame 17's packet lost.
+        let mut out = Vec::new();
+        let mut seq = 0;
+        for f in 0u64..30 {
+            if !(10..15).contains(&f) && f < 25 {
+                if f != 17 {
+                    jb.push(at(f * 20), seq, f, Codec::Pcm16, frame(f));
+                }
+                seq += 1;
+            }
+            out.push(jb.pop(at(f * 20 + 1)));
+        }
+        let out: Vec<Slot> = out
+            .into_iter()
+            .skip_while(|s| *s == Slot::Waiting)
+            .collect();
+        // The pause plays at its time: frame 15 comes 15 slots after 0,
+        // not right after 9 (no new talkspurt, no shift).
+        assert!(matches!(&out[15], Slot::Frame(15, _)), "{:?}", &out[15]);
+        for (f, slot) in out.iter().enumerate().take(15).skip(10) {
+            assert!(
+                matches!(slot, Slot::Empty | Slot::Missing { lost: false, .. }),
+                "{f}: {slot:?}"
+            );
+        }
+        assert_eq!(
+            out[17],
+            Slot::Missing {
+                frame: 17,
+                lost: true
+            }
+        );
+        let s = jb.stats();
+        assert_eq!((s.lost, s.missing), (1, 1), "{s:?}");
     }
 }

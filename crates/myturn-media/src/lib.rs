@@ -20,6 +20,8 @@
 //!   decoders; which one a call uses is agreed inside the handshake.
 //! * [`frame`]: the audio plaintext (codec, redundant earlier frames) and
 //!   the handshake's codec capability list.
+//! * [`loss`]: the receiver's loss reports (sent sealed in keep-alives)
+//!   and the sender's choice of protection from them (FEC, redundancy).
 //! * [`jitter`]: the adaptive jitter buffer (20–80 ms, reordering, RFC 3550
 //!   loss and jitter).
 //! * [`conceal`]: pitch-based concealment of lost PCM16 frames (G.711
@@ -73,6 +75,7 @@ pub mod frame;
 pub mod fuzzing;
 pub mod jitter;
 pub mod keys;
+pub mod loss;
 pub mod packet;
 pub mod playout;
 mod replay;

@@ -18,6 +18,10 @@ const QUIET_CONCEAL: u32 = 3;
 
 /// Quiet frames left out in one tick at most.
 pub const TRIM_PER_TICK: usize = 2;
+/// Ticks over which the buffer's lowest excess is its surplus (200 ms).
+pub const SURPLUS_WINDOW: u32 = 10;
+/// Quiet frames of a pause always played before any is left out.
+const PAUSE_KEPT: u32 = 3;
 /// A frame this quiet (RMS, of 32768) is left out when the delay is above
 /// its target (about −47 dBFS).
 const QUIET_RMS: f64 = 150.0;
@@ -41,6 +45,8 @@ pub struct PlayoutStats {
     /// Frames concealed while nothing was buffered: the end of a
     /// talkspurt faded out (or a loss longer than the buffer).
     pub faded: u64,
+    /// Frames the partner's DTX did not send, filled in.
+    pub dtx: u64,
     /// Quiet frames left out to bring the delay back to the target.
     pub trimmed: u64,
     /// Frames that would not decode (concealed too).
@@ -61,6 +67,13 @@ pub struct Playout {
     concealer: Concealer,
     /// Slots in a row with nothing buffered.
     quiet: u32,
+    /// The lowest excess of the buffer in this window, the window's ticks
+    /// so far, and the surplus frames to work off (the last window's).
+    low: usize,
+    window: u32,
+    surplus: usize,
+    /// Quiet frames played in a row.
+    pause: u32,
     stats: PlayoutStats,
 }
 
@@ -74,16 +87,29 @@ impl Playout {
             decoder: None,
             concealer: Concealer::new(rate),
             quiet: QUIET_CONCEAL + 1,
+            low: usize::MAX,
+            window: 0,
+            surplus: 0,
+            pause: 0,
             stats: PlayoutStats::default(),
         }
     }
 
-    /// Takes one received frame ([`crate::session::Event::Audio`]).
-    pub fn push(&mut self, now: Instant, seq: u64, codec: Codec, data: Vec<u8>, redundant: bool) {
+    /// Takes one received frame ([`crate::session::Event::Audio`]): frame
+    /// index `frame`, from the packet of sequence number `seq`.
+    pub fn push(
+        &mut self,
+        now: Instant,
+        seq: u64,
+        frame: u64,
+        codec: Codec,
+        data: Vec<u8>,
+        redundant: bool,
+    ) {
         if redundant {
-            self.jitter.push_redundant(seq, codec, data);
+            self.jitter.push_redundant(frame, codec, data);
         } else {
-            self.jitter.push(now, seq, codec, data);
+            self.jitter.push(now, seq, frame, codec, data);
         }
     }
 
@@ -96,18 +122,33 @@ impl Playout {
     }
 
     /// The next 20 ms to play (call every 20 ms); always a whole frame.
-    /// While the buffer holds more than its target, quiet frames are left
-    /// out (up to [`TRIM_PER_TICK`] a tick), which nobody hears; speech is
+    /// While the buffer has held more than its target for a while (its
+    /// lowest excess over [`SURPLUS_WINDOW`] ticks: a frame arriving just
+    /// before or after the tick is no surplus), quiet frames are left out
+    /// (up to [`TRIM_PER_TICK`] a tick), which nobody hears; speech is
     /// played whole.
     pub fn pop(&mut self, now: Instant) -> Vec<i16> {
+        self.low = self.low.min(self.jitter.excess());
+        self.window += 1;
+        if self.window >= SURPLUS_WINDOW {
+            self.surplus = self.low;
+            self.low = usize::MAX;
+            self.window = 0;
+        }
         let mut pcm = self.pop_one(now);
         let mut trimmed = 0;
-        while trimmed < TRIM_PER_TICK && self.jitter.excess() > 0 && is_quiet(&pcm) {
+        loop {
+            self.pause = if is_quiet(&pcm) { self.pause + 1 } else { 0 };
+            // Only inside a pause (not the quiet start of a word, nor the
+            // first frames of the pause, which PESQ and ears both notice).
+            if trimmed >= TRIM_PER_TICK || self.surplus == 0 || self.pause <= PAUSE_KEPT {
+                return pcm;
+            }
             pcm = self.pop_one(now);
             trimmed += 1;
+            self.surplus -= 1;
             self.stats.trimmed += 1;
         }
-        pcm
     }
 
     fn pop_one(&mut self, now: Instant) -> Vec<i16> {
@@ -131,9 +172,15 @@ impl Playout {
                 self.concealer.good(&mut pcm);
                 pcm
             }
-            Slot::Missing(seq) => {
+            // Not sent (DTX): Opus fills the silence with its comfort
+            // noise, as its decoder expects for frames not sent.
+            Slot::Missing { lost: false, .. } => {
+                self.stats.dtx += 1;
+                self.conceal()
+            }
+            Slot::Missing { frame, lost: true } => {
                 self.quiet = 0;
-                let next = self.jitter.peek(seq + 1).cloned();
+                let next = self.jitter.peek(frame + 1).cloned();
                 if let Some(next) = next {
                     if let Some(mut pcm) = self
                         .decoder_for(next.codec)
@@ -211,7 +258,7 @@ mod tests {
             if k < frames {
                 let data = enc.encode(&to_bytes(&voiced(160, k))).unwrap();
                 if !lost.contains(&k) {
-                    p.push(now, k as u64, codec, data, false);
+                    p.push(now, k as u64, k as u64, codec, data, false);
                 }
             }
             out.extend(p.pop(now));
@@ -266,31 +313,38 @@ mod tests {
     fn a_burst_is_worked_off_in_the_quiet_and_speech_plays_whole() {
         let t0 = Instant::now();
         let mut p = Playout::new(8000);
-        // 40 frames at once: speech, a pause of 15 silent frames, speech.
+        // Speech, a pause of 20 silent frames, speech; the first 12 frames
+        // arrive at once (a backlog), then one every 20 ms.
         let frame = |k: usize| -> Vec<u8> {
-            if (10..25).contains(&k) {
+            if (15..35).contains(&k) {
                 vec![0; 320]
             } else {
                 to_bytes(&voiced(160, k))
             }
         };
-        for k in 0..40 {
-            p.push(t0, k as u64, Codec::Pcm16, frame(k), false);
+        for k in 0..12 {
+            p.push(t0, k as u64, k as u64, Codec::Pcm16, frame(k), false);
         }
         let mut out = Vec::new();
-        for tick in 0..40u64 {
-            out.push(p.pop(t0 + Duration::from_millis(40 + tick * 20)));
+        for tick in 0..60u64 {
+            let now = t0 + Duration::from_millis(tick * 20);
+            let k = tick as usize + 12;
+            if k < 50 {
+                p.push(now, k as u64, k as u64, Codec::Pcm16, frame(k), false);
+            }
+            out.push(p.pop(now + Duration::from_millis(40)));
         }
         let s = p.stats();
         // The pause shrank; every speech frame played, in order, intact.
-        assert!(s.trimmed >= 10, "{s:?}");
+        assert!(s.trimmed >= 8, "{s:?}");
+        assert_eq!(s.jitter.skipped, 0);
         let loud: Vec<Vec<u8>> = out
             .iter()
             .filter(|f| !is_quiet(f))
             .map(|f| to_bytes(f))
             .collect();
-        let want: Vec<Vec<u8>> = (0..40)
-            .filter(|k| !(10..25).contains(k))
+        let want: Vec<Vec<u8>> = (0..50)
+            .filter(|k| !(15..35).contains(k))
             .map(frame)
             .collect();
         // (Then the stream ended, and its end was faded out.)

@@ -25,6 +25,7 @@ use crate::frame::{choose, read_caps, write_caps};
 use crate::keys::{
     commitment, derive, fingerprint, EphemeralKey, KeyError, PairId, Role, SessionKeys, NONCE_LEN,
 };
+use crate::loss::{Adapter, LossMeter};
 use crate::packet::{Discard, Inner, Kind, Opener, RtpHeader, Sealer, VERSION};
 
 mod audio;
@@ -136,8 +137,11 @@ pub enum Event {
     /// arrive in network order; the playout ([`crate::playout`]) reorders,
     /// paces, decodes and conceals them.
     Audio {
-        /// End-to-end sequence number of the frame.
+        /// End-to-end sequence number of the packet that carried it.
         seq: u64,
+        /// The frame index: 20 ms frames since the partner's stream began
+        /// (DTX's unsent ones counted), the frame's place in time.
+        frame: u64,
         /// The codec the frame is in (named inside the seal).
         codec: Codec,
         /// The encoded frame (PCM16 little-endian for [`Codec::Pcm16`]).
@@ -187,6 +191,12 @@ pub struct Stats {
     pub audio_bytes_received: u64,
     /// Redundant copies of earlier frames sent.
     pub redundant_sent: u64,
+    /// The partner's last loss report on our audio, in 256ths.
+    pub peer_loss: u8,
+    /// Earlier frames each audio packet carries now.
+    pub redundancy: u8,
+    /// The loss Opus's FEC is told to expect now, percent (0: none).
+    pub fec_loss: u8,
     /// Text packets retransmitted.
     pub text_retransmits: u64,
     /// Handshake messages retransmitted.
@@ -227,6 +237,19 @@ struct Secure {
     /// How many earlier frames each packet carries (0 to
     /// [`crate::frame::MAX_REDUNDANT`]).
     redundancy: usize,
+    /// Frames given to send (sent or left out by DTX): the next frame's
+    /// index.
+    tx_frame: u64,
+    /// The highest frame index received.
+    rx_frame: Option<u64>,
+    /// Our loss meter on the partner's audio, and what we make of the
+    /// partner's reports on ours.
+    meter: LossMeter,
+    adapter: Adapter,
+    /// The report our acks carry (the last keep-alive's).
+    report: Option<u8>,
+    /// Protection follows the reports (until set by hand).
+    auto: bool,
     tx_audio: Sealer,
     tx_text: Sealer,
     tx_ack: Sealer,
@@ -246,6 +269,12 @@ impl Secure {
             encoder,
             sent_frames: VecDeque::new(),
             redundancy: 0,
+            tx_frame: 0,
+            rx_frame: None,
+            meter: LossMeter::default(),
+            adapter: Adapter::default(),
+            report: None,
+            auto: true,
             tx_audio: Sealer::new(Kind::Audio, &keys.send_audio),
             tx_text: Sealer::new(Kind::Text, &keys.send_text),
             tx_ack: Sealer::new(Kind::TextAck, &keys.send_text),
@@ -516,6 +545,7 @@ impl Session {
                 return;
             }
             if self.keepalive_due.is_some_and(|d| now >= d) {
+                self.take_report();
                 self.send_ack();
                 self.stats.keepalives_sent += 1;
                 self.keepalive_due = Some(now + KEEPALIVE);

@@ -272,10 +272,14 @@ fn five_seconds_of_audio_arrive_bit_exact() {
             .filter_map(|e| match e {
                 Event::Audio {
                     seq,
+                    frame,
                     codec: Codec::Pcm16,
                     data,
                     redundant: false,
-                } => Some((seq, data)),
+                } => {
+                    assert_eq!(seq, frame, "PCM16 sends every frame");
+                    Some((seq, data))
+                }
                 _ => None,
             })
             .collect();
@@ -774,20 +778,21 @@ fn redundancy_carries_earlier_frames_inside_the_seal() {
         let mut any = std::collections::BTreeSet::new();
         for e in events(&mut s[1]) {
             if let Event::Audio {
-                seq,
+                frame,
                 data,
                 redundant,
                 codec: c,
+                ..
             } = e
             {
                 assert_eq!(c, codec);
                 if codec == Codec::Pcm16 {
-                    assert_eq!(data, tone(seq as usize), "frame {seq}");
+                    assert_eq!(data, tone(frame as usize), "frame {frame}");
                 }
                 if !redundant {
-                    primary.insert(seq);
+                    primary.insert(frame);
                 }
-                any.insert(seq);
+                any.insert(frame);
             }
         }
         // About a fifth lost, and nearly all of it rebuilt from the next
@@ -811,5 +816,59 @@ fn redundancy_carries_earlier_frames_inside_the_seal() {
             s[1].stats().dropped
         );
         assert!(s[0].stats().redundant_sent >= 190);
+    }
+}
+
+#[test]
+fn loss_reports_travel_sealed_and_the_sender_protects_itself() {
+    let mut now = Instant::now();
+    for (codec, want_red) in [(Codec::Opus, 1), (Codec::Pcm16, 2)] {
+        let (mut s, mut link) = codec_pair(78, &[codec], &[codec], &mut now);
+        events(&mut s[1]);
+        assert_eq!((s[0].stats().redundancy, s[0].stats().fec_loss), (0, 0));
+        // 15 % loss for 6 s: the receiver's keep-alives say so, and the
+        // sender adds copies of earlier frames (and Opus its FEC).
+        link.loss = 0.15;
+        let start = now;
+        let mut k = 0;
+        run(
+            &mut s,
+            &mut link,
+            &mut now,
+            Duration::from_secs(6),
+            |s, t| {
+                while (k as u128) < (t - start).as_millis() / 20 {
+                    s[0].send_audio(&tone(k)).unwrap();
+                    k += 1;
+                }
+            },
+        );
+        let st = s[0].stats().clone();
+        let reported = f64::from(st.peer_loss) / 2.56;
+        assert!((5.0..30.0).contains(&reported), "{codec:?}: {st:?}");
+        assert_eq!(usize::from(st.redundancy), want_red, "{codec:?}: {st:?}");
+        assert_eq!(st.fec_loss > 0, codec == Codec::Opus, "{st:?}");
+        assert!(st.redundant_sent > 0);
+        // A clean link again: the protection is taken back.
+        link.loss = 0.0;
+        let start = now;
+        run(
+            &mut s,
+            &mut link,
+            &mut now,
+            Duration::from_secs(20),
+            |s, t| {
+                while (k as u128) < 300 + (t - start).as_millis() / 20 {
+                    s[0].send_audio(&tone(k % 300)).unwrap();
+                    k += 1;
+                }
+            },
+        );
+        let st = s[0].stats();
+        assert_eq!(
+            (st.peer_loss, st.redundancy, st.fec_loss),
+            (0, 0, 0),
+            "{codec:?}: {st:?}"
+        );
     }
 }

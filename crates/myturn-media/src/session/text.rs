@@ -83,7 +83,10 @@ impl Session {
         let State::Established(sec) = &mut self.state else {
             return;
         };
-        let ack = self.next_expected.to_be_bytes();
+        // `next expected (4)`, then our last loss report on the
+        // partner's audio (1, in 256ths) once there is one.
+        let mut ack = self.next_expected.to_be_bytes().to_vec();
+        ack.extend(sec.report);
         let out = seal_with(&mut sec.tx_ack, &mut self.clock, &mut *self.rng, &ack);
         self.transmits.push_back(out);
     }
@@ -93,6 +96,9 @@ impl Session {
             return self.drop_counted(Discard::Truncated);
         };
         let next = u32::from_be_bytes(*head);
+        if let Some(&fraction) = plaintext.get(4) {
+            self.on_loss_report(fraction);
+        }
         // Cumulative: everything before `next` arrived.
         self.unacked
             .retain(|o| next.wrapping_sub(o.msg).wrapping_sub(1) >= (1 << 31));
