@@ -15,5 +15,6 @@ mod common;
 mod b2bua;
 mod netns_liveness;
 mod netns_nat;
+mod netns_quality;
 mod ng;
 mod nginx;
