@@ -52,6 +52,9 @@ pub struct PlainOptions {
     pub interests: Option<crate::api::Interests>,
     /// The codecs offered, most preferred first (`--codec`).
     pub codecs: Vec<myturn_media::codec::Codec>,
+    /// Echo cancellation, noise suppression and gain control on sound
+    /// devices (off with `--no-audio-processing`; never on WAV files).
+    pub processing: bool,
 }
 
 impl PlainOptions {
@@ -250,7 +253,7 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                         }
                         match wait_for_call(&mut client, &mut lines, &mut prx, &mut ctrl_c).await {
                             Waited::Call(c) => {
-                                let (pump, warnings) = Pump::new(*c, &opts.input, &opts.output);
+                                let (pump, warnings) = Pump::new(*c, &opts.input, &opts.output, opts.processing);
                                 for w in warnings {
                                     say(&format!("error {w}"));
                                 }

@@ -59,6 +59,10 @@ pub(crate) struct Pump {
     capture: Option<myturn_media::audio::Capture>,
     #[cfg(feature = "audio")]
     playback: Option<myturn_media::audio::Playback>,
+    /// Echo cancellation, noise suppression and gain control, when both
+    /// sides are sound devices (and not turned off).
+    #[cfg(feature = "audio")]
+    echo: Option<myturn_media::echo::EchoCanceller>,
 }
 
 impl std::fmt::Debug for Pump {
@@ -107,8 +111,15 @@ pub(crate) enum Heard {
 
 impl Pump {
     /// Opens the input and output for `call`; problems come back as
-    /// warnings (the call goes on without that side of the audio).
-    pub(crate) fn new(call: Call, input: &Input, output: &Output) -> (Pump, Vec<String>) {
+    /// warnings (the call goes on without that side of the audio). With
+    /// `processing`, a microphone and a speaker get echo cancellation,
+    /// noise suppression and gain control (WAV files never do).
+    pub(crate) fn new(
+        call: Call,
+        input: &Input,
+        output: &Output,
+        processing: bool,
+    ) -> (Pump, Vec<String>) {
         let mut warnings = Vec::new();
         let frames = match input {
             Input::Wav(p) => match wav::read(p, call.rate) {
@@ -145,6 +156,22 @@ impl Pump {
             },
             _ => None,
         };
+        #[cfg(feature = "audio")]
+        let echo = match (&capture, &playback, processing) {
+            (Some(_), Some(_), true) => {
+                use myturn_media::echo::{EchoCanceller, Processing};
+                match EchoCanceller::new(call.rate, Processing::ALL) {
+                    Ok(e) => Some(e),
+                    Err(e) => {
+                        warnings.push(format!("echo cancellation off: {e}"));
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        #[cfg(not(feature = "audio"))]
+        let _ = processing;
         let out = match output {
             Output::Wav(p) => match wav::Writer::create(p, call.rate) {
                 Ok(w) => Some(w),
@@ -172,6 +199,8 @@ impl Pump {
             capture,
             #[cfg(feature = "audio")]
             playback,
+            #[cfg(feature = "audio")]
+            echo,
         };
         (pump, warnings)
     }
@@ -181,7 +210,12 @@ impl Pump {
         #[cfg(feature = "audio")]
         if let Some(c) = self.capture.as_ref() {
             let frames: Vec<Vec<u8>> = std::iter::from_fn(|| c.frames.try_recv().ok()).collect();
-            for f in frames {
+            for mut f in frames {
+                if let Some(e) = self.echo.as_mut() {
+                    let mut pcm = myturn_media::codec::to_samples(&f);
+                    e.capture(&mut pcm);
+                    f = to_bytes(&pcm);
+                }
                 if !self.muted && self.call.media.send_audio(f).await.is_ok() {
                     self.sent += 1;
                 }
@@ -198,6 +232,9 @@ impl Pump {
         }
         #[cfg(feature = "audio")]
         if let Some(p) = self.playback.as_ref() {
+            if let Some(e) = self.echo.as_mut() {
+                e.render(&samples);
+            }
             p.play(frame);
         }
         if let Some(f) = self.input.get(self.next) {

@@ -31,6 +31,8 @@
 //!   and `--output-wav` alike.
 //! * `audio` (feature `audio`): capture and playback with cpal, device
 //!   listing and choice, resampling to and from the device's rate.
+//! * `echo` (feature `audio`): echo cancellation, noise suppression and
+//!   gain control for sound devices (WebRTC's audio processing module).
 //! * `resample` (internal): the streaming resampler the audio module uses.
 //! * [`wav`]: WAV input and output (PCM16, 8 or 16 kHz) for headless use.
 //! * [`driver`]: the thin tokio driver: one task owns a [`session::Session`]
@@ -70,6 +72,8 @@ pub mod audio;
 pub mod codec;
 pub mod conceal;
 pub mod driver;
+#[cfg(feature = "audio")]
+pub mod echo;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -53,6 +53,10 @@ struct Args {
     /// No audio at all: chat only.
     #[arg(long)]
     no_audio: bool,
+    /// No echo cancellation, noise suppression or gain control on the
+    /// sound devices (on by default with devices; WAV files never get it).
+    #[arg(long)]
+    no_audio_processing: bool,
     /// List sound devices and exit.
     #[arg(long)]
     list_devices: bool,
@@ -271,6 +275,7 @@ async fn main() -> ExitCode {
             .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
         rate: args.rate,
         codecs: args.codec.0,
+        processing: !args.no_audio_processing,
         peer_timeout: std::time::Duration::from_secs_f64(args.peer_timeout),
         answer_timeout: std::time::Duration::from_secs_f64(args.answer_timeout),
         interests: args

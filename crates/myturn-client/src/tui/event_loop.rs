@@ -188,7 +188,7 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
                     Ok((c, Some(Ok(call)))) => {
                         client = Some(c);
                         started = Instant::now();
-                        let (p, warnings) = Pump::new(call, &opts.input, &opts.output);
+                        let (p, warnings) = Pump::new(call, &opts.input, &opts.output, opts.processing);
                         pump = Some(p);
                         for w in warnings {
                             ui.on_progress(crate::call::Progress::Chat { from: "myturn".into(), text: w });
