@@ -29,10 +29,12 @@ pub const START_DELAY: Duration = Duration::from_millis(40);
 pub const MIN_DELAY: Duration = Duration::from_millis(20);
 /// Largest playout delay.
 pub const MAX_DELAY: Duration = Duration::from_millis(80);
-/// Frames buffered beyond which the oldest are skipped outright (300 ms:
-/// after a stall let loose, or a sender that stalled and sent its backlog
-/// at once, a conversation at that delay is worse than a lost moment).
-pub const HARD_LIMIT: usize = 15;
+/// Frames buffered beyond which the oldest are skipped outright (1 s: a
+/// sender or receiver starved of CPU for a moment lets its backlog loose
+/// at once, and the playout works that off in pauses without losing
+/// speech; at 300 ms the bit-exact call tests lost frames on a loaded
+/// machine).
+pub const HARD_LIMIT: usize = 50;
 
 /// One buffered frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -496,16 +498,16 @@ mod tests {
     #[test]
     fn a_burst_is_excess_and_only_a_huge_one_is_skipped() {
         let mut jb = JitterBuffer::new();
-        // 15 frames arrive at once after a stall: all kept, the excess
+        // 30 frames arrive at once after a stall: all kept, the excess
         // told (the playout works it off), nothing skipped.
-        let arrivals: Vec<(u64, u64)> = (0..HARD_LIMIT as u64).map(|n| (n, 0)).collect();
+        let arrivals: Vec<(u64, u64)> = (0..30).map(|n| (n, 0)).collect();
         let t0 = Instant::now();
         for &(n, _) in &arrivals {
             jb.push(t0, n, n, Codec::Pcm16, frame(n));
         }
-        assert!(jb.excess() >= 10, "{}", jb.excess());
+        assert!(jb.excess() >= 25, "{}", jb.excess());
         let out = play(&mut jb, &[], 800);
-        assert_eq!(played(&out), (0..HARD_LIMIT as u64).collect::<Vec<_>>());
+        assert_eq!(played(&out), (0..30).collect::<Vec<_>>());
         assert_eq!(jb.stats().skipped, 0);
         // Two seconds at once: the oldest beyond the limit are skipped.
         let mut jb = JitterBuffer::new();
