@@ -22,6 +22,8 @@
 //!   placeholders ([`Template`]).
 //! * **Network namespaces** ([`netns`]): a namespace on a veth, homes
 //!   behind NAT routers.
+//! * **Speech quality** ([`pesq`]): espeak-ng speech, PESQ scores, and
+//!   the Opus (opus-tools) and zeroed-frames references.
 //! * **Benchmark timing** ([`bench`](mod@bench)).
 //! * **The layering check** ([`layering`]): module dependencies inside each
 //!   library crate point one way (run by `tests/layering.rs`).
@@ -72,6 +74,7 @@ pub mod kamailio_node;
 pub mod layering;
 pub mod netns;
 pub mod nginx;
+pub mod pesq;
 pub mod ports;
 pub mod process;
 pub mod redis;

@@ -24,6 +24,10 @@ pub struct Client {
     pub bind_ip: IpAddr,
     /// The audio sample rate offered.
     pub rate: u32,
+    /// The codecs offered, most preferred first (`--codec`): Opus is
+    /// offered in SDP and in the sealed handshake, and used when the
+    /// partner offers it too; PCM16 always works.
+    pub codecs: Vec<myturn_media::codec::Codec>,
     /// Silence from the partner that ends a call (default 5 s).
     pub peer_timeout: Duration,
     /// How long each step of setting a call up may wait on the partner
@@ -79,7 +83,15 @@ pub struct ClientConfig {
     /// How often to say "still here" to the server (shorter than its
     /// `--lease`).
     pub keep_alive: Duration,
+    /// The codecs offered, most preferred first.
+    pub codecs: Vec<myturn_media::codec::Codec>,
 }
+
+/// What a client offers unless told otherwise: Opus, then PCM16.
+pub const DEFAULT_CODECS: [myturn_media::codec::Codec; 2] = [
+    myturn_media::codec::Codec::Opus,
+    myturn_media::codec::Codec::Pcm16,
+];
 
 impl ClientConfig {
     /// The server at `server`, trusting the web's roots, sockets bound to
@@ -91,6 +103,7 @@ impl ClientConfig {
             bind,
             rate,
             keep_alive: KEEP_ALIVE,
+            codecs: DEFAULT_CODECS.to_vec(),
         }
     }
 }
@@ -142,6 +155,7 @@ impl Client {
             sip,
             bind_ip,
             rate: config.rate,
+            codecs: config.codecs.clone(),
             peer_timeout: myturn_media::session::DEFAULT_PEER_TIMEOUT,
             answer_timeout: DEFAULT_ANSWER_TIMEOUT,
             interests: None,

@@ -188,7 +188,7 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
                     Ok((c, Some(Ok(call)))) => {
                         client = Some(c);
                         started = Instant::now();
-                        let (p, warnings) = Pump::new(call, &opts.input, &opts.output);
+                        let (p, warnings) = Pump::new(call, &opts.input, &opts.output, opts.processing);
                         pump = Some(p);
                         for w in warnings {
                             ui.on_progress(crate::call::Progress::Chat { from: "myturn".into(), text: w });
@@ -206,12 +206,17 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
                 if let Some(p) = pump.as_mut() {
                     p.tick().await;
                     if ticks % 10 == 0 {
-                        let (loss_percent, jitter_ms) = p.quality();
+                        let q = p.quality();
                         ui.set_figures(CallFigures {
                             level: p.level,
-                            loss_percent,
-                            jitter_ms,
+                            loss_percent: q.loss_percent,
+                            jitter_ms: q.jitter_ms,
                             elapsed: started.elapsed(),
+                            codec: q.codec.to_owned(),
+                            kbps: q.kbps,
+                            concealed: q.concealed,
+                            recovered: q.recovered,
+                            delay_ms: q.delay_ms,
                         });
                     }
                 } else if ticks % 10 == 0 {

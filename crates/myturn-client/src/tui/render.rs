@@ -239,9 +239,13 @@ fn call_panel(
         .block(boxed(" Call ")),
         head,
     );
+    let sound = format!(
+        " Level · {} {:.0} kbit/s · concealed {} · recovered {} · delay {:.0} ms ",
+        figures.codec, figures.kbps, figures.concealed, figures.recovered, figures.delay_ms
+    );
     f.render_widget(
         Gauge::default()
-            .block(boxed(" Level "))
+            .block(boxed(&sound))
             .ratio(figures.level.clamp(0.0, 1.0)),
         level,
     );

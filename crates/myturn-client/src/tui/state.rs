@@ -34,6 +34,15 @@ pub(crate) struct CallFigures {
     pub(crate) loss_percent: f64,
     pub(crate) jitter_ms: f64,
     pub(crate) elapsed: Duration,
+    /// The codec agreed end to end.
+    pub(crate) codec: String,
+    /// What this side sends, all headers included, kbit/s.
+    pub(crate) kbps: f64,
+    /// Lost frames concealed, and rebuilt (FEC, redundancy).
+    pub(crate) concealed: u64,
+    pub(crate) recovered: u64,
+    /// Playout delay, ms.
+    pub(crate) delay_ms: f64,
 }
 
 /// The screen being shown.

@@ -17,5 +17,6 @@ mod b2bua;
 mod kamailio_cluster;
 mod netns_liveness;
 mod netns_nat;
+mod netns_quality;
 mod ng;
 mod nginx;
