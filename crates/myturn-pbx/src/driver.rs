@@ -400,6 +400,7 @@ pub fn spawn_with(
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut copied_generation = u64::MAX;
         let mut copied_at = Instant::now() - SNAPSHOT_EVERY;
+        let (mut copied_blocks, mut published_blocked) = (0u64, false);
         loop {
             // Figures first: whoever reacts to what is sent next must see
             // them already.
@@ -417,6 +418,8 @@ pub fn spawn_with(
                         copied_generation = pbx.bindings_generation();
                     }
                     publish_blocked(&mut s, &pbx, now);
+                    copied_blocks = s.stats.blocks + s.stats.flood_blocks;
+                    published_blocked = s.blocked_ips > 0;
                     let (free, cap) = pbx.media_ports();
                     s.media = MediaSnapshot {
                         mode: mode.as_str(),
@@ -448,9 +451,14 @@ pub fn spawn_with(
             // than SNAPSHOT_EVERY even when the line goes quiet.
             // Relayed calls' counters move without any SIP traffic: keep
             // the copy fresh while there are some.
+            // A new block, or blocks listed (they lapse without traffic),
+            // too.
+            let st = pbx.stats();
             let pending = pbx.bindings_generation() != copied_generation
                 || relay.as_ref().is_some_and(|r| !r.is_empty())
-                || pbx.anchored_calls() > 0;
+                || pbx.anchored_calls() > 0
+                || st.blocks + st.flood_blocks != copied_blocks
+                || published_blocked;
             let deadline = [
                 pbx.poll_timeout(),
                 pending.then(|| copied_at + SNAPSHOT_EVERY),

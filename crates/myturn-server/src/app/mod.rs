@@ -72,6 +72,8 @@ pub struct App {
     tls: Option<Arc<tls::CertStore>>,
     /// `--interest-blocklist` and the terms read from it.
     blocklist: Option<(PathBuf, Arc<Blocklist>)>,
+    /// Per-IP connection and request limits on the HTTP API (#26).
+    http_limits: Arc<crate::http::limits::HttpLimits>,
 }
 
 /// Reads `--interest-blocklist`.
@@ -140,6 +142,7 @@ impl App {
         let fanout = Arc::new(Fanout::default());
         let store = Arc::new(MemoryStore::new(core, fanout.clone(), sync.clone()));
         Ok(App {
+            http_limits: crate::http::limits::HttpLimits::new(settings::http_limits(cfg)),
             builtin: pbx.builtin,
             tls,
             blocklist: cfg.interest_blocklist.clone().map(|path| (path, blocklist)),
@@ -170,7 +173,7 @@ impl App {
 
     /// The HTTP router over this app's state.
     pub fn router(&self) -> axum::Router {
-        crate::http::router(self.state.clone())
+        crate::http::router(self.state.clone(), self.http_limits.clone())
     }
 
     /// Serves HTTP on `listener` and runs the background tasks (PBX sync,
@@ -242,7 +245,7 @@ impl App {
                     ),
                 );
                 tls::serve(
-                    listener,
+                    crate::http::limits::Limited::new(listener, self.http_limits.clone()),
                     store.server_config(),
                     router,
                     shutdown,
@@ -251,12 +254,14 @@ impl App {
                 .await
             }
             None => {
+                // Per-IP connection limit, and TCP_NODELAY: events are
+                // small writes; Nagle would hold one back behind an
+                // unacknowledged ping for the peer's delayed ACK (40 ms).
                 use axum::serve::ListenerExt;
-                // Events are small writes; Nagle would hold one back behind
-                // an unacknowledged ping for the peer's delayed ACK (40 ms).
-                let listener = listener.tap_io(|tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
+                let listener =
+                    crate::http::limits::Limited::new(listener, self.http_limits.clone())
+                        // axum's ConnectInfo<SocketAddr> is for a tapped listener.
+                        .tap_io(|_| ());
                 axum::serve(
                     listener,
                     self.router()

@@ -52,3 +52,16 @@ pub(super) fn core_config(cfg: &Config, settings: &Settings) -> CoreConfig {
         interest_wait: Duration::from_secs(cfg.interest_wait),
     }
 }
+
+/// The HTTP API's per-IP limits (#26): off with `--rate-limits off`.
+pub(super) fn http_limits(cfg: &Config) -> crate::http::limits::HttpLimitConfig {
+    use crate::http::limits::HttpLimitConfig;
+    if cfg.rate_limits == crate::config::Switch::Off {
+        return HttpLimitConfig::off();
+    }
+    HttpLimitConfig {
+        conns_per_ip: cfg.http_conn_limit,
+        requests: cfg.http_rate_limit.0,
+        trusted_proxies: cfg.trusted_proxy.clone(),
+    }
+}

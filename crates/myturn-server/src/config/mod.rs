@@ -158,6 +158,20 @@ pub struct Config {
     #[arg(long, env = "MYTURN_SIP_TRUSTED", default_value = "127.0.0.0/8,::1")]
     pub sip_trusted: Nets,
 
+    /// Most TCP connections open at once to the HTTP API from one IP
+    /// (WebSockets included); past it a new one is answered 429 and
+    /// closed. 0: no limit. --trusted-proxy peers are not counted (the
+    /// clients they name are held to --http-rate-limit). Off with
+    /// --rate-limits off.
+    #[arg(long, env = "MYTURN_HTTP_CONN_LIMIT", default_value_t = 256)]
+    pub http_conn_limit: u32,
+
+    /// HTTP requests a second from one client IP, `RATE/BURST` or `off`;
+    /// past it 429 `rate_limited` with Retry-After, before the request is
+    /// routed or its body read. Off with --rate-limits off.
+    #[arg(long, env = "MYTURN_HTTP_RATE_LIMIT", default_value = "100/200")]
+    pub http_rate_limit: RateLimit,
+
     /// Directory holding Asterisk's config. The server writes only its own
     /// files there (myturn_sip.conf or myturn_pjsip.conf, and
     /// myturn_extensions.conf), rewriting them whole.
