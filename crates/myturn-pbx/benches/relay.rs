@@ -15,8 +15,9 @@
 //!   from socket to socket; the relay's figure minus the direct one is what
 //!   the relay adds.
 //!
-//! Both relays get two threads: the built-in one a 2-worker tokio runtime,
-//! rtpengine `--num-threads=2`. Without `rtpengine` installed only the
+//! Both relays get two threads: the built-in one its shards (one
+//! current-thread runtime per core, calls spread over them), rtpengine
+//! `--num-threads=2`. Without `rtpengine` installed only the
 //! built-in relay is measured.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -42,13 +43,14 @@ fn lo() -> IpAddr {
 /// Clock ticks per second for /proc's utime and stime.
 const HZ: f64 = 100.0;
 
-/// utime + stime, seconds, of the threads of this process named `name`.
+/// utime + stime, seconds, of the threads of this process whose names
+/// start with `name` (the relay's shards are `relay-0`, `relay-1`, …).
 fn threads_cpu(name: &str) -> f64 {
     let mut ticks = 0u64;
     for t in std::fs::read_dir("/proc/self/task").unwrap() {
         let dir = t.unwrap().path();
         let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        if comm.trim() == name {
+        if comm.trim().starts_with(name) {
             ticks += stat_ticks(&std::fs::read_to_string(dir.join("stat")).unwrap_or_default());
         }
     }
@@ -413,7 +415,7 @@ fn main() {
     println!("relay benchmark: N calls × 50 datagrams/s each way, {PACKET} bytes, {WINDOW:?} measured after {WARMUP:?}");
     println!("| calls | relay | forwarded/s | delivered | CPU µs/datagram | one-way p50 / p99 µs (relay) | (direct) | added p50 / p99 µs |");
     println!("|---|---|---|---|---|---|---|---|");
-    for n in [100usize, 400] {
+    for n in [100usize, 400, 1000] {
         let ours = builtin(n);
         let theirs = rtpengine(n);
         for (name, r) in [("built-in", Some(&ours)), ("rtpengine", theirs.as_ref())] {

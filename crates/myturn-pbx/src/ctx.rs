@@ -145,8 +145,12 @@ impl Ctx<'_> {
             None => reply,
         };
         let bytes = reply.for_source(req, src);
+        let dest = build::response_dest(req, src);
+        if req.method() == &myturn_sip::msg::Method::REGISTER {
+            // Answered statelessly: no transaction to record it in.
+            return self.sh.send(dest, bytes);
+        }
         let key = build::server_key(req);
-        self.sh
-            .answer(now, key, code, bytes, build::response_dest(req, src));
+        self.sh.answer(now, key, code, bytes, dest);
     }
 }

@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use myturn_rt::{drain, sleep_until, Sink};
+use myturn_rt::{drain, Sink};
 use myturn_sip::stream::{Frame, Framer, Side, PONG};
 use myturn_sip::Transmit;
 
@@ -26,6 +26,8 @@ use crate::relay_driver::{RelayCall, RelayIo};
 
 /// Largest datagram read (the parser applies the configured limit).
 const MAX_DATAGRAM: usize = 65_535;
+/// Datagrams handled per wake-up before what they produced is sent.
+const RECV_BATCH: usize = 32;
 /// Longest the shared copy of the binding list may lag behind.
 const SNAPSHOT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 /// Most blocked sources listed in the shared copy (the count is exact).
@@ -401,6 +403,9 @@ pub fn spawn_with(
         let mut copied_generation = u64::MAX;
         let mut copied_at = Instant::now() - SNAPSHOT_EVERY;
         let (mut copied_blocks, mut published_blocked) = (0u64, false);
+        let timer = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
         loop {
             // Figures first: whoever reacts to what is sent next must see
             // them already.
@@ -459,19 +464,38 @@ pub fn spawn_with(
                 || pbx.anchored_calls() > 0
                 || st.blocks + st.flood_blocks != copied_blocks
                 || published_blocked;
-            let deadline = [
+            let deadline: Option<Instant> = [
                 pbx.poll_timeout(),
                 pending.then(|| copied_at + SNAPSHOT_EVERY),
             ]
             .into_iter()
             .flatten()
             .min();
+            // One timer, moved only when the deadline does.
+            if deadline != armed {
+                if let Some(d) = deadline {
+                    timer.as_mut().reset(d.into());
+                }
+                armed = deadline;
+            }
             tokio::select! {
                 r = socket.recv_from(&mut buf) => match r {
-                    Ok((n, from)) => pbx.handle_datagram(Instant::now(), from, buf.get(..n).unwrap_or(&[])),
+                    Ok((n, from)) => {
+                        let now = Instant::now();
+                        pbx.handle_datagram(now, from, buf.get(..n).unwrap_or(&[]));
+                        // What else is queued, before answering: one pass
+                        // of this loop (figures, timer, select) per batch,
+                        // not per datagram.
+                        for _ in 1..RECV_BATCH {
+                            match socket.try_recv_from(&mut buf) {
+                                Ok((n, from)) => pbx.handle_datagram(now, from, buf.get(..n).unwrap_or(&[])),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     Err(e) => tracing::debug!(error = %e, "SIP socket receive error"),
                 },
-                _ = sleep_until(deadline) => pbx.handle_timeout(Instant::now()),
+                _ = &mut timer, if deadline.is_some() => pbx.handle_timeout(Instant::now()),
                 Some(c) = conn_rx.recv() => match c {
                     Conn::Open(peer, tx) => { tls_conns.insert(peer, tx); }
                     Conn::Message(peer, m) => pbx.handle_datagram(Instant::now(), peer, &m),

@@ -220,9 +220,12 @@ struct Source {
     /// When the buckets were last filled.
     refilled: Instant,
     proven_until: Option<Instant>,
-    /// Failed authentications within the window.
-    failures: VecDeque<Instant>,
-    block: Option<Block>,
+    /// Failed authentications within the window (boxed, like the block:
+    /// most sources have neither, and every source costs memory; a boxed
+    /// deque is one word here, a bare one four).
+    #[allow(clippy::box_collection)]
+    failures: Option<Box<VecDeque<Instant>>>,
+    block: Option<Box<Block>>,
 }
 
 impl Source {
@@ -232,7 +235,7 @@ impl Source {
             answers: f.answers.burst as f32,
             refilled: now,
             proven_until: None,
-            failures: VecDeque::new(),
+            failures: None,
             block: None,
         }
     }
@@ -254,7 +257,8 @@ impl Source {
             && self.proven_until.is_none_or(|t| t <= now)
             && self
                 .failures
-                .back()
+                .as_ref()
+                .and_then(|f| f.back())
                 .is_none_or(|t| now.duration_since(*t) > window)
             && (f.requests.is_off() || self.tokens >= f.requests.burst as f32)
             && (f.answers.is_off() || self.answers >= f.answers.burst as f32)
@@ -343,7 +347,7 @@ impl Guard {
                 return false;
             }
             s.block = None;
-            s.failures.clear();
+            s.failures = None;
         }
         if !limited {
             return true;
@@ -352,13 +356,13 @@ impl Guard {
             s.tokens -= 1.0;
             return true;
         }
-        s.block = Some(Block {
+        s.block = Some(Box::new(Block {
             reason: BlockReason::Flood,
             since: now,
             until: now + block_for,
             packets: 1,
             bytes: len as u64,
-        });
+        }));
         stats.flood_blocks += 1;
         stats.blocked_packets += 1;
         stats.blocked_bytes += len as u64;
@@ -409,7 +413,7 @@ impl Guard {
     pub(crate) fn is_blocked(&self, ip: IpAddr, now: Instant) -> bool {
         self.sources
             .get(&ip)
-            .and_then(|s| s.block)
+            .and_then(|s| s.block.as_ref())
             .is_some_and(|b| b.until > now)
     }
 
@@ -433,24 +437,24 @@ impl Guard {
         let Some(s) = self.entry(cfg, now, ip) else {
             return;
         };
-        s.failures.push_back(now);
-        while s
-            .failures
+        let failures = s.failures.get_or_insert_with(Box::default);
+        failures.push_back(now);
+        while failures
             .front()
             .is_some_and(|t| now.duration_since(*t) > window)
         {
-            s.failures.pop_front();
+            failures.pop_front();
         }
-        let n = s.failures.len() as u32;
+        let n = failures.len() as u32;
         tracing::info!(%ip, user = %who, failures = n, "SIP authentication failed");
-        if n >= cfg.fail_limit && s.block.is_none_or(|b| b.until <= now) {
-            s.block = Some(Block {
+        if n >= cfg.fail_limit && s.block.as_ref().is_none_or(|b| b.until <= now) {
+            s.block = Some(Box::new(Block {
                 reason: BlockReason::AuthFailures,
                 since: now,
                 until: now + cfg.block_for,
                 packets: 0,
                 bytes: 0,
-            });
+            }));
             stats.blocks += 1;
             tracing::warn!(%ip, failures = n, block_secs = cfg.block_for.as_secs(), "SIP source blocked after repeated authentication failures");
             events.push_back(Event::Blocked { ip, failures: n });
@@ -474,7 +478,7 @@ impl Guard {
             .sources
             .iter()
             .filter_map(|(ip, s)| {
-                let b = s.block?;
+                let b = s.block.as_deref()?;
                 (b.until > now).then_some(Blocked {
                     ip: *ip,
                     reason: b.reason,
@@ -493,7 +497,7 @@ impl Guard {
     pub(crate) fn blocked_count(&self, now: Instant) -> usize {
         self.sources
             .values()
-            .filter(|s| s.block.is_some_and(|b| b.until > now))
+            .filter(|s| s.block.as_ref().is_some_and(|b| b.until > now))
             .count()
     }
 
@@ -511,9 +515,13 @@ impl Guard {
         let window = cfg.fail_window;
         self.sources.retain(|_, s| {
             s.refill(&cfg.flood, now);
-            if s.block.is_some_and(|b| b.until <= now)
-                && !(s.block.is_some_and(|b| b.reason == BlockReason::Flood) && s.tokens < 1.0)
-            {
+            let lapsed = s.block.as_ref().is_some_and(|b| b.until <= now);
+            let flooding = s
+                .block
+                .as_ref()
+                .is_some_and(|b| b.reason == BlockReason::Flood)
+                && s.tokens < 1.0;
+            if lapsed && !flooding {
                 s.block = None;
             }
             !s.idle(&cfg.flood, window, now)
