@@ -442,19 +442,21 @@ async fn run(
             // Counted before it leaves: whoever sees it arrive sees it
             // counted.
             counters[side.index()].store(&path.leg(side).stats);
-            if let Verdict::Forward { dest } = verdict {
-                // A full socket buffer drops the datagram, as the network
-                // would; RTP does not wait.
-                let _ = tx.try_send_to(buf.get(..n).unwrap_or_default(), dest);
-            }
             if latched.is_none() {
                 if let Some(at) = path.leg(side).latched {
                     // From now on only `at` is read on this port: the
-                    // kernel drops everyone else's datagrams unread.
+                    // kernel drops everyone else's datagrams unread
+                    // (connected before the latching datagram goes on, so
+                    // no stranger slips in after it).
                     if let Err(e) = rx.connect(at).await {
                         tracing::debug!(id, %at, error = %e, "relay socket not connected; strangers are dropped here");
                     }
                 }
+            }
+            if let Verdict::Forward { dest } = verdict {
+                // A full socket buffer drops the datagram, as the network
+                // would; RTP does not wait.
+                let _ = tx.try_send_to(buf.get(..n).unwrap_or_default(), dest);
             }
         }
         counters[side.index()].store(&path.leg(side).stats);
