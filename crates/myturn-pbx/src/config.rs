@@ -8,7 +8,7 @@ use myturn_sip::digest::Algorithm;
 use myturn_sip::msg;
 use myturn_sip::transaction::Timers;
 
-use crate::guard::FloodConfig;
+use crate::limits::FloodConfig;
 use crate::media::MediaMode;
 
 /// One SIP account: the pairing server's user.

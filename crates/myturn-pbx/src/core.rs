@@ -28,7 +28,8 @@ use rsip::headers::{self as h, UntypedHeader};
 
 pub use crate::config::{Account, Config};
 use crate::ctx::{Ctx, Shared};
-pub use crate::guard::{BlockReason, Blocked, FloodConfig, Limit, Net};
+pub use crate::guard::{BlockReason, Blocked};
+pub use crate::limits::{FloodConfig, Limit, Net};
 use crate::media::{Anchoring, MediaCallInfo, MediaCommand};
 use crate::proxy::Proxy;
 use crate::registrar::Registrar;

@@ -77,6 +77,7 @@ pub mod driver;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod guard;
+pub mod limits;
 pub mod media;
 #[doc(hidden)] // rtpengine's protocol: for the tests and benches that play rtpengine
 pub mod ng;

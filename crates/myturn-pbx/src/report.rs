@@ -33,7 +33,7 @@ pub enum Event {
         failures: u32,
     },
     /// The IP sent faster than
-    /// [`FloodConfig::requests`](crate::guard::FloodConfig::requests): ignored
+    /// [`FloodConfig::requests`](crate::limits::FloodConfig::requests): ignored
     /// for [`Config::block_for`](crate::core::Config::block_for), renewed
     /// while it keeps on.
     Flooding {
