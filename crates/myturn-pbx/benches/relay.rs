@@ -323,18 +323,23 @@ fn audio_port(sdp: &[u8]) -> u16 {
     m.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// One ng request and its answer, sent again (same cookie: rtpengine
+/// answers a repeat from its cache) if no answer came within the socket's
+/// read timeout, as when rtpengine is still starting on a loaded machine.
 fn ng_call(ctl: &StdUdpSocket, to: SocketAddr, cookie: &str, dict: &ng::Ben) -> Reply {
-    ctl.send_to(&ng::frame(cookie, dict), to).unwrap();
     let mut buf = vec![0u8; 65_536];
-    loop {
-        let (n, _) = ctl.recv_from(&mut buf).expect("rtpengine answers");
-        if let Some(r) = Reply::parse(&buf[..n]) {
-            if r.cookie == cookie {
-                assert!(r.ok, "{:?}", r.error);
-                return r;
+    for _attempt in 0..5 {
+        ctl.send_to(&ng::frame(cookie, dict), to).unwrap();
+        while let Ok((n, _)) = ctl.recv_from(&mut buf) {
+            if let Some(r) = Reply::parse(&buf[..n]) {
+                if r.cookie == cookie {
+                    assert!(r.ok, "{:?}", r.error);
+                    return r;
+                }
             }
         }
     }
+    panic!("rtpengine does not answer on {to}");
 }
 
 fn rtpengine(n: usize) -> Option<Result> {

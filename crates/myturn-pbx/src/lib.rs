@@ -90,3 +90,4 @@ mod report;
 mod rewrite;
 mod rtpengine;
 mod timer;
+mod udp_batch;

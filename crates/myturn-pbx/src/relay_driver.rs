@@ -9,7 +9,10 @@
 //! ([`RelayIo::new`]): a call's task never leaves its thread, so a
 //! datagram wakes one task on one thread, with no work-stealing between
 //! cores ([`RelayIo::in_runtime`] keeps them on the caller's runtime, for
-//! tests on a paused clock).
+//! tests on a paused clock). Each wake-up reads the socket in batches
+//! ([`crate::udp_batch`]: `recvmmsg`, readiness cleared when the queue is
+//! left empty, so a lone datagram costs one read and one send, not the
+//! extra read that only says "would block").
 //!
 //! Unallocated ports have no socket at all, so a flood aimed at them never
 //! reaches this process. Once a side latched, its socket is connected to
@@ -28,17 +31,29 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-use tokio::net::UdpSocket;
+use std::cell::RefCell;
+use std::io::IoSliceMut;
+
+use quinn_udp::RecvMeta;
 use tokio::sync::mpsc;
 
 use crate::media::MediaCommand;
 use crate::relay::{Leg, LegStats, MediaPath, Side, Verdict};
+use crate::udp_batch::{BatchSocket, Received, BATCH as RECV_BATCH};
 
 /// Largest datagram relayed. A datagram that fills the buffer may have
 /// been cut short, so it is dropped, never forwarded truncated.
 const MAX_DATAGRAM: usize = 8192;
-/// Datagrams read from one socket per wake-up before the task yields.
-const BATCH: usize = 64;
+/// Batched reads from one socket per wake-up before the task yields (up
+/// to [`RECV_BATCH`] datagrams each).
+const ROUNDS: usize = 4;
+
+thread_local! {
+    /// The receive buffers, one set per thread: a call's task uses them
+    /// between two awaits only, so the calls on a shard share them (a
+    /// batch of [`MAX_DATAGRAM`]-byte buffers per thread, not per call).
+    static BUFS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 /// A relayed call's end, reported by the relay itself.
 pub type Ended = (u64, &'static str);
@@ -122,7 +137,7 @@ impl Start {
             counters,
             ended,
         } = self;
-        let sockets = match (UdpSocket::from_std(a), UdpSocket::from_std(b)) {
+        let sockets = match (BatchSocket::new(a), BatchSocket::new(b)) {
             (Ok(a), Ok(b)) => [a, b],
             (Err(e), _) | (_, Err(e)) => {
                 tracing::warn!(id, error = %e, "relay sockets cannot be registered: call has no media");
@@ -396,17 +411,16 @@ impl RelayIo {
 /// (the control sender dropped) or media timeout.
 async fn run(
     id: u64,
-    sockets: [UdpSocket; 2],
+    sockets: [BatchSocket; 2],
     mut path: MediaPath,
     mut ctl: mpsc::UnboundedReceiver<(Side, SocketAddr)>,
     counters: Arc<[LegCounters; 2]>,
     ended: mpsc::UnboundedSender<Ended>,
 ) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
     let silence = tokio::time::sleep_until(path.poll_timeout().into());
     tokio::pin!(silence);
     loop {
-        let side = tokio::select! {
+        let (side, mut guard) = tokio::select! {
             // Control first: an SDP sent before a datagram is applied
             // before the datagram is read, whichever thread this runs on.
             biased;
@@ -414,8 +428,8 @@ async fn run(
                 Some((side, sdp)) => { path.set_sdp(side, sdp); continue }
                 None => return,
             },
-            r = sockets[0].readable() => match r { Ok(()) => Side::Caller, Err(_) => continue },
-            r = sockets[1].readable() => match r { Ok(()) => Side::Callee, Err(_) => continue },
+            r = sockets[0].readable() => match r { Ok(g) => (Side::Caller, g), Err(_) => continue },
+            r = sockets[1].readable() => match r { Ok(g) => (Side::Callee, g), Err(_) => continue },
             _ = &mut silence => {
                 if path.handle_timeout(now()) {
                     let _ = ended.send((id, "media timeout"));
@@ -426,39 +440,73 @@ async fn run(
             }
         };
         let (rx, tx) = (&sockets[side.index()], &sockets[side.other().index()]);
-        for _ in 0..BATCH {
-            let (n, from) = match rx.try_recv_from(&mut buf) {
-                Ok(r) => r,
-                Err(_) => break, // WouldBlock, or an ICMP error report
-            };
-            if n == buf.len() {
-                // Possibly truncated: never forward a cut payload.
-                let _ = from;
-                path.drop_packet(side);
-                continue;
-            }
-            let latched = path.leg(side).latched;
-            let verdict = path.handle_packet(now(), side, from, n);
-            // Counted before it leaves: whoever sees it arrive sees it
-            // counted.
-            counters[side.index()].store(&path.leg(side).stats);
-            if latched.is_none() {
-                if let Some(at) = path.leg(side).latched {
-                    // From now on only `at` is read on this port: the
-                    // kernel drops everyone else's datagrams unread
-                    // (connected before the latching datagram goes on, so
-                    // no stranger slips in after it).
-                    if let Err(e) = rx.connect(at).await {
-                        tracing::debug!(id, %at, error = %e, "relay socket not connected; strangers are dropped here");
-                    }
+        BUFS.with_borrow_mut(|bufs| {
+            bufs.resize(RECV_BATCH * MAX_DATAGRAM, 0);
+            let mut meta = [RecvMeta::default(); RECV_BATCH];
+            for _ in 0..ROUNDS {
+                let got = {
+                    let mut chunks = bufs.chunks_exact_mut(MAX_DATAGRAM);
+                    let mut slices: [IoSliceMut<'_>; RECV_BATCH] =
+                        std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
+                    rx.recv(&mut guard, &mut slices, &mut meta)
+                };
+                let (n, full) = match got {
+                    Received::Some { n, full } => (n, full),
+                    Received::Nothing => break,
+                };
+                for (m, buf) in meta.iter().zip(bufs.chunks_exact(MAX_DATAGRAM)).take(n) {
+                    forward(id, &mut path, side, rx, tx, buf, m, &counters);
+                }
+                if !full {
+                    break;
                 }
             }
-            if let Verdict::Forward { dest } = verdict {
-                // A full socket buffer drops the datagram, as the network
-                // would; RTP does not wait.
-                let _ = tx.try_send_to(buf.get(..n).unwrap_or_default(), dest);
+        });
+        counters[side.index()].store(&path.leg(side).stats);
+    }
+}
+
+/// The datagrams in one received buffer (`buf`, as `meta` says), each
+/// through the path and on to the other side if it says so.
+#[allow(clippy::too_many_arguments)]
+fn forward(
+    id: u64,
+    path: &mut MediaPath,
+    side: Side,
+    rx: &BatchSocket,
+    tx: &BatchSocket,
+    buf: &[u8],
+    meta: &RecvMeta,
+    counters: &[LegCounters; 2],
+) {
+    let Some((from, pieces)) = Received::datagrams(buf, meta) else {
+        // Possibly truncated: never forward a cut payload.
+        path.drop_packet(side);
+        return;
+    };
+    for (start, end) in pieces {
+        let latched = path.leg(side).latched;
+        let verdict = path.handle_packet(now(), side, from, end - start);
+        // Counted before it leaves: whoever sees it arrive sees it
+        // counted.
+        counters[side.index()].store(&path.leg(side).stats);
+        if latched.is_none() {
+            if let Some(at) = path.leg(side).latched {
+                // From now on only `at` is read on this port: the kernel
+                // drops everyone else's datagrams unread (connected before
+                // the latching datagram goes on, so no stranger slips in
+                // after it).
+                if let Err(e) = rx.socket().connect(at) {
+                    tracing::debug!(id, %at, error = %e, "relay socket not connected; strangers are dropped here");
+                }
             }
         }
-        counters[side.index()].store(&path.leg(side).stats);
+        if let Verdict::Forward { dest } = verdict {
+            // A full socket buffer drops the datagram, as the network
+            // would; RTP does not wait.
+            let _ = tx
+                .socket()
+                .send_to(buf.get(start..end).unwrap_or_default(), dest);
+        }
     }
 }
