@@ -10,7 +10,7 @@
 //! datagram wakes one task on one thread, with no work-stealing between
 //! cores ([`RelayIo::in_runtime`] keeps them on the caller's runtime, for
 //! tests on a paused clock). Each wake-up reads the socket in batches
-//! ([`crate::udp_batch`]: `recvmmsg`, readiness cleared when the queue is
+//! (the private `udp_batch` module: `recvmmsg`, readiness cleared when the queue is
 //! left empty, so a lone datagram costs one read and one send, not the
 //! extra read that only says "would block").
 //!
