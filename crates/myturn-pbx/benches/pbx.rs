@@ -388,10 +388,18 @@ fn main() {
         register_run(dir.path(), t, 2_000, &[]);
     }
     let (mut r_ours, mut r_k1, mut r_k2) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..3 {
-        r_ours.push(register_run(dir.path(), ours, n, &ours_stat));
-        r_k1.push(register_run(dir.path(), kam1, n, &k1_stat));
-        r_k2.push(register_run(dir.path(), kam2, n, &k2_stat));
+    println!("REGISTER+auth runs (rate /s, server CPU µs per REGISTER), alternating:");
+    for run in 1..=3 {
+        let o = register_run(dir.path(), ours, n, &ours_stat);
+        let a = register_run(dir.path(), kam1, n, &k1_stat);
+        let b = register_run(dir.path(), kam2, n, &k2_stat);
+        println!(
+            "  run {run}: built-in {:.0} /s {:.1} µs | Kamailio(1) {:.0} /s {:.1} µs | Kamailio(2) {:.0} /s {:.1} µs | rate ÷ Kamailio(2) {:.2}, CPU ÷ Kamailio(2) {:.2}",
+            o.0, o.2, a.0, a.2, b.0, b.2, o.0 / b.0, o.2 / b.2
+        );
+        r_ours.push(o);
+        r_k1.push(a);
+        r_k2.push(b);
     }
     let med = |v: &mut Vec<(f64, u64, f64)>| {
         v.sort_by(|a, b| a.0.total_cmp(&b.0));
