@@ -146,6 +146,14 @@ impl Kamailio {
         self
     }
 
+    /// `-A define`: switches on a script's `#!ifdef` part, or sets a
+    /// `NAME=value` the script uses (the auth proxy's `WITH_PIKE` and
+    /// `PIKE_DENSITY`).
+    pub fn define(mut self, define: &'static str) -> Kamailio {
+        self.defines.push(define);
+        self
+    }
+
     /// A TLS listener on `port` too, with the tls module's config file
     /// `config` (only [`Script::AuthProxy`] has one).
     pub fn tls(mut self, port: u16, config: &Path) -> Kamailio {

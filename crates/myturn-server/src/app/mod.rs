@@ -66,6 +66,8 @@ pub struct App {
     tls: Option<Arc<tls::CertStore>>,
     /// `--interest-blocklist` and the terms read from it.
     blocklist: Option<(PathBuf, Arc<Blocklist>)>,
+    /// Per-IP connection and request limits on the HTTP API (#26).
+    http_limits: Arc<crate::http::limits::HttpLimits>,
 }
 
 /// Everything but the store.
@@ -74,6 +76,7 @@ struct Parts {
     builtin: Option<BuiltinPbx>,
     tls: Option<Arc<tls::CertStore>>,
     blocklist: Option<(PathBuf, Arc<Blocklist>)>,
+    http_limits: Arc<crate::http::limits::HttpLimits>,
     sync: Arc<PbxSync>,
     settings: Settings,
     fanout: Arc<Fanout>,
@@ -108,6 +111,7 @@ impl Parts {
             builtin: pbx.builtin,
             tls,
             blocklist: cfg.interest_blocklist.clone().map(|path| (path, blocklist)),
+            http_limits: crate::http::limits::HttpLimits::new(settings::http_limits(cfg)),
             sync: Arc::new(pbx.sync),
             settings,
             fanout: Arc::new(Fanout::default()),
@@ -120,6 +124,7 @@ impl Parts {
             builtin: self.builtin,
             tls: self.tls,
             blocklist: self.blocklist,
+            http_limits: self.http_limits,
             state: AppState::new(Inner {
                 store,
                 fanout: self.fanout,
@@ -187,6 +192,6 @@ impl App {
 
     /// The HTTP router over this app's state.
     pub fn router(&self) -> axum::Router {
-        crate::http::router(self.state.clone())
+        crate::http::router(self.state.clone(), self.http_limits.clone())
     }
 }

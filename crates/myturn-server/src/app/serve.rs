@@ -85,7 +85,7 @@ impl App {
                     ),
                 );
                 tls::serve(
-                    listener,
+                    crate::http::limits::Limited::new(listener, self.http_limits.clone()),
                     store.server_config(),
                     router,
                     shutdown,
@@ -94,12 +94,14 @@ impl App {
                 .await
             }
             None => {
+                // Per-IP connection limit, and TCP_NODELAY: events are
+                // small writes; Nagle would hold one back behind an
+                // unacknowledged ping for the peer's delayed ACK (40 ms).
                 use axum::serve::ListenerExt;
-                // Events are small writes; Nagle would hold one back behind
-                // an unacknowledged ping for the peer's delayed ACK (40 ms).
-                let listener = listener.tap_io(|tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
+                let listener =
+                    crate::http::limits::Limited::new(listener, self.http_limits.clone())
+                        // axum's ConnectInfo<SocketAddr> is for a tapped listener.
+                        .tap_io(|_| ());
                 axum::serve(
                     listener,
                     self.router()

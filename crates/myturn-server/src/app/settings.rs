@@ -70,3 +70,16 @@ fn default_node_id() -> String {
         .unwrap_or_else(|| "node".into());
     format!("{host}-{:06x}", rand::random::<u32>() & 0xff_ffff)
 }
+
+/// The HTTP API's per-IP limits (#26): off with `--rate-limits off`.
+pub(super) fn http_limits(cfg: &Config) -> crate::http::limits::HttpLimitConfig {
+    use crate::http::limits::HttpLimitConfig;
+    if cfg.rate_limits == crate::config::Switch::Off {
+        return HttpLimitConfig::off();
+    }
+    HttpLimitConfig {
+        conns_per_ip: cfg.http_conn_limit,
+        requests: cfg.http_rate_limit.0,
+        trusted_proxies: cfg.trusted_proxy.clone(),
+    }
+}

@@ -1,11 +1,13 @@
 //! Command-line flags and `MYTURN_*` environment variables: [`Config`],
 //! and the values they take ([`values`]).
 
+mod edge;
 mod values;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use edge::{Nets, RateLimit};
 pub(crate) use values::canonical;
 pub use values::{
     Admission, Cidr, DigestAlgorithm, LogFormat, MediaRelay, NgAddr, PbxKind, PortRange,
@@ -128,9 +130,48 @@ pub struct Config {
     #[arg(long, env = "MYTURN_SIP_FAIL_WINDOW_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub sip_fail_window_secs: u64,
 
-    /// With `--pbx builtin`: seconds a blocked IP is ignored.
+    /// With `--pbx builtin`: seconds a blocked IP is ignored (after
+    /// --sip-fail-limit failures, or for flooding past --sip-rate-limit;
+    /// a flood that goes on renews it).
     #[arg(long, env = "MYTURN_SIP_BLOCK_SECS", default_value_t = 60)]
     pub sip_block_secs: u64,
+
+    // ---- The edge under attack (issue #26): SIP flood protection and the
+    // HTTP API's per-IP limits. Keep these together.
+    /// With `--pbx builtin`: datagrams a second each source IP may send,
+    /// `RATE/BURST` (BURST defaults to 4 × RATE), or `off`. Checked before
+    /// a datagram is parsed; a source past it is ignored for
+    /// --sip-block-secs, renewed while it keeps on.
+    #[arg(long, env = "MYTURN_SIP_RATE_LIMIT", default_value = "50/200")]
+    pub sip_rate_limit: RateLimit,
+
+    /// With `--pbx builtin`: answers a second to a source IP that has not
+    /// proved an account's password (`RATE/BURST`, or `off`). Past it such
+    /// a source is told nothing, so forged requests cannot aim the PBX's
+    /// answers at a third party. A source whose credentials passed is
+    /// answered freely for 15 minutes.
+    #[arg(long, env = "MYTURN_SIP_UNAUTH_LIMIT", default_value = "10/20")]
+    pub sip_unauth_limit: RateLimit,
+
+    /// With `--pbx builtin`: networks exempt from the SIP limits and
+    /// blocks (trunks, a Kamailio in front, monitoring), comma-separated
+    /// addresses or ADDRESS/PREFIX, or `none`. Loopback by default.
+    #[arg(long, env = "MYTURN_SIP_TRUSTED", default_value = "127.0.0.0/8,::1")]
+    pub sip_trusted: Nets,
+
+    /// Most TCP connections open at once to the HTTP API from one IP
+    /// (WebSockets included); past it a new one is answered 429 and
+    /// closed. 0: no limit. --trusted-proxy peers are not counted (the
+    /// clients they name are held to --http-rate-limit). Off with
+    /// --rate-limits off.
+    #[arg(long, env = "MYTURN_HTTP_CONN_LIMIT", default_value_t = 256)]
+    pub http_conn_limit: u32,
+
+    /// HTTP requests a second from one client IP, `RATE/BURST` or `off`;
+    /// past it 429 `rate_limited` with Retry-After, before the request is
+    /// routed or its body read. Off with --rate-limits off.
+    #[arg(long, env = "MYTURN_HTTP_RATE_LIMIT", default_value = "100/200")]
+    pub http_rate_limit: RateLimit,
 
     /// Directory holding Asterisk's config. The server writes only its own
     /// files there (myturn_sip.conf or myturn_pjsip.conf, and

@@ -10,9 +10,11 @@
 mod admin;
 mod console;
 mod credentials;
+mod edge;
 pub(crate) mod error;
 mod events;
 mod extract;
+pub(crate) mod limits;
 pub(crate) mod openapi;
 mod ops;
 mod pairing;
@@ -36,8 +38,8 @@ use tower_http::trace::TraceLayer;
 use crate::node::AppState;
 use error::{ApiError, RateLimited, BODY_LIMIT};
 
-/// Builds the router.
-pub(crate) fn router(state: AppState) -> Router {
+/// Builds the router, behind the per-IP request limit `limits`.
+pub(crate) fn router(state: AppState, limits: std::sync::Arc<limits::HttpLimits>) -> Router {
     Router::new()
         .route("/v1/users", post(users::create_user))
         .route("/v1/me", get(users::me).delete(users::logout))
@@ -62,6 +64,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/admin/sip-conf", get(admin::admin_sip_conf))
         .route("/v1/admin/media", get(admin::admin_media))
         .route("/v1/admin/history", get(admin::admin_history))
+        .route("/v1/admin/blocked", get(edge::admin_blocked))
+        .route("/v1/admin/blocked/{ip}", delete(edge::admin_unblock))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi::serve))
@@ -87,6 +91,13 @@ pub(crate) fn router(state: AppState) -> Router {
             )
                 .into_response()
         }))
+        // Outermost: a request over its IP's rate costs no routing, no
+        // body and no trace span.
+        .layer(middleware::from_fn_with_state(
+            limits.clone(),
+            limits::per_ip,
+        ))
+        .layer(axum::Extension(limits))
         .with_state(state)
 }
 

@@ -34,8 +34,14 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Json<Health> {
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4")))]
-pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state.metrics.render(&state.gauges().await, &state.pbx);
+pub(crate) async fn metrics(
+    State(state): State<AppState>,
+    limits: Option<axum::Extension<std::sync::Arc<super::limits::HttpLimits>>>,
+) -> Response {
+    let mut text = state.metrics.render(&state.gauges().await, &state.pbx);
+    if let Some(axum::Extension(l)) = limits {
+        l.render(&mut text);
+    }
     (
         [(
             header::CONTENT_TYPE,

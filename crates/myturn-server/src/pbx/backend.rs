@@ -123,6 +123,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn directory(&self) -> Option<Vec<Account>> {
         None
     }
+    /// The SIP edge of a PBX that runs in this process (its blocked
+    /// sources, and unblocking them), if any.
+    fn sip_edge(&self) -> Option<myturn_pbx::driver::PbxHandle> {
+        None
+    }
 }
 
 /// `--pbx none`.

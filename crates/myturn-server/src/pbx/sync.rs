@@ -252,6 +252,11 @@ impl PbxSync {
         self.backend.media()
     }
 
+    /// The built-in PBX's SIP edge (blocked sources), when it runs here.
+    pub fn sip_edge(&self) -> Option<myturn_pbx::driver::PbxHandle> {
+        self.backend.sip_edge()
+    }
+
     /// Says the registry changed in a way the PBX must see. Never blocks;
     /// many calls before the task wakes cost one write.
     pub fn mark_dirty(&self) -> u64 {

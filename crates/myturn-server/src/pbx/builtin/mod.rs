@@ -74,6 +74,9 @@ impl Backend for Builtin {
     fn directory(&self) -> Option<Vec<Account>> {
         Some(self.directory.borrow().clone())
     }
+    fn sip_edge(&self) -> Option<PbxHandle> {
+        Some(self.handle.clone())
+    }
 }
 
 /// The admin view of the built-in PBX, shaped like a `sip.conf`.
