@@ -17,6 +17,8 @@
 #      and push p50/p99 (shared-tag pairs and plain pairs interleaved), on
 #      a memory node and on one node + Redis.
 # Every run's JSON goes into $OUT (default: a temp dir, printed).
+# PARTS="ops ws interests" (the default) picks what runs;
+# INTEREST_KINDS="memory redis1" (the default) where the interest part runs.
 #
 #   tests/perf/shared-state.sh [USERS] [RUNS] [STREAMS] [POOL]
 set -euo pipefail
@@ -127,15 +129,19 @@ ws() { # KIND TAG [ws flags...]
   stop_all
 }
 
+parts=" ${PARTS:-ops ws interests} "
+has() { [[ $parts == *" $1 "* ]]; }
 echo "results in $out"
-for r in $(seq "$runs"); do
-  for kind in memory redis1 redis3; do ops "$kind" "run$r" || echo "== failed"; done
-done
-ops redis1-noaof run1 || echo "== failed"
-for r in $(seq "$runs"); do
+if has ops; then
+  for r in $(seq "$runs"); do
+    for kind in memory redis1 redis3; do ops "$kind" "run$r" || echo "== failed"; done
+  done
+  ops redis1-noaof run1 || echo "== failed"
+fi
+has ws && for r in $(seq "$runs"); do
   for kind in memory redis3; do ws "$kind" "run$r" --pairs 200 --lobby-lines 5 || echo "== failed"; done
 done
-for kind in memory redis1; do
+has interests && for kind in ${INTEREST_KINDS:-memory redis1}; do
   ops "$kind" interests --interests 1000 --backdrop "$pool" || echo "== failed"
   ws "$kind" interests --pairs 200 --interests 1000 || echo "== failed"
 done

@@ -107,6 +107,9 @@ struct User {
 /// contention answers `state_unavailable` when a write kept conflicting).
 static REGISTER_RETRIES: AtomicU64 = AtomicU64::new(0);
 
+/// Streams that ended (closed by the server or failed) before the end.
+static STREAMS_CLOSED: AtomicU64 = AtomicU64::new(0);
+
 async fn register(http: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<String> {
     let mut tries = 0;
     let r = loop {
@@ -222,6 +225,7 @@ async fn open_stream(
                 }
             }
         }
+        STREAMS_CLOSED.fetch_add(1, Ordering::Relaxed);
     });
     Ok(rx)
 }
@@ -332,11 +336,14 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
         let t1 = Instant::now();
         ensure!(ready(&http, &bases[b.node], &b.token).await? == 200);
         for r in [&mut ra, &mut rb] {
-            let at = tokio::time::timeout(Duration::from_secs(5), r.wait_for(Option::is_some))
+            let waited = tokio::time::timeout(Duration::from_secs(5), r.wait_for(Option::is_some))
                 .await
-                .context("no paired event within 5 s")??
-                .unwrap_or(t1);
-            push_ms.push(at.saturating_duration_since(t1).as_secs_f64() * 1e3);
+                .context("no paired event within 5 s")?;
+            // A stream the server closed is counted, not timed.
+            if let Ok(at) = waited {
+                let at = at.unwrap_or(t1);
+                push_ms.push(at.saturating_duration_since(t1).as_secs_f64() * 1e3);
+            }
         }
     }
 
@@ -427,15 +434,14 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
         )
         .await?;
     }
-    while lobby.load(Ordering::Relaxed) - before < expected {
-        if t_lobby.elapsed() > Duration::from_secs(60) {
-            bail!(
-                "lobby lines lost: {} of {expected}",
-                lobby.load(Ordering::Relaxed) - before
-            );
-        }
+    // Lines still missing after 30 s are lost (their streams closed:
+    // counted in `streams_closed`) and reported, not waited for.
+    while lobby.load(Ordering::Relaxed) - before < expected
+        && t_lobby.elapsed() < Duration::from_secs(30)
+    {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    let lobby_lost = expected.saturating_sub(lobby.load(Ordering::Relaxed) - before);
     let lobby_secs = t_lobby.elapsed().as_secs_f64();
     let rss_after = rss_kb(&args.server_pids);
 
@@ -444,13 +450,14 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
     let out = json!({
         "users": args.users,
         "register_503_retries": REGISTER_RETRIES.load(Ordering::Relaxed),
+        "streams_closed": STREAMS_CLOSED.load(Ordering::Relaxed),
         "streams_opened_per_s": args.users as f64 / open_secs,
         "server_rss_kb": {"registered": rss_before, "streams_idle": rss_idle, "end": rss_after},
         "bytes_per_idle_stream": per_conn,
         "pairing_push_ms": {"samples": push_ms.len(), "p50": push50, "p99": push99},
         "pairing_poll_1s_ms": {"samples": poll_ms.len(), "p50": poll50, "p99": poll99},
         "poll_over_push": {"p50": poll50 / push50.max(1e-9), "p99": poll99 / push99.max(1e-9)},
-        "lobby": {"members": members, "lines": args.lobby_lines, "deliveries": expected, "seconds": lobby_secs, "deliveries_per_s": expected as f64 / lobby_secs},
+        "lobby": {"members": members, "lines": args.lobby_lines, "deliveries": expected, "lost": lobby_lost, "seconds": lobby_secs, "deliveries_per_s": (expected - lobby_lost) as f64 / lobby_secs},
     });
     if args.json {
         println!("{out}");
