@@ -42,7 +42,9 @@ def print_ws(d):
         print(f"{d['users']} streams: push p50 {s['p50']:.2f} p99 {s['p99']:.2f} ms "
               f"({s['samples']} samples), {d.get('bytes_per_idle_stream') or 0:.0f} B/stream, "
               f"{d['streams_opened_per_s']:.0f} streams opened/s, "
-              f"{d.get('register_503_retries', 0)} registrations retried after a 503")
+              f"{d.get('register_503_retries', 0)} registrations retried after a 503, "
+              f"{d.get('streams_closed', 0)} streams closed early, "
+              f"{d.get('lobby', {}).get('lost', 0)} lobby deliveries lost")
 
 
 def load(path):

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context as _};
+use anyhow::{bail, ensure};
 use futures_util::StreamExt;
 use myturn_client::tls::Trust;
 use myturn_wire::{
@@ -106,6 +106,9 @@ struct User {
 /// Registrations answered 503 and tried again (a shared state under
 /// contention answers `state_unavailable` when a write kept conflicting).
 static REGISTER_RETRIES: AtomicU64 = AtomicU64::new(0);
+
+/// Timed pairings whose `paired` did not arrive within 5 s.
+static PUSH_MISSED: AtomicU64 = AtomicU64::new(0);
 
 /// Streams that ended (closed by the server or failed) before the end.
 static STREAMS_CLOSED: AtomicU64 = AtomicU64::new(0);
@@ -336,13 +339,17 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
         let t1 = Instant::now();
         ensure!(ready(&http, &bases[b.node], &b.token).await? == 200);
         for r in [&mut ra, &mut rb] {
-            let waited = tokio::time::timeout(Duration::from_secs(5), r.wait_for(Option::is_some))
-                .await
-                .context("no paired event within 5 s")?;
-            // A stream the server closed is counted, not timed.
-            if let Ok(at) = waited {
-                let at = at.unwrap_or(t1);
-                push_ms.push(at.saturating_duration_since(t1).as_secs_f64() * 1e3);
+            // A stream the server closed, or no `paired` within 5 s, is
+            // counted, not timed.
+            match tokio::time::timeout(Duration::from_secs(5), r.wait_for(Option::is_some)).await {
+                Ok(Ok(at)) => {
+                    let at = at.unwrap_or(t1);
+                    push_ms.push(at.saturating_duration_since(t1).as_secs_f64() * 1e3);
+                }
+                Ok(Err(_)) => {}
+                Err(_) => {
+                    PUSH_MISSED.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -451,6 +458,7 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
         "users": args.users,
         "register_503_retries": REGISTER_RETRIES.load(Ordering::Relaxed),
         "streams_closed": STREAMS_CLOSED.load(Ordering::Relaxed),
+        "push_missed_5s": PUSH_MISSED.load(Ordering::Relaxed),
         "streams_opened_per_s": args.users as f64 / open_secs,
         "server_rss_kb": {"registered": rss_before, "streams_idle": rss_idle, "end": rss_after},
         "bytes_per_idle_stream": per_conn,
