@@ -181,15 +181,7 @@ impl Ctx {
         token: &str,
         body: &SetStatusRequest,
     ) -> anyhow::Result<u16> {
-        Ok(self
-            .http
-            .put(format!("{}/v1/me/status", self.base(node)))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await?
-            .status()
-            .as_u16())
+        crate::ws::ready_with(&self.http, self.base(node), token, body).await
     }
 
     /// `myturn_pairings_total`: the largest any node reports (with a
@@ -343,7 +335,7 @@ fn parse_pids(v: &[String]) -> anyhow::Result<Vec<(String, u32)>> {
 }
 
 /// A small deterministic generator for tag picks (no rand dependency).
-fn mix(x: u64) -> u64 {
+pub(crate) fn mix(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

@@ -156,7 +156,7 @@ async fn ready(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Resul
 }
 
 /// `PUT /v1/me/status` with this body; the answer's status code.
-async fn ready_with(
+pub(crate) async fn ready_with(
     http: &reqwest::Client,
     base: &str,
     token: &str,
@@ -170,6 +170,36 @@ async fn ready_with(
         .await?
         .status()
         .as_u16())
+}
+
+/// Every one of `users` goes ready on its node with `body(i)`, 64 at a
+/// time; whether all were answered 200.
+async fn ready_all(
+    http: &reqwest::Client,
+    bases: &[String],
+    users: &[User],
+    body: impl Fn(usize) -> SetStatusRequest,
+) -> anyhow::Result<bool> {
+    let sem = Arc::new(Semaphore::new(64));
+    let mut tasks = Vec::with_capacity(users.len());
+    for (i, u) in users.iter().enumerate() {
+        let (http, base, tok, sem, body) = (
+            http.clone(),
+            bases[u.node].clone(),
+            u.token.clone(),
+            sem.clone(),
+            body(i),
+        );
+        tasks.push(tokio::spawn(async move {
+            let _p = sem.acquire().await;
+            ready_with(&http, &base, &tok, &body).await
+        }));
+    }
+    let mut all = true;
+    for t in tasks {
+        all &= t.await?? == 200;
+    }
+    Ok(all)
 }
 
 /// `POST /v1/admin/admit` for one user.
@@ -408,23 +438,11 @@ pub async fn run(args: WsArgs) -> anyhow::Result<()> {
     // Lobby fan-out: everyone else goes ready (unadmitted: the waiting
     // room), then the moderator says `lobby_lines` lines.
     let lobby_users: Vec<&User> = users[4 * args.pairs..].iter().collect();
-    let sem = Arc::new(Semaphore::new(64));
-    let mut tasks = Vec::new();
-    for u in &lobby_users {
-        let (http, base, tok, sem) = (
-            http.clone(),
-            bases[u.node].clone(),
-            u.token.clone(),
-            sem.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let _p = sem.acquire().await;
-            ready(&http, &base, &tok).await
-        }));
-    }
-    for t in tasks {
-        ensure!(t.await?? == 200);
-    }
+    let plain = |_| SetStatusRequest::new(RequestedStatus::Ready);
+    ensure!(
+        ready_all(&http, &bases, &users[4 * args.pairs..], plain).await?,
+        "a lobby user's ready was refused"
+    );
     let members = lobby_users.len() as u64;
     let expected = members * args.lobby_lines as u64;
     let before = lobby.load(Ordering::Relaxed);

@@ -6,23 +6,15 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context as _};
 use myturn_wire::{AdmitRequest, RequestedStatus, SetStatusRequest};
 use serde_json::json;
-use tokio::sync::Semaphore;
 
-use super::{admin, admit, pct, ready_with, User, WsArgs};
+use super::{admin, admit, pct, ready_all, ready_with, User, WsArgs};
+use crate::ops::mix;
 
 fn body(interests: Vec<String>, only: bool) -> SetStatusRequest {
     let mut r = SetStatusRequest::new(RequestedStatus::Ready);
     r.interests = Some(interests);
     r.only_interests = only;
     r
-}
-
-/// A small deterministic generator for tag picks.
-fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// Fills the pool with everyone after the timed pairs, then times pairs
@@ -42,24 +34,16 @@ pub(super) async fn run(
     // admits who waits there).
     let pool = &users[2 * args.pairs..];
     let t_pool = Instant::now();
-    let sem = std::sync::Arc::new(Semaphore::new(64));
-    let mut tasks = Vec::with_capacity(pool.len());
-    for (i, u) in pool.iter().enumerate() {
-        let (http, base, tok, sem) = (
-            http.clone(),
-            bases[u.node].clone(),
-            u.token.clone(),
-            sem.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let _p = sem.acquire().await;
-            let tags = ["a", "b", "c"].map(|s| format!("solo{i}{s}")).to_vec();
-            ready_with(&http, &base, &tok, &body(tags, true)).await
-        }));
-    }
-    for t in tasks {
-        ensure!(t.await?? == 200, "a pool user's ready was refused");
-    }
+    let own = |i: usize| {
+        body(
+            ["a", "b", "c"].map(|s| format!("solo{i}{s}")).to_vec(),
+            true,
+        )
+    };
+    ensure!(
+        ready_all(http, bases, pool, own).await?,
+        "a pool user's ready was refused"
+    );
     let all = AdmitRequest {
         name: None,
         all: true,
