@@ -422,15 +422,9 @@ pub(crate) fn fall_back(cx: &mut Ctx<'_>) -> Option<Millis> {
     for &(_, id) in &due {
         reenter(cx, id);
     }
-    next_fallback(cx.st)
-}
-
-/// The next interest wait to run out among the waiting users.
-fn next_fallback(st: &dyn State) -> Option<Millis> {
-    st.pool()
-        .iter()
-        .filter_map(|&id| fallback_at(st.user(id)?))
-        .min()
+    // The next wait to run out, from the index the sweeps keep (not a
+    // read of every waiting user).
+    cx.st.next_due(Due::Fallback, now, &fallback_key)
 }
 
 /// Takes a ghost out of the pool, or out of its pair (the partner hears

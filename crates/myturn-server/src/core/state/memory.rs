@@ -105,6 +105,18 @@ impl State for MemState {
             .map(|u| u.id)
             .collect()
     }
+    fn next_due(
+        &self,
+        _: Due,
+        after: Millis,
+        key: &dyn Fn(&User) -> Option<Millis>,
+    ) -> Option<Millis> {
+        self.users
+            .values()
+            .filter_map(key)
+            .filter(|&t| t > after)
+            .min()
+    }
     fn users_on_node(&self, node: &str) -> Vec<UserId> {
         self.users
             .values()

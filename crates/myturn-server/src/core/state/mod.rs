@@ -259,6 +259,15 @@ pub trait State: Send + std::fmt::Debug {
     /// ([`due_key`](crate::core::due_key)); an implementation that keeps
     /// an index by it need not call it.
     fn due(&self, due: Due, by: Millis, key: &dyn Fn(&User) -> Option<Millis>) -> Vec<UserId>;
+    /// The earliest `key` for `due` after `after`, among all users (an
+    /// earlier answer than the truth is fine: it only wakes the sweeper
+    /// for nothing). An index answers without reading the users.
+    fn next_due(
+        &self,
+        due: Due,
+        after: Millis,
+        key: &dyn Fn(&User) -> Option<Millis>,
+    ) -> Option<Millis>;
     /// The users whose last stream is held by `node`.
     fn users_on_node(&self, node: &str) -> Vec<UserId>;
     /// A fresh user id (never handed out before).

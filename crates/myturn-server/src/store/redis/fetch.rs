@@ -56,6 +56,16 @@ pub(super) async fn fetch<C: redis::aio::ConnectionLike + Send>(
                     .arg("-inf")
                     .arg(*by);
             }
+            Need::NextDue(d, after) => {
+                p.cmd("ZRANGEBYSCORE")
+                    .arg(keys::due(*d))
+                    .arg(format!("({after}"))
+                    .arg("+inf")
+                    .arg("WITHSCORES")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(1);
+            }
             Need::Crowded => {
                 p.cmd("ZRANGEBYSCORE")
                     .arg(keys::draw_sizes())
@@ -101,6 +111,11 @@ pub(super) async fn fetch<C: redis::aio::ConnectionLike + Send>(
             Need::Due(d, by) => {
                 let ids = ids(next());
                 loaded.dues.insert((*d, *by), ids);
+            }
+            Need::NextDue(d, after) => {
+                // [member, score]: the score is the moment.
+                let first = strings(next()).get(1).and_then(|s| s.parse::<u64>().ok());
+                loaded.next_dues.insert((*d, *after), first);
             }
             Need::Crowded => loaded.crowded = Some(strings(next())),
             Need::AllUsers => loaded.all_users = Some(ids(next())),

@@ -142,8 +142,13 @@ fn shown(url: &str) -> String {
     }
 }
 
-/// Attempts before a command gives up (missing records and conflicts).
+/// Attempts before a command gives up (missing records and conflicts),
+/// unless it is still within [`CONFLICT_BUDGET`].
 const MAX_ATTEMPTS: usize = 64;
+/// How long a command keeps trying against other nodes' commits before it
+/// answers 503: a burst of registrations over several nodes (they all
+/// write the name index) can take many rounds, each short.
+const CONFLICT_BUDGET: Duration = Duration::from_secs(5);
 /// How long a command waits for its own node to hear its deliveries.
 const OWN_DELIVERY_WAIT: Duration = Duration::from_secs(2);
 
@@ -295,7 +300,7 @@ impl RedisStore {
                 wake_at: None,
             });
         }
-        let _turn = if draws(&cmd) {
+        let mut turn = if draws(&cmd) {
             Some(self.inner.pairing.lock().await)
         } else {
             None
@@ -304,7 +309,10 @@ impl RedisStore {
         let mut loaded = Loaded::default();
         let mut needs: BTreeSet<Need> = hints(&cmd);
         let mut read: BTreeSet<Need> = BTreeSet::new();
-        for round in 0..MAX_ATTEMPTS {
+        let started = tokio::time::Instant::now();
+        let mut round = 0;
+        while round < MAX_ATTEMPTS || started.elapsed() < CONFLICT_BUDGET {
+            round += 1;
             if !needs.is_empty() {
                 fetch::fetch(&mut conn, &mut loaded, &needs)
                     .await
@@ -357,6 +365,9 @@ impl RedisStore {
                 continue;
             }
             self.served();
+            // Committed: the next command may take its turn while this one
+            // waits to hear its own deliveries.
+            drop(turn.take());
             if ops.published_to.contains(&self.inner.cfg.node) {
                 let mut rx = self.inner.applied.subscribe();
                 let _ = tokio::time::timeout(OWN_DELIVERY_WAIT, rx.wait_for(|&c| c >= clock)).await;

@@ -29,6 +29,9 @@ pub(super) enum Need {
     User(UserId),
     /// The users due for a sweep by a moment (a hint: not versioned).
     Due(Due, Millis),
+    /// The earliest moment a user is due after one (a hint: not
+    /// versioned).
+    NextDue(Due, Millis),
     /// The draws holding two or more (a hint: not versioned).
     Crowded,
     /// Every user id (for the admin views: not versioned).
@@ -44,6 +47,7 @@ pub(super) struct Loaded {
     pub(super) cards: HashMap<String, u64>,
     pub(super) users: HashMap<UserId, Option<User>>,
     pub(super) dues: HashMap<(Due, Millis), Vec<UserId>>,
+    pub(super) next_dues: HashMap<(Due, Millis), Option<Millis>>,
     pub(super) crowded: Option<Vec<String>>,
     pub(super) all_users: Option<Vec<UserId>>,
     /// Key → version as read ("0": never written). The commit checks each.
@@ -341,6 +345,20 @@ impl State for TxState<'_> {
             None => {
                 self.miss(Need::Due(due, by));
                 Vec::new()
+            }
+        }
+    }
+    fn next_due(
+        &self,
+        due: Due,
+        after: Millis,
+        _: &dyn Fn(&User) -> Option<Millis>,
+    ) -> Option<Millis> {
+        match self.loaded.next_dues.get(&(due, after)) {
+            Some(t) => *t,
+            None => {
+                self.miss(Need::NextDue(due, after));
+                None
             }
         }
     }
