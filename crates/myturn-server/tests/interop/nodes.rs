@@ -277,7 +277,13 @@ async fn two_hundred_users_over_three_nodes_make_a_perfect_matching() {
         return;
     }
     let shared = Shared::start();
-    let n = nodes(&shared, &["r1", "r2", "r3"]).await;
+    // The race's users go quiet once paired until the check at the end; on
+    // a loaded machine that outlasted the 12 s lease and logged some out.
+    let long = ["--lease", "120"];
+    let mut n = Vec::new();
+    for name in ["r1", "r2", "r3"] {
+        n.push(Node::start(&shared, name, &long).await);
+    }
     let apis: Vec<Api> = n.iter().map(|n| n.api.clone()).collect();
     crate::common::race::perfect_matching_race(&apis, 200).await;
 }
