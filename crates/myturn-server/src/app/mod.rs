@@ -128,6 +128,7 @@ impl Parts {
                 admin: self.admin,
                 pbx: self.sync,
                 metrics: Metrics::default(),
+                refusals: Default::default(),
                 alarm: Default::default(),
                 settings: self.settings,
             }),

@@ -17,6 +17,7 @@ pub(crate) mod openapi;
 mod ops;
 mod pairing;
 mod proxy;
+pub(crate) mod trail;
 mod users;
 
 pub use credentials::bearer;
@@ -97,7 +98,9 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
+    let (client, started) = (trail::client_of(&req, &state), std::time::Instant::now());
     let resp = next.run(req).await;
+    trail::answered(&state, client, &method, &route, resp.status(), started);
     let m = &state.metrics;
     m.count_http(&method, &route, resp.status().as_u16());
     // Refusals are counted here, once, whichever guard or use case refused.

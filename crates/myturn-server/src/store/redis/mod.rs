@@ -292,6 +292,7 @@ impl RedisStore {
                 reply: Reply::Heard(()),
                 reached: 0,
                 pairings: Vec::new(),
+                story: Vec::new(),
                 wake_at: None,
             });
         }
@@ -373,6 +374,7 @@ impl RedisStore {
                 reply,
                 reached,
                 pairings: fx.pairings,
+                story: fx.story,
                 wake_at: fx.wake_at,
             });
         }
