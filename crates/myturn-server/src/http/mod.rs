@@ -64,6 +64,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/admin/media", get(admin::admin_media))
         .route("/v1/admin/history", get(admin::admin_history))
         .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi::serve))
         .route("/admin", get(console::page))
