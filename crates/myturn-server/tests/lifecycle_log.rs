@@ -10,29 +10,19 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::sip::offer;
 use common::{Api, ADMIN};
-use myturn_sip::driver::{self, SipHandle};
-use myturn_sip::sdp::Sdp;
-use myturn_sip::ua::{Config as UaConfig, EndedBy, Event};
+use myturn_sip::driver::SipHandle;
+use myturn_sip::ua::{EndedBy, Event};
 use myturn_testkit::ports::{free_tcp_port, free_udp_port};
 use myturn_testkit::sip::{ended, expect};
 use serde_json::{json, Value};
 
 async fn agent(user: &Value) -> SipHandle {
-    let sip = &user["sip"];
-    let domain: SocketAddr = sip["domain"].as_str().unwrap().parse().unwrap();
-    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let cfg = UaConfig::new(
-        socket.local_addr().unwrap(),
-        domain,
-        sip["username"].as_str().unwrap(),
-        sip["password"].as_str().unwrap(),
-    );
-    let mut h = driver::start(socket, cfg, Box::new(rand_core::OsRng)).unwrap();
+    let mut h = common::sip::agent(user).await;
     h.register().await.unwrap();
     expect(&mut h, "Registered", |e| match e {
         Event::Registered { .. } => Some(()),
@@ -41,16 +31,6 @@ async fn agent(user: &Value) -> SipHandle {
     })
     .await;
     h
-}
-
-fn offer(port: u16) -> String {
-    Sdp::new(
-        format!("127.0.0.1:{port}").parse().unwrap(),
-        8000,
-        Some("a2V5".into()),
-        3,
-    )
-    .render()
 }
 
 async fn ready(api: &Api, user: &Value) {
