@@ -374,6 +374,7 @@ pub fn spawn_with(
     drop(conn_tx);
     tokio::spawn(async move {
         let mut tls_conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
+        let mut told = Told::default();
         let (mut relay, mut relay_ended) = match &mode {
             MediaMode::Relay { addr, .. } => {
                 let (r, rx) = RelayIo::new(relay_bind.unwrap_or(*addr));
@@ -450,7 +451,7 @@ pub fn spawn_with(
             }
             drain(|| pbx.poll_control(), &mut ControlOut(control.as_ref())).await;
             while let Some(ev) = pbx.poll_event() {
-                log_event(&ev);
+                told.log(&ev, &tls_conns);
             }
             // Wake for a pending snapshot too, so the copy never lags more
             // than SNAPSHOT_EVERY even when the line goes quiet.
@@ -575,17 +576,48 @@ impl Sink<Transmit> for ControlOut<'_> {
     }
 }
 
+/// The bindings already logged, so a refresh (every half lifetime) is a
+/// debug line and only a new binding or a new Contact an info one.
+#[derive(Default)]
+struct Told(HashMap<String, (String, SocketAddr)>);
+
+impl Told {
+    /// Logs `ev` at the level an operator follows a session by:
+    /// registrations (with the Contact and the transport it came over) and
+    /// removals at info, refreshes at debug.
+    fn log<T>(&mut self, ev: &Event, tls: &HashMap<SocketAddr, T>) {
+        match ev {
+            Event::Registered {
+                username,
+                contact,
+                source,
+                expires,
+            } => {
+                let transport = if tls.contains_key(source) {
+                    "tls"
+                } else {
+                    "udp"
+                };
+                let now = (contact.clone(), *source);
+                if self.0.get(username) == Some(&now) {
+                    tracing::debug!(user = %username, %contact, %source, transport, expires, "SIP registration refreshed");
+                } else {
+                    tracing::info!(user = %username, %contact, %source, transport, expires, "SIP registered");
+                    self.0.insert(username.clone(), now);
+                }
+            }
+            Event::Unregistered { username, why } => {
+                self.0.remove(username);
+                tracing::info!(user = %username, why, "SIP binding removed")
+            }
+            other => log_event(other),
+        }
+    }
+}
+
 fn log_event(ev: &Event) {
     match ev {
-        Event::Registered {
-            username,
-            source,
-            expires,
-            ..
-        } => tracing::debug!(user = %username, %source, expires, "SIP registered"),
-        Event::Unregistered { username, why } => {
-            tracing::debug!(user = %username, why, "SIP binding removed")
-        }
+        Event::Registered { .. } | Event::Unregistered { .. } => {}
         Event::Blocked { ip, failures } => {
             tracing::warn!(%ip, failures, "SIP source blocked")
         }

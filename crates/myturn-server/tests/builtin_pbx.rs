@@ -6,13 +6,11 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::Live;
-use myturn_sip::driver::{self, SipHandle};
-use myturn_sip::sdp::Sdp;
-use myturn_sip::ua::{Config as UaConfig, EndedBy, Event};
+use myturn_sip::driver::SipHandle;
+use myturn_sip::ua::{EndedBy, Event};
 use myturn_testkit::sip::{ended, expect, failed};
 use serde_json::Value;
 
@@ -23,32 +21,14 @@ async fn env() -> Live {
 /// An agent with `user`'s credentials from the API, on a fresh loopback
 /// port, for the server's built-in PBX.
 async fn agent(env: &Live, user: &Value) -> SipHandle {
-    let sip = &user["sip"];
-    let domain: SocketAddr = sip["domain"].as_str().unwrap().parse().unwrap();
-    assert_eq!(Some(domain), env.app.sip_addr());
-    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let local = socket.local_addr().unwrap();
-    let cfg = UaConfig::new(
-        local,
-        domain,
-        sip["username"].as_str().unwrap(),
-        sip["password"].as_str().unwrap(),
-    );
-    driver::start(socket, cfg, Box::new(rand_core::OsRng)).unwrap()
+    assert_eq!(Some(common::sip::domain(user)), env.app.sip_addr());
+    common::sip::agent(user).await
 }
+
+use common::sip::offer;
 
 async fn admin_sip_conf(env: &Live) -> String {
     env.admin_get("/v1/admin/sip-conf").await.to_string()
-}
-
-fn offer(port: u16) -> String {
-    Sdp::new(
-        format!("127.0.0.1:{port}").parse().unwrap(),
-        8000,
-        Some("a2V5".into()),
-        3,
-    )
-    .render()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -583,6 +583,30 @@ async fn healthz_and_metrics() {
 }
 
 #[tokio::test]
+async fn readyz_waits_for_the_pbx_to_hold_the_state() {
+    // The built-in PBX holds the state from the start: ready.
+    let r = get(&app(), "/readyz", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["status"], "ready");
+    // Asterisk before its first sync (no task has written its files):
+    // not ready, and the body says why; /healthz still answers 200.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config();
+    cfg.pbx = myturn_server::config::PbxKind::Asterisk;
+    cfg.asterisk_conf_dir = dir.path().to_path_buf();
+    let app = app_with(&cfg);
+    let r = get(&app, "/readyz", None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(error_code(&r), "unavailable");
+    let msg = r.body["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("asterisk") && msg.contains("first sync"),
+        "{msg}"
+    );
+    assert_eq!(get(&app, "/healthz", None).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn silent_users_expire_and_the_partner_is_freed() {
     let mut cfg = config();
     cfg.lease = 5;

@@ -208,6 +208,10 @@ async fn main() -> ExitCode {
             }
         };
         if args.list_devices {
+            if devices.is_empty() {
+                println!("no sound devices found: chat only with --no-audio, or WAV files with --input-wav/--output-wav");
+                return ExitCode::from(1);
+            }
             for d in &devices {
                 let kind = match (d.input, d.output) {
                     (true, true) => "input+output",

@@ -95,6 +95,9 @@ pub(crate) struct Ui {
     pub(crate) extension: String,
     /// The interests the next `ready` sends (normalised).
     pub(crate) interests: Vec<String>,
+    /// Why the microphone is off for good (no sound card, `--no-audio`);
+    /// `None`: it is on (a device or a WAV file).
+    pub(crate) mic_off: Option<String>,
 }
 
 impl Default for Ui {
@@ -107,6 +110,7 @@ impl Default for Ui {
             name: String::new(),
             extension: String::new(),
             interests: Vec::new(),
+            mic_off: None,
         }
     }
 }

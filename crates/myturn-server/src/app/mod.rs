@@ -133,6 +133,7 @@ impl Parts {
                 admin: self.admin,
                 pbx: self.sync,
                 metrics: Metrics::default(),
+                refusals: Default::default(),
                 alarm: Default::default(),
                 settings: self.settings,
             }),

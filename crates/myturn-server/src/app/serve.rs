@@ -147,23 +147,38 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
             source,
         })?;
     let addr = listener.local_addr().unwrap_or(cfg.listen);
+    // Plain values only: a field that does not apply is left out, lists
+    // are comma-separated (JSON logs read them as strings, not `[..]`).
+    let sip = app.sip_addr().map(|a| a.to_string());
+    let conf_dir = cfg
+        .pbx
+        .is_asterisk()
+        .then(|| cfg.asterisk_conf_dir.display().to_string());
+    let proxies = (!cfg.trusted_proxy.is_empty()).then(|| {
+        cfg.trusted_proxy
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    });
     tracing::info!(
         %addr,
         pbx = cfg.pbx.as_str(),
         state = app.state.store.kind(),
         node = %app.state.settings.node_id,
-        sip = ?app.sip_addr(),
+        sip = sip.as_deref(),
         sip_domain = %app.state.settings.sip_domain,
-        conf_dir = %cfg.asterisk_conf_dir.display(),
+        conf_dir = conf_dir.as_deref(),
         admin_api = app.state.admin.is_some(),
         tls = app.state.settings.tls,
-        trusted_proxies = ?cfg.trusted_proxy.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        trusted_proxies = proxies.as_deref(),
         "myturn-server listening"
     );
     if let Some(w) = &app.state.settings.warning {
         tracing::warn!("{w}");
     }
-    app.serve(listener, shutdown_signal())
-        .await
-        .map_err(StartError::Serve)
+    let state = app.state.clone();
+    let served = app.serve(listener, shutdown_signal()).await;
+    state.refusals.flush_all();
+    served.map_err(StartError::Serve)
 }

@@ -50,7 +50,10 @@ pub enum TokenError {
     UnknownRefresh,
     /// A refresh token presented twice: the whole family is revoked.
     #[error("this refresh token was already used; the session has been revoked")]
-    RefreshReused,
+    RefreshReused {
+        /// Whose session it was (for the log; empty if they are gone).
+        user: String,
+    },
 }
 
 /// Signs and checks access tokens.

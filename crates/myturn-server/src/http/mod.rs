@@ -19,6 +19,7 @@ pub(crate) mod openapi;
 mod ops;
 mod pairing;
 mod proxy;
+pub(crate) mod trail;
 mod users;
 
 pub use credentials::bearer;
@@ -67,6 +68,7 @@ pub(crate) fn router(state: AppState, limits: std::sync::Arc<limits::HttpLimits>
         .route("/v1/admin/blocked", get(edge::admin_blocked))
         .route("/v1/admin/blocked/{ip}", delete(edge::admin_unblock))
         .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi::serve))
         .route("/admin", get(console::page))
@@ -108,7 +110,9 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
+    let (client, started) = (trail::client_of(&req, &state), std::time::Instant::now());
     let resp = next.run(req).await;
+    trail::answered(&state, client, &method, &route, resp.status(), started);
     let m = &state.metrics;
     m.count_http(&method, &route, resp.status().as_u16());
     // Refusals are counted here, once, whichever guard or use case refused.

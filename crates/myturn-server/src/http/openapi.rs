@@ -27,7 +27,7 @@ use super::{admin, console, edge, events, ops, pairing, users};
         admin::admin_ban, admin::admin_unban, admin::admin_users, admin::admin_kick,
         admin::admin_pairs, admin::admin_interests, admin::admin_sip_conf, admin::admin_media, admin::admin_history,
         edge::admin_blocked, edge::admin_unblock,
-        ops::healthz, ops::metrics, serve,
+        ops::healthz, ops::readyz, ops::metrics, serve,
         console::page, console::script, console::style,
     ),
     modifiers(&Auth),

@@ -68,6 +68,7 @@ pub(crate) fn spawn(
                 rang = state.alarm.sleep(Instant::now() + every) => rang,
                 _ = stop.wait_for(|&s| s) => return,
             };
+            state.refusals.flush(Instant::now());
             // Nodes sharing a state take turns: one sweeps on the clock,
             // and a node whose own use case set a deadline sweeps then.
             if !rang && !state.store.leads_sweep() {

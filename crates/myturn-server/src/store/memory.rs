@@ -56,6 +56,7 @@ impl Store for MemoryStore {
                 reply,
                 reached,
                 pairings: fx.pairings,
+                story: fx.story,
                 wake_at: fx.wake_at,
             })
             .map_err(StoreError::Refused);

@@ -29,7 +29,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::clock::At;
-use crate::core::effects::PairMade;
+use crate::core::effects::{PairMade, Told};
 use crate::core::{Command, Core, CoreError, Delivery, Reply};
 
 /// Why a store did not answer a command with its reply.
@@ -53,6 +53,8 @@ pub struct Outcome {
     pub reached: usize,
     /// Pairs made (for the metrics).
     pub pairings: Vec<PairMade>,
+    /// The lifecycle steps, for the node's log.
+    pub story: Vec<Told>,
     /// When a sweep next has work (Unix milliseconds), if the step set a
     /// deadline.
     pub wake_at: Option<u64>,

@@ -23,6 +23,7 @@
 pub mod live;
 pub mod race;
 pub mod router;
+pub mod sip;
 pub mod ws;
 
 use std::path::Path;

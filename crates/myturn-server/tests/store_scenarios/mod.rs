@@ -243,7 +243,9 @@ pub async fn a_reused_refresh_token_revokes_its_family(build: &Build) {
     let again = w.run(refresh(), w.t0).await;
     assert_eq!(
         again.unwrap_err(),
-        CoreError::Token(TokenError::RefreshReused)
+        CoreError::Token(TokenError::RefreshReused {
+            user: "alice".into()
+        })
     );
     assert!(w
         .rec

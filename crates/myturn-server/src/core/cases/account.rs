@@ -141,7 +141,7 @@ impl UseCase for Reauth {
 
 /// `POST /v1/session/refresh`: spends a refresh token for a new pair. A
 /// spent token presented again revokes its whole family (its open streams
-/// close) and fails with [`TokenError::RefreshReused`].
+/// close) and fails with [`TokenError::RefreshReused`] (naming whose).
 #[derive(Clone)]
 pub struct Refresh {
     /// The refresh token presented.
@@ -166,7 +166,7 @@ impl UseCase for Refresh {
             match sessions::rotate(cx.st, &self.token, &mut *cx.token_rng) {
                 sessions::Rotated::Next { uid, family, token } => (uid, family, token),
                 sessions::Rotated::Refused { error, revoked } => {
-                    if let (TokenError::RefreshReused, Some(f)) = (&error, revoked) {
+                    if let (TokenError::RefreshReused { .. }, Some(f)) = (&error, revoked) {
                         cx.fx.deliveries.push(Delivery::FamilyRevoked(f));
                     }
                     return Err(error.into());

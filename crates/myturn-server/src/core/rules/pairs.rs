@@ -17,7 +17,7 @@ use rand::Rng;
 
 use super::liveness::is_live;
 use crate::core::context::Ctx;
-use crate::core::effects::PairMade;
+use crate::core::effects::{PairMade, Told};
 use crate::core::error::CoreError;
 use crate::core::matching::{Candidate, Draw, Match, Seeker};
 use crate::core::state::{
@@ -35,6 +35,11 @@ fn set(cx: &mut Ctx<'_>, id: UserId, status: Status) {
     cx.fx.tell(id, ServerEvent::Status { status });
 }
 
+/// A user's name, empty when gone.
+fn name_of(st: &dyn State, id: UserId) -> String {
+    st.user(id).map(|u| u.name.clone()).unwrap_or_default()
+}
+
 /// Ends `id`'s pair: the partner goes back to `busy` and hears why.
 fn dissolve(cx: &mut Ctx<'_>, id: UserId, reason: LeaveReason) {
     let Some(pair) = cx.st.user_mut(id).and_then(|u| u.pair.take()) else {
@@ -43,6 +48,14 @@ fn dissolve(cx: &mut Ctx<'_>, id: UserId, reason: LeaveReason) {
     if let Some(peer) = cx.st.user_mut(pair.peer) {
         peer.pair = None;
     }
+    let now = cx.now.unix_ms;
+    cx.fx.story.push(Told::PairEnded {
+        pair_id: pair.pair_id.to_hex(),
+        names: [name_of(cx.st, id), name_of(cx.st, pair.peer)],
+        reason,
+        paired: elapsed(now, pair.since),
+        call: pair.call_since.map(|t| elapsed(now, t)),
+    });
     cx.fx.tell(pair.peer, ServerEvent::PeerLeft { reason });
     set(cx, pair.peer, Status::Busy);
 }
@@ -159,12 +172,32 @@ pub(crate) fn set_status(cx: &mut Ctx<'_>, id: UserId, wanted: Status) -> Result
             if cx.st.user(peer).map(|u| u.status) == Some(Status::ReadyToTalk) {
                 set(cx, id, Status::InCall);
                 set(cx, peer, Status::InCall);
+                call_started(cx, id, peer);
             }
         }
         // Server-set states; the wire type does not let clients ask.
         Status::Paired | Status::InCall => {}
     }
     Ok(())
+}
+
+/// Notes on both sides when the call was set up, for the story.
+fn call_started(cx: &mut Ctx<'_>, id: UserId, peer: UserId) {
+    let now = cx.now.unix_ms;
+    let mut told = None;
+    for x in [id, peer] {
+        if let Some(p) = cx.st.user_mut(x).and_then(|u| u.pair.as_mut()) {
+            p.call_since = Some(now);
+            told = Some((p.pair_id, p.since));
+        }
+    }
+    if let Some((pair_id, since)) = told {
+        cx.fx.story.push(Told::CallStarted {
+            pair_id: pair_id.to_hex(),
+            names: [name_of(cx.st, id), name_of(cx.st, peer)],
+            setup: elapsed(now, since),
+        });
+    }
 }
 
 /// Puts a ready user in the pool, or pairs them at once with the partner
@@ -278,12 +311,22 @@ fn make_pair(cx: &mut Ctx<'_>, id: UserId, other: UserId, m: Match, since: Milli
                 since: cx.now.unix_ms,
                 pair_id,
                 shared: shared.clone(),
+                call_since: None,
             });
             u.last_partner = Some(them);
             u.waiting_since = None;
             u.in_plain_draw = false;
         }
     }
+    cx.fx.story.push(Told::Paired {
+        pair_id: pair_id.to_hex(),
+        names: [
+            names[0].clone().unwrap_or_default(),
+            names[1].clone().unwrap_or_default(),
+        ],
+        shared: shared.clone(),
+        kind: m.kind,
+    });
     for &(me, them, role, _) in &sides {
         set(cx, me, Status::Paired);
         if let Some(peer) = cx.st.user(them) {

@@ -150,6 +150,9 @@ pub struct PairSide {
     pub pair_id: PairId,
     /// The interests the two share (empty: the plain draw).
     pub shared: Vec<String>,
+    /// When the call was set up (both `ready_to_talk`), if it was.
+    #[serde(default)]
+    pub call_since: Option<Millis>,
 }
 
 /// A draw the waiting users are in: everyone in the plain one, and each

@@ -297,6 +297,7 @@ impl RedisStore {
                 reply: Reply::Heard(()),
                 reached: 0,
                 pairings: Vec::new(),
+                story: Vec::new(),
                 wake_at: None,
             });
         }
@@ -384,6 +385,7 @@ impl RedisStore {
                 reply,
                 reached,
                 pairings: fx.pairings,
+                story: fx.story,
                 wake_at: fx.wake_at,
             });
         }
