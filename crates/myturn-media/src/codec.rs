@@ -6,6 +6,7 @@
 //! payload types or strip `a=fmtp`. Every sealed audio frame names its
 //! codec, so a receiver decodes what it got whatever the SDP said.
 
+#[cfg(feature = "opus")]
 use opus::{Application, Bandwidth, Bitrate, Channels};
 
 /// A codec, as named in the handshake's capability list and in every
@@ -33,6 +34,19 @@ impl Codec {
         self as u8
     }
 
+    /// The codecs this build can encode and decode, most preferred
+    /// first: Opus only with the `opus` feature.
+    pub const fn built() -> &'static [Codec] {
+        #[cfg(feature = "opus")]
+        {
+            &[Codec::Opus, Codec::Pcm16]
+        }
+        #[cfg(not(feature = "opus"))]
+        {
+            &[Codec::Pcm16]
+        }
+    }
+
     /// A short name for stats.
     pub fn name(self) -> &'static str {
         match self {
@@ -50,6 +64,7 @@ pub const OPUS_BITRATE: i32 = 24_000;
 pub const OPUS_BITRATE_WB_FEC: i32 = 26_000;
 /// Largest encoded frame kept (Opus's own limit for one 20 ms frame is far
 /// above what the rates here produce).
+#[cfg(feature = "opus")]
 const MAX_ENCODED: usize = 400;
 
 /// Why a codec could not be set up or used.
@@ -63,6 +78,7 @@ pub enum CodecError {
     BadLength(usize),
 }
 
+#[cfg(feature = "opus")]
 impl From<opus::Error> for CodecError {
     fn from(e: opus::Error) -> Self {
         CodecError::Opus(e.to_string())
@@ -72,8 +88,28 @@ impl From<opus::Error> for CodecError {
 /// Encodes 20 ms frames of PCM16 at the call rate.
 pub struct Encoder {
     codec: Codec,
+    #[cfg(feature = "opus")]
     opus: Option<opus::Encoder>,
+    #[cfg(not(feature = "opus"))]
+    opus: Option<NoOpus>,
     samples: usize,
+}
+
+/// What stands for libopus in a build without it: never made.
+#[cfg(not(feature = "opus"))]
+#[derive(Debug)]
+enum NoOpus {}
+
+#[cfg(not(feature = "opus"))]
+impl NoOpus {
+    fn unreachable<T>(&mut self) -> T {
+        match *self {}
+    }
+}
+
+#[cfg(not(feature = "opus"))]
+fn without_opus() -> CodecError {
+    CodecError::Opus("this build has no Opus (the `opus` feature)".into())
 }
 
 impl std::fmt::Debug for Encoder {
@@ -89,6 +125,9 @@ impl Encoder {
     pub fn new(codec: Codec, rate: u32) -> Result<Encoder, CodecError> {
         let opus = match codec {
             Codec::Pcm16 => None,
+            #[cfg(not(feature = "opus"))]
+            Codec::Opus => return Err(without_opus()),
+            #[cfg(feature = "opus")]
             Codec::Opus => {
                 let mut e = opus::Encoder::new(rate, Channels::Mono, Application::Voip)?;
                 e.set_bitrate(Bitrate::Bits(OPUS_BITRATE))?;
@@ -121,6 +160,9 @@ impl Encoder {
     /// a higher bit rate).
     pub fn set_expected_loss(&mut self, percent: u8) {
         let wideband = self.samples >= 320;
+        #[cfg(not(feature = "opus"))]
+        let _ = (percent, wideband);
+        #[cfg(feature = "opus")]
         if let Some(e) = self.opus.as_mut() {
             let fec = percent > 0;
             let _ = e.set_inband_fec(fec);
@@ -136,9 +178,12 @@ impl Encoder {
 
     /// Sets the Opus bit rate (no effect on PCM16).
     pub fn set_bitrate(&mut self, bits: i32) {
+        #[cfg(feature = "opus")]
         if let Some(e) = self.opus.as_mut() {
             let _ = e.set_bitrate(Bitrate::Bits(bits));
         }
+        #[cfg(not(feature = "opus"))]
+        let _ = bits;
     }
 
     /// One frame of PCM16 little-endian bytes in, the encoded frame out.
@@ -149,10 +194,13 @@ impl Encoder {
         }
         match self.opus.as_mut() {
             None => Ok(pcm.to_vec()),
+            #[cfg(feature = "opus")]
             Some(e) => {
                 let samples = to_samples(pcm);
                 Ok(e.encode_vec(&samples, MAX_ENCODED)?)
             }
+            #[cfg(not(feature = "opus"))]
+            Some(e) => e.unreachable(),
         }
     }
 }
@@ -160,7 +208,10 @@ impl Encoder {
 /// Decodes frames, conceals lost ones and recovers them from FEC.
 pub struct Decoder {
     codec: Codec,
+    #[cfg(feature = "opus")]
     opus: Option<opus::Decoder>,
+    #[cfg(not(feature = "opus"))]
+    opus: Option<NoOpus>,
     samples: usize,
 }
 
@@ -177,7 +228,10 @@ impl Decoder {
     pub fn new(codec: Codec, rate: u32) -> Result<Decoder, CodecError> {
         let opus = match codec {
             Codec::Pcm16 => None,
+            #[cfg(feature = "opus")]
             Codec::Opus => Some(opus::Decoder::new(rate, Channels::Mono)?),
+            #[cfg(not(feature = "opus"))]
+            Codec::Opus => return Err(without_opus()),
         };
         Ok(Decoder {
             codec,
@@ -201,6 +255,7 @@ impl Decoder {
         match self.opus.as_mut() {
             None if data.len() == self.samples * 2 => Ok(to_samples(data)),
             None => Err(CodecError::BadLength(data.len())),
+            #[cfg(feature = "opus")]
             Some(d) => {
                 let mut out = vec![0i16; self.samples];
                 let n = d.decode(data, &mut out, false)?;
@@ -208,30 +263,42 @@ impl Decoder {
                 out.resize(self.samples, 0);
                 Ok(out)
             }
+            #[cfg(not(feature = "opus"))]
+            Some(d) => d.unreachable(),
         }
     }
 
     /// The lost frame before `next`, rebuilt from `next`'s in-band FEC.
     /// `None` for PCM16 (no FEC) or when `next` carries none.
     pub fn recover(&mut self, next: &[u8]) -> Option<Vec<i16>> {
-        let d = self.opus.as_mut()?;
-        let mut out = vec![0i16; self.samples];
-        match d.decode(next, &mut out, true) {
-            Ok(n) if n == self.samples => Some(out),
-            _ => None,
-        }
+        let samples = self.samples;
+        opus_decode(self.opus.as_mut()?, next, true, samples).filter(|out| out.len() == samples)
     }
 
     /// Opus's own concealment of a lost frame. `None` for PCM16, which
     /// the playout conceals itself (`crate::conceal`).
     pub fn conceal(&mut self) -> Option<Vec<i16>> {
-        let d = self.opus.as_mut()?;
-        let mut out = vec![0i16; self.samples];
-        match d.decode(&[], &mut out, false) {
-            Ok(_) => Some(out),
-            Err(_) => Some(vec![0; self.samples]),
-        }
+        let samples = self.samples;
+        let out = opus_decode(self.opus.as_mut()?, &[], false, samples);
+        let mut out = out.unwrap_or_default();
+        out.resize(samples, 0);
+        Some(out)
     }
+}
+
+/// One libopus decode (`fec`: rebuild the frame before `data` from its
+/// in-band FEC; empty `data`: conceal a loss); `None` if libopus refused.
+#[cfg(feature = "opus")]
+fn opus_decode(d: &mut opus::Decoder, data: &[u8], fec: bool, samples: usize) -> Option<Vec<i16>> {
+    let mut out = vec![0i16; samples];
+    let n = d.decode(data, &mut out, fec).ok()?;
+    out.truncate(n);
+    Some(out)
+}
+
+#[cfg(not(feature = "opus"))]
+fn opus_decode(d: &mut NoOpus, _: &[u8], _: bool, _: usize) -> Option<Vec<i16>> {
+    d.unreachable()
 }
 
 /// PCM16 little-endian bytes to samples.
@@ -285,6 +352,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "opus")]
     fn opus_round_trips_speech_band_audio_at_both_rates() {
         for rate in [8000, 16_000] {
             let mut e = Encoder::new(Codec::Opus, rate).unwrap();

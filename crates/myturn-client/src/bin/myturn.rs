@@ -132,7 +132,10 @@ struct CodecList(Vec<Codec>);
 
 fn parse_codec(s: &str) -> Result<CodecList, String> {
     match s {
-        "opus" => Ok(CodecList(vec![Codec::Opus, Codec::Pcm16])),
+        "opus" if Codec::built().contains(&Codec::Opus) => {
+            Ok(CodecList(vec![Codec::Opus, Codec::Pcm16]))
+        }
+        "opus" => Err("this myturn was built without Opus (the `opus` feature); use pcm16".into()),
         "pcm16" | "l16" => Ok(CodecList(vec![Codec::Pcm16])),
         _ => Err("the codec is opus or pcm16".into()),
     }

@@ -87,11 +87,9 @@ pub struct ClientConfig {
     pub codecs: Vec<myturn_media::codec::Codec>,
 }
 
-/// What a client offers unless told otherwise: Opus, then PCM16.
-pub const DEFAULT_CODECS: [myturn_media::codec::Codec; 2] = [
-    myturn_media::codec::Codec::Opus,
-    myturn_media::codec::Codec::Pcm16,
-];
+/// What a client offers unless told otherwise: what this build has, Opus
+/// first ([`Codec::built`](myturn_media::codec::Codec::built)).
+pub const DEFAULT_CODECS: &[myturn_media::codec::Codec] = myturn_media::codec::Codec::built();
 
 impl ClientConfig {
     /// The server at `server`, trusting the web's roots, sockets bound to

@@ -325,7 +325,9 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
 /// Why the microphone is off for good, if it is: `--no-audio`, or no
 /// sound card (then the devices are not tried again at each call).
 fn mic_state(opts: &mut crate::plain::PlainOptions) -> Option<String> {
-    use crate::plain::{Input, Output};
+    use crate::plain::Input;
+    #[cfg(feature = "audio")]
+    use crate::plain::Output;
     match &opts.input {
         Input::Wav(_) => None,
         Input::None => Some("--no-audio".into()),
