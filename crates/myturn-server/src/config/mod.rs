@@ -1,5 +1,5 @@
 //! Command-line flags and `MYTURN_*` environment variables: [`Config`],
-//! and the values they take ([`values`]).
+//! and the values they take (`values`).
 
 mod edge;
 mod values;

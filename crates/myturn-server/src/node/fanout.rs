@@ -4,7 +4,7 @@
 //!
 //! A socket is a bounded queue drained by its connection task; a client
 //! that lets its queue fill up is dropped (the task closes it with
-//! [`close::TOO_SLOW`]) rather than slowing anyone else down.
+//! `close::TOO_SLOW`) rather than slowing anyone else down.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};

@@ -1,6 +1,6 @@
 //! The built-in registrar/proxy (`myturn-pbx`) as a [`Backend`]: it is
 //! fed its account directory in memory, and reports its SIP and media
-//! figures. [`run`] builds and starts it from the server's flags.
+//! figures. `run` builds and starts it from the server's flags.
 
 pub(crate) mod run;
 mod view;

@@ -3,25 +3,25 @@
 //!
 //! The rules are not here. A command runs as in memory: `Command::apply`
 //! over a [`State`](crate::core::State), here a buffer of the records it
-//! read ([`tx::TxState`]). **Read, run, commit**:
+//! read (`tx::TxState`). **Read, run, commit**:
 //!
 //! 1. the records the command needs are read in one atomic pipeline, with
-//!    each key's version ([`fetch`]);
+//!    each key's version (`fetch`);
 //! 2. the command runs on them; a record it lacked is noted, the attempt
 //!    thrown away, the record read, and the command run again;
 //! 3. the writes and the deliveries go to Redis in one script that first
-//!    checks every key read is still at its version ([`commit`]); if one
+//!    checks every key read is still at its version (`commit`); if one
 //!    moved, the command runs again on fresh records.
 //!
 //! Deliveries are published, inside the same script, on each node's
-//! channel ([`listen`]): a node delivers what it hears to its own
+//! channel (`listen`): a node delivers what it hears to its own
 //! sockets, in commit order. A command waits for its own node to have
 //! heard its deliveries before it answers, so a client that registers and
 //! opens its stream at once finds itself known.
 //!
 //! Pongs (`Heard`) are the one command not committed: they only move a
 //! user's last activity forward, so they are gathered and written in bulk
-//! every 250 ms. Nodes say they live every second ([`presence`]); one of
+//! every 250 ms. Nodes say they live every second (`presence`); one of
 //! them leads the sweeps, and closes the streams of a node that stopped.
 
 mod commit;
