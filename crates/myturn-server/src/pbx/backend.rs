@@ -36,9 +36,10 @@ pub enum SyncError {
     /// The PBX did not reload.
     #[error("reload failed: {0}")]
     Reload(#[from] ReloadError),
-    /// Kamailio's Redis did not take the accounts.
+    /// A backend's account store (Kamailio's Redis) did not take the
+    /// accounts. Boxed, so this module names no backend.
     #[error(transparent)]
-    Kamailio(#[from] super::kamailio::KamailioError),
+    Accounts(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// One sync pass's inputs: the users the PBX must hold, what is on

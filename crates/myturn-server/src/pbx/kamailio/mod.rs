@@ -59,7 +59,7 @@ impl Backend for Kamailio {
                 Ok(()) => Ok(()),
                 Err(e) => {
                     c.write_failures.fetch_add(1, Ordering::Relaxed);
-                    Err(SyncError::Kamailio(e))
+                    Err(SyncError::Accounts(Box::new(e)))
                 }
             }
         })
