@@ -12,5 +12,5 @@ secs=${2:-10}
 start_server --rate-limits off
 rss() { awk '/VmRSS/ {print $2}' "/proc/$server/status"; }
 echo "server RSS before: $(rss) kB"
-target/release/myturn-load http --server "http://127.0.0.1:$port" --users "$users" --duration "$secs" "${@:3}"
+"$bin/myturn-load" http --server "http://127.0.0.1:$port" --users "$users" --duration "$secs" "${@:3}"
 echo "server RSS after: $(rss) kB"

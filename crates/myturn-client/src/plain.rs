@@ -50,6 +50,11 @@ pub struct PlainOptions {
     /// The interests to be paired on (`--interests`, `--interest-wait`,
     /// `--only-interests`).
     pub interests: Option<crate::api::Interests>,
+    /// The codecs offered, most preferred first (`--codec`).
+    pub codecs: Vec<myturn_media::codec::Codec>,
+    /// Echo cancellation, noise suppression and gain control on sound
+    /// devices (off with `--no-audio-processing`; never on WAV files).
+    pub processing: bool,
 }
 
 impl PlainOptions {
@@ -57,6 +62,7 @@ impl PlainOptions {
     pub fn client_config(&self) -> ClientConfig {
         ClientConfig {
             trust: self.trust.clone(),
+            codecs: self.codecs.clone(),
             ..ClientConfig::new(&self.server, self.bind, self.rate)
         }
     }
@@ -247,11 +253,16 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                         }
                         match wait_for_call(&mut client, &mut lines, &mut prx, &mut ctrl_c).await {
                             Waited::Call(c) => {
-                                let (pump, warnings) = Pump::new(*c, &opts.input, &opts.output);
+                                let (pump, warnings) = Pump::new(*c, &opts.input, &opts.output, opts.processing);
                                 for w in warnings {
                                     say(&format!("error {w}"));
                                 }
                                 call = Some(pump);
+                                // The 20 ms clock starts with the call: the
+                                // ticks missed while idle are not owed (a
+                                // burst of them would send the first
+                                // frames at once).
+                                tick.reset();
                             }
                             Waited::Failed(e) => say(&format!("error {e}")),
                             Waited::Stopped => say("stopped waiting"),
@@ -277,10 +288,11 @@ pub async fn run(opts: PlainOptions) -> Result<(), ClientError> {
                     "stats" => match call.as_ref() {
                         Some(c) => {
                             let s = c.call.media.stats();
-                            let (loss, jitter) = c.quality();
+                            let q = c.quality();
                             say(&format!(
-                                "stats sent={} received={} loss={loss:.1}% jitter={jitter:.1}ms dropped={} muted_frames={}",
-                                c.sent, c.received, s.session.dropped.values().sum::<u64>(), s.muted_frames
+                                "stats sent={} received={} loss={:.1}% jitter={:.1}ms dropped={} muted_frames={} codec={} kbps={:.1} concealed={} recovered={} delay={:.0}ms trimmed={} peer_loss={:.1}% redundancy={} fec={}%",
+                                c.sent, c.received, q.loss_percent, q.jitter_ms, s.session.dropped.values().sum::<u64>(), s.muted_frames,
+                                q.codec, q.kbps, q.concealed, q.recovered, q.delay_ms, q.trimmed, q.peer_loss_percent, q.protection.0, q.protection.1
                             ));
                         }
                         None => say("error not in a call"),

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use myturn_media::codec::{to_bytes, Codec, Decoder};
 use myturn_media::driver::MediaHandle;
 use myturn_media::session::Event as MediaEvent;
 
@@ -11,8 +12,11 @@ use myturn_media::session::Event as MediaEvent;
 pub struct TalkReport {
     /// Audio frames sent.
     pub frames_sent: u64,
-    /// Received frames by end-to-end sequence number.
+    /// Received frames by end-to-end sequence number, decoded to PCM16
+    /// little-endian in arrival order (bit-exact for PCM16).
     pub received: BTreeMap<u64, Vec<u8>>,
+    /// The codec the frames came in.
+    pub codec: Option<Codec>,
     /// Chat lines received, in order.
     pub texts: Vec<String>,
 }
@@ -35,6 +39,9 @@ pub async fn talk(
     let end_linger = tokio::time::sleep(Duration::from_secs(3600));
     tokio::pin!(end_linger);
     let mut lingering = false;
+    // The call rate, from the frames this side sends (narrowband if none).
+    let rate = frames.first().map_or(8000, |f| (f.len() / 2 * 50) as u32);
+    let mut decoder: Option<Decoder> = None;
     loop {
         tokio::select! {
             _ = tick.tick(), if !lingering => {
@@ -57,7 +64,15 @@ pub async fn talk(
                 }
             }
             ev = media.events.recv() => match ev {
-                Some(MediaEvent::Audio { seq, pcm }) => { report.received.insert(seq, pcm); }
+                Some(MediaEvent::Audio { seq, codec, data, redundant: false, .. }) => {
+                    if decoder.as_ref().is_none_or(|d| d.codec() != codec) {
+                        decoder = Decoder::new(codec, rate).ok();
+                    }
+                    report.codec = Some(codec);
+                    if let Some(pcm) = decoder.as_mut().and_then(|d| d.decode(&data).ok()) {
+                        report.received.insert(seq, to_bytes(&pcm));
+                    }
+                }
                 Some(MediaEvent::Text(t)) => report.texts.push(t),
                 Some(_) => {}
                 None => break,

@@ -25,6 +25,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use myturn_media::codec::{to_samples, Codec, Decoder};
 use myturn_media::keys::{EphemeralKey, PairId, Role};
 use myturn_media::packet::RtpHeader;
 use myturn_media::session::{Config as MediaConfig, Event as MediaEvent, Session};
@@ -54,6 +55,8 @@ const RELAY_A_MOVED: &str = "198.51.100.1:20000";
 const RELAY_B: &str = "198.51.100.1:10002";
 /// Asterisk's payload type for `L16/8000` on the callee's leg.
 const PT_B: u8 = 10;
+/// The number the B2BUA gives Opus on the callee's leg.
+const PT_B_OPUS: u8 = 107;
 
 /// One end: a SIP agent and, once answered, a media session.
 struct End {
@@ -68,6 +71,11 @@ struct End {
     sip_call_id: Option<String>,
     established: Option<String>,
     heard: Vec<Vec<u8>>,
+    /// The codec each heard frame came in, and the one agreed.
+    heard_codecs: Vec<Codec>,
+    agreed: Option<Codec>,
+    /// What this end offers.
+    codecs: Vec<Codec>,
     chat: Vec<String>,
     events: Vec<SipEvent>,
 }
@@ -89,6 +97,9 @@ impl End {
             sip_call_id: None,
             established: None,
             heard: Vec::new(),
+            heard_codecs: Vec::new(),
+            agreed: None,
+            codecs: vec![Codec::Pcm16],
             chat: Vec::new(),
             events: Vec::new(),
         }
@@ -103,8 +114,16 @@ impl End {
             // from the pairing server. Not needed for this scenario.
             peer_fingerprint: None,
             payload_type: remote.payload_type,
+            opus_payload_type: remote.opus,
             ssrc: 0x1111_0000 + u32::from(role == Role::Responder),
             samples_per_frame: remote.rate / 50,
+            // As the client does: Opus into the handshake only when the
+            // path's SDP carried it.
+            codecs: if remote.opus.is_some() {
+                self.codecs.clone()
+            } else {
+                vec![Codec::Pcm16]
+            },
         };
         let key = self.key.take().unwrap();
         let seed = u64::from(role == Role::Responder) + 7;
@@ -181,7 +200,16 @@ fn rewrite(data: &[u8], leg: &LegRewrite) -> Vec<u8> {
 fn pbx_sdp(of: &Sdp, media: SocketAddr, payload_type: u8, session: u64) -> String {
     let mut s = Sdp::new(media, of.rate, None, session);
     s.payload_type = payload_type;
+    // Opus passes when offered, renumbered on the callee's leg, and its
+    // fmtp dropped (the B2BUA does not know the parameters).
+    s.opus = of
+        .opus
+        .map(|_| if payload_type == PT_B { PT_B_OPUS } else { 111 });
     s.render()
+        .lines()
+        .filter(|l| !l.starts_with("a=fmtp"))
+        .map(|l| format!("{l}\r\n"))
+        .collect()
 }
 
 impl World {
@@ -409,7 +437,12 @@ impl World {
                     } => {
                         end.call = Some(*call);
                         end.sip_call_id = Some(sip_call_id.clone());
-                        let answer = Sdp::answer(offer, end.media_addr, None, 77).render();
+                        let answer = if end.codecs.contains(&Codec::Opus) {
+                            Sdp::answer_with_opus(offer, end.media_addr, None, 77)
+                        } else {
+                            Sdp::answer(offer, end.media_addr, None, 77)
+                        }
+                        .render();
                         end.sip.answer(now, *call, &answer).unwrap();
                         end.start_media(role, pair, offer, now);
                     }
@@ -424,7 +457,7 @@ impl World {
                     SipEvent::RemoteMediaChanged { sdp, .. } => {
                         end.media_peer = Some(sdp.media);
                         if let Some(m) = end.media.as_mut() {
-                            m.set_payload_type(sdp.payload_type);
+                            m.set_payload_types(sdp.payload_type, sdp.opus);
                         }
                     }
                     _ => {}
@@ -434,8 +467,20 @@ impl World {
             if let Some(m) = end.media.as_mut() {
                 while let Some(ev) = m.poll_event() {
                     match ev {
-                        MediaEvent::Established { sas, .. } => end.established = Some(sas),
-                        MediaEvent::Audio { pcm, .. } => end.heard.push(pcm),
+                        MediaEvent::Established { sas, codec, .. } => {
+                            end.established = Some(sas);
+                            end.agreed = Some(codec);
+                        }
+                        MediaEvent::Audio {
+                            data,
+                            codec,
+                            redundant: false,
+                            ..
+                        } => {
+                            end.heard.push(data);
+                            end.heard_codecs.push(codec);
+                        }
+                        MediaEvent::Audio { .. } => {}
                         MediaEvent::Text(t) => end.chat.push(t),
                         MediaEvent::Failed(f) => panic!("media failed: {f}"),
                     }
@@ -783,6 +828,72 @@ fn a_session_the_pbx_stops_refreshing_is_hung_up_before_it_expires() {
     assert!(b_ended(&w), "the BYE crossed to the callee's leg");
 }
 
+/// Decodes Opus frames in order into samples.
+fn decode_opus(frames: &[Vec<u8>]) -> Vec<i16> {
+    let mut d = Decoder::new(Codec::Opus, 8000).unwrap();
+    frames.iter().flat_map(|f| d.decode(f).unwrap()).collect()
+}
+
+/// The best normalised correlation of `b` with `a` over lags 0..200.
+fn best_corr(a: &[i16], b: &[i16]) -> f64 {
+    let n = a.len().min(b.len()).saturating_sub(200);
+    (0..200)
+        .map(|lag| {
+            let (mut ab, mut aa, mut bb) = (0.0, 1e-9, 1e-9);
+            for i in 0..n {
+                let (x, y) = (f64::from(a[i]), f64::from(b[i + lag]));
+                ab += x * y;
+                aa += x * x;
+                bb += y * y;
+            }
+            ab / f64::sqrt(aa * bb)
+        })
+        .fold(f64::MIN, f64::max)
+}
+
+#[test]
+fn opus_through_the_rewriting_b2bua_is_agreed_inside_the_seal() {
+    let mut w = World::new();
+    w.a.codecs = vec![Codec::Opus, Codec::Pcm16];
+    w.b.codecs = vec![Codec::Opus, Codec::Pcm16];
+    let offer = Sdp::new(w.a.media_addr, 8000, None, 57)
+        .with_opus()
+        .render();
+    let call = w.a.sip.invite(w.now, "bob", &offer).unwrap();
+    w.a.call = Some(call);
+    w.run_for(Duration::from_secs(2));
+    // The B2BUA renumbered Opus and dropped its fmtp on the callee's leg,
+    // and the relay stamps every packet with the L16 numbers: the two ends
+    // agreed on Opus all the same, inside the handshake.
+    assert!(w.sip_seen_by_b.iter().any(|m| m.starts_with("INVITE ")
+        && m.contains(&format!("a=rtpmap:{PT_B_OPUS} opus/48000/2"))
+        && !m.contains("a=fmtp")));
+    assert_eq!(
+        (w.a.agreed, w.b.agreed),
+        (Some(Codec::Opus), Some(Codec::Opus))
+    );
+    let speech_a = myturn_client::speech::frames(5, 8000, 2.0);
+    let speech_b = myturn_client::speech::frames(6, 8000, 2.0);
+    for (fa, fb) in speech_a.iter().zip(&speech_b) {
+        w.a.media.as_mut().unwrap().send_audio(fa).unwrap();
+        w.b.media.as_mut().unwrap().send_audio(fb).unwrap();
+        w.run_for(Duration::from_millis(20));
+    }
+    w.run_for(Duration::from_millis(200));
+    for (end, sent) in [(&w.b, &speech_a), (&w.a, &speech_b)] {
+        assert!(end.heard_codecs.iter().all(|&c| c == Codec::Opus));
+        // A third of PCM16's bytes at most (DTX leaves the pauses out).
+        let bytes: usize = end.heard.iter().map(Vec::len).sum();
+        assert!(bytes * 3 < sent.len() * 320, "{bytes} bytes");
+        let sent: Vec<i16> = sent.iter().flat_map(|f| to_samples(f)).collect();
+        // Judged on the decoded audio, over the first second (the first
+        // pause, which DTX leaves out, comes after it).
+        let heard = decode_opus(&end.heard);
+        let c = best_corr(&sent[..6000], &heard[..6200.min(heard.len())]);
+        assert!(c > 0.8, "correlation {c}");
+    }
+}
+
 #[test]
 fn ends_with_different_pair_ids_never_agree() {
     // The negative control: what binds the keys is the pair id, so two ends
@@ -796,8 +907,10 @@ fn ends_with_different_pair_ids_never_agree() {
                 pair_id: PairId([pair; 16]),
                 peer_fingerprint: None,
                 payload_type: 96,
+                opus_payload_type: None,
                 ssrc: 1,
                 samples_per_frame: 160,
+                codecs: vec![Codec::Pcm16],
             },
             EphemeralKey::generate(&mut StdRng::seed_from_u64(seed)),
             Box::new(StdRng::seed_from_u64(seed + 1)),

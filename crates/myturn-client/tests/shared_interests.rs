@@ -11,30 +11,26 @@ use std::time::{Duration, Instant};
 use common::{builtin_pbx, serve, voice, Proc};
 use myturn_testkit::Scratch;
 
-/// A server whose interest wait is `secs`.
-async fn server(secs: u64) -> String {
+/// A server whose interest wait is `secs`, and alice and bob on it (with
+/// these flags each), both registered. The scratch directory holds their
+/// WAV files while they run.
+async fn alice_and_bob(secs: u64, a: &[&str], b: &[&str]) -> (Scratch, Proc, Proc) {
     let mut cfg = builtin_pbx();
     cfg.interest_wait = secs;
-    serve(&cfg).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_clients_with_an_interest_in_common_are_paired_and_both_print_it() {
-    let server = server(30).await;
+    let server = serve(&cfg).await;
     let dir = Scratch::new();
     let (a_in, _) = voice(dir.path(), "alice", 1, 0.2);
     let (b_in, _) = voice(dir.path(), "bob", 2, 0.2);
     let (a_out, b_out) = (dir.join("a.wav"), dir.join("b.wav"));
-    let mut alice = Proc::start_in(
-        None,
-        &server,
-        "alice",
-        &a_in,
-        &a_out,
-        &["--interests", "Music, chess"],
-    );
-    let mut bob = Proc::start_in(None, &server, "bob", &b_in, &b_out, &[]);
+    let mut alice = Proc::start_in(None, &server, "alice", &a_in, &a_out, a);
+    let mut bob = Proc::start_in(None, &server, "bob", &b_in, &b_out, b);
     common::fully_registered([&mut alice, &mut bob]).await;
+    (dir, alice, bob)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_with_an_interest_in_common_are_paired_and_both_print_it() {
+    let (_dir, mut alice, mut bob) = alice_and_bob(30, &["--interests", "Music, chess"], &[]).await;
     alice.send("ready").await;
     assert_eq!(
         alice.expect("waiting").await,
@@ -58,15 +54,12 @@ async fn two_clients_with_an_interest_in_common_are_paired_and_both_print_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_clients_with_nothing_in_common_are_paired_only_after_the_wait() {
     const WAIT: Duration = Duration::from_secs(3);
-    let server = server(WAIT.as_secs()).await;
-    let dir = Scratch::new();
-    let (a_in, _) = voice(dir.path(), "alice", 3, 0.2);
-    let (b_in, _) = voice(dir.path(), "bob", 4, 0.2);
-    let (a_out, b_out) = (dir.join("a.wav"), dir.join("b.wav"));
-    let flags = |tags: &'static str| ["--interests", tags];
-    let mut alice = Proc::start_in(None, &server, "alice", &a_in, &a_out, &flags("jazz"));
-    let mut bob = Proc::start_in(None, &server, "bob", &b_in, &b_out, &flags("chess"));
-    common::fully_registered([&mut alice, &mut bob]).await;
+    let (_dir, mut alice, mut bob) = alice_and_bob(
+        WAIT.as_secs(),
+        &["--interests", "jazz"],
+        &["--interests", "chess"],
+    )
+    .await;
     let start = Instant::now();
     alice.send("ready").await;
     bob.send("ready").await;
@@ -87,21 +80,8 @@ async fn two_clients_with_nothing_in_common_are_paired_only_after_the_wait() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_interests_never_falls_back_and_says_so() {
-    let server = server(1).await;
-    let dir = Scratch::new();
-    let (a_in, _) = voice(dir.path(), "alice", 5, 0.2);
-    let (b_in, _) = voice(dir.path(), "bob", 6, 0.2);
-    let (a_out, b_out) = (dir.join("a.wav"), dir.join("b.wav"));
-    let mut alice = Proc::start_in(
-        None,
-        &server,
-        "alice",
-        &a_in,
-        &a_out,
-        &["--interests", "jazz", "--only-interests"],
-    );
-    let mut bob = Proc::start_in(None, &server, "bob", &b_in, &b_out, &[]);
-    common::fully_registered([&mut alice, &mut bob]).await;
+    let (_dir, mut alice, mut bob) =
+        alice_and_bob(1, &["--interests", "jazz", "--only-interests"], &[]).await;
     alice.send("ready").await;
     let w = alice.expect("waiting").await;
     assert!(w.contains("interests=jazz") && w.contains(" only"), "{w}");

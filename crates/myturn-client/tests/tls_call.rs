@@ -10,7 +10,7 @@
 mod common;
 
 use common::{builtin_pbx, private_ca, serve_on, voice, Proc};
-use myturn_media::wav;
+use myturn_testkit::http::get_json;
 use myturn_testkit::Scratch;
 
 const ADMIN: &str = "admin-token-for-the-tls-call-0123456789";
@@ -29,8 +29,10 @@ async fn a_whole_call_over_https_wss_and_sip_over_tls() {
     let (a_in, a_frames) = voice(dir.path(), "alice", 41, 2.0);
     let (b_in, b_frames) = voice(dir.path(), "bob", 42, 2.0);
     let (a_out, b_out) = (dir.join("alice-heard.wav"), dir.join("bob-heard.wav"));
+    // Alice offers PCM16 only, Bob Opus too: they agree on PCM16.
     let flags = ["--ca-cert", ca.to_str().unwrap()];
-    let mut alice = Proc::start_in(None, &server, "alice", &a_in, &a_out, &flags);
+    let pcm16 = ["--ca-cert", ca.to_str().unwrap(), "--codec", "pcm16"];
+    let mut alice = Proc::start_in(None, &server, "alice", &a_in, &a_out, &pcm16);
     let mut bob = Proc::start_in(None, &server, "bob", &b_in, &b_out, &flags);
     common::fully_registered([&mut alice, &mut bob]).await;
     // SIP went over TLS too (the server's SIP domain said
@@ -42,15 +44,7 @@ async fn a_whole_call_over_https_wss_and_sip_over_tls() {
     let mut text = String::new();
     for _ in 0..30 {
         // The PBX's view of its bindings is refreshed every 100 ms.
-        let conf: serde_json::Value = https
-            .get(format!("{server}/v1/admin/sip-conf"))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let conf = get_json(&https, &format!("{server}/v1/admin/sip-conf"), ADMIN).await;
         text = conf["files"][0]["content"].as_str().unwrap().to_owned();
         if text.matches(";transport=tls").count() == 2 {
             break;
@@ -69,18 +63,16 @@ async fn a_whole_call_over_https_wss_and_sip_over_tls() {
     common::chat(&mut alice, &mut bob, "over https").await;
     common::chat(&mut bob, &mut alice, "and wss").await;
     let n = a_frames.len();
-    let _ = tokio::join!(alice.all_audio_through(n), bob.all_audio_through(n));
+    let (sa, sb) = tokio::join!(alice.all_audio_through(n), bob.all_audio_through(n));
+    assert!(
+        sa.contains(" codec=pcm16 ") && sb.contains(" codec=pcm16 "),
+        "{sa} / {sb}"
+    );
     common::hang_up_and_quit(&mut alice, &mut bob).await;
     let log = alice.finish_log().await;
     assert!(log.iter().any(|l| l.contains("SIP over TLS")), "{log:?}");
     for (heard, sent) in [(&b_out, &a_frames), (&a_out, &b_frames)] {
-        let frames = wav::frames(&wav::read(heard, 8000).unwrap(), 160);
-        assert_eq!(frames.len(), sent.len());
-        assert!(
-            frames.iter().zip(sent).all(|(a, b)| a == b),
-            "{} differs",
-            heard.display()
-        );
+        common::heard::assert_heard(heard, sent, 8000, "pcm16", 1.0);
     }
 
     // Without the CA: a clear refusal that says what to do.

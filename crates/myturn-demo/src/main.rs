@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context as _};
 use clap::Parser;
-use myturn_client::call::{Call, Client};
+use myturn_client::call::{Call, Client, ClientConfig};
 use myturn_client::speech;
 use myturn_client::talk::{talk, TalkReport};
+use myturn_media::codec::Codec;
 use myturn_server::{App, Config};
 use myturn_wire::Role;
 use serde_json::json;
@@ -94,9 +95,15 @@ async fn main() -> anyhow::Result<()> {
     let rate = 8000;
 
     // 1–2. Register over HTTP, then over SIP with each user's own secret.
+    // PCM16, whatever this build offers: the demo checks the audio bit for
+    // bit, which a lossy codec cannot pass.
+    let config = || ClientConfig {
+        codecs: vec![Codec::Pcm16],
+        ..ClientConfig::new(&base, ip, rate)
+    };
     let (j, d) = tokio::try_join!(
-        Client::connect(&base, "jeden", ip, rate, None),
-        Client::connect(&base, "dwa", ip, rate, None)
+        Client::connect_with(config(), "jeden", None),
+        Client::connect_with(config(), "dwa", None)
     )?;
     let mut jeden = Side {
         name: "jeden",

@@ -9,6 +9,8 @@
 //! `myturn-load ws`: see the `ws` module.
 //!
 //! `myturn-load handshakes`: see the `handshakes` module.
+//!
+//! `myturn-load ops`: see the `ops` module.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use serde_json::json;
 use tokio::sync::Mutex;
 
 mod handshakes;
+mod ops;
 mod ws;
 
 /// Load generator for myturn-server: run it as a separate process against
@@ -42,6 +45,8 @@ enum Mode {
     /// New connections per second (TLS handshakes with an https:// server),
     /// each carrying one `GET /healthz`.
     Handshakes(handshakes::HandshakeArgs),
+    /// Ops/s, CPU and Redis commands per use case over one or more nodes.
+    Ops(ops::OpsArgs),
 }
 
 /// Arguments of the `http` mode.
@@ -192,6 +197,7 @@ async fn main() -> anyhow::Result<()> {
         Mode::Http(args) => http_mode(Arc::new(args)).await,
         Mode::Ws(args) => ws::run(args).await,
         Mode::Handshakes(args) => handshakes::run(args).await,
+        Mode::Ops(args) => ops::run(args).await,
     }
 }
 

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use myturn_media::driver::start;
-use myturn_media::jitter::JitterBuffer;
+use myturn_media::jitter::{JitterBuffer, Slot};
 use myturn_media::keys::Role;
 use myturn_media::session::{Config, Event};
 use rand_core::OsRng;
@@ -25,8 +25,10 @@ fn cfg(role: Role) -> Config {
         pair_id: myturn_media::keys::PairId([0x1a; 16]),
         peer_fingerprint: None,
         payload_type: 96,
+        opus_payload_type: None,
         ssrc: 1,
         samples_per_frame: 160,
+        codecs: vec![myturn_media::codec::Codec::Pcm16],
     }
 }
 
@@ -57,7 +59,7 @@ async fn main() {
     let mut captured: HashMap<u64, Instant> = HashMap::new();
     let mut arrival_ms = Vec::new();
     let mut m2e_ms = Vec::new();
-    let mut jb = JitterBuffer::new(320);
+    let mut jb = JitterBuffer::new();
     let mut capture = tokio::time::interval(Duration::from_millis(20));
     // The playout clock runs on its own phase, as a sound card's would.
     let mut playout = tokio::time::interval_at(
@@ -76,22 +78,20 @@ async fn main() {
                 n += 1;
             }
             ev = b.events.recv() => {
-                if let Some(Event::Audio { seq, pcm }) = ev {
+                if let Some(Event::Audio { seq, frame, codec, data: pcm, .. }) = ev {
                     let now = Instant::now();
                     if let Some(t) = captured.get(&seq) {
                         arrival_ms.push((now - *t).as_secs_f64() * 1e3);
                     }
-                    jb.push(now, seq, pcm);
+                    jb.push(now, seq, frame, codec, pcm);
                 }
             }
             _ = playout.tick() => {
                 let now = Instant::now();
-                if let Some(f) = jb.pop(now) {
-                    let id = u64::from_le_bytes(f[..8].try_into().unwrap());
-                    if f.iter().any(|&x| x != 0) || id == 0 {
-                        if let Some(t) = captured.remove(&id) {
-                            m2e_ms.push((now - t).as_secs_f64() * 1e3);
-                        }
+                if let Slot::Frame(_, f) = jb.pop(now) {
+                    let id = u64::from_le_bytes(f.data[..8].try_into().unwrap());
+                    if let Some(t) = captured.remove(&id) {
+                        m2e_ms.push((now - t).as_secs_f64() * 1e3);
                     }
                 }
             }
@@ -101,9 +101,9 @@ async fn main() {
     let (a50, a99) = (pct(&mut arrival_ms, 0.5), pct(&mut arrival_ms, 0.99));
     let (m50, m99) = (pct(&mut m2e_ms, 0.5), pct(&mut m2e_ms, 0.99));
     println!(
-        "frames {frames}, played {} (concealed {}, lost {})",
+        "frames {frames}, played {} (missing {}, lost {})",
         m2e_ms.len(),
-        s.concealed,
+        s.missing,
         s.lost
     );
     println!("reference capture → arrival (network + crypto): p50 {a50:.2} ms, p99 {a99:.2} ms");

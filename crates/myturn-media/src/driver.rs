@@ -22,7 +22,7 @@ const EVENT_QUEUE: usize = 512;
 
 enum Command {
     Audio(Vec<u8>),
-    Retarget(SocketAddr, u8),
+    Retarget(SocketAddr, u8, Option<u8>),
     Text(String),
     Mute(bool),
 }
@@ -81,12 +81,18 @@ impl MediaHandle {
             .map_err(|_| Closed)
     }
 
-    /// Moves the media to a new peer address and payload type, as a
-    /// re-INVITE or UPDATE with new SDP asks (Asterisk moves media that
-    /// way). Datagrams from the old address are then dropped as foreign.
-    pub async fn retarget(&self, peer: SocketAddr, payload_type: u8) -> Result<(), Closed> {
+    /// Moves the media to a new peer address and payload types (L16's,
+    /// and Opus's if the new SDP lists it), as a re-INVITE or UPDATE with
+    /// new SDP asks (Asterisk moves media that way). Datagrams from the
+    /// old address are then dropped as foreign.
+    pub async fn retarget(
+        &self,
+        peer: SocketAddr,
+        payload_type: u8,
+        opus: Option<u8>,
+    ) -> Result<(), Closed> {
         self.cmds
-            .send(Command::Retarget(peer, payload_type))
+            .send(Command::Retarget(peer, payload_type, opus))
             .await
             .map_err(|_| Closed)
     }
@@ -176,12 +182,12 @@ async fn run(
                     let _ = session.send_audio(&pcm);
                 }
                 Some(Command::Mute(m)) => muted = m,
-                Some(Command::Retarget(to, pt)) => {
+                Some(Command::Retarget(to, pt, opus)) => {
                     if to != peer {
                         tracing::info!(from = %peer, %to, "media moved by the signalling");
                     }
                     peer = to;
-                    session.set_payload_type(pt);
+                    session.set_payload_types(pt, opus);
                 }
                 Some(Command::Text(t)) => {
                     if let Err(e) = session.send_text(Instant::now(), &t) {

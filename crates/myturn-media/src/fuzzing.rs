@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use myturn_rt::fuzzing::Counter;
 
+use crate::codec::{Codec, Decoder};
+use crate::frame::{read_audio, read_caps};
 use crate::keys::{derive, EphemeralKey, PairId, Role};
 use crate::packet::{Inner, Kind, Opener, RtpHeader};
 use crate::session::{Config, Session};
@@ -49,8 +51,10 @@ pub fn handshake(data: &[u8]) {
             pair_id: PairId([0xf0; 16]),
             peer_fingerprint: None,
             payload_type: 96,
+            opus_payload_type: Some(111),
             ssrc: 1,
             samples_per_frame: 160,
+            codecs: vec![Codec::Opus, Codec::Pcm16],
         };
         let mut s = Session::new(cfg, Box::new(Counter(2)), now);
         for (k, part) in data.split(|&b| b == 0xff).enumerate() {
@@ -59,6 +63,40 @@ pub fn handshake(data: &[u8]) {
             while s.poll_event().is_some() {}
         }
         s.handle_timeout(now + Duration::from_secs(60));
+    }
+}
+
+/// An authentic peer's audio plaintext: the frame format, the capability
+/// list, and the playout's decoders fed what it names.
+pub fn audio(data: &[u8]) {
+    let _ = read_caps(data);
+    if let Ok(p) = read_audio(data) {
+        if let Ok(mut d) = Decoder::new(p.codec, 8000) {
+            let _ = d.decode(p.primary);
+            let _ = d.recover(p.primary);
+            for (_, f) in p.redundant {
+                let _ = d.decode(f);
+            }
+        }
+    }
+    let mut playout = crate::playout::Playout::new(16_000);
+    let now = Instant::now();
+    for (k, part) in data.chunks(7).enumerate() {
+        let codec = if k % 2 == 0 {
+            Codec::Opus
+        } else {
+            Codec::Pcm16
+        };
+        let seq = u64::from(part.first().copied().unwrap_or(0));
+        playout.push(
+            now,
+            seq,
+            seq + k as u64 % 3,
+            codec,
+            part.to_vec(),
+            k % 3 == 0,
+        );
+        let _ = playout.pop(now + Duration::from_millis(20 * k as u64 + 100));
     }
 }
 
@@ -102,6 +140,21 @@ mod tests {
             }
             packet(&v);
             handshake(&v);
+        }
+    }
+
+    #[test]
+    fn the_audio_body_survives_mutated_plaintexts() {
+        let mut rng = Counter(11);
+        let mut seed = vec![2, 0, 5, 1, 1, 0, 4, 9, 9, 9, 9];
+        seed.extend_from_slice(&[0x48; 60]);
+        for _ in 0..500 {
+            let mut v = seed.clone();
+            for _ in 0..(rng.next_u32() % 6) {
+                let pos = rng.next_u32() as usize % v.len();
+                v[pos] = rng.next_u32() as u8;
+            }
+            audio(&v);
         }
     }
 }

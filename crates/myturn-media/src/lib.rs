@@ -16,10 +16,23 @@
 //! * [`session`]: the sans-IO state machine over all of it: the
 //!   commit-then-reveal handshake with retransmission and key confirmation,
 //!   sealed audio, and a reliable, ordered text stream.
-//! * [`jitter`]: the adaptive jitter buffer (20–80 ms, reordering, loss
-//!   concealment, RFC 3550 jitter).
+//! * [`codec`]: PCM16 and Opus (libopus: in-band FEC, DTX) encoders and
+//!   decoders; which one a call uses is agreed inside the handshake.
+//! * [`frame`]: the audio plaintext (codec, redundant earlier frames) and
+//!   the handshake's codec capability list.
+//! * [`loss`]: the receiver's loss reports (sent sealed in keep-alives)
+//!   and the sender's choice of protection from them (FEC, redundancy).
+//! * [`jitter`]: the adaptive jitter buffer (20–80 ms, reordering, RFC 3550
+//!   loss and jitter).
+//! * [`conceal`]: pitch-based concealment of lost PCM16 frames (G.711
+//!   Appendix I in spirit).
+//! * [`playout`]: the one playout path: jitter buffer, decoding, FEC
+//!   recovery and concealment, 20 ms of PCM16 out per tick for the speaker
+//!   and `--output-wav` alike.
 //! * `audio` (feature `audio`): capture and playback with cpal, device
 //!   listing and choice, resampling to and from the device's rate.
+//! * `echo` (feature `audio`): echo cancellation, noise suppression and
+//!   gain control for sound devices (WebRTC's audio processing module).
 //! * `resample` (internal): the streaming resampler the audio module uses.
 //! * [`wav`]: WAV input and output (PCM16, 8 or 16 kHz) for headless use.
 //! * [`driver`]: the thin tokio driver: one task owns a [`session::Session`]
@@ -56,12 +69,19 @@
 
 #[cfg(feature = "audio")]
 pub mod audio;
+pub mod codec;
+pub mod conceal;
 pub mod driver;
+#[cfg(feature = "audio")]
+pub mod echo;
+pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod jitter;
 pub mod keys;
+pub mod loss;
 pub mod packet;
+pub mod playout;
 mod replay;
 // Only the sound devices resample; without them it is tested, not used.
 #[cfg_attr(not(feature = "audio"), allow(dead_code))]

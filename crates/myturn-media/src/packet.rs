@@ -87,11 +87,15 @@ pub enum Discard {
     /// Authentic but badly padded (cannot happen with a correct peer).
     #[error("bad padding")]
     BadPadding,
+    /// Authentic audio in a format this side cannot read (an unknown
+    /// codec, a malformed redundancy header).
+    #[error("bad audio format")]
+    BadFormat,
 }
 
 impl Discard {
     /// Every reason, for counters.
-    pub const ALL: [Discard; 9] = [
+    pub const ALL: [Discard; 10] = [
         Discard::Truncated,
         Discard::BadRtp,
         Discard::BadVersion,
@@ -101,6 +105,7 @@ impl Discard {
         Discard::TooOld,
         Discard::BadTag,
         Discard::BadPadding,
+        Discard::BadFormat,
     ];
 
     /// A snake_case name, for logs and stats.
@@ -115,6 +120,7 @@ impl Discard {
             Discard::TooOld => "too_old",
             Discard::BadTag => "bad_tag",
             Discard::BadPadding => "bad_padding",
+            Discard::BadFormat => "bad_format",
         }
     }
 }

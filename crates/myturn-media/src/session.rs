@@ -20,10 +20,16 @@ use rand_core::CryptoRngCore;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use crate::codec::{Codec, Encoder};
+use crate::frame::{choose, read_caps, write_caps};
 use crate::keys::{
     commitment, derive, fingerprint, EphemeralKey, KeyError, PairId, Role, SessionKeys, NONCE_LEN,
 };
+use crate::loss::{Adapter, LossMeter};
 use crate::packet::{Discard, Inner, Kind, Opener, RtpHeader, Sealer, VERSION};
+
+mod audio;
+mod text;
 
 /// First handshake retransmission delay; doubles up to [`HS_RTO_MAX`].
 pub const HS_RTO: Duration = Duration::from_millis(100);
@@ -72,13 +78,23 @@ pub struct Config {
     /// The peer's key fingerprint from SDP, if known: a different key
     /// aborts the handshake.
     pub peer_fingerprint: Option<[u8; 32]>,
-    /// RTP payload type negotiated in SDP.
+    /// RTP payload type of L16 in the partner's SDP: handshake packets,
+    /// and everything when the call is PCM16.
     pub payload_type: u8,
+    /// RTP payload type of Opus in the partner's SDP, if it lists Opus:
+    /// what an Opus call's packets carry once established (a label for the
+    /// path only; the receiver reads the codec inside the seal).
+    pub opus_payload_type: Option<u8>,
     /// Our RTP SSRC.
     pub ssrc: u32,
     /// Samples per 20 ms frame (160 at 8 kHz, 320 at 16 kHz): the RTP
     /// timestamp step.
     pub samples_per_frame: u32,
+    /// The codecs this side offers in the handshake, most preferred first
+    /// (PCM16 is always spoken, listed or not). The codec the call uses is
+    /// agreed there, sealed into the key confirmation, and never read
+    /// from SDP, which a back-to-back agent may rewrite.
+    pub codecs: Vec<Codec>,
 }
 
 /// Why a session failed.
@@ -114,15 +130,25 @@ pub enum Event {
         sas: String,
         /// The peer's key fingerprint.
         peer_fingerprint: [u8; 32],
+        /// The codec both sides agreed on in the handshake.
+        codec: Codec,
     },
-    /// An audio frame (PCM16 little-endian bytes) with its end-to-end
-    /// sequence number. Frames arrive in network order; a jitter buffer
-    /// reorders and paces them.
+    /// An encoded audio frame with its end-to-end sequence number. Frames
+    /// arrive in network order; the playout ([`crate::playout`]) reorders,
+    /// paces, decodes and conceals them.
     Audio {
-        /// End-to-end sequence number.
+        /// End-to-end sequence number of the packet that carried it.
         seq: u64,
-        /// PCM16 little-endian.
-        pcm: Vec<u8>,
+        /// The frame index: 20 ms frames since the partner's stream began
+        /// (DTX's unsent ones counted), the frame's place in time.
+        frame: u64,
+        /// The codec the frame is in (named inside the seal).
+        codec: Codec,
+        /// The encoded frame (PCM16 little-endian for [`Codec::Pcm16`]).
+        data: Vec<u8>,
+        /// A copy of an earlier frame carried for loss recovery (its
+        /// original may have arrived already).
+        redundant: bool,
     },
     /// A chat message, delivered once and in order.
     Text(String),
@@ -145,6 +171,9 @@ pub enum SendError {
     /// Too many unacknowledged messages.
     #[error("too many chat messages in flight; wait for the peer")]
     TextBacklog,
+    /// An audio frame that is not 20 ms of PCM16 at the call rate.
+    #[error("an audio frame must be 20 ms of PCM16 at the call rate")]
+    BadAudio,
 }
 
 /// Counters.
@@ -154,6 +183,20 @@ pub struct Stats {
     pub audio_sent: u64,
     /// Audio frames received (authentic, fresh).
     pub audio_received: u64,
+    /// Frames not sent because Opus's DTX found them silent.
+    pub dtx_frames: u64,
+    /// Bytes of audio datagrams sent (RTP header and seal included).
+    pub audio_bytes_sent: u64,
+    /// Bytes of authentic audio datagrams received.
+    pub audio_bytes_received: u64,
+    /// Redundant copies of earlier frames sent.
+    pub redundant_sent: u64,
+    /// The partner's last loss report on our audio, in 256ths.
+    pub peer_loss: u8,
+    /// Earlier frames each audio packet carries now.
+    pub redundancy: u8,
+    /// The loss Opus's FEC is told to expect now, percent (0: none).
+    pub fec_loss: u8,
     /// Text packets retransmitted.
     pub text_retransmits: u64,
     /// Handshake messages retransmitted.
@@ -173,6 +216,8 @@ enum State {
     SentDh1 {
         commit: [u8; 32],
         peer_nonce: [u8; NONCE_LEN],
+        /// The initiator's capability list as it came (for the confirm MAC).
+        peer_caps: Vec<u8>,
     },
     /// Keys derived; waiting for the peer's confirm.
     Confirming(Box<Secure>),
@@ -184,6 +229,27 @@ enum State {
 
 struct Secure {
     keys: SessionKeys,
+    /// The agreed codec's encoder.
+    encoder: Encoder,
+    /// The last frames sent, (end-to-end seq, bytes), newest last: what
+    /// redundancy copies.
+    sent_frames: VecDeque<(u64, Vec<u8>)>,
+    /// How many earlier frames each packet carries (0 to
+    /// [`crate::frame::MAX_REDUNDANT`]).
+    redundancy: usize,
+    /// Frames given to send (sent or left out by DTX): the next frame's
+    /// index.
+    tx_frame: u64,
+    /// The highest frame index received.
+    rx_frame: Option<u64>,
+    /// Our loss meter on the partner's audio, and what we make of the
+    /// partner's reports on ours.
+    meter: LossMeter,
+    adapter: Adapter,
+    /// The report our acks carry (the last keep-alive's).
+    report: Option<u8>,
+    /// Protection follows the reports (until set by hand).
+    auto: bool,
     tx_audio: Sealer,
     tx_text: Sealer,
     tx_ack: Sealer,
@@ -193,8 +259,22 @@ struct Secure {
 }
 
 impl Secure {
-    fn new(keys: SessionKeys) -> Self {
+    fn new(keys: SessionKeys, codec: Codec, rate: u32) -> Self {
+        let encoder = Encoder::new(codec, rate).or_else(|_| Encoder::new(Codec::Pcm16, rate));
+        let encoder = match encoder {
+            Ok(e) => e,
+            Err(_) => unreachable!("PCM16 needs no set-up"),
+        };
         Secure {
+            encoder,
+            sent_frames: VecDeque::new(),
+            redundancy: 0,
+            tx_frame: 0,
+            rx_frame: None,
+            meter: LossMeter::default(),
+            adapter: Adapter::default(),
+            report: None,
+            auto: true,
             tx_audio: Sealer::new(Kind::Audio, &keys.send_audio),
             tx_text: Sealer::new(Kind::Text, &keys.send_text),
             tx_ack: Sealer::new(Kind::TextAck, &keys.send_text),
@@ -250,6 +330,12 @@ pub struct Session {
     stats: Stats,
     /// The peer's key fingerprint, once its key arrived.
     peer_fp: Option<[u8; 32]>,
+    /// Both capability lists as sent (`count ‖ codecs`, empty for a peer
+    /// that sent none), bound into the confirm MACs.
+    caps_i: Vec<u8>,
+    caps_r: Vec<u8>,
+    /// The agreed codec.
+    codec: Codec,
     // Text, sending side.
     next_msg: u32,
     unacked: VecDeque<Outgoing>,
@@ -270,12 +356,16 @@ impl std::fmt::Debug for Session {
     }
 }
 
-fn confirm_mac(key: &[u8; 32], label: &[u8]) -> [u8; CONFIRM_LEN] {
+/// The confirm MAC: over the role's label, then both capability lists, so
+/// that a codec list changed on the path fails the key confirmation.
+fn confirm_mac(key: &[u8; 32], label: &[u8], caps_i: &[u8], caps_r: &[u8]) -> [u8; CONFIRM_LEN] {
     let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
         Ok(m) => m,
         Err(_) => unreachable!("HMAC accepts keys of any length"),
     };
     mac.update(label);
+    mac.update(caps_i);
+    mac.update(caps_r);
     let full = mac.finalize().into_bytes();
     let mut out = [0u8; CONFIRM_LEN];
     out.copy_from_slice(full.get(..CONFIRM_LEN).unwrap_or(&[0; CONFIRM_LEN]));
@@ -307,7 +397,16 @@ impl Session {
         now: Instant,
     ) -> Self {
         let role = cfg.role;
+        let mut caps = Vec::new();
+        write_caps(&cfg.codecs, &mut caps);
+        let (caps_i, caps_r) = match role {
+            Role::Initiator => (caps, Vec::new()),
+            Role::Responder => (Vec::new(), caps),
+        };
         let mut s = Session {
+            caps_i,
+            caps_r,
+            codec: Codec::Pcm16,
             clock: RtpClock {
                 payload_type: cfg.payload_type,
                 ssrc: cfg.ssrc,
@@ -341,9 +440,10 @@ impl Session {
         };
         match role {
             Role::Initiator => {
-                let mut body = Vec::with_capacity(48);
+                let mut body = Vec::with_capacity(64);
                 body.extend_from_slice(&s.key.nonce());
                 body.extend_from_slice(&commitment(&s.key.public()));
+                body.extend_from_slice(&s.caps_i);
                 s.send_handshake(MSG_COMMIT, &body, now);
             }
             Role::Responder => s.send_handshake(MSG_HELLO, &[], now),
@@ -361,14 +461,28 @@ impl Session {
         matches!(self.state, State::Established(_))
     }
 
-    /// Sends with another RTP payload type from now on: a re-INVITE or
+    /// Sends with other RTP payload types from now on: a re-INVITE or
     /// UPDATE renumbered the codec (back-to-back agents do; the receiver
     /// never looks at the payload type, so this only keeps the relay
     /// happy). Nothing else changes: keys, streams and sequence numbers
     /// live in the sealed payload.
-    pub fn set_payload_type(&mut self, payload_type: u8) {
-        self.clock.payload_type = payload_type;
+    pub fn set_payload_types(&mut self, payload_type: u8, opus: Option<u8>) {
         self.cfg.payload_type = payload_type;
+        self.cfg.opus_payload_type = opus;
+        self.clock.payload_type = self.wire_payload_type();
+    }
+
+    /// The payload type to stamp: Opus's once an Opus call is established
+    /// and the partner's SDP numbered it, L16's otherwise.
+    fn wire_payload_type(&self) -> u8 {
+        match (
+            self.is_established(),
+            self.codec,
+            self.cfg.opus_payload_type,
+        ) {
+            (true, Codec::Opus, Some(pt)) => pt,
+            _ => self.cfg.payload_type,
+        }
     }
 
     /// How long the peer may stay silent once the session is established
@@ -431,6 +545,7 @@ impl Session {
                 return;
             }
             if self.keepalive_due.is_some_and(|d| now >= d) {
+                self.take_report();
                 self.send_ack();
                 self.stats.keepalives_sent += 1;
                 self.keepalive_due = Some(now + KEEPALIVE);
@@ -500,8 +615,10 @@ impl Session {
         self.events.push_back(Event::Established {
             sas: sec.keys.sas.clone(),
             peer_fingerprint: self.peer_fp.unwrap_or([0; 32]),
+            codec: self.codec,
         });
         self.state = State::Established(sec);
+        self.clock.payload_type = self.wire_payload_type();
     }
 
     /// Handles one received datagram.
@@ -551,13 +668,7 @@ impl Session {
         self.last_heard = now;
         let plaintext = std::mem::take(&mut self.scratch);
         match inner.kind {
-            Kind::Audio => {
-                self.stats.audio_received += 1;
-                self.events.push_back(Event::Audio {
-                    seq: opened.seq,
-                    pcm: plaintext.clone(),
-                });
-            }
+            Kind::Audio => self.on_audio(opened.seq, datagram.len(), &plaintext),
             Kind::Text => self.on_text(&plaintext),
             Kind::TextAck => self.on_ack(now, &plaintext),
         }
@@ -568,15 +679,21 @@ impl Session {
         let msg = payload.get(1).copied().unwrap_or(0);
         let body = payload.get(2..).unwrap_or(&[]);
         match (&self.state, msg) {
-            (State::WaitCommit, MSG_COMMIT) if body.len() == NONCE_LEN + 32 => {
+            (State::WaitCommit, MSG_COMMIT) if has_caps(body) => {
                 let mut peer_nonce = [0u8; NONCE_LEN];
                 let mut commit = [0u8; 32];
                 peer_nonce.copy_from_slice(body.get(..NONCE_LEN).unwrap_or(&[0; NONCE_LEN]));
-                commit.copy_from_slice(body.get(NONCE_LEN..).unwrap_or(&[0; 32]));
-                self.state = State::SentDh1 { commit, peer_nonce };
-                let mut out = Vec::with_capacity(48);
+                commit.copy_from_slice(body.get(NONCE_LEN..KEYED_LEN).unwrap_or(&[0; 32]));
+                let peer_caps = body.get(KEYED_LEN..).unwrap_or_default().to_vec();
+                self.state = State::SentDh1 {
+                    commit,
+                    peer_nonce,
+                    peer_caps,
+                };
+                let mut out = Vec::with_capacity(64);
                 out.extend_from_slice(&self.key.nonce());
                 out.extend_from_slice(&self.key.public());
+                out.extend_from_slice(&self.caps_r);
                 self.send_handshake(MSG_DH1, &out, now);
             }
             (State::SentDh1 { .. }, MSG_COMMIT) => self.repeat_handshake(),
@@ -586,11 +703,13 @@ impl Session {
             (State::Committed, MSG_HELLO) if self.hs_rto > HS_RTO => self.repeat_handshake(),
             // Otherwise a Hello is only the responder opening its path.
             (_, MSG_HELLO) => {}
-            (State::Committed, MSG_DH1) if body.len() == NONCE_LEN + 32 => {
+            (State::Committed, MSG_DH1) if has_caps(body) => {
                 let mut peer_nonce = [0u8; NONCE_LEN];
                 let mut peer_pub = [0u8; 32];
                 peer_nonce.copy_from_slice(body.get(..NONCE_LEN).unwrap_or(&[0; NONCE_LEN]));
-                peer_pub.copy_from_slice(body.get(NONCE_LEN..).unwrap_or(&[0; 32]));
+                peer_pub.copy_from_slice(body.get(NONCE_LEN..KEYED_LEN).unwrap_or(&[0; 32]));
+                self.caps_r = body.get(KEYED_LEN..).unwrap_or_default().to_vec();
+                self.codec = self.agreed_codec();
                 if let Err(f) = self.check_fingerprint(&peer_pub) {
                     return self.fail(f);
                 }
@@ -602,15 +721,25 @@ impl Session {
                     &self.cfg.pair_id,
                 ) {
                     Ok(keys) => {
-                        self.state = State::Confirming(Box::new(Secure::new(keys)));
+                        let sec = Secure::new(keys, self.codec, self.rate());
+                        self.state = State::Confirming(Box::new(sec));
                         let public = self.key.public();
                         self.send_handshake(MSG_DH2, &public, now);
                     }
                     Err(e) => self.fail(e.into()),
                 }
             }
-            (State::SentDh1 { commit, peer_nonce }, MSG_DH2) if body.len() == 32 => {
+            (
+                State::SentDh1 {
+                    commit,
+                    peer_nonce,
+                    peer_caps,
+                },
+                MSG_DH2,
+            ) if body.len() == 32 => {
                 let (commit, peer_nonce) = (*commit, *peer_nonce);
+                self.caps_i = peer_caps.clone();
+                self.codec = self.agreed_codec();
                 let mut peer_pub = [0u8; 32];
                 peer_pub.copy_from_slice(body);
                 if !bool::from(commitment(&peer_pub).ct_eq(&commit)) {
@@ -627,8 +756,14 @@ impl Session {
                     &self.cfg.pair_id,
                 ) {
                     Ok(keys) => {
-                        let mac = confirm_mac(&keys.confirm_mine.0, label(Role::Responder));
-                        self.state = State::Confirming(Box::new(Secure::new(keys)));
+                        let mac = confirm_mac(
+                            &keys.confirm_mine.0,
+                            label(Role::Responder),
+                            &self.caps_i,
+                            &self.caps_r,
+                        );
+                        let sec = Secure::new(keys, self.codec, self.rate());
+                        self.state = State::Confirming(Box::new(sec));
                         self.send_handshake(MSG_CONFIRM1, &mac, now);
                     }
                     Err(e) => self.fail(e.into()),
@@ -638,11 +773,21 @@ impl Session {
                 self.repeat_handshake()
             }
             (State::Confirming(sec), MSG_CONFIRM1) if self.cfg.role == Role::Initiator => {
-                let expected = confirm_mac(&sec.keys.confirm_peer.0, label(Role::Responder));
+                let expected = confirm_mac(
+                    &sec.keys.confirm_peer.0,
+                    label(Role::Responder),
+                    &self.caps_i,
+                    &self.caps_r,
+                );
                 if !bool::from(expected.as_slice().ct_eq(body)) {
                     return self.fail(Failure::ConfirmFailed);
                 }
-                let mine = confirm_mac(&sec.keys.confirm_mine.0, label(Role::Initiator));
+                let mine = confirm_mac(
+                    &sec.keys.confirm_mine.0,
+                    label(Role::Initiator),
+                    &self.caps_i,
+                    &self.caps_r,
+                );
                 self.send_handshake(MSG_CONFIRM2, &mine, now);
                 // Confirm2 is only repeated when Confirm1 is.
                 self.hs_due = None;
@@ -653,7 +798,12 @@ impl Session {
                 self.repeat_handshake();
             }
             (State::Confirming(sec), MSG_CONFIRM2) if self.cfg.role == Role::Responder => {
-                let expected = confirm_mac(&sec.keys.confirm_peer.0, label(Role::Initiator));
+                let expected = confirm_mac(
+                    &sec.keys.confirm_peer.0,
+                    label(Role::Initiator),
+                    &self.caps_i,
+                    &self.caps_r,
+                );
                 if !bool::from(expected.as_slice().ct_eq(body)) {
                     return self.fail(Failure::ConfirmFailed);
                 }
@@ -665,6 +815,25 @@ impl Session {
         }
     }
 
+    /// The codec both capability lists allow (PCM16 if either is
+    /// malformed).
+    fn agreed_codec(&self) -> Codec {
+        match (read_caps(&self.caps_i), read_caps(&self.caps_r)) {
+            (Some(i), Some(r)) => choose(&i, &r),
+            _ => Codec::Pcm16,
+        }
+    }
+
+    /// The call's sample rate.
+    fn rate(&self) -> u32 {
+        self.cfg.samples_per_frame * 50
+    }
+
+    /// The codec agreed in the handshake (PCM16 until then).
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
     fn check_fingerprint(&mut self, peer_pub: &[u8; 32]) -> Result<(), Failure> {
         let fp = fingerprint(peer_pub);
         self.peer_fp = Some(fp);
@@ -673,109 +842,16 @@ impl Session {
             _ => Ok(()),
         }
     }
+}
 
-    /// Seals and queues one audio frame (PCM16 little-endian).
-    pub fn send_audio(&mut self, pcm: &[u8]) -> Result<(), SendError> {
-        let State::Established(sec) = &mut self.state else {
-            return Err(match self.state {
-                State::Failed => SendError::Failed,
-                _ => SendError::NotEstablished,
-            });
-        };
-        let out = seal_with(&mut sec.tx_audio, &mut self.clock, &mut *self.rng, pcm);
-        self.clock.ts = self.clock.ts.wrapping_add(self.cfg.samples_per_frame);
-        self.transmits.push_back(out);
-        self.stats.audio_sent += 1;
-        Ok(())
-    }
+/// Length of the keyed part of a Commit or DHPart1 (nonce and hash or
+/// public key); the capability list follows.
+const KEYED_LEN: usize = NONCE_LEN + 32;
 
-    /// Queues one chat message for reliable, ordered delivery.
-    pub fn send_text(&mut self, now: Instant, text: &str) -> Result<(), SendError> {
-        if text.is_empty() || text.len() > TEXT_MAX_LEN || text.chars().any(char::is_control) {
-            return Err(SendError::BadText);
-        }
-        match self.state {
-            State::Established(_) => {}
-            State::Failed => return Err(SendError::Failed),
-            _ => return Err(SendError::NotEstablished),
-        }
-        if self.pending.len() >= TEXT_QUEUE {
-            return Err(SendError::TextBacklog);
-        }
-        self.pending.push_back(text.to_owned());
-        self.flush_text(now);
-        Ok(())
-    }
-
-    /// Puts queued messages in flight while the window has room.
-    fn flush_text(&mut self, now: Instant) {
-        while self.unacked.len() < TEXT_WINDOW {
-            let Some(text) = self.pending.pop_front() else {
-                return;
-            };
-            self.transmit_text(now, text);
-        }
-    }
-
-    fn transmit_text(&mut self, now: Instant, text: String) {
-        let State::Established(sec) = &mut self.state else {
-            return;
-        };
-        let msg = self.next_msg;
-        self.next_msg = self.next_msg.wrapping_add(1);
-        let pkt = sec.seal_text(&mut self.clock, &mut *self.rng, msg, &text);
-        self.transmits.push_back(pkt);
-        self.unacked.push_back(Outgoing {
-            msg,
-            text,
-            due: now + TEXT_RTO,
-            rto: TEXT_RTO,
-        });
-    }
-
-    fn on_text(&mut self, plaintext: &[u8]) {
-        let Some((head, body)) = plaintext.split_first_chunk::<4>() else {
-            return self.drop_counted(Discard::Truncated);
-        };
-        let msg = u32::from_be_bytes(*head);
-        let Ok(text) = std::str::from_utf8(body) else {
-            return self.drop_counted(Discard::BadPadding);
-        };
-        // Deliver in order, once; hold early arrivals.
-        if msg.wrapping_sub(self.next_expected) < (1 << 31) {
-            if msg == self.next_expected {
-                self.events.push_back(Event::Text(text.to_owned()));
-                self.next_expected = self.next_expected.wrapping_add(1);
-                while let Some(t) = self.early.remove(&self.next_expected) {
-                    self.events.push_back(Event::Text(t));
-                    self.next_expected = self.next_expected.wrapping_add(1);
-                }
-            } else if self.early.len() < TEXT_WINDOW {
-                self.early.entry(msg).or_insert_with(|| text.to_owned());
-            }
-        }
-        self.send_ack();
-    }
-
-    fn send_ack(&mut self) {
-        let State::Established(sec) = &mut self.state else {
-            return;
-        };
-        let ack = self.next_expected.to_be_bytes();
-        let out = seal_with(&mut sec.tx_ack, &mut self.clock, &mut *self.rng, &ack);
-        self.transmits.push_back(out);
-    }
-
-    fn on_ack(&mut self, now: Instant, plaintext: &[u8]) {
-        let Some(head) = plaintext.first_chunk::<4>() else {
-            return self.drop_counted(Discard::Truncated);
-        };
-        let next = u32::from_be_bytes(*head);
-        // Cumulative: everything before `next` arrived.
-        self.unacked
-            .retain(|o| next.wrapping_sub(o.msg).wrapping_sub(1) >= (1 << 31));
-        self.flush_text(now);
-    }
+/// A Commit or DHPart1 body: the keyed part, then a well-formed
+/// capability list (or none: a PCM16-only peer).
+fn has_caps(body: &[u8]) -> bool {
+    body.len() >= KEYED_LEN && read_caps(body.get(KEYED_LEN..).unwrap_or_default()).is_some()
 }
 
 /// The RTP fields this side stamps on what it sends.

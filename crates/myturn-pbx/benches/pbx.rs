@@ -12,6 +12,14 @@
 //!    PBX: INVITE → 407 → ACK → INVITE → 100/180/200 → ACK → BYE → 200.
 //! 3. Memory per registered user: RSS growth of this process while the
 //!    sans-IO core takes 100,000 accounts and their bindings.
+//! 4. Under a one-source flood: SIPp's REGISTER+auth from 127.0.0.2 at a
+//!    fixed 1,000/s, alone and while one process floods from 127.0.0.3 as
+//!    fast as it can (garbage, unauthenticated REGISTER, INVITE, OPTIONS);
+//!    against the built-in PBX (10,000 requests/s per source, the default
+//!    answer budget for sources that have not proved a password) and
+//!    Kamailio with `pike` (children=2, 20,000 requests per 2 s): the
+//!    legit rate flooded ÷ unflooded, and the answers the flooder got (in
+//!    all, after 2 s, in its last second).
 //!
 //! SIPp 3.6 speaks MD5 only, so both servers challenge with MD5 here.
 //! The scenarios and Kamailio's script are myturn-testkit's fixtures
@@ -20,11 +28,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../tests/common/flood.rs"]
+mod flood;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use myturn_pbx::core::{Account, Config, Pbx};
+use myturn_pbx::core::{Account, Config, FloodConfig, Limit, Pbx};
 use myturn_pbx::driver::{self, PbxHandle};
 use myturn_sip::digest::Algorithm;
 use myturn_testkit::kamailio::{self, Kamailio, Script};
@@ -33,6 +44,7 @@ use myturn_testkit::{skip, Peer};
 use tokio::sync::watch;
 
 const PASSWORD: &str = "bench-Pw-2026";
+const FLOODER: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 3));
 
 fn accounts() -> Vec<Account> {
     ["bench", "caller", "callee"]
@@ -46,8 +58,9 @@ fn accounts() -> Vec<Account> {
         .collect()
 }
 
-/// The built-in PBX on its own thread (one tokio task, as in the server).
-fn start_builtin() -> (SocketAddr, PbxHandle, String) {
+/// The built-in PBX on its own thread (one tokio task, as in the server),
+/// its flood guard set up as `flood`.
+fn start_builtin(flood: FloodConfig) -> (SocketAddr, PbxHandle, String) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let me = std::fs::read_link("/proc/thread-self")
@@ -63,8 +76,11 @@ fn start_builtin() -> (SocketAddr, PbxHandle, String) {
             let addr = socket.local_addr().unwrap();
             let mut cfg = Config::new(addr);
             cfg.algorithms = vec![Algorithm::Md5];
-            // The benchmark is one source hammering: never block it.
+            // The benchmark is one source hammering: never block it for
+            // digest failures. The flood guard stays on (its cost counts)
+            // with the `flood` shape given.
             cfg.fail_limit = u32::MAX;
+            cfg.flood = flood;
             // As the server runs it: a userspace CSPRNG seeded from the OS.
             let rng = <rand::rngs::StdRng as rand::SeedableRng>::from_entropy();
             let core = Pbx::new(cfg, Box::new(rng), Instant::now());
@@ -88,6 +104,24 @@ fn start_kamailio(dir: &Path, children: u32) -> (SocketAddr, Peer) {
     let k = Kamailio::new(dir, Script::AuthProxy, &modules)
         .workers(children, 1)
         .memory(256, 16)
+        .set("algorithm", "MD5")
+        .set("passwords", kamailio::passwords(&[], PASSWORD))
+        .set("extensions", kamailio::extensions(&[("111002", "callee")]));
+    let addr: SocketAddr = format!("127.0.0.1:{}", k.port()).parse().unwrap();
+    let peer = k.start();
+    std::thread::sleep(Duration::from_millis(300));
+    (addr, peer)
+}
+
+/// [`start_kamailio`] with two workers and `pike`: a source over 20,000
+/// requests per 2 s (the built-in PBX's 10,000/s here) is ignored.
+fn start_kamailio_pike(dir: &Path) -> (SocketAddr, Peer) {
+    let modules = kamailio::modules(&["auth.so", "pike.so"]).expect("Kamailio's modules");
+    let k = Kamailio::new(dir, Script::AuthProxy, &modules)
+        .workers(2, 1)
+        .memory(256, 16)
+        .define("WITH_PIKE")
+        .define("PIKE_DENSITY=20000")
         .set("algorithm", "MD5")
         .set("passwords", kamailio::passwords(&[], PASSWORD))
         .set("extensions", kamailio::extensions(&[("111002", "callee")]));
@@ -262,6 +296,66 @@ fn memory_per_user() -> f64 {
     (after.saturating_sub(before) * 1024) as f64 / n as f64
 }
 
+/// Legit REGISTER+auth per second from 127.0.0.2 at 1,000/s offered for
+/// 5 s, with a flood from 127.0.0.3 or without.
+fn legit_rate(dir: &Path, target: SocketAddr, flooded: bool) -> (f64, Option<flood::Outcome>) {
+    let flooder = flooded.then(|| {
+        std::thread::spawn(move || {
+            flood::flood(
+                FLOODER,
+                target,
+                flood::Mix::Attack,
+                0,
+                Duration::from_secs(7),
+                Duration::from_millis(300),
+            )
+        })
+    });
+    if flooded {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (ok, _failed, secs) = sipp_run(dir, Scenario::Register, target, |s| {
+        s.key("user", "bench")
+            .key("expires", 300)
+            .flag("keep")
+            .auth("bench", PASSWORD)
+            .args(["-i", "127.0.0.2", "-m", "5000", "-r", "1000", "-l", "200"])
+    });
+    let f = flooder.map(|t| t.join().unwrap());
+    (ok as f64 / secs, f)
+}
+
+fn flood_bench(dir: &Path, (ours, handle): (SocketAddr, PbxHandle), pike: SocketAddr) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("Legit REGISTER+auth at 1,000/s from one address, with and without a one-source flood (as fast as it sends):");
+    println!("| server | run | legit unflooded /s | flooded /s | ratio | flood sent | answers to the flooder | after 2 s | in its last second |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for run in 1..=2 {
+        for (name, target) in [("built-in PBX", ours), ("Kamailio + pike", pike)] {
+            let (alone, _) = legit_rate(dir, target, false);
+            let (under, f) = legit_rate(dir, target, true);
+            let f = f.unwrap();
+            // Each run starts with the flooder unblocked (pike forgets it
+            // by itself once it stops).
+            if target == ours {
+                rt.block_on(handle.unblock(FLOODER));
+            }
+            let last = f.lasted.saturating_sub(Duration::from_secs(1));
+            println!(
+                "| {name} | {run} | {alone:.0} | {under:.0} | {:.2} | {} | {} | {} | {} |",
+                under / alone,
+                f.sent,
+                f.answers.len(),
+                f.answers_after(Duration::from_secs(2)),
+                f.answers_after(last)
+            );
+        }
+    }
+}
+
 fn main() {
     let per_user = memory_per_user();
     println!("memory per registered user (account + binding, core): {per_user:.0} bytes");
@@ -272,7 +366,14 @@ fn main() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (ours, _h, tid) = start_builtin();
+    // The throughput runs send from one address far above any public
+    // server's per-source limit: the guard checks every datagram (its
+    // cost counts) with a bucket they never empty.
+    let (ours, _h, tid) = start_builtin(FloodConfig {
+        requests: Limit::new(1_000_000, 1_000_000),
+        answers: Limit::new(1_000_000, 1_000_000),
+        ..FloodConfig::default()
+    });
     let ours_stat = vec![format!("/proc/{tid}/stat")
         .replace("/proc/self/", &format!("/proc/{}/", std::process::id()))];
     let kdir1 = tempfile::tempdir().unwrap();
@@ -287,10 +388,18 @@ fn main() {
         register_run(dir.path(), t, 2_000, &[]);
     }
     let (mut r_ours, mut r_k1, mut r_k2) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..3 {
-        r_ours.push(register_run(dir.path(), ours, n, &ours_stat));
-        r_k1.push(register_run(dir.path(), kam1, n, &k1_stat));
-        r_k2.push(register_run(dir.path(), kam2, n, &k2_stat));
+    println!("REGISTER+auth runs (rate /s, server CPU µs per REGISTER), alternating:");
+    for run in 1..=3 {
+        let o = register_run(dir.path(), ours, n, &ours_stat);
+        let a = register_run(dir.path(), kam1, n, &k1_stat);
+        let b = register_run(dir.path(), kam2, n, &k2_stat);
+        println!(
+            "  run {run}: built-in {:.0} /s {:.1} µs | Kamailio(1) {:.0} /s {:.1} µs | Kamailio(2) {:.0} /s {:.1} µs | rate ÷ Kamailio(2) {:.2}, CPU ÷ Kamailio(2) {:.2}",
+            o.0, o.2, a.0, a.2, b.0, b.2, o.0 / b.0, o.2 / b.2
+        );
+        r_ours.push(o);
+        r_k1.push(a);
+        r_k2.push(b);
     }
     let med = |v: &mut Vec<(f64, u64, f64)>| {
         v.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -314,6 +423,16 @@ fn main() {
         k1cpu / ocpu,
         k2cpu / ocpu
     );
+    let kdir3 = tempfile::tempdir().unwrap();
+    let (pike, _k3) = start_kamailio_pike(kdir3.path());
+    // The flood runs: a second built-in PBX cutting a source off past
+    // 10,000 datagrams/s (burst 20,000), as pike's 20,000 per 2 s, and
+    // with the server's default answer budget for unproven sources.
+    let (ours_flood, h_flood, _) = start_builtin(FloodConfig {
+        requests: Limit::new(10_000, 20_000),
+        ..FloodConfig::default()
+    });
+    flood_bench(dir.path(), (ours_flood, h_flood), pike);
     let calls = 5_000;
     let (co, cof) = call_rate(dir.path(), ours, calls);
     let (ck, ckf) = call_rate(dir.path(), kam2, calls);

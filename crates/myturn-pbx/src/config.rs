@@ -8,6 +8,7 @@ use myturn_sip::digest::Algorithm;
 use myturn_sip::msg;
 use myturn_sip::transaction::Timers;
 
+use crate::limits::FloodConfig;
 use crate::media::MediaMode;
 
 /// One SIP account: the pairing server's user.
@@ -51,8 +52,12 @@ pub struct Config {
     pub fail_limit: u32,
     /// The window `fail_limit` counts in.
     pub fail_window: Duration,
-    /// How long a blocked IP is ignored.
+    /// How long a blocked IP is ignored (flooding or failed
+    /// authentications; a flood that goes on renews it).
     pub block_for: Duration,
+    /// The flood guard in front of the parser: per-source rate, answers to
+    /// unproven sources, trusted networks.
+    pub flood: FloodConfig,
     /// How long a nonce stays fresh.
     pub nonce_lifetime: Duration,
     /// T1, T2 and T4.
@@ -68,7 +73,7 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults for a PBX at `addr`: SHA-256 then MD5, bindings of 60 s to an hour, 5 failures in 5 s block for a minute, media direct.
+    /// Defaults for a PBX at `addr`: SHA-256 then MD5, bindings of 60 s to an hour, 5 failures in 5 s or more than 50 requests/s (burst 200) block for a minute, 10 answers/s (burst 20) to a source that has not proved a password, media direct.
     pub fn new(addr: SocketAddr) -> Self {
         Config {
             addr,
@@ -80,6 +85,7 @@ impl Config {
             fail_limit: 5,
             fail_window: Duration::from_secs(5),
             block_for: Duration::from_secs(60),
+            flood: FloodConfig::default(),
             nonce_lifetime: Duration::from_secs(30),
             timers: Timers::default(),
             max_message_size: msg::DEFAULT_MAX_SIZE,

@@ -10,6 +10,12 @@
 //! What it answers itself: server-transaction matching (retransmissions
 //! absorbed), 483 for Max-Forwards 0, OPTIONS, and 405/501 for methods no
 //! part takes.
+//!
+//! Before anything is parsed, the flood guard ([`crate::guard`]) decides
+//! whether the datagram is read at all; after a request was handled, the
+//! answers to its source pass the guard's answer budget unless the source
+//! has proved a password (no reflection), and a withheld answer takes its
+//! server transaction with it, so no timer sends it later.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -22,6 +28,8 @@ use rsip::headers::{self as h, UntypedHeader};
 
 pub use crate::config::{Account, Config};
 use crate::ctx::{Ctx, Shared};
+pub use crate::guard::{BlockReason, Blocked};
+pub use crate::limits::{FloodConfig, Limit, Net};
 use crate::media::{Anchoring, MediaCallInfo, MediaCommand};
 use crate::proxy::Proxy;
 use crate::registrar::Registrar;
@@ -61,7 +69,7 @@ impl Pbx {
         let registrar = Registrar::new(&cfg, key, now);
         let media = Anchoring::new(&cfg.media, cfg.media_timeout, rng.next_u32() as usize);
         Pbx {
-            sh: Shared::new(&cfg),
+            sh: Shared::new(&cfg, now),
             proxy: Proxy::new(cfg.addr),
             registrar,
             media,
@@ -106,9 +114,29 @@ impl Pbx {
         self.registrar.bindings()
     }
 
-    /// IPs blocked at `now`.
-    pub fn blocked(&self, now: Instant) -> Vec<IpAddr> {
-        self.registrar.blocked(now)
+    /// Sources blocked at `now`, oldest block first.
+    pub fn blocked(&self, now: Instant) -> Vec<Blocked> {
+        self.sh.guard.blocked(now)
+    }
+
+    /// How many sources are blocked at `now`.
+    pub fn blocked_count(&self, now: Instant) -> usize {
+        self.sh.guard.blocked_count(now)
+    }
+
+    /// Lifts `ip`'s block (an operator's decision); its counts start
+    /// afresh. `true` if it was blocked.
+    pub fn unblock(&mut self, now: Instant, ip: IpAddr) -> bool {
+        let was = self.sh.guard.unblock(&self.cfg, now, ip);
+        if was {
+            tracing::info!(%ip, "SIP source unblocked");
+        }
+        was
+    }
+
+    /// Sources the flood guard tracks now.
+    pub fn tracked_sources(&self) -> usize {
+        self.sh.guard.tracked()
     }
 
     /// Replaces the directory. Users no longer in it lose their binding at
@@ -121,12 +149,25 @@ impl Pbx {
 
     /// Feeds one datagram. Never panics, whatever the bytes.
     pub fn handle_datagram(&mut self, now: Instant, src: SocketAddr, data: &[u8]) {
-        if self.registrar.is_blocked(src.ip(), now) {
-            self.sh.stats.blocked_packets += 1;
-            return;
+        let sh = &mut self.sh;
+        if !sh.guard.admit(
+            &self.cfg,
+            &mut sh.stats,
+            &mut sh.events,
+            now,
+            src.ip(),
+            data.len(),
+        ) {
+            return; // blocked: never parsed, counted
         }
         match msg::parse_with_limit(data, self.cfg.max_message_size) {
-            Ok(m) if m.is_request() => self.on_request(now, src, m),
+            Ok(m) if m.is_request() => {
+                let before = self.sh.transmits.len();
+                let key = self.on_request(now, src, m);
+                if self.sh.transmits.len() > before {
+                    self.budget_answers(now, src, before, key);
+                }
+            }
             Ok(m) => {
                 let (mut cx, _, proxy, media) = self.parts();
                 proxy.on_response(&mut cx, media, now, src, m);
@@ -136,24 +177,78 @@ impl Pbx {
                 let stats = &mut self.sh.stats;
                 let answer = server::malformed(data, src, &r, || token(rng, 10))
                     .count(&mut stats.rejected, &mut stats.dropped);
-                self.sh.transmits.extend(answer);
+                if let Some(t) = answer {
+                    if sh_may_answer(&mut self.sh, &self.cfg, now, src.ip()) {
+                        self.sh.transmits.push_back(t);
+                    }
+                }
             }
         }
     }
 
-    fn on_request(&mut self, now: Instant, src: SocketAddr, req: Message) {
+    /// The answers a request from `src` produced (queued from `before`
+    /// on) go only within the source's answer budget; when one is
+    /// withheld, the request's server transaction (`key`) is dropped too.
+    fn budget_answers(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        before: usize,
+        key: Option<String>,
+    ) {
+        let ip = src.ip();
+        let (cfg, sh) = (&self.cfg, &mut self.sh);
+        let mut withheld = false;
+        let mut i = 0usize;
+        let mut transmits = std::mem::take(&mut sh.transmits);
+        transmits.retain(|t| {
+            let mine = i >= before && t.dest.ip() == ip && t.payload.starts_with(b"SIP/2.0 ");
+            i += 1;
+            if mine && !sh_may_answer(sh, cfg, now, ip) {
+                withheld = true;
+                return false;
+            }
+            true
+        });
+        sh.transmits = transmits;
+        if withheld {
+            if let Some(k) = key {
+                sh.servers.remove(&k);
+                sh.timers.set(Timer::Server(k), None);
+            }
+        }
+    }
+
+    /// Handles a request; the key of its server transaction, if it has
+    /// one (REGISTER is answered statelessly).
+    fn on_request(&mut self, now: Instant, src: SocketAddr, req: Message) -> Option<String> {
+        let too_many_hops = req.header("Max-Forwards").is_some_and(|m| m.trim() == "0");
+        if req.method() == &Method::REGISTER {
+            let (mut cx, registrar, _, _) = self.parts();
+            if too_many_hops {
+                cx.respond(now, &req, src, Reply::new(483, "Too Many Hops"));
+            } else {
+                registrar.on_register(&mut cx, now, src, &req);
+            }
+            return None;
+        }
+        let key = build::server_key(&req);
+        self.in_transaction(now, src, req, key.clone(), too_many_hops);
+        Some(key)
+    }
+
+    /// A request that is not a REGISTER, under server transaction `key`.
+    fn in_transaction(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        req: Message,
+        key: String,
+        too_many_hops: bool,
+    ) {
         let (mut cx, registrar, proxy, media) = self.parts();
         let cx = &mut cx;
         let method = req.method().clone();
-        let too_many_hops = req.header("Max-Forwards").is_some_and(|m| m.trim() == "0");
-        if method == Method::REGISTER {
-            // The registrar answers statelessly: no transaction to match.
-            if too_many_hops {
-                return cx.respond(now, &req, src, Reply::new(483, "Too Many Hops"));
-            }
-            return registrar.on_register(cx, now, src, &req);
-        }
-        let key = build::server_key(&req);
         match cx.sh.servers.arrival(now, &key, &method) {
             Arrival::Absorbed(resend) => return cx.sh.absorbed(resend),
             Arrival::AckAbsorbed => return cx.sh.arm_server(key),
@@ -207,6 +302,7 @@ impl Pbx {
         }
         proxy.handle_timeout(&mut cx, now);
         registrar.handle_timeout(&mut cx, now);
+        cx.sh.guard.handle_timeout(cx.cfg, now);
         while let Some(settled) = media.handle_timeout(&mut cx.sh.stats, now) {
             proxy.settle(&mut cx, media, now, settled);
         }
@@ -218,7 +314,8 @@ impl Pbx {
             self.sh.timers.next_timeout(),
             self.proxy.poll_timeout(),
             self.media.poll_timeout(),
-            Some(self.registrar.poll_timeout()),
+            self.registrar.poll_timeout(),
+            Some(self.sh.guard.poll_timeout()),
         ]
         .into_iter()
         .flatten()
@@ -276,6 +373,11 @@ impl Pbx {
     pub fn media_ports(&self) -> (usize, usize) {
         self.media.ports()
     }
+}
+
+/// [`Guard::may_answer`](crate::guard::Guard) over the shared side.
+fn sh_may_answer(sh: &mut Shared, cfg: &Config, now: Instant, ip: IpAddr) -> bool {
+    sh.guard.may_answer(cfg, &mut sh.stats, now, ip)
 }
 
 /// A request outside any dialog that is not for the registrar or the

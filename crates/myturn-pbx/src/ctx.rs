@@ -1,8 +1,10 @@
 //! What the front ([`crate::core::Pbx`]) lends its parts (registrar,
 //! proxy, media anchoring) while it handles one input: the configuration,
 //! the injected RNG, and the [`Shared`] side every part writes to — the
-//! datagrams and events the front hands out, the counters, and the server
-//! transactions (with their timers) that every answer goes through.
+//! datagrams and events the front hands out, the counters, the server
+//! transactions (with their timers) that every answer goes through, and
+//! the flood guard's table of sources (which the registrar tells of
+//! failed and passed credentials).
 //!
 //! The parts own their state and take a [`Ctx`] per call; none of them
 //! holds another, so nothing here knows any part.
@@ -18,6 +20,7 @@ use myturn_sip::Transmit;
 use rand_core::RngCore;
 
 use crate::config::Config;
+use crate::guard::Guard;
 use crate::report::{Event, Stats};
 use crate::timer::{Timer, TimerTable};
 
@@ -32,11 +35,14 @@ pub(crate) struct Shared {
     pub(crate) servers: ServerTransactions,
     /// Every per-transaction deadline.
     pub(crate) timers: TimerTable,
+    /// Sources: rates, blocks, who proved a password.
+    pub(crate) guard: Guard,
 }
 
 impl Shared {
-    pub(crate) fn new(cfg: &Config) -> Self {
+    pub(crate) fn new(cfg: &Config, now: Instant) -> Self {
         Shared {
+            guard: Guard::new(now),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
@@ -100,6 +106,24 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Counts a failed authentication by `who` from `ip`; blocks the IP
+    /// past [`Config::fail_limit`].
+    pub(crate) fn failed(&mut self, now: Instant, ip: std::net::IpAddr, who: &str) {
+        let sh = &mut *self.sh;
+        sh.guard
+            .failed(self.cfg, &mut sh.stats, &mut sh.events, now, ip, who);
+    }
+
+    /// `ip`'s credentials passed: it is answered freely for a while.
+    pub(crate) fn proved(&mut self, now: Instant, ip: std::net::IpAddr) {
+        self.sh.guard.proved(self.cfg, now, ip);
+    }
+
+    /// Whether `ip` is blocked now.
+    pub(crate) fn is_blocked(&self, now: Instant, ip: std::net::IpAddr) -> bool {
+        self.sh.guard.is_blocked(ip, now)
+    }
+
     /// A fresh To tag (or other token) from the RNG.
     pub(crate) fn tag(&mut self) -> String {
         token(self.rng, 10)
@@ -121,8 +145,12 @@ impl Ctx<'_> {
             None => reply,
         };
         let bytes = reply.for_source(req, src);
+        let dest = build::response_dest(req, src);
+        if req.method() == &myturn_sip::msg::Method::REGISTER {
+            // Answered statelessly: no transaction to record it in.
+            return self.sh.send(dest, bytes);
+        }
         let key = build::server_key(req);
-        self.sh
-            .answer(now, key, code, bytes, build::response_dest(req, src));
+        self.sh.answer(now, key, code, bytes, dest);
     }
 }

@@ -2,19 +2,21 @@
 //! timer, and carries out its media commands (the built-in relay's
 //! sockets, [`RelayIo`]) and control datagrams (rtpengine's ng, on a socket
 //! of its own). The pairing server pushes the account directory through a
-//! `watch` channel; stats, bindings and relayed calls are readable at any
-//! time.
+//! `watch` channel; stats, bindings, blocked sources and relayed calls are
+//! readable at any time, and an operator's unblock reaches the task
+//! through the handle ([`PbxHandle::unblock`]).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use myturn_rt::{drain, sleep_until, Sink};
+use myturn_rt::{drain, Sink};
 use myturn_sip::stream::{Frame, Framer, Side, PONG};
 use myturn_sip::Transmit;
 
@@ -24,8 +26,36 @@ use crate::relay_driver::{RelayCall, RelayIo};
 
 /// Largest datagram read (the parser applies the configured limit).
 const MAX_DATAGRAM: usize = 65_535;
+/// Datagrams handled per wake-up before what they produced is sent.
+const RECV_BATCH: usize = 32;
 /// Longest the shared copy of the binding list may lag behind.
 const SNAPSHOT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// Most blocked sources listed in the shared copy (the count is exact).
+const BLOCKED_LISTED: usize = 1_000;
+
+/// What the rest of the process asks of the PBX's task.
+#[derive(Debug)]
+enum Command {
+    /// Lift a source's block; the answer says whether it was blocked.
+    Unblock(IpAddr, oneshot::Sender<bool>),
+}
+
+/// A blocked source, with wall-clock times, as the admin view lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockedSource {
+    /// The source IP.
+    pub ip: IpAddr,
+    /// `flood` or `auth_failures`.
+    pub reason: &'static str,
+    /// When the block began.
+    pub since: SystemTime,
+    /// When it ends unless renewed (a flood that goes on renews it).
+    pub until: SystemTime,
+    /// Datagrams dropped since, unread.
+    pub packets: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
 
 /// What the driver shares with the rest of the process.
 #[derive(Debug, Default)]
@@ -35,7 +65,13 @@ pub(crate) struct Shared {
     /// (username, contact, source address), refreshed at most every 100 ms.
     bindings: Vec<(String, String, std::net::SocketAddr)>,
     blocked_ips: usize,
+    /// The first [`BLOCKED_LISTED`] blocked sources, oldest first.
+    blocked: Vec<BlockedSource>,
+    /// Sources the flood guard tracks.
+    tracked: usize,
     media: MediaSnapshot,
+    /// Taken by the task when it starts.
+    commands: Option<mpsc::UnboundedReceiver<Command>>,
 }
 
 /// The media side, current within 100 ms.
@@ -68,6 +104,8 @@ pub struct SipFigures {
     pub bindings: usize,
     /// Source IPs blocked now.
     pub blocked: usize,
+    /// Sources the flood guard tracks now.
+    pub tracked: usize,
 }
 
 /// A handle on a running PBX.
@@ -76,16 +114,42 @@ pub struct PbxHandle {
     /// The address the PBX's SIP socket is bound to.
     pub local: std::net::SocketAddr,
     shared: Arc<Mutex<Shared>>,
+    commands: mpsc::UnboundedSender<Command>,
 }
 
 impl PbxHandle {
     /// A handle for a PBX listening on `local` (shared before the task
     /// starts, so the rest of the process can hold it from the outset).
     pub fn new(local: std::net::SocketAddr) -> Self {
+        let (commands, rx) = mpsc::unbounded_channel();
+        let shared = Shared {
+            commands: Some(rx),
+            ..Shared::default()
+        };
         PbxHandle {
             local,
-            shared: Arc::default(),
+            shared: Arc::new(Mutex::new(shared)),
+            commands,
         }
+    }
+
+    /// Blocked sources (at most the first 1,000, oldest block first),
+    /// current within 100 ms.
+    pub fn blocked_sources(&self) -> Vec<BlockedSource> {
+        self.shared
+            .lock()
+            .map(|s| s.blocked.clone())
+            .unwrap_or_default()
+    }
+
+    /// Lifts `ip`'s block; `true` if it was blocked. `false` too when the
+    /// PBX is not running.
+    pub async fn unblock(&self, ip: IpAddr) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Unblock(ip, tx)).is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
     }
 
     /// A handle that knows, before the driver's first figures, which media
@@ -113,6 +177,7 @@ impl PbxHandle {
                 stats: s.stats,
                 bindings: s.binding_count,
                 blocked: s.blocked_ips,
+                tracked: s.tracked,
             })
             .unwrap_or_default()
     }
@@ -294,6 +359,7 @@ pub fn spawn_with(
     sips: Option<Sips>,
 ) -> tokio::task::JoinHandle<()> {
     let shared = handle.shared;
+    let mut commands = shared.lock().ok().and_then(|mut s| s.commands.take());
     pbx.set_accounts(accounts.borrow_and_update().clone());
     let mode = pbx.config().media.clone();
     let (conn_tx, mut conn_rx) = mpsc::channel::<Conn>(1024);
@@ -308,6 +374,7 @@ pub fn spawn_with(
     drop(conn_tx);
     tokio::spawn(async move {
         let mut tls_conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
+        let mut told = Told::default();
         let (mut relay, mut relay_ended) = match &mode {
             MediaMode::Relay { addr, .. } => {
                 let (r, rx) = RelayIo::new(relay_bind.unwrap_or(*addr));
@@ -336,6 +403,10 @@ pub fn spawn_with(
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut copied_generation = u64::MAX;
         let mut copied_at = Instant::now() - SNAPSHOT_EVERY;
+        let (mut copied_blocks, mut published_blocked) = (0u64, false);
+        let timer = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
         loop {
             // Figures first: whoever reacts to what is sent next must see
             // them already.
@@ -352,7 +423,9 @@ pub fn spawn_with(
                         s.bindings = pbx.bindings();
                         copied_generation = pbx.bindings_generation();
                     }
-                    s.blocked_ips = pbx.blocked(now).len();
+                    publish_blocked(&mut s, &pbx, now);
+                    copied_blocks = s.stats.blocks + s.stats.flood_blocks;
+                    published_blocked = s.blocked_ips > 0;
                     let (free, cap) = pbx.media_ports();
                     s.media = MediaSnapshot {
                         mode: mode.as_str(),
@@ -378,28 +451,52 @@ pub fn spawn_with(
             }
             drain(|| pbx.poll_control(), &mut ControlOut(control.as_ref())).await;
             while let Some(ev) = pbx.poll_event() {
-                log_event(&ev);
+                told.log(&ev, &tls_conns);
             }
             // Wake for a pending snapshot too, so the copy never lags more
             // than SNAPSHOT_EVERY even when the line goes quiet.
             // Relayed calls' counters move without any SIP traffic: keep
             // the copy fresh while there are some.
+            // A new block, or blocks listed (they lapse without traffic),
+            // too.
+            let st = pbx.stats();
             let pending = pbx.bindings_generation() != copied_generation
                 || relay.as_ref().is_some_and(|r| !r.is_empty())
-                || pbx.anchored_calls() > 0;
-            let deadline = [
+                || pbx.anchored_calls() > 0
+                || st.blocks + st.flood_blocks != copied_blocks
+                || published_blocked;
+            let deadline: Option<Instant> = [
                 pbx.poll_timeout(),
                 pending.then(|| copied_at + SNAPSHOT_EVERY),
             ]
             .into_iter()
             .flatten()
             .min();
+            // One timer, moved only when the deadline does.
+            if deadline != armed {
+                if let Some(d) = deadline {
+                    timer.as_mut().reset(d.into());
+                }
+                armed = deadline;
+            }
             tokio::select! {
                 r = socket.recv_from(&mut buf) => match r {
-                    Ok((n, from)) => pbx.handle_datagram(Instant::now(), from, buf.get(..n).unwrap_or(&[])),
+                    Ok((n, from)) => {
+                        let now = Instant::now();
+                        pbx.handle_datagram(now, from, buf.get(..n).unwrap_or(&[]));
+                        // What else is queued, before answering: one pass
+                        // of this loop (figures, timer, select) per batch,
+                        // not per datagram.
+                        for _ in 1..RECV_BATCH {
+                            match socket.try_recv_from(&mut buf) {
+                                Ok((n, from)) => pbx.handle_datagram(now, from, buf.get(..n).unwrap_or(&[])),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     Err(e) => tracing::debug!(error = %e, "SIP socket receive error"),
                 },
-                _ = sleep_until(deadline) => pbx.handle_timeout(Instant::now()),
+                _ = &mut timer, if deadline.is_some() => pbx.handle_timeout(Instant::now()),
                 Some(c) = conn_rx.recv() => match c {
                     Conn::Open(peer, tx) => { tls_conns.insert(peer, tx); }
                     Conn::Message(peer, m) => pbx.handle_datagram(Instant::now(), peer, &m),
@@ -414,6 +511,15 @@ pub fn spawn_with(
                 r = recv_control(control.as_ref(), &mut control_buf) => match r {
                     Ok(n) => pbx.handle_control(Instant::now(), control_buf.get(..n).unwrap_or(&[])),
                     Err(e) => tracing::debug!(error = %e, "rtpengine control receive error"),
+                },
+                Some(c) = recv_command(&mut commands) => match c {
+                    Command::Unblock(ip, reply) => {
+                        let now = Instant::now();
+                        let _ = reply.send(pbx.unblock(now, ip));
+                        if let Ok(mut s) = shared.lock() {
+                            publish_blocked(&mut s, &pbx, now);
+                        }
+                    }
                 },
                 r = accounts.changed() => match r {
                     Ok(()) => {
@@ -470,21 +576,84 @@ impl Sink<Transmit> for ControlOut<'_> {
     }
 }
 
+/// The bindings already logged, so a refresh (every half lifetime) is a
+/// debug line and only a new binding or a new Contact an info one.
+#[derive(Default)]
+struct Told(HashMap<String, (String, SocketAddr)>);
+
+impl Told {
+    /// Logs `ev` at the level an operator follows a session by:
+    /// registrations (with the Contact and the transport it came over) and
+    /// removals at info, refreshes at debug.
+    fn log<T>(&mut self, ev: &Event, tls: &HashMap<SocketAddr, T>) {
+        match ev {
+            Event::Registered {
+                username,
+                contact,
+                source,
+                expires,
+            } => {
+                let transport = if tls.contains_key(source) {
+                    "tls"
+                } else {
+                    "udp"
+                };
+                let now = (contact.clone(), *source);
+                if self.0.get(username) == Some(&now) {
+                    tracing::debug!(user = %username, %contact, %source, transport, expires, "SIP registration refreshed");
+                } else {
+                    tracing::info!(user = %username, %contact, %source, transport, expires, "SIP registered");
+                    self.0.insert(username.clone(), now);
+                }
+            }
+            Event::Unregistered { username, why } => {
+                self.0.remove(username);
+                tracing::info!(user = %username, why, "SIP binding removed")
+            }
+            other => log_event(other),
+        }
+    }
+}
+
 fn log_event(ev: &Event) {
     match ev {
-        Event::Registered {
-            username,
-            source,
-            expires,
-            ..
-        } => tracing::debug!(user = %username, %source, expires, "SIP registered"),
-        Event::Unregistered { username, why } => {
-            tracing::debug!(user = %username, why, "SIP binding removed")
-        }
+        Event::Registered { .. } | Event::Unregistered { .. } => {}
         Event::Blocked { ip, failures } => {
             tracing::warn!(%ip, failures, "SIP source blocked")
         }
+        Event::Flooding { ip } => tracing::warn!(%ip, "SIP source blocked: flooding"),
         Event::CallRouted { from, to } => tracing::debug!(%from, %to, "SIP call routed"),
+    }
+}
+
+/// The blocked sources into the shared copy, with wall-clock times.
+fn publish_blocked(s: &mut Shared, pbx: &Pbx, now: Instant) {
+    let wall = SystemTime::now();
+    let at = |t: Instant| match t.checked_duration_since(now) {
+        Some(ahead) => wall + ahead,
+        None => wall - now.duration_since(t),
+    };
+    let all = pbx.blocked(now);
+    s.blocked_ips = all.len();
+    s.tracked = pbx.tracked_sources();
+    s.blocked = all
+        .into_iter()
+        .take(BLOCKED_LISTED)
+        .map(|b| BlockedSource {
+            ip: b.ip,
+            reason: b.reason.as_str(),
+            since: at(b.since),
+            until: at(b.until),
+            packets: b.packets,
+            bytes: b.bytes,
+        })
+        .collect();
+}
+
+async fn recv_command(rx: &mut Option<mpsc::UnboundedReceiver<Command>>) -> Option<Command> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -31,21 +31,24 @@
 //!   Transaction-stateful for INVITE (100 Trying, hop-by-hop ACK of
 //!   failures, 408 on timer B), stateless for in-dialog requests.
 //! * Security: an unknown user gets exactly the answer a wrong password
-//!   gets (Asterisk's `alwaysauthreject`); a source IP is ignored for
-//!   `block_for` after `fail_limit` failures within `fail_window`; messages
-//!   over the size limit are dropped; malformed requests get 400.
+//!   gets (Asterisk's `alwaysauthreject`); the flood guard ([`guard`],
+//!   [`core::Config::flood`]) checks every datagram's source before it is
+//!   parsed: a source over its rate, or with `fail_limit` failures within
+//!   `fail_window`, is ignored for `block_for` (renewed while a flood goes
+//!   on), a source that has not proved a password gets only a few answers
+//!   (no reflection), trusted networks skip it all; messages over the size
+//!   limit are dropped; malformed requests get 400.
 //! * [`driver`] runs it on a tokio UDP socket, with the relay's sockets
 //!   and rtpengine's control socket (its drain-and-sleep loop is
 //!   `myturn-rt`'s, shared with the agent's and the media drivers).
 //!
 //! Inside, [`core::Pbx`] is a thin front over three parts that each own
-//! their state: the registrar (accounts, bindings, digest auth and the
-//! brute-force blocklist), the proxy (forwarded INVITEs and their timers,
+//! their state: the registrar (accounts, bindings, digest auth), the proxy (forwarded INVITEs and their timers,
 //! CANCEL, stateless in-dialog routing) and media anchoring (relay ports,
 //! rtpengine's ng conversation, SDP rewrite). The front lends each the
 //! configuration, the RNG and the shared outbox (datagrams, events,
-//! counters, server transactions, and one timer table keyed by timer
-//! kind) per input; the proxy is lent the registrar and the anchoring it
+//! counters, server transactions, the flood guard's table of sources, and
+//! one timer table keyed by timer kind) per input; the proxy is lent the registrar and the anchoring it
 //! consults, and anchoring hands messages back settled rather than
 //! sending them, so no part reaches into another.
 //!
@@ -67,13 +70,14 @@
 
 mod auth;
 mod bindings;
-mod blocklist;
 mod config;
 pub mod core;
 mod ctx;
 pub mod driver;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod guard;
+pub mod limits;
 pub mod media;
 #[doc(hidden)] // rtpengine's protocol: for the tests and benches that play rtpengine
 pub mod ng;
@@ -86,3 +90,4 @@ mod report;
 mod rewrite;
 mod rtpengine;
 mod timer;
+mod udp_batch;

@@ -49,12 +49,13 @@ impl Nonces {
         #[allow(clippy::expect_used)]
         let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("any key length");
         m.update(issued.as_bytes());
-        m.finalize()
-            .into_bytes()
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut s = String::with_capacity(32);
+        for b in m.finalize().into_bytes().iter().take(16) {
+            s.push(char::from(HEX[usize::from(b >> 4)]));
+            s.push(char::from(HEX[usize::from(b & 15)]));
+        }
+        s
     }
 
     /// A new nonce issued at `now`.

@@ -1,6 +1,6 @@
 //! The registrar (RFC 3261 §10.3): the directory of accounts, who may
-//! pass (digest challenges through [`crate::auth`], failures counted by
-//! [`crate::blocklist`]), and the bindings REGISTER makes — each with its
+//! pass (digest challenges through [`crate::auth`], failures and passes
+//! told to the flood guard, [`crate::guard`]), and the bindings REGISTER makes — each with its
 //! expiry, 423 with Min-Expires below the shortest accepted, `Expires: 0`
 //! and `*` removal, and a query answered with the binding.
 //!
@@ -11,7 +11,7 @@
 //! where an extension's user is ([`Registrar::locate`]).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use myturn_sip::build::Reply;
@@ -20,7 +20,6 @@ use rsip::headers::{self as h, UntypedHeader};
 
 use crate::auth::{claimed_user, Auth, Check, Role};
 use crate::bindings::{Binding, Bindings};
-use crate::blocklist::Blocklist;
 use crate::config::{Account, Config};
 use crate::ctx::{Ctx, Shared};
 use crate::nonce::Nonces;
@@ -62,11 +61,10 @@ impl Directory {
     }
 }
 
-/// Accounts, bindings and the brute-force guard.
+/// Accounts and bindings.
 #[derive(Debug)]
 pub(crate) struct Registrar {
     auth: Auth,
-    blocklist: Blocklist,
     directory: Directory,
     bindings: Bindings,
 }
@@ -76,7 +74,6 @@ impl Registrar {
     pub(crate) fn new(cfg: &Config, key: [u8; 32], now: Instant) -> Self {
         Registrar {
             auth: Auth::new(Nonces::new(key, now, cfg.nonce_lifetime)),
-            blocklist: Blocklist::new(now),
             directory: Directory::default(),
             bindings: Bindings::default(),
         }
@@ -100,16 +97,6 @@ impl Registrar {
     /// Live bindings: (username, contact, source), sorted.
     pub(crate) fn bindings(&self) -> Vec<(String, String, SocketAddr)> {
         self.bindings.list()
-    }
-
-    /// Whether datagrams from `ip` are ignored at `now`.
-    pub(crate) fn is_blocked(&mut self, ip: IpAddr, now: Instant) -> bool {
-        self.blocklist.is_blocked(ip, now)
-    }
-
-    /// IPs blocked at `now`.
-    pub(crate) fn blocked(&self, now: Instant) -> Vec<IpAddr> {
-        self.blocklist.blocked(now)
     }
 
     /// Replaces the directory. Users no longer in it lose their binding at
@@ -157,15 +144,18 @@ impl Registrar {
             .auth
             .check(cx.cfg, &self.directory.accounts, now, req, role)
         {
-            Check::Pass(user) => return Some(user),
+            Check::Pass(user) => {
+                cx.proved(now, src.ip());
+                return Some(user);
+            }
             Check::Missing => false,
             Check::Stale => true,
             Check::Failed(who) => {
-                self.blocklist.failed(cx, now, src.ip(), &who);
+                cx.failed(now, src.ip(), &who);
                 false
             }
         };
-        if self.blocklist.is_blocked(src.ip(), now) {
+        if cx.is_blocked(now, src.ip()) {
             return None; // just blocked: say nothing more
         }
         let ch = self.auth.challenges(cx.cfg, now, role, stale);
@@ -203,7 +193,7 @@ impl Registrar {
         };
         if claimed_user(req.to()) != user {
             // Credentials of one user for another's address of record.
-            self.blocklist.failed(cx, now, src.ip(), &user);
+            cx.failed(now, src.ip(), &user);
             return cx.respond(now, req, src, Reply::new(403, "Forbidden"));
         }
         let contacts = req.name_addrs("Contact");
@@ -259,17 +249,12 @@ impl Registrar {
     }
 
     /// When [`Registrar::handle_timeout`] must next run: the first binding
-    /// to expire, or the blocklist's housekeeping.
-    pub(crate) fn poll_timeout(&self) -> Instant {
-        let housekeeping = self.blocklist.poll_timeout();
-        match self.bindings.next_expiry() {
-            Some(at) => housekeeping.min(at),
-            None => housekeeping,
-        }
+    /// to expire.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.bindings.next_expiry()
     }
 
-    /// Removes the bindings whose lifetime ran out, and forgets failure
-    /// counts that no longer matter.
+    /// Removes the bindings whose lifetime ran out.
     pub(crate) fn handle_timeout(&mut self, cx: &mut Ctx<'_>, now: Instant) {
         while let Some(user) = self.bindings.pop_expired(now) {
             cx.sh.stats.unregistrations += 1;
@@ -278,6 +263,5 @@ impl Registrar {
                 why: "expired",
             });
         }
-        self.blocklist.handle_timeout(cx.cfg, now);
     }
 }

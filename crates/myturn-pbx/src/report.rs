@@ -32,6 +32,14 @@ pub enum Event {
         /// Failures counted within the window.
         failures: u32,
     },
+    /// The IP sent faster than
+    /// [`FloodConfig::requests`](crate::limits::FloodConfig::requests): ignored
+    /// for [`Config::block_for`](crate::core::Config::block_for), renewed
+    /// while it keeps on.
+    Flooding {
+        /// The source IP.
+        ip: IpAddr,
+    },
     /// An INVITE was routed from one user to another's extension.
     CallRouted {
         /// The caller's username.
@@ -50,10 +58,20 @@ pub struct Stats {
     pub unregistrations: u64,
     /// Credentials that proved nothing (wrong password, unknown user, forged nonce).
     pub auth_failures: u64,
-    /// Source IPs blocked.
+    /// Source IPs blocked for failed authentications.
     pub blocks: u64,
-    /// Datagrams ignored from blocked IPs.
+    /// Source IPs blocked for flooding.
+    pub flood_blocks: u64,
+    /// Datagrams ignored from blocked IPs (never parsed).
     pub blocked_packets: u64,
+    /// Bytes of those datagrams.
+    pub blocked_bytes: u64,
+    /// Answers withheld from sources that had not proved a password and
+    /// had used up their answer budget (no reflection).
+    pub unanswered: u64,
+    /// Datagrams from sources the full table could not track (let
+    /// through unlimited).
+    pub untracked: u64,
     /// Datagrams that were not SIP, too large, or not ours to relay.
     pub dropped: u64,
     /// Malformed requests answered with 400/505/513.

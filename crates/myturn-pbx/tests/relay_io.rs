@@ -90,7 +90,7 @@ async fn until(relay: &RelayIo, f: impl Fn(&RelayIo) -> bool) {
 }
 
 #[test]
-fn strangers_are_dropped_and_counted_and_payloads_pass_untouched() {
+fn strangers_are_dropped_and_never_read_once_latched_and_payloads_pass_untouched() {
     one_at_a_time(false, || async {
         let range = free_range(1);
         let ports = [*range.start(), *range.start() + 1];
@@ -112,6 +112,10 @@ fn strangers_are_dropped_and_counted_and_payloads_pass_untouched() {
         let (got, from) = recv(&callee).await.expect("forwarded to the callee");
         assert_eq!(got, payload);
         assert_eq!(from, to_callee_side, "sent from the port facing the callee");
+        // A stranger before the callee latched: read, dropped and counted.
+        let other_ip = UdpSocket::bind(("127.0.0.2", 0)).await.unwrap();
+        other_ip.send_to(b"inject", to_callee_side).await.unwrap();
+        until(&relay, |r| r.calls()[0].legs[1].dropped == 1).await;
         callee.send_to(b"back", to_callee_side).await.unwrap();
         let (got, from) = recv(&caller)
             .await
@@ -119,21 +123,18 @@ fn strangers_are_dropped_and_counted_and_payloads_pass_untouched() {
         assert_eq!(got, b"back");
         assert_eq!(from, to_caller_side);
 
-        // Strangers: another port on the caller's IP (RTPBleed), and another
-        // IP altogether. Neither is forwarded; both are counted.
+        // Strangers once both sides latched: another port on the caller's
+        // IP (RTPBleed), and another IP altogether. Neither is forwarded,
+        // and neither reaches the relay: each side's socket is connected to
+        // its latched address, so the kernel drops them unread.
         let same_ip = UdpSocket::bind((LO, 0)).await.unwrap();
-        let other_ip = UdpSocket::bind(("127.0.0.2", 0)).await.unwrap();
         same_ip.send_to(b"inject", to_caller_side).await.unwrap();
         other_ip.send_to(b"inject", to_caller_side).await.unwrap();
         other_ip.send_to(b"inject", to_callee_side).await.unwrap();
         assert_eq!(recv(&callee).await, None);
         assert_eq!(recv(&caller).await, None);
-        until(&relay, |r| {
-            let c = &r.calls()[0];
-            c.legs[0].dropped == 2 && c.legs[1].dropped == 1
-        })
-        .await;
         let c = &relay.calls()[0];
+        assert_eq!((c.legs[0].dropped, c.legs[1].dropped), (0, 1));
         assert_eq!((c.legs[0].packets, c.legs[0].bytes), (1, 700));
         assert_eq!((c.legs[1].packets, c.legs[1].bytes), (1, 4));
         // The call still works for its own sides.
@@ -148,7 +149,7 @@ fn strangers_are_dropped_and_counted_and_payloads_pass_untouched() {
             assert!(Instant::now() < end, "ports still held after close");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert_eq!(relay.totals(), leg(3, 714, 3));
+        assert_eq!(relay.totals(), leg(3, 714, 1));
     })
 }
 
@@ -161,6 +162,8 @@ fn a_flood_on_ports_no_call_holds_never_reaches_the_relay() {
         let (mut relay, _ended) = RelayIo::new(lo());
         relay.apply(open(1, ports));
         let flooder = StdUdpSocket::bind((LO, 0)).unwrap();
+        // The call's task settles on its shard first.
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let fds = open_fds();
         let mut sent = 0;
         for p in range.clone().filter(|p| !ports.contains(p)) {
@@ -220,7 +223,7 @@ fn a_silent_call_is_reported_after_the_media_timeout() {
     one_at_a_time(true, || async {
         let range = free_range(1);
         let ports = [*range.start(), *range.start() + 1];
-        let (mut relay, mut ended) = RelayIo::new(lo());
+        let (mut relay, mut ended) = RelayIo::in_runtime(lo());
         relay.apply(MediaCommand::Open {
             id: 7,
             call_id: "quiet".into(),

@@ -66,7 +66,13 @@ async fn torture_replay_over_udp_then_the_pbx_still_answers() {
         );
         answers += 1;
     }
-    assert!(answers >= 20, "{answers}");
+    // One unproven source: answered up to its budget (some answers go to
+    // the port a message's Via names, not to this socket), then not at all.
+    let budget = myturn_pbx::core::FloodConfig::default().answers.burst as usize;
+    assert!((10..=budget).contains(&answers), "{answers}");
+    assert!(p.handle.stats().unanswered > 0);
+    // The budget refills (10 a second).
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let options = format!(
         "OPTIONS sip:{0} SIP/2.0\r\nVia: SIP/2.0/UDP {1};branch=z9hG4bKalive\r\nFrom: <sip:x@{1}>;tag=1\r\n\
          To: <sip:{0}>\r\nCall-ID: alive\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",

@@ -138,6 +138,21 @@ function renderBans(bans) {
   }));
 }
 
+const blockReasons = { flood: "flooding (over --sip-rate-limit)", auth_failures: "failed passwords (--sip-fail-limit)" };
+
+function renderBlocked(b) {
+  $("#blocked-empty").hidden = b.total > 0;
+  $("#blocked-count").textContent = b.total ? "(" + b.total + ")" : "";
+  fill($("#blocked tbody"), b.sources.map((s) => {
+    const tr = el("tr");
+    const lift = el("td");
+    lift.append(confirmButton("Unblock", "Really unblock " + s.ip + "?", () => api("DELETE", "/v1/admin/blocked/" + encodeURIComponent(s.ip))));
+    tr.append(cell(s.ip), cell(blockReasons[s.reason] || s.reason), cell(when(s.since)), cell(when(s.until)),
+      cell(s.packets + " datagrams, " + s.bytes + " bytes"), lift);
+    return tr;
+  }));
+}
+
 function renderPbx(health, media, sipconf) {
   const rows = [
     ["PBX", health.pbx],
@@ -200,16 +215,17 @@ async function drawHistory() {
 async function refresh() {
   refreshTimer = null;
   try {
-    const [users, pairs, reports, bans, media, sipconf, health, interests] = await Promise.all([
+    const [users, pairs, reports, bans, media, sipconf, health, interests, blocked] = await Promise.all([
       api("GET", "/v1/admin/users"), api("GET", "/v1/admin/pairs"), api("GET", "/v1/admin/reports"),
       api("GET", "/v1/admin/bans"), api("GET", "/v1/admin/media"), api("GET", "/v1/admin/sip-conf"),
-      fetch("/healthz").then((r) => r.json()), api("GET", "/v1/admin/interests"),
+      fetch("/healthz").then((r) => r.json()), api("GET", "/v1/admin/interests"), api("GET", "/v1/admin/blocked"),
     ]);
     renderUsers(users.users);
     renderPairs(pairs.pairs);
     renderInterests(interests);
     renderReports(reports.reports);
     renderBans(bans.bans);
+    renderBlocked(blocked);
     renderPbx(health, media, sipconf);
     document.body.dataset.refreshed = String(Date.now());
   } catch (e) {

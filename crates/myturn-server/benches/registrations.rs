@@ -113,6 +113,15 @@ fn spawn_serving(app: &App) -> tokio::sync::oneshot::Sender<()> {
     tx
 }
 
+/// How many times the PBX files were written so far.
+fn config_writes(app: &App) -> u64 {
+    app.state
+        .pbx
+        .counters
+        .config_writes
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn names(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| format!("{prefix}{i:06}")).collect()
 }
@@ -131,12 +140,7 @@ async fn main() {
     let app_a = App::new(&config(dir_a.path()), None).unwrap();
     let stop_a = spawn_serving(&app_a);
     let t_a = coalesced(&app_a, dir_a.path(), &names("a", 0..n), n).await;
-    let writes_a = app_a
-        .state
-        .pbx
-        .counters
-        .config_writes
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let writes_a = config_writes(&app_a);
     let _ = stop_a.send(());
 
     // B. Naive at N: pre-populate N - tail (one write), then time the last
@@ -157,20 +161,9 @@ async fn main() {
     let app_c = App::new(&config(dir_c.path()), None).unwrap();
     let stop_c = spawn_serving(&app_c);
     coalesced(&app_c, dir_c.path(), &names("c", 0..n - tail), n - tail).await;
-    let before = app_c
-        .state
-        .pbx
-        .counters
-        .config_writes
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let before = config_writes(&app_c);
     let t_c = coalesced(&app_c, dir_c.path(), &names("c", n - tail..n), n).await;
-    let writes_c = app_c
-        .state
-        .pbx
-        .counters
-        .config_writes
-        .load(std::sync::atomic::Ordering::Relaxed)
-        - before;
+    let writes_c = config_writes(&app_c) - before;
     let _ = stop_c.send(());
 
     let rate = |k: usize, t: Duration| k as f64 / t.as_secs_f64();

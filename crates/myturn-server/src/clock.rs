@@ -1,11 +1,12 @@
 //! The one clock of the server (quinn-proto's `TimeSource`, in spirit).
 //!
 //! Every use case of the [`Core`](crate::core::Core) takes one [`At`], read
-//! once per request or timer tick from a [`Clock`]: the monotonic instant
-//! for leases, grace periods and rate limits, and the wall-clock time for
-//! what leaves the process (token expiry, ban ends, chat timestamps). The
-//! core itself never reads a clock, so tests drive it with any time they
-//! like.
+//! once per request or timer tick from a [`Clock`]. The rules keep
+//! wall-clock milliseconds in their records (leases, grace periods, rate
+//! limits, token expiry, ban ends, chat timestamps), so a state shared by
+//! machines means the same on each; the monotonic instant is the node's,
+//! for its own timers (sockets, the sweeper). The core itself never reads
+//! a clock, so tests drive it with any time they like.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -27,6 +28,30 @@ impl At {
     /// Seconds since the Unix epoch.
     pub fn unix(&self) -> u64 {
         self.unix_ms / 1000
+    }
+
+    /// The wall-clock milliseconds of an earlier (or later) monotonic
+    /// instant, as seen from this moment.
+    pub fn unix_ms_of(&self, mono: Instant) -> u64 {
+        if mono <= self.mono {
+            let back = u64::try_from((self.mono - mono).as_millis()).unwrap_or(u64::MAX);
+            self.unix_ms.saturating_sub(back)
+        } else {
+            let ahead = u64::try_from((mono - self.mono).as_millis()).unwrap_or(u64::MAX);
+            self.unix_ms.saturating_add(ahead)
+        }
+    }
+
+    /// The monotonic instant of a wall-clock moment, as seen from this
+    /// moment.
+    pub fn mono_of(&self, unix_ms: u64) -> Instant {
+        if unix_ms >= self.unix_ms {
+            self.mono + Duration::from_millis(unix_ms - self.unix_ms)
+        } else {
+            self.mono
+                .checked_sub(Duration::from_millis(self.unix_ms - unix_ms))
+                .unwrap_or(self.mono)
+        }
     }
 
     /// The same moment `d` later.

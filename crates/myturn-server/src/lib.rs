@@ -60,7 +60,7 @@ pub mod store;
 pub mod tls;
 
 pub use app::{run, shutdown_signal, App, StartError};
-pub use config::{Admission, Config, DigestAlgorithm, ReloadMethod, Switch};
+pub use config::{Admission, Config, DigestAlgorithm, Nets, RateLimit, ReloadMethod, Switch};
 pub use http::bearer;
 pub use node::AppState;
 

@@ -20,7 +20,6 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use tokio::net::TcpListener;
 
 /// How long a client gets to finish its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -223,7 +222,7 @@ pub async fn watch(store: Arc<CertStore>, mut stop: tokio::sync::watch::Receiver
 /// Serves `router` over TLS on `listener` until `shutdown` resolves, then
 /// lets open requests finish (up to 10 s).
 pub async fn serve(
-    listener: TcpListener,
+    mut listener: impl axum::serve::Listener<Addr = std::net::SocketAddr>,
     config: Arc<rustls::ServerConfig>,
     router: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -235,20 +234,13 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
+        // The listener retries failed accepts (out of file descriptors and
+        // the like), sets TCP_NODELAY and holds the per-IP connection
+        // limit (`http::limits::Limited`).
         let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait, go on.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            c = listener.accept() => c,
             _ = &mut shutdown => break,
         };
-        // Small writes (events, pongs) go out at once (see the plain path).
-        let _ = tcp.set_nodelay(true);
         let (acceptor, router, failures) = (acceptor.clone(), router.clone(), failures.clone());
         let watcher = graceful.watcher();
         tokio::spawn(async move {

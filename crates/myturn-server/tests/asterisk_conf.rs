@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use myturn_server::core::PbxUser;
 use myturn_server::pbx::asterisk::{
-    render, RenderOptions, EXTENSIONS_FILE, PJSIP_ENDPOINT_TEMPLATE, PJSIP_FILE,
+    render, RenderOptions, Rendered, EXTENSIONS_FILE, PJSIP_ENDPOINT_TEMPLATE, PJSIP_FILE,
     RTP_HOLD_TIMEOUT_SECS, RTP_TIMEOUT_SECS, SIP_FILE,
 };
 use myturn_server::pbx::PbxKind;
@@ -169,16 +169,24 @@ fn base(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// Three users, the `i`-th on extension 111000 + i.
 fn users() -> Vec<PbxUser> {
-    ["alice", "Bob-2", "c_d"]
-        .iter()
-        .enumerate()
-        .map(|(i, n)| PbxUser {
-            name: (*n).into(),
-            extension: 111_000 + i as u32,
-            secret: format!("Secret{i}xxxxxxxxxxxxxxxxxx"),
-        })
-        .collect()
+    let user = |i: u32, name: &str| PbxUser {
+        name: name.into(),
+        extension: 111_000 + i,
+        secret: format!("Secret{i}xxxxxxxxxxxxxxxxxx"),
+    };
+    vec![user(0, "alice"), user(1, "Bob-2"), user(2, "c_d")]
+}
+
+/// The files `kind` generates for [`users`], secrets included, with the
+/// wideband codec offered or not.
+fn rendered(kind: PbxKind, wideband: bool) -> Vec<Rendered> {
+    let opts = RenderOptions {
+        wideband,
+        ..RenderOptions::default()
+    };
+    render(kind, &users(), &opts, false)
 }
 
 #[test]
@@ -248,11 +256,7 @@ fn generated_chan_sip_peers_carry_no_option_that_differs_from_general() {
     ]
     .into();
     for wideband in [false, true] {
-        let opts = RenderOptions {
-            wideband,
-            ..RenderOptions::default()
-        };
-        let files = render(PbxKind::Asterisk, &users(), &opts, false);
+        let files = rendered(PbxKind::Asterisk, wideband);
         let sip = parse(SIP_FILE, &files[0].content);
         assert_eq!(sip.sections.len(), users().len());
         for peer in &sip.sections {
@@ -304,12 +308,7 @@ fn extensions_conf_includes_ours_inside_phones() {
 
 #[test]
 fn generated_chan_sip_files_parse_and_carry_each_user() {
-    let files = render(
-        PbxKind::Asterisk,
-        &users(),
-        &RenderOptions::default(),
-        false,
-    );
+    let files = rendered(PbxKind::Asterisk, false);
     let sip = parse(SIP_FILE, &files[0].content);
     for u in users() {
         let keys: HashMap<&str, &str> = sip
@@ -347,12 +346,7 @@ fn generated_chan_sip_files_parse_and_carry_each_user() {
 
 #[test]
 fn generated_pjsip_file_has_endpoint_auth_and_aor_per_user() {
-    let files = render(
-        PbxKind::AsteriskPjsip,
-        &users(),
-        &RenderOptions::default(),
-        false,
-    );
+    let files = rendered(PbxKind::AsteriskPjsip, false);
     let pj = parse(PJSIP_FILE, &files[0].content);
     for u in users() {
         let types: Vec<&str> = pj
@@ -383,11 +377,7 @@ fn generated_pjsip_endpoints_inherit_the_hardened_settings() {
         "the template belongs to the generated file"
     );
     for wideband in [false, true] {
-        let opts = RenderOptions {
-            wideband,
-            ..RenderOptions::default()
-        };
-        let files = render(PbxKind::AsteriskPjsip, &users(), &opts, false);
+        let files = rendered(PbxKind::AsteriskPjsip, wideband);
         let pj = parse(PJSIP_FILE, &files[0].content);
         // The template comes first, is a template, and is the only one.
         let templates: Vec<_> = pj.sections.iter().filter(|s| s.template).collect();

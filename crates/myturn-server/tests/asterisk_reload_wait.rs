@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use myturn_server::pbx::reload::RELOAD_TIMEOUT;
 use myturn_server::pbx::PbxKind;
 use myturn_server::ReloadMethod;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// How the fake `asterisk -rx` behaves once the user `alice` is in the
 /// generated file (before that, every reload succeeds at once).
@@ -33,8 +33,7 @@ enum Mode {
 }
 
 struct Env {
-    base: String,
-    http: reqwest::Client,
+    live: common::Live,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -80,13 +79,8 @@ async fn env(kind: PbxKind, mode: Mode) -> Env {
     cfg.reload = ReloadMethod::Command;
     cfg.reload_command = format!("sh {} -rx", script.display());
     cfg.coalesce_ms = 20;
-    let app = common::app_with(&cfg);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { app.serve(listener, std::future::pending()).await });
     Env {
-        base: format!("http://{addr}"),
-        http: reqwest::Client::new(),
+        live: common::live(&cfg).await,
         log,
         _dir: dir,
     }
@@ -96,13 +90,7 @@ impl Env {
     /// Registers `name`; the status, the body, and the reload log as it
     /// was the moment the answer arrived.
     async fn register(&self, name: &str) -> (u16, Value, String) {
-        let r = self
-            .http
-            .post(format!("{}/v1/users", self.base))
-            .json(&json!({ "name": name }))
-            .send()
-            .await
-            .unwrap();
+        let r = self.live.post_user(name).await;
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap(), log)

@@ -4,10 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use common::Api;
+use myturn_testkit::ports::free_tcp_port;
+use serde_json::Value;
 
 struct Server(Child);
 
@@ -18,12 +22,14 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The binary, to serve HTTP on `port` with the PBX backend `pbx`, its
+/// stderr piped to the test; and a client of it.
+fn binary(port: u16, pbx: &str) -> (Command, Api) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_myturn-server"));
+    cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--pbx", pbx])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    (cmd, Api::new(format!("http://127.0.0.1:{port}")))
 }
 
 async fn wait_until<F: Fn() -> bool>(what: &str, f: F) {
@@ -88,58 +94,26 @@ async fn real_binary_serves_http_and_keeps_asterisk_files_in_step() {
         format!("#!/bin/sh\necho \"$*\" >> {}\n", log.display()),
     )
     .unwrap();
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_myturn-server"))
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--pbx",
-            "asterisk",
-        ])
+    let (mut cmd, api) = binary(free_tcp_port(), "asterisk");
+    let child = cmd
         .arg("--asterisk-conf-dir")
         .arg(dir.path())
         .args(["--reload", "command", "--reload-command"])
         .arg(format!("sh {} -rx", script.display()))
         .args(["--coalesce-ms", "20"])
         .env("MYTURN_ADMIN_TOKEN", "binary-test-admin-token")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut server = Server(child);
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let start = Instant::now();
-    loop {
-        if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
-            if r.status() == 200 {
-                break;
-            }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "server did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    api.wait_until_up().await;
     let sip = dir.path().join("myturn_sip.conf");
     let ext = dir.path().join("myturn_extensions.conf");
     let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
 
-    let r = http
-        .post(format!("{base}/v1/users"))
-        .json(&json!({"name": "jeden"}))
-        .send()
-        .await
-        .unwrap();
+    let r = api.post_user("jeden").await;
     assert_eq!(r.status(), 201);
     let jeden: Value = r.json().await.unwrap();
-    let r = http
-        .post(format!("{base}/v1/users"))
-        .json(&json!({"name": "dwa"}))
-        .send()
-        .await
-        .unwrap();
+    let r = api.post_user("dwa").await;
     let dwa: Value = r.json().await.unwrap();
     wait_until("both peers in sip.conf", || {
         read(&sip).contains("[jeden]") && read(&sip).contains("[dwa]")
@@ -158,23 +132,13 @@ async fn real_binary_serves_http_and_keeps_asterisk_files_in_step() {
     assert!(read(&log).contains("-rx sip reload"));
 
     // A bad request to the real server is a JSON 400.
-    let r = http
-        .post(format!("{base}/v1/users"))
-        .json(&json!({"name": "x;y\n[general]"}))
-        .send()
-        .await
-        .unwrap();
+    let r = api.post_user("x;y\n[general]").await;
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "invalid_name");
 
     // Logout drops the user from both files.
-    let r = http
-        .delete(format!("{base}/v1/me"))
-        .bearer_auth(dwa["token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let r = api.delete("/v1/me", dwa["token"].as_str().unwrap()).await;
     assert_eq!(r.status(), 204);
     wait_until("dwa removed", || {
         !read(&sip).contains("[dwa]") && !read(&ext).contains("111001")
@@ -224,37 +188,15 @@ async fn real_binary_serves_http_and_keeps_asterisk_files_in_step() {
 /// Runs the binary with `args` until it serves, registers one user (so
 /// something is logged at info), stops it, and returns its stderr.
 async fn log_of(args: &[&str]) -> String {
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_myturn-server"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--pbx", "none"])
+    let (mut cmd, api) = binary(free_tcp_port(), "none");
+    let mut child = cmd
         .args(args)
         .env("MYTURN_LOG", "info")
         .env_remove("NO_COLOR")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let start = Instant::now();
-    while !http
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "server did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let r = http
-        .post(format!("{base}/v1/users"))
-        .json(&json!({"name": "logged"}))
-        .send()
-        .await
-        .unwrap();
+    api.wait_until_up().await;
+    let r = api.post_user("logged").await;
     assert_eq!(r.status(), 201);
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

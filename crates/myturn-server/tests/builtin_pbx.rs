@@ -6,88 +6,29 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use myturn_sip::driver::{self, SipHandle};
-use myturn_sip::sdp::Sdp;
-use myturn_sip::ua::{Config as UaConfig, EndedBy, Event};
-use serde_json::{json, Value};
+use common::Live;
+use myturn_sip::driver::SipHandle;
+use myturn_sip::ua::{EndedBy, Event};
+use myturn_testkit::sip::{ended, expect, failed};
+use serde_json::Value;
 
-struct Env {
-    base: String,
-    http: reqwest::Client,
-    app: myturn_server::App,
+async fn env() -> Live {
+    common::live(&common::config()).await
 }
 
-async fn env() -> Env {
-    env_with(common::config()).await
+/// An agent with `user`'s credentials from the API, on a fresh loopback
+/// port, for the server's built-in PBX.
+async fn agent(env: &Live, user: &Value) -> SipHandle {
+    assert_eq!(Some(common::sip::domain(user)), env.app.sip_addr());
+    common::sip::agent(user).await
 }
 
-async fn env_with(cfg: myturn_server::Config) -> Env {
-    let app = common::app_with(&cfg);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let served = app.clone();
-    tokio::spawn(async move { served.serve(listener, std::future::pending()).await });
-    Env {
-        base: format!("http://{addr}"),
-        http: reqwest::Client::new(),
-        app,
-    }
-}
+use common::sip::offer;
 
-impl Env {
-    async fn register(&self, name: &str) -> Value {
-        let r = self
-            .http
-            .post(format!("{}/v1/users", self.base))
-            .json(&json!({ "name": name }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        r.json().await.unwrap()
-    }
-
-    async fn agent(&self, user: &Value) -> SipHandle {
-        let sip = &user["sip"];
-        let domain: SocketAddr = sip["domain"].as_str().unwrap().parse().unwrap();
-        assert_eq!(Some(domain), self.app.sip_addr());
-        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let local = socket.local_addr().unwrap();
-        let cfg = UaConfig::new(
-            local,
-            domain,
-            sip["username"].as_str().unwrap(),
-            sip["password"].as_str().unwrap(),
-        );
-        driver::start(socket, cfg, Box::new(rand_core::OsRng)).unwrap()
-    }
-
-    async fn admin_sip_conf(&self) -> String {
-        common::admin_get(&self.http, &self.base, "/v1/admin/sip-conf")
-            .await
-            .to_string()
-    }
-}
-
-async fn expect<T>(h: &mut SipHandle, what: &str, f: impl FnMut(&Event) -> Option<T>) -> T {
-    let mut other = Vec::new();
-    match h.wait_for(Duration::from_secs(10), &mut other, f).await {
-        Some(t) => t,
-        None => panic!("no {what}; got {other:?}"),
-    }
-}
-
-fn offer(port: u16) -> String {
-    Sdp::new(
-        format!("127.0.0.1:{port}").parse().unwrap(),
-        8000,
-        Some("a2V5".into()),
-        3,
-    )
-    .render()
+async fn admin_sip_conf(env: &Live) -> String {
+    env.admin_get("/v1/admin/sip-conf").await.to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,8 +36,8 @@ async fn agents_register_call_by_extension_and_logout_drops_the_binding() {
     let env = env().await;
     let alice = env.register("alice").await;
     let bob = env.register("bob").await;
-    let mut a = env.agent(&alice).await;
-    let mut b = env.agent(&bob).await;
+    let mut a = agent(&env, &alice).await;
+    let mut b = agent(&env, &bob).await;
     for h in [&mut a, &mut b] {
         h.register().await.unwrap();
         expect(h, "Registered", |e| match e {
@@ -106,7 +47,7 @@ async fn agents_register_call_by_extension_and_logout_drops_the_binding() {
         })
         .await;
     }
-    let view = env.admin_sip_conf().await;
+    let view = admin_sip_conf(&env).await;
     assert!(view.contains("[alice]") && view.contains("[bob]"), "{view}");
     assert!(
         !view.contains(alice["sip"]["password"].as_str().unwrap()),
@@ -144,31 +85,15 @@ async fn agents_register_call_by_extension_and_logout_drops_the_binding() {
     })
     .await;
     a.hangup(ca).await.unwrap();
-    expect(&mut b, "CallEnded", |e| {
-        matches!(
-            e,
-            Event::CallEnded {
-                by: EndedBy::Remote,
-                ..
-            }
-        )
-        .then_some(())
-    })
-    .await;
+    ended(&mut b, "CallEnded", EndedBy::Remote).await;
 
     // Bob logs out: his binding goes at once, so a call to his extension
     // now fails as "not found" (the extension is gone with him).
-    let r = env
-        .http
-        .delete(format!("{}/v1/me", env.base))
-        .bearer_auth(bob["token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let r = env.delete("/v1/me", bob["token"].as_str().unwrap()).await;
     assert!(r.status().is_success());
     let mut gone = false;
     for _ in 0..50 {
-        if !env.admin_sip_conf().await.contains("[bob]") {
+        if !admin_sip_conf(&env).await.contains("[bob]") {
             gone = true;
             break;
         }
@@ -176,22 +101,8 @@ async fn agents_register_call_by_extension_and_logout_drops_the_binding() {
     }
     assert!(gone, "bob still in the PBX");
     let c2 = a.invite(ext, &offer(4002)).await.unwrap();
-    expect(&mut a, "404", |e| match e {
-        Event::CallFailed {
-            call, code: 404, ..
-        } if *call == c2 => Some(()),
-        _ => None,
-    })
-    .await;
-    let metrics = env
-        .http
-        .get(format!("{}/metrics", env.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    failed(&mut a, "404", c2, 404).await;
+    let metrics = env.metrics().await;
     assert!(
         metrics.contains("myturn_sip_calls_routed_total 1"),
         "{metrics}"
@@ -210,7 +121,7 @@ async fn sip_register_right_after_http_registration_always_finds_the_account() {
     // refused, even with many registering at once.
     let mut cfg = common::config();
     cfg.rate_limits = myturn_server::Switch::Off; // 20 registrations from one IP
-    let env = std::sync::Arc::new(env_with(cfg).await);
+    let env = std::sync::Arc::new(common::live(&cfg).await);
     let mut tasks = Vec::new();
     for i in 0..20 {
         let env = env.clone();
@@ -224,7 +135,7 @@ async fn sip_register_right_after_http_registration_always_finds_the_account() {
                 directory.iter().any(|a| a.username == name),
                 "{name} not yet in the PBX when its credentials came back"
             );
-            let mut h = env.agent(&user).await;
+            let mut h = agent(&env, &user).await;
             h.register().await.unwrap();
             expect(&mut h, "Registered", |e| match e {
                 Event::Registered { .. } => Some(()),

@@ -22,41 +22,11 @@ use myturn_wire::{
 
 const IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-/// The use cases these tests drive, by name, each one `Core::apply`.
-trait UseCases {
-    fn register(
-        &mut self,
-        n: &str,
-        ip: IpAddr,
-        at: At,
-        fx: &mut Effects,
-    ) -> Result<CreateUserResponse, CoreError>;
-    fn authenticate(&mut self, token: &str, at: At) -> Result<account::Session, CoreError>;
-    fn stream_opened(&mut self, uid: UserId, at: At);
-    fn stream_closed(&mut self, uid: UserId, at: At, last_heard: Instant);
-    fn heard(&mut self, uid: UserId, at: At) -> Result<(), CoreError>;
-    fn set_status(
-        &mut self,
-        uid: UserId,
-        s: RequestedStatus,
-        key: Option<String>,
-        at: At,
-        fx: &mut Effects,
-    ) -> Result<MeResponse, CoreError>;
-    fn peer_of(&mut self, uid: UserId) -> Result<Option<PeerResponse>, CoreError>;
-    fn me(&mut self, uid: UserId) -> Result<MeResponse, CoreError>;
-    fn sweep(&mut self, at: At, fx: &mut Effects) -> streams::Swept;
-    fn user_count(&mut self) -> usize;
-    fn ban(
-        &mut self,
-        n: &str,
-        seconds: u64,
-        at: At,
-        fx: &mut Effects,
-    ) -> Result<(Ban, bool), CoreError>;
-}
+/// The core, driven by the use cases these tests name, each one
+/// `Core::apply`.
+struct Driver(Core);
 
-impl UseCases for Core {
+impl Driver {
     fn register(
         &mut self,
         n: &str,
@@ -64,25 +34,35 @@ impl UseCases for Core {
         at: At,
         fx: &mut Effects,
     ) -> Result<CreateUserResponse, CoreError> {
-        self.apply(account::Register { name: n.into(), ip }, at, fx)
+        self.0
+            .apply(account::Register { name: n.into(), ip }, at, fx)
     }
     fn authenticate(&mut self, token: &str, at: At) -> Result<account::Session, CoreError> {
-        let claims = self.verify(token, at)?;
-        self.apply(
+        let claims = self.0.verify(token, at)?;
+        self.0.apply(
             account::Authenticate { claims },
             at,
             &mut Effects::default(),
         )
     }
     fn stream_opened(&mut self, uid: UserId, at: At) {
-        let _ = self.apply(streams::StreamOpened { uid }, at, &mut Effects::default());
+        let _ = self.0.apply(
+            streams::StreamOpened {
+                uid,
+                node: "n1".into(),
+            },
+            at,
+            &mut Effects::default(),
+        );
     }
     fn stream_closed(&mut self, uid: UserId, at: At, last_heard: Instant) {
+        let last_heard = at.unix_ms_of(last_heard);
         let closed = streams::StreamClosed { uid, last_heard };
-        let _ = self.apply(closed, at, &mut Effects::default());
+        let _ = self.0.apply(closed, at, &mut Effects::default());
     }
     fn heard(&mut self, uid: UserId, at: At) -> Result<(), CoreError> {
-        self.apply(streams::Heard { uid }, at, &mut Effects::default())
+        self.0
+            .apply(streams::Heard { uid }, at, &mut Effects::default())
     }
     fn set_status(
         &mut self,
@@ -96,19 +76,22 @@ impl UseCases for Core {
             media_key: key,
             ..status::SetStatus::to(uid, s)
         };
-        self.apply(set, at, fx)
+        self.0.apply(set, at, fx)
     }
     fn peer_of(&mut self, uid: UserId) -> Result<Option<PeerResponse>, CoreError> {
-        self.apply(status::PeerOf { uid }, never(), &mut Effects::default())
+        self.0
+            .apply(status::PeerOf { uid }, never(), &mut Effects::default())
     }
     fn me(&mut self, uid: UserId) -> Result<MeResponse, CoreError> {
-        self.apply(account::Me { uid }, never(), &mut Effects::default())
+        self.0
+            .apply(account::Me { uid }, never(), &mut Effects::default())
     }
     fn sweep(&mut self, at: At, fx: &mut Effects) -> streams::Swept {
-        self.apply(streams::Sweep, at, fx).unwrap()
+        self.0.apply(streams::Sweep, at, fx).unwrap()
     }
     fn user_count(&mut self) -> usize {
-        self.apply(views::UserCount, never(), &mut Effects::default())
+        self.0
+            .apply(views::UserCount, never(), &mut Effects::default())
             .unwrap()
     }
     fn ban(
@@ -118,7 +101,7 @@ impl UseCases for Core {
         at: At,
         fx: &mut Effects,
     ) -> Result<(Ban, bool), CoreError> {
-        let b = self.apply(
+        let b = self.0.apply(
             moderation::Ban {
                 name: n.into(),
                 seconds,
@@ -158,7 +141,7 @@ fn events_for(fx: &Effects, uid: u64) -> Vec<ServerEvent> {
 
 #[test]
 fn the_core_runs_on_injected_time() {
-    let mut core = Core::new(config(), Some(9));
+    let mut core = Driver(Core::new(config(), Some(9)));
     let t0 = At::new(Instant::now(), 1_800_000_000_000);
     let at = |s: u64| t0.after(Duration::from_secs(s));
     let mut fx = Effects::default();
@@ -211,13 +194,13 @@ fn the_core_runs_on_injected_time() {
 
 #[test]
 fn bans_and_rate_limits_follow_the_injected_clock() {
-    let mut core = Core::new(
+    let mut core = Driver(Core::new(
         CoreConfig {
             rate_limits: true,
             ..config()
         },
         Some(10),
-    );
+    ));
     let t0 = At::new(Instant::now(), 1_800_000_000_000);
     let mut fx = Effects::default();
     let (ban, online) = core.ban("mallory", 60, t0, &mut fx).unwrap();

@@ -5,170 +5,25 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use common::token as tok;
+use common::ws::{next, none_of, say, until};
+use common::Live;
+use futures_util::StreamExt;
 use myturn_server::core::cases::views::PbxUsers;
 use myturn_server::core::{State as _, StateExt as _};
 use myturn_server::{Admission, Config, Switch};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-struct Env {
-    addr: SocketAddr,
-    base: String,
-    http: reqwest::Client,
-    app: myturn_server::App,
-}
-
-async fn env_with(f: impl FnOnce(&mut Config)) -> Env {
+async fn env_with(f: impl FnOnce(&mut Config)) -> Live {
     let mut cfg = common::config();
     f(&mut cfg);
-    let app = common::app_with(&cfg);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let served = app.clone();
-    tokio::spawn(async move { served.serve(listener, std::future::pending()).await });
-    Env {
-        addr,
-        base: format!("http://{addr}"),
-        http: reqwest::Client::new(),
-        app,
-    }
+    common::live(&cfg).await
 }
 
-async fn env() -> Env {
+async fn env() -> Live {
     env_with(|_| {}).await
-}
-
-impl Env {
-    async fn register(&self, name: &str) -> Value {
-        let r = self
-            .http
-            .post(format!("{}/v1/users", self.base))
-            .json(&json!({ "name": name }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201, "{name}");
-        r.json().await.unwrap()
-    }
-
-    async fn status(&self, token: &str, s: &str) -> reqwest::Response {
-        self.http
-            .put(format!("{}/v1/me/status", self.base))
-            .bearer_auth(token)
-            .json(&json!({ "status": s }))
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn admin_post(&self, path: &str, body: Value) -> reqwest::Response {
-        self.http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(common::ADMIN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn admin_get(&self, path: &str) -> Value {
-        common::admin_get(&self.http, &self.base, path).await
-    }
-
-    async fn ws(&self, token: &str) -> Ws {
-        self.ws_at("/v1/events", token).await
-    }
-
-    async fn ws_at(&self, path: &str, token: &str) -> Ws {
-        let mut req = format!("ws://{}{path}", self.addr)
-            .into_client_request()
-            .unwrap();
-        req.headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-        let hello = next(&mut ws).await;
-        assert_eq!(hello["type"], "hello");
-        ws
-    }
-
-    async fn ws_refused(&self, url_path: &str, headers: &[(&str, String)]) -> (u16, Value) {
-        let mut req = format!("ws://{}{url_path}", self.addr)
-            .into_client_request()
-            .unwrap();
-        for (k, v) in headers {
-            let name =
-                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap();
-            req.headers_mut().insert(name, v.parse().unwrap());
-        }
-        match tokio_tungstenite::connect_async(req).await {
-            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-                let body = resp
-                    .body()
-                    .as_ref()
-                    .map(|b| serde_json::from_slice(b).unwrap_or(Value::Null))
-                    .unwrap_or(Value::Null);
-                (resp.status().as_u16(), body)
-            }
-            Err(e) => panic!("unexpected error {e}"),
-            Ok(_) => panic!("connection was accepted"),
-        }
-    }
-}
-
-fn tok(v: &Value) -> String {
-    v["token"].as_str().unwrap().to_owned()
-}
-
-/// The next JSON event (pings are skipped).
-async fn next(ws: &mut Ws) -> Value {
-    loop {
-        let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("no event within 5 s")
-            .expect("stream ended")
-            .expect("ws error");
-        match m {
-            Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
-            Message::Close(f) => {
-                return json!({"type": "__close", "code": f.map(|f| u16::from(f.code))})
-            }
-            _ => continue,
-        }
-    }
-}
-
-/// Reads until an event of `kind`, skipping others.
-async fn until(ws: &mut Ws, kind: &str) -> Value {
-    loop {
-        let e = next(ws).await;
-        if e["type"] == kind {
-            return e;
-        }
-        assert_ne!(e["type"], "__close", "closed while waiting for {kind}: {e}");
-    }
-}
-
-/// Asserts nothing of `kind` arrives within `d`.
-async fn none_of(ws: &mut Ws, kind: &str, d: Duration) {
-    let deadline = tokio::time::Instant::now() + d;
-    while let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, ws.next()).await {
-        if let Message::Text(t) = m {
-            let e: Value = serde_json::from_str(t.as_str()).unwrap();
-            assert_ne!(e["type"], kind, "unexpected {e}");
-        }
-    }
-}
-
-async fn say(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.unwrap();
 }
 
 #[tokio::test]
@@ -210,13 +65,8 @@ async fn subprotocol_auth_and_refusals() {
     let e = env().await;
     let a = e.register("alice").await;
     // Token in the subprotocol list, as browsers must.
-    let mut req = format!("ws://{}/v1/events", e.addr)
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert(
-        "sec-websocket-protocol",
-        format!("myturn.v1, bearer.{}", tok(&a)).parse().unwrap(),
-    );
+    let protocols = format!("myturn.v1, bearer.{}", tok(&a));
+    let req = e.ws_request("/v1/events", &[("sec-websocket-protocol", protocols)]);
     let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
     assert_eq!(resp.headers()["sec-websocket-protocol"], "myturn.v1");
     assert_eq!(next(&mut ws).await["name"], "alice");
@@ -246,13 +96,7 @@ async fn subprotocol_auth_and_refusals() {
         401
     );
     // A plain GET without the upgrade is a JSON 400.
-    let r = e
-        .http
-        .get(format!("{}/v1/events", e.base))
-        .bearer_auth(tok(&a))
-        .send()
-        .await
-        .unwrap();
+    let r = e.get("/v1/events", Some(&tok(&a))).await;
     assert_eq!(r.status(), 400);
     assert_eq!(
         r.json::<Value>().await.unwrap()["error"]["code"],
@@ -266,16 +110,7 @@ async fn refresh_reuse_revokes_the_family_and_closes_its_streams() {
     let a = e.register("alice").await;
     let mut ws = e.ws(&tok(&a)).await;
     let r1 = a["refresh_token"].clone();
-    let refresh = |t: Value| {
-        let (http, base) = (e.http.clone(), e.base.clone());
-        async move {
-            http.post(format!("{base}/v1/session/refresh"))
-                .json(&json!({ "refresh_token": t }))
-                .send()
-                .await
-                .unwrap()
-        }
-    };
+    let refresh = |t: Value| e.post("/v1/session/refresh", None, json!({ "refresh_token": t }));
     let r = refresh(r1.clone()).await;
     assert_eq!(r.status(), 200);
     let pair: Value = r.json().await.unwrap();
@@ -288,24 +123,10 @@ async fn refresh_reuse_revokes_the_family_and_closes_its_streams() {
     );
     let closed = next(&mut ws).await;
     assert_eq!(closed, json!({"type": "__close", "code": 4001}));
-    let me = e
-        .http
-        .get(format!("{}/v1/me", e.base))
-        .bearer_auth(pair["token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let me = e.get("/v1/me", Some(pair["token"].as_str().unwrap())).await;
     assert_eq!(me.status(), 401);
     assert_eq!(refresh(pair["refresh_token"].clone()).await.status(), 401);
-    let m = e
-        .http
-        .get(format!("{}/metrics", e.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = e.metrics().await;
     assert!(m.contains("myturn_refresh_reuse_total 1"));
 }
 
@@ -353,13 +174,7 @@ async fn expiring_tokens_warn_then_close_unless_reauthed() {
     say(&mut ws, json!({"type": "reauth", "token": tok(&b)})).await;
     assert_eq!(until(&mut ws, "error").await["code"], "unauthorized");
     // Expired access tokens get 401 on HTTP too.
-    let r = e
-        .http
-        .get(format!("{}/v1/me", e.base))
-        .bearer_auth(&short)
-        .send()
-        .await
-        .unwrap();
+    let r = e.get("/v1/me", Some(&short)).await;
     assert_eq!(r.status(), 401);
 }
 
@@ -405,26 +220,14 @@ async fn partners_leaving_together_leave_nobody_stuck() {
         // arrive.
         let mut tasks = Vec::new();
         for (i, t) in toks.iter().enumerate() {
-            let (http, base, t) = (e.http.clone(), e.base.clone(), t.clone());
+            let (api, t) = (e.api.clone(), t.clone());
             tasks.push(tokio::spawn(async move {
-                if i < 2 {
-                    http.delete(format!("{base}/v1/me"))
-                        .bearer_auth(&t)
-                        .send()
-                        .await
-                        .unwrap()
-                        .status()
-                        .as_u16()
+                let r = if i < 2 {
+                    api.delete("/v1/me", &t).await
                 } else {
-                    http.put(format!("{base}/v1/me/status"))
-                        .bearer_auth(&t)
-                        .json(&json!({"status": "ready"}))
-                        .send()
-                        .await
-                        .unwrap()
-                        .status()
-                        .as_u16()
-                }
+                    api.status(&t, "ready").await
+                };
+                r.status().as_u16()
             }));
         }
         for t in tasks {
@@ -447,12 +250,7 @@ async fn partners_leaving_together_leave_nobody_stuck() {
             "c and d found each other"
         );
         for t in &toks[2..] {
-            e.http
-                .delete(format!("{}/v1/me", e.base))
-                .bearer_auth(t)
-                .send()
-                .await
-                .unwrap();
+            e.delete("/v1/me", t).await;
         }
     }
 }
@@ -593,13 +391,7 @@ async fn rate_limits_answer_429_with_retry_after() {
     // Registration: 10 per address at once.
     let mut last = None;
     for i in 0..11 {
-        let r = e
-            .http
-            .post(format!("{}/v1/users", e.base))
-            .json(&json!({ "name": format!("user{i}") }))
-            .send()
-            .await
-            .unwrap();
+        let r = e.post_user(&format!("user{i}")).await;
         last = Some(r);
     }
     let r = last.unwrap();
@@ -661,25 +453,12 @@ async fn rate_limits_answer_429_with_retry_after() {
     let mut codes = Vec::new();
     for _ in 0..4 {
         let r = e
-            .http
-            .post(format!("{}/v1/me/report", e.base))
-            .bearer_auth(&t)
-            .json(&json!({"reason": "spam"}))
-            .send()
-            .await
-            .unwrap();
+            .post("/v1/me/report", Some(&t), json!({"reason": "spam"}))
+            .await;
         codes.push(r.status().as_u16());
     }
     assert_eq!(codes, vec![409, 409, 409, 429]);
-    let m = e
-        .http
-        .get(format!("{}/metrics", e.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = e.metrics().await;
     assert!(m.contains("myturn_rate_limited_total 3"), "{m}");
 }
 
@@ -703,12 +482,9 @@ async fn websocket_caps_per_user() {
     // The slot frees once the server notices the close.
     let start = Instant::now();
     loop {
-        let mut req = format!("ws://{}/v1/events", e.addr)
-            .into_client_request()
-            .unwrap();
-        req.headers_mut().insert(
-            "authorization",
-            format!("Bearer {}", tok(&a)).parse().unwrap(),
+        let req = e.ws_request(
+            "/v1/events",
+            &[("authorization", format!("Bearer {}", tok(&a)))],
         );
         if tokio_tungstenite::connect_async(req).await.is_ok() {
             break;
@@ -724,24 +500,18 @@ async fn kick_ban_report_flow() {
     let (a, b) = (e.register("alice").await, e.register("bob").await);
     // Nothing to report before the first partner.
     let r = e
-        .http
-        .post(format!("{}/v1/me/report", e.base))
-        .bearer_auth(tok(&a))
-        .json(&json!({"reason": "x"}))
-        .send()
-        .await
-        .unwrap();
+        .post("/v1/me/report", Some(&tok(&a)), json!({"reason": "x"}))
+        .await;
     assert_eq!(r.status(), 409);
     e.status(&tok(&a), "ready").await;
     e.status(&tok(&b), "ready").await;
     let r = e
-        .http
-        .post(format!("{}/v1/me/report", e.base))
-        .bearer_auth(tok(&a))
-        .json(&json!({"reason": "was rude"}))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/v1/me/report",
+            Some(&tok(&a)),
+            json!({"reason": "was rude"}),
+        )
+        .await;
     assert_eq!(r.status(), 201);
     let reports = e.admin_get("/v1/admin/reports").await;
     assert_eq!(reports["reports"][0]["reporter"], "alice");
@@ -758,13 +528,7 @@ async fn kick_ban_report_flow() {
     assert!(ban["until"].as_u64().unwrap() > myturn_server::clock::unix_now() + 3500);
     assert_eq!(next(&mut wb).await["code"], 4003);
     assert_eq!(until(&mut wa, "peer_left").await["reason"], "banned");
-    let r = e
-        .http
-        .post(format!("{}/v1/users", e.base))
-        .json(&json!({"name": "bob"}))
-        .send()
-        .await
-        .unwrap();
+    let r = e.post_user("bob").await;
     assert_eq!(r.status(), 403);
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "banned");
     assert_eq!(
@@ -777,25 +541,13 @@ async fn kick_ban_report_flow() {
             .status(),
         400
     );
-    let r = e
-        .http
-        .delete(format!("{}/v1/admin/bans/BOB", e.base))
-        .bearer_auth(common::ADMIN)
-        .send()
-        .await
-        .unwrap();
+    let r = e.delete("/v1/admin/bans/BOB", common::ADMIN).await;
     assert_eq!(r.status(), 204);
     e.register("bob").await;
     // Kick: kicked event, close 4003.
     let kicked = e.register("carol").await;
     let mut wc = e.ws(&tok(&kicked)).await;
-    let r = e
-        .http
-        .delete(format!("{}/v1/admin/users/carol", e.base))
-        .bearer_auth(common::ADMIN)
-        .send()
-        .await
-        .unwrap();
+    let r = e.delete("/v1/admin/users/carol", common::ADMIN).await;
     assert_eq!(r.status(), 204);
     until(&mut wc, "kicked").await;
     assert_eq!(next(&mut wc).await["code"], 4003);
@@ -804,11 +556,7 @@ async fn kick_ban_report_flow() {
 #[tokio::test]
 async fn a_closed_stream_leaves_the_pool_and_the_pair_after_the_grace() {
     let e = env_with(|c| c.stream_grace = 1).await;
-    let (ghost, a, b) = (
-        e.register("ghost").await,
-        e.register("alice").await,
-        e.register("bob").await,
-    );
+    let [ghost, a, b] = e.register_all(["ghost", "alice", "bob"]).await;
     // The ghost waits with its stream open, then its client dies.
     let wg = e.ws(&tok(&ghost)).await;
     assert_eq!(e.status(&tok(&ghost), "ready").await.status(), 200);
@@ -873,11 +621,7 @@ async fn a_stream_that_reconnects_within_the_grace_keeps_its_place() {
 #[tokio::test]
 async fn a_pair_whose_call_never_starts_is_ended_after_the_answer_timeout() {
     let e = env_with(|c| c.answer_timeout = 1).await;
-    let (a, b, c) = (
-        e.register("alice").await,
-        e.register("bob").await,
-        e.register("carol").await,
-    );
+    let [a, b, c] = e.register_all(["alice", "bob", "carol"]).await;
     let (mut wa, mut wb) = (e.ws(&tok(&a)).await, e.ws(&tok(&b)).await);
     e.status(&tok(&a), "ready").await;
     e.status(&tok(&b), "ready").await;

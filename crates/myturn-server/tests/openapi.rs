@@ -31,7 +31,7 @@ fn routed() -> BTreeSet<(String, String)> {
 #[tokio::test]
 async fn the_document_lists_every_route_and_the_docs_name_every_operation() {
     let app = common::app();
-    let r = common::call(&app, axum::http::Method::GET, "/openapi.json", None, None).await;
+    let r = common::get(&app, "/openapi.json", None).await;
     assert_eq!(r.status, 200);
     let doc: Value = r.body;
     assert!(
@@ -80,7 +80,7 @@ async fn every_metric_the_grafana_dashboard_plots_exists() {
     )
     .unwrap();
     let app = common::app();
-    let r = common::call(&app, axum::http::Method::GET, "/metrics", None, None).await;
+    let r = common::get(&app, "/metrics", None).await;
     assert_eq!(r.status, 200);
     let exposed: BTreeSet<&str> = r
         .text
@@ -112,20 +112,12 @@ async fn every_metric_the_grafana_dashboard_plots_exists() {
 
 #[tokio::test]
 async fn the_admin_history_holds_the_key_figures_of_the_last_hour() {
-    use axum::http::Method;
     let app = common::app();
     for name in ["alice", "bob"] {
         common::register(&app, name).await;
     }
     app.state.sample_history().await;
-    let r = common::call(
-        &app,
-        Method::GET,
-        "/v1/admin/history",
-        Some(common::ADMIN),
-        None,
-    )
-    .await;
+    let r = common::get(&app, "/v1/admin/history", Some(common::ADMIN)).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["every_secs"], 30);
     let last = r.body["samples"]
@@ -140,15 +132,8 @@ async fn the_admin_history_holds_the_key_figures_of_the_last_hour() {
     for _ in 0..130 {
         app.state.sample_history().await;
     }
-    let r = common::call(
-        &app,
-        Method::GET,
-        "/v1/admin/history",
-        Some(common::ADMIN),
-        None,
-    )
-    .await;
+    let r = common::get(&app, "/v1/admin/history", Some(common::ADMIN)).await;
     assert_eq!(r.body["samples"].as_array().unwrap().len(), 120);
-    let r = common::call(&app, Method::GET, "/v1/admin/history", None, None).await;
+    let r = common::get(&app, "/v1/admin/history", None).await;
     assert_eq!(r.status, 401);
 }

@@ -13,6 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::Method;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::{json, Value};
 
@@ -43,11 +44,7 @@ async fn two_hundred_users_with_interests_end_in_a_perfect_matching() {
     let mut cfg = common::config();
     cfg.rate_limits = myturn_server::Switch::Off;
     cfg.interest_wait = 1;
-    let app = common::app_with(&cfg);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(app.serve(listener, std::future::pending()));
-    let http = reqwest::Client::new();
+    let server = common::live(&cfg).await;
 
     let mut rng = StdRng::seed_from_u64(23);
     let asked: Vec<Asked> = (0..N)
@@ -64,17 +61,10 @@ async fn two_hundred_users_with_interests_end_in_a_perfect_matching() {
     let asked = Arc::new(asked);
     let mut tasks = Vec::new();
     for i in 0..N {
-        let (http, base, asked) = (http.clone(), base.clone(), asked.clone());
+        let (api, asked) = (server.api.clone(), asked.clone());
         tasks.push(tokio::spawn(async move {
             let name = format!("user{i:03}");
-            let r = http
-                .post(format!("{base}/v1/users"))
-                .json(&json!({ "name": name }))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 201);
-            let tok = r.json::<Value>().await.unwrap()["token"]
+            let tok = api.register(&name).await["token"]
                 .as_str()
                 .unwrap()
                 .to_owned();
@@ -84,21 +74,12 @@ async fn two_hundred_users_with_interests_end_in_a_perfect_matching() {
                 "interests": me.tags.iter().collect::<Vec<_>>(),
                 "only_interests": me.only && !me.tags.is_empty(),
             });
-            let r = http
-                .put(format!("{base}/v1/me/status"))
-                .bearer_auth(&tok)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
+            let r = api
+                .call(Method::PUT, "/v1/me/status", Some(&tok), Some(body))
+                .await;
             assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
             // Long enough for every fallback (1 s) and a sweep after it.
-            let r = http
-                .get(format!("{base}/v1/me/peer?wait=4"))
-                .bearer_auth(&tok)
-                .send()
-                .await
-                .unwrap();
+            let r = api.get("/v1/me/peer?wait=4", Some(&tok)).await;
             let view = match r.status().as_u16() {
                 200 => Some(r.json::<Value>().await.unwrap()),
                 204 => None,
@@ -137,7 +118,7 @@ async fn two_hundred_users_with_interests_end_in_a_perfect_matching() {
 
     // The server's own view: a matching, and nobody left waiting beside a
     // compatible partner.
-    let pairs = common::admin_get(&http, &base, "/v1/admin/pairs").await["pairs"]
+    let pairs = server.admin_get("/v1/admin/pairs").await["pairs"]
         .as_array()
         .unwrap()
         .clone();
@@ -149,7 +130,7 @@ async fn two_hundred_users_with_interests_end_in_a_perfect_matching() {
         }
     }
     assert_eq!(in_pair.len(), told.len(), "pairs and what users were told");
-    let users = common::admin_get(&http, &base, "/v1/admin/users").await["users"]
+    let users = server.admin_get("/v1/admin/users").await["users"]
         .as_array()
         .unwrap()
         .clone();
@@ -181,14 +162,7 @@ async fn two_hundred_users_with_interests_end_in_a_perfect_matching() {
     }
     // The kinds add up.
     tokio::time::sleep(Duration::from_millis(10)).await;
-    let m = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = server.metrics().await;
     let kind = |k: &str| {
         let key = format!("myturn_pairings_by_kind_total{{kind=\"{k}\"}} ");
         m.lines()

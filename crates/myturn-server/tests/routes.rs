@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use common::*;
 use myturn_server::core::{State as _, StateExt as _};
+use myturn_server::App;
 use serde_json::json;
 
 #[tokio::test]
@@ -30,7 +31,7 @@ async fn register_returns_credentials() {
     assert_eq!(r["expires_in"], 900);
     // The token is a 3-part JWT that works.
     assert_eq!(token(&r).split('.').count(), 3);
-    let me = call(&app, Method::GET, "/v1/me", Some(&token(&r)), None).await;
+    let me = get(&app, "/v1/me", Some(&token(&r))).await;
     assert_eq!(me.status, StatusCode::OK);
     assert_eq!(
         me.body,
@@ -63,14 +64,7 @@ async fn bad_names_are_rejected_with_the_rule() {
         bad.push(format!("ali{c}ce"));
     }
     for name in &bad {
-        let r = call(
-            &app,
-            Method::POST,
-            "/v1/users",
-            None,
-            Some(json!({ "name": name })),
-        )
-        .await;
+        let r = post(&app, "/v1/users", None, json!({ "name": name })).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{name:?}: {}", r.text);
         assert_eq!(error_code(&r), "invalid_name", "{name:?}");
         let msg = r.body["error"]["message"].as_str().unwrap();
@@ -79,7 +73,7 @@ async fn bad_names_are_rejected_with_the_rule() {
         }
     }
     // Nothing was registered.
-    let users = call(&app, Method::GET, "/v1/admin/users", Some(ADMIN), None).await;
+    let users = get(&app, "/v1/admin/users", Some(ADMIN)).await;
     assert_eq!(users.body["users"], json!([]));
 }
 
@@ -88,14 +82,7 @@ async fn taken_names_conflict_regardless_of_case() {
     let app = app();
     register(&app, "Alice").await;
     for n in ["Alice", "alice", "ALICE"] {
-        let r = call(
-            &app,
-            Method::POST,
-            "/v1/users",
-            None,
-            Some(json!({ "name": n })),
-        )
-        .await;
+        let r = post(&app, "/v1/users", None, json!({ "name": n })).await;
         assert_eq!(r.status, StatusCode::CONFLICT);
         assert_eq!(error_code(&r), "name_taken");
     }
@@ -154,7 +141,7 @@ async fn me_endpoints_need_a_valid_bearer_token() {
             assert_eq!(r.headers["www-authenticate"], "Bearer");
         }
     }
-    let r = call(&app, Method::GET, "/v1/me", Some(&expired), None).await;
+    let r = get(&app, "/v1/me", Some(&expired)).await;
     assert!(r.body["error"]["message"]
         .as_str()
         .unwrap()
@@ -166,7 +153,7 @@ async fn me_endpoints_need_a_valid_bearer_token() {
         .unwrap();
     assert_eq!(send(&app, req).await.status, StatusCode::UNAUTHORIZED);
     // Still alice's own status untouched.
-    let me = call(&app, Method::GET, "/v1/me", Some(&token(&alice)), None).await;
+    let me = get(&app, "/v1/me", Some(&token(&alice))).await;
     assert_eq!(me.body["status"], "busy");
 }
 
@@ -177,20 +164,11 @@ async fn the_whole_status_flow() {
     let b = token(&register(&app, "bob").await);
     let peer = |t: String| {
         let app = app.clone();
-        async move { call(&app, Method::GET, "/v1/me/peer", Some(&t), None).await }
+        async move { get(&app, "/v1/me/peer", Some(&t)).await }
     };
     let status = |t: String, s: &'static str| {
         let app = app.clone();
-        async move {
-            call(
-                &app,
-                Method::PUT,
-                "/v1/me/status",
-                Some(&t),
-                Some(json!({ "status": s })),
-            )
-            .await
-        }
+        async move { put(&app, "/v1/me/status", Some(&t), json!({ "status": s })).await }
     };
     // Busy: not ready.
     let r = peer(a.clone()).await;
@@ -238,18 +216,24 @@ async fn the_whole_status_flow() {
         status(caller.clone(), "ready_to_talk").await.body["status"],
         "in_call"
     );
-    let me = call(&app, Method::GET, "/v1/me", Some(&callee), None).await;
+    let me = get(&app, "/v1/me", Some(&callee)).await;
     assert_eq!(me.body["status"], "in_call");
-    let pairs = call(&app, Method::GET, "/v1/admin/pairs", Some(ADMIN), None).await;
+    let pairs = get(&app, "/v1/admin/pairs", Some(ADMIN)).await;
     assert_eq!(pairs.body["pairs"].as_array().unwrap().len(), 1);
     assert_eq!(pairs.body["pairs"][0]["in_call"], true);
     // Hang up: both back to busy, no pair.
     assert_eq!(status(caller.clone(), "busy").await.body["status"], "busy");
-    let me = call(&app, Method::GET, "/v1/me", Some(&callee), None).await;
+    let me = get(&app, "/v1/me", Some(&callee)).await;
     assert_eq!(me.body["status"], "busy");
     assert_eq!(peer(callee).await.status, StatusCode::CONFLICT);
-    let pairs = call(&app, Method::GET, "/v1/admin/pairs", Some(ADMIN), None).await;
+    let pairs = get(&app, "/v1/admin/pairs", Some(ADMIN)).await;
     assert_eq!(pairs.body["pairs"], json!([]));
+}
+
+/// `PUT /v1/me/status` with a status and a media key.
+async fn keyed(app: &App, token: &str, status: &str, key: &str) -> Resp {
+    let body = json!({"status": status, "media_key": key});
+    put(app, "/v1/me/status", Some(token), body).await
 }
 
 #[tokio::test]
@@ -259,47 +243,19 @@ async fn media_key_fingerprints_reach_the_partner() {
     let b = token(&register(&app, "bob").await);
     let (ka, kb) = ("A".repeat(43), "b_-9".repeat(10) + "xyz");
     for bad in ["short", &"=".repeat(43), &"A".repeat(44)] {
-        let r = call(
-            &app,
-            Method::PUT,
-            "/v1/me/status",
-            Some(&a),
-            Some(json!({"status": "ready", "media_key": bad})),
-        )
-        .await;
+        let r = keyed(&app, &a, "ready", bad).await;
         assert_eq!(
             (r.status, error_code(&r).as_str()),
             (StatusCode::BAD_REQUEST, "invalid_media_key"),
             "{bad}"
         );
     }
-    let r = call(
-        &app,
-        Method::PUT,
-        "/v1/me/status",
-        Some(&a),
-        Some(json!({"status": "busy", "media_key": ka})),
-    )
-    .await;
+    let r = keyed(&app, &a, "busy", &ka).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    call(
-        &app,
-        Method::PUT,
-        "/v1/me/status",
-        Some(&a),
-        Some(json!({"status": "ready", "media_key": ka})),
-    )
-    .await;
-    call(
-        &app,
-        Method::PUT,
-        "/v1/me/status",
-        Some(&b),
-        Some(json!({"status": "ready", "media_key": kb})),
-    )
-    .await;
-    let pa = call(&app, Method::GET, "/v1/me/peer", Some(&a), None).await;
-    let pb = call(&app, Method::GET, "/v1/me/peer", Some(&b), None).await;
+    keyed(&app, &a, "ready", &ka).await;
+    keyed(&app, &b, "ready", &kb).await;
+    let pa = get(&app, "/v1/me/peer", Some(&a)).await;
+    let pb = get(&app, "/v1/me/peer", Some(&b)).await;
     assert_eq!(pa.body["peer"]["media_key"], kb.as_str());
     assert_eq!(pb.body["peer"]["media_key"], ka.as_str());
     // Both sides get the same random 128-bit pair id (the media keys bind it).
@@ -312,7 +268,7 @@ async fn media_key_fingerprints_reach_the_partner() {
     // The next draw without a key carries none over, and is a new pair.
     set_status(&app, &a, "ready").await;
     set_status(&app, &b, "ready").await;
-    let pa = call(&app, Method::GET, "/v1/me/peer", Some(&a), None).await;
+    let pa = get(&app, "/v1/me/peer", Some(&a)).await;
     assert!(pa.body["peer"].get("media_key").is_none(), "{}", pa.text);
     assert_ne!(pa.body["pair_id"], id.as_str(), "a new pair gets a new id");
 }
@@ -324,9 +280,7 @@ async fn long_poll_returns_when_paired() {
     let b = token(&register(&app, "bob").await);
     set_status(&app, &a, "ready").await;
     let app2 = app.clone();
-    let waiter = tokio::spawn(async move {
-        call(&app2, Method::GET, "/v1/me/peer?wait=10", Some(&a), None).await
-    });
+    let waiter = tokio::spawn(async move { get(&app2, "/v1/me/peer?wait=10", Some(&a)).await });
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert!(!waiter.is_finished());
     let started = std::time::Instant::now();
@@ -337,7 +291,7 @@ async fn long_poll_returns_when_paired() {
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
     // A bad wait value is a 400, not a 500.
     let t = token(&register(&app, "carol").await);
-    let r = call(&app, Method::GET, "/v1/me/peer?wait=soon", Some(&t), None).await;
+    let r = get(&app, "/v1/me/peer?wait=soon", Some(&t)).await;
     assert_eq!(
         (r.status, error_code(&r).as_str()),
         (StatusCode::BAD_REQUEST, "invalid_query")
@@ -352,7 +306,7 @@ async fn logout_removes_the_user_everywhere() {
     let ta = token(&a);
     set_status(&app, &ta, "ready").await;
     set_status(&app, &b, "ready").await;
-    let r = call(&app, Method::DELETE, "/v1/me", Some(&ta), None).await;
+    let r = delete(&app, "/v1/me", Some(&ta)).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     // Alice's token is dead, her refresh token too.
     assert_eq!(
@@ -361,14 +315,7 @@ async fn logout_removes_the_user_everywhere() {
             .status,
         StatusCode::UNAUTHORIZED
     );
-    let r = call(
-        &app,
-        Method::POST,
-        "/v1/session/refresh",
-        None,
-        Some(json!({"refresh_token": a["refresh_token"]})),
-    )
-    .await;
+    let r = refresh(&app, &a["refresh_token"]).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // Bob is back to busy.
     assert_eq!(
@@ -392,14 +339,7 @@ async fn refresh_rotates_and_detects_reuse() {
     let app = app();
     let a = register(&app, "alice").await;
     let r1 = a["refresh_token"].clone();
-    let r = call(
-        &app,
-        Method::POST,
-        "/v1/session/refresh",
-        None,
-        Some(json!({ "refresh_token": r1 })),
-    )
-    .await;
+    let r = refresh(&app, &r1).await;
     assert_eq!(r.status, StatusCode::OK);
     let t2 = r.body["token"].as_str().unwrap().to_owned();
     assert_eq!(
@@ -409,14 +349,7 @@ async fn refresh_rotates_and_detects_reuse() {
         StatusCode::OK
     );
     // Reuse of r1: the family is revoked, including the fresh access token.
-    let r = call(
-        &app,
-        Method::POST,
-        "/v1/session/refresh",
-        None,
-        Some(json!({ "refresh_token": r1 })),
-    )
-    .await;
+    let r = refresh(&app, &r1).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.body["error"]["message"]
         .as_str()
@@ -428,7 +361,7 @@ async fn refresh_rotates_and_detects_reuse() {
             .status,
         StatusCode::UNAUTHORIZED
     );
-    let m = call(&app, Method::GET, "/metrics", None, None).await;
+    let m = get(&app, "/metrics", None).await;
     assert!(
         m.text.contains("myturn_refresh_reuse_total 1"),
         "{}",
@@ -450,44 +383,27 @@ async fn malformed_requests_get_json_4xx() {
         }
         b.body(Body::from(body)).unwrap()
     };
+    let json = |method: &str, path: &str, body: &[u8]| {
+        raw(method, path, Some("application/json"), body.to_vec())
+    };
     let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
         (
-            raw(
-                "POST",
-                "/v1/users",
-                Some("application/json"),
-                br#"{"name":"bob","admin":true}"#.to_vec(),
-            ),
+            json("POST", "/v1/users", br#"{"name":"bob","admin":true}"#),
             StatusCode::BAD_REQUEST,
             "invalid_body",
         ),
         (
-            raw(
-                "POST",
-                "/v1/users",
-                Some("application/json"),
-                br#"{"name":"#.to_vec(),
-            ),
+            json("POST", "/v1/users", br#"{"name":"#),
             StatusCode::BAD_REQUEST,
             "invalid_json",
         ),
         (
-            raw(
-                "POST",
-                "/v1/users",
-                Some("application/json"),
-                br#"{"name":42}"#.to_vec(),
-            ),
+            json("POST", "/v1/users", br#"{"name":42}"#),
             StatusCode::BAD_REQUEST,
             "invalid_body",
         ),
         (
-            raw(
-                "POST",
-                "/v1/users",
-                Some("application/json"),
-                b"\xff\xfe".to_vec(),
-            ),
+            json("POST", "/v1/users", b"\xff\xfe"),
             StatusCode::BAD_REQUEST,
             "invalid_json",
         ),
@@ -507,32 +423,21 @@ async fn malformed_requests_get_json_4xx() {
             "unsupported_media_type",
         ),
         (
-            raw(
+            json(
                 "POST",
                 "/v1/users",
-                Some("application/json"),
-                format!(r#"{{"name":"{}"}}"#, "a".repeat(20_000)).into_bytes(),
+                format!(r#"{{"name":"{}"}}"#, "a".repeat(20_000)).as_bytes(),
             ),
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
         ),
         (
-            raw(
-                "PUT",
-                "/v1/me/status",
-                Some("application/json"),
-                br#"{"status":"in_call"}"#.to_vec(),
-            ),
+            json("PUT", "/v1/me/status", br#"{"status":"in_call"}"#),
             StatusCode::BAD_REQUEST,
             "invalid_body",
         ),
         (
-            raw(
-                "PUT",
-                "/v1/me/status",
-                Some("application/json"),
-                br#"{"status":"paired"}"#.to_vec(),
-            ),
+            json("PUT", "/v1/me/status", br#"{"status":"paired"}"#),
             StatusCode::BAD_REQUEST,
             "invalid_body",
         ),
@@ -585,18 +490,18 @@ async fn admin_api_is_guarded_and_redacts_secrets() {
             Some(token(&alice)),
             Some("admin-token-for-tests-012345678X".to_owned()),
         ] {
-            let r = call(&app, Method::GET, path, tok.as_deref(), None).await;
+            let r = get(&app, path, tok.as_deref()).await;
             assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
         }
     }
-    let users = call(&app, Method::GET, "/v1/admin/users", Some(ADMIN), None).await;
+    let users = get(&app, "/v1/admin/users", Some(ADMIN)).await;
     let list = users.body["users"].as_array().unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list[0]["name"], "alice");
     assert_eq!(list[0]["status"], "busy");
     assert_eq!(list[0]["extension"], "111000");
     assert!(list[0]["since"].as_u64().unwrap() > 1_700_000_000);
-    let conf = call(&app, Method::GET, "/v1/admin/sip-conf", Some(ADMIN), None).await;
+    let conf = get(&app, "/v1/admin/sip-conf", Some(ADMIN)).await;
     assert_eq!(conf.body["pbx"], "asterisk");
     let text = conf.text.clone();
     assert!(
@@ -608,14 +513,7 @@ async fn admin_api_is_guarded_and_redacts_secrets() {
     }
     assert_eq!(text.matches("secret=<redacted>").count(), 2);
     // Kick bob: gone, his token dead, 404 the second time.
-    let r = call(
-        &app,
-        Method::DELETE,
-        "/v1/admin/users/BOB",
-        Some(ADMIN),
-        None,
-    )
-    .await;
+    let r = delete(&app, "/v1/admin/users/BOB", Some(ADMIN)).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(
         call(&app, Method::GET, "/v1/me", Some(&token(&bob)), None)
@@ -623,19 +521,12 @@ async fn admin_api_is_guarded_and_redacts_secrets() {
             .status,
         StatusCode::UNAUTHORIZED
     );
-    let r = call(
-        &app,
-        Method::DELETE,
-        "/v1/admin/users/bob",
-        Some(ADMIN),
-        None,
-    )
-    .await;
+    let r = delete(&app, "/v1/admin/users/bob", Some(ADMIN)).await;
     assert_eq!(
         (r.status, error_code(&r).as_str()),
         (StatusCode::NOT_FOUND, "not_found")
     );
-    let conf = call(&app, Method::GET, "/v1/admin/sip-conf", Some(ADMIN), None).await;
+    let conf = get(&app, "/v1/admin/sip-conf", Some(ADMIN)).await;
     assert!(!conf.text.contains("[bob]"));
 }
 
@@ -644,7 +535,7 @@ async fn admin_api_is_off_without_a_token() {
     let mut cfg = config();
     cfg.admin_token = None;
     let app = app_with(&cfg);
-    let r = call(&app, Method::GET, "/v1/admin/users", Some(ADMIN), None).await;
+    let r = get(&app, "/v1/admin/users", Some(ADMIN)).await;
     assert_eq!(
         (r.status, error_code(&r).as_str()),
         (StatusCode::FORBIDDEN, "forbidden")
@@ -665,12 +556,12 @@ async fn healthz_and_metrics() {
     let a = token(&register(&app, "alice").await);
     register(&app, "bob").await;
     set_status(&app, &a, "ready").await;
-    let h = call(&app, Method::GET, "/healthz", None, None).await;
+    let h = get(&app, "/healthz", None).await;
     assert_eq!(h.status, StatusCode::OK);
     assert_eq!(h.body["status"], "ok");
     assert_eq!(h.body["pbx"], "builtin", "the built-in PBX is the default");
     assert_eq!(h.body["users"], 2);
-    let m = call(&app, Method::GET, "/metrics", None, None).await;
+    let m = get(&app, "/metrics", None).await;
     assert!(m.headers["content-type"]
         .to_str()
         .unwrap()
@@ -692,6 +583,30 @@ async fn healthz_and_metrics() {
 }
 
 #[tokio::test]
+async fn readyz_waits_for_the_pbx_to_hold_the_state() {
+    // The built-in PBX holds the state from the start: ready.
+    let r = get(&app(), "/readyz", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["status"], "ready");
+    // Asterisk before its first sync (no task has written its files):
+    // not ready, and the body says why; /healthz still answers 200.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config();
+    cfg.pbx = myturn_server::config::PbxKind::Asterisk;
+    cfg.asterisk_conf_dir = dir.path().to_path_buf();
+    let app = app_with(&cfg);
+    let r = get(&app, "/readyz", None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(error_code(&r), "unavailable");
+    let msg = r.body["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("asterisk") && msg.contains("first sync"),
+        "{msg}"
+    );
+    assert_eq!(get(&app, "/healthz", None).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn silent_users_expire_and_the_partner_is_freed() {
     let mut cfg = config();
     cfg.lease = 5;
@@ -702,13 +617,13 @@ async fn silent_users_expire_and_the_partner_is_freed() {
     set_status(&app, &b, "ready").await;
     // Bob keeps talking to the server; alice goes silent.
     let later = std::time::Instant::now() + std::time::Duration::from_secs(6);
+    let at = myturn_server::clock::At::new(later, (myturn_server::clock::unix_now() + 6) * 1000);
     app.state
         .with_core(|c| {
             let bob = c.state().find("bob").unwrap().id;
-            c.state().user_mut(bob).unwrap().last_seen = later;
+            c.state().user_mut(bob).unwrap().last_seen = at.unix_ms;
         })
         .unwrap();
-    let at = myturn_server::clock::At::new(later, myturn_server::clock::unix_now() * 1000);
     let gone = app.state.sweep(at).await.unwrap().expired;
     assert_eq!(gone, vec!["alice".to_owned()]);
     assert_eq!(
@@ -721,7 +636,7 @@ async fn silent_users_expire_and_the_partner_is_freed() {
         call(&app, Method::GET, "/v1/me", Some(&b), None).await.body["status"],
         "busy"
     );
-    let m = call(&app, Method::GET, "/metrics", None, None).await;
+    let m = get(&app, "/metrics", None).await;
     assert!(m
         .text
         .contains("myturn_removals_total{reason=\"expired\"} 1"));

@@ -13,7 +13,8 @@ pub const RTP_PORT_MIN: u16 = 20000;
 /// The last RTP port baresip may use.
 pub const RTP_PORT_MAX: u16 = 20100;
 
-/// Starts baresip with SIP on 127.0.0.1:`port` and `account` (a line of
+/// Starts baresip with SIP on 127.0.0.1:`port`, UDP and TCP (pick it with
+/// [`free_udp_tcp_port`](crate::ports::free_udp_tcp_port)), and `account` (a line of
 /// baresip's `accounts` file); it plays 2 s of a 440 Hz tone into calls
 /// and writes what it hears to `dir/heard.wav`. Quits after 30 s.
 pub fn start(dir: &Path, port: u16, account: &str) -> Peer {

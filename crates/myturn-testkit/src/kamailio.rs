@@ -146,6 +146,14 @@ impl Kamailio {
         self
     }
 
+    /// `-A define`: switches on a script's `#!ifdef` part, or sets a
+    /// `NAME=value` the script uses (the auth proxy's `WITH_PIKE` and
+    /// `PIKE_DENSITY`).
+    pub fn define(mut self, define: &'static str) -> Kamailio {
+        self.defines.push(define);
+        self
+    }
+
     /// A TLS listener on `port` too, with the tls module's config file
     /// `config` (only [`Script::AuthProxy`] has one).
     pub fn tls(mut self, port: u16, config: &Path) -> Kamailio {
@@ -169,32 +177,45 @@ impl Kamailio {
         write(&self.dir, "globals.cfg", globals.render());
         let (name, _) = self.script.fixture();
         let cfg = write(&self.dir, name, self.values.render());
-        let defines: Vec<String> = self
-            .defines
-            .iter()
-            .flat_map(|d| ["-A".to_owned(), (*d).to_owned()])
-            .collect();
-        output_ok(
-            "kamailio -c (the config check)",
-            Command::new("kamailio")
-                .arg("-c")
-                .arg("-f")
-                .arg(&cfg)
-                .args(&defines),
-        );
-        let mut cmd = Command::new("kamailio");
-        cmd.arg("-f")
-            .arg(&cfg)
-            .args(&defines)
-            .args(["-DD", "-E"])
-            .args(["-m", &self.memory.0.to_string()])
-            .args(["-M", &self.memory.1.to_string()])
-            .arg("-Y")
-            .arg(&self.dir)
-            .arg("-w")
-            .arg(&self.dir);
-        let mut peer = Peer::spawn("kamailio", &mut cmd, &self.dir);
+        let defines: Vec<String> = self.defines.iter().map(|d| (*d).to_owned()).collect();
+        let mut peer = check_and_spawn(&cfg, &defines, self.memory, &self.dir);
         udp_listening(self.port, Duration::from_secs(10), Some(&mut peer));
         peer
     }
+}
+
+/// Has Kamailio check `config` with `-A` `defines`, then starts it in the
+/// foreground, logging to stderr, with `memory` (shared, private MiB) and
+/// `dir` as its runtime and working directory. Both the fixtures' nodes and
+/// [`kamailio_node`](crate::kamailio_node)'s complete configs start here.
+pub(crate) fn check_and_spawn(
+    config: &Path,
+    defines: &[String],
+    memory: (u32, u32),
+    dir: &Path,
+) -> Peer {
+    let defines: Vec<String> = defines
+        .iter()
+        .flat_map(|d| ["-A".to_owned(), d.clone()])
+        .collect();
+    output_ok(
+        "kamailio -c (the config check)",
+        Command::new("kamailio")
+            .arg("-c")
+            .arg("-f")
+            .arg(config)
+            .args(&defines),
+    );
+    let mut cmd = Command::new("kamailio");
+    cmd.arg("-f")
+        .arg(config)
+        .args(&defines)
+        .args(["-DD", "-E"])
+        .args(["-m", &memory.0.to_string()])
+        .args(["-M", &memory.1.to_string()])
+        .arg("-Y")
+        .arg(dir)
+        .arg("-w")
+        .arg(dir);
+    Peer::spawn("kamailio", &mut cmd, dir)
 }

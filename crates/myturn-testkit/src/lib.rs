@@ -11,8 +11,10 @@
 //!   peer's whole process group on drop and shows its log when the test
 //!   fails ([`Peer`]), free ports ([`ports`]), waiting for a port or a log
 //!   line ([`wait`], [`Peer::wait_for_line`]), a temporary directory for
-//!   its config ([`Scratch`]); and each peer: [`sipp`], [`kamailio`],
-//!   [`rtpengine`], [`baresip`], [`nginx`], [`chromium`].
+//!   its config ([`Scratch`]); and each peer: [`sipp`], [`kamailio`]
+//!   (fixtures) and [`kamailio_node`] (a complete config such as the shipped one),
+//!   [`rtpengine`], [`baresip`], [`nginx`], [`chromium`], [`redis`]
+//!   (`redis-server` with AOF on, stopped and restarted on its data).
 //! * **Fixtures**: SIPp scenarios as `.xml` files in `sipp/` and Kamailio
 //!   scripts as `.cfg` files in `kamailio/`, beside this crate's `src/`;
 //!   per-run values go on the peer's own command line where it has a way
@@ -20,10 +22,16 @@
 //!   placeholders ([`Template`]).
 //! * **Network namespaces** ([`netns`]): a namespace on a veth, homes
 //!   behind NAT routers.
+//! * **Speech quality** ([`pesq`]): espeak-ng speech, PESQ scores, and
+//!   the Opus (opus-tools) and zeroed-frames references.
 //! * **Benchmark timing** ([`bench`](mod@bench)).
 //! * **The layering check** ([`layering`]): module dependencies inside each
 //!   library crate point one way (run by `tests/layering.rs`).
-//! * With the feature `sip`, myturn-sip's tokio agent in tests ([`sip`]).
+//! * Behind features (each a module of the same name, so a crate builds
+//!   only the dependencies it asks for): `sip`, myturn-sip's tokio agent
+//!   in tests; `tls`, a CA of the test's own (rcgen) with server
+//!   certificates as PEM files, and rustls clients that trust it; `http`,
+//!   JSON over real HTTP (reqwest) from a server the test started.
 //!
 //! It depends on no myTurn crate but, behind `sip`, myturn-sip. Not on
 //! myturn-server in particular: the server's own tests are to use this
@@ -59,12 +67,17 @@
 pub mod baresip;
 pub mod bench;
 pub mod chromium;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod kamailio;
+pub mod kamailio_node;
 pub mod layering;
 pub mod netns;
 pub mod nginx;
+pub mod pesq;
 pub mod ports;
 pub mod process;
+pub mod redis;
 pub mod rtpengine;
 pub mod scratch;
 #[cfg(feature = "sip")]
@@ -72,6 +85,8 @@ pub mod sip;
 pub mod sipp;
 pub mod skip;
 pub mod template;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod wait;
 
 pub use process::Peer;

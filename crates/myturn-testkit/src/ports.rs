@@ -23,6 +23,19 @@ pub fn free_tcp_port() -> u16 {
         .port()
 }
 
+/// A port free on loopback for both UDP and TCP now, for a SIP peer that
+/// listens on both at one port (baresip does: its `sip_listen` opens UDP
+/// and TCP, and fails if either is taken).
+pub fn free_udp_tcp_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// `len` UDP ports from an even base, all free on `ip` now, for a media
 /// relay. Below Linux's ephemeral range (32768–60999), so ephemeral
 /// sockets do not race for them, and off the 10000–19999 and 30000–40000

@@ -39,3 +39,28 @@ pub fn start(dir: &Path, interface: IpAddr) -> (Peer, u16, RangeInclusive<u16>) 
     .arg(format!("--port-max={max}"));
     (Peer::spawn("rtpengine", &mut cmd, dir), ng, min..=max)
 }
+
+/// Waits until the rtpengine `peer` answers an ng `ping` on loopback port
+/// `ng` (a Kamailio started before that disables it for a minute);
+/// panics after 30 s (a loaded machine starts it slowly) or if it exited.
+pub fn wait_ready(peer: &mut Peer, ng: u16) {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_millis(100)))
+        .unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut buf = [0u8; 256];
+    loop {
+        peer.assert_running();
+        let _ = sock.send_to(b"ready1 d7:command4:pinge", ("127.0.0.1", ng));
+        if let Ok(n) = sock.recv(&mut buf) {
+            if buf[..n].windows(4).any(|w| w == b"pong") {
+                return;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "rtpengine does not answer ng ping on {ng}:\n{}",
+            peer.log()
+        );
+    }
+}

@@ -47,6 +47,17 @@ pub async fn ended(h: &mut SipHandle, what: &str, by: EndedBy) {
     .await;
 }
 
+/// [`expect`] for the failure of `call` with the final status `code`
+/// (named `what`).
+pub async fn failed(h: &mut SipHandle, what: &str, call: CallHandle, code: u16) {
+    seen(
+        h,
+        what,
+        |e| matches!(e, Event::CallFailed { call: c, code: k, .. } if *c == call && *k == code),
+    )
+    .await;
+}
+
 /// [`expect`] for an incoming call: its handle.
 pub async fn incoming(h: &mut SipHandle) -> CallHandle {
     expect(h, "IncomingCall", |e| match e {

@@ -86,7 +86,7 @@ pub struct ConfFile {
 /// `GET /v1/admin/sip-conf`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SipConf {
-    /// The PBX backend in use (`asterisk`, `asterisk-pjsip`, `builtin`, `none`).
+    /// The PBX backend in use (`asterisk`, `asterisk-pjsip`, `builtin`, `kamailio`, `none`).
     pub pbx: String,
     /// The generated files, as they would be written now.
     pub files: Vec<ConfFile>,
@@ -193,4 +193,14 @@ pub struct Health {
     /// served in cleartext on a non-loopback address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// Where the state lives: `memory` or `redis`.
+    #[serde(default)]
+    pub state: String,
+    /// Why the state store cannot serve right now (requests answer 503
+    /// meanwhile; service comes back by itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_error: Option<String>,
+    /// This node's name (`--node-id`).
+    #[serde(default)]
+    pub node: String,
 }

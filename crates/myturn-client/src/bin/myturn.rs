@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use myturn_client::plain::{self, Input, Output, PlainOptions};
 use myturn_client::tls::Trust;
+use myturn_media::codec::Codec;
 
 /// myTurn: talk to a random stranger over an end-to-end encrypted call.
 ///
@@ -43,9 +44,19 @@ struct Args {
     /// Call sample rate: 8000 (narrowband) or 16000 (wideband L16).
     #[arg(long, default_value_t = 8000, value_parser = parse_rate)]
     rate: u32,
+    /// The codec to offer: `opus` (Opus with in-band FEC, then PCM16 for a
+    /// partner or path that has only that) or `pcm16` (PCM16 only, 5–10×
+    /// the bandwidth). Which one a call uses is agreed inside the sealed
+    /// key agreement.
+    #[arg(long, default_value = "opus", value_parser = parse_codec)]
+    codec: CodecList,
     /// No audio at all: chat only.
     #[arg(long)]
     no_audio: bool,
+    /// No echo cancellation, noise suppression or gain control on the
+    /// sound devices (on by default with devices; WAV files never get it).
+    #[arg(long)]
+    no_audio_processing: bool,
     /// List sound devices and exit.
     #[arg(long)]
     list_devices: bool,
@@ -112,6 +123,21 @@ fn parse_peer_timeout(s: &str) -> Result<f64, String> {
         _ => Err(format!(
             "`{s}`: give seconds from 2 to 600 (keep-alives come every second)"
         )),
+    }
+}
+
+/// `--codec`: what to offer, most preferred first.
+#[derive(Debug, Clone)]
+struct CodecList(Vec<Codec>);
+
+fn parse_codec(s: &str) -> Result<CodecList, String> {
+    match s {
+        "opus" if Codec::built().contains(&Codec::Opus) => {
+            Ok(CodecList(vec![Codec::Opus, Codec::Pcm16]))
+        }
+        "opus" => Err("this myturn was built without Opus (the `opus` feature); use pcm16".into()),
+        "pcm16" | "l16" => Ok(CodecList(vec![Codec::Pcm16])),
+        _ => Err("the codec is opus or pcm16".into()),
     }
 }
 
@@ -185,6 +211,10 @@ async fn main() -> ExitCode {
             }
         };
         if args.list_devices {
+            if devices.is_empty() {
+                println!("no sound devices found: chat only with --no-audio, or WAV files with --input-wav/--output-wav");
+                return ExitCode::from(1);
+            }
             for d in &devices {
                 let kind = match (d.input, d.output) {
                     (true, true) => "input+output",
@@ -251,6 +281,8 @@ async fn main() -> ExitCode {
             .bind
             .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
         rate: args.rate,
+        codecs: args.codec.0,
+        processing: !args.no_audio_processing,
         peer_timeout: std::time::Duration::from_secs_f64(args.peer_timeout),
         answer_timeout: std::time::Duration::from_secs_f64(args.answer_timeout),
         interests: args

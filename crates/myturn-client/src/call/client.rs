@@ -24,6 +24,10 @@ pub struct Client {
     pub bind_ip: IpAddr,
     /// The audio sample rate offered.
     pub rate: u32,
+    /// The codecs offered, most preferred first (`--codec`): Opus is
+    /// offered in SDP and in the sealed handshake, and used when the
+    /// partner offers it too; PCM16 always works.
+    pub codecs: Vec<myturn_media::codec::Codec>,
     /// Silence from the partner that ends a call (default 5 s).
     pub peer_timeout: Duration,
     /// How long each step of setting a call up may wait on the partner
@@ -79,7 +83,13 @@ pub struct ClientConfig {
     /// How often to say "still here" to the server (shorter than its
     /// `--lease`).
     pub keep_alive: Duration,
+    /// The codecs offered, most preferred first.
+    pub codecs: Vec<myturn_media::codec::Codec>,
 }
+
+/// What a client offers unless told otherwise: what this build has, Opus
+/// first ([`Codec::built`](myturn_media::codec::Codec::built)).
+pub const DEFAULT_CODECS: &[myturn_media::codec::Codec] = myturn_media::codec::Codec::built();
 
 impl ClientConfig {
     /// The server at `server`, trusting the web's roots, sockets bound to
@@ -91,6 +101,7 @@ impl ClientConfig {
             bind,
             rate,
             keep_alive: KEEP_ALIVE,
+            codecs: DEFAULT_CODECS.to_vec(),
         }
     }
 }
@@ -142,6 +153,7 @@ impl Client {
             sip,
             bind_ip,
             rate: config.rate,
+            codecs: config.codecs.clone(),
             peer_timeout: myturn_media::session::DEFAULT_PEER_TIMEOUT,
             answer_timeout: DEFAULT_ANSWER_TIMEOUT,
             interests: None,

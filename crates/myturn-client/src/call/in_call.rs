@@ -26,6 +26,8 @@ pub struct Call {
     pub sas: String,
     /// The audio sample rate agreed in SDP.
     pub rate: u32,
+    /// The codec agreed end to end in the sealed handshake.
+    pub codec: myturn_media::codec::Codec,
     /// From `ready` to paired, in milliseconds.
     pub pairing_ms: f64,
     /// From paired to the SIP call answered, in milliseconds.
@@ -59,7 +61,7 @@ impl Call {
                 tracing::info!(media = %sdp.media, payload_type = sdp.payload_type, "remote media changed");
                 if self
                     .media
-                    .retarget(sdp.media, sdp.payload_type)
+                    .retarget(sdp.media, sdp.payload_type, sdp.opus)
                     .await
                     .is_ok()
                 {

@@ -17,6 +17,6 @@ mod register;
 mod setup;
 mod wait;
 
-pub use client::{Client, ClientConfig, DEFAULT_ANSWER_TIMEOUT};
+pub use client::{Client, ClientConfig, DEFAULT_ANSWER_TIMEOUT, DEFAULT_CODECS};
 pub use in_call::{Call, CallSignal};
 pub use progress::Progress;

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use myturn_media::codec::Codec;
 use myturn_media::driver::{self as media, MediaHandle};
 use myturn_media::keys::{fingerprint_b64, parse_fingerprint_b64, EphemeralKey, PairId, Role};
 use myturn_media::session::{Config as MediaConfig, Event as MediaEvent, Session};
@@ -55,15 +56,22 @@ struct OurMedia<'a> {
     addr: SocketAddr,
     rate: u32,
     fingerprint: &'a str,
+    /// Opus is offered beside L16.
+    opus: bool,
 }
 
 impl OurMedia<'_> {
-    /// This side's SDP: an answer to `offer`, or an offer at `rate`.
+    /// This side's SDP: an answer to `offer`, or an offer at `rate`; with
+    /// Opus beside L16 when this side offers it (and, in an answer, the
+    /// offer has it).
     fn sdp(&self, offer: Option<&Sdp>) -> String {
         let key = Some(self.fingerprint.to_owned());
-        let s = match offer {
-            Some(o) => Sdp::answer(o, self.addr, key, OsRng.next_u64() >> 1),
-            None => Sdp::new(self.addr, self.rate, key, OsRng.next_u64() >> 1),
+        let id = OsRng.next_u64() >> 1;
+        let s = match (offer, self.opus) {
+            (Some(o), true) => Sdp::answer_with_opus(o, self.addr, key, id),
+            (Some(o), false) => Sdp::answer(o, self.addr, key, id),
+            (None, true) => Sdp::new(self.addr, self.rate, key, id).with_opus(),
+            (None, false) => Sdp::new(self.addr, self.rate, key, id),
         };
         s.render()
     }
@@ -89,12 +97,13 @@ impl Client {
             addr: media_addr,
             rate: self.rate,
             fingerprint: &fp,
+            opus: self.codecs.contains(&Codec::Opus),
         };
         let dialog = self.dial_or_answer(&partner.peer, &ours).await?;
         let setup_ms = t_setup.elapsed().as_secs_f64() * 1e3;
         partner.check_vouched_key(&dialog.remote)?;
         let t_hs = Instant::now();
-        let (media, sas) = self.agree_key(&partner, &dialog, key, media_socket).await?;
+        let (media, sas, codec) = self.agree_key(&partner, &dialog, key, media_socket).await?;
         let handshake_ms = t_hs.elapsed().as_secs_f64() * 1e3;
         tracing::info!(
             sip_call_id = %dialog.sip_call_id,
@@ -102,6 +111,7 @@ impl Client {
             peer = %partner.peer.peer.name,
             remote_media = %dialog.remote.media,
             payload_type = dialog.remote.payload_type,
+            codec = codec.name(),
             "call connected"
         );
         self.tell(Progress::Connected { sas: sas.clone() });
@@ -112,6 +122,7 @@ impl Client {
             media,
             sas,
             rate: dialog.remote.rate,
+            codec,
             pairing_ms,
             setup_ms,
             handshake_ms,
@@ -293,7 +304,7 @@ impl Client {
         dialog: &Dialog,
         key: EphemeralKey,
         socket: tokio::net::UdpSocket,
-    ) -> Result<(MediaHandle, String), ClientError> {
+    ) -> Result<(MediaHandle, String, Codec), ClientError> {
         let cfg = MediaConfig {
             role: match partner.peer.role {
                 WireRole::Caller => Role::Initiator,
@@ -302,8 +313,18 @@ impl Client {
             pair_id: partner.pair_id,
             peer_fingerprint: partner.fingerprint,
             payload_type: dialog.remote.payload_type,
+            opus_payload_type: dialog.remote.opus,
             ssrc: OsRng.next_u32(),
             samples_per_frame: dialog.remote.rate / 50,
+            // Opus goes into the sealed handshake only when the partner's
+            // SDP carried it: a path (a PBX leg) that offers only L16 gets
+            // PCM16. What the two ends then agree on is sealed; a rewritten
+            // payload type or a stripped fmtp cannot make them disagree.
+            codecs: if dialog.remote.opus.is_some() {
+                self.codecs.clone()
+            } else {
+                vec![Codec::Pcm16]
+            },
         };
         let mut session = Session::with_key(cfg, key, Box::new(OsRng), Instant::now());
         session.set_peer_timeout(self.peer_timeout);
@@ -315,20 +336,20 @@ impl Client {
             SipEvent::RemoteMediaChanged { call, sdp } if *call == sip_call => Some(sdp),
             _ => None,
         }) {
-            let _ = media.retarget(sdp.media, sdp.payload_type).await;
+            let _ = media.retarget(sdp.media, sdp.payload_type, sdp.opus).await;
         }
         let deadline = tokio::time::Instant::now() + HANDSHAKE;
-        let sas = loop {
+        let (sas, codec) = loop {
             tokio::select! {
                 ev = media.events.recv() => match ev {
-                    Some(MediaEvent::Established { sas, .. }) => break sas,
+                    Some(MediaEvent::Established { sas, codec, .. }) => break (sas, codec),
                     Some(MediaEvent::Failed(f)) => return Err(ClientError::Media(f)),
                     Some(_) => {}
                     None => return Err(ClientError::Timeout("the key agreement")),
                 },
                 ev = self.sip.events.recv() => match ev {
                     Some(SipEvent::RemoteMediaChanged { call, sdp }) if call == sip_call => {
-                        let _ = media.retarget(sdp.media, sdp.payload_type).await;
+                        let _ = media.retarget(sdp.media, sdp.payload_type, sdp.opus).await;
                     }
                     Some(SipEvent::CallEnded { call, .. }) if call == sip_call => {
                         return Err(ClientError::PeerLeft);
@@ -340,6 +361,6 @@ impl Client {
                 }
             }
         };
-        Ok((media, sas))
+        Ok((media, sas, codec))
     }
 }

@@ -30,6 +30,14 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
     use std::time::Instant;
 
     let io = crate::ClientError::from;
+    // Before anything touches the sound library: its complaints go to a
+    // pipe, not over the screen (restored after the terminal, last).
+    let (_restore, mut stray) = match super::stderr::capture() {
+        Ok((r, rx)) => (Some(r), Some(rx)),
+        Err(_) => (None, None),
+    };
+    let mut seen = super::stderr::Seen::default();
+    let mic_off = mic_state(&mut opts);
     ratatui::crossterm::terminal::enable_raw_mode().map_err(io)?;
     ratatui::crossterm::execute!(
         std::io::stdout(),
@@ -60,6 +68,7 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
             .as_ref()
             .map(|i| i.tags.clone())
             .unwrap_or_default(),
+        mic_off,
         ..Ui::default()
     };
     if !opts.name.is_empty() {
@@ -181,6 +190,19 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
                     ui.on_progress(p);
                 }
             }
+            line = async { match stray.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                match line {
+                    Some(line) => {
+                        if let Some(shown) = seen.translate(&line) {
+                            if shown == super::stderr::NO_SOUND {
+                                ui.mic_off = Some(shown.clone());
+                            }
+                            ui.info(shown);
+                        }
+                    }
+                    None => stray = None,
+                }
+            }
             done = async { match pending.as_mut() { Some((t, _)) => t.await, None => std::future::pending().await } } => {
                 pending = None;
                 match done {
@@ -188,7 +210,7 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
                     Ok((c, Some(Ok(call)))) => {
                         client = Some(c);
                         started = Instant::now();
-                        let (p, warnings) = Pump::new(call, &opts.input, &opts.output);
+                        let (p, warnings) = Pump::new(call, &opts.input, &opts.output, opts.processing);
                         pump = Some(p);
                         for w in warnings {
                             ui.on_progress(crate::call::Progress::Chat { from: "myturn".into(), text: w });
@@ -206,12 +228,17 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
                 if let Some(p) = pump.as_mut() {
                     p.tick().await;
                     if ticks % 10 == 0 {
-                        let (loss_percent, jitter_ms) = p.quality();
+                        let q = p.quality();
                         ui.set_figures(CallFigures {
                             level: p.level,
-                            loss_percent,
-                            jitter_ms,
+                            loss_percent: q.loss_percent,
+                            jitter_ms: q.jitter_ms,
                             elapsed: started.elapsed(),
+                            codec: q.codec.to_owned(),
+                            kbps: q.kbps,
+                            concealed: q.concealed,
+                            recovered: q.recovered,
+                            delay_ms: q.delay_ms,
                         });
                     }
                 } else if ticks % 10 == 0 {
@@ -293,6 +320,30 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
         c.quit().await?;
     }
     Ok(())
+}
+
+/// Why the microphone is off for good, if it is: `--no-audio`, or no
+/// sound card (then the devices are not tried again at each call).
+fn mic_state(opts: &mut crate::plain::PlainOptions) -> Option<String> {
+    use crate::plain::Input;
+    #[cfg(feature = "audio")]
+    use crate::plain::Output;
+    match &opts.input {
+        Input::Wav(_) => None,
+        Input::None => Some("--no-audio".into()),
+        #[cfg(feature = "audio")]
+        Input::Device(_) => {
+            let devices = myturn_media::audio::list_devices().unwrap_or_default();
+            if devices.iter().any(|d| d.input) {
+                return None;
+            }
+            opts.input = Input::None;
+            if !devices.iter().any(|d| d.output) && matches!(opts.output, Output::Device(_)) {
+                opts.output = Output::None;
+            }
+            Some(super::stderr::NO_SOUND.into())
+        }
+    }
 }
 
 /// What the client's side of the select produced.

@@ -6,12 +6,14 @@
 //! `TestBackend`.
 //!
 //! `state` is the view-model, `keys` turns key presses into actions,
-//! `render` draws each screen, and `event_loop` is the terminal runner.
+//! `render` draws each screen, `event_loop` is the terminal runner, and
+//! `stderr` keeps other code's stderr lines off the screen.
 
 mod event_loop;
 mod keys;
 mod render;
 mod state;
+mod stderr;
 #[cfg(test)]
 mod tests;
 

@@ -25,7 +25,7 @@ impl Ui {
                 area,
                 [name, extension],
                 &self.interests,
-                notice.as_deref(),
+                [notice.as_deref(), self.mic_off.as_deref()],
                 editing.as_deref(),
             ),
             Screen::Devices {
@@ -57,7 +57,12 @@ impl Ui {
                     Constraint::Length(1),
                 ])
                 .areas(area);
-                call_panel(f, [head, level], peer, sas, *muted, figures);
+                let mic = match (&self.mic_off, *muted) {
+                    (Some(_), _) => "off",
+                    (None, true) => "OFF",
+                    (None, false) => "on",
+                };
+                call_panel(f, [head, level], peer, sas, mic, figures);
                 chat_panel(f, [body, line, keys], chat, input, *confirm_hangup);
             }
         }
@@ -112,7 +117,7 @@ fn main_screen(
     area: Rect,
     [name, extension]: [&str; 2],
     interests: &[String],
-    notice: Option<&str>,
+    [notice, mic_off]: [Option<&str>; 2],
     editing: Option<&str>,
 ) {
     let mut lines = vec![
@@ -122,6 +127,10 @@ fn main_screen(
             "Interests: none (paired with anyone)".to_owned()
         } else {
             format!("Interests: {}", interests.join(", "))
+        }),
+        Line::from(match mic_off {
+            Some(why) => format!("mic off: {why}"),
+            None => "mic on".to_owned(),
         }),
         Line::from(""),
     ];
@@ -220,7 +229,7 @@ fn call_panel(
     [head, level]: [Rect; 2],
     peer: &str,
     sas: &str,
-    muted: bool,
+    mic: &str,
     figures: &CallFigures,
 ) {
     let secs = figures.elapsed.as_secs();
@@ -231,7 +240,7 @@ fn call_panel(
                 "   SAS {sas} (compare aloud)   {:02}:{:02}   mic {}   loss {:.1}%   jitter {:.0} ms",
                 secs / 60,
                 secs % 60,
-                if muted { "OFF" } else { "on" },
+                mic,
                 figures.loss_percent,
                 figures.jitter_ms
             )),
@@ -239,9 +248,13 @@ fn call_panel(
         .block(boxed(" Call ")),
         head,
     );
+    let sound = format!(
+        " Level · {} {:.0} kbit/s · concealed {} · recovered {} · delay {:.0} ms ",
+        figures.codec, figures.kbps, figures.concealed, figures.recovered, figures.delay_ms
+    );
     f.render_widget(
         Gauge::default()
-            .block(boxed(" Level "))
+            .block(boxed(&sound))
             .ratio(figures.level.clamp(0.0, 1.0)),
         level,
     );

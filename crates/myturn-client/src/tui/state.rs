@@ -34,6 +34,15 @@ pub(crate) struct CallFigures {
     pub(crate) loss_percent: f64,
     pub(crate) jitter_ms: f64,
     pub(crate) elapsed: Duration,
+    /// The codec agreed end to end.
+    pub(crate) codec: String,
+    /// What this side sends, all headers included, kbit/s.
+    pub(crate) kbps: f64,
+    /// Lost frames concealed, and rebuilt (FEC, redundancy).
+    pub(crate) concealed: u64,
+    pub(crate) recovered: u64,
+    /// Playout delay, ms.
+    pub(crate) delay_ms: f64,
 }
 
 /// The screen being shown.
@@ -86,6 +95,9 @@ pub(crate) struct Ui {
     pub(crate) extension: String,
     /// The interests the next `ready` sends (normalised).
     pub(crate) interests: Vec<String>,
+    /// Why the microphone is off for good (no sound card, `--no-audio`);
+    /// `None`: it is on (a device or a WAV file).
+    pub(crate) mic_off: Option<String>,
 }
 
 impl Default for Ui {
@@ -98,6 +110,7 @@ impl Default for Ui {
             name: String::new(),
             extension: String::new(),
             interests: Vec::new(),
+            mic_off: None,
         }
     }
 }

@@ -100,12 +100,24 @@ fn main_wait_and_convo_screens() {
         loss_percent: 1.5,
         jitter_ms: 12.0,
         elapsed: Duration::from_secs(65),
+        codec: "opus".into(),
+        kbps: 58.4,
+        concealed: 3,
+        recovered: 7,
+        delay_ms: 40.0,
     });
     let text = screen_text(&ui);
     assert!(text.contains("Talking to bob"), "{text}");
     assert!(text.contains("SAS KQ7M2D"));
     assert!(text.contains("01:05") && text.contains("loss 1.5%") && text.contains("jitter 12 ms"));
     assert!(text.contains("mic on"));
+    assert!(
+        text.contains("opus 58 kbit/s")
+            && text.contains("concealed 3")
+            && text.contains("recovered 7")
+            && text.contains("delay 40 ms"),
+        "{text}"
+    );
     assert!(text.contains("50%"), "level gauge: {text}");
 
     // Chat: typed keys go to the line; Enter sends and shows it.

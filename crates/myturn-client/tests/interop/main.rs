@@ -1,5 +1,6 @@
 //! The real-peer tests of myturn-client, one test target (`interop`):
-//! Kamailio with topoh and rtpengine, nginx, and clients in network
+//! Kamailio with topoh and rtpengine, two Kamailio nodes on one Redis
+//! (`--pbx kamailio`), nginx, and clients in network
 //! namespaces (a vanishing network, homes behind NAT routers), started by
 //! the tests through myturn-testkit. `.ci/run` installs the peers; when one
 //! is missing (or namespaces cannot be made: they need root) a test prints
@@ -13,7 +14,9 @@
 mod common;
 
 mod b2bua;
+mod kamailio_cluster;
 mod netns_liveness;
 mod netns_nat;
+mod netns_quality;
 mod ng;
 mod nginx;

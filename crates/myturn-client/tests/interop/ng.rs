@@ -77,7 +77,7 @@ impl Ng {
 
     /// Waits until rtpengine answers `ping` with `pong`.
     pub async fn wait_ready(&mut self, rtpengine: &mut myturn_testkit::Peer) {
-        let end = Instant::now() + Duration::from_secs(15);
+        let end = Instant::now() + Duration::from_secs(30);
         loop {
             rtpengine.assert_running();
             let r = self

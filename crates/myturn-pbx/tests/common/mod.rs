@@ -2,6 +2,8 @@
 //! process, on a free loopback port, with the accounts a test gives.
 #![allow(dead_code)]
 
+pub mod flood;
+
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -44,10 +46,16 @@ pub async fn pbx(algorithms: Vec<Algorithm>) -> Running {
 
 /// [`pbx`] with these accounts.
 pub async fn pbx_with(algorithms: Vec<Algorithm>, accounts: Vec<Account>) -> Running {
+    pbx_configured(accounts, |cfg| cfg.algorithms = algorithms).await
+}
+
+/// The PBX on a free loopback port with these accounts and the
+/// configuration `setup` makes of the defaults.
+pub async fn pbx_configured(accounts: Vec<Account>, setup: impl FnOnce(&mut Config)) -> Running {
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
     let mut cfg = Config::new(addr);
-    cfg.algorithms = algorithms;
+    setup(&mut cfg);
     let core = Pbx::new(cfg, Box::new(rand_core::OsRng), Instant::now());
     let (acc_tx, acc_rx) = watch::channel(accounts);
     let (stop, stop_rx) = watch::channel(false);

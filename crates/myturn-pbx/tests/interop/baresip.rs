@@ -31,7 +31,7 @@ async fn baresip_registers_and_answers_its_extension() {
     let dir = Scratch::new();
     let baresip = baresip::start(
         dir.path(),
-        ports::free_udp_port(),
+        ports::free_udp_tcp_port(),
         &format!(
             "<sip:carol@{addr}>;auth_pass=Carol-pw-003;regint=60;answermode=auto;audio_codecs=L16/8000/1"
         ),

@@ -1,5 +1,6 @@
 //! The real-peer tests of myturn-pbx, one test target (`interop`): SIPp
-//! and baresip against the built-in PBX on real UDP, started by the tests
+//! and baresip against the built-in PBX on real UDP (SIPp also under a
+//! flood from another loopback address), started by the tests
 //! through myturn-testkit. `.ci/run` installs the peers; when one is
 //! missing a test prints SKIPPED, or fails under CI (`CI` set) or with
 //! `MYTURN_REQUIRE_INTEROP=1`.
@@ -12,4 +13,5 @@
 mod common;
 
 mod baresip;
+mod flood;
 mod sipp;

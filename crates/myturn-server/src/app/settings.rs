@@ -34,6 +34,7 @@ pub(super) fn settings(cfg: &Config, sip_domain: String, tls: bool) -> Settings 
             },
         ),
         trusted_proxies: cfg.trusted_proxy.clone(),
+        node_id: cfg.node_id.clone().unwrap_or_else(default_node_id),
     }
 }
 
@@ -50,5 +51,35 @@ pub(super) fn core_config(cfg: &Config, settings: &Settings) -> CoreConfig {
         answer_timeout: settings.answer_timeout,
         rate_limits: cfg.rate_limits == Switch::On,
         interest_wait: Duration::from_secs(cfg.interest_wait),
+    }
+}
+
+/// The host name and a random suffix: unique among nodes, new at every
+/// start.
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| {
+            h.trim()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .take(40)
+                .collect::<String>()
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into());
+    format!("{host}-{:06x}", rand::random::<u32>() & 0xff_ffff)
+}
+
+/// The HTTP API's per-IP limits (#26): off with `--rate-limits off`.
+pub(super) fn http_limits(cfg: &Config) -> crate::http::limits::HttpLimitConfig {
+    use crate::http::limits::HttpLimitConfig;
+    if cfg.rate_limits == crate::config::Switch::Off {
+        return HttpLimitConfig::off();
+    }
+    HttpLimitConfig {
+        conns_per_ip: cfg.http_conn_limit,
+        requests: cfg.http_rate_limit.0,
+        trusted_proxies: cfg.trusted_proxy.clone(),
     }
 }

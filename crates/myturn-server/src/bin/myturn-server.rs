@@ -10,7 +10,7 @@ async fn main() -> anyhow::Result<()> {
     let cfg = myturn_server::Config::parse();
     let filter = || {
         tracing_subscriber::EnvFilter::try_from_env("MYTURN_LOG")
-            .unwrap_or_else(|_| "info,tower_http=warn".into())
+            .unwrap_or_else(|_| "info,tower_http=warn,myturn::request=off".into())
     };
     match cfg.log_format {
         LogFormat::Human => tracing_subscriber::fmt()

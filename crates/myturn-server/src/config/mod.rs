@@ -1,11 +1,13 @@
 //! Command-line flags and `MYTURN_*` environment variables: [`Config`],
-//! and the values they take ([`values`]).
+//! and the values they take (`values`).
 
+mod edge;
 mod values;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use edge::{Nets, RateLimit};
 pub(crate) use values::canonical;
 pub use values::{
     Admission, Cidr, DigestAlgorithm, LogFormat, MediaRelay, NgAddr, PbxKind, PortRange,
@@ -50,8 +52,9 @@ pub struct Config {
     /// Which PBX to drive. `builtin` (the default) runs an in-process SIP
     /// registrar and proxy on --sip-listen, so nothing else is needed;
     /// `asterisk` writes chan_sip files (Asterisk ≤ 20); `asterisk-pjsip`
-    /// writes PJSIP files (Asterisk 21+); `none` pairs users without
-    /// provisioning SIP accounts anywhere.
+    /// writes PJSIP files (Asterisk 21+); `kamailio` writes the accounts
+    /// into Redis for Kamailio nodes (--kamailio-redis); `none` pairs users
+    /// without provisioning SIP accounts anywhere.
     #[arg(long, env = "MYTURN_PBX", value_enum, default_value = "builtin")]
     pub pbx: PbxKind,
 
@@ -127,9 +130,48 @@ pub struct Config {
     #[arg(long, env = "MYTURN_SIP_FAIL_WINDOW_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub sip_fail_window_secs: u64,
 
-    /// With `--pbx builtin`: seconds a blocked IP is ignored.
+    /// With `--pbx builtin`: seconds a blocked IP is ignored (after
+    /// --sip-fail-limit failures, or for flooding past --sip-rate-limit;
+    /// a flood that goes on renews it).
     #[arg(long, env = "MYTURN_SIP_BLOCK_SECS", default_value_t = 60)]
     pub sip_block_secs: u64,
+
+    // ---- The edge under attack (issue #26): SIP flood protection and the
+    // HTTP API's per-IP limits. Keep these together.
+    /// With `--pbx builtin`: datagrams a second each source IP may send,
+    /// `RATE/BURST` (BURST defaults to 4 × RATE), or `off`. Checked before
+    /// a datagram is parsed; a source past it is ignored for
+    /// --sip-block-secs, renewed while it keeps on.
+    #[arg(long, env = "MYTURN_SIP_RATE_LIMIT", default_value = "50/200")]
+    pub sip_rate_limit: RateLimit,
+
+    /// With `--pbx builtin`: answers a second to a source IP that has not
+    /// proved an account's password (`RATE/BURST`, or `off`). Past it such
+    /// a source is told nothing, so forged requests cannot aim the PBX's
+    /// answers at a third party. A source whose credentials passed is
+    /// answered freely for 15 minutes.
+    #[arg(long, env = "MYTURN_SIP_UNAUTH_LIMIT", default_value = "10/20")]
+    pub sip_unauth_limit: RateLimit,
+
+    /// With `--pbx builtin`: networks exempt from the SIP limits and
+    /// blocks (trunks, a Kamailio in front, monitoring), comma-separated
+    /// addresses or ADDRESS/PREFIX, or `none`. Loopback by default.
+    #[arg(long, env = "MYTURN_SIP_TRUSTED", default_value = "127.0.0.0/8,::1")]
+    pub sip_trusted: Nets,
+
+    /// Most TCP connections open at once to the HTTP API from one IP
+    /// (WebSockets included); past it a new one is answered 429 and
+    /// closed. 0: no limit. --trusted-proxy peers are not counted (the
+    /// clients they name are held to --http-rate-limit). Off with
+    /// --rate-limits off.
+    #[arg(long, env = "MYTURN_HTTP_CONN_LIMIT", default_value_t = 256)]
+    pub http_conn_limit: u32,
+
+    /// HTTP requests a second from one client IP, `RATE/BURST` or `off`;
+    /// past it 429 `rate_limited` with Retry-After, before the request is
+    /// routed or its body read. Off with --rate-limits off.
+    #[arg(long, env = "MYTURN_HTTP_RATE_LIMIT", default_value = "100/200")]
+    pub http_rate_limit: RateLimit,
 
     /// Directory holding Asterisk's config. The server writes only its own
     /// files there (myturn_sip.conf or myturn_pjsip.conf, and
@@ -167,6 +209,15 @@ pub struct Config {
     #[arg(long, env = "MYTURN_AMI_SECRET_FILE")]
     pub ami_secret_file: Option<PathBuf>,
 
+    // ---- `--pbx kamailio` (pbx/kamailio/)
+    /// With `--pbx kamailio`: the Redis Kamailio's db_redis reads
+    /// (`redis://[:PASSWORD@]HOST:PORT/DB`, the DB number in Kamailio's
+    /// DBURL). The server writes each user's `subscriber` and `dbaliases`
+    /// rows there, and removes them (with the user's registrations) when
+    /// the user leaves. Default: the `--state` Redis, when there is one.
+    #[arg(long, env = "MYTURN_KAMAILIO_REDIS", hide_env_values = true)]
+    pub kamailio_redis: Option<String>,
+    // ---- end of `--pbx kamailio`
     /// Milliseconds to gather changes before rewriting the PBX files, so a
     /// burst of registrations costs one write and one reload.
     #[arg(long, env = "MYTURN_COALESCE_MS", default_value_t = 200)]
@@ -245,6 +296,28 @@ pub struct Config {
     #[arg(long, env = "MYTURN_MAX_USERS", default_value_t = 100_000)]
     pub max_users: usize,
 
+    /// Where the state lives: `memory` (this process only: a restart
+    /// forgets everyone; the default) or `redis://HOST:PORT/DB`, shared by
+    /// every node pointed at it (users, sessions, pairs, bans, reports,
+    /// rate limits). With Redis, every node also needs the same
+    /// --jwt-key-file.
+    #[arg(long, env = "MYTURN_STATE", default_value = "memory", value_parser = parse_state)]
+    pub state: StateUrl,
+
+    /// The access tokens' signing keys, one per line (each 32 bytes or
+    /// more, such as 64 hex characters): the first signs, the others are
+    /// still accepted, so a rotation is a new first line, and the old one
+    /// dropped once its tokens expired (--token-ttl). Without it, a random
+    /// key per process.
+    #[arg(long, env = "MYTURN_JWT_KEY_FILE")]
+    pub jwt_key_file: Option<PathBuf>,
+
+    /// This node's name among the nodes that share a state store (letters,
+    /// digits, `-`, `_`, `.`; at most 64). Default: the host name and a
+    /// random suffix, new at every start.
+    #[arg(long, env = "MYTURN_NODE_ID", value_parser = parse_node_id)]
+    pub node_id: Option<String>,
+
     /// Admin bearer token (16+ characters). Without it (or
     /// --admin-token-file) the admin API answers 403.
     #[arg(long, env = "MYTURN_ADMIN_TOKEN", hide_env_values = true)]
@@ -259,6 +332,43 @@ impl Config {
     /// Defaults, as if started with no flags (for tests and embedding).
     pub fn defaults() -> Self {
         <Self as clap::Parser>::parse_from(["myturn-server"])
+    }
+}
+
+/// Where the state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateUrl {
+    /// In this process.
+    Memory,
+    /// A Redis URL (`redis://HOST:PORT/DB`).
+    Redis(String),
+}
+
+fn parse_state(s: &str) -> Result<StateUrl, String> {
+    if s == "memory" {
+        return Ok(StateUrl::Memory);
+    }
+    if s.starts_with("redis://") || s.starts_with("rediss://") {
+        return redis::IntoConnectionInfo::into_connection_info(s)
+            .map(|_| StateUrl::Redis(s.to_owned()))
+            .map_err(|e| format!("`{s}` is not a Redis URL: {e}"));
+    }
+    Err(format!(
+        "`{s}`: give `memory` or `redis://HOST:PORT/DB` (such as redis://127.0.0.1:6379/0)"
+    ))
+}
+
+fn parse_node_id(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "`{s}`: a node id is 1 to 64 letters, digits, '-', '_' or '.'"
+        ))
     }
 }
 

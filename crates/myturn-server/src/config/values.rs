@@ -21,6 +21,11 @@ pub enum PbxKind {
     /// `myturn_extensions.conf`, reloaded with `module reload res_pjsip.so`
     /// and `dialplan reload`.
     AsteriskPjsip,
+    /// Kamailio nodes sharing one Redis (`deploy/kamailio/kamailio.cfg`):
+    /// each user's SIP account and extension are written into Redis
+    /// (--kamailio-redis) in the layout Kamailio's db_redis reads for
+    /// auth_db and alias_db.
+    Kamailio,
 }
 
 impl PbxKind {
@@ -31,6 +36,7 @@ impl PbxKind {
             PbxKind::None => "none",
             PbxKind::Asterisk => "asterisk",
             PbxKind::AsteriskPjsip => "asterisk-pjsip",
+            PbxKind::Kamailio => "kamailio",
         }
     }
 
@@ -147,68 +153,14 @@ pub enum ReloadMethod {
     Ami,
 }
 
-/// An address range, `ADDR/PREFIX`, or one address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    /// Whether `ip` is inside the range (an IPv4-mapped IPv6 address counts
-    /// as its IPv4 address).
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
+/// An address range, `ADDR/PREFIX`, or one address: the built-in PBX's
+/// network type, so `--trusted-proxy` and `--sip-trusted` parse and match
+/// alike.
+pub use myturn_pbx::core::Net as Cidr;
 
 pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
-    }
-}
-
-impl std::str::FromStr for Cidr {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("`{s}` is not an address or ADDRESS/PREFIX (such as 10.0.0.0/8)");
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let addr = canonical(addr.trim().parse::<IpAddr>().map_err(|_| bad())?);
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(bad)?,
-            None => max,
-        };
-        Ok(Cidr { addr, prefix })
-    }
-}
-
-impl std::fmt::Display for Cidr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
     }
 }

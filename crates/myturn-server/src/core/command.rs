@@ -3,7 +3,7 @@
 //! `apply`).
 //!
 //! A use case is a plain struct of its inputs with one `apply` function
-//! over a [`Ctx`]. The [`use_cases!`] list below turns each into a
+//! over a [`Ctx`]. The `use_cases!` list below turns each into a
 //! [`Command`] variant (what a store executes, and could send over a
 //! wire) and a [`Reply`] variant (what it answers). Adding a use case is
 //! one struct with its `apply`, and one line in the list.
@@ -97,6 +97,8 @@ use_cases! {
     StreamClosed => streams::StreamClosed,
     /// The periodic sweep.
     Sweep => streams::Sweep,
+    /// A node's streams died with it.
+    NodeGone => streams::NodeGone,
     /// A lobby line.
     LobbySay => lobby::LobbySay,
     /// A typing indicator.

@@ -72,7 +72,12 @@ fn a_reused_refresh_token_revokes_its_family() {
     core.apply(refresh(), now, &mut fx).unwrap();
     assert!(fx.deliveries.is_empty());
     let again = core.apply(refresh(), now, &mut fx);
-    assert_eq!(again, Err(CoreError::Token(TokenError::RefreshReused)));
+    assert_eq!(
+        again,
+        Err(CoreError::Token(TokenError::RefreshReused {
+            user: "alice".into()
+        }))
+    );
     assert!(matches!(fx.deliveries[..], [Delivery::FamilyRevoked(_)]));
     assert_eq!(
         authenticate(&mut core, &r.token, now)

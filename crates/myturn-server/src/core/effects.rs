@@ -5,15 +5,16 @@
 //! deliveries inside the same atomic step (so every user hears about
 //! changes in the order they happened), the PBX change after it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use myturn_wire::{LeaveReason, ServerEvent};
+use serde::{Deserialize, Serialize};
 
 use super::matching::PairKind;
-use super::state::UserId;
+use super::state::{Millis, UserId};
 
 /// Something the world must learn from a use case, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Delivery {
     /// A user registered: open their wake-ups.
     Joined(UserId),
@@ -50,6 +51,45 @@ pub struct PairMade {
     pub waited: [Duration; 2],
 }
 
+/// A step in a session's story, for the node's lifecycle log (the core
+/// writes it, the node logs it: the core never logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Told {
+    /// Two users were paired.
+    Paired {
+        /// The pair's id (hex), as the clients hear it.
+        pair_id: String,
+        /// The newcomer, then the one taken from the pool.
+        names: [String; 2],
+        /// The interests the two share (empty: the plain draw).
+        shared: Vec<String>,
+        /// How they were matched.
+        kind: PairKind,
+    },
+    /// Both sides said `ready_to_talk`: the call is set up.
+    CallStarted {
+        /// The pair's id (hex).
+        pair_id: String,
+        /// The one who said it last, then the partner.
+        names: [String; 2],
+        /// From the pairing to now.
+        setup: Duration,
+    },
+    /// A pair ended.
+    PairEnded {
+        /// The pair's id (hex).
+        pair_id: String,
+        /// The one who left (or held the call up), then the partner.
+        names: [String; 2],
+        /// Why, as the partner hears it.
+        reason: LeaveReason,
+        /// From the pairing to the end.
+        paired: Duration,
+        /// The call's length, when it was set up.
+        call: Option<Duration>,
+    },
+}
+
 /// What a use case asks of the world besides its reply.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Effects {
@@ -59,14 +99,16 @@ pub struct Effects {
     pub pbx_changed: bool,
     /// Pairs made.
     pub pairings: Vec<PairMade>,
+    /// The lifecycle steps, in order, for the log.
+    pub story: Vec<Told>,
     /// The next moment a sweep has work (a waiting user's interest wait
     /// runs out), if this use case set one.
-    pub wake_at: Option<Instant>,
+    pub wake_at: Option<Millis>,
 }
 
 impl Effects {
     /// Asks for a sweep at `at` (the earliest asked wins).
-    pub(crate) fn wake(&mut self, at: Instant) {
+    pub(crate) fn wake(&mut self, at: Millis) {
         self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
     }
 

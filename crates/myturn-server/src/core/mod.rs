@@ -73,7 +73,18 @@ pub use command::{Command, Listed, Reply};
 pub use context::{CoreConfig, Ctx, Rules};
 pub use effects::{Delivery, Effects};
 pub use error::CoreError;
-pub use state::{MemState, PbxUser, State, StateExt, UserId};
+pub use state::{Due, MemState, Millis, NodeId, PbxUser, State, StateExt, UserId};
+
+/// The key a user is indexed by for `due` (see [`State::due`]): the rules'
+/// one definition, for stores that keep an index by it.
+pub fn due_key(due: Due, user: &state::User) -> Option<Millis> {
+    match due {
+        Due::StreamLost => rules::liveness::stream_lost_key(user),
+        Due::Silent => rules::liveness::silent_key(user),
+        Due::Unanswered => rules::pairs::unanswered_key(user),
+        Due::Fallback => rules::pairs::fallback_key(user),
+    }
+}
 pub use tokens::{Claims, Jwt, TokenError};
 pub use usecase::UseCase;
 
@@ -124,6 +135,13 @@ impl Core {
     /// the node swaps its terms in on SIGHUP).
     pub fn with_blocklist(mut self, blocklist: Arc<Blocklist>) -> Self {
         self.rules.blocklist = blocklist;
+        self
+    }
+
+    /// The same core signing and checking tokens with `jwt` (the keys
+    /// every node shares: `--jwt-key-file`).
+    pub fn with_signer(mut self, jwt: Arc<Jwt>) -> Self {
+        self.rules.jwt = jwt;
         self
     }
 

@@ -1,9 +1,13 @@
-//! Access tokens: HS256 JWTs, signed with a key made at start-up.
+//! Access tokens: HS256 JWTs.
 //!
-//! The signing key is 256 random bits never written anywhere: no user
-//! data outlives the process, tokens included. Checking a token needs no
-//! state, so a store checks it before taking any lock; expiry is checked
-//! against the caller's clock, not the library's.
+//! By default the signing key is 256 random bits made at start-up and
+//! never written anywhere: no user data outlives the process, tokens
+//! included. Nodes that share a state store share keys instead
+//! (`--jwt-key-file`, see [`Jwt::from_keys`]): the first key signs, and
+//! the others are still accepted (rotation), each token naming its key
+//! (`kid`). Checking a token needs no state, so a store checks it before
+//! taking any lock; expiry is checked against the caller's clock, not the
+//! library's.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
@@ -46,13 +50,18 @@ pub enum TokenError {
     UnknownRefresh,
     /// A refresh token presented twice: the whole family is revoked.
     #[error("this refresh token was already used; the session has been revoked")]
-    RefreshReused,
+    RefreshReused {
+        /// Whose session it was (for the log; empty if they are gone).
+        user: String,
+    },
 }
 
 /// Signs and checks access tokens.
 pub struct Jwt {
-    enc: EncodingKey,
-    dec: DecodingKey,
+    /// The signing key and its id.
+    enc: (EncodingKey, Option<String>),
+    /// Every key accepted, by id (the signing one first).
+    dec: Vec<(Option<String>, DecodingKey)>,
     validation: Validation,
     /// Access-token lifetime in seconds.
     pub ttl_secs: u64,
@@ -62,27 +71,85 @@ impl std::fmt::Debug for Jwt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Jwt")
             .field("ttl_secs", &self.ttl_secs)
+            .field("keys", &self.dec.len())
             .finish_non_exhaustive()
     }
 }
 
+/// Why the shared keys are refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// No key at all.
+    #[error("no key: give at least one line of 32 bytes or more (such as 64 hex characters)")]
+    Empty,
+    /// A key shorter than 32 bytes.
+    #[error("key {0} is shorter than 32 bytes; use 64 hex characters (32 random bytes) or more")]
+    Short(usize),
+}
+
+/// The shortest shared key, in bytes.
+pub const MIN_KEY_LEN: usize = 32;
+
+fn validation() -> Validation {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_audience(&[AUDIENCE]);
+    validation.set_required_spec_claims(&["exp", "sub", "aud"]);
+    validation.leeway = 0;
+    // Expiry is checked against the caller's clock in `verify`.
+    validation.validate_exp = false;
+    validation
+}
+
+/// A key's id: the first 8 hex digits of its SHA-256.
+fn kid(key: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(key)
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 impl Jwt {
-    /// A signer with a fresh random key.
+    /// A signer with a fresh random key (one node, nothing shared).
     pub fn new(rng: &mut dyn RngCore, ttl_secs: u64) -> Self {
         let mut key = [0u8; 32];
         rng.fill_bytes(&mut key);
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_audience(&[AUDIENCE]);
-        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
-        validation.leeway = 0;
-        // Expiry is checked against the caller's clock in `verify`.
-        validation.validate_exp = false;
         Jwt {
-            enc: EncodingKey::from_secret(&key),
-            dec: DecodingKey::from_secret(&key),
-            validation,
+            enc: (EncodingKey::from_secret(&key), None),
+            dec: vec![(None, DecodingKey::from_secret(&key))],
+            validation: validation(),
             ttl_secs,
         }
+    }
+
+    /// A signer from shared keys: the first signs, every one is accepted
+    /// (keep an old key listed until its tokens expired: `ttl_secs`).
+    pub fn from_keys(keys: &[Vec<u8>], ttl_secs: u64) -> Result<Self, KeyError> {
+        let first = keys.first().ok_or(KeyError::Empty)?;
+        if let Some(i) = keys.iter().position(|k| k.len() < MIN_KEY_LEN) {
+            return Err(KeyError::Short(i + 1));
+        }
+        Ok(Jwt {
+            enc: (EncodingKey::from_secret(first), Some(kid(first))),
+            dec: keys
+                .iter()
+                .map(|k| (Some(kid(k)), DecodingKey::from_secret(k)))
+                .collect(),
+            validation: validation(),
+            ttl_secs,
+        })
+    }
+
+    /// The keys of a key file: one per line, blank lines and `#` comments
+    /// skipped; each line's bytes are the key (64 hex characters are 64
+    /// bytes of key, which is fine).
+    pub fn parse_keys(text: &str) -> Vec<Vec<u8>> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| l.as_bytes().to_vec())
+            .collect()
     }
 
     /// Mints a token issued at `now_unix`.
@@ -95,14 +162,25 @@ impl Jwt {
             exp: now_unix + self.ttl_secs,
             aud: AUDIENCE.to_owned(),
         };
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = self.enc.1.clone();
         // Encoding HS256 with a byte key cannot fail for these claims.
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.enc).unwrap_or_default()
+        jsonwebtoken::encode(&header, &claims, &self.enc.0).unwrap_or_default()
     }
 
     /// Checks signature and audience, and expiry against `now_unix` (the
     /// caller's clock, not the library's).
     pub fn verify(&self, token: &str, now_unix: u64) -> Result<Claims, TokenError> {
-        match jsonwebtoken::decode::<Claims>(token, &self.dec, &self.validation) {
+        let kid = jsonwebtoken::decode_header(token)
+            .map_err(|_| TokenError::Invalid)?
+            .kid;
+        let key = self
+            .dec
+            .iter()
+            .find(|(k, _)| *k == kid)
+            .map(|(_, d)| d)
+            .ok_or(TokenError::Invalid)?;
+        match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
             // As jsonwebtoken with no leeway: valid through `exp` itself.
             Ok(d) if d.claims.exp < now_unix => Err(TokenError::Expired),
             Ok(d) => Ok(d.claims),
@@ -189,6 +267,33 @@ mod tests {
         assert_eq!(
             jwt.verify(&parts.join("."), now()),
             Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn shared_keys_rotate() {
+        let old = b"0123456789abcdef0123456789abcdef-old".to_vec();
+        let new = b"0123456789abcdef0123456789abcdef-new".to_vec();
+        let before = Jwt::from_keys(std::slice::from_ref(&old), 60).unwrap();
+        let after = Jwt::from_keys(&[new.clone(), old.clone()], 60).unwrap();
+        let t_old = before.issue("alice", 1, 1, now());
+        let t_new = after.issue("alice", 1, 1, now());
+        // The rotated node signs with the new key and still takes the old.
+        assert!(after.verify(&t_old, now()).is_ok());
+        assert!(after.verify(&t_new, now()).is_ok());
+        // A node not rotated yet refuses the new key's tokens.
+        assert_eq!(before.verify(&t_new, now()), Err(TokenError::Invalid));
+        // Once the old key is dropped, its tokens die.
+        let later = Jwt::from_keys(&[new], 60).unwrap();
+        assert_eq!(later.verify(&t_old, now()), Err(TokenError::Invalid));
+        assert_eq!(
+            Jwt::from_keys(&[b"short".to_vec()], 60).unwrap_err(),
+            KeyError::Short(1)
+        );
+        assert_eq!(Jwt::from_keys(&[], 60).unwrap_err(), KeyError::Empty);
+        assert_eq!(
+            Jwt::parse_keys("# rotated 2026-12-01\nAAAA\n\n  BBBB  \n"),
+            vec![b"AAAA".to_vec(), b"BBBB".to_vec()]
         );
     }
 

@@ -13,7 +13,7 @@ use myturn_wire::{
 };
 
 use super::error::ApiError;
-use super::extract::{Admin, ApiJson};
+use super::extract::{Admin, ApiJson, ClientIp};
 use crate::core::cases::moderation::{Admit, Ban, Banned, Kick, Unban};
 use crate::core::cases::views::{Bans, Interests, Pairs, PbxUsers, Reports, Users};
 use crate::core::Speaker;
@@ -85,11 +85,12 @@ pub(crate) async fn admin_history(
 pub(crate) async fn admin_kick(
     State(state): State<AppState>,
     _: Admin,
+    ClientIp(ip): ClientIp,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let kicked = state.run(Kick { name }).await?;
     state.metrics.kicks.fetch_add(1, Relaxed);
-    tracing::info!(name = %kicked, "user kicked by an admin");
+    tracing::info!(name = %kicked, by = "admin", admin_client = %ip, "user kicked");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -97,6 +98,7 @@ pub(crate) async fn admin_kick(
 pub(crate) async fn admin_admit(
     State(state): State<AppState>,
     _: Admin,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<AdmitRequest>,
 ) -> Result<Json<AdmitResponse>, ApiError> {
     let who = match (req.name, req.all) {
@@ -110,7 +112,15 @@ pub(crate) async fn admin_admit(
         }
     };
     let admitted = state.run(who).await?;
-    tracing::info!(count = admitted.len(), "users admitted");
+    if !admitted.is_empty() {
+        tracing::info!(
+            names = %admitted.join(","),
+            count = admitted.len(),
+            by = "admin",
+            admin_client = %ip,
+            "users admitted"
+        );
+    }
     Ok(Json(AdmitResponse { admitted }))
 }
 
@@ -147,6 +157,7 @@ pub(crate) async fn admin_bans(
 pub(crate) async fn admin_ban(
     State(state): State<AppState>,
     _: Admin,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<BanRequest>,
 ) -> Result<(StatusCode, Json<BanView>), ApiError> {
     let Banned { ban, online } = state
@@ -156,7 +167,7 @@ pub(crate) async fn admin_ban(
         })
         .await?;
     state.metrics.bans.fetch_add(1, Relaxed);
-    tracing::info!(name = %ban.name, seconds = req.seconds, online, "name banned");
+    tracing::info!(name = %ban.name, seconds = req.seconds, online, by = "admin", admin_client = %ip, "name banned");
     Ok((StatusCode::CREATED, Json(ban)))
 }
 
@@ -164,9 +175,11 @@ pub(crate) async fn admin_ban(
 pub(crate) async fn admin_unban(
     State(state): State<AppState>,
     _: Admin,
+    ClientIp(ip): ClientIp,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.run(Unban { name }).await?;
+    state.run(Unban { name: name.clone() }).await?;
+    tracing::info!(%name, by = "admin", admin_client = %ip, "ban lifted");
     Ok(StatusCode::NO_CONTENT)
 }
 

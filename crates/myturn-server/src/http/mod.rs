@@ -10,13 +10,16 @@
 mod admin;
 mod console;
 mod credentials;
+mod edge;
 pub(crate) mod error;
 mod events;
 mod extract;
+pub(crate) mod limits;
 pub(crate) mod openapi;
 mod ops;
 mod pairing;
 mod proxy;
+pub(crate) mod trail;
 mod users;
 
 pub use credentials::bearer;
@@ -36,8 +39,8 @@ use tower_http::trace::TraceLayer;
 use crate::node::AppState;
 use error::{ApiError, RateLimited, BODY_LIMIT};
 
-/// Builds the router.
-pub(crate) fn router(state: AppState) -> Router {
+/// Builds the router, behind the per-IP request limit `limits`.
+pub(crate) fn router(state: AppState, limits: std::sync::Arc<limits::HttpLimits>) -> Router {
     Router::new()
         .route("/v1/users", post(users::create_user))
         .route("/v1/me", get(users::me).delete(users::logout))
@@ -62,7 +65,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/admin/sip-conf", get(admin::admin_sip_conf))
         .route("/v1/admin/media", get(admin::admin_media))
         .route("/v1/admin/history", get(admin::admin_history))
+        .route("/v1/admin/blocked", get(edge::admin_blocked))
+        .route("/v1/admin/blocked/{ip}", delete(edge::admin_unblock))
         .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi::serve))
         .route("/admin", get(console::page))
@@ -87,6 +93,13 @@ pub(crate) fn router(state: AppState) -> Router {
             )
                 .into_response()
         }))
+        // Outermost: a request over its IP's rate costs no routing, no
+        // body and no trace span.
+        .layer(middleware::from_fn_with_state(
+            limits.clone(),
+            limits::per_ip,
+        ))
+        .layer(axum::Extension(limits))
         .with_state(state)
 }
 
@@ -97,7 +110,9 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
+    let (client, started) = (trail::client_of(&req, &state), std::time::Instant::now());
     let resp = next.run(req).await;
+    trail::answered(&state, client, &method, &route, resp.status(), started);
     let m = &state.metrics;
     m.count_http(&method, &route, resp.status().as_u16());
     // Refusals are counted here, once, whichever guard or use case refused.

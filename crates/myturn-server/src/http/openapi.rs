@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, console, events, ops, pairing, users};
+use super::{admin, console, edge, events, ops, pairing, users};
 
 /// The document.
 #[derive(Debug, OpenApi)]
@@ -26,7 +26,8 @@ use super::{admin, console, events, ops, pairing, users};
         admin::admin_admit, admin::admin_lobby, admin::admin_reports, admin::admin_bans,
         admin::admin_ban, admin::admin_unban, admin::admin_users, admin::admin_kick,
         admin::admin_pairs, admin::admin_interests, admin::admin_sip_conf, admin::admin_media, admin::admin_history,
-        ops::healthz, ops::metrics, serve,
+        edge::admin_blocked, edge::admin_unblock,
+        ops::healthz, ops::readyz, ops::metrics, serve,
         console::page, console::script, console::style,
     ),
     modifiers(&Auth),

@@ -40,7 +40,7 @@ pub(crate) async fn create_user(
         ),
     }
     state.metrics.registrations.fetch_add(1, Relaxed);
-    tracing::info!(name = %resp.name, extension = %resp.sip.extension, "user registered");
+    tracing::info!(name = %resp.name, client = %ip, extension = %resp.sip.extension, "user registered");
     Ok((StatusCode::CREATED, Json(resp)))
 }
 
@@ -81,9 +81,9 @@ pub(crate) async fn refresh(
     match state.run(refresh).await {
         Ok(pair) => Ok(Json(pair)),
         Err(e) => {
-            if e == StoreError::Refused(CoreError::Token(TokenError::RefreshReused)) {
+            if let StoreError::Refused(CoreError::Token(TokenError::RefreshReused { user })) = &e {
                 state.metrics.refresh_reuse.fetch_add(1, Relaxed);
-                tracing::warn!(security = true, client = %ip, "spent refresh token presented again: session family revoked");
+                tracing::warn!(security = true, %user, client = %ip, "spent refresh token presented again: session family revoked");
             }
             Err(e.into())
         }

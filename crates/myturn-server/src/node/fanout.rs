@@ -4,7 +4,7 @@
 //!
 //! A socket is a bounded queue drained by its connection task; a client
 //! that lets its queue fill up is dropped (the task closes it with
-//! [`close::TOO_SLOW`]) rather than slowing anyone else down.
+//! `close::TOO_SLOW`) rather than slowing anyone else down.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -139,6 +139,17 @@ impl Sockets {
         }
     }
 
+    /// A user's hub, made if this node has none yet: a user registered
+    /// before this node started (or restarted) has one made when they
+    /// first open a stream or a long-poll here, after the store has just
+    /// authenticated them.
+    fn hub(&mut self, user: UserId) -> &mut Hub {
+        self.hubs.entry(user).or_insert_with(|| Hub {
+            gen: watch::channel(0).0,
+            sockets: Vec::new(),
+        })
+    }
+
     fn add(&mut self, family: u64) -> (Socket, mpsc::Receiver<Outbound>) {
         let (tx, rx) = mpsc::channel(SOCKET_QUEUE);
         let id = self.next_socket;
@@ -154,13 +165,7 @@ impl Deliver for Fanout {
         for d in deliveries {
             match d {
                 Delivery::Joined(user) => {
-                    s.hubs.insert(
-                        user,
-                        Hub {
-                            gen: watch::channel(0).0,
-                            sockets: Vec::new(),
-                        },
-                    );
+                    s.hub(user);
                 }
                 Delivery::Event(user, event) => s.event(user, event),
                 Delivery::Lobby { members, event } => reached += s.lobby(&members, event),
@@ -181,9 +186,10 @@ impl Fanout {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Subscribes to a user's wake-ups; `None` once the user is gone.
-    pub fn subscribe(&self, user: UserId) -> Option<watch::Receiver<u64>> {
-        self.lock().hubs.get(&user).map(|h| h.gen.subscribe())
+    /// Subscribes to a user's wake-ups (the sender drops when the user
+    /// leaves).
+    pub fn subscribe(&self, user: UserId) -> watch::Receiver<u64> {
+        self.lock().hub(user).gen.subscribe()
     }
 
     /// Open sockets of a user.
@@ -198,16 +204,13 @@ impl Fanout {
 
     /// Registers a user's socket in session `family`; returns its id and
     /// receiver (`None` once the user is gone).
-    pub fn attach(&self, user: UserId, family: u64) -> Option<(u64, mpsc::Receiver<Outbound>)> {
+    pub fn attach(&self, user: UserId, family: u64) -> (u64, mpsc::Receiver<Outbound>) {
         let mut s = self.lock();
-        if !s.hubs.contains_key(&user) {
-            return None;
-        }
         let (socket, rx) = s.add(family);
         let id = socket.id;
-        s.hubs.get_mut(&user)?.sockets.push(socket);
+        s.hub(user).sockets.push(socket);
         s.open += 1;
-        Some((id, rx))
+        (id, rx)
     }
 
     /// Registers an admin socket.

@@ -28,10 +28,16 @@ impl AppState {
         if found.is_some() || wait.is_zero() {
             return Ok(found);
         }
-        let Some(rx) = rx.as_mut() else {
-            return Err(CoreError::UserGone.into());
-        };
-        self.run(Watch { uid, open: true }).await?;
+        let now = self.now();
+        let until = now.unix_ms_of(now.mono + wait);
+        self.run_at(
+            Watch {
+                uid,
+                until: Some(until),
+            },
+            now,
+        )
+        .await?;
         // Closes the watch when this future ends, also when the client
         // hangs up mid-wait and the future is dropped.
         struct Unwatch(AppState, UserId);
@@ -40,7 +46,7 @@ impl AppState {
                 let (state, uid) = (self.0.clone(), self.1);
                 let now = state.now();
                 let mut done = Box::pin(async move {
-                    let _ = state.run_at(Watch { uid, open: false }, now).await;
+                    let _ = state.run_at(Watch { uid, until: None }, now).await;
                 });
                 // The in-memory store is done at the first poll; a
                 // networked one finishes in a task of its own.

@@ -1,7 +1,8 @@
 //! The node: what one server process holds around the [`Store`]: its
 //! clock, its sockets (the fan-out), the token signer, the PBX link, the
 //! metrics and the tunables, shared by handlers and background tasks as
-//! [`AppState`]; and the runtime tasks (sweeper, console history).
+//! [`AppState`]; the runtime tasks (sweeper, console history); and the
+//! lifecycle log of what use cases did.
 //!
 //! Everything here is per node; everything shared by nodes (users, pairs,
 //! sessions, bans, rate limits) is behind the [`Store`]. Handlers run a
@@ -12,6 +13,8 @@ mod histogram;
 pub(crate) mod history;
 pub(crate) mod longpoll;
 pub mod metrics;
+pub mod refusals;
+mod story;
 pub(crate) mod sweeper;
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -58,6 +61,8 @@ pub struct Settings {
     pub warning: Option<String>,
     /// Peers whose `Forwarded` / `X-Forwarded-For` are believed.
     pub trusted_proxies: Vec<Cidr>,
+    /// This node's name among the nodes sharing a store.
+    pub node_id: String,
 }
 
 /// Cheap to clone; shared by every handler and background task.
@@ -81,6 +86,8 @@ pub struct Inner {
     pub pbx: Arc<PbxSync>,
     /// Counters.
     pub metrics: Metrics,
+    /// Refused tokens, told once per client and window.
+    pub refusals: refusals::Refusals,
     /// When the sweeper must run next (a waiting user's interest wait).
     pub alarm: sweeper::Alarm,
     /// Tunables.
@@ -127,7 +134,10 @@ impl AppState {
             self.metrics.pairings.record(&out.pairings);
         }
         if let Some(at) = out.wake_at {
-            self.alarm.set(at);
+            self.alarm.set(now.mono_of(at));
+        }
+        if !out.story.is_empty() {
+            story::log(&out.story, || story::media_path(&self.pbx.media().mode));
         }
         let reply = U::output(out.reply)
             .ok_or_else(|| StoreError::Unavailable("the store answered another use case".into()))?;

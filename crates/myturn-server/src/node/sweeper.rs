@@ -1,6 +1,8 @@
 //! The periodic sweep's task: lease, grace, answer timeout, interest
 //! fallbacks, rematch. It runs every quarter of the shortest timeout, and
-//! at once when a use case set a deadline sooner ([`Alarm`]).
+//! at once when a use case set a deadline sooner ([`Alarm`]). Among nodes
+//! sharing a state, the one holding the sweeper's lease runs it on the
+//! clock.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -28,18 +30,19 @@ impl Alarm {
     }
 
     /// Sleeps until `periodic` or the alarm, whichever comes first; the
-    /// alarm is spent when it rings.
-    async fn sleep(&self, periodic: Instant) {
+    /// alarm is spent when it rings. Answers whether it rang.
+    async fn sleep(&self, periodic: Instant) -> bool {
         loop {
             let at = *self.at.lock().unwrap_or_else(|e| e.into_inner());
             let until = at.map_or(periodic, |a| a.min(periodic));
             tokio::select! {
                 _ = tokio::time::sleep_until(until.into()) => {
                     let mut cur = self.at.lock().unwrap_or_else(|e| e.into_inner());
-                    if cur.is_some_and(|a| a <= Instant::now()) {
+                    let rang = cur.is_some_and(|a| a <= Instant::now());
+                    if rang {
                         *cur = None;
                     }
-                    return;
+                    return rang;
                 }
                 _ = self.changed.notified() => {}
             }
@@ -61,9 +64,15 @@ pub(crate) fn spawn(
         .max(Duration::from_millis(250));
     tokio::spawn(async move {
         loop {
-            tokio::select! {
-                _ = state.alarm.sleep(Instant::now() + every) => {}
+            let rang = tokio::select! {
+                rang = state.alarm.sleep(Instant::now() + every) => rang,
                 _ = stop.wait_for(|&s| s) => return,
+            };
+            state.refusals.flush(Instant::now());
+            // Nodes sharing a state take turns: one sweeps on the clock,
+            // and a node whose own use case set a deadline sweeps then.
+            if !rang && !state.store.leads_sweep() {
+                continue;
             }
             let swept = match state.sweep(state.now()).await {
                 Ok(s) => s,

@@ -64,7 +64,7 @@ pub struct Rendered {
 /// The Asterisk CLI commands that load the generated files.
 pub fn reload_commands(kind: PbxKind) -> &'static [&'static str] {
     match kind {
-        PbxKind::None | PbxKind::Builtin => &[],
+        PbxKind::None | PbxKind::Builtin | PbxKind::Kamailio => &[],
         PbxKind::Asterisk => &["sip reload", "dialplan reload"],
         PbxKind::AsteriskPjsip => &["module reload res_pjsip.so", "dialplan reload"],
     }
@@ -89,7 +89,7 @@ pub fn render(
         }
     };
     match kind {
-        PbxKind::None | PbxKind::Builtin => Vec::new(),
+        PbxKind::None | PbxKind::Builtin | PbxKind::Kamailio => Vec::new(),
         PbxKind::Asterisk => vec![
             Rendered {
                 name: SIP_FILE,

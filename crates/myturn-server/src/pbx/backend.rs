@@ -8,6 +8,8 @@
 //! * [`Builtin`](super::builtin::Builtin): the built-in registrar/proxy,
 //!   fed its account directory in memory; it also reports its SIP and
 //!   media figures (`super::builtin`).
+//! * [`Kamailio`](super::kamailio::Kamailio): the accounts in Redis, for
+//!   Kamailio nodes' db_redis (`super::kamailio`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -34,6 +36,10 @@ pub enum SyncError {
     /// The PBX did not reload.
     #[error("reload failed: {0}")]
     Reload(#[from] ReloadError),
+    /// A backend's account store (Kamailio's Redis) did not take the
+    /// accounts. Boxed, so this module names no backend.
+    #[error(transparent)]
+    Accounts(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// One sync pass's inputs: the users the PBX must hold, what is on
@@ -116,6 +122,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Tests only: the accounts an in-process PBX holds now.
     #[doc(hidden)]
     fn directory(&self) -> Option<Vec<Account>> {
+        None
+    }
+    /// The SIP edge of a PBX that runs in this process (its blocked
+    /// sources, and unblocking them), if any.
+    fn sip_edge(&self) -> Option<myturn_pbx::driver::PbxHandle> {
         None
     }
 }

@@ -21,6 +21,17 @@ pub enum SetupError {
         "--media-relay rtpengine needs rtpengine's ng control address: --rtpengine udp:IP:PORT"
     )]
     RtpengineMissing,
+    /// `--pbx kamailio` without `--kamailio-redis` or `--state redis://…`.
+    #[error("--pbx kamailio needs the Redis its Kamailio nodes read: --kamailio-redis redis://HOST:PORT/DB (or --state redis://… to use the state's Redis)")]
+    KamailioRedisMissing,
+    /// `--kamailio-redis` is not a Redis URL.
+    #[error("--kamailio-redis {url}: {reason} (expected redis://[:PASSWORD@]HOST:PORT/DB)")]
+    KamailioRedis {
+        /// The URL, password hidden.
+        url: String,
+        /// Why.
+        reason: String,
+    },
     /// `--reload command` with an empty command.
     #[error("--reload-command is empty")]
     EmptyReloadCommand,

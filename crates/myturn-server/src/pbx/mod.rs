@@ -1,6 +1,7 @@
 //! The PBX backends and the task that keeps the PBX in step with the
 //! users: the built-in registrar/proxy (`myturn-pbx`, fed the account
-//! directory in memory) or Asterisk (generated files + reload).
+//! directory in memory), Asterisk (generated files + reload), or
+//! Kamailio (the accounts in Redis, changes only).
 //!
 //! The pairing logic never talks to a PBX directly, nor knows which one
 //! runs: a use case that changes the accounts says so in its
@@ -18,6 +19,7 @@ pub mod builtin;
 mod counters;
 mod error;
 mod files;
+pub mod kamailio;
 pub mod reload;
 pub mod setup;
 pub mod sync;
@@ -25,6 +27,7 @@ pub mod sync;
 pub use backend::{AsteriskFiles, Backend, LiveSummary, NoPbx, SyncError};
 pub use builtin::Builtin;
 pub use counters::PbxCounters;
+pub use kamailio::{Kamailio, KamailioError};
 pub use sync::{PbxStatus, PbxSync};
 
 /// Which PBX the server drives (the `--pbx` flag's values).

@@ -7,9 +7,10 @@ use std::time::Duration;
 use super::asterisk::RenderOptions;
 use super::builtin::run::{self, BuiltinPbx};
 pub use super::error::SetupError;
+use super::kamailio::{writer::shown, Kamailio};
 use super::reload::Reloader;
 use super::sync::PbxSync;
-use crate::config::{read_secret, Config, PbxKind, ReloadMethod};
+use crate::config::{read_secret, Config, PbxKind, ReloadMethod, StateUrl};
 
 /// The PBX as set up.
 #[derive(Debug)]
@@ -40,6 +41,24 @@ pub fn setup(cfg: &Config, seed: Option<u64>, tls: bool) -> Result<Setup, SetupE
             sip_domain,
         });
     }
+    if cfg.pbx == PbxKind::Kamailio {
+        // The accounts go where the nodes' state is unless told
+        // otherwise: one Redis to run (the key prefixes do not meet).
+        let url = match (&cfg.kamailio_redis, &cfg.state) {
+            (Some(url), _) => url.as_str(),
+            (None, StateUrl::Redis(url)) => url.as_str(),
+            (None, StateUrl::Memory) => return Err(SetupError::KamailioRedisMissing),
+        };
+        let backend = Kamailio::new(url, &sip_domain).map_err(|e| SetupError::KamailioRedis {
+            url: shown(url),
+            reason: e.to_string(),
+        })?;
+        return Ok(Setup {
+            sync: PbxSync::with_backend(Box::new(backend), Duration::from_millis(cfg.coalesce_ms)),
+            builtin: None,
+            sip_domain,
+        });
+    }
     let sync = PbxSync::new(
         cfg.pbx,
         cfg.asterisk_conf_dir.clone(),
@@ -61,7 +80,9 @@ pub fn setup(cfg: &Config, seed: Option<u64>, tls: bool) -> Result<Setup, SetupE
 /// How Asterisk is made to load the generated files.
 fn reloader(cfg: &Config) -> Result<Reloader, SetupError> {
     Ok(match (cfg.pbx, cfg.reload) {
-        (PbxKind::None | PbxKind::Builtin, _) | (_, ReloadMethod::None) => Reloader::None,
+        (PbxKind::None | PbxKind::Builtin | PbxKind::Kamailio, _) | (_, ReloadMethod::None) => {
+            Reloader::None
+        }
         (_, ReloadMethod::Command) => {
             Reloader::command(&cfg.reload_command).ok_or(SetupError::EmptyReloadCommand)?
         }

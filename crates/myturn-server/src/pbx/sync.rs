@@ -24,6 +24,8 @@ use crate::prom::counter;
 
 /// First retry delay after a failure; doubles up to [`MAX_BACKOFF`].
 pub const MIN_BACKOFF: Duration = Duration::from_millis(500);
+/// How often a node that shares the state asks whether it writes.
+const LEASE_CHECK: Duration = Duration::from_secs(1);
 /// Longest retry delay.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long `POST /v1/users` waits for the PBX to take a new account
@@ -79,6 +81,17 @@ pub struct PbxSync {
     progress: watch::Sender<Progress>,
     /// The sync task is running (not in router-only tests).
     running: std::sync::atomic::AtomicBool,
+    /// Set when other nodes share the state: see [`PbxSync::share`].
+    shared: std::sync::OnceLock<Writer>,
+}
+
+/// Whether this node is the one that writes, while it shares the state.
+pub struct Writer(pub Box<dyn Fn() -> bool + Send + Sync>);
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Writer")
+    }
 }
 
 impl crate::store::PbxNotify for PbxSync {
@@ -98,7 +111,8 @@ impl PbxSync {
         window: Duration,
     ) -> Self {
         let backend: Box<dyn Backend> = match kind {
-            PbxKind::None | PbxKind::Builtin => Box::new(NoPbx),
+            // Kamailio: `setup` builds its backend (`with_backend`).
+            PbxKind::None | PbxKind::Builtin | PbxKind::Kamailio => Box::new(NoPbx),
             PbxKind::Asterisk | PbxKind::AsteriskPjsip => Box::new(AsteriskFiles {
                 kind,
                 dir,
@@ -129,7 +143,21 @@ impl PbxSync {
             dirty_generation: AtomicU64::new(0),
             progress: watch::channel(Progress::default()).0,
             running: std::sync::atomic::AtomicBool::new(false),
+            shared: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Other nodes share the state, and so the PBX: passes run only while
+    /// `writer` says this node is the one (the Asterisk files have one
+    /// writer, chosen by a lease), and the PBX is not emptied at shutdown
+    /// (the users live on). While another node writes, registrations here
+    /// do not wait for its reload.
+    pub fn share(&self, writer: Writer) {
+        let _ = self.shared.set(writer);
+    }
+
+    fn writes(&self) -> bool {
+        self.shared.get().is_none_or(|w| (w.0)())
     }
 
     /// Waits, at most `timeout`, until the PBX can authenticate every
@@ -224,6 +252,11 @@ impl PbxSync {
         self.backend.media()
     }
 
+    /// The built-in PBX's SIP edge (blocked sources), when it runs here.
+    pub fn sip_edge(&self) -> Option<myturn_pbx::driver::PbxHandle> {
+        self.backend.sip_edge()
+    }
+
     /// Says the registry changed in a way the PBX must see. Never blocks;
     /// many calls before the task wakes cost one write.
     pub fn mark_dirty(&self) -> u64 {
@@ -308,35 +341,67 @@ impl PbxSync {
         let mut st = SyncState::default();
         let mut backoff = MIN_BACKOFF;
         self.running.store(true, Ordering::Release);
+        // A pass is due: at start, after a change, after a failure, and
+        // when this node becomes the writer.
+        let mut due = true;
+        let mut ok = true;
+        let mut retry_at = tokio::time::Instant::now();
         loop {
-            // Everything marked before the snapshot is in it.
-            let g = self.dirty_generation.load(Ordering::Acquire);
-            let ok = self.pass(&snapshot().await, &mut st).await;
-            self.progress.send_modify(|p| {
-                if ok {
-                    p.loaded = g;
-                } else {
-                    p.failed = g;
+            if !self.writes() {
+                if self.running.swap(false, Ordering::AcqRel) {
+                    tracing::info!(pbx = self.name(), "another node writes the PBX config");
                 }
-            });
-            if ok {
-                backoff = MIN_BACKOFF;
+                // Its next pass starts from nothing: the other writer may
+                // have left the PBX in any state.
+                st = SyncState::default();
+                due = true;
+                tokio::select! {
+                    _ = tokio::time::sleep(LEASE_CHECK) => continue,
+                    _ = shutdown.wait_for(|&s| s) => break,
+                }
             }
-            tokio::select! {
-                _ = self.dirty.notified() => {}
-                _ = tokio::time::sleep(backoff), if !ok => {
+            if !self.running.swap(true, Ordering::AcqRel) {
+                tracing::info!(pbx = self.name(), "this node writes the PBX config");
+            }
+            if due {
+                // Everything marked before the snapshot is in it.
+                let g = self.dirty_generation.load(Ordering::Acquire);
+                ok = self.pass(&snapshot().await, &mut st).await;
+                self.progress.send_modify(|p| {
+                    if ok {
+                        p.loaded = g;
+                    } else {
+                        p.failed = g;
+                    }
+                });
+                if ok {
+                    backoff = MIN_BACKOFF;
+                } else {
+                    retry_at = tokio::time::Instant::now() + backoff;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
-                _ = shutdown.wait_for(|&s| s) => break,
             }
-            tokio::select! {
-                _ = tokio::time::sleep(self.window) => {}
+            due = tokio::select! {
+                _ = self.dirty.notified() => true,
+                // Only to see whether this node still writes.
+                _ = tokio::time::sleep(LEASE_CHECK), if self.shared.get().is_some() => false,
+                _ = tokio::time::sleep_until(retry_at), if !ok => true,
                 _ = shutdown.wait_for(|&s| s) => break,
+            };
+            if due {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.window) => {}
+                    _ = shutdown.wait_for(|&s| s) => break,
+                }
             }
         }
-        self.running.store(false, Ordering::Release);
-        tracing::info!("shutting down: removing every user from the PBX config");
-        self.pass(&[], &mut st).await;
+        let wrote = self.running.swap(false, Ordering::AcqRel);
+        if self.shared.get().is_some() {
+            tracing::info!("shutting down: the PBX config stays for the other nodes");
+        } else if wrote {
+            tracing::info!("shutting down: removing every user from the PBX config");
+            self.pass(&[], &mut st).await;
+        }
     }
 }
 

@@ -56,10 +56,15 @@ impl Store for MemoryStore {
                 reply,
                 reached,
                 pairings: fx.pairings,
+                story: fx.story,
                 wake_at: fx.wake_at,
             })
             .map_err(StoreError::Refused);
         Box::pin(std::future::ready(outcome))
+    }
+
+    fn kind(&self) -> &'static str {
+        "memory"
     }
 
     fn inspect(&self, f: &mut dyn FnMut(&mut Core)) {

@@ -20,14 +20,16 @@
 //! for how a networked store does that without a second copy of them.
 
 mod memory;
+pub mod redis;
 
+pub use self::redis::{RedisConfig, RedisStore};
 pub use memory::MemoryStore;
 
 use std::future::Future;
 use std::pin::Pin;
 
 use crate::clock::At;
-use crate::core::effects::PairMade;
+use crate::core::effects::{PairMade, Told};
 use crate::core::{Command, Core, CoreError, Delivery, Reply};
 
 /// Why a store did not answer a command with its reply.
@@ -51,8 +53,11 @@ pub struct Outcome {
     pub reached: usize,
     /// Pairs made (for the metrics).
     pub pairings: Vec<PairMade>,
-    /// When a sweep next has work, if the step set a deadline.
-    pub wake_at: Option<std::time::Instant>,
+    /// The lifecycle steps, for the node's log.
+    pub story: Vec<Told>,
+    /// When a sweep next has work (Unix milliseconds), if the step set a
+    /// deadline.
+    pub wake_at: Option<u64>,
 }
 
 /// A command under way.
@@ -75,6 +80,32 @@ pub trait PbxNotify: Send + Sync + std::fmt::Debug {
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Runs `command` at `now`, as one atomic step.
     fn execute(&self, command: Command, now: At) -> Pending<'_>;
+    /// As `--state` names it (`memory`, `redis`).
+    fn kind(&self) -> &'static str;
+    /// Why the store cannot serve right now, if it cannot.
+    fn error(&self) -> Option<String> {
+        None
+    }
+    /// Whether this node runs the periodic sweep (with several nodes on
+    /// one store, one of them does).
+    fn leads_sweep(&self) -> bool {
+        true
+    }
+    /// Whether this node holds the named lease (one node at a time does,
+    /// and it moves when that node dies); alone on its state, always.
+    fn holds(&self, _lease: &str) -> bool {
+        true
+    }
+    /// Whether other nodes share this state.
+    fn shared(&self) -> bool {
+        false
+    }
+    /// Leaves the nodes sharing this state, at shutdown: what is buffered
+    /// is written, this node's streams are closed for the others to see,
+    /// its leases are given up.
+    fn leave(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(std::future::ready(()))
+    }
     /// Tests only: runs `f` on the in-memory core, if this is one.
     #[doc(hidden)]
     fn inspect(&self, _f: &mut dyn FnMut(&mut Core)) {}

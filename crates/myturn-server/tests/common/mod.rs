@@ -1,12 +1,41 @@
-//! Helpers shared by the server's integration tests.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Helpers shared by the server's integration tests (every target, the
+//! `interop` one included): the configuration a test server runs with,
+//! and its three ways in, each in a module of its own and re-exported
+//! here:
+//!
+//! * [`router`]: the router driven in the test process with
+//!   `tower::ServiceExt::oneshot`, no socket (`call`, `register`, …);
+//! * [`live`]: the server serving real HTTP on a loopback port, and a
+//!   reqwest client of it ([`Live`], [`Api`]), for a server in this
+//!   process or the binary in a process of its own;
+//! * [`ws`]: its WebSocket event streams, with tokio-tungstenite.
+//!
+//! Real peers (a browser, curl, Kamailio), TLS certificates and free
+//! ports come from myturn-testkit.
+#![allow(
+    dead_code,
+    unused_imports,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
+pub mod live;
+pub mod race;
+pub mod router;
+pub mod sip;
+pub mod ws;
+
+use std::path::Path;
+
 use myturn_server::{App, Config};
+use myturn_testkit::tls::TestCa;
 use serde_json::Value;
-use tower::ServiceExt;
+
+pub use live::{admin_get, live, serve, Api, Live};
+pub use router::{
+    call, delete, error_code, get, post, put, refresh, register, send, set_status, Resp,
+};
 
 pub const ADMIN: &str = "admin-token-for-tests-0123456789";
 
@@ -27,90 +56,8 @@ pub fn app() -> App {
     app_with(&config())
 }
 
-pub struct Resp {
-    pub status: StatusCode,
-    pub headers: axum::http::HeaderMap,
-    pub body: Value,
-    pub text: String,
-}
-
-pub async fn send(app: &App, req: Request<Body>) -> Resp {
-    let resp = app.router().oneshot(req).await.expect("infallible");
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Resp {
-        status,
-        headers,
-        body,
-        text,
-    }
-}
-
-pub async fn call(
-    app: &App,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Resp {
-    let mut b = Request::builder().method(method).uri(path);
-    if let Some(t) = token {
-        b = b.header("authorization", format!("Bearer {t}"));
-    }
-    let req = match body {
-        Some(v) => b
-            .header("content-type", "application/json")
-            .body(Body::from(v.to_string()))
-            .unwrap(),
-        None => b.body(Body::empty()).unwrap(),
-    };
-    send(app, req).await
-}
-
-/// Registers `name`; returns the whole 201 body.
-pub async fn register(app: &App, name: &str) -> Value {
-    let r = call(
-        app,
-        Method::POST,
-        "/v1/users",
-        None,
-        Some(serde_json::json!({ "name": name })),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{name}: {}", r.text);
-    r.body
-}
-
-/// `PUT /v1/me/status` with just a status.
-pub async fn set_status(app: &App, token: &str, status: &str) -> Resp {
-    call(
-        app,
-        Method::PUT,
-        "/v1/me/status",
-        Some(token),
-        Some(serde_json::json!({ "status": status })),
-    )
-    .await
-}
-
 pub fn token(v: &Value) -> String {
     v["token"].as_str().unwrap().to_owned()
-}
-
-/// Asserts the standard error body and returns its code.
-pub fn error_code(r: &Resp) -> String {
-    let code = r.body["error"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error body: {}", r.text));
-    assert!(
-        !r.body["error"]["message"].as_str().unwrap_or("").is_empty(),
-        "empty message: {}",
-        r.text
-    );
-    code.to_owned()
 }
 
 /// A relay port range no other server in this test process uses (tests
@@ -124,15 +71,17 @@ pub fn own_media_ports() -> myturn_server::config::PortRange {
     myturn_server::config::PortRange(lo..=lo + 19)
 }
 
-/// `GET {base}{path}` with the admin token, over a real connection: the
-/// JSON body.
-pub async fn admin_get(http: &reqwest::Client, base: &str, path: &str) -> Value {
-    http.get(format!("{base}{path}"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+/// A CA of the test's own in `dir` (`ca.pem`) and a server certificate
+/// for `localhost` and 127.0.0.1 it signed (`cert.pem`, `key.pem`), whose
+/// CN says `myturn first`.
+pub fn pki(dir: &Path) -> TestCa {
+    TestCa::new(dir, "myTurn test CA", "myturn first")
+}
+
+/// [`config`] serving HTTPS (and SIP over TLS) with `pki`'s certificate.
+pub fn tls_config(pki: &TestCa) -> Config {
+    let mut cfg = config();
+    cfg.tls_cert = Some(pki.cert.clone());
+    cfg.tls_key = Some(pki.key.clone());
+    cfg
 }

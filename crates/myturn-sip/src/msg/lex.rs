@@ -51,7 +51,6 @@ pub(super) enum RawStart<'a> {
 
 pub(super) struct Lexed<'a> {
     pub(super) start: RawStart<'a>,
-    pub(super) start_line: &'a str,
     /// (canonical name, unfolded value)
     pub(super) headers: Vec<(Cow<'static, str>, String)>,
     pub(super) body: &'a [u8],
@@ -106,7 +105,6 @@ pub(super) fn lex(data: &[u8]) -> Result<Lexed<'_>, ParseError> {
     }
     Ok(Lexed {
         start,
-        start_line,
         headers,
         body,
         bad,

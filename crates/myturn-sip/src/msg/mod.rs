@@ -141,13 +141,26 @@ impl Method {
             return None;
         }
         // rsip matches case-insensitively; SIP methods are case-sensitive.
-        match rsip::Method::all()
-            .into_iter()
-            .find(|m| m.to_string() == token)
-        {
-            Some(m) => Some(Method::Known(m)),
-            None => Some(Method::Extension(token.to_owned())),
-        }
+        // Compared as rsip spells them, without rendering each one.
+        use rsip::Method as M;
+        let known = match token {
+            "ACK" => M::Ack,
+            "BYE" => M::Bye,
+            "CANCEL" => M::Cancel,
+            "INFO" => M::Info,
+            "INVITE" => M::Invite,
+            "MESSAGE" => M::Message,
+            "NOTIFY" => M::Notify,
+            "OPTIONS" => M::Options,
+            "PRACK" => M::PRack,
+            "PUBLISH" => M::Publish,
+            "REFER" => M::Refer,
+            "REGISTER" => M::Register,
+            "SUBSCRIBE" => M::Subscribe,
+            "UPDATE" => M::Update,
+            _ => return Some(Method::Extension(token.to_owned())),
+        };
+        Some(Method::Known(known))
     }
 
     /// Whether this is `rsip`'s method `m`.

@@ -14,7 +14,8 @@ use std::time::Duration;
 use myturn_sip::sdp::Sdp;
 use myturn_sip::ua::{EndedBy, Event};
 use myturn_testkit::kamailio::{self, Kamailio, Script};
-use myturn_testkit::sip::{agent, ended, expect, incoming, seen};
+use myturn_testkit::sip::{agent, ended, expect, failed, incoming, seen};
+use myturn_testkit::tls::TestCa;
 use myturn_testkit::{ports, skip, wait, Peer, Scratch};
 
 const A: (&str, &str) = ("111000", "alice-Pw1");
@@ -155,13 +156,7 @@ async fn call_through_kamailio(algorithm: &str) {
 
     // An unknown extension: Kamailio's 404 reaches A as a clear failure.
     let c3 = a.invite("199999", &offer(4004, "YWxpY2U")).await.unwrap();
-    expect(&mut a, "404", |e| match e {
-        Event::CallFailed {
-            call, code: 404, ..
-        } if *call == c3 => Some(()),
-        _ => None,
-    })
-    .await;
+    failed(&mut a, "404", c3, 404).await;
 
     assert!(a.shutdown(Duration::from_secs(5)).await);
     assert!(b.shutdown(Duration::from_secs(5)).await);
@@ -199,21 +194,9 @@ async fn kamailio_refuses_a_wrong_password() {
 }
 
 /// A CA, and a certificate for 127.0.0.1 and `localhost` it signed, in
-/// `dir`: the agents' trust store, and Kamailio's cert.pem/key.pem.
-fn tls_files(dir: &Path) -> rustls::RootCertStore {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "Kamailio interop CA");
-    let ca = ca.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+/// `dir`: the agents' CA, and Kamailio's cert.pem/key.pem and tls.cfg.
+fn tls_files(dir: &Path) -> TestCa {
+    let ca = TestCa::new(dir, "Kamailio interop CA", "localhost");
     std::fs::write(
         dir.join("tls.cfg"),
         format!(
@@ -224,9 +207,7 @@ fn tls_files(dir: &Path) -> rustls::RootCertStore {
         ),
     )
     .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.der().clone()).unwrap();
-    roots
+    ca
 }
 
 async fn tls_agent(
@@ -249,7 +230,7 @@ async fn two_agents_call_through_kamailio_over_tls() {
         return;
     }
     let dir = Scratch::new();
-    let roots = tls_files(dir.path());
+    let ca = tls_files(dir.path());
     let tls_port = ports::free_tcp_port();
     let Some((mut kamailio, _udp)) = start_kamailio(
         dir.path(),
@@ -260,17 +241,10 @@ async fn two_agents_call_through_kamailio_over_tls() {
     };
     let proxy: SocketAddr = format!("127.0.0.1:{tls_port}").parse().unwrap();
     wait::tcp_listening(proxy, Duration::from_secs(10), Some(&mut kamailio)).await;
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
     let target = myturn_sip::driver::TlsTarget {
         proxy,
         name: rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-        connector: tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)),
+        connector: ca.connector(),
     };
     let mut a = tls_agent(A.0, A.1, &target).await;
     let mut b = tls_agent(B.0, B.1, &target).await;

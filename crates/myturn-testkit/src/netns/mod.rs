@@ -7,10 +7,11 @@
 //! when the peers are [`required`](crate::skip::required) that is a
 //! failure.
 
+mod bridge;
 mod homes;
 mod veth;
 
-pub use homes::{Homes, Nat, Site};
+pub use homes::{Homes, Jitter, Nat, Site};
 pub use veth::Veth;
 
 use std::process::{Command, Stdio};

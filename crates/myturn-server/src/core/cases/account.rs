@@ -18,9 +18,11 @@ use crate::core::usecase::UseCase;
 /// Takes one token from a per-request rate limit.
 pub(crate) fn limit(cx: &mut Ctx<'_>, key: LimitKey, what: Limit) -> Result<(), CoreError> {
     let enabled = cx.cfg().rate_limits;
-    limits::check(cx.st, enabled, key, cx.now.mono).map_err(|retry_after| CoreError::RateLimited {
-        limit: what,
-        retry_after,
+    limits::check(cx.st, enabled, key, cx.now.unix_ms).map_err(|retry_after| {
+        CoreError::RateLimited {
+            limit: what,
+            retry_after,
+        }
     })
 }
 
@@ -101,7 +103,7 @@ impl UseCase for Authenticate {
         if !sessions::is_live(cx.st, claims.sid, claims.uid) {
             return Err(CoreError::SessionEnded);
         }
-        liveness::touch(cx.st, claims.uid, cx.now.mono)?;
+        liveness::touch(cx.st, claims.uid, cx.now.unix_ms)?;
         let status = cx.st.user(claims.uid).ok_or(CoreError::UserGone)?.status;
         Ok(Session {
             uid: claims.uid,
@@ -139,7 +141,7 @@ impl UseCase for Reauth {
 
 /// `POST /v1/session/refresh`: spends a refresh token for a new pair. A
 /// spent token presented again revokes its whole family (its open streams
-/// close) and fails with [`TokenError::RefreshReused`].
+/// close) and fails with [`TokenError::RefreshReused`] (naming whose).
 #[derive(Clone)]
 pub struct Refresh {
     /// The refresh token presented.
@@ -164,14 +166,14 @@ impl UseCase for Refresh {
             match sessions::rotate(cx.st, &self.token, &mut *cx.token_rng) {
                 sessions::Rotated::Next { uid, family, token } => (uid, family, token),
                 sessions::Rotated::Refused { error, revoked } => {
-                    if let (TokenError::RefreshReused, Some(f)) = (&error, revoked) {
+                    if let (TokenError::RefreshReused { .. }, Some(f)) = (&error, revoked) {
                         cx.fx.deliveries.push(Delivery::FamilyRevoked(f));
                     }
                     return Err(error.into());
                 }
             };
         let name = cx.st.user(uid).ok_or(CoreError::UserGone)?.name.clone();
-        liveness::touch(cx.st, uid, cx.now.mono)?;
+        liveness::touch(cx.st, uid, cx.now.unix_ms)?;
         Ok(TokenPair {
             token: cx.rules.jwt.issue(&name, uid, family, cx.now.unix()),
             refresh_token,

@@ -75,7 +75,7 @@ impl UseCase for Typing {
         let uid = self.uid;
         let key = LimitKey::Typing(uid);
         let enabled = cx.cfg().rate_limits;
-        if !cx.st.in_lobby(uid) || limits::check(cx.st, enabled, key, cx.now.mono).is_err() {
+        if !cx.st.in_lobby(uid) || limits::check(cx.st, enabled, key, cx.now.unix_ms).is_err() {
             return Ok(());
         }
         let Some(from) = cx.st.name_of(uid) else {

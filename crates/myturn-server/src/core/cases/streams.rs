@@ -2,14 +2,12 @@
 //! event streams opening and closing), and the periodic sweep that acts
 //! on it.
 
-use std::time::Instant;
-
 use myturn_wire::LeaveReason;
 
 use crate::core::context::Ctx;
 use crate::core::error::CoreError;
 use crate::core::rules::{limits, liveness, pairs, users};
-use crate::core::state::{StateExt, UserId};
+use crate::core::state::{Millis, NodeId, StateExt, UserId};
 use crate::core::usecase::UseCase;
 
 /// Activity from `uid` (a message or pong on its stream).
@@ -22,40 +20,41 @@ pub struct Heard {
 impl UseCase for Heard {
     type Output = ();
     fn apply(self, cx: &mut Ctx<'_>) -> Result<(), CoreError> {
-        liveness::touch(cx.st, self.uid, cx.now.mono)
+        liveness::touch(cx.st, self.uid, cx.now.unix_ms)
     }
 }
 
-/// A long-poll of `uid` opened (`open`) or closed.
+/// A long-poll of `uid` opened, to last until `until` at most, or
+/// (`None`) closed.
 #[derive(Debug, Clone)]
 pub struct Watch {
     /// Who.
     pub uid: UserId,
-    /// Opened, or closed.
-    pub open: bool,
+    /// Opened until then (Unix milliseconds), or closed.
+    pub until: Option<Millis>,
 }
 
 impl UseCase for Watch {
     type Output = ();
     fn apply(self, cx: &mut Ctx<'_>) -> Result<(), CoreError> {
-        liveness::watch(cx.st, self.uid, self.open, cx.now.mono);
+        liveness::watch(cx.st, self.uid, self.until, cx.now.unix_ms);
         Ok(())
     }
 }
 
-/// An event stream of `uid` opened: it is watched, and a reconnect ends
-/// the grace.
+/// An event stream of `uid` opened on `node`: a reconnect ends the grace.
 #[derive(Debug, Clone)]
 pub struct StreamOpened {
     /// Who.
     pub uid: UserId,
+    /// The node holding it.
+    pub node: NodeId,
 }
 
 impl UseCase for StreamOpened {
     type Output = ();
     fn apply(self, cx: &mut Ctx<'_>) -> Result<(), CoreError> {
-        liveness::watch(cx.st, self.uid, true, cx.now.mono);
-        liveness::stream_opened(cx.st, self.uid);
+        liveness::stream_opened(cx.st, self.uid, &self.node, cx.now.unix_ms);
         Ok(())
     }
 }
@@ -66,16 +65,37 @@ impl UseCase for StreamOpened {
 pub struct StreamClosed {
     /// Who.
     pub uid: UserId,
-    /// When the stream was last heard.
-    pub last_heard: Instant,
+    /// When the stream was last heard (Unix milliseconds).
+    pub last_heard: Millis,
 }
 
 impl UseCase for StreamClosed {
     type Output = ();
     fn apply(self, cx: &mut Ctx<'_>) -> Result<(), CoreError> {
-        liveness::watch(cx.st, self.uid, false, cx.now.mono);
-        liveness::stream_closed(cx.st, self.uid, self.last_heard);
+        liveness::stream_closed(cx.st, self.uid, self.last_heard, cx.now.unix_ms);
         Ok(())
+    }
+}
+
+/// A node died (its heartbeat stopped): the streams it held closed when
+/// it was last heard of, at `at`. Answers whose they were.
+#[derive(Debug, Clone)]
+pub struct NodeGone {
+    /// Which node.
+    pub node: NodeId,
+    /// When it was last alive (Unix milliseconds).
+    pub at: Millis,
+}
+
+impl UseCase for NodeGone {
+    type Output = Vec<String>;
+    fn apply(self, cx: &mut Ctx<'_>) -> Result<Vec<String>, CoreError> {
+        let mut ids = cx.st.users_on_node(&self.node);
+        ids.sort_unstable();
+        for &id in &ids {
+            liveness::node_gone(cx.st, id, self.at);
+        }
+        Ok(ids.iter().filter_map(|&id| cx.st.name_of(id)).collect())
     }
 }
 
@@ -101,7 +121,7 @@ impl UseCase for Sweep {
     type Output = Swept;
     fn apply(self, cx: &mut Ctx<'_>) -> Result<Swept, CoreError> {
         let mut swept = Swept::default();
-        let now = cx.now.mono;
+        let now = cx.now.unix_ms;
         let (grace, lease, answer) = {
             let c = cx.cfg();
             (c.stream_grace, c.lease, c.answer_timeout)

@@ -61,7 +61,7 @@ impl UseCase for Pairs {
             .map(|(c, e)| AdminPair {
                 caller: c.name.clone(),
                 callee: e.name.clone(),
-                since: c.pair.as_ref().map_or(0, |p| p.since_unix),
+                since: c.pair.as_ref().map_or(0, |p| p.since / 1000),
                 in_call: c.status == Status::InCall && e.status == Status::InCall,
                 shared_interests: c
                     .pair

@@ -10,7 +10,7 @@ use super::*;
 use crate::core::cases::streams::Sweep;
 use crate::core::effects::Delivery;
 use crate::core::matching::PairKind;
-use crate::core::rules::liveness::{stream_closed, stream_opened, watch};
+use crate::core::rules::liveness::{stream_closed, stream_opened};
 use crate::core::rules::testing::Harness;
 use crate::core::usecase::UseCase;
 
@@ -80,7 +80,7 @@ fn the_fallback_comes_at_exactly_the_interest_wait() {
     ready_with(&mut h, a, &["music"], false);
     assert_eq!(
         h.fx.wake_at,
-        Some(h.t0.mono + WAIT),
+        Some(h.t0.unix_ms + 8_000),
         "the sweeper is woken then"
     );
     h.status(b, Status::Ready).unwrap();
@@ -168,12 +168,11 @@ fn the_same_two_are_not_paired_again_within_an_interest_draw() {
 #[test]
 fn a_ghost_is_never_picked_from_an_interest_draw() {
     let mut h = Harness::new(6);
-    let t = h.t0.mono;
+    let t = h.t0.unix_ms;
     let (ghost, b) = (h.add("ghost"), h.add("bob"));
-    watch(&mut h.st, ghost, true, t);
-    stream_opened(&mut h.st, ghost);
+    stream_opened(&mut h.st, ghost, "n1", t);
     ready_with(&mut h, ghost, &["music"], false);
-    stream_closed(&mut h.st, ghost, t);
+    stream_closed(&mut h.st, ghost, t, t);
     h.status_at(h.at(1), b, Status::Ready).unwrap();
     set_interests(&mut h.cx_at(h.at(1)), b, tags(&["music"]), WAIT, false).unwrap();
     assert_eq!(peer(&h, b), None);

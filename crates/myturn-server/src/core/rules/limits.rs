@@ -1,9 +1,9 @@
 //! Rate limits: a token bucket per [`LimitKey`], kept in the state (so a
 //! shared state shares them), `now` passed in.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::core::state::{Bucket, LimitKey, State};
+use crate::core::state::{elapsed, Bucket, LimitKey, Millis, State};
 
 /// A token bucket's shape: `burst` at once, then one per `every`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub(crate) fn check(
     st: &mut dyn State,
     enabled: bool,
     key: LimitKey,
-    now: Instant,
+    now: Millis,
 ) -> Result<(), Duration> {
     if !enabled {
         return Ok(());
@@ -46,8 +46,8 @@ pub(crate) fn check(
         tokens: f64::from(budget.burst),
         at: now,
     });
-    let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-    b.tokens = (b.tokens + elapsed * per_sec).min(f64::from(budget.burst));
+    let waited = elapsed(now, b.at).as_secs_f64();
+    b.tokens = (b.tokens + waited * per_sec).min(f64::from(budget.burst));
     b.at = now;
     let verdict = if b.tokens >= 1.0 {
         b.tokens -= 1.0;
@@ -61,11 +61,11 @@ pub(crate) fn check(
 
 /// Forgets buckets that have refilled completely (they behave exactly
 /// like absent ones), so memory follows active clients only.
-pub(crate) fn prune(st: &mut dyn State, now: Instant) {
+pub(crate) fn prune(st: &mut dyn State, now: Millis) {
     st.retain_buckets(&mut |k, b| {
         let budget = budget(k);
         let full_after = budget.every.mul_f64(f64::from(budget.burst));
-        now.saturating_duration_since(b.at) < full_after
+        elapsed(now, b.at) < full_after
     });
 }
 
@@ -77,7 +77,7 @@ mod tests {
     #[test]
     fn token_bucket_bursts_then_refills() {
         let mut st = MemState::default();
-        let t0 = Instant::now();
+        let t0: Millis = 1_800_000_000_000;
         let key = LimitKey::Lobby(1);
         for _ in 0..5 {
             check(&mut st, true, key, t0).unwrap();
@@ -90,13 +90,13 @@ mod tests {
         // Another user is unaffected.
         check(&mut st, true, LimitKey::Lobby(2), t0).unwrap();
         // After 2 s one more token.
-        let t1 = t0 + Duration::from_secs(2);
+        let t1 = t0 + 2_000;
         check(&mut st, true, key, t1).unwrap();
         assert!(check(&mut st, true, key, t1).is_err());
         // Pruning keeps buckets that have not refilled.
         prune(&mut st, t1);
         assert_eq!(st.bucket_count(), 2);
-        prune(&mut st, t1 + Duration::from_secs(60));
+        prune(&mut st, t1 + 60_000);
         assert_eq!(st.bucket_count(), 0);
     }
 
@@ -105,7 +105,7 @@ mod tests {
         let mut st = MemState::default();
         let key = LimitKey::Report(1);
         for _ in 0..100 {
-            check(&mut st, false, key, Instant::now()).unwrap();
+            check(&mut st, false, key, 0).unwrap();
         }
     }
 }

@@ -10,17 +10,19 @@
 //! leaves the pool or ends the pair; `ready_to_talk` needs a pair, and
 //! when both sides are ready to talk both become `in_call`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use myturn_wire::{LeaveReason, PeerInfo, PeerResponse, Role, ServerEvent, Status};
 use rand::Rng;
 
 use super::liveness::is_live;
 use crate::core::context::Ctx;
-use crate::core::effects::PairMade;
+use crate::core::effects::{PairMade, Told};
 use crate::core::error::CoreError;
 use crate::core::matching::{Candidate, Draw, Match, Seeker};
-use crate::core::state::{DrawKey, PairId, PairSide, State, User, UserId};
+use crate::core::state::{
+    elapsed, later, DrawKey, Due, Millis, PairId, PairSide, State, User, UserId,
+};
 
 /// Sets a user's status, keeps the lobby in step, and tells them.
 fn set(cx: &mut Ctx<'_>, id: UserId, status: Status) {
@@ -33,6 +35,11 @@ fn set(cx: &mut Ctx<'_>, id: UserId, status: Status) {
     cx.fx.tell(id, ServerEvent::Status { status });
 }
 
+/// A user's name, empty when gone.
+fn name_of(st: &dyn State, id: UserId) -> String {
+    st.user(id).map(|u| u.name.clone()).unwrap_or_default()
+}
+
 /// Ends `id`'s pair: the partner goes back to `busy` and hears why.
 fn dissolve(cx: &mut Ctx<'_>, id: UserId, reason: LeaveReason) {
     let Some(pair) = cx.st.user_mut(id).and_then(|u| u.pair.take()) else {
@@ -41,6 +48,14 @@ fn dissolve(cx: &mut Ctx<'_>, id: UserId, reason: LeaveReason) {
     if let Some(peer) = cx.st.user_mut(pair.peer) {
         peer.pair = None;
     }
+    let now = cx.now.unix_ms;
+    cx.fx.story.push(Told::PairEnded {
+        pair_id: pair.pair_id.to_hex(),
+        names: [name_of(cx.st, id), name_of(cx.st, pair.peer)],
+        reason,
+        paired: elapsed(now, pair.since),
+        call: pair.call_since.map(|t| elapsed(now, t)),
+    });
     cx.fx.tell(pair.peer, ServerEvent::PeerLeft { reason });
     set(cx, pair.peer, Status::Busy);
 }
@@ -83,21 +98,21 @@ pub(crate) fn set_interests(
 
 /// When `u`'s interest wait runs out, if it is waiting for one (with
 /// interests, not `only_interests`, not yet in the plain draw).
-fn fallback_at(u: &User) -> Option<Instant> {
+fn fallback_at(u: &User) -> Option<Millis> {
     if u.interests.is_empty() || u.only_interests || u.in_plain_draw {
         return None;
     }
-    Some(u.waiting_since? + u.interest_wait)
+    Some(later(u.waiting_since?, u.interest_wait))
 }
 
 /// Whether `u` belongs in the plain draw at `now`.
-fn plain_at(u: &User, now: Instant) -> bool {
+fn plain_at(u: &User, now: Millis) -> bool {
     u.interests.is_empty() || u.in_plain_draw || fallback_at(u).is_some_and(|t| t <= now)
 }
 
 /// Puts a waiting user in the pool and its draws.
 fn join_draws(cx: &mut Ctx<'_>, id: UserId) {
-    let now = cx.now.mono;
+    let now = cx.now.unix_ms;
     let Some(u) = cx.st.user_mut(id) else { return };
     let plain = plain_at(u, now);
     u.in_plain_draw = plain;
@@ -157,6 +172,7 @@ pub(crate) fn set_status(cx: &mut Ctx<'_>, id: UserId, wanted: Status) -> Result
             if cx.st.user(peer).map(|u| u.status) == Some(Status::ReadyToTalk) {
                 set(cx, id, Status::InCall);
                 set(cx, peer, Status::InCall);
+                call_started(cx, id, peer);
             }
         }
         // Server-set states; the wire type does not let clients ask.
@@ -165,10 +181,29 @@ pub(crate) fn set_status(cx: &mut Ctx<'_>, id: UserId, wanted: Status) -> Result
     Ok(())
 }
 
+/// Notes on both sides when the call was set up, for the story.
+fn call_started(cx: &mut Ctx<'_>, id: UserId, peer: UserId) {
+    let now = cx.now.unix_ms;
+    let mut told = None;
+    for x in [id, peer] {
+        if let Some(p) = cx.st.user_mut(x).and_then(|u| u.pair.as_mut()) {
+            p.call_since = Some(now);
+            told = Some((p.pair_id, p.since));
+        }
+    }
+    if let Some((pair_id, since)) = told {
+        cx.fx.story.push(Told::CallStarted {
+            pair_id: pair_id.to_hex(),
+            names: [name_of(cx.st, id), name_of(cx.st, peer)],
+            setup: elapsed(now, since),
+        });
+    }
+}
+
 /// Puts a ready user in the pool, or pairs them at once with the partner
 /// the matching policy picks among those waiting.
 fn enter_pool(cx: &mut Ctx<'_>, id: UserId) {
-    let (now, window) = (cx.now.mono, cx.cfg().liveness);
+    let (now, window) = (cx.now.unix_ms, cx.cfg().liveness);
     let Some(u) = cx.st.user_mut(id) else { return };
     let since = *u.waiting_since.get_or_insert(now);
     let seeker = Seeker {
@@ -240,8 +275,8 @@ fn shared_interests(st: &dyn State, a: UserId, b: UserId) -> Vec<String> {
 /// Pairs `id` (the newcomer, waiting since `since`) with `other` (taken
 /// out of the pool): roles drawn at random, one pair id for both sides,
 /// both told.
-fn make_pair(cx: &mut Ctx<'_>, id: UserId, other: UserId, m: Match, since: Instant) {
-    let now = cx.now.mono;
+fn make_pair(cx: &mut Ctx<'_>, id: UserId, other: UserId, m: Match, since: Millis) {
+    let now = cx.now.unix_ms;
     let other_since = cx.st.user(other).and_then(|u| u.waiting_since);
     leave_draws(cx.st, other);
     let my_role = if cx.rng.gen::<bool>() {
@@ -257,8 +292,8 @@ fn make_pair(cx: &mut Ctx<'_>, id: UserId, other: UserId, m: Match, since: Insta
     cx.fx.pairings.push(PairMade {
         kind: m.kind,
         waited: [
-            now.saturating_duration_since(since),
-            other_since.map_or(Duration::ZERO, |t| now.saturating_duration_since(t)),
+            elapsed(now, since),
+            other_since.map_or(Duration::ZERO, |t| elapsed(now, t)),
         ],
     });
     let name = |st: &dyn State, x| st.user(x).map(|u| u.name.clone());
@@ -273,16 +308,25 @@ fn make_pair(cx: &mut Ctx<'_>, id: UserId, other: UserId, m: Match, since: Insta
             u.pair = Some(PairSide {
                 peer: them,
                 role,
-                since_unix: cx.now.unix(),
-                since: cx.now.mono,
+                since: cx.now.unix_ms,
                 pair_id,
                 shared: shared.clone(),
+                call_since: None,
             });
             u.last_partner = Some(them);
             u.waiting_since = None;
             u.in_plain_draw = false;
         }
     }
+    cx.fx.story.push(Told::Paired {
+        pair_id: pair_id.to_hex(),
+        names: [
+            names[0].clone().unwrap_or_default(),
+            names[1].clone().unwrap_or_default(),
+        ],
+        shared: shared.clone(),
+        kind: m.kind,
+    });
     for &(me, them, role, _) in &sides {
         set(cx, me, Status::Paired);
         if let Some(peer) = cx.st.user(them) {
@@ -372,7 +416,7 @@ pub(crate) fn admit_all(cx: &mut Ctx<'_>) -> Vec<UserId> {
 /// pongs) and has since come back. Only draws holding two users or more
 /// can hold such a pair. Run periodically.
 pub(crate) fn rematch(cx: &mut Ctx<'_>) {
-    let (now, window) = (cx.now.mono, cx.cfg().liveness);
+    let (now, window) = (cx.now.unix_ms, cx.cfg().liveness);
     let mut waiting: Vec<UserId> = Vec::new();
     for key in cx.st.crowded_draws() {
         waiting.extend(
@@ -399,23 +443,31 @@ fn reenter(cx: &mut Ctx<'_>, id: UserId) {
     }
 }
 
+/// [`Due::Fallback`](crate::core::state::Due::Fallback)'s key: when a
+/// waiting user's interest wait runs out.
+pub(crate) fn fallback_key(u: &User) -> Option<Millis> {
+    fallback_at(u)
+}
+
 /// Users whose interest wait has run out by now join the plain draw (and
 /// are paired with anyone there), oldest deadline first. Answers the
 /// next deadline still to come.
-pub(crate) fn fall_back(cx: &mut Ctx<'_>) -> Option<Instant> {
-    let now = cx.now.mono;
-    let mut due: Vec<(Instant, UserId)> = cx
+pub(crate) fn fall_back(cx: &mut Ctx<'_>) -> Option<Millis> {
+    let now = cx.now.unix_ms;
+    let mut due: Vec<(Millis, UserId)> = cx
         .st
-        .pool()
-        .iter()
-        .filter_map(|&id| Some((fallback_at(cx.st.user(id)?)?, id)))
+        .due(Due::Fallback, now, &fallback_key)
+        .into_iter()
+        .filter_map(|id| Some((fallback_at(cx.st.user(id)?)?, id)))
+        .filter(|&(t, _)| t <= now)
         .collect();
     due.sort_unstable();
-    let next = due.iter().map(|&(t, _)| t).find(|&t| t > now);
-    for (_, id) in due.into_iter().filter(|&(t, _)| t <= now) {
+    for &(_, id) in &due {
         reenter(cx, id);
     }
-    next
+    // The next wait to run out, from the index the sweeps keep (not a
+    // read of every waiting user).
+    cx.st.next_due(Due::Fallback, now, &fallback_key)
 }
 
 /// Takes a ghost out of the pool, or out of its pair (the partner hears
@@ -430,15 +482,27 @@ pub(crate) fn drop_ghost(cx: &mut Ctx<'_>, id: UserId) {
     }
 }
 
+/// [`Due::Unanswered`](crate::core::state::Due::Unanswered)'s key: when
+/// the pair of a user not yet in the call was made.
+pub(crate) fn unanswered_key(u: &User) -> Option<Millis> {
+    match &u.pair {
+        Some(p) if u.status != Status::InCall => Some(p.since),
+        _ => None,
+    }
+}
+
 /// Pairs older than `timeout` whose call has not started (not both
 /// `ready_to_talk`), each named once by the side holding it up: the callee
 /// if it never said `ready_to_talk`, else the caller.
-pub(crate) fn unanswered(st: &dyn State, now: Instant, timeout: Duration) -> Vec<UserId> {
+pub(crate) fn unanswered(st: &dyn State, now: Millis, timeout: Duration) -> Vec<UserId> {
+    let by = now.saturating_sub(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
     let mut out: Vec<UserId> = st
-        .users()
-        .filter_map(|u| {
+        .due(Due::Unanswered, by, &unanswered_key)
+        .into_iter()
+        .filter_map(|id| {
+            let u = st.user(id)?;
             let pair = u.pair.as_ref()?;
-            if u.status == Status::InCall || now.saturating_duration_since(pair.since) <= timeout {
+            if u.status == Status::InCall || elapsed(now, pair.since) <= timeout {
                 return None;
             }
             let peer = st.user(pair.peer)?;

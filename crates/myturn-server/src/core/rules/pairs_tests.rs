@@ -6,7 +6,7 @@ use myturn_wire::{LeaveReason, Role, ServerEvent, Status};
 
 use super::*;
 use crate::core::effects::Delivery;
-use crate::core::rules::liveness::{stream_closed, stream_opened, touch, watch};
+use crate::core::rules::liveness::{stream_closed, stream_opened, touch};
 use crate::core::rules::testing::Harness;
 use crate::core::rules::users;
 use crate::core::state::StateExt;
@@ -247,14 +247,11 @@ fn pair_of_two(h: &mut Harness) -> (UserId, UserId) {
 #[test]
 fn an_unanswered_pair_blames_the_callee_that_never_got_ready() {
     let mut h = Harness::new(3);
-    let t = h.t0.mono;
+    let t = h.t0.unix_ms;
     let (caller, callee) = pair_of_two(&mut h);
     let limit = Duration::from_secs(10);
-    assert!(unanswered(&h.st, t + Duration::from_secs(9), limit).is_empty());
-    assert_eq!(
-        unanswered(&h.st, t + Duration::from_secs(11), limit),
-        vec![callee]
-    );
+    assert!(unanswered(&h.st, t + 9_000, limit).is_empty());
+    assert_eq!(unanswered(&h.st, t + 11_000, limit), vec![callee]);
     h.take();
     drop_unanswered(&mut h.cx(), callee);
     let n = h.take();
@@ -270,16 +267,16 @@ fn an_unanswered_pair_blames_the_callee_that_never_got_ready() {
         assert!(h.st.user(who).unwrap().pair.is_none());
     }
     assert_eq!(h.st.pool().len(), 0);
-    assert!(unanswered(&h.st, t + Duration::from_secs(60), limit).is_empty());
+    assert!(unanswered(&h.st, t + 60_000, limit).is_empty());
 }
 
 #[test]
 fn an_unanswered_pair_blames_the_caller_once_the_callee_is_ready() {
     let mut h = Harness::new(4);
-    let t = h.t0.mono;
+    let t = h.t0.unix_ms;
     let (caller, callee) = pair_of_two(&mut h);
     h.status(callee, Status::ReadyToTalk).unwrap();
-    let later = t + Duration::from_secs(11);
+    let later = t + 11_000;
     assert_eq!(
         unanswered(&h.st, later, Duration::from_secs(10)),
         vec![caller]
@@ -292,20 +289,19 @@ fn an_unanswered_pair_blames_the_caller_once_the_callee_is_ready() {
 #[test]
 fn a_user_whose_stream_closed_or_went_quiet_is_not_handed_out() {
     let mut h = Harness::new(5);
-    let t = h.t0.mono;
+    let t = h.t0.unix_ms;
     let ghost = h.add("ghost");
     let quiet = h.add("quiet");
     let newcomer = h.add("newcomer");
     for id in [ghost, quiet] {
-        watch(&mut h.st, id, true, t);
-        stream_opened(&mut h.st, id);
+        stream_opened(&mut h.st, id, "n1", t);
         h.status_at(h.at(0), id, Status::Ready).unwrap();
     }
     // The two were paired with each other at once: end that pair.
     h.status_at(h.at(0), ghost, Status::Busy).unwrap();
     h.status_at(h.at(0), quiet, Status::Busy).unwrap();
     h.status_at(h.at(0), ghost, Status::Ready).unwrap();
-    stream_closed(&mut h.st, ghost, t + Duration::from_secs(1));
+    stream_closed(&mut h.st, ghost, t + 1_000, t + 1_000);
     h.status_at(h.at(1), quiet, Status::Ready).unwrap();
     assert_eq!(
         h.st.user(quiet).unwrap().status,
@@ -318,7 +314,7 @@ fn a_user_whose_stream_closed_or_went_quiet_is_not_handed_out() {
     assert_eq!(h.st.pool().len(), 3);
     // quiet answers pings again: the next rematch pairs it with the
     // newcomer, never with the ghost.
-    touch(&mut h.st, quiet, t + Duration::from_secs(6)).unwrap();
+    touch(&mut h.st, quiet, t + 6_000).unwrap();
     h.take();
     rematch(&mut h.cx_at(h.at(6)));
     let n = h.take();

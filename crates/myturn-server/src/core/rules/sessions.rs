@@ -74,8 +74,13 @@ pub(crate) fn rotate(st: &mut dyn State, token: &str, rng: &mut dyn RngCore) -> 
         return refused(TokenError::UnknownRefresh, None);
     };
     if entry.spent {
+        let user = st
+            .family_owner(entry.family)
+            .and_then(|u| st.user(u))
+            .map(|u| u.name.clone())
+            .unwrap_or_default();
         st.close_family(entry.family);
-        return refused(TokenError::RefreshReused, Some(entry.family));
+        return refused(TokenError::RefreshReused { user }, Some(entry.family));
     }
     st.put_refresh_token(
         h,
@@ -127,7 +132,9 @@ mod tests {
         assert_eq!(
             rotate(&mut s, &r1, &mut rng),
             Rotated::Refused {
-                error: TokenError::RefreshReused,
+                error: TokenError::RefreshReused {
+                    user: String::new()
+                },
                 revoked: Some(fam)
             }
         );

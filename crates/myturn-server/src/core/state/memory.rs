@@ -5,7 +5,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use myturn_wire::{Ban, Report};
 
 use super::{
-    name_key, Bucket, DrawKey, LimitKey, RefreshEntry, State, User, UserId, FIRST_EXTENSION,
+    name_key, Bucket, DrawKey, Due, LimitKey, Millis, RefreshEntry, State, User, UserId,
+    FIRST_EXTENSION,
 };
 
 /// A set of users kept in a list, for uniform picks by index: insertion
@@ -95,6 +96,33 @@ impl State for MemState {
     }
     fn users(&self) -> Box<dyn Iterator<Item = &User> + '_> {
         Box::new(self.users.values())
+    }
+    fn due(&self, _: Due, by: Millis, key: &dyn Fn(&User) -> Option<Millis>) -> Vec<UserId> {
+        // No index: the scan is the definition.
+        self.users
+            .values()
+            .filter(|u| key(u).is_some_and(|t| t <= by))
+            .map(|u| u.id)
+            .collect()
+    }
+    fn next_due(
+        &self,
+        _: Due,
+        after: Millis,
+        key: &dyn Fn(&User) -> Option<Millis>,
+    ) -> Option<Millis> {
+        self.users
+            .values()
+            .filter_map(key)
+            .filter(|&t| t > after)
+            .min()
+    }
+    fn users_on_node(&self, node: &str) -> Vec<UserId> {
+        self.users
+            .values()
+            .filter(|u| u.stream_node.as_deref() == Some(node))
+            .map(|u| u.id)
+            .collect()
     }
     fn next_user_id(&mut self) -> UserId {
         self.last_id += 1;

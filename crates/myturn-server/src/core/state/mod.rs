@@ -19,21 +19,61 @@ mod memory;
 pub use memory::MemState;
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use myturn_wire::{Ban, Report, Role, Status};
+use serde::{Deserialize, Serialize};
 
 /// The first extension handed out, as in the original design.
 pub const FIRST_EXTENSION: u32 = 111_000;
 /// The last extension handed out before wrapping around.
 pub const LAST_EXTENSION: u32 = 999_999;
 
+/// A moment as the records keep it: milliseconds since the Unix epoch
+/// (wall-clock, so a state shared by machines means the same on each).
+pub type Millis = u64;
+
+/// How long from `then` to `now` (zero if `then` is later).
+pub fn elapsed(now: Millis, then: Millis) -> Duration {
+    Duration::from_millis(now.saturating_sub(then))
+}
+
+/// The moment `d` after `at`.
+pub fn later(at: Millis, d: Duration) -> Millis {
+    at.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A server node, as it names itself (`--node-id`).
+pub type NodeId = String;
+
+/// What a sweep looks for among the users, each keyed by a moment: the
+/// users "due" by a moment are those whose key is at or before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Due {
+    /// Looking or in a call with every stream closed: keyed by when the
+    /// last one closed (a ghost past the grace).
+    StreamLost,
+    /// No stream open: keyed by the last activity (silent past the lease).
+    Silent,
+    /// In a pair whose call has not started: keyed by when the pair was
+    /// made (unanswered past the answer timeout).
+    Unanswered,
+    /// Waiting with interests and a fallback to come: keyed by when the
+    /// interest wait runs out.
+    Fallback,
+}
+
+impl Due {
+    /// Every kind.
+    pub const ALL: [Due; 4] = [Due::StreamLost, Due::Silent, Due::Unanswered, Due::Fallback];
+}
+
 /// A stable per-registration identifier. A name that logs out and registers
 /// again gets a new `UserId`, so old tokens cannot act on the new user.
 pub type UserId = u64;
 
 /// One user, as the rules keep them.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
     /// Stable id of this registration.
     pub id: UserId,
@@ -48,7 +88,7 @@ pub struct User {
     /// Registration time, seconds since the Unix epoch (for admins).
     pub since_unix: u64,
     /// Last authenticated activity (for the lease).
-    pub last_seen: Instant,
+    pub last_seen: Millis,
     /// Current partner and role.
     pub pair: Option<PairSide>,
     /// The last partner, so the same two are not paired twice in a row
@@ -60,22 +100,26 @@ pub struct User {
     pub admitted: bool,
     /// Fingerprint of the media key for the next call (sent with `ready`).
     pub media_key: Option<String>,
-    /// Open long-polls / event streams: a user with one is not silent.
-    pub watchers: u32,
+    /// Until when an open long-poll keeps this user from counting as
+    /// silent (0: none).
+    pub watching_until: Millis,
     /// Open event streams: a user whose streams all closed and stay
     /// closed past the grace is gone from the pool.
     pub streams: u32,
+    /// The node holding the last stream opened (its death closes them).
+    pub stream_node: Option<NodeId>,
     /// When the last open stream closed (`None` while one is open, or
     /// if none ever was).
-    pub stream_lost_at: Option<Instant>,
+    pub stream_lost_at: Option<Millis>,
     /// The interests this session is paired on (normalised; empty: none).
     pub interests: Vec<String>,
     /// How long to wait for a shared interest before the plain draw.
+    #[serde(with = "millis")]
     pub interest_wait: Duration,
     /// Never fall back to the plain draw.
     pub only_interests: bool,
     /// When this user entered the pool (while waiting in it).
-    pub waiting_since: Option<Instant>,
+    pub waiting_since: Option<Millis>,
     /// In the plain draw (no interests, or their wait has run out).
     pub in_plain_draw: bool,
 }
@@ -93,21 +137,22 @@ impl std::fmt::Debug for User {
 }
 
 /// One side's view of its pair.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PairSide {
     /// The partner.
     pub peer: UserId,
     /// This side's role.
     pub role: Role,
-    /// When the pair was made, seconds since the Unix epoch.
-    pub since_unix: u64,
     /// When the pair was made (the answer timeout counts from here).
-    pub since: Instant,
+    pub since: Millis,
     /// The pair's random id, the same on both sides; the clients' media
     /// keys bind it (`docs/protocol.md`).
     pub pair_id: PairId,
     /// The interests the two share (empty: the plain draw).
     pub shared: Vec<String>,
+    /// When the call was set up (both `ready_to_talk`), if it was.
+    #[serde(default)]
+    pub call_since: Option<Millis>,
 }
 
 /// A draw the waiting users are in: everyone in the plain one, and each
@@ -121,7 +166,7 @@ pub enum DrawKey {
 }
 
 /// A pair's random 128-bit id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PairId(pub [u8; 16]);
 
 impl PairId {
@@ -136,7 +181,7 @@ impl PairId {
 }
 
 /// A refresh token's record, kept under the SHA-256 of the token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshEntry {
     /// The session family it belongs to.
     pub family: u64,
@@ -145,7 +190,7 @@ pub struct RefreshEntry {
 }
 
 /// What is being rate-limited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum LimitKey {
     /// `POST /v1/users` per client IP.
     Register(IpAddr),
@@ -160,12 +205,12 @@ pub enum LimitKey {
 }
 
 /// A token bucket: how full, as of when.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Bucket {
     /// Tokens left (fractions refill continuously).
     pub tokens: f64,
     /// When `tokens` was worked out.
-    pub at: Instant,
+    pub at: Millis,
 }
 
 /// What a PBX must know of a user.
@@ -210,8 +255,24 @@ pub trait State: Send + std::fmt::Debug {
     fn user_by_extension(&self, extension: u32) -> Option<UserId>;
     /// Users registered.
     fn user_count(&self) -> usize;
-    /// Every user, in no order.
+    /// Every user, in no order (the admin views; sweeps use [`State::due`]).
     fn users(&self) -> Box<dyn Iterator<Item = &User> + '_>;
+    /// The users whose `key` for `due` is at or before `by` (a superset is
+    /// fine: the rules check each one). `key` is the rules' own definition
+    /// ([`due_key`](crate::core::due_key)); an implementation that keeps
+    /// an index by it need not call it.
+    fn due(&self, due: Due, by: Millis, key: &dyn Fn(&User) -> Option<Millis>) -> Vec<UserId>;
+    /// The earliest `key` for `due` after `after`, among all users (an
+    /// earlier answer than the truth is fine: it only wakes the sweeper
+    /// for nothing). An index answers without reading the users.
+    fn next_due(
+        &self,
+        due: Due,
+        after: Millis,
+        key: &dyn Fn(&User) -> Option<Millis>,
+    ) -> Option<Millis>;
+    /// The users whose last stream is held by `node`.
+    fn users_on_node(&self, node: &str) -> Vec<UserId>;
     /// A fresh user id (never handed out before).
     fn next_user_id(&mut self) -> UserId;
     /// Where the search for a free extension resumes.
@@ -276,6 +337,21 @@ pub trait State: Send + std::fmt::Debug {
     fn put_bucket(&mut self, key: LimitKey, bucket: Bucket);
     /// Keeps only the buckets `keep` says yes to.
     fn retain_buckets(&mut self, keep: &mut dyn FnMut(&LimitKey, &Bucket) -> bool);
+}
+
+/// A [`Duration`] as whole milliseconds, for records that cross a wire.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
 }
 
 /// How names are compared: case-insensitively (ASCII, which is all a

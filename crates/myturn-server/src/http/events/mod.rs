@@ -118,10 +118,9 @@ pub(crate) async fn user_events(
     }
     let (uid, family, exp) = (session.uid, session.family, session.exp);
     Ok(ws.on_upgrade(move |socket| async move {
-        let Some((conn, rx)) = state.fanout.attach(uid, family) else {
-            return;
-        };
-        let _ = state.run(StreamOpened { uid }).await;
+        let (conn, rx) = state.fanout.attach(uid, family);
+        let node = state.settings.node_id.clone();
+        let _ = state.run(StreamOpened { uid, node }).await;
         let hello = ServerEvent::Hello {
             name: session.name.clone(),
             status: session.status,
@@ -132,7 +131,9 @@ pub(crate) async fn user_events(
         state.fanout.detach(Some(uid), conn);
         // A stream that died silently (no pong) was lost when last heard:
         // the reconnect grace counts from then.
-        let _ = state.run(StreamClosed { uid, last_heard }).await;
+        let now = state.now();
+        let last_heard = now.unix_ms_of(last_heard);
+        let _ = state.run_at(StreamClosed { uid, last_heard }, now).await;
     }))
 }
 

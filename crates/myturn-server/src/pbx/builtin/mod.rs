@@ -1,6 +1,6 @@
 //! The built-in registrar/proxy (`myturn-pbx`) as a [`Backend`]: it is
 //! fed its account directory in memory, and reports its SIP and media
-//! figures. [`run`] builds and starts it from the server's flags.
+//! figures. `run` builds and starts it from the server's flags.
 
 pub(crate) mod run;
 mod view;
@@ -73,6 +73,9 @@ impl Backend for Builtin {
     }
     fn directory(&self) -> Option<Vec<Account>> {
         Some(self.directory.borrow().clone())
+    }
+    fn sip_edge(&self) -> Option<PbxHandle> {
+        Some(self.handle.clone())
     }
 }
 

@@ -129,6 +129,9 @@ fn bind(cfg: &Config, seed: Option<u64>) -> Result<BuiltinPbx, SetupError> {
     c.fail_limit = cfg.sip_fail_limit;
     c.fail_window = Duration::from_secs(cfg.sip_fail_window_secs);
     c.block_for = Duration::from_secs(cfg.sip_block_secs);
+    c.flood.requests = cfg.sip_rate_limit.0;
+    c.flood.answers = cfg.sip_unauth_limit.0;
+    c.flood.trusted = cfg.sip_trusted.0.clone();
     let (_, directory) = watch::channel(Vec::new());
     let handle = PbxHandle::with_media(local, &c.media);
     Ok(BuiltinPbx {
@@ -193,6 +196,14 @@ impl BuiltinPbx {
     fn log_start(&self) {
         let (local, c) = (self.handle.local, &self.config);
         tracing::info!(sip = %local, realm = %c.realm, "built-in PBX listening (UDP)");
+        let f = &c.flood;
+        tracing::info!(
+            rate = f.requests.rate, burst = f.requests.burst,
+            unauth_rate = f.answers.rate, unauth_burst = f.answers.burst,
+            block_secs = c.block_for.as_secs(),
+            trusted = %f.trusted.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            "SIP flood guard (rates per source IP; 0: off)"
+        );
         match &c.media {
             MediaMode::Relay { addr, ports } => tracing::info!(
                 advertised = %addr, bind = %local.ip(),

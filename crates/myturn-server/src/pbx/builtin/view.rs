@@ -15,7 +15,8 @@ use crate::prom::counter;
 pub(super) fn render_sip(out: &mut String, sip: &SipFigures) {
     let (st, bindings, blocked) = (&sip.stats, sip.bindings, sip.blocked);
     let _ = writeln!(out, "# HELP myturn_sip_bindings Users registered with the built-in PBX.\n# TYPE myturn_sip_bindings gauge\nmyturn_sip_bindings {bindings}");
-    let _ = writeln!(out, "# HELP myturn_sip_blocked_sources IPs the built-in PBX ignores after repeated authentication failures.\n# TYPE myturn_sip_blocked_sources gauge\nmyturn_sip_blocked_sources {blocked}");
+    let _ = writeln!(out, "# HELP myturn_sip_blocked_sources IPs the built-in PBX ignores now (flooding, or repeated authentication failures).\n# TYPE myturn_sip_blocked_sources gauge\nmyturn_sip_blocked_sources {blocked}");
+    let _ = writeln!(out, "# HELP myturn_sip_tracked_sources Source IPs the SIP flood guard keeps counts for.\n# TYPE myturn_sip_tracked_sources gauge\nmyturn_sip_tracked_sources {}", sip.tracked);
     for (name, help, v) in [
         (
             "myturn_sip_registrations_total",
@@ -34,13 +35,33 @@ pub(super) fn render_sip(out: &mut String, sip: &SipFigures) {
         ),
         (
             "myturn_sip_blocks_total",
-            "Times a source IP was blocked.",
+            "Times a source IP was blocked after repeated authentication failures.",
             st.blocks,
         ),
         (
+            "myturn_sip_flood_blocks_total",
+            "Times a source IP was blocked for sending past --sip-rate-limit.",
+            st.flood_blocks,
+        ),
+        (
             "myturn_sip_blocked_packets_total",
-            "Datagrams ignored from blocked IPs.",
+            "Datagrams from blocked IPs, dropped before parsing.",
             st.blocked_packets,
+        ),
+        (
+            "myturn_sip_blocked_bytes_total",
+            "Bytes of the datagrams dropped from blocked IPs.",
+            st.blocked_bytes,
+        ),
+        (
+            "myturn_sip_unanswered_total",
+            "Answers withheld from sources that had not proved a password and were past --sip-unauth-limit.",
+            st.unanswered,
+        ),
+        (
+            "myturn_sip_untracked_total",
+            "Datagrams from sources the full flood-guard table could not track.",
+            st.untracked,
         ),
         (
             "myturn_sip_dropped_total",

@@ -79,8 +79,13 @@ fn answer_refresh(current: Option<&str>, offer: &[u8]) -> Result<(String, Sdp), 
             offer.rate, mine.rate
         ));
     }
-    if offer.payload_type != mine.payload_type {
+    // Opus stays in the answer only while the offer has it, under the
+    // offer's number (what Opus means end to end is agreed in the sealed
+    // handshake, not here).
+    let opus = mine.opus.and(offer.opus);
+    if offer.payload_type != mine.payload_type || opus != mine.opus {
         mine.payload_type = offer.payload_type;
+        mine.opus = opus;
         mine.session.1 = mine.session.1.wrapping_add(1);
     }
     Ok((mine.render(), offer))

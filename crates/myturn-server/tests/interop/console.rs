@@ -8,80 +8,15 @@
 //! `target/test-artifacts/`.
 //!
 //! Without chromium: SKIPPED, and a failure under CI.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use myturn_testkit::{chromium, skip, Scratch};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-struct Browser {
-    child: Child,
-    _profile: tempfile::TempDir,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Chromium, headless, and the DevTools URL of its browser target.
-fn chromium() -> Option<(Browser, String)> {
-    let found = Command::new("sh")
-        .args(["-c", "command -v chromium"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        let required = std::env::var_os("CI").is_some()
-            || std::env::var("MYTURN_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
-        assert!(!required, "chromium is not installed (Debian: chromium)");
-        eprintln!("SKIPPED: chromium is not installed");
-        return None;
-    }
-    let profile = tempfile::tempdir().unwrap();
-    let mut child = Command::new("chromium")
-        .args([
-            "--headless=new",
-            "--no-sandbox", // as root in CI; the page is our own
-            "--disable-gpu",
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--remote-debugging-port=0",
-            "--window-size=1280,1600",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("about:blank")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(url) = line.split("DevTools listening on ").nth(1) {
-                let _ = tx.send(url.trim().to_owned());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("chromium did not start its DevTools endpoint");
-    Some((
-        Browser {
-            child,
-            _profile: profile,
-        },
-        url,
-    ))
-}
+use crate::common::{self, Live};
 
 /// A DevTools session on one page.
 struct Page {
@@ -171,6 +106,15 @@ impl Page {
         }
     }
 
+    /// Submits the login form with `token`.
+    async fn log_in(&mut self, token: &str) {
+        let token = serde_json::to_string(token).unwrap();
+        self.eval(&format!(
+            "document.querySelector('#token').value = {token}; document.querySelector('#login-form').requestSubmit(); true"
+        ))
+        .await;
+    }
+
     async fn click(&mut self, selector: &str) {
         let sel = serde_json::to_string(selector).unwrap();
         let ok = self
@@ -183,41 +127,26 @@ impl Page {
 }
 
 /// Registers `name` and returns its access token.
-async fn user(http: &reqwest::Client, base: &str, name: &str) -> String {
-    let r = http
-        .post(format!("{base}/v1/users"))
-        .json(&json!({"name": name}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let v: Value = r.json().await.unwrap();
-    v["token"].as_str().unwrap().to_owned()
+async fn user(live: &Live, name: &str) -> String {
+    common::token(&live.register(name).await)
 }
 
-async fn ready(http: &reqwest::Client, base: &str, token: &str) {
-    let r = http
-        .put(format!("{base}/v1/me/status"))
-        .bearer_auth(token)
-        .json(&json!({"status": "ready"}))
-        .send()
-        .await
-        .unwrap();
+async fn ready(live: &Live, token: &str) {
+    let r = live.status(token, "ready").await;
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_shows_pairs_admits_kicks_and_escapes() {
-    let Some((_browser, devtools)) = chromium() else {
+    if !skip::installed("chromium") {
         return;
-    };
+    }
+    let dir = Scratch::new();
+    let (_browser, devtools) = chromium::headless(dir.path());
     let mut cfg = common::config();
     cfg.admission = myturn_server::Admission::Moderated;
-    let app = myturn_server::App::new(&cfg, None).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(app.serve(listener, std::future::pending()));
-    let http = reqwest::Client::new();
+    let live = Live::start(myturn_server::App::new(&cfg, None).unwrap()).await;
+    let base = &live.base;
 
     let mut page = Page::open(&devtools).await;
     page.call("Page.navigate", json!({"url": format!("{base}/admin")}))
@@ -229,17 +158,13 @@ async fn the_console_shows_pairs_admits_kicks_and_escapes() {
     )
     .await;
     // A wrong token is refused, with a message.
-    page.eval("document.querySelector('#token').value = 'not-the-token-at-all'; document.querySelector('#login-form').requestSubmit(); true").await;
+    page.log_in("not-the-token-at-all").await;
     page.until(
         "a refused login",
         "document.querySelector('#login-error').textContent.includes('refused')",
     )
     .await;
-    page.eval(&format!(
-        "document.querySelector('#token').value = {}; document.querySelector('#login-form').requestSubmit(); true",
-        serde_json::to_string(common::ADMIN).unwrap()
-    ))
-    .await;
+    page.log_in(common::ADMIN).await;
     page.until(
         "the console",
         "!document.querySelector('#console').hidden && !!document.body.dataset.refreshed",
@@ -248,10 +173,10 @@ async fn the_console_shows_pairs_admits_kicks_and_escapes() {
 
     // Two users say ready: both wait in the waiting room; admitting them
     // pairs them.
-    let alice = user(&http, &base, "alice").await;
-    let bob = user(&http, &base, "bob").await;
-    ready(&http, &base, &alice).await;
-    ready(&http, &base, &bob).await;
+    let alice = user(&live, "alice").await;
+    let bob = user(&live, "bob").await;
+    ready(&live, &alice).await;
+    ready(&live, &bob).await;
     page.until(
         "alice and bob in the waiting room",
         "['alice','bob'].every(n => !!document.querySelector(`#waiting li[data-name=\"${n}\"]`))",
@@ -271,17 +196,13 @@ async fn the_console_shows_pairs_admits_kicks_and_escapes() {
     .await;
 
     // A lobby line full of HTML special characters shows as text.
-    let carol = user(&http, &base, "carol").await;
-    ready(&http, &base, &carol).await;
+    let carol = user(&live, "carol").await;
+    ready(&live, &carol).await;
     let nasty =
         "<script>window.pwned=1</script><img src=x onerror=\"window.pwned=2\"> & \"quotes\"";
-    let r = http
-        .post(format!("{base}/v1/admin/lobby"))
-        .bearer_auth(common::ADMIN)
-        .json(&json!({"text": nasty}))
-        .send()
-        .await
-        .unwrap();
+    let r = live
+        .admin_post("/v1/admin/lobby", json!({"text": nasty}))
+        .await;
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
     let shown = format!(
         "[...document.querySelectorAll('#lobby li')].some(li => li.textContent.includes({}))",
@@ -310,7 +231,7 @@ async fn the_console_shows_pairs_admits_kicks_and_escapes() {
         "!document.querySelector('#users tr[data-name=\"carol\"]')",
     )
     .await;
-    let users = common::admin_get(&http, &base, "/v1/admin/users").await;
+    let users = live.admin_get("/v1/admin/users").await;
     assert!(!users.to_string().contains("carol"), "{users}");
 
     // The charts draw the server's hour of history (sampled at start).
