@@ -42,8 +42,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 
 use super::{Deliver, Outcome, PbxNotify, Pending, Store, StoreError};
-use crate::clock::{At, Clock, SystemClock};
-use crate::core::cases::streams::NodeGone;
+use crate::clock::At;
 use crate::core::effects::Delivery;
 use crate::core::{Command, Ctx, Effects, Millis, NodeId, Reply, Rules, UserId};
 use tx::{Loaded, Need, TxState};
@@ -217,12 +216,7 @@ impl RedisStore {
     /// they are closed now, so their users' grace starts (they reconnect,
     /// here or elsewhere) instead of being held open forever.
     async fn arrive(&self) {
-        let now = SystemClock.now();
-        let gone = NodeGone {
-            node: self.inner.cfg.node.clone(),
-            at: now.unix_ms,
-        };
-        if let Err(error) = self.run(gone.into(), now).await {
+        if let Err(error) = self.close_streams_of(&self.inner.cfg.node, 0).await {
             tracing::warn!(%error, "starting: an earlier run's streams not closed");
         }
     }

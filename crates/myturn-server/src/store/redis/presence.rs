@@ -10,7 +10,7 @@ use std::time::Duration;
 use redis::Value;
 
 use super::fetch::{int, strings};
-use super::{keys, RedisStore};
+use super::{keys, RedisStore, StoreError};
 use crate::clock::{Clock, SystemClock};
 use crate::core::cases::streams::NodeGone;
 
@@ -69,12 +69,7 @@ impl RedisStore {
         if let Err(e) = self.write_heard().await {
             tracing::warn!(error = %e, "leaving: pongs not written");
         }
-        let now = SystemClock.now();
-        let gone = NodeGone {
-            node: me.clone(),
-            at: now.unix_ms,
-        };
-        if let Err(error) = self.run(gone.into(), now).await {
+        if let Err(error) = self.close_streams_of(&me, 0).await {
             tracing::warn!(%error, "leaving: this node's streams not closed; the others will");
         }
         let _ = self.inner.stop.send(true);
@@ -231,12 +226,7 @@ impl RedisStore {
             if live.contains(&node) {
                 continue;
             }
-            let now = SystemClock.now();
-            let gone = NodeGone {
-                node: node.clone(),
-                at: now.unix_ms.saturating_sub(ttl),
-            };
-            match self.run(gone.into(), now).await {
+            match self.close_streams_of(&node, ttl).await {
                 Ok(_) => {
                     tracing::warn!(%node, "node stopped: its streams are closed");
                     let _ = redis::cmd("SREM")
@@ -250,6 +240,19 @@ impl RedisStore {
                 }
             }
         }
+    }
+
+    /// Closes the streams `node` held (`NodeGone`), as lost `ago_ms`
+    /// before now: their users' grace starts, their partners hear when it
+    /// runs out. For a node that stopped, one that leaves, and this node's
+    /// earlier life when it starts again.
+    pub(super) async fn close_streams_of(&self, node: &str, ago_ms: u64) -> Result<(), StoreError> {
+        let now = SystemClock.now();
+        let gone = NodeGone {
+            node: node.to_owned(),
+            at: now.unix_ms.saturating_sub(ago_ms),
+        };
+        self.run(gone.into(), now).await.map(|_| ())
     }
 
     /// Writes the pongs heard since the last time: each user's last
