@@ -21,7 +21,18 @@
 //!   newcomer, is taken only if no other live candidate of that draw
 //!   waits;
 //! * **uniform**: among those that remain, every candidate is equally
-//!   likely (one draw from the injected RNG).
+//!   likely (draws from the injected RNG).
+//!
+//! The policy looks at as few candidates as it can, because in a shared
+//! store each look is a record read: it draws a member of the draw at
+//! random and takes it if it is live and not the same two again,
+//! [`TRIES`] times, and only if none was taken does it look at every
+//! member. Each try that is taken is uniform over the acceptable
+//! members (rejection sampling), and the full look is uniform over them
+//! too, so the pick is uniform either way; with everyone live, one
+//! record is read instead of the whole draw. A draw is a [`DrawView`]:
+//! members by index, each looked up on demand, or not known yet (a shared
+//! store still reading it), and then the policy waits for the read.
 //!
 //! The shared draw comes first: a newcomer with interests is paired among
 //! those who share one, and only after its wait with anyone. A new
@@ -113,21 +124,72 @@ pub struct Match {
     pub kind: PairKind,
 }
 
+/// How many random members a draw's pick looks at before it looks at
+/// every member.
+pub const TRIES: usize = 8;
+
+/// One draw, as the policy reads it: its members by index, each looked up
+/// only when the policy asks.
+pub trait DrawView {
+    /// How many members.
+    fn len(&self) -> usize;
+    /// Whether it has none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The member at `index`, or `None` if it is not known yet (a shared
+    /// store is reading it: whatever this pick decides is then thrown
+    /// away, and the pick is made again once it is read).
+    fn candidate(&self, index: usize) -> Option<Candidate>;
+}
+
+impl DrawView for [Candidate] {
+    fn len(&self) -> usize {
+        <[Candidate]>::len(self)
+    }
+    fn candidate(&self, index: usize) -> Option<Candidate> {
+        self.get(index).copied()
+    }
+}
+
+impl DrawView for Vec<Candidate> {
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+    fn candidate(&self, index: usize) -> Option<Candidate> {
+        self.get(index).copied()
+    }
+}
+
+impl<const N: usize> DrawView for [Candidate; N] {
+    fn len(&self) -> usize {
+        N
+    }
+    fn candidate(&self, index: usize) -> Option<Candidate> {
+        self.get(index).copied()
+    }
+}
+
 /// The policy. See the module docs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MatchPolicy;
 
 impl MatchPolicy {
     /// The partner for `seeker` among `shared` (who share an interest)
-    /// and `plain` (the plain draw), or `None`: wait. Draws from `rng`
-    /// only when there is a choice to make.
-    pub fn pick(
+    /// and `plain` (the plain draw), or `None`: wait (also when a
+    /// member it looked at is not known yet). Draws from `rng` only when a
+    /// draw has members.
+    pub fn pick<S, P>(
         &self,
         seeker: &Seeker,
-        shared: &[Candidate],
-        plain: &[Candidate],
+        shared: &S,
+        plain: &P,
         rng: &mut dyn RngCore,
-    ) -> Option<Match> {
+    ) -> Option<Match>
+    where
+        S: DrawView + ?Sized,
+        P: DrawView + ?Sized,
+    {
         if let Some(index) = uniform(seeker, shared, rng) {
             return Some(Match {
                 draw: Draw::Shared,
@@ -139,7 +201,7 @@ impl MatchPolicy {
             return None;
         }
         let index = uniform(seeker, plain, rng)?;
-        let partner_has = plain.get(index).is_some_and(|c| c.has_interests);
+        let partner_has = plain.candidate(index).is_some_and(|c| c.has_interests);
         let kind = if seeker.has_interests || partner_has {
             PairKind::Fallback
         } else {
@@ -154,17 +216,53 @@ impl MatchPolicy {
 }
 
 /// Uniform among the live candidates of one draw, avoiding the same two
-/// again while anyone else live waits there.
-fn uniform(seeker: &Seeker, draw: &[Candidate], rng: &mut dyn RngCore) -> Option<usize> {
-    let live: Vec<usize> = (0..draw.len())
-        .filter(|&i| draw.get(i).is_some_and(|c| c.live))
-        .collect();
+/// again while anyone else live waits there: [`TRIES`] random members
+/// first, then every member (see the module docs). `None` also when a
+/// member it looked at is not known yet.
+fn uniform<D: DrawView + ?Sized>(
+    seeker: &Seeker,
+    draw: &D,
+    rng: &mut dyn RngCore,
+) -> Option<usize> {
+    let n = draw.len();
+    if n == 0 {
+        return None;
+    }
+    let mut unknown = false;
+    for _ in 0..TRIES {
+        let i = rng.gen_range(0..n);
+        match draw.candidate(i) {
+            Some(c) if c.live && !c.again(seeker) && !unknown => return Some(i),
+            Some(_) => {}
+            // Not read yet: go on drawing, so that every member these
+            // tries need is read at once, but decide nothing.
+            None => unknown = true,
+        }
+    }
+    if unknown {
+        return None;
+    }
+    let mut live: Vec<(usize, Candidate)> = Vec::new();
+    for i in 0..n {
+        match draw.candidate(i) {
+            Some(c) if c.live => live.push((i, c)),
+            Some(_) => {}
+            None => unknown = true,
+        }
+    }
+    if unknown {
+        return None;
+    }
     let fresh: Vec<usize> = live
         .iter()
-        .copied()
-        .filter(|&i| draw.get(i).is_some_and(|c| !c.again(seeker)))
+        .filter(|(_, c)| !c.again(seeker))
+        .map(|&(i, _)| i)
         .collect();
-    let pick = if fresh.is_empty() { &live } else { &fresh };
+    let pick: Vec<usize> = if fresh.is_empty() {
+        live.iter().map(|&(i, _)| i).collect()
+    } else {
+        fresh
+    };
     if pick.is_empty() {
         return None;
     }

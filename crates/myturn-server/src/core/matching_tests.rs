@@ -192,3 +192,86 @@ fn a_ghost_is_never_picked_from_a_shared_draw() {
         assert_eq!(m.index, 1, "seed {seed}");
     }
 }
+
+/// A draw that counts the members the policy looks at, and knows only
+/// those in `known` (a shared store still reading the others).
+struct Counting {
+    members: Vec<Candidate>,
+    known: Option<std::collections::HashSet<usize>>,
+    asked: std::cell::RefCell<Vec<usize>>,
+}
+
+impl Counting {
+    fn new(members: Vec<Candidate>) -> Self {
+        Counting {
+            members,
+            known: None,
+            asked: Default::default(),
+        }
+    }
+}
+
+impl DrawView for Counting {
+    fn len(&self) -> usize {
+        self.members.len()
+    }
+    fn candidate(&self, index: usize) -> Option<Candidate> {
+        self.asked.borrow_mut().push(index);
+        match &self.known {
+            Some(k) if !k.contains(&index) => None,
+            _ => self.members.get(index).copied(),
+        }
+    }
+}
+
+#[test]
+fn a_pick_among_live_members_looks_at_one_of_them() {
+    let draw = Counting::new((1..=1_000).map(cand).collect());
+    let mut rng = StdRng::seed_from_u64(5);
+    for _ in 0..100 {
+        draw.asked.borrow_mut().clear();
+        let m = MatchPolicy.pick(&NEW, &[], &draw, &mut rng).unwrap();
+        assert_eq!(*draw.asked.borrow(), vec![m.index, m.index]);
+    }
+}
+
+#[test]
+fn a_pick_among_few_live_ones_stays_uniform() {
+    // 40 members, 3 live: the random tries mostly miss and the full look
+    // decides, or a try hits; either way each live one is as likely.
+    let mut members: Vec<Candidate> = (1..=40)
+        .map(|id| Candidate {
+            live: false,
+            ..cand(id)
+        })
+        .collect();
+    for i in [3, 17, 38] {
+        members[i].live = true;
+    }
+    let mut rng = StdRng::seed_from_u64(29);
+    let mut counts = [0u32; 3];
+    for _ in 0..30_000 {
+        let m = MatchPolicy.pick(&NEW, &[], &members, &mut rng).unwrap();
+        let slot = [3, 17, 38].iter().position(|&i| i == m.index);
+        counts[slot.expect("a live member")] += 1;
+    }
+    // 2 degrees of freedom: p > 0.01 below 9.21.
+    assert!(chi2(&counts) < 9.21, "{counts:?} chi2 {}", chi2(&counts));
+}
+
+#[test]
+fn members_not_read_yet_mean_no_decision_and_every_try_is_asked_at_once() {
+    let mut draw = Counting::new((1..=500).map(cand).collect());
+    draw.known = Some(Default::default());
+    let mut rng = StdRng::seed_from_u64(8);
+    assert_eq!(MatchPolicy.pick(&NEW, &[], &draw, &mut rng), None);
+    // The tries' members are asked for, and not the whole draw.
+    assert_eq!(draw.asked.borrow().len(), TRIES);
+    // Once those are read, the same draws decide on them.
+    let asked: std::collections::HashSet<usize> = draw.asked.borrow().iter().copied().collect();
+    draw.known = Some(asked.clone());
+    let m = MatchPolicy
+        .pick(&NEW, &[], &draw, &mut StdRng::seed_from_u64(8))
+        .unwrap();
+    assert!(asked.contains(&m.index));
+}

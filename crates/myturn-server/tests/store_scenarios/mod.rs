@@ -509,6 +509,51 @@ pub async fn silent_users_expire_and_unanswered_pairs_end(build: &Build) {
     assert_eq!(w.run(views::UserCount, w.at(61)).await.unwrap(), 3);
 }
 
+pub async fn an_authenticated_request_counts_as_activity(build: &Build) {
+    let w = World::new(build, config()).await;
+    let (a, ra) = w.register("alice", w.t0).await;
+    let (_b, _) = w.register("bob", w.t0).await;
+    // Alice's requests at 30 s and 50 s keep her for the lease after the
+    // last one; bob, silent, goes when his runs out.
+    for at in [30, 50] {
+        let claims = w.jwt.verify(&ra.token, w.at(at).unix()).unwrap();
+        let s = w.run(account::Authenticate { claims }, w.at(at)).await;
+        assert_eq!(s.unwrap().uid, a);
+    }
+    assert!(w.sweep(w.at(60)).await.expired.is_empty());
+    assert_eq!(w.sweep(w.at(61)).await.expired, vec!["bob".to_owned()]);
+    assert!(w.sweep(w.at(110)).await.expired.is_empty());
+    assert_eq!(w.sweep(w.at(111)).await.expired, vec!["alice".to_owned()]);
+    assert_eq!(w.run(views::UserCount, w.at(111)).await.unwrap(), 0);
+}
+
+pub async fn the_figures_count_users_by_status(build: &Build) {
+    let w = World::new(build, config()).await;
+    let figures = |f: views::Figures| {
+        f.by_status
+            .iter()
+            .map(|(s, n)| (s.as_str(), *n))
+            .filter(|&(_, n)| n > 0)
+            .collect::<Vec<_>>()
+    };
+    let (a, _) = w.register("alice", w.t0).await;
+    let (b, _) = w.register("bob", w.t0).await;
+    let (c, _) = w.register("carol", w.t0).await;
+    w.ready(a, w.t0).await;
+    let f = w.run(views::Counts, w.t0).await.unwrap();
+    assert_eq!(figures(f.clone()), vec![("busy", 2), ("ready", 1)]);
+    assert_eq!(f.waiting, 1);
+    w.ready(b, w.t0).await;
+    let f = w.run(views::Counts, w.t0).await.unwrap();
+    assert_eq!(figures(f.clone()), vec![("busy", 1), ("paired", 2)]);
+    assert_eq!((f.waiting, f.pairings_total), (0, 1));
+    // Alice leaves: bob goes back to busy; carol is gone too.
+    w.run(account::Logout { uid: a }, w.t0).await.unwrap();
+    w.run(account::Logout { uid: c }, w.t0).await.unwrap();
+    let f = w.run(views::Counts, w.t0).await.unwrap();
+    assert_eq!(figures(f), vec![("busy", 1)]);
+}
+
 pub async fn moderation_bans_kicks_reports_and_admits(build: &Build) {
     let mut cfg = config();
     cfg.moderated = true;
@@ -702,6 +747,8 @@ macro_rules! store_suite {
             a_closed_stream_past_the_grace_ends_the_pair,
             a_dead_nodes_streams_close_with_it,
             silent_users_expire_and_unanswered_pairs_end,
+            an_authenticated_request_counts_as_activity,
+            the_figures_count_users_by_status,
             moderation_bans_kicks_reports_and_admits,
             the_lobby_and_its_rate_limit,
             concurrent_draws_make_a_perfect_matching,

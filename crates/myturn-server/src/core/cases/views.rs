@@ -162,7 +162,7 @@ impl UseCase for Interests {
         top.sort_by(|a, b| b.waiting.cmp(&a.waiting).then_with(|| a.tag.cmp(&b.tag)));
         top.truncate(20);
         Ok(myturn_wire::AdminInterests {
-            waiting: cx.st.pool().len() as u64,
+            waiting: cx.st.pool_len() as u64,
             with_interests: with,
             top,
         })
@@ -187,15 +187,10 @@ pub struct Counts;
 impl UseCase for Counts {
     type Output = Figures;
     fn apply(self, cx: &mut Ctx<'_>) -> Result<Figures, CoreError> {
-        let mut by_status: Vec<(Status, u64)> = Status::ALL.iter().map(|s| (*s, 0)).collect();
-        for u in cx.st.users() {
-            if let Some(slot) = by_status.iter_mut().find(|(s, _)| *s == u.status) {
-                slot.1 += 1;
-            }
-        }
+        let by_status = cx.st.status_counts();
         Ok(Figures {
             by_status,
-            waiting: cx.st.pool().len() as u64,
+            waiting: cx.st.pool_len() as u64,
             pairings_total: cx.st.pairings_total(),
         })
     }

@@ -10,6 +10,7 @@
 //! leaves the pool or ends the pair; `ready_to_talk` needs a pair, and
 //! when both sides are ready to talk both become `in_call`.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use myturn_wire::{LeaveReason, PeerInfo, PeerResponse, Role, ServerEvent, Status};
@@ -19,7 +20,7 @@ use super::liveness::is_live;
 use crate::core::context::Ctx;
 use crate::core::effects::{PairMade, Told};
 use crate::core::error::CoreError;
-use crate::core::matching::{Candidate, Draw, Match, Seeker};
+use crate::core::matching::{Candidate, Draw, DrawView, Match, Seeker};
 use crate::core::state::{
     elapsed, later, DrawKey, Due, Millis, PairId, PairSide, State, User, UserId,
 };
@@ -81,7 +82,7 @@ pub(crate) fn set_interests(
     wait: Duration,
     only: bool,
 ) -> Result<(), CoreError> {
-    let waiting = cx.st.pool().contains(&id);
+    let waiting = cx.st.in_pool(id);
     if waiting {
         leave_draws(cx.st, id);
     }
@@ -200,6 +201,43 @@ fn call_started(cx: &mut Ctx<'_>, id: UserId, peer: UserId) {
     }
 }
 
+/// A draw's members as the matching policy reads them: each record is
+/// looked up only when the policy asks for it.
+struct Members<'a> {
+    st: &'a dyn State,
+    ids: Vec<UserId>,
+    now: Millis,
+    window: Duration,
+}
+
+impl DrawView for Members<'_> {
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn candidate(&self, index: usize) -> Option<Candidate> {
+        let &c = self.ids.get(index)?;
+        let found = self.st.user(c);
+        if found.is_none() && self.st.reading() {
+            return None;
+        }
+        Some(match found {
+            Some(u) => Candidate {
+                id: c,
+                live: is_live(u, self.now, self.window),
+                last_partner: u.last_partner,
+                has_interests: !u.interests.is_empty(),
+            },
+            None => Candidate {
+                id: c,
+                live: false,
+                last_partner: None,
+                has_interests: false,
+            },
+        })
+    }
+}
+
 /// Puts a ready user in the pool, or pairs them at once with the partner
 /// the matching policy picks among those waiting.
 fn enter_pool(cx: &mut Ctx<'_>, id: UserId) {
@@ -213,46 +251,40 @@ fn enter_pool(cx: &mut Ctx<'_>, id: UserId) {
         plain: plain_at(u, now),
     };
     let tags = u.interests.clone();
-    let candidate = |st: &dyn State, c: UserId| match st.user(c) {
-        Some(u) => Candidate {
-            id: c,
-            live: is_live(u, now, window),
-            last_partner: u.last_partner,
-            has_interests: !u.interests.is_empty(),
-        },
-        None => Candidate {
-            id: c,
-            live: false,
-            last_partner: None,
-            has_interests: false,
-        },
-    };
+    let st: &dyn State = &*cx.st;
     // Who shares an interest, each once, in the order of the tags.
-    let mut shared: Vec<Candidate> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut shared = Vec::new();
     for t in &tags {
-        for &c in cx.st.draw(&DrawKey::Tag(t.clone())) {
-            if c != id && !shared.iter().any(|x| x.id == c) {
-                shared.push(candidate(cx.st, c));
+        for &c in st.draw(&DrawKey::Tag(t.clone())) {
+            if c != id && seen.insert(c) {
+                shared.push(c);
             }
         }
     }
-    let plain: Vec<Candidate> = if seeker.plain {
-        let members = cx.st.draw(&DrawKey::Plain);
-        members
+    let plain = if seeker.plain {
+        st.draw(&DrawKey::Plain)
             .iter()
-            .filter(|&&c| c != id)
-            .map(|&c| candidate(cx.st, c))
+            .copied()
+            .filter(|&c| c != id)
             .collect()
     } else {
         Vec::new()
     };
+    let members = |ids| Members {
+        st,
+        ids,
+        now,
+        window,
+    };
+    let (shared, plain) = (members(shared), members(plain));
     let picked = cx
         .rules
         .matching
         .pick(&seeker, &shared, &plain, &mut *cx.rng);
     let other = picked.and_then(|m: Match| match m.draw {
-        Draw::Shared => shared.get(m.index).map(|c| (c.id, m)),
-        Draw::Plain => plain.get(m.index).map(|c| (c.id, m)),
+        Draw::Shared => shared.ids.get(m.index).map(|&c| (c, m)),
+        Draw::Plain => plain.ids.get(m.index).map(|&c| (c, m)),
     });
     match other {
         Some((other, m)) => make_pair(cx, id, other, m, since),
@@ -437,7 +469,7 @@ pub(crate) fn rematch(cx: &mut Ctx<'_>) {
 /// A waiting user looks again (out of the pool, back in, paired if it can
 /// be now).
 fn reenter(cx: &mut Ctx<'_>, id: UserId) {
-    if cx.st.pool().contains(&id) {
+    if cx.st.in_pool(id) {
         leave_draws(cx.st, id);
         enter_pool(cx, id);
     }

@@ -240,6 +240,15 @@ impl std::fmt::Debug for PbxUser {
 /// themselves: [`State::insert_user`] and [`State::remove_user`] keep
 /// them.
 pub trait State: Send + std::fmt::Debug {
+    /// Whether this state lacks records the command asked for: a shared
+    /// store answers such reads as empty while it reads them in, and
+    /// throws what the command decided away. Rules that look at records
+    /// one by one (the matching policy's draws) stop deciding then.
+    /// Never, in memory.
+    fn reading(&self) -> bool {
+        false
+    }
+
     // ---- users ------------------------------------------------------
     /// A user by id.
     fn user(&self, id: UserId) -> Option<&User>;
@@ -255,6 +264,18 @@ pub trait State: Send + std::fmt::Debug {
     fn user_by_extension(&self, extension: u32) -> Option<UserId>;
     /// Users registered.
     fn user_count(&self) -> usize;
+    /// Users per status, in [`Status::ALL`] order. A shared store keeps
+    /// these counts as it commits, so `/metrics` reads them instead of
+    /// every user.
+    fn status_counts(&self) -> Vec<(Status, u64)> {
+        let mut by: Vec<(Status, u64)> = Status::ALL.iter().map(|s| (*s, 0)).collect();
+        for u in self.users() {
+            if let Some(slot) = by.iter_mut().find(|(s, _)| *s == u.status) {
+                slot.1 += 1;
+            }
+        }
+        by
+    }
     /// Every user, in no order (the admin views; sweeps use [`State::due`]).
     fn users(&self) -> Box<dyn Iterator<Item = &User> + '_>;
     /// The users whose `key` for `due` is at or before `by` (a superset is
@@ -281,6 +302,15 @@ pub trait State: Send + std::fmt::Debug {
     // ---- the pool and the lobby ------------------------------------
     /// Ready, unpaired, admitted users, in no meaningful order.
     fn pool(&self) -> &[UserId];
+    /// Whether `id` waits in the pool (a shared store asks about one
+    /// member instead of reading the pool).
+    fn in_pool(&self, id: UserId) -> bool {
+        self.pool().contains(&id)
+    }
+    /// How many wait in the pool.
+    fn pool_len(&self) -> usize {
+        self.pool().len()
+    }
     /// Adds to the pool.
     fn pool_insert(&mut self, id: UserId);
     /// Removes from the pool (absent: nothing).

@@ -53,6 +53,8 @@ while i <= #ARGV do
     redis.call('ZADD', k, 'GT', ARGV[i + 2], ARGV[i + 3]); i = i + 4
   elseif op == 'ZD' then
     redis.call('ZREM', k, ARGV[i + 2]); i = i + 3
+  elseif op == 'HI' then
+    redis.call('HINCRBY', k, ARGV[i + 2], ARGV[i + 3]); i = i + 4
   elseif op == 'IB' then
     redis.call('INCRBY', k, ARGV[i + 2]); bump(k); i = i + 3
   elseif op == 'RP' then
@@ -163,6 +165,64 @@ pub(super) fn build(tx: &TxState<'_>, loaded: &Loaded, fx: &Effects, nodes: &[St
     o
 }
 
+/// One `ZADD key GT score member`: an index moved forward.
+pub(super) type Forward = (String, u64, String);
+
+/// When all an attempt changed is users' last activity (an authenticated
+/// request counting as activity), the index entries that say so: the
+/// activity index pongs also move, and the sweeps' `due` entries keyed on
+/// it. Written on their own, with no check and no commit, as pongs are,
+/// they move no record's version, so they conflict with no other
+/// command. Anything else changed: `None`, and the attempt commits.
+pub(super) fn seen_only(tx: &TxState<'_>, loaded: &Loaded, fx: &Effects) -> Option<Vec<Forward>> {
+    let quiet = fx.deliveries.is_empty()
+        && !fx.pbx_changed
+        && fx.pairings.is_empty()
+        && fx.story.is_empty()
+        && fx.wake_at.is_none()
+        && tx.strs.is_empty()
+        && tx.cursor_write().is_none()
+        && tx.pairings == 0
+        && tx.reports.is_empty()
+        && tx
+            .ids
+            .values()
+            .all(|w| w.added.is_empty() && w.removed.is_empty())
+        && tx
+            .strsets
+            .values()
+            .all(|w| w.added.is_empty() && w.removed.is_empty());
+    if !quiet {
+        return None;
+    }
+    let mut out = Vec::new();
+    for &id in &tx.dirty_users {
+        let old = loaded.users.get(&id).and_then(Option::as_ref)?;
+        let new = tx.users.get(&id).and_then(Option::as_ref)?;
+        if new.last_seen < old.last_seen {
+            return None;
+        }
+        let mut same = new.clone();
+        same.last_seen = old.last_seen;
+        if same != *old {
+            return None;
+        }
+        if new.last_seen == old.last_seen {
+            continue;
+        }
+        let sid = id.to_string();
+        out.push((keys::seen(), new.last_seen, sid.clone()));
+        for d in Due::ALL {
+            match (due_key(d, old), due_key(d, new)) {
+                (Some(a), Some(b)) if a != b => out.push((keys::due(d), b, sid.clone())),
+                (a, b) if a != b => return None,
+                _ => {}
+            }
+        }
+    }
+    Some(out)
+}
+
 /// A user record's writes and its index entries (the sweeps' `due`
 /// indexes, the node holding its streams), from the old record to the
 /// new.
@@ -187,6 +247,15 @@ fn user_ops(o: &mut Ops, id: UserId, old: Option<&User>, new: Option<&User>) {
             Some(t) if before != Some(t) => o.op(&["ZU", &keys::due(d), &t.to_string(), &sid]),
             None if before.is_some() => o.op(&["ZD", &keys::due(d), &sid]),
             _ => {}
+        }
+    }
+    let (before, after) = (old.map(|u| u.status), new.map(|u| u.status));
+    if before != after {
+        if let Some(s) = before {
+            o.op(&["HI", &keys::statuses(), s.as_str(), "-1"]);
+        }
+        if let Some(s) = after {
+            o.op(&["HI", &keys::statuses(), s.as_str(), "1"]);
         }
     }
     let was = old.and_then(|u| u.stream_node.clone());

@@ -39,6 +39,14 @@ pub(super) async fn fetch<C: redis::aio::ConnectionLike + Send>(
             Need::Card(k) => {
                 p.cmd("SCARD").arg(k).cmd("HGET").arg(&ver).arg(k);
             }
+            Need::Member(k, id) => {
+                p.cmd("SISMEMBER")
+                    .arg(k)
+                    .arg(*id)
+                    .cmd("HGET")
+                    .arg(&ver)
+                    .arg(k);
+            }
             Need::User(id) => {
                 let k = keys::user(*id);
                 p.cmd("GET")
@@ -75,6 +83,9 @@ pub(super) async fn fetch<C: redis::aio::ConnectionLike + Send>(
             Need::AllUsers => {
                 p.cmd("SMEMBERS").arg(keys::users());
             }
+            Need::Statuses => {
+                p.cmd("HGETALL").arg(keys::statuses());
+            }
         }
     }
     let values: Vec<Value> = p.query_async(conn).await?;
@@ -84,28 +95,33 @@ pub(super) async fn fetch<C: redis::aio::ConnectionLike + Send>(
         match n {
             Need::Str(k) => {
                 let v = string(next());
-                loaded.versions.insert(k.clone(), version(next()));
+                keep(loaded, k.clone(), version(next()));
                 loaded.strs.insert(k.clone(), v);
             }
             Need::Set(k) => {
                 let v = strings(next());
-                loaded.versions.insert(k.clone(), version(next()));
+                keep(loaded, k.clone(), version(next()));
                 loaded.sets.insert(k.clone(), v);
             }
             Need::List(k) => {
                 let v = strings(next());
-                loaded.versions.insert(k.clone(), version(next()));
+                keep(loaded, k.clone(), version(next()));
                 loaded.lists.insert(k.clone(), v);
             }
             Need::Card(k) => {
                 let v = int(next());
-                loaded.versions.insert(k.clone(), version(next()));
+                keep(loaded, k.clone(), version(next()));
                 loaded.cards.insert(k.clone(), v);
+            }
+            Need::Member(k, id) => {
+                let held = int(next()) == 1;
+                keep(loaded, k.clone(), version(next()));
+                loaded.members.insert((k.clone(), *id), held);
             }
             Need::User(id) => {
                 let record = string(next());
                 let seen = string(next()).and_then(|s| s.parse::<f64>().ok());
-                loaded.versions.insert(keys::user(*id), version(next()));
+                keep(loaded, keys::user(*id), version(next()));
                 loaded.users.insert(*id, decode_user(record, seen));
             }
             Need::Due(d, by) => {
@@ -119,9 +135,32 @@ pub(super) async fn fetch<C: redis::aio::ConnectionLike + Send>(
             }
             Need::Crowded => loaded.crowded = Some(strings(next())),
             Need::AllUsers => loaded.all_users = Some(ids(next())),
+            Need::Statuses => {
+                // [field, value, field, value, …] (a map in RESP3).
+                let flat: Vec<String> = match next() {
+                    Value::Map(m) => m
+                        .into_iter()
+                        .flat_map(|(k, v)| [k, v])
+                        .filter_map(string)
+                        .collect(),
+                    other => strings(other),
+                };
+                let by = flat
+                    .chunks(2)
+                    .filter_map(|kv| Some((kv.first()?.clone(), kv.get(1)?.parse().ok()?)))
+                    .collect();
+                loaded.statuses = Some(by);
+            }
         }
     }
     Ok(())
+}
+
+/// Notes the version a key was read at. A key read again in a later
+/// round keeps its first version: the commit then fails if the key moved
+/// between the two reads, as it must, since the attempt used both.
+fn keep(loaded: &mut Loaded, key: String, version: String) {
+    loaded.versions.entry(key).or_insert(version);
 }
 
 /// A user's record, its last activity moved forward to what pongs said.

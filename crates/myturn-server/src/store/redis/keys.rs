@@ -39,6 +39,12 @@ pub(super) fn extension(ext: u32) -> String {
     format!("{PREFIX}e:{ext}")
 }
 
+/// Users per status (a hash: field = status, value = how many), kept by
+/// the commit; not versioned (only `/metrics` reads it).
+pub(super) fn statuses() -> String {
+    format!("{PREFIX}statuses")
+}
+
 /// Every user id (a set).
 pub(super) fn users() -> String {
     format!("{PREFIX}users")

@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 
@@ -304,6 +304,15 @@ impl RedisStore {
         let mut loaded = Loaded::default();
         let mut needs: BTreeSet<Need> = hints(&cmd);
         let mut read: BTreeSet<Need> = BTreeSet::new();
+        // Every attempt of this command draws the same: an attempt that
+        // lacked records is run again once they are read, and must then
+        // look at the same members (see `core::matching`), or each round
+        // would ask for new ones. The seed is independent of the state,
+        // so the picks stay uniform.
+        let seed: <StdRng as SeedableRng>::Seed = {
+            let mut rng = self.inner.rng.lock().unwrap_or_else(|e| e.into_inner());
+            rng.0.gen()
+        };
         let started = tokio::time::Instant::now();
         let mut round = 0;
         while round < MAX_ATTEMPTS || started.elapsed() < CONFLICT_BUDGET {
@@ -319,12 +328,13 @@ impl RedisStore {
             let attempt = {
                 let mut tx = TxState::new(&loaded);
                 let result = {
+                    let mut draws = StdRng::from_seed(seed);
                     let mut rng = self.inner.rng.lock().unwrap_or_else(|e| e.into_inner());
-                    let (rng, token_rng) = &mut *rng;
+                    let (_, token_rng) = &mut *rng;
                     cmd.clone().apply(&mut Ctx {
                         st: &mut tx,
                         rules: &self.inner.rules,
-                        rng,
+                        rng: &mut draws,
                         token_rng,
                         now,
                         fx: &mut fx,
@@ -332,15 +342,41 @@ impl RedisStore {
                 };
                 let misses = tx.misses();
                 if misses.is_empty() {
-                    Some((result, commit::build(&tx, &loaded, &fx, &nodes)))
+                    let quick = commit::seen_only(&tx, &loaded, &fx);
+                    Some((result, quick, commit::build(&tx, &loaded, &fx, &nodes)))
                 } else {
                     needs = misses;
                     None
                 }
             };
-            let Some((result, ops)) = attempt else {
+            let Some((result, quick, ops)) = attempt else {
                 continue;
             };
+            if let Some(forward) = quick {
+                // Only activity moved: no commit (see `commit::seen_only`).
+                if !forward.is_empty() {
+                    let mut p = redis::pipe();
+                    for (key, at, member) in &forward {
+                        p.cmd("ZADD")
+                            .arg(key)
+                            .arg("GT")
+                            .arg(*at)
+                            .arg(member)
+                            .ignore();
+                    }
+                    p.query_async::<()>(&mut conn)
+                        .await
+                        .map_err(|e| self.unavailable(e))?;
+                }
+                self.served();
+                return result.map_err(StoreError::Refused).map(|reply| Outcome {
+                    reply,
+                    reached: 0,
+                    pairings: fx.pairings,
+                    story: fx.story,
+                    wake_at: fx.wake_at,
+                });
+            }
             let clock: u64 = self
                 .inner
                 .script

@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use myturn_wire::{Ban, Report};
+use myturn_wire::{Ban, Report, Status};
 
 use super::keys;
 use crate::core::state::{
@@ -25,6 +25,8 @@ pub(super) enum Need {
     List(String),
     /// A set's size.
     Card(String),
+    /// Whether a set holds one user id.
+    Member(String, UserId),
     /// A user's record (and its last activity).
     User(UserId),
     /// The users due for a sweep by a moment (a hint: not versioned).
@@ -36,6 +38,8 @@ pub(super) enum Need {
     Crowded,
     /// Every user id (for the admin views: not versioned).
     AllUsers,
+    /// Users per status (for `/metrics`: not versioned).
+    Statuses,
 }
 
 /// What has been read, with the version each key was read at.
@@ -45,11 +49,13 @@ pub(super) struct Loaded {
     pub(super) sets: HashMap<String, Vec<String>>,
     pub(super) lists: HashMap<String, Vec<String>>,
     pub(super) cards: HashMap<String, u64>,
+    pub(super) members: HashMap<(String, UserId), bool>,
     pub(super) users: HashMap<UserId, Option<User>>,
     pub(super) dues: HashMap<(Due, Millis), Vec<UserId>>,
     pub(super) next_dues: HashMap<(Due, Millis), Option<Millis>>,
     pub(super) crowded: Option<Vec<String>>,
     pub(super) all_users: Option<Vec<UserId>>,
+    pub(super) statuses: Option<HashMap<String, u64>>,
     /// Key → version as read ("0": never written). The commit checks each.
     pub(super) versions: BTreeMap<String, String>,
 }
@@ -217,6 +223,45 @@ impl<'a> TxState<'a> {
         }
     }
 
+    /// Whether an id set holds `id`: from its members if they were read,
+    /// else from this attempt's own changes, else asked of Redis alone.
+    fn is_member(&self, key: &str, id: UserId) -> bool {
+        if let Some(w) = self.ids.get(key) {
+            if let Some(m) = &w.members {
+                return m.contains(&id);
+            }
+            if w.added.contains(&id) {
+                return true;
+            }
+            if w.removed.contains(&id) {
+                return false;
+            }
+        }
+        match self.loaded.members.get(&(key.to_owned(), id)) {
+            Some(&held) => held,
+            None => {
+                self.miss(Need::Member(key.to_owned(), id));
+                false
+            }
+        }
+    }
+
+    /// An id set's size: from its members if they were read, else its
+    /// size as read with this attempt's changes.
+    fn card(&self, key: &str) -> usize {
+        let w = self.ids.get(key);
+        if let Some(m) = w.and_then(|w| w.members.as_ref()) {
+            return m.len();
+        }
+        let Some(&n) = self.loaded.cards.get(key) else {
+            self.miss(Need::Card(key.to_owned()));
+            return 0;
+        };
+        let added = w.map_or(0, |w| w.added.len());
+        let removed = w.map_or(0, |w| w.removed.len());
+        (n as usize + added).saturating_sub(removed)
+    }
+
     fn id_set_mut(&mut self, key: &str) -> &mut SetWork<UserId> {
         self.ids.entry(key.to_owned()).or_default()
     }
@@ -276,6 +321,9 @@ fn parse_ids(v: &[String]) -> Vec<UserId> {
 }
 
 impl State for TxState<'_> {
+    fn reading(&self) -> bool {
+        !self.misses.borrow().is_empty()
+    }
     fn user(&self, id: UserId) -> Option<&User> {
         match self.users.get(&id) {
             Some(u) => u.as_ref(),
@@ -317,15 +365,17 @@ impl State for TxState<'_> {
         self.str(&keys::extension(extension))?.parse().ok()
     }
     fn user_count(&self) -> usize {
-        let key = keys::users();
-        let Some(&n) = self.loaded.cards.get(&key) else {
-            self.miss(Need::Card(key));
-            return 0;
+        self.card(&keys::users())
+    }
+    fn status_counts(&self) -> Vec<(Status, u64)> {
+        let Some(by) = &self.loaded.statuses else {
+            self.miss(Need::Statuses);
+            return Vec::new();
         };
-        let w = self.ids.get(&key);
-        let added = w.map_or(0, |w| w.added.len());
-        let removed = w.map_or(0, |w| w.removed.len());
-        (n as usize + added).saturating_sub(removed)
+        Status::ALL
+            .iter()
+            .map(|s| (*s, by.get(s.as_str()).copied().unwrap_or(0)))
+            .collect()
     }
     fn users(&self) -> Box<dyn Iterator<Item = &User> + '_> {
         let Some(all) = &self.loaded.all_users else {
@@ -381,6 +431,12 @@ impl State for TxState<'_> {
     fn pool(&self) -> &[UserId] {
         self.id_set(&keys::pool())
     }
+    fn in_pool(&self, id: UserId) -> bool {
+        self.is_member(&keys::pool(), id)
+    }
+    fn pool_len(&self) -> usize {
+        self.card(&keys::pool())
+    }
     fn pool_insert(&mut self, id: UserId) {
         self.id_set_mut(&keys::pool()).insert(id);
     }
@@ -409,7 +465,7 @@ impl State for TxState<'_> {
         Box::new(self.id_set(&keys::lobby()).iter().copied())
     }
     fn in_lobby(&self, id: UserId) -> bool {
-        self.id_set(&keys::lobby()).contains(&id)
+        self.is_member(&keys::lobby(), id)
     }
     fn set_in_lobby(&mut self, id: UserId, member: bool) {
         let w = self.id_set_mut(&keys::lobby());
