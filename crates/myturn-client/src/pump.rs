@@ -83,6 +83,10 @@ pub(crate) struct Quality {
     pub(crate) kbps: f64,
     /// Received frames lost on the network (RFC 3550), percent.
     pub(crate) loss_percent: f64,
+    /// Received frames lost on the network (RFC 3550), and arrived after
+    /// their playout time.
+    pub(crate) lost: u64,
+    pub(crate) late: u64,
     /// Interarrival jitter, ms.
     pub(crate) jitter_ms: f64,
     /// Lost frames concealed.
@@ -295,6 +299,8 @@ impl Pump {
             codec: self.call.codec.name(),
             kbps: bytes as f64 * 8.0 / secs / 1000.0,
             loss_percent: 100.0 * st.lost as f64 / (st.received + st.lost).max(1) as f64,
+            lost: st.lost,
+            late: st.late,
             jitter_ms: st.jitter_ms,
             concealed: p.concealed,
             recovered: p.recovered,

@@ -2,7 +2,11 @@
 //! the `vt100` terminal emulator) on a machine whose ALSA has no card:
 //! the library's complaints never reach the screen, one line says there
 //! is no sound card, and the headers say the mic is off, on the main
-//! screen and in a call with a line-mode partner.
+//! screen and in a call with a line-mode partner. On the way, the keys:
+//! `--name` logs in without the login screen, Esc stops a wait, hanging
+//! up and the next partner ask first (any other key cancels), the ended
+//! call leaves its summary, and quitting from the main screen does not
+//! ask.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -104,8 +108,7 @@ async fn without_a_sound_card_the_screen_stays_clean_and_says_mic_off() {
         let _ = keys.write_all(k.as_bytes()).and_then(|()| keys.flush());
     };
 
-    wait_for(&screen, "Nickname: alice");
-    press("\r");
+    // `--name`: straight to the main screen, no key pressed.
     let main = wait_for(&screen, "Hello, alice");
     let main = if main.iter().any(|r| r.contains("no sound card found")) {
         main
@@ -115,6 +118,17 @@ async fn without_a_sound_card_the_screen_stays_clean_and_says_mic_off() {
     only_drawn(&main);
     let line = "mic off: no sound card found: chat only; --list-devices, --no-audio";
     assert!(main.iter().any(|r| r.contains(line)), "{}", main.join("\n"));
+
+    // Esc while waiting: back to the main screen, still logged in.
+    press("r");
+    wait_for(&screen, "Looking for a partner");
+    press("\x1b");
+    let stopped = wait_for(&screen, "Stopped waiting.");
+    assert!(
+        stopped.iter().any(|r| r.contains("Hello, alice")),
+        "{}",
+        stopped.join("\n")
+    );
 
     // A call with a line-mode partner: the call's header says mic off.
     let dir = tempfile::tempdir().unwrap();
@@ -127,12 +141,46 @@ async fn without_a_sound_card_the_screen_stays_clean_and_says_mic_off() {
     only_drawn(&call);
     let head = call.iter().find(|r| r.contains("Talking to bob")).unwrap();
     assert!(head.contains("mic off"), "{}", call.join("\n"));
-    bob.send("quit").await;
+
+    // `n` asks; any other key cancels, and the call goes on.
+    press("n");
+    wait_for(&screen, "Hang up and draw someone else? y: yes");
+    press("x");
+    let on = wait_for(&screen, "n: next partner");
+    assert!(
+        on.iter().any(|r| r.contains("Talking to bob")) && !on.iter().any(|r| r.contains("> x")),
+        "{}",
+        on.join("\n")
+    );
+    // `q`, `y`: hung up, and the call's summary on the main screen.
     press("q");
-    std::thread::sleep(Duration::from_millis(200));
+    wait_for(&screen, "Hang up? y: yes");
     press("y");
-    std::thread::sleep(Duration::from_millis(500));
+    let after = wait_for(&screen, "Last call, with bob: You hung up.");
+    assert!(
+        after
+            .iter()
+            .any(|r| r.contains(" long, SAS ") && r.contains("frames lost")),
+        "{}",
+        after.join("\n")
+    );
+    only_drawn(&after);
+    // Nothing would end: `q` quits without asking.
     press("q");
-    let _ = child.kill();
-    let _ = child.wait();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!(
+                "q on the main screen did not quit:\n{}",
+                rows(&screen).join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    bob.send("quit").await;
 }

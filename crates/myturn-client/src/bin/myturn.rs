@@ -17,7 +17,7 @@ use myturn_media::codec::Codec;
 /// to end (x25519 + HKDF, AES-256-CBC + HMAC); compare the SAS aloud to
 /// be sure nobody sits in between.
 #[derive(Debug, Parser)]
-#[command(name = "myturn", version, about, long_about)]
+#[command(name = "myturn", version, about, long_about, after_help = KEYS)]
 struct Args {
     /// The myTurn server's URL.
     #[arg(long, env = "MYTURN_SERVER", default_value = "http://127.0.0.1:8080")]
@@ -27,7 +27,8 @@ struct Args {
     #[arg(long, env = "MYTURN_CA_CERT")]
     ca_cert: Option<PathBuf>,
     /// Your nickname: a letter, then letters, digits, `_` or `-` (3–32).
-    /// Without it, the full-screen interface asks.
+    /// The full-screen interface logs in with it at once (a refused name
+    /// is asked again, with the reason); without it, it asks.
     #[arg(long)]
     name: Option<String>,
     /// Line mode: commands on stdin (ready, say TEXT, mute, unmute, stats,
@@ -99,6 +100,17 @@ struct Args {
     #[arg(long, requires = "interests")]
     only_interests: bool,
 }
+
+/// The full-screen interface's keys, under `--help` (the README has the
+/// same table).
+const KEYS: &str = "\
+Keys of the full-screen interface (each screen's bottom line says them):
+  main screen  r: ready   i: interests   d: sound devices   q, Esc: quit
+  waiting      Enter: say it in the lobby   Esc: stop waiting   Ctrl-C: quit
+  in a call    Enter: send   m: mic on/off   q: hang up   n: next partner
+               Ctrl-C: quit
+What would end a call or a wait asks first (y: yes, any other key: no);
+Ctrl-C twice quits at once.";
 
 /// `--interests`, normalised and checked.
 #[derive(Debug, Clone)]

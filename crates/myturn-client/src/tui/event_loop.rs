@@ -2,10 +2,11 @@
 //! the view-model from keys, the flow's progress, the call's media and
 //! SIP events and the server's pushes, until the user quits.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::state::{Action, CallFigures, Screen, Ui};
-use crate::call::Progress;
+use super::state::{Action, CallFigures, Ui};
+use crate::call::{Client, Progress};
+use crate::pump::Pump;
 
 /// Restores the terminal however the interface ends.
 struct TerminalGuard;
@@ -24,10 +25,8 @@ impl Drop for TerminalGuard {
 /// (or Ctrl-C); leaves with SIP unregister and logout.
 #[cfg_attr(not(feature = "audio"), allow(unused_mut))]
 pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::ClientError> {
-    use crate::call::Client;
-    use crate::pump::{Heard, Pump};
+    use crate::pump::Heard;
     use ratatui::crossterm::event::{self, Event};
-    use std::time::Instant;
 
     let io = crate::ClientError::from;
     // Before anything touches the sound library: its complaints go to a
@@ -71,24 +70,32 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
         mic_off,
         ..Ui::default()
     };
-    if !opts.name.is_empty() {
-        ui.screen = Screen::Login {
-            input: opts.name.clone(),
-            error: None,
-        };
-    }
     let mut client: Option<Client> = None;
     let mut lobby: Option<crate::events::LobbySender> = None;
+    // `--name`: logs in at once; a refused name is asked again, prefilled.
+    if !opts.name.is_empty() {
+        let name = opts.name.clone();
+        ui.logging_in(name.clone());
+        term.draw(|f| ui.render(f)).map_err(io)?;
+        match login(&opts, &name, &ptx).await {
+            Ok(c) => {
+                lobby = c.lobby_sender();
+                client = Some(c);
+            }
+            Err(e) => ui.login_failed(name, e.to_string()),
+        }
+    }
     let mut pump: Option<Pump> = None;
     // The flow waiting for a partner runs beside the interface; the
-    // sender stops it (it then cancels any half-made call and goes busy).
+    // sender stops it (it then cancels any half-made call and goes busy),
+    // and is `None` once it was used.
     type Setup = (
         Client,
         Option<Result<crate::call::Call, crate::ClientError>>,
     );
     let mut pending: Option<(
         tokio::task::JoinHandle<Setup>,
-        tokio::sync::oneshot::Sender<()>,
+        Option<tokio::sync::oneshot::Sender<()>>,
     )> = None;
     let mut retry = tokio::time::interval(Duration::from_secs(1));
     let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -101,20 +108,30 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
                 let Some(k) = k else { break };
                 match ui.on_key(k) {
                     Some(Action::Login(name)) => {
-                        match Client::connect_with(opts.client_config(), &name, Some(ptx.clone())).await {
-                            Ok(mut c) => {
-                                c.peer_timeout = opts.peer_timeout;
-                                c.answer_timeout = opts.answer_timeout;
-                                c.interests = opts.interests.clone();
+                        ui.logging_in(name.clone());
+                        term.draw(|f| ui.render(f)).map_err(io)?;
+                        match login(&opts, &name, &ptx).await {
+                            Ok(c) => {
                                 lobby = c.lobby_sender();
                                 client = Some(c);
                             }
-                            Err(e) => ui.login_failed(e.to_string()),
+                            Err(e) => ui.login_failed(name, e.to_string()),
                         }
                     }
-                    Some(Action::Ready) | Some(Action::Next) => {
-                        if let (Some(p), Some(c)) = (pump.take(), client.as_mut()) {
-                            let _ = c.hang_up(&p.call).await;
+                    Some(Action::Ready) if pending.is_some() => {
+                        ui.notice("Still stopping the last wait; press r again in a moment.".into());
+                    }
+                    Some(a @ (Action::Ready | Action::Next)) => {
+                        if let Some(p) = pump.take() {
+                            end_call(&mut ui, &p, started, if a == Action::Next {
+                                "You hung up, for the next partner."
+                            } else {
+                                "You hung up."
+                            });
+                            term.draw(|f| ui.render(f)).map_err(io)?;
+                            if let Some(c) = client.as_mut() {
+                                let _ = c.hang_up(&p.call).await;
+                            }
                             let _ = p.finish();
                         }
                         if let Some(mut c) = client.take() {
@@ -134,9 +151,17 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
                                     c.abandon().await;
                                 }
                                 (c, r)
-                            }), stop));
+                            }), Some(stop)));
                         }
                     }
+                    Some(Action::StopWaiting) => match pending.as_mut() {
+                        Some((_, stop)) => {
+                            if let Some(stop) = stop.take() {
+                                let _ = stop.send(());
+                            }
+                        }
+                        None => ui.stopped_waiting(),
+                    },
                     Some(Action::LobbySay(t)) => {
                         let me = ui.name.clone();
                         match lobby.as_ref().map(|l| l.lobby_say(&t)) {
@@ -157,8 +182,12 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
                         }
                     }
                     Some(Action::HangUp) => {
-                        if let (Some(p), Some(c)) = (pump.take(), client.as_mut()) {
-                            let _ = c.hang_up(&p.call).await;
+                        if let Some(p) = pump.take() {
+                            end_call(&mut ui, &p, started, "You hung up.");
+                            term.draw(|f| ui.render(f)).map_err(io)?;
+                            if let Some(c) = client.as_mut() {
+                                let _ = c.hang_up(&p.call).await;
+                            }
                             let _ = p.finish();
                         }
                     }
@@ -204,21 +233,32 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
                 }
             }
             done = async { match pending.as_mut() { Some((t, _)) => t.await, None => std::future::pending().await } } => {
-                pending = None;
+                let stopped = matches!(pending.take(), Some((_, None)));
+                // What the flow told before it ended comes first.
+                while let Ok(p) = prx.try_recv() {
+                    ui.on_progress(p);
+                }
                 match done {
-                    Ok((c, None)) => client = Some(c),
-                    Ok((c, Some(Ok(call)))) => {
-                        client = Some(c);
-                        started = Instant::now();
-                        let (p, warnings) = Pump::new(call, &opts.input, &opts.output, opts.processing);
-                        pump = Some(p);
-                        for w in warnings {
-                            ui.on_progress(crate::call::Progress::Chat { from: "myturn".into(), text: w });
+                    Ok((mut c, r)) => {
+                        match r {
+                            Some(Ok(call)) if stopped => {
+                                // Connected just as the wait was stopped.
+                                let _ = c.hang_up(&call).await;
+                                ui.stopped_waiting();
+                            }
+                            None | Some(Err(_)) if stopped => ui.stopped_waiting(),
+                            None => {}
+                            Some(Ok(call)) => {
+                                started = Instant::now();
+                                let (p, warnings) = Pump::new(call, &opts.input, &opts.output, opts.processing);
+                                pump = Some(p);
+                                for w in warnings {
+                                    ui.on_progress(crate::call::Progress::Chat { from: "myturn".into(), text: w });
+                                }
+                            }
+                            Some(Err(e)) => ui.notice(e.to_string()),
                         }
-                    }
-                    Ok((c, Some(Err(e)))) => {
                         client = Some(c);
-                        ui.notice(e.to_string());
                     }
                     Err(_) => break,
                 }
@@ -228,18 +268,7 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
                 if let Some(p) = pump.as_mut() {
                     p.tick().await;
                     if ticks % 10 == 0 {
-                        let q = p.quality();
-                        ui.set_figures(CallFigures {
-                            level: p.level,
-                            loss_percent: q.loss_percent,
-                            jitter_ms: q.jitter_ms,
-                            elapsed: started.elapsed(),
-                            codec: q.codec.to_owned(),
-                            kbps: q.kbps,
-                            concealed: q.concealed,
-                            recovered: q.recovered,
-                            delay_ms: q.delay_ms,
-                        });
+                        ui.set_figures(figures(p, started));
                     }
                 } else if ticks % 10 == 0 {
                     ui.tick();
@@ -252,13 +281,12 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
                     Some(Heard::Failed(f)) => ui.notice(format!("secure channel failed: {f}")),
                     Some(Heard::PeerGone(why)) => {
                         if let Some(p) = pump.take() {
+                            end_call(&mut ui, &p, started, format!("The call ended: {why}."));
                             if let Some(c) = client.as_mut() {
                                 let _ = c.end_dead(&p.call).await;
                             }
                             let _ = p.finish();
                         }
-                        ui.on_progress(crate::call::Progress::Ended { by_us: false });
-                        ui.notice(format!("call ended: {why}"));
                     }
                     None => {}
                 }
@@ -275,7 +303,7 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
                 let ev = match ev {
                     FromClient::Sip(ev) => ev,
                     FromClient::Push(push) => {
-                        on_push(push, &mut ui, &mut client, &mut pump).await;
+                        on_push(push, &mut ui, &mut client, &mut pump, started).await;
                         continue;
                     }
                 };
@@ -285,11 +313,12 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
                 };
                 if matches!(signal, crate::call::CallSignal::EndedByPeer | crate::call::CallSignal::SignallingLost) {
                     if let Some(p) = pump.take() {
+                        end_call(&mut ui, &p, started, if signal == crate::call::CallSignal::SignallingLost {
+                            "The call ended: the PBX stopped refreshing the SIP session."
+                        } else {
+                            "Your partner hung up."
+                        });
                         let _ = p.finish();
-                    }
-                    ui.on_progress(crate::call::Progress::Ended { by_us: false });
-                    if signal == crate::call::CallSignal::SignallingLost {
-                        ui.notice("The call ended: the PBX stopped refreshing the SIP session.".into());
                     }
                     if let Some(c) = client.as_ref() {
                         let _ = c.api.status(myturn_wire::RequestedStatus::Busy, None).await;
@@ -307,7 +336,9 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
     }
     // Quitting while waiting: stop the flow cleanly so it can log out.
     if let Some((t, stop)) = pending.take() {
-        let _ = stop.send(());
+        if let Some(stop) = stop {
+            let _ = stop.send(());
+        }
         if let Ok((c, _)) = t.await {
             client = Some(c);
         }
@@ -320,6 +351,45 @@ pub async fn run(mut opts: crate::plain::PlainOptions) -> Result<(), crate::Clie
         c.quit().await?;
     }
     Ok(())
+}
+
+/// Logs in as `name` with the options' settings; the flow tells its
+/// progress on `progress`.
+async fn login(
+    opts: &crate::plain::PlainOptions,
+    name: &str,
+    progress: &tokio::sync::mpsc::UnboundedSender<Progress>,
+) -> Result<Client, crate::ClientError> {
+    let mut c = Client::connect_with(opts.client_config(), name, Some(progress.clone())).await?;
+    c.peer_timeout = opts.peer_timeout;
+    c.answer_timeout = opts.answer_timeout;
+    c.interests = opts.interests.clone();
+    Ok(c)
+}
+
+/// A call's figures now (`started`: when it was up).
+fn figures(p: &Pump, started: Instant) -> CallFigures {
+    let q = p.quality();
+    CallFigures {
+        level: p.level,
+        loss_percent: q.loss_percent,
+        lost: q.lost,
+        late: q.late,
+        jitter_ms: q.jitter_ms,
+        elapsed: started.elapsed(),
+        codec: q.codec.to_owned(),
+        kbps: q.kbps,
+        concealed: q.concealed,
+        recovered: q.recovered,
+        delay_ms: q.delay_ms,
+    }
+}
+
+/// A call's end on the screen: its last figures, then its summary with
+/// who ended it and why (`ended`).
+fn end_call(ui: &mut Ui, p: &Pump, started: Instant, ended: impl Into<String>) {
+    ui.set_figures(figures(p, started));
+    ui.call_ended(ended.into());
 }
 
 /// Why the microphone is off for good, if it is: `--no-audio`, or no
@@ -357,21 +427,24 @@ enum FromClient {
 async fn on_push(
     push: Option<myturn_wire::ServerEvent>,
     ui: &mut Ui,
-    client: &mut Option<crate::call::Client>,
-    pump: &mut Option<crate::pump::Pump>,
+    client: &mut Option<Client>,
+    pump: &mut Option<Pump>,
+    started: Instant,
 ) {
     use myturn_wire::ServerEvent;
     match push {
         Some(ServerEvent::PeerLeft { reason }) => {
             if let Some(p) = pump.take() {
+                let ended = if reason == myturn_wire::LeaveReason::HungUp {
+                    "Your partner hung up.".to_owned()
+                } else {
+                    format!("Your partner is gone ({}).", reason.as_str())
+                };
+                end_call(ui, &p, started, ended);
                 if let Some(c) = client.as_mut() {
                     let _ = c.end_dead(&p.call).await;
                 }
                 let _ = p.finish();
-                ui.on_progress(Progress::Ended { by_us: false });
-                if reason != myturn_wire::LeaveReason::HungUp {
-                    ui.notice(format!("Your partner is gone ({}).", reason.as_str()));
-                }
             }
         }
         Some(ServerEvent::LobbyMessage { from, text, .. }) => ui.on_lobby(&from, &text),

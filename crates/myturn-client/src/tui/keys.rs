@@ -1,18 +1,43 @@
 //! Key handling: what each key means on each screen, as an [`Action`]
 //! for the event loop (or a change to the screen itself).
+//!
+//! One rule for the keys that end something: hanging up (`q`), the next
+//! partner (`n`) and quitting (Ctrl-C) in a call, and quitting while
+//! waiting, first ask in the status line ([`Confirm`]); `y` does it, any
+//! other key cancels and changes nothing else (a second Ctrl-C quits at
+//! once). Where nothing would end (login, the main screen, the device
+//! list), quitting does not ask. Esc while waiting stops the wait (back
+//! to the main screen, busy): that loses nothing, so it does not ask.
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::state::{Action, Screen, Ui};
+use super::state::{Action, Confirm, Screen, Ui};
 
 impl Ui {
     /// A key press; returns what the user asked for, if anything.
     pub(crate) fn on_key(&mut self, key: KeyEvent) -> Option<Action> {
-        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
-            return Some(Action::Quit);
+        let ctrl_c =
+            key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c');
+        // A question takes the next key, whatever it is.
+        if let Some(asked) = self.confirm_mut().and_then(Option::take) {
+            return match key.code {
+                _ if ctrl_c => Some(Action::Quit),
+                KeyCode::Char('y' | 'Y') => Some(asked.action()),
+                _ => None,
+            };
+        }
+        if ctrl_c {
+            return match self.confirm_mut() {
+                Some(confirm) => {
+                    *confirm = Some(Confirm::Quit);
+                    None
+                }
+                None => Some(Action::Quit),
+            };
         }
         match &mut self.screen {
-            Screen::Login { input, error } => match key.code {
+            Screen::Login { busy: true, .. } => None,
+            Screen::Login { input, error, .. } => match key.code {
                 KeyCode::Enter if !input.trim().is_empty() => {
                     Some(Action::Login(input.trim().to_owned()))
                 }
@@ -119,7 +144,10 @@ impl Ui {
                     input.pop();
                     None
                 }
-                KeyCode::Esc if input.is_empty() => Some(Action::Quit),
+                KeyCode::Esc if input.is_empty() => {
+                    self.stopping_wait();
+                    Some(Action::StopWaiting)
+                }
                 KeyCode::Esc => {
                     input.clear();
                     None
@@ -132,15 +160,10 @@ impl Ui {
             },
             Screen::Convo {
                 input,
-                confirm_hangup,
+                confirm,
                 chat,
                 ..
             } => {
-                if *confirm_hangup {
-                    *confirm_hangup = false;
-                    return matches!(key.code, KeyCode::Char('y') | KeyCode::Enter)
-                        .then_some(Action::HangUp);
-                }
                 // Typing a chat line takes every key; with an empty line the
                 // single-letter commands apply.
                 match key.code {
@@ -158,9 +181,12 @@ impl Ui {
                         None
                     }
                     KeyCode::Char('m') if input.is_empty() => Some(Action::ToggleMic),
-                    KeyCode::Char('n') if input.is_empty() => Some(Action::Next),
+                    KeyCode::Char('n') if input.is_empty() => {
+                        *confirm = Some(Confirm::Next);
+                        None
+                    }
                     KeyCode::Char('q') if input.is_empty() => {
-                        *confirm_hangup = true;
+                        *confirm = Some(Confirm::HangUp);
                         None
                     }
                     KeyCode::Char(c) if input.len() < 500 => {

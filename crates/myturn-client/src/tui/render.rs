@@ -7,14 +7,16 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Gauge, List, ListItem, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::state::{CallFigures, Screen, Ui, SPINNER};
+use super::state::{CallFigures, Confirm, Screen, Ui, SPINNER};
 
 impl Ui {
     /// Draws the current screen.
     pub(crate) fn render(&self, f: &mut Frame<'_>) {
         let area = f.area();
         match &self.screen {
-            Screen::Login { input, error } => login(f, area, input, error.as_deref()),
+            Screen::Login { input, error, busy } => {
+                login(f, area, input, error.as_deref(), *busy);
+            }
             Screen::Main {
                 name,
                 extension,
@@ -26,6 +28,7 @@ impl Ui {
                 [name, extension],
                 &self.interests,
                 [notice.as_deref(), self.mic_off.as_deref()],
+                self.last_call.as_ref().map(|c| c.lines()),
                 editing.as_deref(),
             ),
             Screen::Devices {
@@ -39,7 +42,8 @@ impl Ui {
                 lobby,
                 input,
                 looking_for,
-            } => wait(f, area, *spinner, looking_for, lobby, input),
+                confirm,
+            } => wait(f, area, *spinner, looking_for, lobby, input, *confirm),
             Screen::Convo {
                 peer,
                 sas,
@@ -47,7 +51,7 @@ impl Ui {
                 input,
                 muted,
                 figures,
-                confirm_hangup,
+                confirm,
             } => {
                 let [head, level, body, line, keys] = Layout::vertical([
                     Constraint::Length(3),
@@ -63,7 +67,7 @@ impl Ui {
                     (None, false) => "on",
                 };
                 call_panel(f, [head, level], peer, sas, mic, figures);
-                chat_panel(f, [body, line, keys], chat, input, *confirm_hangup);
+                chat_panel(f, [body, line, keys], chat, input, *confirm);
             }
         }
     }
@@ -87,13 +91,32 @@ fn input_line(f: &mut Frame<'_>, at: Rect, input: &str) {
     );
 }
 
-/// Login: the nickname prompt, with the last refusal.
-fn login(f: &mut Frame<'_>, area: Rect, input: &str, error: Option<&str>) {
+/// The status line: the keys, or the question asked (highlighted).
+fn status_line(f: &mut Frame<'_>, at: Rect, keys: &str, asked: Option<&str>) {
+    let line = match asked {
+        Some(q) => Paragraph::new(Span::styled(
+            q.to_owned(),
+            Style::default()
+                .fg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
+        )),
+        None => Paragraph::new(keys.to_owned()),
+    };
+    f.render_widget(line, at);
+}
+
+/// Login: the nickname prompt, with the last refusal; or the name being
+/// logged in with.
+fn login(f: &mut Frame<'_>, area: Rect, input: &str, error: Option<&str>, busy: bool) {
     let mut lines = vec![
         Line::from(Span::styled("myTurn", title())),
         Line::from("Talk to a random stranger, end-to-end encrypted."),
         Line::from(""),
-        Line::from(format!("Nickname: {input}_")),
+        Line::from(if busy {
+            format!("Logging in as {input}…")
+        } else {
+            format!("Nickname: {input}_")
+        }),
     ];
     if let Some(e) = error {
         lines.push(Line::from(Span::styled(
@@ -102,7 +125,11 @@ fn login(f: &mut Frame<'_>, area: Rect, input: &str, error: Option<&str>) {
         )));
     }
     lines.push(Line::from(""));
-    lines.push(Line::from("Enter: log in   Esc: quit"));
+    lines.push(Line::from(if busy {
+        "Ctrl-C: quit"
+    } else {
+        "Enter: log in   Esc: quit"
+    }));
     f.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
@@ -118,6 +145,7 @@ fn main_screen(
     [name, extension]: [&str; 2],
     interests: &[String],
     [notice, mic_off]: [Option<&str>; 2],
+    last_call: Option<[String; 2]>,
     editing: Option<&str>,
 ) {
     let mut lines = vec![
@@ -138,6 +166,10 @@ fn main_screen(
         lines.push(Line::from(n.to_owned()));
         lines.push(Line::from(""));
     }
+    if let Some(call) = last_call {
+        lines.extend(call.map(Line::from));
+        lines.push(Line::from(""));
+    }
     match editing {
         Some(field) => {
             lines.push(Line::from(format!("Interests (comma-separated): {field}_")));
@@ -147,7 +179,12 @@ fn main_screen(
             "r: I'm ready to talk   i: interests   d: sound devices   q: quit",
         )),
     }
-    f.render_widget(Paragraph::new(lines).block(boxed(" Main ")), area);
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(boxed(" Main ")),
+        area,
+    );
 }
 
 /// Devices: a column of microphones and one of speakers, each headed by
@@ -193,7 +230,8 @@ fn devices(
     );
 }
 
-/// Wait: the spinner, the lobby chat and its input line.
+/// Wait: the spinner, the lobby chat and its input line, and the keys
+/// (or the question asked).
 fn wait(
     f: &mut Frame<'_>,
     area: Rect,
@@ -201,6 +239,7 @@ fn wait(
     looking_for: &str,
     lobby: &[String],
     input: &str,
+    confirm: Option<Confirm>,
 ) {
     let [top, rest, line, keys] = Layout::vertical([
         Constraint::Length(3),
@@ -216,9 +255,11 @@ fn wait(
     let items: Vec<ListItem> = lobby.iter().map(|l| ListItem::new(l.as_str())).collect();
     f.render_widget(List::new(items).block(boxed(" Lobby ")), rest);
     input_line(f, line, input);
-    f.render_widget(
-        Paragraph::new("Enter: say it in the lobby   Esc: quit"),
+    status_line(
+        f,
         keys,
+        "Enter: say it in the lobby   Esc: stop waiting   Ctrl-C: quit",
+        confirm.map(|c| c.question(false)),
     );
 }
 
@@ -261,13 +302,13 @@ fn call_panel(
 }
 
 /// Convo, its bottom: the chat, its input line and the keys (or the
-/// hang-up question).
+/// question asked).
 fn chat_panel(
     f: &mut Frame<'_>,
     [body, line, keys]: [Rect; 3],
     chat: &[(String, String)],
     input: &str,
-    confirm_hangup: bool,
+    confirm: Option<Confirm>,
 ) {
     let items: Vec<ListItem> = chat
         .iter()
@@ -275,10 +316,10 @@ fn chat_panel(
         .collect();
     f.render_widget(List::new(items).block(boxed(" Chat ")), body);
     input_line(f, line, input);
-    let help = if confirm_hangup {
-        "Hang up? y: yes, any other key: no"
-    } else {
-        "Enter: send   m: mic on/off   q: hang up   n: next partner"
-    };
-    f.render_widget(Paragraph::new(help), keys);
+    status_line(
+        f,
+        keys,
+        "Enter: send   m: mic on/off   q: hang up   n: next partner   Ctrl-C: quit",
+        confirm.map(|c| c.question(true)),
+    );
 }

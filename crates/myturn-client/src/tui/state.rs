@@ -16,6 +16,8 @@ pub(crate) enum Action {
     ToggleMic,
     HangUp,
     Next,
+    /// Stop waiting for a partner: back to `busy`, on the main screen.
+    StopWaiting,
     Quit,
     /// Show the sound devices to pick from.
     Devices,
@@ -26,12 +28,80 @@ pub(crate) enum Action {
     },
 }
 
+/// A question in the status line, put before a key that would end a
+/// call or a wait: `y` does it, any other key lets it be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Confirm {
+    HangUp,
+    Next,
+    Quit,
+}
+
+impl Confirm {
+    /// What `y` asks for.
+    pub(crate) fn action(self) -> Action {
+        match self {
+            Confirm::HangUp => Action::HangUp,
+            Confirm::Next => Action::Next,
+            Confirm::Quit => Action::Quit,
+        }
+    }
+
+    /// The question, in a call or (`in_call` false) while waiting.
+    pub(crate) fn question(self, in_call: bool) -> &'static str {
+        match (self, in_call) {
+            (Confirm::HangUp, _) => "Hang up? y: yes, any other key: no",
+            (Confirm::Next, _) => "Hang up and draw someone else? y: yes, any other key: no",
+            (Confirm::Quit, true) => "Hang up and quit? y: yes, any other key: no",
+            (Confirm::Quit, false) => "Stop waiting and quit? y: yes, any other key: no",
+        }
+    }
+}
+
+/// What is left of a call once it ended, for the user: shown on the
+/// main screen and at the top of the next wait's lobby.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CallSummary {
+    pub(crate) peer: String,
+    /// The SAS the call showed.
+    pub(crate) sas: String,
+    pub(crate) duration: Duration,
+    /// Received frames lost on the network, and arrived too late to play.
+    pub(crate) lost: u64,
+    pub(crate) late: u64,
+    pub(crate) loss_percent: f64,
+    /// Who ended it and why, as a sentence.
+    pub(crate) ended: String,
+}
+
+impl CallSummary {
+    /// The summary as two lines of text.
+    pub(crate) fn lines(&self) -> [String; 2] {
+        let secs = self.duration.as_secs();
+        [
+            format!("Last call, with {}: {}", self.peer, self.ended),
+            format!(
+                "  {:02}:{:02} long, SAS {}, {} frames lost ({:.1}%), {} late",
+                secs / 60,
+                secs % 60,
+                self.sas,
+                self.lost,
+                self.loss_percent,
+                self.late
+            ),
+        ]
+    }
+}
+
 /// Live figures of a call.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct CallFigures {
     /// Peak level of what we hear, 0..1.
     pub(crate) level: f64,
     pub(crate) loss_percent: f64,
+    /// Received frames lost on the network, and arrived too late to play.
+    pub(crate) lost: u64,
+    pub(crate) late: u64,
     pub(crate) jitter_ms: f64,
     pub(crate) elapsed: Duration,
     /// The codec agreed end to end.
@@ -51,6 +121,8 @@ pub(crate) enum Screen {
     Login {
         input: String,
         error: Option<String>,
+        /// Logging in with `input` now (keys wait).
+        busy: bool,
     },
     Main {
         name: String,
@@ -65,6 +137,8 @@ pub(crate) enum Screen {
         input: String,
         /// What this wait is for (the interests), shown in its heading.
         looking_for: String,
+        /// The question in the status line, if one is asked.
+        confirm: Option<Confirm>,
     },
     Convo {
         peer: String,
@@ -73,7 +147,8 @@ pub(crate) enum Screen {
         input: String,
         muted: bool,
         figures: CallFigures,
-        confirm_hangup: bool,
+        /// The question in the status line, if one is asked.
+        confirm: Option<Confirm>,
     },
     /// Picking the microphone and the speaker.
     #[cfg_attr(not(feature = "audio"), allow(dead_code))]
@@ -98,6 +173,8 @@ pub(crate) struct Ui {
     /// Why the microphone is off for good (no sound card, `--no-audio`);
     /// `None`: it is on (a device or a WAV file).
     pub(crate) mic_off: Option<String>,
+    /// The last call's summary, once one ended.
+    pub(crate) last_call: Option<CallSummary>,
 }
 
 impl Default for Ui {
@@ -106,11 +183,13 @@ impl Default for Ui {
             screen: Screen::Login {
                 input: String::new(),
                 error: None,
+                busy: false,
             },
             name: String::new(),
             extension: String::new(),
             interests: Vec::new(),
             mic_off: None,
+            last_call: None,
         }
     }
 }
@@ -140,9 +219,10 @@ impl Ui {
                 };
                 self.screen = Screen::Wait {
                     spinner: 0,
-                    lobby: Vec::new(),
+                    lobby: self.last_call.iter().flat_map(CallSummary::lines).collect(),
                     input: String::new(),
                     looking_for,
+                    confirm: None,
                 }
             }
             Progress::Paired { peer, shared, .. } => {
@@ -178,7 +258,7 @@ impl Ui {
                     input: String::new(),
                     muted: false,
                     figures: CallFigures::default(),
-                    confirm_hangup: false,
+                    confirm: None,
                 };
             }
             Progress::Lobby { from, text } => self.on_lobby(&from, &text),
@@ -187,7 +267,7 @@ impl Ui {
                     chat.push((from, text));
                 }
             }
-            Progress::Ended { by_us } => self.notice(
+            Progress::Ended { by_us } => self.call_ended(
                 if by_us {
                     "You hung up."
                 } else {
@@ -225,12 +305,64 @@ impl Ui {
         }
     }
 
-    /// Login refused: back to the prompt with the server's reason.
-    pub(crate) fn login_failed(&mut self, reason: String) {
+    /// Logging in as `name` (given with `--name`, or typed): the login
+    /// screen says so until the server answers.
+    pub(crate) fn logging_in(&mut self, name: String) {
         self.screen = Screen::Login {
-            input: String::new(),
-            error: Some(reason),
+            input: name,
+            error: None,
+            busy: true,
         };
+    }
+
+    /// Login refused: back to the prompt with the server's reason and the
+    /// refused name, to fix.
+    pub(crate) fn login_failed(&mut self, name: String, reason: String) {
+        self.screen = Screen::Login {
+            input: name,
+            error: Some(reason),
+            busy: false,
+        };
+    }
+
+    /// The call on the screen ended (`ended`: who ended it and why): its
+    /// summary goes to the main screen, which is shown. Nothing if no
+    /// call is on the screen (it ended already: the second word of an
+    /// ending, a BYE after the server's `peer_left`, is not news).
+    pub(crate) fn call_ended(&mut self, ended: String) {
+        if let Screen::Convo {
+            peer, sas, figures, ..
+        } = &self.screen
+        {
+            self.last_call = Some(CallSummary {
+                peer: peer.clone(),
+                sas: sas.clone(),
+                duration: figures.elapsed,
+                lost: figures.lost,
+                late: figures.late,
+                loss_percent: figures.loss_percent,
+                ended,
+            });
+            self.notice(String::new());
+        }
+    }
+
+    /// The wait is being stopped (the flow cancels it and goes busy).
+    pub(crate) fn stopping_wait(&mut self) {
+        self.notice("Stopping the wait…".into());
+    }
+
+    /// The wait stopped: on the main screen, busy.
+    pub(crate) fn stopped_waiting(&mut self) {
+        self.notice("Stopped waiting. r: ready again".into());
+    }
+
+    /// The question in the status line, where the screen has one.
+    pub(crate) fn confirm_mut(&mut self) -> Option<&mut Option<Confirm>> {
+        match &mut self.screen {
+            Screen::Wait { confirm, .. } | Screen::Convo { confirm, .. } => Some(confirm),
+            _ => None,
+        }
     }
 
     /// Something failed outside a call: shown on the main screen.
