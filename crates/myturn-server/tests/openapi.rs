@@ -1,9 +1,13 @@
 //! `GET /openapi.json` is an OpenAPI 3.1 document that lists exactly the
-//! routes the router serves (read from `http/mod.rs`'s `.route(…)` table), and
-//! `docs/api.md` names every operation in it.
+//! routes the router serves (read from `http/mod.rs`'s `.route(…)` table),
+//! `docs/api.md` names every operation in it, and each operation's
+//! statuses are exactly those the server answers ([`coverage`]).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+
+#[path = "openapi/coverage.rs"]
+mod coverage;
 
 use std::collections::BTreeSet;
 
@@ -40,9 +44,13 @@ async fn the_document_lists_every_route_and_the_docs_name_every_operation() {
         doc["openapi"]
     );
     let mut documented = BTreeSet::new();
+    let mut ids = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             documented.insert((method.to_uppercase(), path.clone()));
+            // Unique, as OpenAPI requires (and /docs links by them).
+            let id = op["operationId"].as_str().unwrap();
+            assert!(ids.insert(id.to_owned()), "operationId {id} twice");
             assert!(
                 op["responses"].as_object().is_some_and(|r| !r.is_empty()),
                 "{method} {path}"
