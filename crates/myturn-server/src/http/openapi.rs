@@ -1,10 +1,10 @@
 //! The API's OpenAPI 3.1 document, generated from the handlers' own
 //! annotations (`#[utoipa::path]` beside each handler) and the
 //! wire types (`utoipa::ToSchema` in `myturn-wire`). Served at
-//! `GET /openapi.json`; a test checks it lists every route the router
-//! has, that `docs/api.md` names every operation in it, and that each
-//! operation's statuses are exactly those the server answers
-//! (`tests/openapi/coverage.rs`).
+//! `GET /openapi.json` (and read in a browser at `GET /docs`); a test
+//! checks it lists every route the router has, that `docs/api.md` names
+//! every operation in it, and that each operation's statuses are exactly
+//! those the server answers (`tests/openapi/coverage.rs`).
 //!
 //! A handler's annotation lists the answers of the handler itself (its
 //! use case's refusals, its credentials). The answers of the layers in
@@ -21,7 +21,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ObjectBuilder, Ref, RefOr, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, console, edge, events, ops, pairing, users};
+use super::{admin, apidocs, console, edge, events, ops, pairing, users};
 
 /// The document.
 #[derive(Debug, OpenApi)]
@@ -41,6 +41,7 @@ use super::{admin, console, edge, events, ops, pairing, users};
         edge::admin_blocked, edge::admin_unblock,
         ops::healthz, ops::readyz, ops::metrics, serve,
         console::page, console::script, console::style,
+        apidocs::page, apidocs::script, apidocs::style,
     ),
     components(schemas(myturn_wire::ErrorBody)),
     modifiers(&Auth, &Layers),
@@ -52,6 +53,7 @@ use super::{admin, console, edge, events, ops, pairing, users};
         (name = "admin", description = "Users, pairs, PBX and media views"),
         (name = "operations", description = "Health and metrics"),
         (name = "console", description = "The web admin console"),
+        (name = "docs", description = "This document, to read in a browser"),
     )
 )]
 pub(crate) struct ApiDoc;

@@ -448,6 +448,9 @@ const PUBLIC: &[&str] = &[
     "/admin",
     "/admin/app.js",
     "/admin/app.css",
+    "/docs",
+    "/docs/app.js",
+    "/docs/app.css",
 ];
 
 /// A server with no per-IP request limit (the main one does not test it:
