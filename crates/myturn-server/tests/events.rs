@@ -95,9 +95,11 @@ async fn subprotocol_auth_and_refusals() {
         .0,
         401
     );
-    // A plain GET without the upgrade is a JSON 400.
+    // A plain GET without the upgrade is told to upgrade: a JSON 426
+    // naming the protocol.
     let r = e.get("/v1/events", Some(&tok(&a))).await;
-    assert_eq!(r.status(), 400);
+    assert_eq!(r.status(), 426);
+    assert_eq!(r.headers()["upgrade"], "websocket");
     assert_eq!(
         r.json::<Value>().await.unwrap()["error"]["code"],
         "websocket_required"

@@ -1,9 +1,14 @@
 //! `GET /openapi.json` is an OpenAPI 3.1 document that lists exactly the
-//! routes the router serves (read from `http/mod.rs`'s `.route(…)` table), and
-//! `docs/api.md` names every operation in it.
+//! routes the router serves (read from `http/mod.rs`'s `.route(…)` table),
+//! `docs/api.md` names every operation in it, and each operation's
+//! statuses are exactly those the server answers ([`coverage`]). `GET
+//! /docs` renders it from assets built into the binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+
+#[path = "openapi/coverage.rs"]
+mod coverage;
 
 use std::collections::BTreeSet;
 
@@ -40,9 +45,13 @@ async fn the_document_lists_every_route_and_the_docs_name_every_operation() {
         doc["openapi"]
     );
     let mut documented = BTreeSet::new();
+    let mut ids = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             documented.insert((method.to_uppercase(), path.clone()));
+            // Unique, as OpenAPI requires (and /docs links by them).
+            let id = op["operationId"].as_str().unwrap();
+            assert!(ids.insert(id.to_owned()), "operationId {id} twice");
             assert!(
                 op["responses"].as_object().is_some_and(|r| !r.is_empty()),
                 "{method} {path}"
@@ -136,4 +145,85 @@ async fn the_admin_history_holds_the_key_figures_of_the_last_hour() {
     assert_eq!(r.body["samples"].as_array().unwrap().len(), 120);
     let r = common::get(&app, "/v1/admin/history", None).await;
     assert_eq!(r.status, 401);
+}
+
+/// Every `http://` or `https://` URL in `text`.
+fn urls(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for scheme in ["http://", "https://"] {
+        let mut rest = text;
+        while let Some(i) = rest.find(scheme) {
+            let url: String = rest[i..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && !matches!(c, '"' | '\'' | ')' | '<' | '>'))
+                .collect();
+            rest = &rest[i + scheme.len()..];
+            out.push(url);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_api_page_comes_from_the_binary_and_names_no_other_host() {
+    let live = common::live(&common::config()).await;
+    let own = [
+        live.base.clone(),
+        format!("http://localhost:{}", live.addr.port()),
+    ];
+    let mut page = String::new();
+    for (path, ctype) in [
+        ("/docs", "text/html"),
+        ("/docs/app.js", "text/javascript"),
+        ("/docs/app.css", "text/css"),
+    ] {
+        let r = live.get(path, None).await;
+        assert_eq!(r.status(), 200, "{path}");
+        let headers = r.headers().clone();
+        assert!(
+            headers["content-type"].to_str().unwrap().starts_with(ctype),
+            "{path}: {:?}",
+            headers["content-type"]
+        );
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+            "{path}: {csp}"
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        let text = r.text().await.unwrap();
+        let foreign: Vec<String> = urls(&text)
+            .into_iter()
+            .filter(|u| !own.iter().any(|o| u.starts_with(o.as_str())))
+            .collect();
+        assert!(foreign.is_empty(), "{path} names other hosts: {foreign:?}");
+        assert!(
+            !text.contains("//cdn") && !text.contains("@import"),
+            "{path}"
+        );
+        if path == "/docs" {
+            page = text;
+        }
+    }
+    // Every script, style sheet and link of the page is this server's own.
+    assert!(
+        page.contains("<script src=\"/docs/app.js\"></script>"),
+        "{page}"
+    );
+    assert!(page.contains("href=\"/docs/app.css\""), "{page}");
+    for attr in ["src=\"", "href=\""] {
+        for part in page.split(attr).skip(1) {
+            let target = part.split('"').next().unwrap();
+            assert!(
+                (target.starts_with('/') && !target.starts_with("//")) || target.starts_with('#'),
+                "{attr}{target}: not this server's"
+            );
+        }
+    }
+    // What the page renders is this server's document.
+    assert!(page.contains("/openapi.json"), "{page}");
+    assert_eq!(
+        urls("see https://cdn.example/x.js, http://a/b"),
+        ["http://a/b", "https://cdn.example/x.js,"]
+    );
 }

@@ -17,7 +17,9 @@ const STYLE: &str = include_str!("../../assets/app.css");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
                    img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-fn asset(body: &'static str, content_type: &'static str) -> Response {
+/// An embedded asset, with the headers every built-in page is served with
+/// (the console's and the API page's, [`super::apidocs`]).
+pub(super) fn asset(body: &'static str, content_type: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),

@@ -5,13 +5,13 @@
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::extract::Admin;
+use super::extract::{Admin, ApiPath};
 use crate::node::AppState;
 
 /// One blocked source.
@@ -46,7 +46,14 @@ fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-#[utoipa::path(get, path = "/v1/admin/blocked", tag = "admin", security(("admin" = [])), responses((status = 200, body = BlockedSources), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
+#[utoipa::path(
+    get, path = "/v1/admin/blocked", tag = "admin", security(("admin" = [])),
+    responses(
+        (status = 200, body = BlockedSources),
+        (status = 401, description = "no or bad admin token (`unauthorized`)", body = myturn_wire::ErrorBody),
+        (status = 403, description = "the admin API is disabled: no admin token configured (`forbidden`)", body = myturn_wire::ErrorBody),
+    )
+)]
 pub(crate) async fn admin_blocked(State(state): State<AppState>, _: Admin) -> Json<BlockedSources> {
     let Some(edge) = state.pbx.sip_edge() else {
         return Json(BlockedSources {
@@ -72,11 +79,20 @@ pub(crate) async fn admin_blocked(State(state): State<AppState>, _: Admin) -> Js
     })
 }
 
-#[utoipa::path(delete, path = "/v1/admin/blocked/{ip}", tag = "admin", security(("admin" = [])), params(("ip" = String, Path, description = "the source IP")), responses((status = 204, description = "unblocked"), (status = 400, description = "not an IP address", body = myturn_wire::ErrorBody), (status = 404, description = "not blocked, or no built-in PBX", body = myturn_wire::ErrorBody), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody), (status = 403, description = "admin API disabled (no --admin-token)", body = myturn_wire::ErrorBody)))]
+#[utoipa::path(
+    delete, path = "/v1/admin/blocked/{ip}", tag = "admin", security(("admin" = [])), params(("ip" = String, Path, description = "the source IP")),
+    responses(
+        (status = 204, description = "unblocked"),
+        (status = 400, description = "not an IP address (`invalid_ip`), or not UTF-8 (`invalid_path`)", body = myturn_wire::ErrorBody),
+        (status = 401, description = "no or bad admin token (`unauthorized`)", body = myturn_wire::ErrorBody),
+        (status = 403, description = "the admin API is disabled: no admin token configured (`forbidden`)", body = myturn_wire::ErrorBody),
+        (status = 404, description = "not blocked, or no built-in PBX runs (`not_found`)", body = myturn_wire::ErrorBody),
+    )
+)]
 pub(crate) async fn admin_unblock(
     State(state): State<AppState>,
     _: Admin,
-    Path(ip): Path<String>,
+    ApiPath(ip): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let ip: IpAddr = ip
         .parse()

@@ -2,7 +2,7 @@
 //! `{"error": {"code", "message"}}` body with a 4xx status (5xx only for
 //! "try again later" conditions, never for bad input).
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use myturn_wire::ErrorBody;
@@ -60,6 +60,11 @@ pub(crate) enum ApiError {
     /// Too many event streams for this user.
     #[error("{0}")]
     TooManyConnections(String),
+    /// A plain request to a WebSocket endpoint (or one asking for a
+    /// WebSocket version other than 13): answered 426 with
+    /// `Upgrade: websocket` and `Sec-WebSocket-Version: 13`.
+    #[error("{0}")]
+    UpgradeRequired(String),
 }
 
 /// The HTTP status of a use case's refusal: every refusal maps here, and
@@ -117,6 +122,7 @@ impl ApiError {
             ApiError::TooManyConnections(_) => {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_connections")
             }
+            ApiError::UpgradeRequired(_) => (StatusCode::UPGRADE_REQUIRED, "websocket_required"),
         }
     }
 
@@ -144,6 +150,19 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
         }
+        if status == StatusCode::UPGRADE_REQUIRED {
+            // RFC 9110 15.5.22: a 426 names the protocol to switch to;
+            // RFC 6455 4.2.2: and the WebSocket version this server speaks.
+            let h = resp.headers_mut();
+            h.insert(
+                header::UPGRADE,
+                header::HeaderValue::from_static("websocket"),
+            );
+            h.insert(
+                header::SEC_WEBSOCKET_VERSION,
+                header::HeaderValue::from_static("13"),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -170,6 +189,12 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::JsonSyntaxError(_) => ApiError::bad_request("invalid_json", text),
             _ => ApiError::bad_request("invalid_body", text),
         }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::bad_request("invalid_path", r.body_text())
     }
 }
 

@@ -1,5 +1,6 @@
 //! Extractors: the request's parts a handler takes, each refusing with an
-//! [`ApiError`]. [`ApiJson`] and [`ApiQuery`] (bodies and queries),
+//! [`ApiError`]. [`ApiJson`], [`ApiPath`] and [`ApiQuery`] (bodies, path
+//! parameters and queries),
 //! [`ClientIp`] (the TCP peer, or the client a trusted proxy names),
 //! [`AuthUser`] (a user's access token, checked once through the store)
 //! and [`Admin`] (the admin token).
@@ -18,6 +19,12 @@ use crate::node::AppState;
 #[derive(Debug, FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub(crate) struct ApiJson<T>(pub T);
+
+/// A path parameter whose rejections (a percent-encoding that is not
+/// UTF-8) are [`ApiError`]s.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub(crate) struct ApiPath<T>(pub T);
 
 /// A query string whose rejections are [`ApiError`]s.
 #[derive(Debug, FromRequestParts)]

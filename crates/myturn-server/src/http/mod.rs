@@ -1,6 +1,7 @@
 //! The HTTP API: routes, extractors, the one mapping of refusals to
-//! statuses, the WebSocket event streams, the OpenAPI document and the
-//! admin console. See `docs/api.md`.
+//! statuses, the WebSocket event streams, the OpenAPI document (and the
+//! page that renders it, `/docs`) and the admin console. See
+//! `docs/api.md`.
 //!
 //! A handler parses its request (the extractors in [`extract`]), runs one
 //! use case through the node ([`AppState::run`]) and maps the answer:
@@ -8,6 +9,7 @@
 //! status [`error`] gives it.
 
 mod admin;
+mod apidocs;
 mod console;
 mod credentials;
 mod edge;
@@ -74,6 +76,9 @@ pub(crate) fn router(state: AppState, limits: std::sync::Arc<limits::HttpLimits>
         .route("/admin", get(console::page))
         .route("/admin/app.js", get(console::script))
         .route("/admin/app.css", get(console::style))
+        .route("/docs", get(apidocs::page))
+        .route("/docs/app.js", get(apidocs::script))
+        .route("/docs/app.css", get(apidocs::style))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

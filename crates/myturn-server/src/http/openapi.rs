@@ -1,15 +1,27 @@
 //! The API's OpenAPI 3.1 document, generated from the handlers' own
 //! annotations (`#[utoipa::path]` beside each handler) and the
 //! wire types (`utoipa::ToSchema` in `myturn-wire`). Served at
-//! `GET /openapi.json`; a test checks it lists every route the router has,
-//! and that `docs/api.md` names every operation in it.
+//! `GET /openapi.json` (and read in a browser at `GET /docs`); a test
+//! checks it lists every route the router has, that `docs/api.md` names
+//! every operation in it, and that each operation's statuses are exactly
+//! those the server answers (`tests/openapi/coverage.rs`).
+//!
+//! A handler's annotation lists the answers of the handler itself (its
+//! use case's refusals, its credentials). The answers of the layers in
+//! front of it are added here ([`Layers`]), to every operation they apply
+//! to: the per-IP request limit's 429 to all, and the JSON body
+//! extractor's 400, 413 and 415 to each operation with a request body.
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ObjectBuilder, Ref, RefOr, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, console, edge, events, ops, pairing, users};
+use super::{admin, apidocs, console, edge, events, ops, pairing, users};
 
 /// The document.
 #[derive(Debug, OpenApi)]
@@ -29,8 +41,10 @@ use super::{admin, console, edge, events, ops, pairing, users};
         edge::admin_blocked, edge::admin_unblock,
         ops::healthz, ops::readyz, ops::metrics, serve,
         console::page, console::script, console::style,
+        apidocs::page, apidocs::script, apidocs::style,
     ),
-    modifiers(&Auth),
+    components(schemas(myturn_wire::ErrorBody)),
+    modifiers(&Auth, &Layers),
     tags(
         (name = "users", description = "Registration, sessions and tokens"),
         (name = "pairing", description = "Ready, busy, and the partner"),
@@ -39,6 +53,7 @@ use super::{admin, console, edge, events, ops, pairing, users};
         (name = "admin", description = "Users, pairs, PBX and media views"),
         (name = "operations", description = "Health and metrics"),
         (name = "console", description = "The web admin console"),
+        (name = "docs", description = "This document, to read in a browser"),
     )
 )]
 pub(crate) struct ApiDoc;
@@ -72,6 +87,107 @@ impl Modify for Auth {
                     .build(),
             ),
         );
+    }
+}
+
+/// The answers of the layers in front of every handler, added to each
+/// operation they apply to (beside what its own annotation says, if it
+/// gives the same status for reasons of its own).
+struct Layers;
+
+/// A response whose body is the error body.
+fn refusal(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+}
+
+/// Adds `status` to `op`, or, when its handler gives that status too,
+/// adds this reason to the handler's.
+fn add(op: &mut Operation, status: &str, response: utoipa::openapi::Response) {
+    match op.responses.responses.get_mut(status) {
+        Some(RefOr::T(own)) => {
+            own.description = format!("{}; or {}", own.description, response.description);
+            for (name, h) in response.headers {
+                own.headers.entry(name).or_insert(h);
+            }
+        }
+        Some(RefOr::Ref(_)) => {}
+        None => {
+            op.responses
+                .responses
+                .insert(status.to_owned(), RefOr::T(response));
+        }
+    }
+}
+
+impl Modify for Layers {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let seconds = || {
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                .description(Some(
+                    "with `rate_limited`: seconds until a retry can succeed",
+                ))
+                .build()
+        };
+        for item in doc.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in ops.into_iter().flatten() {
+                let mut limited = refusal(
+                    "this client IP is past `--http-rate-limit` (`rate_limited`, refused \
+                     before routing), or holds `--http-conn-limit` connections \
+                     (`too_many_connections`, refused before the request is read)",
+                );
+                limited.headers.insert("Retry-After".into(), seconds());
+                add(op, "429", limited);
+                if let Some(RefOr::T(r)) = op.responses.responses.get_mut("401") {
+                    let challenge = HeaderBuilder::new()
+                        .schema(ObjectBuilder::new().schema_type(Type::String))
+                        .description(Some("`Bearer`"))
+                        .build();
+                    r.headers.insert("WWW-Authenticate".into(), challenge);
+                }
+                if op.request_body.is_some() {
+                    add(
+                        op,
+                        "400",
+                        refusal(
+                            "a body that is not this operation's JSON (`invalid_json`; \
+                             `invalid_body`: a wrong type, an unknown or a missing field)",
+                        ),
+                    );
+                    add(
+                        op,
+                        "413",
+                        refusal(&format!(
+                            "a body over {} bytes (`payload_too_large`)",
+                            super::error::BODY_LIMIT
+                        )),
+                    );
+                    add(
+                        op,
+                        "415",
+                        refusal(
+                            "a body without `Content-Type: application/json` \
+                             (`unsupported_media_type`)",
+                        ),
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -17,7 +17,16 @@ use crate::core::cases::moderation::Report;
 use crate::core::cases::status::{Interests, SetStatus};
 use crate::node::AppState;
 
-#[utoipa::path(put, path = "/v1/me/status", tag = "pairing", security(("bearer" = [])), request_body = SetStatusRequest, responses((status = 200, body = MeResponse), (status = 400, description = "bad input", body = myturn_wire::ErrorBody), (status = 401, description = "no, bad, expired or revoked token", body = myturn_wire::ErrorBody), (status = 409, description = "not allowed now", body = myturn_wire::ErrorBody)))]
+#[utoipa::path(
+    put, path = "/v1/me/status", tag = "pairing", security(("bearer" = [])), request_body = SetStatusRequest,
+    responses(
+        (status = 200, description = "the status after the change", body = MeResponse),
+        (status = 400, description = "a field refused: `invalid_body` (`media_key`, `interests` or their options without `ready`; `paired` or `in_call` asked for), `invalid_media_key`, `invalid_interests`, `interest_refused`", body = myturn_wire::ErrorBody),
+        (status = 401, description = "no, bad, expired or revoked token (`unauthorized`)", body = myturn_wire::ErrorBody),
+        (status = 409, description = "`ready_to_talk` while not paired (`not_paired`)", body = myturn_wire::ErrorBody),
+        (status = 503, description = "the state store cannot be reached (`state_unavailable`)", body = myturn_wire::ErrorBody),
+    )
+)]
 pub(crate) async fn set_status(
     State(state): State<AppState>,
     user: AuthUser,
@@ -53,7 +62,17 @@ pub(crate) struct PeerQuery {
     pub wait: u64,
 }
 
-#[utoipa::path(get, path = "/v1/me/peer", tag = "pairing", security(("bearer" = [])), params(("wait" = Option<u64>, Query, description = "long-poll up to this many seconds")), responses((status = 200, description = "the partner", body = myturn_wire::PeerResponse), (status = 204, description = "no partner (yet)"), (status = 400, description = "bad input", body = myturn_wire::ErrorBody), (status = 401, description = "no, bad, expired or revoked token", body = myturn_wire::ErrorBody)))]
+#[utoipa::path(
+    get, path = "/v1/me/peer", tag = "pairing", security(("bearer" = [])), params(("wait" = Option<u64>, Query, description = "long-poll up to this many seconds")),
+    responses(
+        (status = 200, description = "the partner", body = myturn_wire::PeerResponse),
+        (status = 204, description = "no partner (yet)"),
+        (status = 400, description = "a bad query: `wait` not a number, or another parameter (`invalid_query`)", body = myturn_wire::ErrorBody),
+        (status = 401, description = "no, bad, expired or revoked token (`unauthorized`)", body = myturn_wire::ErrorBody),
+        (status = 409, description = "not looking for a partner: status `busy` (`not_ready`)", body = myturn_wire::ErrorBody),
+        (status = 503, description = "the state store cannot be reached (`state_unavailable`)", body = myturn_wire::ErrorBody),
+    )
+)]
 pub(crate) async fn peer(
     State(state): State<AppState>,
     user: AuthUser,
@@ -66,7 +85,17 @@ pub(crate) async fn peer(
     }
 }
 
-#[utoipa::path(post, path = "/v1/me/report", tag = "moderation", security(("bearer" = [])), request_body = ReportRequest, responses((status = 204, description = "filed"), (status = 400, description = "bad input", body = myturn_wire::ErrorBody), (status = 401, description = "no, bad, expired or revoked token", body = myturn_wire::ErrorBody), (status = 409, description = "no partner to report", body = myturn_wire::ErrorBody), (status = 429, description = "rate limited", body = myturn_wire::ErrorBody)))]
+#[utoipa::path(
+    post, path = "/v1/me/report", tag = "moderation", security(("bearer" = [])), request_body = ReportRequest,
+    responses(
+        (status = 201, description = "filed"),
+        (status = 400, description = "a reason that breaks the text rule (`invalid_text`)", body = myturn_wire::ErrorBody),
+        (status = 401, description = "no, bad, expired or revoked token (`unauthorized`)", body = myturn_wire::ErrorBody),
+        (status = 409, description = "no partner to report, now or before (`no_partner`)", body = myturn_wire::ErrorBody),
+        (status = 429, description = "this user reports too often (`rate_limited`)", body = myturn_wire::ErrorBody, headers(("Retry-After" = u64, description = "seconds until a retry can succeed"))),
+        (status = 503, description = "the state store cannot be reached (`state_unavailable`)", body = myturn_wire::ErrorBody),
+    )
+)]
 pub(crate) async fn report(
     State(state): State<AppState>,
     user: AuthUser,

@@ -15,7 +15,17 @@ use crate::node::AppState;
 use crate::pbx::sync::{Readiness, READY_WAIT};
 use crate::store::StoreError;
 
-#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUserRequest, responses((status = 201, description = "registered: tokens and SIP credentials", body = CreateUserResponse), (status = 400, description = "invalid name", body = myturn_wire::ErrorBody), (status = 403, description = "name banned", body = myturn_wire::ErrorBody), (status = 409, description = "name taken", body = myturn_wire::ErrorBody), (status = 429, description = "rate limited", body = myturn_wire::ErrorBody), (status = 503, description = "server full or PBX not ready", body = myturn_wire::ErrorBody)))]
+#[utoipa::path(
+    post, path = "/v1/users", tag = "users", request_body = CreateUserRequest,
+    responses(
+        (status = 201, description = "registered: tokens and SIP credentials", body = CreateUserResponse),
+        (status = 400, description = "a name that breaks the rule (`invalid_name`)", body = myturn_wire::ErrorBody),
+        (status = 403, description = "the name is banned (`banned`)", body = myturn_wire::ErrorBody),
+        (status = 409, description = "the name is taken, in any case (`name_taken`)", body = myturn_wire::ErrorBody),
+        (status = 429, description = "this client IP registers too often (`rate_limited`)", body = myturn_wire::ErrorBody, headers(("Retry-After" = u64, description = "seconds until a retry can succeed"))),
+        (status = 503, description = "the server is full or has no free extension (`unavailable`), or the state store cannot be reached (`state_unavailable`)", body = myturn_wire::ErrorBody),
+    )
+)]
 pub(crate) async fn create_user(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -44,7 +54,14 @@ pub(crate) async fn create_user(
     Ok((StatusCode::CREATED, Json(resp)))
 }
 
-#[utoipa::path(get, path = "/v1/me", tag = "users", security(("bearer" = [])), responses((status = 200, body = MeResponse), (status = 400, description = "bad input", body = myturn_wire::ErrorBody), (status = 401, description = "no, bad, expired or revoked token", body = myturn_wire::ErrorBody)))]
+#[utoipa::path(
+    get, path = "/v1/me", tag = "users", security(("bearer" = [])),
+    responses(
+        (status = 200, body = MeResponse),
+        (status = 401, description = "no, bad, expired or revoked token (`unauthorized`)", body = myturn_wire::ErrorBody),
+        (status = 503, description = "the state store cannot be reached (`state_unavailable`)", body = myturn_wire::ErrorBody),
+    )
+)]
 pub(crate) async fn me(
     State(state): State<AppState>,
     user: AuthUser,
@@ -52,7 +69,14 @@ pub(crate) async fn me(
     Ok(Json(state.run(Me { uid: user.id }).await?))
 }
 
-#[utoipa::path(delete, path = "/v1/me", tag = "users", security(("bearer" = [])), responses((status = 204, description = "logged out everywhere"), (status = 400, description = "bad input", body = myturn_wire::ErrorBody), (status = 401, description = "no, bad, expired or revoked token", body = myturn_wire::ErrorBody)))]
+#[utoipa::path(
+    delete, path = "/v1/me", tag = "users", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "logged out everywhere"),
+        (status = 401, description = "no, bad, expired or revoked token (`unauthorized`)", body = myturn_wire::ErrorBody),
+        (status = 503, description = "the state store cannot be reached (`state_unavailable`)", body = myturn_wire::ErrorBody),
+    )
+)]
 pub(crate) async fn logout(
     State(state): State<AppState>,
     user: AuthUser,
@@ -68,7 +92,15 @@ pub(crate) async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/v1/session/refresh", tag = "users", request_body = RefreshRequest, responses((status = 200, body = TokenPair), (status = 401, description = "unknown, spent or expired refresh token", body = myturn_wire::ErrorBody), (status = 429, description = "rate limited", body = myturn_wire::ErrorBody)))]
+#[utoipa::path(
+    post, path = "/v1/session/refresh", tag = "users", request_body = RefreshRequest,
+    responses(
+        (status = 200, body = TokenPair),
+        (status = 401, description = "an unknown, spent or expired refresh token (`unauthorized`); a spent one revokes its whole session family", body = myturn_wire::ErrorBody),
+        (status = 429, description = "this client IP refreshes too often (`rate_limited`)", body = myturn_wire::ErrorBody, headers(("Retry-After" = u64, description = "seconds until a retry can succeed"))),
+        (status = 503, description = "the state store cannot be reached (`state_unavailable`)", body = myturn_wire::ErrorBody),
+    )
+)]
 pub(crate) async fn refresh(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,

@@ -1,6 +1,6 @@
 //! The real-peer tests of myturn-server, one test target (`interop`): the
 //! store conformance suite on a real `redis-server`, the
-//! web admin console in a real browser (Debian's `chromium`), HTTPS
+//! web admin console and the API page in a real browser (Debian's `chromium`), HTTPS
 //! checked with the tools an operator would use (`curl`, `openssl
 //! s_client`), and `--pbx kamailio` with `redis-server`, Kamailio nodes on
 //! the shipped config and rtpengine, started by the tests through myturn-testkit. `.ci/run`
@@ -18,6 +18,7 @@ mod common;
 mod store_scenarios;
 
 mod console;
+mod docs_page;
 mod https;
 mod kamailio_accounts;
 mod nodes;

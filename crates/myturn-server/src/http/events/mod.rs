@@ -55,6 +55,27 @@ fn refuse_token_in_url(query: Option<&str>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Why a request to an event stream is not a WebSocket handshake: a
+/// request that is no upgrade at all (a plain GET), or asks for another
+/// WebSocket version, is told to upgrade (426, RFC 9110 15.5.22 and RFC
+/// 6455 4.2.2); an upgrade without its `Sec-WebSocket-Key` is a malformed
+/// handshake (400).
+fn not_an_upgrade(r: WebSocketUpgradeRejection) -> ApiError {
+    match r {
+        WebSocketUpgradeRejection::WebSocketKeyHeaderMissing(_) => ApiError::bad_request(
+            "invalid_handshake",
+            "a WebSocket upgrade needs a `Sec-WebSocket-Key` header",
+        ),
+        WebSocketUpgradeRejection::InvalidWebSocketVersionHeader(_) => {
+            ApiError::UpgradeRequired("this server speaks WebSocket version 13 only".into())
+        }
+        _ => ApiError::UpgradeRequired(
+            "this is a WebSocket endpoint: open it with `Connection: Upgrade` and `Upgrade: websocket`"
+                .into(),
+        ),
+    }
+}
+
 /// An event stream being opened: tokens in the URL are refused at once;
 /// the credentials are checked before the upgrade itself, so a client
 /// without them learns that first.
@@ -83,9 +104,7 @@ impl Opening {
 
     /// The upgrade, with this server's subprotocol and small buffers.
     fn upgrade(self) -> Result<WebSocketUpgrade, ApiError> {
-        let ws = self
-            .ws
-            .map_err(|r| ApiError::bad_request("websocket_required", r.body_text()))?;
+        let ws = self.ws.map_err(not_an_upgrade)?;
         Ok(ws
             .protocols([WS_PROTOCOL])
             .read_buffer_size(SOCKET_BUFFER)
@@ -96,7 +115,17 @@ impl Opening {
 }
 
 /// `GET /v1/events`
-#[utoipa::path(get, path = "/v1/events", tag = "events", security(("bearer" = [])), responses((status = 101, description = "WebSocket: ServerEvent JSON messages out, ClientEvent in", body = ServerEvent), (status = 401, description = "no or bad token (header only; never in the URL)", body = myturn_wire::ErrorBody), (status = 426, description = "not a WebSocket upgrade", body = myturn_wire::ErrorBody)))]
+#[utoipa::path(
+    get, path = "/v1/events", tag = "events", security(("bearer" = [])),
+    responses(
+        (status = 101, description = "WebSocket: ServerEvent JSON messages out, ClientEvent in", body = ServerEvent),
+        (status = 400, description = "a token in the URL (`token_in_url`), or an upgrade without `Sec-WebSocket-Key` (`invalid_handshake`)", body = myturn_wire::ErrorBody),
+        (status = 401, description = "no or bad token, in the header or the `bearer.<token>` subprotocol, never the URL (`unauthorized`)", body = myturn_wire::ErrorBody),
+        (status = 426, description = "not a WebSocket upgrade, or not WebSocket version 13 (`websocket_required`)", body = myturn_wire::ErrorBody, headers(("Upgrade" = String, description = "`websocket`"), ("Sec-WebSocket-Version" = String, description = "`13`"))),
+        (status = 429, description = "this user has `--max-sockets-per-user` streams open (`too_many_connections`)", body = myturn_wire::ErrorBody),
+        (status = 503, description = "the server holds `--max-sockets` streams (`unavailable`), or the state store cannot be reached (`state_unavailable`)", body = myturn_wire::ErrorBody),
+    )
+)]
 pub(crate) async fn user_events(
     State(state): State<AppState>,
     opening: Opening,
@@ -138,7 +167,16 @@ pub(crate) async fn user_events(
 }
 
 /// `GET /v1/admin/events`
-#[utoipa::path(get, path = "/v1/admin/events", tag = "events", security(("admin" = [])), responses((status = 101, description = "WebSocket: admin events (ServerEvent JSON)", body = ServerEvent), (status = 401, description = "no admin token", body = myturn_wire::ErrorBody)))]
+#[utoipa::path(
+    get, path = "/v1/admin/events", tag = "events", security(("admin" = [])),
+    responses(
+        (status = 101, description = "WebSocket: admin events (ServerEvent JSON)", body = ServerEvent),
+        (status = 400, description = "a token in the URL (`token_in_url`), or an upgrade without `Sec-WebSocket-Key` (`invalid_handshake`)", body = myturn_wire::ErrorBody),
+        (status = 401, description = "no or bad admin token, in the header or the `bearer.<token>` subprotocol (`unauthorized`)", body = myturn_wire::ErrorBody),
+        (status = 403, description = "the admin API is disabled: no admin token configured (`forbidden`)", body = myturn_wire::ErrorBody),
+        (status = 426, description = "not a WebSocket upgrade, or not WebSocket version 13 (`websocket_required`)", body = myturn_wire::ErrorBody, headers(("Upgrade" = String, description = "`websocket`"), ("Sec-WebSocket-Version" = String, description = "`13`"))),
+    )
+)]
 pub(crate) async fn admin_events(
     State(state): State<AppState>,
     opening: Opening,
