@@ -7,7 +7,7 @@
 //! changes that address ([`MediaHandle::retarget`]).
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use web_time::Instant;
 
 use myturn_rt::{drain, sleep_until, Sink};
 use tokio::net::UdpSocket;

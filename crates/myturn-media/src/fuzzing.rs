@@ -1,7 +1,9 @@
 //! Entry points shared by the fuzz targets (`fuzz/`) and the smoke tests
 //! that run the same bodies on the stable toolchain. None may panic.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 use myturn_rt::fuzzing::Counter;
 

@@ -17,7 +17,9 @@
 //! skipped outright.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 use crate::codec::Codec;
 

@@ -35,10 +35,15 @@
 //!   gain control for sound devices (WebRTC's audio processing module).
 //! * `resample` (internal): the streaming resampler the audio module uses.
 //! * [`wav`]: WAV input and output (PCM16, 8 or 16 kHz) for headless use.
-//! * [`driver`]: the thin tokio driver: one task owns a [`session::Session`]
-//!   and a UDP socket, and gives an async handle and an event stream
-//!   (its drain-and-sleep loop is `myturn-rt`'s, shared with the SIP
-//!   drivers).
+//! * `driver` (feature `driver`, on by default): the thin tokio driver:
+//!   one task owns a [`session::Session`] and a UDP socket, and gives an
+//!   async handle and an event stream (its drain-and-sleep loop is
+//!   `myturn-rt`'s, shared with the SIP drivers).
+//!
+//! Without the `driver` feature the crate builds for
+//! `wasm32-unknown-unknown` (the browser client, `crates/myturn-web`):
+//! times are [`Instant`]s of the `web-time` crate, which is
+//! `std::time::Instant` on every other target.
 //!
 //! Driving it: after the handshake both sides hold [`keys::SessionKeys`].
 //! Build a [`packet::Sealer`] per sending stream and a [`packet::Opener`]
@@ -67,15 +72,21 @@
 #![warn(missing_docs, unreachable_pub)]
 #![warn(clippy::indexing_slicing)]
 
+/// The instant type every `now` of this crate is: `std::time::Instant`,
+/// except in a browser (`performance.now()`).
+pub use web_time::Instant;
+
 #[cfg(feature = "audio")]
 pub mod audio;
 pub mod codec;
 pub mod conceal;
+#[cfg(feature = "driver")]
 pub mod driver;
 #[cfg(feature = "audio")]
 pub mod echo;
 pub mod frame;
 #[doc(hidden)]
+#[cfg(feature = "driver")]
 pub mod fuzzing;
 pub mod jitter;
 pub mod keys;

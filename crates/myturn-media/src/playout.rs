@@ -6,7 +6,7 @@
 //! silence. The speaker and `--output-wav` both take what it gives, so a
 //! recording is what the user heard and as long as the call.
 
-use std::time::Instant;
+use web_time::Instant;
 
 use crate::codec::{Codec, Decoder};
 use crate::conceal::Concealer;

@@ -13,7 +13,9 @@
 //! starts with `0x20` (version 2, kind 0) and a message type byte.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 use hmac::{Hmac, Mac};
 use rand_core::CryptoRngCore;

@@ -1,7 +1,7 @@
 //! The session's reliable, ordered text stream: windowed sending with
 //! retransmission, in-order delivery, cumulative acks.
 
-use std::time::Instant;
+use web_time::Instant;
 
 use crate::packet::Discard;
 
