@@ -10,7 +10,9 @@
 //! on it.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 use myturn_rt::{drain, sleep_until, Sink};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -2,7 +2,9 @@
 //! that run the same bodies on the stable toolchain. None may panic.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 use crate::ua::{Config, UserAgent};
 

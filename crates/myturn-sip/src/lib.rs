@@ -68,8 +68,10 @@ pub struct Transmit {
 
 pub mod build;
 pub mod digest;
+#[cfg(feature = "driver")]
 pub mod driver;
 #[doc(hidden)]
+#[cfg(feature = "driver")]
 pub mod fuzzing;
 pub mod msg;
 pub mod sdp;

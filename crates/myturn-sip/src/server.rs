@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Instant;
+use web_time::Instant;
 
 use crate::build;
 use crate::msg::{self, Method, Rejected};

@@ -4,7 +4,7 @@
 //! for a request no call owns, and the calls' timers, fired in one pass.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use web_time::Instant;
 
 use super::call::uac::target_uri;
 use super::call::uas::check_offer;

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use web_time::Instant;
 
 use rand_core::RngCore;
 use rsip::headers::{self as h, UntypedHeader};

@@ -3,7 +3,9 @@
 //! binding towards it open; its answer says where the proxy sees us.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 use rsip::headers::{self as h, UntypedHeader};
 use rsip::Header;

@@ -28,7 +28,7 @@ mod registration;
 mod timer;
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use web_time::Instant;
 
 use rand_core::RngCore;
 use rsip::headers::{self as h, UntypedHeader};

@@ -5,7 +5,9 @@
 //! registration or from a keep-alive's answer, registered at once.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 use rand_core::RngCore;
 use rsip::headers::{self as h, UntypedHeader};

@@ -9,7 +9,7 @@
 //! [`crate::transaction`]; `poll_timeout` takes those too.
 
 use std::marker::PhantomData;
-use std::time::Instant;
+use web_time::Instant;
 
 /// A fieldless enum naming every timer of one owner.
 pub(super) trait TimerKind: Copy + 'static {

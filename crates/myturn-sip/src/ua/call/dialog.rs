@@ -4,7 +4,9 @@
 //! offers answered, and session timers (RFC 4028) as the side that never
 //! refreshes.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 use rsip::headers::{self as h, UntypedHeader};
 use rsip::Header;

@@ -10,7 +10,9 @@ pub(super) mod uac;
 pub(super) mod uas;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 use super::context::Context;
 use super::event::{CallHandle, EndedBy, Event, UaError};

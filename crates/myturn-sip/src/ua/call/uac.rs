@@ -3,7 +3,7 @@
 //! credentials after 401/407, the 2xx and its ACK, the failures and their
 //! ACK), and CANCEL, which waits for a provisional (§9.1).
 
-use std::time::Instant;
+use web_time::Instant;
 
 use rsip::headers::{self as h, UntypedHeader};
 use rsip::Header;

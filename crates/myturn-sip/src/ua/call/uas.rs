@@ -3,7 +3,7 @@
 //! the ACK) or refusing, the ACK, and the peer's CANCEL (§9.2).
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use web_time::Instant;
 
 use rsip::headers::{self as h, UntypedHeader};
 use rsip::Header;
