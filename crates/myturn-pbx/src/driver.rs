@@ -72,6 +72,9 @@ pub(crate) struct Shared {
     media: MediaSnapshot,
     /// Taken by the task when it starts.
     commands: Option<mpsc::UnboundedReceiver<Command>>,
+    /// Where message-framed links (SIP over WebSocket) join the task's
+    /// connections, once it runs.
+    streams: Option<mpsc::Sender<Conn>>,
 }
 
 /// The media side, current within 100 ms.
@@ -150,6 +153,23 @@ impl PbxHandle {
             return false;
         }
         rx.await.unwrap_or(false)
+    }
+
+    /// Opens a message-framed link for a client at `peer` (SIP over
+    /// WebSocket, RFC 7118: each WebSocket message carries one SIP
+    /// message). The PBX treats it as it treats a TLS connection: the
+    /// client is known by `peer`, and whatever the PBX sends to `peer`
+    /// (answers, and requests to a user registered over it) comes out of
+    /// [`StreamLink::recv`]. `None` when the PBX is not running.
+    pub fn open_stream(&self, peer: SocketAddr) -> Option<StreamLink> {
+        let to_pbx = self.shared.lock().ok()?.streams.clone()?;
+        let (out_tx, from_pbx) = mpsc::channel::<Vec<u8>>(CONN_QUEUE);
+        to_pbx.try_send(Conn::Open(peer, out_tx)).ok()?;
+        Some(StreamLink {
+            peer,
+            to_pbx,
+            from_pbx,
+        })
     }
 
     /// A handle that knows, before the driver's first figures, which media
@@ -244,7 +264,41 @@ pub struct Sips {
     pub config: Arc<rustls::ServerConfig>,
 }
 
-/// What the TLS connections tell the PBX's task.
+/// One client's message-framed link to the PBX (see
+/// [`PbxHandle::open_stream`]); dropping it closes the link.
+#[derive(Debug)]
+pub struct StreamLink {
+    peer: SocketAddr,
+    to_pbx: mpsc::Sender<Conn>,
+    from_pbx: mpsc::Receiver<Vec<u8>>,
+}
+
+impl StreamLink {
+    /// One SIP message from the client; `false` once the PBX is gone.
+    /// Whatever it holds, the PBX parses it as it parses a datagram
+    /// (flood guard first, malformed requests answered 400).
+    pub async fn send(&self, message: Vec<u8>) -> bool {
+        self.to_pbx
+            .send(Conn::Message(self.peer, message))
+            .await
+            .is_ok()
+    }
+
+    /// The next message for the client; `None` once the PBX is gone or
+    /// dropped the link (it fell too far behind).
+    pub async fn recv(&mut self) -> Option<Vec<u8>> {
+        self.from_pbx.recv().await
+    }
+}
+
+impl Drop for StreamLink {
+    fn drop(&mut self) {
+        let _ = self.to_pbx.try_send(Conn::Closed(self.peer));
+    }
+}
+
+/// What the TLS connections and the stream links tell the PBX's task.
+#[derive(Debug)]
 enum Conn {
     Open(SocketAddr, mpsc::Sender<Vec<u8>>),
     Message(SocketAddr, Vec<u8>),
@@ -371,7 +425,9 @@ pub fn spawn_with(
             shutdown.clone(),
         ));
     }
-    drop(conn_tx);
+    if let Ok(mut s) = shared.lock() {
+        s.streams = Some(conn_tx);
+    }
     tokio::spawn(async move {
         let mut tls_conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
         let mut told = Told::default();

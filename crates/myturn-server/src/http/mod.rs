@@ -21,6 +21,7 @@ pub(crate) mod openapi;
 mod ops;
 mod pairing;
 mod proxy;
+mod sip;
 pub(crate) mod trail;
 mod users;
 
@@ -50,6 +51,7 @@ pub(crate) fn router(state: AppState, limits: std::sync::Arc<limits::HttpLimits>
         .route("/v1/me/peer", get(pairing::peer))
         .route("/v1/me/report", post(pairing::report))
         .route("/v1/events", get(events::user_events))
+        .route("/sip", get(sip::sip_websocket))
         .route("/v1/session/refresh", post(users::refresh))
         .route("/v1/admin/events", get(events::admin_events))
         .route("/v1/admin/admit", post(admin::admin_admit))

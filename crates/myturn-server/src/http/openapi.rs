@@ -21,7 +21,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ObjectBuilder, Ref, RefOr, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, apidocs, console, edge, events, ops, pairing, users};
+use super::{admin, apidocs, console, edge, events, ops, pairing, sip, users};
 
 /// The document.
 #[derive(Debug, OpenApi)]
@@ -34,7 +34,7 @@ use super::{admin, apidocs, console, edge, events, ops, pairing, users};
     ),
     paths(
         users::create_user, users::me, users::logout, pairing::set_status, pairing::peer,
-        pairing::report, users::refresh, events::user_events, events::admin_events,
+        pairing::report, users::refresh, events::user_events, events::admin_events, sip::sip_websocket,
         admin::admin_admit, admin::admin_lobby, admin::admin_reports, admin::admin_bans,
         admin::admin_ban, admin::admin_unban, admin::admin_users, admin::admin_kick,
         admin::admin_pairs, admin::admin_interests, admin::admin_sip_conf, admin::admin_media, admin::admin_history,
@@ -49,6 +49,7 @@ use super::{admin, apidocs, console, edge, events, ops, pairing, users};
         (name = "users", description = "Registration, sessions and tokens"),
         (name = "pairing", description = "Ready, busy, and the partner"),
         (name = "events", description = "WebSocket event streams"),
+        (name = "sip", description = "SIP over WebSocket (RFC 7118) to the built-in PBX"),
         (name = "moderation", description = "Reports, waiting room, lobby, bans"),
         (name = "admin", description = "Users, pairs, PBX and media views"),
         (name = "operations", description = "Health and metrics"),

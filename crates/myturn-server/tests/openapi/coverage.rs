@@ -861,6 +861,33 @@ async fn every_status_the_server_answers_is_documented_and_every_documented_one_
         Some("token_in_url"),
     )
     .await;
+    // SIP over WebSocket to the built-in PBX: the `sip` subprotocol, or a
+    // refusal; a plain GET is told to upgrade.
+    let sip = "/sip";
+    let sip_ws = cov
+        .ws(
+            api,
+            sip,
+            sip,
+            &[("sec-websocket-protocol", "sip".into())],
+            101,
+            None,
+        )
+        .await;
+    assert!(sip_ws.is_some());
+    cov.ws(api, sip, sip, &[], 400, Some("sip_subprotocol_required"))
+        .await;
+    cov.call(
+        api,
+        M::GET,
+        sip,
+        sip,
+        None,
+        Body::None,
+        426,
+        Some("websocket_required"),
+    )
+    .await;
     let admin_events = "/v1/admin/events";
     let admin_ws = cov
         .ws(api, admin_events, admin_events, &bearer(ADMIN), 101, None)
@@ -1189,6 +1216,20 @@ async fn every_status_the_server_answers_is_documented_and_every_documented_one_
         &bearer(ADMIN),
         403,
         Some("forbidden"),
+    )
+    .await;
+
+    // Without the built-in PBX there is no SIP over WebSocket here.
+    let mut cfg = unlimited();
+    cfg.pbx = myturn_server::config::PbxKind::None;
+    let no_pbx = common::live(&cfg).await;
+    cov.ws(
+        &no_pbx.api,
+        sip,
+        sip,
+        &[("sec-websocket-protocol", "sip".into())],
+        404,
+        Some("not_found"),
     )
     .await;
 
