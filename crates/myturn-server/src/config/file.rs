@@ -447,6 +447,19 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_loads() {
+        let doc = include_str!("../../../../docs/operations.md");
+        let block = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a ```toml block in docs/operations.md");
+        let cfg = load(&file(block), &[]).unwrap();
+        assert_eq!(cfg.interest_wait, 5);
+        assert_eq!(cfg.trusted_proxy.len(), 2);
+    }
+
+    #[test]
     fn the_example_as_shipped_is_the_defaults() {
         let f = file(EXAMPLE);
         let mut cfg = load(&f, &[]).unwrap();
