@@ -56,8 +56,9 @@ os.chmod(sys.argv[1], 0o666)
 with open(sys.argv[2], "ab", 0) as f:
     while True:
         f.write(s.recv(4096) + b"\n")
-' "$notify_dir/notify" "$notify_log" &
+' "$notify_dir/notify" "$notify_log" </dev/null >/dev/null 2>&1 &
   notify_pid=$!
+  trap 'kill $notify_pid 2>/dev/null || true; rm -rf "$notify_dir"; $SUDO dpkg --purge myturn >/dev/null 2>&1 || true' EXIT
   for _ in $(seq 50); do [ -S "$notify_dir/notify" ] && break; sleep 0.1; done
 fi
 # As the unit runs it: the environment file, the settings file, then an
@@ -73,7 +74,7 @@ fi
   exec "${runas[@]}" /usr/bin/myturn-server --config /etc/myturn/myturn-server.toml
 ) >/tmp/myturn-deb-server.log 2>&1 &
 server=$!
-trap 'kill $server $notify_pid 2>/dev/null || true; rm -rf "$notify_dir"; $SUDO dpkg --purge myturn >/dev/null 2>&1 || true' EXIT
+trap 'kill $server ${notify_pid:-} 2>/dev/null || true; rm -rf "$notify_dir"; $SUDO dpkg --purge myturn >/dev/null 2>&1 || true' EXIT
 ok=""
 for _ in $(seq 100); do
   if body=$(curl -fs "http://127.0.0.1:$http/healthz"); then ok=1; break; fi
@@ -91,7 +92,9 @@ kill "$server"
 wait "$server" 2>/dev/null || true
 $SUDO dpkg -r myturn >/dev/null
 test ! -e /usr/bin/myturn-server
-test -f /etc/myturn/myturn-server.env   # a conffile outlives remove
+test -f /etc/myturn/myturn-server.env   # conffiles outlive remove
+test -f /etc/myturn/myturn-server.toml
 $SUDO dpkg --purge myturn >/dev/null
 test ! -e /etc/myturn/myturn-server.env
+test ! -e /etc/myturn/myturn-server.toml
 echo "deb: install, verify, run, remove, purge: ok"
