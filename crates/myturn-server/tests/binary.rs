@@ -237,3 +237,244 @@ async fn piped_logs_carry_no_escape_codes_and_json_logs_parse() {
     // Secrets stay out of the log in either format.
     assert!(!json.contains("password") && !human.contains("password"));
 }
+
+/// `--help` puts each backend's flags under that backend's heading.
+#[test]
+fn help_groups_flags_by_backend() {
+    let out = Command::new(env!("CARGO_BIN_EXE_myturn-server"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    // Heading lines stand alone at the left margin and end with ':'.
+    let mut section = String::new();
+    let mut under = std::collections::BTreeMap::new();
+    for line in help.lines() {
+        if !line.starts_with(' ') && line.ends_with(':') {
+            section = line.trim_end_matches(':').to_owned();
+        } else if let Some(flag) = line.trim_start().strip_prefix("--") {
+            let flag = flag.split([' ', '=']).next().unwrap().to_owned();
+            if line.starts_with("      --") {
+                under.insert(flag, section.clone());
+            }
+        }
+    }
+    for (flag, heading) in [
+        ("listen", "Options"),
+        ("pbx", "Options"),
+        ("state", "Options"),
+        ("config", "Options"),
+        ("sip-listen", "Built-in PBX (--pbx builtin, the default)"),
+        ("media-ports", "Built-in PBX (--pbx builtin, the default)"),
+        (
+            "sip-rate-limit",
+            "Built-in PBX (--pbx builtin, the default)",
+        ),
+        (
+            "asterisk-conf-dir",
+            "Asterisk backend (--pbx asterisk, --pbx asterisk-pjsip)",
+        ),
+        (
+            "ami-secret",
+            "Asterisk backend (--pbx asterisk, --pbx asterisk-pjsip)",
+        ),
+        (
+            "wideband",
+            "Asterisk backend (--pbx asterisk, --pbx asterisk-pjsip)",
+        ),
+        ("kamailio-redis", "Kamailio backend (--pbx kamailio)"),
+        ("jwt-key-file", "Redis state (--state redis://…)"),
+        ("node-id", "Redis state (--state redis://…)"),
+    ] {
+        assert_eq!(
+            under.get(flag).map(String::as_str),
+            Some(heading),
+            "--{flag} in --help:\n{help}"
+        );
+    }
+}
+
+/// The binary with `--config` holding `toml`, serving on a port of its own
+/// with no PBX.
+fn with_config(dir: &std::path::Path, toml: &str) -> (Command, Api) {
+    let port = free_tcp_port();
+    let path = dir.join("myturn-server.toml");
+    std::fs::write(
+        &path,
+        format!("listen = \"127.0.0.1:{port}\"\npbx = \"none\"\n{toml}"),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_myturn-server"));
+    cmd.arg("--config")
+        .arg(&path)
+        .env_remove("MYTURN_NODE_ID")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    (cmd, Api::new(format!("http://127.0.0.1:{port}")))
+}
+
+async fn node_of(api: &Api) -> String {
+    api.wait_until_up().await;
+    let health: Value = api.get("/healthz", None).await.json().await.unwrap();
+    health["node"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_config_file_is_beaten_by_the_environment_and_the_environment_by_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    // The file alone: its listen address and node name are used.
+    let (mut cmd, api) = with_config(dir.path(), "node_id = \"from-file\"\n");
+    let server = Server(cmd.spawn().unwrap());
+    assert_eq!(node_of(&api).await, "from-file");
+    drop(server);
+    // MYTURN_NODE_ID beats the file (whose listen address still holds).
+    let (mut cmd, api) = with_config(dir.path(), "node_id = \"from-file\"\n");
+    let server = Server(cmd.env("MYTURN_NODE_ID", "from-env").spawn().unwrap());
+    assert_eq!(node_of(&api).await, "from-env");
+    drop(server);
+    // --node-id beats both.
+    let (mut cmd, api) = with_config(dir.path(), "node_id = \"from-file\"\n");
+    let server = Server(
+        cmd.env("MYTURN_NODE_ID", "from-env")
+            .args(["--node-id", "from-flag"])
+            .spawn()
+            .unwrap(),
+    );
+    assert_eq!(node_of(&api).await, "from-flag");
+    drop(server);
+}
+
+#[test]
+fn a_bad_config_file_stops_the_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (toml, says) in [
+        (
+            "\nsip_listn = \"127.0.0.1:5060\"\n",
+            "unknown key `sip_listn`",
+        ),
+        ("\nlease = \"long\"\n", "`lease`"),
+    ] {
+        let (mut cmd, _) = with_config(dir.path(), toml);
+        let out = cmd.stderr(Stdio::piped()).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{toml}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let at = format!("{}:4", dir.path().join("myturn-server.toml").display());
+        assert!(err.contains(&at) && err.contains(says), "{toml}: {err}");
+    }
+}
+
+/// Reads every datagram on `socket` into a channel until the test ends.
+fn notifications(socket: std::os::unix::net::UnixDatagram) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = socket.recv(&mut buf) {
+            if tx
+                .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The next notification holding `line` (as one of its lines), and those
+/// before it.
+fn wait_for(rx: &std::sync::mpsc::Receiver<String>, line: &str) -> (String, Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut before = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let msg = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no {line} notification; before it: {before:?}"));
+        if msg.lines().any(|l| l == line) {
+            return (msg, before);
+        }
+        before.push(msg);
+    }
+}
+
+#[tokio::test]
+async fn systemd_hears_ready_when_ready_the_watchdog_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let rx = notifications(std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap());
+    // Asterisk whose reload takes a while: the first sync, and so
+    // readiness, comes well after HTTP is bound.
+    let log = dir.path().join("reloads.log");
+    let script = dir.path().join("slow-asterisk");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nsleep 1\necho \"$*\" >> {}\n", log.display()),
+    )
+    .unwrap();
+    let (mut cmd, api) = binary(free_tcp_port(), "asterisk");
+    let child = cmd
+        .arg("--asterisk-conf-dir")
+        .arg(dir.path())
+        .args(["--reload", "command", "--reload-command"])
+        .arg(format!("sh {} -rx", script.display()))
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "200000")
+        .env_remove("WATCHDOG_PID")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+
+    let (ready, before) = wait_for(&rx, "READY=1");
+    // At READY=1, /readyz says ready: not before it could.
+    let r = api.get("/readyz", None).await;
+    assert_eq!(r.status(), 200, "READY=1 sent before /readyz was ready");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("dialplan reload"),
+        "READY=1 before the PBX's first sync"
+    );
+    assert!(
+        ready
+            .lines()
+            .any(|l| l.starts_with("STATUS=serving on 127.0.0.1:")),
+        "{ready}"
+    );
+    assert!(
+        before.iter().any(|m| m.starts_with("STATUS=starting")),
+        "no STATUS= while starting: {before:?}"
+    );
+    // The watchdog keeps on: at half of WATCHDOG_USEC, several pings.
+    for _ in 0..3 {
+        wait_for(&rx, "WATCHDOG=1");
+    }
+    // SIGTERM: STOPPING=1, then a clean exit.
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let (stopping, _) = wait_for(&rx, "STOPPING=1");
+    assert!(stopping.contains("STATUS=stopping"), "{stopping}");
+    let mut server = server;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = server.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status}");
+    // Nothing claims it serves after STOPPING=1.
+    while let Ok(m) = rx.try_recv() {
+        assert!(
+            !m.contains("READY=1") && !m.contains("STATUS=serving"),
+            "{m}"
+        );
+    }
+}

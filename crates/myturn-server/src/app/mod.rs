@@ -8,6 +8,7 @@
 //! from the flags.
 
 mod error;
+mod notify;
 mod reload;
 mod serve;
 mod settings;

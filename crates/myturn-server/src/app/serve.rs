@@ -3,14 +3,20 @@
 //! left (with others).
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::notify::{self, Notifier};
 use super::reload::spawn_blocklist_reload;
 use super::{App, StartError};
 use crate::config::Config;
-use crate::node::{history, sweeper};
+use crate::core::cases::views::UserCount;
+use crate::http::ops::readiness;
+use crate::node::{history, sweeper, AppState};
 use crate::tls;
 
 impl App {
@@ -137,8 +143,25 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
-/// Starts the server as configured and serves until Ctrl-C or SIGTERM.
+/// Starts the server as configured and serves until Ctrl-C or SIGTERM,
+/// telling systemd (when it started the process, `$NOTIFY_SOCKET`) how
+/// it goes: `READY=1` once `/readyz` would say ready, `STATUS=` lines,
+/// `WATCHDOG=1` pings, `STOPPING=1`.
 pub async fn run(cfg: Config) -> Result<(), StartError> {
+    let notify = Notifier::from_env().map(Arc::new);
+    // From the start: connecting to the state store may take a while.
+    let watchdog = notify
+        .clone()
+        .zip(notify::watchdog_interval())
+        .map(|(n, every)| tokio::spawn(async move { n.watchdog(every).await }));
+    if let Some(n) = &notify {
+        let state = match cfg.state {
+            crate::config::StateUrl::Memory => "memory",
+            // Not the URL: it may hold a password.
+            crate::config::StateUrl::Redis(_) => "redis",
+        };
+        n.status(&format!("starting: opening the {state} state"));
+    }
     let app = App::start(&cfg, None).await?;
     let listener = TcpListener::bind(cfg.listen)
         .await
@@ -178,7 +201,58 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         tracing::warn!("{w}");
     }
     let state = app.state.clone();
-    let served = app.serve(listener, shutdown_signal()).await;
+    let reports = notify
+        .clone()
+        .map(|n| tokio::spawn(report(n, state.clone(), addr)));
+    let shutdown = {
+        let notify = notify.clone();
+        async move {
+            shutdown_signal().await;
+            if let Some(n) = notify {
+                n.stopping();
+            }
+        }
+    };
+    let served = app.serve(listener, shutdown).await;
+    for task in [reports, watchdog].into_iter().flatten() {
+        task.abort();
+    }
     state.refusals.flush_all();
     served.map_err(StartError::Serve)
+}
+
+/// Tells systemd `READY=1` once `/readyz` would say ready (with why not
+/// in `STATUS=` until then), then a status line every few seconds.
+async fn report(n: Arc<Notifier>, state: AppState, addr: SocketAddr) {
+    let mut said = String::new();
+    while let Err(why) = readiness(&state).await {
+        let now = format!("starting on {addr}: not ready: {why}");
+        if now != said {
+            n.status(&now);
+            said = now;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    n.ready(&serving(&state, addr).await);
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let now = match readiness(&state).await {
+            Ok(()) => serving(&state, addr).await,
+            Err(why) => format!("serving on {addr}: not ready: {why}"),
+        };
+        n.status(&now);
+    }
+}
+
+/// `serving on ADDR: N users, PBX builtin in sync, state memory`.
+async fn serving(state: &AppState, addr: SocketAddr) -> String {
+    let users = state.run(UserCount).await.unwrap_or(0);
+    format!(
+        "serving on {addr}: {users} user{s}, PBX {pbx} in sync, state {kind}",
+        s = if users == 1 { "" } else { "s" },
+        pbx = state.pbx.name(),
+        kind = state.store.kind(),
+    )
 }

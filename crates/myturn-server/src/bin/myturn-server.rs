@@ -2,12 +2,20 @@
 
 use std::io::IsTerminal as _;
 
-use clap::Parser as _;
-use myturn_server::config::LogFormat;
+use myturn_server::config::{LoadError, LogFormat};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cfg = myturn_server::Config::parse();
+    let cfg = match myturn_server::Config::load() {
+        Ok(cfg) => cfg,
+        // clap's own exit: --help and --version on stdout, status 0;
+        // usage errors on stderr, status 2.
+        Err(LoadError::Args(e)) => e.exit(),
+        Err(e @ LoadError::File(_)) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
     let filter = || {
         tracing_subscriber::EnvFilter::try_from_env("MYTURN_LOG")
             .unwrap_or_else(|_| "info,tower_http=warn,myturn::request=off".into())

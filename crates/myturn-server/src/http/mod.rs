@@ -18,7 +18,7 @@ mod events;
 mod extract;
 pub(crate) mod limits;
 pub(crate) mod openapi;
-mod ops;
+pub(crate) mod ops;
 mod pairing;
 mod proxy;
 mod sip;

@@ -38,6 +38,13 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Json<Health> {
 pub(crate) async fn readyz(
     State(state): State<AppState>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    readiness(&state).await?;
+    Ok(Json(serde_json::json!({ "status": "ready" })))
+}
+
+/// What `/readyz` answers, for systemd's `READY=1` too: `Ok` when the
+/// state store answers and the PBX holds the current state.
+pub(crate) async fn readiness(state: &AppState) -> Result<(), ApiError> {
     // One step of the store: it answers, or says why not.
     state.run(UserCount).await?;
     if let Some(e) = state.store.error() {
@@ -53,7 +60,7 @@ pub(crate) async fn readyz(
             state.pbx.name()
         )));
     }
-    Ok(Json(serde_json::json!({ "status": "ready" })))
+    Ok(())
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4")))]
