@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{LeaveReason, Status};
+use crate::{LeaveReason, ServerEvent, Status};
 
 /// One row of `GET /v1/admin/users`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -226,7 +226,7 @@ pub enum AdminEvent {
     },
     /// An admin let a user out of the waiting room (they are out of it
     /// from now on, until they log out).
-    Admitted {
+    UserAdmitted {
         /// The row, `admitted`.
         user: AdminUser,
     },
@@ -248,7 +248,7 @@ pub enum AdminEvent {
         reason: LeaveReason,
     },
     /// Two users were paired.
-    Paired {
+    PairMade {
         /// The new pair.
         pair: AdminPair,
     },
@@ -281,6 +281,18 @@ pub enum AdminEvent {
         /// The figures.
         figures: RelayFigures,
     },
+}
+
+/// One message on the admin event stream: a lobby event (`hello`,
+/// `lobby_message`, `lobby_typing`, `pong`, `error`) or an
+/// [`AdminEvent`]. Their `type`s never collide.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum AdminStreamEvent {
+    /// A lobby event, as users hear it.
+    Lobby(ServerEvent),
+    /// A change to the users, pairs, waiting room or PBX figures.
+    Change(AdminEvent),
 }
 
 /// The live PBX and media figures of one node, as the `relay` admin event
@@ -334,4 +346,44 @@ pub struct Health {
     /// This node's name (`--node-id`).
     #[serde(default)]
     pub node: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_events_are_tagged_and_never_collide_with_lobby_events() {
+        let ev = AdminEvent::UserLeft {
+            name: "alice".into(),
+            reason: LeaveReason::Kicked,
+        };
+        assert_eq!(
+            serde_json::to_string(&ev).unwrap(),
+            r#"{"type":"user_left","name":"alice","reason":"kicked"}"#
+        );
+        // On the admin stream each message reads back as what it was.
+        let lobby = ServerEvent::LobbyTyping { from: "bob".into() };
+        for m in [AdminStreamEvent::Change(ev), AdminStreamEvent::Lobby(lobby)] {
+            let text = serde_json::to_string(&m).unwrap();
+            assert_eq!(serde_json::from_str::<AdminStreamEvent>(&text).unwrap(), m);
+        }
+        let admitted = AdminStreamEvent::Change(AdminEvent::UserAdmitted {
+            user: AdminUser {
+                name: "carol".into(),
+                status: Status::Ready,
+                extension: "111000".into(),
+                since: 1,
+                admitted: true,
+                interests: Vec::new(),
+                sip_contact: None,
+            },
+        });
+        let text = serde_json::to_string(&admitted).unwrap();
+        assert!(text.starts_with(r#"{"type":"user_admitted""#), "{text}");
+        assert_eq!(
+            serde_json::from_str::<AdminStreamEvent>(&text).unwrap(),
+            admitted
+        );
+    }
 }

@@ -52,7 +52,7 @@ mod users;
 pub mod fuzzing;
 
 pub use admin::{
-    AdminEvent, AdminInterests, AdminMedia, AdminPair, AdminPairs, AdminUser, AdminUsers,
+    AdminEvent, AdminInterests, AdminStreamEvent, AdminMedia, AdminPair, AdminPairs, AdminUser, AdminUsers,
     ConfFile, Health, MediaCall, MediaCounters, MetricsHistory, MetricsSample, RelayFigures,
     SipConf, TagCount,
 };

@@ -119,7 +119,7 @@ mod tests {
                     AdminEvent::UserInterests { user } => ("interests", user),
                     AdminEvent::WaitingRoomJoined { user } => ("waiting_joined", user),
                     AdminEvent::WaitingRoomLeft { user } => ("waiting_left", user),
-                    AdminEvent::Admitted { user } => ("admitted", user),
+                    AdminEvent::UserAdmitted { user } => ("admitted", user),
                     AdminEvent::SipRegistered { user } => ("sip_registered", user),
                     AdminEvent::SipUnregistered { user } => ("sip_unregistered", user),
                     _ => return None,
@@ -170,7 +170,7 @@ mod tests {
         let made: Vec<&AdminPair> = events
             .iter()
             .filter_map(|e| match e {
-                AdminEvent::Paired { pair } => Some(pair),
+                AdminEvent::PairMade { pair } => Some(pair),
                 _ => None,
             })
             .collect();
@@ -308,7 +308,7 @@ mod tests {
             rows(&events),
             vec![("admitted", "alice".into(), Status::Ready)]
         );
-        let AdminEvent::Admitted { user } = &events[0] else {
+        let AdminEvent::UserAdmitted { user } = &events[0] else {
             panic!("{events:?}");
         };
         assert!(user.admitted);

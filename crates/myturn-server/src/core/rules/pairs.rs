@@ -393,7 +393,7 @@ fn make_pair(cx: &mut Ctx<'_>, id: UserId, other: UserId, m: Match, since: Milli
         shared: shared.clone(),
         kind: m.kind,
     });
-    tell_pair(cx, id, |pair| AdminEvent::Paired { pair });
+    tell_pair(cx, id, |pair| AdminEvent::PairMade { pair });
     for &(me, them, role, _) in &sides {
         set(cx, me, Status::Paired);
         if let Some(peer) = cx.st.user(them) {
@@ -456,7 +456,7 @@ pub(crate) fn admit(cx: &mut Ctx<'_>, id: UserId) -> Result<(), CoreError> {
     u.admitted = true;
     let ready = u.status == Status::Ready;
     cx.fx.tell(id, ServerEvent::Admitted);
-    tell_user(cx, id, |user| AdminEvent::Admitted { user });
+    tell_user(cx, id, |user| AdminEvent::UserAdmitted { user });
     if ready {
         enter_pool(cx, id);
     }
