@@ -301,7 +301,14 @@ async fn live_within_a_second(
 }
 
 /// A screenshot of the page at `width` x `height`, saved in `dir`.
-async fn screenshot(page: &mut Page, dir: &std::path::Path, name: &str, width: u32, height: u32, mobile: bool) {
+async fn screenshot(
+    page: &mut Page,
+    dir: &std::path::Path,
+    name: &str,
+    width: u32,
+    height: u32,
+    mobile: bool,
+) {
     page.call(
         "Emulation.setDeviceMetricsOverride",
         json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}),
@@ -461,7 +468,10 @@ async fn the_console_is_live_within_a_second_and_tells_the_truth() {
     assert_eq!(figures["users_caption"], figures["users_rows"], "{figures}");
     assert_eq!(figures["users_count"], figures["users_rows"], "{figures}");
     assert_eq!(figures["waiting_caption"], json!(1), "{figures}");
-    assert_eq!(figures["waiting_caption"], figures["waiting_rows"], "{figures}");
+    assert_eq!(
+        figures["waiting_caption"], figures["waiting_rows"],
+        "{figures}"
+    );
     // Axes: three values and three times on each of the seven charts,
     // each with its unit.
     assert_eq!(figures["axes"], json!(7 * 6), "{figures}");
@@ -469,10 +479,26 @@ async fn the_console_is_live_within_a_second_and_tells_the_truth() {
 
     let shots = std::env::temp_dir().join(format!("myturn-console-{}", std::process::id()));
     std::fs::create_dir_all(&shots).unwrap();
-    screenshot(&mut page, &shots, "admin-console-desktop.png", 1280, 800, false).await;
+    screenshot(
+        &mut page,
+        &shots,
+        "admin-console-desktop.png",
+        1280,
+        800,
+        false,
+    )
+    .await;
     page.eval("document.querySelector('#charts').scrollIntoView(); true")
         .await;
-    screenshot(&mut page, &shots, "admin-console-charts.png", 1280, 800, false).await;
+    screenshot(
+        &mut page,
+        &shots,
+        "admin-console-charts.png",
+        1280,
+        800,
+        false,
+    )
+    .await;
     page.eval("window.scrollTo(0, 0); true").await;
     // No error to show, and the users' row actions fit their box.
     assert_eq!(
@@ -505,12 +531,10 @@ async fn the_console_is_live_within_a_second_and_tells_the_truth() {
     )
     .await;
     assert_eq!(page.eval(width).await, before, "the notice moved the grid");
-    page.eval("window.fetch = window.realFetch; refresh(); true").await;
-    page.until(
-        "fresh again",
-        "!document.body.classList.contains('stale')",
-    )
-    .await;
+    page.eval("window.fetch = window.realFetch; refresh(); true")
+        .await;
+    page.until("fresh again", "!document.body.classList.contains('stale')")
+        .await;
 
     // On a phone: nothing spills sideways, and each user's Kick and Ban
     // are in view, without scrolling any box sideways.

@@ -293,7 +293,12 @@ type Heard = tokio::sync::mpsc::UnboundedReceiver<Value>;
 
 /// Waits up to `within` for an event of `kind` that `matches`, skipping
 /// the others.
-async fn heard(rx: &mut Heard, kind: &str, within: Duration, matches: impl Fn(&Value) -> bool) -> Value {
+async fn heard(
+    rx: &mut Heard,
+    kind: &str,
+    within: Duration,
+    matches: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let e = tokio::time::timeout_at(deadline, rx.recv())
@@ -329,7 +334,12 @@ async fn every_nodes_admin_stream_hears_every_change_made_on_any_node() {
     for (from, to) in [(0, 1), (1, 0)] {
         let end = Instant::now() + Duration::from_secs(15);
         for i in 0.. {
-            assert!(Instant::now() < end, "n{} never heard n{}", to + 1, from + 1);
+            assert!(
+                Instant::now() < end,
+                "n{} never heard n{}",
+                to + 1,
+                from + 1
+            );
             let text = format!("probe {i} from n{}", from + 1);
             let r = n[from]
                 .api
@@ -337,7 +347,10 @@ async fn every_nodes_admin_stream_hears_every_change_made_on_any_node() {
                 .await;
             assert_eq!(r.status(), 202);
             let wait = line(&mut admins[to], &text, within);
-            if tokio::time::timeout(Duration::from_millis(500), wait).await.is_ok() {
+            if tokio::time::timeout(Duration::from_millis(500), wait)
+                .await
+                .is_ok()
+            {
                 break;
             }
         }

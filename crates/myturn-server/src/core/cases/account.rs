@@ -4,7 +4,8 @@
 use std::net::IpAddr;
 
 use myturn_wire::{
-    validate_name, AdminEvent, CreateUserResponse, LeaveReason, MeResponse, SipCredentials, Status, TokenPair,
+    validate_name, AdminEvent, CreateUserResponse, LeaveReason, MeResponse, SipCredentials, Status,
+    TokenPair,
 };
 
 use crate::core::context::Ctx;

@@ -184,7 +184,10 @@ mod tests {
         // Both users' rows went `paired` too.
         let statuses = rows(&events);
         for n in ["alice", "bob"] {
-            assert!(statuses.contains(&("status", n.into(), Status::Paired)), "{statuses:?}");
+            assert!(
+                statuses.contains(&("status", n.into(), Status::Paired)),
+                "{statuses:?}"
+            );
         }
 
         h.status(a, Status::ReadyToTalk).unwrap();
@@ -268,13 +271,22 @@ mod tests {
         h.take();
         run(&mut h, Logout { uid: a });
         let events = heard(&mut h);
-        let ended = events
-            .iter()
-            .position(|e| matches!(e, AdminEvent::PairEnded { reason: LeaveReason::LoggedOut, .. }));
+        let ended = events.iter().position(|e| {
+            matches!(
+                e,
+                AdminEvent::PairEnded {
+                    reason: LeaveReason::LoggedOut,
+                    ..
+                }
+            )
+        });
         let left = events
             .iter()
             .position(|e| matches!(e, AdminEvent::UserLeft { name, .. } if name == "alice"));
-        assert!(matches!((ended, left), (Some(x), Some(y)) if x < y), "{events:?}");
+        assert!(
+            matches!((ended, left), (Some(x), Some(y)) if x < y),
+            "{events:?}"
+        );
         assert!(rows(&events).contains(&("status", "bob".into(), Status::Busy)));
     }
 
