@@ -653,3 +653,89 @@ async fn a_pair_whose_call_never_starts_is_ended_after_the_answer_timeout() {
     let callee_name = if callee == &a { "alice" } else { "bob" };
     assert_ne!(paired["peer"]["name"], callee_name);
 }
+
+#[tokio::test]
+async fn the_admin_stream_hears_every_change_as_it_happens() {
+    let e = env().await;
+    // A line said before a console connects: a new admin stream hears it
+    // first.
+    let r = e
+        .admin_post("/v1/admin/lobby", json!({"text": "said early"}))
+        .await;
+    assert_eq!(r.status(), 202);
+    let mut admin = e.ws_at("/v1/admin/events", common::ADMIN).await;
+    let early = next(&mut admin).await;
+    assert_eq!(
+        (early["type"].as_str(), early["text"].as_str()),
+        (Some("lobby_message"), Some("said early"))
+    );
+
+    let alice = tok(&e.register("alice").await);
+    let m = until(&mut admin, "user_registered").await;
+    assert_eq!(
+        (m["user"]["name"].as_str(), m["user"]["status"].as_str()),
+        (Some("alice"), Some("busy"))
+    );
+    e.status(&alice, "ready").await;
+    let m = until(&mut admin, "user_status").await;
+    assert_eq!(
+        (m["user"]["name"].as_str(), m["user"]["status"].as_str()),
+        (Some("alice"), Some("ready"))
+    );
+
+    let bob = tok(&e.register("bob").await);
+    assert_eq!(
+        until(&mut admin, "user_registered").await["user"]["name"],
+        "bob"
+    );
+    e.status(&bob, "ready").await;
+    let made = until(&mut admin, "pair_made").await["pair"].clone();
+    let mut names = [made["caller"].clone(), made["callee"].clone()];
+    names.sort_by_key(|v| v.to_string());
+    assert_eq!(names, [json!("alice"), json!("bob")], "{made}");
+    assert_eq!(made["in_call"], false);
+    // The same row as GET /v1/admin/pairs.
+    let pairs = e.admin_get("/v1/admin/pairs").await;
+    assert_eq!(pairs["pairs"][0], made);
+
+    e.status(&alice, "ready_to_talk").await;
+    e.status(&bob, "ready_to_talk").await;
+    let started = until(&mut admin, "call_started").await["pair"].clone();
+    assert_eq!(
+        (&started["pair_id"], &started["in_call"]),
+        (&made["pair_id"], &json!(true))
+    );
+    assert!(started["call_since"].as_u64().is_some(), "{started}");
+
+    let r = e.delete("/v1/me", &alice).await;
+    assert!(r.status().is_success());
+    let ended = until(&mut admin, "pair_ended").await;
+    assert_eq!(
+        (&ended["pair_id"], ended["reason"].as_str()),
+        (&made["pair_id"], Some("logged_out"))
+    );
+    assert!(ended["call_secs"].as_u64().is_some(), "{ended}");
+    let left = until(&mut admin, "user_left").await;
+    assert_eq!(
+        (left["name"].as_str(), left["reason"].as_str()),
+        (Some("alice"), Some("logged_out"))
+    );
+
+    let r = e
+        .call(
+            reqwest::Method::DELETE,
+            "/v1/admin/users/bob",
+            Some(common::ADMIN),
+            None,
+        )
+        .await;
+    assert!(r.status().is_success());
+    let left = until(&mut admin, "user_left").await;
+    assert_eq!(
+        (left["name"].as_str(), left["reason"].as_str()),
+        (Some("bob"), Some("kicked"))
+    );
+    // Nobody is left: the stream says so and the API agrees.
+    let users = e.admin_get("/v1/admin/users").await;
+    assert_eq!(users["users"], json!([]));
+}

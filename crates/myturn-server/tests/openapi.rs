@@ -68,6 +68,21 @@ async fn the_document_lists_every_route_and_the_docs_name_every_operation() {
         "{schemas}"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // The admin stream's events are in the document, each variant named.
+    let admin_events = schemas["AdminEvent"].to_string();
+    for kind in [
+        "user_registered",
+        "user_left",
+        "pair_made",
+        "pair_ended",
+        "relay",
+    ] {
+        assert!(
+            admin_events.contains(kind),
+            "AdminEvent lacks {kind}: {admin_events}"
+        );
+    }
+    assert!(schemas["AdminStreamEvent"].is_object(), "{schemas}");
     let api_md =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md")).unwrap();
     let missing: Vec<String> = documented

@@ -52,8 +52,9 @@ mod users;
 pub mod fuzzing;
 
 pub use admin::{
-    AdminInterests, AdminMedia, AdminPair, AdminPairs, AdminUser, AdminUsers, ConfFile, Health,
-    MediaCall, MediaCounters, MetricsHistory, MetricsSample, SipConf, TagCount,
+    AdminEvent, AdminInterests, AdminMedia, AdminPair, AdminPairs, AdminStreamEvent, AdminUser,
+    AdminUsers, ConfFile, Health, MediaCall, MediaCounters, MetricsHistory, MetricsSample,
+    RelayFigures, SipConf, TagCount,
 };
 pub use error::{ErrorBody, ErrorDetail};
 pub use events::{ClientEvent, ServerEvent, WS_BEARER_PREFIX, WS_PROTOCOL};

@@ -16,12 +16,12 @@ use super::{App, StartError};
 use crate::config::Config;
 use crate::core::cases::views::UserCount;
 use crate::http::ops::readiness;
-use crate::node::{history, sweeper, AppState};
+use crate::node::{history, pbx_watch, sweeper, AppState};
 use crate::tls;
 
 impl App {
     /// Serves HTTP on `listener` and runs the background tasks (PBX sync,
-    /// the built-in PBX, lease sweeper, history) until `shutdown`
+    /// the built-in PBX, lease sweeper, history, PBX watch) until `shutdown`
     /// resolves; then drains requests, clears the PBX (a node alone on
     /// its state) and leaves the nodes it shares its state with.
     pub async fn serve(
@@ -52,6 +52,7 @@ impl App {
             None => None,
         };
         let history = history::spawn(state.clone(), stop_rx.clone());
+        let watch = pbx_watch::spawn(state.clone(), stop_rx.clone());
         let reload = self
             .blocklist
             .clone()
@@ -61,6 +62,7 @@ impl App {
         let _ = stop_tx.send(true);
         let _ = sweeper.await;
         let _ = history.await;
+        let _ = watch.await;
         if let Some(t) = reload {
             let _ = t.await;
         }

@@ -8,7 +8,7 @@
 //! wire) and a [`Reply`] variant (what it answers). Adding a use case is
 //! one struct with its `apply`, and one line in the list.
 
-use super::cases::{account, lobby, moderation, status, streams, views};
+use super::cases::{account, lobby, moderation, pbx, status, streams, views};
 use super::context::Ctx;
 use super::error::CoreError;
 pub use super::usecase::UseCase;
@@ -113,6 +113,10 @@ use_cases! {
     Ban => moderation::Ban,
     /// `DELETE /v1/admin/bans/{name}`.
     Unban => moderation::Unban,
+    /// A SIP binding made or gone on a node's built-in PBX.
+    SipBinding => pbx::SipBinding,
+    /// A node's PBX and media figures changed.
+    RelayChanged => pbx::RelayChanged,
     /// `GET /v1/admin/users`.
     Users => views::Users,
     /// `GET /v1/admin/pairs`.

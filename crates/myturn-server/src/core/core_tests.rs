@@ -51,7 +51,14 @@ fn one_clock_drives_token_expiry() {
     let now = SystemClock.now();
     let mut fx = Effects::default();
     let r = register(&mut core, "alice", now, &mut fx);
-    assert_eq!(fx.deliveries.len(), 1);
+    // The user's wake-ups open, and the admins hear the new row.
+    assert!(matches!(
+        fx.deliveries[..],
+        [
+            Delivery::Joined(_),
+            Delivery::Admin(myturn_wire::AdminEvent::UserRegistered { .. })
+        ]
+    ));
     assert!(fx.pbx_changed);
     assert!(authenticate(&mut core, &r.token, now.after(Duration::from_secs(10))).is_ok());
     let late = authenticate(&mut core, &r.token, now.after(Duration::from_secs(11)));

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use myturn_wire::{LeaveReason, ServerEvent};
+use myturn_wire::{AdminEvent, LeaveReason, ServerEvent};
 use serde::{Deserialize, Serialize};
 
 use super::matching::PairKind;
@@ -27,6 +27,9 @@ pub enum Delivery {
         /// What.
         event: ServerEvent,
     },
+    /// A change the admins' streams hear (every node's, so that a console
+    /// on any node sees every change).
+    Admin(AdminEvent),
     /// A session family was revoked: its streams hear `session_expired`
     /// and close.
     FamilyRevoked(u64),
@@ -115,5 +118,10 @@ impl Effects {
     /// Tells `user` about `event`.
     pub(crate) fn tell(&mut self, user: UserId, event: ServerEvent) {
         self.deliveries.push(Delivery::Event(user, event));
+    }
+
+    /// Tells the admins about `event`.
+    pub(crate) fn tell_admins(&mut self, event: AdminEvent) {
+        self.deliveries.push(Delivery::Admin(event));
     }
 }

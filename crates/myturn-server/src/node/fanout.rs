@@ -2,14 +2,18 @@
 //! and the admins' streams. The [`Store`](crate::store::Store) hands its
 //! [`Delivery`]s here, in order, from inside each atomic use case.
 //!
+//! Admin sockets hear the lobby and every [`Delivery::Admin`] change; a
+//! new one first hears the last [`LOBBY_BACKLOG`] lobby lines this node
+//! heard, so a console opened late still shows what was said.
+//!
 //! A socket is a bounded queue drained by its connection task; a client
 //! that lets its queue fill up is dropped (the task closes it with
 //! `close::TOO_SLOW`) rather than slowing anyone else down.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
-use myturn_wire::{LeaveReason, ServerEvent};
+use myturn_wire::{AdminEvent, LeaveReason, ServerEvent};
 use tokio::sync::{mpsc, watch};
 
 use crate::core::{Delivery, UserId};
@@ -20,6 +24,8 @@ use crate::store::Deliver;
 pub enum Outbound {
     /// An event, as JSON text.
     Event(ServerEvent),
+    /// A change for the admins, as JSON text (admin sockets only).
+    Admin(AdminEvent),
     /// Close with this code and reason.
     Close(u16, &'static str),
 }
@@ -40,6 +46,10 @@ pub(crate) mod close {
 
 /// Events queued per socket before it counts as too slow and is closed.
 pub(crate) const SOCKET_QUEUE: usize = 64;
+
+/// Lobby lines a new admin socket hears first (well under
+/// [`SOCKET_QUEUE`], so the replay never counts as too slow).
+pub const LOBBY_BACKLOG: usize = 50;
 
 #[derive(Debug)]
 struct Socket {
@@ -63,6 +73,8 @@ struct Sockets {
     hubs: HashMap<UserId, Hub>,
     /// Admin sockets (lobby chat, moderation).
     admins: Vec<Socket>,
+    /// The last lobby lines, oldest first, for new admin sockets.
+    backlog: VecDeque<ServerEvent>,
     next_socket: u64,
     open: usize,
 }
@@ -109,6 +121,12 @@ impl Sockets {
             }
         }
         push(&mut self.admins, &msg);
+        if let Outbound::Event(line @ ServerEvent::LobbyMessage { .. }) = msg {
+            if self.backlog.len() >= LOBBY_BACKLOG {
+                self.backlog.pop_front();
+            }
+            self.backlog.push_back(line);
+        }
         n + self.admins.len()
     }
 
@@ -169,6 +187,7 @@ impl Deliver for Fanout {
                 }
                 Delivery::Event(user, event) => s.event(user, event),
                 Delivery::Lobby { members, event } => reached += s.lobby(&members, event),
+                Delivery::Admin(event) => push(&mut s.admins, &Outbound::Admin(event)),
                 Delivery::FamilyRevoked(family) => s.revoke_family(family),
                 Delivery::Left {
                     user,
@@ -213,10 +232,13 @@ impl Fanout {
         (id, rx)
     }
 
-    /// Registers an admin socket.
+    /// Registers an admin socket, its queue holding the lobby backlog.
     pub fn attach_admin(&self) -> (u64, mpsc::Receiver<Outbound>) {
         let mut s = self.lock();
         let (socket, rx) = s.add(0);
+        for line in &s.backlog {
+            let _ = socket.tx.try_send(Outbound::Event(line.clone()));
+        }
         let id = socket.id;
         s.admins.push(socket);
         s.open += 1;

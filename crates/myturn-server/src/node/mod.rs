@@ -1,7 +1,7 @@
 //! The node: what one server process holds around the [`Store`]: its
 //! clock, its sockets (the fan-out), the token signer, the PBX link, the
 //! metrics and the tunables, shared by handlers and background tasks as
-//! [`AppState`]; the runtime tasks (sweeper, console history); and the
+//! [`AppState`]; the runtime tasks (sweeper, console history, the PBX watch); and the
 //! lifecycle log of what use cases did.
 //!
 //! Everything here is per node; everything shared by nodes (users, pairs,
@@ -13,6 +13,7 @@ mod histogram;
 pub(crate) mod history;
 pub(crate) mod longpoll;
 pub mod metrics;
+pub(crate) mod pbx_watch;
 pub mod refusals;
 mod story;
 pub(crate) mod sweeper;

@@ -5,6 +5,8 @@
 //! * Users of different nodes are paired and each told on its own node's
 //!   stream; a token works on every node; a hang-up through a third node
 //!   reaches the partner.
+//! * Every node's admin stream hears every change, wherever it was made
+//!   (users, pairs, lobby lines), and a new one the lobby's backlog.
 //! * The perfect-matching race, 200 users over three nodes.
 //! * A refresh token reused on another node is caught, and the family is
 //!   revoked everywhere.
@@ -269,6 +271,128 @@ async fn users_of_different_nodes_are_paired_and_told_on_their_own_nodes() {
         assert_eq!(h["node"], node.name);
         assert_eq!(h["users"], 2);
     }
+}
+
+/// An admin stream read all along (its pongs answered, as a browser's
+/// are, however slowly the test looks at it): its events, in order.
+fn reading(mut ws: Ws) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(Ok(m)) = ws.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
+                if tx.send(serde_json::from_str(t.as_str()).unwrap()).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+type Heard = tokio::sync::mpsc::UnboundedReceiver<Value>;
+
+/// Waits up to `within` for an event of `kind` that `matches`, skipping
+/// the others.
+async fn heard(
+    rx: &mut Heard,
+    kind: &str,
+    within: Duration,
+    matches: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let e = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} within {within:?}"))
+            .expect("the admin stream ended");
+        if e["type"] == kind && matches(&e) {
+            return e;
+        }
+    }
+}
+
+async fn line(rx: &mut Heard, text: &str, within: Duration) -> Value {
+    heard(rx, "lobby_message", within, |e| e["text"] == text).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_nodes_admin_stream_hears_every_change_made_on_any_node() {
+    if !ready() {
+        return;
+    }
+    let shared = Shared::start();
+    let n = nodes(&shared, &["n1", "n2"]).await;
+    let mut admins = Vec::new();
+    for node in &n {
+        admins.push(reading(node.api.ws_at("/v1/admin/events", ADMIN).await));
+    }
+    let within = Duration::from_secs(5);
+    let any = |_: &Value| true;
+    // A node learns of a newly started one at its next heartbeat: until
+    // then its deliveries for every node skip it. Wait until each console
+    // hears a line said on the other node.
+    for (from, to) in [(0, 1), (1, 0)] {
+        let end = Instant::now() + Duration::from_secs(15);
+        for i in 0.. {
+            assert!(
+                Instant::now() < end,
+                "n{} never heard n{}",
+                to + 1,
+                from + 1
+            );
+            let text = format!("probe {i} from n{}", from + 1);
+            let r = n[from]
+                .api
+                .admin_post("/v1/admin/lobby", json!({"text": text}))
+                .await;
+            assert_eq!(r.status(), 202);
+            let wait = line(&mut admins[to], &text, within);
+            if tokio::time::timeout(Duration::from_millis(500), wait)
+                .await
+                .is_ok()
+            {
+                break;
+            }
+        }
+    }
+    // Alice registers on n1, bob on n2: both consoles hear both.
+    let (ta, _) = n[0].register("alice").await;
+    let (tb, _) = n[1].register("bob").await;
+    for rx in &mut admins {
+        for name in ["alice", "bob"] {
+            let m = heard(rx, "user_registered", within, any).await;
+            assert_eq!(m["user"]["name"], name, "{m}");
+        }
+    }
+    // Paired across the nodes: both consoles hear the one pair.
+    n[0].set(&ta, "ready").await;
+    n[1].set(&tb, "ready").await;
+    let mut ids = Vec::new();
+    for rx in &mut admins {
+        let made = heard(rx, "pair_made", within, any).await;
+        ids.push(made["pair"]["pair_id"].clone());
+    }
+    assert_eq!(ids[0], ids[1], "one pair, heard by both");
+    assert_eq!(pairs(&n[0].api).await[0]["pair_id"], ids[0]);
+    // Alice logs out through n2: both hear the pair end, then her leave.
+    let r = n[1].api.delete("/v1/me", &ta).await;
+    assert!(r.status().is_success());
+    for rx in &mut admins {
+        let ended = heard(rx, "pair_ended", within, any).await;
+        assert_eq!(ended["reason"], "logged_out", "{ended}");
+        let left = heard(rx, "user_left", within, any).await;
+        assert_eq!(left["name"], "alice", "{left}");
+    }
+    // A lobby line said on n1 reaches n2's console, and a console opened
+    // on n2 afterwards hears it first.
+    let r = n[0]
+        .api
+        .admin_post("/v1/admin/lobby", json!({"text": "hello from n1"}))
+        .await;
+    assert_eq!(r.status(), 202);
+    line(&mut admins[1], "hello from n1", within).await;
+    let mut late = reading(n[1].api.ws_at("/v1/admin/events", ADMIN).await);
+    line(&mut late, "hello from n1", within).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

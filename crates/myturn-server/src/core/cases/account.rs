@@ -4,13 +4,14 @@
 use std::net::IpAddr;
 
 use myturn_wire::{
-    validate_name, CreateUserResponse, LeaveReason, MeResponse, SipCredentials, Status, TokenPair,
+    validate_name, AdminEvent, CreateUserResponse, LeaveReason, MeResponse, SipCredentials, Status,
+    TokenPair,
 };
 
 use crate::core::context::Ctx;
 use crate::core::effects::Delivery;
 use crate::core::error::{CoreError, Limit};
-use crate::core::rules::{limits, liveness, sessions, users};
+use crate::core::rules::{admin, limits, liveness, sessions, users};
 use crate::core::state::{name_key, LimitKey, UserId};
 use crate::core::tokens::{Claims, TokenError};
 use crate::core::usecase::UseCase;
@@ -55,6 +56,7 @@ impl UseCase for Register {
             (user.name.clone(), user.extension, user.sip_password.clone());
         let (family, refresh_token) = sessions::open(cx.st, id, &mut *cx.token_rng);
         cx.fx.deliveries.push(Delivery::Joined(id));
+        admin::tell_user(cx, id, |user| AdminEvent::UserRegistered { user });
         cx.fx.pbx_changed = true;
         Ok(CreateUserResponse {
             token: cx.rules.jwt.issue(&name, id, family, now),

@@ -5,6 +5,7 @@
 pub mod account;
 pub mod lobby;
 pub mod moderation;
+pub mod pbx;
 pub mod status;
 pub mod streams;
 pub mod views;

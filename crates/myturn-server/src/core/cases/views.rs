@@ -1,9 +1,10 @@
 //! What admins, the PBX sync and `/metrics` read: read-only use cases.
 
-use myturn_wire::{AdminPair, AdminPairs, AdminUser, AdminUsers, Status};
+use myturn_wire::{AdminPairs, AdminUser, AdminUsers, Status};
 
 use crate::core::context::Ctx;
 use crate::core::error::CoreError;
+use crate::core::rules::admin;
 use crate::core::usecase::UseCase;
 use myturn_wire::Role;
 
@@ -16,20 +17,12 @@ pub struct Users;
 impl UseCase for Users {
     type Output = AdminUsers;
     fn apply(self, cx: &mut Ctx<'_>) -> Result<AdminUsers, CoreError> {
-        let mut users: Vec<AdminUser> = cx
-            .st
-            .users()
-            .map(|u| AdminUser {
-                name: u.name.clone(),
-                status: u.status,
-                extension: u.extension.to_string(),
-                since: u.since_unix,
-                admitted: u.admitted,
-                interests: u.interests.clone(),
-            })
-            .collect();
+        let mut users: Vec<AdminUser> = cx.st.users().map(admin::user_row).collect();
         users.sort_by_key(|u| u.name.to_ascii_lowercase());
-        Ok(AdminUsers { users })
+        Ok(AdminUsers {
+            users,
+            moderated: cx.cfg().moderated,
+        })
     }
 }
 
@@ -58,17 +51,7 @@ impl UseCase for Pairs {
     fn apply(self, cx: &mut Ctx<'_>) -> Result<AdminPairs, CoreError> {
         let pairs = pairs_of(cx.st)
             .into_iter()
-            .map(|(c, e)| AdminPair {
-                caller: c.name.clone(),
-                callee: e.name.clone(),
-                since: c.pair.as_ref().map_or(0, |p| p.since / 1000),
-                in_call: c.status == Status::InCall && e.status == Status::InCall,
-                shared_interests: c
-                    .pair
-                    .as_ref()
-                    .map(|p| p.shared.clone())
-                    .unwrap_or_default(),
-            })
+            .filter_map(|(c, _)| admin::pair_row(cx.st, c.id))
             .collect();
         Ok(AdminPairs { pairs })
     }

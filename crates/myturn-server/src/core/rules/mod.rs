@@ -3,6 +3,7 @@
 //! liveness and rate limits. Each function keeps its records consistent
 //! and writes what the world must learn into the context's effects.
 
+pub(crate) mod admin;
 pub(crate) mod limits;
 pub(crate) mod liveness;
 pub(crate) mod pairs;

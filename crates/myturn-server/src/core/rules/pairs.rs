@@ -13,9 +13,10 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use myturn_wire::{LeaveReason, PeerInfo, PeerResponse, Role, ServerEvent, Status};
+use myturn_wire::{AdminEvent, LeaveReason, PeerInfo, PeerResponse, Role, ServerEvent, Status};
 use rand::Rng;
 
+use super::admin::{in_waiting_room, tell_pair, tell_user};
 use super::liveness::is_live;
 use crate::core::context::Ctx;
 use crate::core::effects::{PairMade, Told};
@@ -25,15 +26,25 @@ use crate::core::state::{
     elapsed, later, DrawKey, Due, Millis, PairId, PairSide, State, User, UserId,
 };
 
-/// Sets a user's status, keeps the lobby in step, and tells them.
+/// Sets a user's status, keeps the lobby in step, and tells them and
+/// the admins (and, when the user enters or leaves the waiting room, the
+/// admins that too).
 fn set(cx: &mut Ctx<'_>, id: UserId, status: Status) {
     let Some(u) = cx.st.user_mut(id) else { return };
     if u.status == status {
         return;
     }
+    let was_waiting = in_waiting_room(u);
     u.status = status;
+    let waiting = in_waiting_room(u);
     cx.st.set_in_lobby(id, status == Status::Ready);
     cx.fx.tell(id, ServerEvent::Status { status });
+    tell_user(cx, id, |user| AdminEvent::UserStatus { user });
+    match (was_waiting, waiting) {
+        (false, true) => tell_user(cx, id, |user| AdminEvent::WaitingRoomJoined { user }),
+        (true, false) => tell_user(cx, id, |user| AdminEvent::WaitingRoomLeft { user }),
+        _ => {}
+    }
 }
 
 /// A user's name, empty when gone.
@@ -50,12 +61,30 @@ fn dissolve(cx: &mut Ctx<'_>, id: UserId, reason: LeaveReason) {
         peer.pair = None;
     }
     let now = cx.now.unix_ms;
+    let names = [name_of(cx.st, id), name_of(cx.st, pair.peer)];
+    let (paired, call) = (
+        elapsed(now, pair.since),
+        pair.call_since.map(|t| elapsed(now, t)),
+    );
+    let [mine, theirs] = names.clone();
+    let (caller, callee) = match pair.role {
+        Role::Caller => (mine, theirs),
+        Role::Callee => (theirs, mine),
+    };
+    cx.fx.tell_admins(AdminEvent::PairEnded {
+        pair_id: pair.pair_id.to_hex(),
+        caller,
+        callee,
+        reason,
+        paired_secs: paired.as_secs(),
+        call_secs: call.map(|c| c.as_secs()),
+    });
     cx.fx.story.push(Told::PairEnded {
         pair_id: pair.pair_id.to_hex(),
-        names: [name_of(cx.st, id), name_of(cx.st, pair.peer)],
+        names,
         reason,
-        paired: elapsed(now, pair.since),
-        call: pair.call_since.map(|t| elapsed(now, t)),
+        paired,
+        call,
     });
     cx.fx.tell(pair.peer, ServerEvent::PeerLeft { reason });
     set(cx, pair.peer, Status::Busy);
@@ -87,10 +116,14 @@ pub(crate) fn set_interests(
         leave_draws(cx.st, id);
     }
     let u = cx.st.user_mut(id).ok_or(CoreError::UserGone)?;
+    let changed = u.interests != interests;
     u.interests = interests;
     u.interest_wait = wait;
     u.only_interests = only;
     u.in_plain_draw = false;
+    if changed {
+        tell_user(cx, id, |user| AdminEvent::UserInterests { user });
+    }
     if waiting {
         enter_pool(cx, id);
     }
@@ -192,6 +225,7 @@ fn call_started(cx: &mut Ctx<'_>, id: UserId, peer: UserId) {
             told = Some((p.pair_id, p.since));
         }
     }
+    tell_pair(cx, id, |pair| AdminEvent::CallStarted { pair });
     if let Some((pair_id, since)) = told {
         cx.fx.story.push(Told::CallStarted {
             pair_id: pair_id.to_hex(),
@@ -359,6 +393,7 @@ fn make_pair(cx: &mut Ctx<'_>, id: UserId, other: UserId, m: Match, since: Milli
         shared: shared.clone(),
         kind: m.kind,
     });
+    tell_pair(cx, id, |pair| AdminEvent::PairMade { pair });
     for &(me, them, role, _) in &sides {
         set(cx, me, Status::Paired);
         if let Some(peer) = cx.st.user(them) {
@@ -421,6 +456,7 @@ pub(crate) fn admit(cx: &mut Ctx<'_>, id: UserId) -> Result<(), CoreError> {
     u.admitted = true;
     let ready = u.status == Status::Ready;
     cx.fx.tell(id, ServerEvent::Admitted);
+    tell_user(cx, id, |user| AdminEvent::UserAdmitted { user });
     if ready {
         enter_pool(cx, id);
     }

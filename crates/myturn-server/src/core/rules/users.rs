@@ -1,7 +1,7 @@
 //! Users' bookkeeping: a new user with a free extension and a fresh SIP
 //! secret, and the one way out (logout, kick, ban, lease).
 
-use myturn_wire::{LeaveReason, ServerEvent, Status};
+use myturn_wire::{AdminEvent, LeaveReason, ServerEvent, Status};
 use rand::{distributions::Alphanumeric, Rng};
 
 use super::{pairs, sessions};
@@ -53,6 +53,7 @@ pub(crate) fn add(cx: &mut Ctx<'_>, name: &str) -> Result<UserId, CoreError> {
         only_interests: false,
         waiting_since: None,
         in_plain_draw: false,
+        sip_contact: None,
     });
     Ok(id)
 }
@@ -96,6 +97,10 @@ pub(crate) fn remove(
     });
     pairs::leave(cx, id, reason);
     let user = cx.st.remove_user(id).ok_or(CoreError::UserGone)?;
+    cx.fx.tell_admins(AdminEvent::UserLeft {
+        name: user.name.clone(),
+        reason,
+    });
     sessions::revoke_user(cx.st, id);
     cx.fx.pbx_changed = true;
     Ok(user.name)

@@ -122,6 +122,10 @@ pub struct User {
     pub waiting_since: Option<Millis>,
     /// In the plain draw (no interests, or their wait has run out).
     pub in_plain_draw: bool,
+    /// Where the user is registered over SIP with a built-in PBX (the
+    /// binding's contact), as the node whose PBX holds it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_contact: Option<String>,
 }
 
 impl std::fmt::Debug for User {

@@ -170,7 +170,7 @@ pub(crate) async fn user_events(
 #[utoipa::path(
     get, path = "/v1/admin/events", tag = "events", security(("admin" = [])),
     responses(
-        (status = 101, description = "WebSocket: admin events (ServerEvent JSON)", body = ServerEvent),
+        (status = 101, description = "WebSocket: the lobby's events and every change to users, pairs, the waiting room and the PBX figures (AdminStreamEvent JSON)", body = myturn_wire::AdminStreamEvent),
         (status = 400, description = "a token in the URL (`token_in_url`), or an upgrade without `Sec-WebSocket-Key` (`invalid_handshake`)", body = myturn_wire::ErrorBody),
         (status = 401, description = "no or bad admin token, in the header or the `bearer.<token>` subprotocol (`unauthorized`)", body = myturn_wire::ErrorBody),
         (status = 403, description = "the admin API is disabled: no admin token configured (`forbidden`)", body = myturn_wire::ErrorBody),

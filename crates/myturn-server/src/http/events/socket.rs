@@ -25,7 +25,7 @@ pub(super) enum Who {
     Admin,
 }
 
-async fn send_event(socket: &mut WebSocket, ev: &ServerEvent) -> bool {
+async fn send_event(socket: &mut WebSocket, ev: &impl serde::Serialize) -> bool {
     match serde_json::to_string(ev) {
         Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
         Err(_) => true,
@@ -109,6 +109,9 @@ pub(super) async fn run(
             }
             out = rx.recv() => match out {
                 Some(Outbound::Event(ev)) => {
+                    if !send_event(&mut socket, &ev).await { break; }
+                }
+                Some(Outbound::Admin(ev)) => {
                     if !send_event(&mut socket, &ev).await { break; }
                 }
                 Some(Outbound::Close(code, reason)) => {
