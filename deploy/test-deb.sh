@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The myturn .deb, tested on this machine (run by .ci/run; needs root or
-# sudo): build it with cargo-deb, install it, check the unit with
+# The two .debs, tested on this machine (run by .ci/run; needs root or
+# sudo): `myturn-server` (the server, which must not depend on the sound
+# libraries) and `myturn` (the terminal client). Build them with
+# cargo-deb, install the server's, check the unit with
 # `systemd-analyze verify`, start the installed server as its unit would
 # (its settings file, its environment file, an unprivileged user, ports of
 # its own, a notify socket), ask it for /healthz and wait for its READY=1,
-# then remove and purge the package.
+# then remove and purge it; install the client's and run it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
@@ -12,14 +14,31 @@ SUDO=""
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --quiet
 cargo build --release --quiet -p myturn-server -p myturn-client
 deb=$(cargo deb -p myturn-server --no-build --quiet -o target/debian/ | tail -n 1)
-echo "built $deb"
+client_deb=$(cargo deb -p myturn-client --no-build --quiet -o target/debian/ | tail -n 1)
+echo "built $deb and $client_deb"
+# The server's package needs no sound library; the client's does.
+depends=$(dpkg-deb -f "$deb" Depends)
+if echo "$depends" | grep -Eq 'libasound|libopus|libwebrtc'; then
+  echo "the server package depends on sound libraries: $depends" >&2
+  exit 1
+fi
+dpkg-deb -f "$client_deb" Depends | grep -q libasound2 || { echo "the client package lacks libasound2" >&2; exit 1; }
+echo "server package depends on: $depends"
 $SUDO dpkg -i "$deb" >/dev/null
-trap '$SUDO dpkg --purge myturn >/dev/null 2>&1 || true' EXIT
-for f in /usr/bin/myturn-server /usr/bin/myturn; do test -x "$f"; done
+trap '$SUDO dpkg --purge myturn-server myturn >/dev/null 2>&1 || true' EXIT
+test -x /usr/bin/myturn-server
+test ! -e /usr/bin/myturn || { echo "the server package ships the client" >&2; exit 1; }
+# And the binary links none (this machine has them, for the client: so
+# ask the binary, not dpkg).
+if ldd /usr/bin/myturn-server | grep -Eq 'libasound|libopus|libwebrtc'; then
+  echo "myturn-server links a sound library:" >&2
+  ldd /usr/bin/myturn-server >&2
+  exit 1
+fi
 for f in /lib/systemd/system/myturn-server.service /etc/myturn/myturn-server.env \
          /etc/myturn/myturn-server.toml \
          /usr/share/myturn/asterisk-conf/sip.conf /usr/share/myturn/asterisk-conf/pjsip.conf \
-         /usr/share/myturn/grafana/myturn-server.json /usr/share/doc/myturn/operations.md; do
+         /usr/share/myturn/grafana/myturn-server.json /usr/share/doc/myturn-server/operations.md; do
   test -f "$f" || { echo "missing from the package: $f" >&2; exit 1; }
 done
 [ "$(stat -c %a /etc/myturn/myturn-server.env)" = 600 ] || { echo "the env file must be 0600" >&2; exit 1; }
@@ -29,7 +48,6 @@ for want in Type=notify NotifyAccess=main WatchdogSec= "ExecStart=/usr/bin/mytur
   grep -q "^$want" "$unit" || { echo "the unit lacks $want" >&2; exit 1; }
 done
 echo "systemd-analyze verify: ok"
-/usr/bin/myturn --version >/dev/null
 [ "$(stat -c %a /etc/myturn/myturn-server.toml)" = 644 ] || { echo "the settings file must be 0644 (the service user reads it)" >&2; exit 1; }
 # Ports nothing listens on (bash's /dev/tcp: a refused connect is a free port).
 free_port() {
@@ -58,7 +76,7 @@ with open(sys.argv[2], "ab", 0) as f:
         f.write(s.recv(4096) + b"\n")
 ' "$notify_dir/notify" "$notify_log" </dev/null >/dev/null 2>&1 &
   notify_pid=$!
-  trap 'kill $notify_pid 2>/dev/null || true; rm -rf "$notify_dir"; $SUDO dpkg --purge myturn >/dev/null 2>&1 || true' EXIT
+  trap 'kill $notify_pid 2>/dev/null || true; rm -rf "$notify_dir"; $SUDO dpkg --purge myturn-server myturn >/dev/null 2>&1 || true' EXIT
   for _ in $(seq 50); do [ -S "$notify_dir/notify" ] && break; sleep 0.1; done
 fi
 # As the unit runs it: the environment file, the settings file, then an
@@ -74,7 +92,7 @@ fi
   exec "${runas[@]}" /usr/bin/myturn-server --config /etc/myturn/myturn-server.toml
 ) >/tmp/myturn-deb-server.log 2>&1 &
 server=$!
-trap 'kill $server ${notify_pid:-} 2>/dev/null || true; rm -rf "$notify_dir"; $SUDO dpkg --purge myturn >/dev/null 2>&1 || true' EXIT
+trap 'kill $server ${notify_pid:-} 2>/dev/null || true; rm -rf "$notify_dir"; $SUDO dpkg --purge myturn-server myturn >/dev/null 2>&1 || true' EXIT
 ok=""
 for _ in $(seq 100); do
   if body=$(curl -fs "http://127.0.0.1:$http/healthz"); then ok=1; break; fi
@@ -90,11 +108,18 @@ if [ -n "$notify_pid" ]; then
 fi
 kill "$server"
 wait "$server" 2>/dev/null || true
-$SUDO dpkg -r myturn >/dev/null
+$SUDO dpkg -r myturn-server >/dev/null
 test ! -e /usr/bin/myturn-server
 test -f /etc/myturn/myturn-server.env   # conffiles outlive remove
 test -f /etc/myturn/myturn-server.toml
-$SUDO dpkg --purge myturn >/dev/null
+$SUDO dpkg --purge myturn-server >/dev/null
 test ! -e /etc/myturn/myturn-server.env
 test ! -e /etc/myturn/myturn-server.toml
 echo "deb: install, verify, run, remove, purge: ok"
+# The client's package: installs (its sound libraries are here: .ci/run
+# installs their -dev packages), runs, and removes cleanly.
+$SUDO dpkg -i "$client_deb" >/dev/null
+/usr/bin/myturn --version >/dev/null
+$SUDO dpkg --purge myturn >/dev/null
+test ! -e /usr/bin/myturn
+echo "client deb: install, run, purge: ok"
