@@ -132,6 +132,29 @@ async fn every_metric_the_grafana_dashboard_plots_exists() {
         missing.is_empty(),
         "the dashboard plots metrics /metrics does not have: {missing:?}"
     );
+    // One node or several: every query follows the dashboard's node
+    // variable, and the SIP edge has panels of its own.
+    let vars: Vec<&str> = dash["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert!(vars.contains(&"instance"), "{vars:?}");
+    for panel in dash["panels"].as_array().unwrap() {
+        for t in panel["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            assert!(expr.contains("instance=~\"$instance\""), "{expr}");
+        }
+    }
+    for m in [
+        "myturn_sip_registrations_total",
+        "myturn_sip_calls_routed_total",
+        "myturn_sip_blocked_packets_total",
+        "myturn_sip_flood_blocks_total",
+    ] {
+        assert!(plotted.contains(m), "no SIP panel plots {m}");
+    }
 }
 
 #[tokio::test]
