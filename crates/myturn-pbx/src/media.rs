@@ -104,6 +104,9 @@ pub struct MediaCallInfo {
     pub id: u64,
     /// This hop's SIP Call-ID.
     pub call_id: String,
+    /// The SIP usernames of the caller and the callee (the accounts the
+    /// pairing server gave them), so a view can name the call's pair.
+    pub users: [String; 2],
     /// The relay's ports (built-in relay only).
     pub ports: Option<[u16; 2]>,
     /// rtpengine's counters (zero with the built-in relay, whose counters
@@ -246,6 +249,7 @@ impl Anchoring {
         req: &Message,
         src: SocketAddr,
         callee: SocketAddr,
+        users: [String; 2],
     ) -> Result<bool, Exhausted> {
         if self.mode == MediaMode::Direct || req.body().is_empty() {
             return Ok(false);
@@ -288,6 +292,7 @@ impl Anchoring {
         let info = MediaCallInfo {
             id,
             call_id,
+            users,
             ports,
             totals: Totals::default(),
         };

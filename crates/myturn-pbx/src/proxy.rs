@@ -134,7 +134,8 @@ impl Proxy {
         cx.respond(now, &req, src, Reply::new(100, "Trying"));
         // Media anchoring first: with the relay full, a 503 and nothing
         // forwarded.
-        let anchored = match media.open(&mut cx.sh.stats, now, &req, src, binding.source) {
+        let users = [caller.clone(), callee.clone()];
+        let anchored = match media.open(&mut cx.sh.stats, now, &req, src, binding.source, users) {
             Ok(anchored) => anchored,
             Err(Exhausted) => {
                 let extra = vec![rsip::Header::Other("Retry-After".into(), "5".into())];

@@ -218,6 +218,35 @@ function relayLine() {
     m.packets + " datagrams, " + m.bytes + " bytes forwarded, " + m.dropped + " dropped.";
 }
 
+// A pair's call on this node's relay: the anchored call whose two SIP
+// users are the pair's (GET /v1/admin/media, fetched again when the
+// relay's figures move). Datagrams each way, and drops.
+function relayOf(p) {
+  const m = model.media;
+  if (!m || m.mode === "none" || m.mode === "off") return "not relayed";
+  const key = (a, b) => [String(a).toLowerCase(), String(b).toLowerCase()].sort().join("\n");
+  const want = key(p.caller, p.callee);
+  const c = (m.calls || []).find((c) => c.users && key(c.users[0], c.users[1]) === want);
+  if (!c) return p.in_call ? "not through this node" : "—";
+  const dropped = c.caller.dropped + c.callee.dropped;
+  return "from the caller " + c.caller.packets + ", from the callee " + c.callee.packets + " datagrams" +
+    (dropped ? ", " + dropped + " dropped" : "");
+}
+
+let mediaTimer = null;
+// The anchored calls again, at most once a second (each relay event says
+// the figures moved; the calls' own counters come with GET /v1/admin/media).
+function refreshMediaSoon() {
+  if (mediaTimer) return;
+  mediaTimer = setTimeout(async () => {
+    mediaTimer = null;
+    try {
+      setMedia(await api("GET", "/v1/admin/media"));
+      redraw();
+    } catch (_) { /* the next refresh says why */ }
+  }, 1000);
+}
+
 function renderPairs() {
   const f = figures();
   $("#pair-counts").textContent = f.pairs + " pair(s) · " + f.inCall + " in call";
@@ -231,7 +260,7 @@ function renderPairs() {
     const call = cell(p.in_call && p.call_since ? "up for " + since(p.call_since) : (p.in_call ? "up" : "setting up"), "Call");
     if (p.in_call && p.call_since) { call.dataset.since = String(p.call_since); call.dataset.prefix = "up for "; }
     tr.append(cell(p.caller, "Caller"), cell(p.callee, "Callee"),
-      cell((p.shared_interests || []).join(", "), "Shared interests"), paired, call);
+      cell((p.shared_interests || []).join(", "), "Shared interests"), paired, call, cell(relayOf(p), "Relay"));
     return tr;
   }));
 }
@@ -535,6 +564,7 @@ function apply(ev) {
       const f = ev.figures;
       model.media = { ...(model.media || { mode: "builtin" }), calls_count: f.calls, packets: f.packets,
         bytes: f.bytes, dropped: f.dropped, ports_free: f.ports_free, ports_capacity: f.ports_capacity };
+      refreshMediaSoon();
       return true;
     }
     default:

@@ -74,6 +74,22 @@ async fn agents_register_call_by_extension_and_logout_drops_the_binding() {
         _ => None,
     })
     .await;
+    // The relay's view names the call's two users, so the console can
+    // show each pair's relay figures.
+    // (The view is refreshed every 100 ms.)
+    let mut media = Value::Null;
+    for _ in 0..50 {
+        media = env.admin_get("/v1/admin/media").await;
+        if media["calls"].as_array().is_some_and(|c| !c.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        media["calls"][0]["users"],
+        serde_json::json!(["alice", "bob"]),
+        "{media}"
+    );
     b.answer(cb, &offer(5000)).await.unwrap();
     expect(&mut a, "Answered", |e| match e {
         Event::Answered { call, answer, .. } if *call == ca => {

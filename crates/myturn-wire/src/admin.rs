@@ -136,6 +136,10 @@ pub struct MediaCall {
     pub id: u64,
     /// The SIP Call-ID on the PBX's hop (to find the call in SIP logs).
     pub sip_call_id: String,
+    /// The caller's and the callee's SIP usernames (their nicknames): the
+    /// pair the call belongs to.
+    #[serde(default)]
+    pub users: [String; 2],
     /// Built-in relay: the ports facing the caller and the callee.
     pub ports: Option<[u16; 2]>,
     /// What the caller sent (built-in relay), or rtpengine's totals

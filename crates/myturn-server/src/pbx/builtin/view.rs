@@ -216,6 +216,7 @@ pub(super) fn admin_media(m: &MediaSnapshot, st: &Stats) -> AdminMedia {
             MediaCall {
                 id: c.id,
                 sip_call_id: c.call_id.clone(),
+                users: c.users.clone(),
                 ports: c.ports,
                 caller,
                 callee,
