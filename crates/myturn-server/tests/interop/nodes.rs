@@ -273,6 +273,27 @@ async fn users_of_different_nodes_are_paired_and_told_on_their_own_nodes() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_a_moment_ago_hears_its_users_events_before_its_first_heartbeat_is_seen() {
+    if !ready() {
+        return;
+    }
+    // n1 learns of n2 from n2's heartbeats (every second); until then a
+    // commit on n1 must still reach the users whose streams n2 holds.
+    let shared = Shared::start();
+    let n1 = Node::start(&shared, "n1", &[]).await;
+    let n2 = Node::start(&shared, "n2", &[]).await;
+    let ((tb, _), (ta, _)) = (n2.register("bob").await, n1.register("alice").await);
+    let mut wb = n2.api.ws(&tb).await;
+    let mut wa = n1.api.ws(&ta).await;
+    n2.set(&tb, "ready").await;
+    n1.set(&ta, "ready").await;
+    let pb = event_within(&mut wb, "paired", Duration::from_secs(3)).await;
+    assert_eq!(pb["peer"]["name"], "alice");
+    let pa = event_within(&mut wa, "paired", Duration::from_secs(3)).await;
+    assert_eq!(pa["pair_id"], pb["pair_id"]);
+}
+
 /// An admin stream read all along (its pongs answered, as a browser's
 /// are, however slowly the test looks at it): its events, in order.
 fn reading(mut ws: Ws) -> tokio::sync::mpsc::UnboundedReceiver<Value> {

@@ -292,15 +292,23 @@ fn publish(o: &mut Ops, tx: &TxState<'_>, fx: &Effects, nodes: &[String]) {
         })
         .collect();
     for d in &fx.deliveries {
+        // The node holding the user's stream, as its record says: known
+        // to this node or not yet (a node started a moment ago is learnt
+        // from its first heartbeat, but its streams are already there).
         let holder = match d {
             Delivery::Event(uid, _) => tx
                 .users
                 .get(uid)
                 .and_then(Option::as_ref)
-                .and_then(|u| u.stream_node.as_deref())
-                .filter(|n| batches.contains_key(n)),
+                .and_then(|u| u.stream_node.as_deref()),
             _ => None,
         };
+        if let Some(n) = holder {
+            batches.entry(n).or_insert_with(|| Batch {
+                pbx: fx.pbx_changed,
+                d: Vec::new(),
+            });
+        }
         match holder {
             Some(n) => {
                 if let Some(b) = batches.get_mut(n) {
