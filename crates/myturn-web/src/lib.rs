@@ -28,6 +28,13 @@
 //! strings (`{"type":"established","sas":…}`, `"audio"`, `"text"`,
 //! `"failed"`). The same API is a plain Rust API on native targets, which
 //! is how its tests run.
+//!
+//! [`Sip`] is the SIP agent of `myturn-sip`, the terminal client's, over
+//! SIP over WebSocket (RFC 7118: `new WebSocket(url, "sip")`, one SIP
+//! message per WebSocket message): the page hands it what the socket
+//! receives ([`Sip::handle_message`]) and sends what
+//! [`Sip::poll_transmit`] gives, the same drain-and-wake loop as a
+//! [`Call`].
 
 use std::time::Duration;
 
@@ -35,6 +42,7 @@ use myturn_media::codec::Codec;
 use myturn_media::keys::{PairId, Role};
 use myturn_media::session::{Config, Event, Session};
 use myturn_media::Instant;
+use myturn_sip::ua::{Config as SipConfig, Event as SipEvent, Transport, UserAgent};
 use serde_json::json;
 use wasm_bindgen::prelude::wasm_bindgen;
 
@@ -177,6 +185,106 @@ impl Call {
             "dropped": s.dropped,
         })
         .to_string()
+    }
+}
+
+/// The SIP agent for the page, over SIP over WebSocket. See the crate
+/// docs.
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct Sip {
+    ua: UserAgent,
+    proxy: std::net::SocketAddr,
+    base_ms: f64,
+    anchor: Instant,
+}
+
+#[wasm_bindgen]
+impl Sip {
+    /// An agent for `username`/`password` (the SIP credentials the
+    /// pairing server's `POST /v1/users` gives) at `domain` (its `ip:port`
+    /// domain, the built-in PBX); `now_ms` the page's time now.
+    #[wasm_bindgen(constructor)]
+    pub fn new(username: &str, password: &str, domain: &str, now_ms: f64) -> Result<Sip, String> {
+        let proxy: std::net::SocketAddr = domain
+            .parse()
+            .map_err(|_| format!("the SIP domain must be ip:port, not {domain:?}"))?;
+        if username.is_empty() || password.is_empty() {
+            return Err("a SIP username and password are needed".into());
+        }
+        if !now_ms.is_finite() || now_ms < 0.0 {
+            return Err("the time must be a finite, non-negative number of milliseconds".into());
+        }
+        // The Contact's host means nothing over a WebSocket (RFC 7118 §5:
+        // the proxy reaches the client down its connection).
+        let local = std::net::SocketAddr::from(([127, 0, 0, 1], 5060));
+        let mut cfg = SipConfig::new(local, proxy, username, password);
+        cfg.transport = Transport::Ws;
+        Ok(Sip {
+            ua: UserAgent::new(cfg, Box::new(rand_core::OsRng)),
+            proxy,
+            base_ms: now_ms,
+            anchor: Instant::now(),
+        })
+    }
+
+    fn at(&self, now_ms: f64) -> Instant {
+        let ms = now_ms - self.base_ms;
+        if ms.is_finite() && ms > 0.0 {
+            self.anchor + Duration::from_secs_f64(ms / 1000.0)
+        } else {
+            self.anchor
+        }
+    }
+
+    /// Registers (and keeps the registration fresh).
+    pub fn register(&mut self, now_ms: f64) {
+        let now = self.at(now_ms);
+        self.ua.register(now);
+    }
+
+    /// A message the WebSocket received.
+    pub fn handle_message(&mut self, now_ms: f64, message: &str) {
+        let now = self.at(now_ms);
+        self.ua.handle_datagram(now, self.proxy, message.as_bytes());
+    }
+
+    /// The time has come (see [`Sip::poll_timeout`]).
+    pub fn handle_timeout(&mut self, now_ms: f64) {
+        let now = self.at(now_ms);
+        self.ua.handle_timeout(now);
+    }
+
+    /// The next message to send down the WebSocket, if any.
+    pub fn poll_transmit(&mut self) -> Option<String> {
+        self.ua
+            .poll_transmit()
+            .map(|t| String::from_utf8_lossy(&t.payload).into_owned())
+    }
+
+    /// When to call [`Sip::handle_timeout`] next, in page milliseconds.
+    pub fn poll_timeout(&self) -> Option<f64> {
+        self.ua.poll_timeout().map(|t| {
+            let after = t.saturating_duration_since(self.anchor);
+            self.base_ms + after.as_secs_f64() * 1000.0
+        })
+    }
+
+    /// The next agent event as JSON (`registered`,
+    /// `registration_failed` with `code` and `reason`, `unregistered`, or
+    /// `other` with a description), if any.
+    pub fn poll_event(&mut self) -> Option<String> {
+        self.ua.poll_event().map(|e| {
+            match e {
+                SipEvent::Registered { .. } => json!({"type": "registered"}),
+                SipEvent::RegistrationFailed { code, reason } => {
+                    json!({"type": "registration_failed", "code": code, "reason": reason})
+                }
+                SipEvent::Unregistered => json!({"type": "unregistered"}),
+                other => json!({"type": "other", "what": format!("{other:?}")}),
+            }
+            .to_string()
+        })
     }
 }
 

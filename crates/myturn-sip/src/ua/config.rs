@@ -20,14 +20,19 @@ pub enum Transport {
     /// to us included (RFC 3261 §26, RFC 5923 connection reuse): Via says
     /// `TLS`, the Contact `;transport=tls`.
     Tls,
+    /// SIP over WebSocket (RFC 7118), the browser's way: one WebSocket
+    /// to the proxy carries everything, one message per WebSocket
+    /// message; Via says `WS`, the Contact `;transport=ws`.
+    Ws,
 }
 
 impl Transport {
-    /// `UDP` or `TLS`, as in a Via.
+    /// `UDP`, `TLS` or `WS`, as in a Via.
     pub fn via_name(self) -> &'static str {
         match self {
             Transport::Udp => "UDP",
             Transport::Tls => "TLS",
+            Transport::Ws => "WS",
         }
     }
 }

@@ -96,6 +96,7 @@ impl Context {
         match self.cfg.transport {
             Transport::Udp => format!("<sip:{}@{}>", self.cfg.username, self.contact),
             Transport::Tls => format!("<sip:{}@{};transport=tls>", self.cfg.username, self.contact),
+            Transport::Ws => format!("<sip:{}@{};transport=ws>", self.cfg.username, self.contact),
         }
     }
 

@@ -24,7 +24,7 @@ fn workspace() -> PathBuf {
 
 /// Builds the module and its Node.js glue into `out`; `None` (skipped)
 /// when a tool is missing.
-fn build_module(out: &Path) -> Option<PathBuf> {
+pub(crate) fn build_module(out: &Path) -> Option<PathBuf> {
     let targets = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
