@@ -20,101 +20,14 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
 use myturn_testkit::{chromium, skip, Scratch};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::{self, Live};
+use crate::devtools::{base64_decode, Page};
 
-/// A DevTools session on one page.
-struct Page {
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    next: u64,
-    session: String,
-}
-
+/// The console's own steps.
 impl Page {
-    async fn open(browser_ws: &str) -> Page {
-        let (ws, _) = tokio_tungstenite::connect_async(browser_ws).await.unwrap();
-        let mut p = Page {
-            ws,
-            next: 0,
-            session: String::new(),
-        };
-        let target = p
-            .call("Target.createTarget", json!({"url": "about:blank"}))
-            .await;
-        let target_id = target["targetId"].as_str().unwrap().to_owned();
-        let attached = p
-            .call(
-                "Target.attachToTarget",
-                json!({"targetId": target_id, "flatten": true}),
-            )
-            .await;
-        p.session = attached["sessionId"].as_str().unwrap().to_owned();
-        p.call("Page.enable", json!({})).await;
-        p.call("Runtime.enable", json!({})).await;
-        p
-    }
-
-    async fn call(&mut self, method: &str, params: Value) -> Value {
-        self.next += 1;
-        let id = self.next;
-        let mut msg = json!({"id": id, "method": method, "params": params});
-        if !self.session.is_empty() {
-            msg["sessionId"] = json!(self.session);
-        }
-        self.ws.send(Message::text(msg.to_string())).await.unwrap();
-        let end = Instant::now() + Duration::from_secs(30);
-        loop {
-            let m = tokio::time::timeout_at(end.into(), self.ws.next())
-                .await
-                .unwrap_or_else(|_| panic!("no answer to {method}"))
-                .unwrap()
-                .unwrap();
-            let Message::Text(t) = m else { continue };
-            let v: Value = serde_json::from_str(&t).unwrap();
-            if v["id"] == json!(id) {
-                assert!(v.get("error").is_none(), "{method}: {v}");
-                return v["result"].clone();
-            }
-        }
-    }
-
-    /// Evaluates `expr` in the page; its value.
-    async fn eval(&mut self, expr: &str) -> Value {
-        let r = self
-            .call(
-                "Runtime.evaluate",
-                json!({"expression": expr, "awaitPromise": true, "returnByValue": true}),
-            )
-            .await;
-        assert!(r.get("exceptionDetails").is_none(), "{expr}: {r}");
-        r["result"]["value"].clone()
-    }
-
-    /// Waits until `expr` is true in the page.
-    async fn until(&mut self, what: &str, expr: &str) {
-        let end = Instant::now() + Duration::from_secs(15);
-        // While the page loads, parts of it may not exist yet: not yet true.
-        let guarded = format!(
-            "(() => {{ try {{ return ({expr}) === true; }} catch (_) {{ return false; }} }})()"
-        );
-        loop {
-            if self.eval(&guarded).await == json!(true) {
-                return;
-            }
-            if Instant::now() > end {
-                let body = self.eval("document.body.innerText").await;
-                panic!("the console never showed {what}; it shows:\n{body}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
     /// Submits the login form with `token`.
     async fn log_in(&mut self, token: &str) {
         let token = serde_json::to_string(token).unwrap();
@@ -554,9 +467,4 @@ async fn the_console_is_live_within_a_second_and_tells_the_truth() {
         json!({"page": true, "boxes": true, "buttons": true, "count": 2 * online}),
         "on a phone"
     );
-}
-
-fn base64_decode(s: &str) -> Vec<u8> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
 }

@@ -18,6 +18,7 @@ mod common;
 mod store_scenarios;
 
 mod console;
+mod devtools;
 mod docs_page;
 mod https;
 mod kamailio_accounts;
