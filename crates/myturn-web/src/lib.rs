@@ -46,14 +46,49 @@ use myturn_sip::ua::{Config as SipConfig, Event as SipEvent, Transport, UserAgen
 use serde_json::json;
 use wasm_bindgen::prelude::wasm_bindgen;
 
+/// The page's clock (milliseconds, `performance.now()`) on the crate's
+/// instants: anchored once, when a [`Call`] or [`Sip`] is made.
+#[derive(Debug, Clone, Copy)]
+struct PageClock {
+    /// The page's time at which `anchor` was read.
+    base_ms: f64,
+    anchor: Instant,
+}
+
+impl PageClock {
+    fn new(now_ms: f64) -> Result<PageClock, String> {
+        if !now_ms.is_finite() || now_ms < 0.0 {
+            return Err("the time must be a finite, non-negative number of milliseconds".into());
+        }
+        Ok(PageClock {
+            base_ms: now_ms,
+            anchor: Instant::now(),
+        })
+    }
+
+    /// The page's time as an instant (times before the first are the
+    /// first: the clock is monotonic).
+    fn at(&self, now_ms: f64) -> Instant {
+        let ms = now_ms - self.base_ms;
+        if ms.is_finite() && ms > 0.0 {
+            self.anchor + Duration::from_secs_f64(ms / 1000.0)
+        } else {
+            self.anchor
+        }
+    }
+
+    /// An instant as the page's time.
+    fn page_ms(&self, t: Instant) -> f64 {
+        self.base_ms + t.saturating_duration_since(self.anchor).as_secs_f64() * 1000.0
+    }
+}
+
 /// One call's media session, for the page. See the crate docs.
 #[wasm_bindgen]
 #[derive(Debug)]
 pub struct Call {
     session: Session,
-    /// The page's time at which `anchor` was read.
-    base_ms: f64,
-    anchor: Instant,
+    clock: PageClock,
 }
 
 #[wasm_bindgen]
@@ -87,9 +122,7 @@ impl Call {
                 "samples per frame must be 160 (8 kHz) or 320 (16 kHz), not {samples_per_frame}"
             ));
         }
-        if !now_ms.is_finite() || now_ms < 0.0 {
-            return Err("the time must be a finite, non-negative number of milliseconds".into());
-        }
+        let clock = PageClock::new(now_ms)?;
         let cfg = Config {
             role,
             pair_id,
@@ -100,35 +133,22 @@ impl Call {
             samples_per_frame,
             codecs: vec![Codec::Pcm16],
         };
-        let anchor = Instant::now();
         Ok(Call {
-            session: Session::new(cfg, Box::new(rand_core::OsRng), anchor),
-            base_ms: now_ms,
-            anchor,
+            session: Session::new(cfg, Box::new(rand_core::OsRng), clock.anchor),
+            clock,
         })
-    }
-
-    /// The page's time as an instant (times before the first are the
-    /// first: the clock is monotonic).
-    fn at(&self, now_ms: f64) -> Instant {
-        let ms = now_ms - self.base_ms;
-        if ms.is_finite() && ms > 0.0 {
-            self.anchor + Duration::from_secs_f64(ms / 1000.0)
-        } else {
-            self.anchor
-        }
     }
 
     /// A datagram from the network (malformed or forged ones are dropped
     /// and counted in [`Call::stats`]).
     pub fn handle_datagram(&mut self, now_ms: f64, datagram: &[u8]) {
-        let now = self.at(now_ms);
+        let now = self.clock.at(now_ms);
         self.session.handle_datagram(now, datagram);
     }
 
     /// The time has come (see [`Call::poll_timeout`]).
     pub fn handle_timeout(&mut self, now_ms: f64) {
-        let now = self.at(now_ms);
+        let now = self.clock.at(now_ms);
         self.session.handle_timeout(now);
     }
 
@@ -139,10 +159,7 @@ impl Call {
 
     /// When to call [`Call::handle_timeout`] next, in page milliseconds.
     pub fn poll_timeout(&self) -> Option<f64> {
-        self.session.poll_timeout().map(|t| {
-            let after = t.saturating_duration_since(self.anchor);
-            self.base_ms + after.as_secs_f64() * 1000.0
-        })
+        self.session.poll_timeout().map(|t| self.clock.page_ms(t))
     }
 
     /// The next event as JSON, if any.
@@ -157,7 +174,7 @@ impl Call {
 
     /// Sends a chat message (delivered once, in order) once established.
     pub fn send_text(&mut self, now_ms: f64, text: &str) -> Result<(), String> {
-        let now = self.at(now_ms);
+        let now = self.clock.at(now_ms);
         self.session.send_text(now, text).map_err(|e| e.to_string())
     }
 
@@ -195,8 +212,7 @@ impl Call {
 pub struct Sip {
     ua: UserAgent,
     proxy: std::net::SocketAddr,
-    base_ms: f64,
-    anchor: Instant,
+    clock: PageClock,
 }
 
 #[wasm_bindgen]
@@ -212,9 +228,7 @@ impl Sip {
         if username.is_empty() || password.is_empty() {
             return Err("a SIP username and password are needed".into());
         }
-        if !now_ms.is_finite() || now_ms < 0.0 {
-            return Err("the time must be a finite, non-negative number of milliseconds".into());
-        }
+        let clock = PageClock::new(now_ms)?;
         // The Contact's host means nothing over a WebSocket (RFC 7118 §5:
         // the proxy reaches the client down its connection).
         let local = std::net::SocketAddr::from(([127, 0, 0, 1], 5060));
@@ -223,35 +237,25 @@ impl Sip {
         Ok(Sip {
             ua: UserAgent::new(cfg, Box::new(rand_core::OsRng)),
             proxy,
-            base_ms: now_ms,
-            anchor: Instant::now(),
+            clock,
         })
-    }
-
-    fn at(&self, now_ms: f64) -> Instant {
-        let ms = now_ms - self.base_ms;
-        if ms.is_finite() && ms > 0.0 {
-            self.anchor + Duration::from_secs_f64(ms / 1000.0)
-        } else {
-            self.anchor
-        }
     }
 
     /// Registers (and keeps the registration fresh).
     pub fn register(&mut self, now_ms: f64) {
-        let now = self.at(now_ms);
+        let now = self.clock.at(now_ms);
         self.ua.register(now);
     }
 
     /// A message the WebSocket received.
     pub fn handle_message(&mut self, now_ms: f64, message: &str) {
-        let now = self.at(now_ms);
+        let now = self.clock.at(now_ms);
         self.ua.handle_datagram(now, self.proxy, message.as_bytes());
     }
 
     /// The time has come (see [`Sip::poll_timeout`]).
     pub fn handle_timeout(&mut self, now_ms: f64) {
-        let now = self.at(now_ms);
+        let now = self.clock.at(now_ms);
         self.ua.handle_timeout(now);
     }
 
@@ -264,10 +268,7 @@ impl Sip {
 
     /// When to call [`Sip::handle_timeout`] next, in page milliseconds.
     pub fn poll_timeout(&self) -> Option<f64> {
-        self.ua.poll_timeout().map(|t| {
-            let after = t.saturating_duration_since(self.anchor);
-            self.base_ms + after.as_secs_f64() * 1000.0
-        })
+        self.ua.poll_timeout().map(|t| self.clock.page_ms(t))
     }
 
     /// The next agent event as JSON (`registered`,
@@ -409,6 +410,10 @@ mod tests {
         // The first handshake timer is in the future of the page's clock.
         let t = c.poll_timeout().expect("a handshake timer");
         assert!(t > 500.0, "{t}");
-        assert_eq!(c.at(400.0), c.anchor, "earlier times are the anchor");
+        assert_eq!(
+            c.clock.at(400.0),
+            c.clock.anchor,
+            "earlier times are the anchor"
+        );
     }
 }

@@ -15,7 +15,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::Response;
-use myturn_pbx::driver::{PbxHandle, StreamLink};
+use myturn_pbx::driver::PbxHandle;
 
 use super::error::ApiError;
 use super::extract::ClientIp;
@@ -97,10 +97,10 @@ async fn relay(mut socket: WebSocket, pbx: PbxHandle, peer: SocketAddr) {
         tokio::select! {
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(t))) => {
-                    if !deliver(&link, t.as_bytes().to_vec()).await { break }
+                    if !link.send(t.as_bytes().to_vec()).await { break }
                 }
                 Some(Ok(Message::Binary(b))) => {
-                    if !deliver(&link, b.to_vec()).await { break }
+                    if !link.send(b.to_vec()).await { break }
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_)) | Err(_)) | None => break,
@@ -118,10 +118,4 @@ async fn relay(mut socket: WebSocket, pbx: PbxHandle, peer: SocketAddr) {
         }
     }
     tracing::debug!(%peer, "SIP over WebSocket: closed");
-    drop(link);
-}
-
-/// One message to the PBX; `false` once it is gone.
-async fn deliver(link: &StreamLink, message: Vec<u8>) -> bool {
-    link.send(message).await
 }

@@ -303,18 +303,15 @@ fn publish(o: &mut Ops, tx: &TxState<'_>, fx: &Effects, nodes: &[String]) {
                 .and_then(|u| u.stream_node.as_deref()),
             _ => None,
         };
-        if let Some(n) = holder {
-            batches.entry(n).or_insert_with(|| Batch {
-                pbx: fx.pbx_changed,
-                d: Vec::new(),
-            });
-        }
         match holder {
-            Some(n) => {
-                if let Some(b) = batches.get_mut(n) {
-                    b.d.push(d.clone());
-                }
-            }
+            Some(n) => batches
+                .entry(n)
+                .or_insert_with(|| Batch {
+                    pbx: fx.pbx_changed,
+                    d: Vec::new(),
+                })
+                .d
+                .push(d.clone()),
             None => {
                 for b in batches.values_mut() {
                     b.d.push(d.clone());
