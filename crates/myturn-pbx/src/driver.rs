@@ -75,6 +75,33 @@ pub(crate) struct Shared {
     /// Where message-framed links (SIP over WebSocket) join the task's
     /// connections, once it runs.
     streams: Option<mpsc::Sender<Conn>>,
+    /// The built-in relay as media bridges see it, once it runs.
+    bridge: Option<MediaBridge>,
+}
+
+/// The built-in relay as a media bridge on this host sees it (the
+/// browser's media over WebSocket, bridged onto UDP): where to bind, and
+/// which relay ports an SDP may name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaBridge {
+    /// The address bridges bind and send from; the relay latches from it
+    /// and sends to it as an SDP says.
+    pub bind: std::net::IpAddr,
+    /// The address the relay writes into SDP (a public one that NATs to
+    /// this host, perhaps): a bridge sends to `bind` instead.
+    pub advertised: std::net::IpAddr,
+    /// The relay's ports.
+    pub ports: std::ops::RangeInclusive<u16>,
+}
+
+impl MediaBridge {
+    /// Where a bridge sends for an SDP address `to` of the relay's: `None`
+    /// when `to` is not one of the relay's ports (a bridge is no open
+    /// proxy).
+    pub fn target(&self, to: SocketAddr) -> Option<SocketAddr> {
+        let ours = to.ip() == self.advertised || to.ip() == self.bind;
+        (ours && self.ports.contains(&to.port())).then(|| SocketAddr::new(self.bind, to.port()))
+    }
 }
 
 /// The media side, current within 100 ms.
@@ -170,6 +197,12 @@ impl PbxHandle {
             to_pbx,
             from_pbx,
         })
+    }
+
+    /// The built-in relay as media bridges see it; `None` without one
+    /// (direct media, rtpengine) or before the PBX runs.
+    pub fn media_bridge(&self) -> Option<MediaBridge> {
+        self.shared.lock().ok()?.bridge.clone()
     }
 
     /// A handle that knows, before the driver's first figures, which media
@@ -427,6 +460,13 @@ pub fn spawn_with(
     }
     if let Ok(mut s) = shared.lock() {
         s.streams = Some(conn_tx);
+        if let MediaMode::Relay { addr, ports } = &mode {
+            s.bridge = Some(MediaBridge {
+                bind: crate::relay_driver::bridge_ip(relay_bind.unwrap_or(*addr)),
+                advertised: *addr,
+                ports: ports.clone(),
+            });
+        }
     }
     tokio::spawn(async move {
         let mut tls_conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();

@@ -272,6 +272,10 @@ pub struct MediaPath {
     legs: [Leg; 2],
     timeout: Duration,
     last_heard: Instant,
+    /// The relay host's own address that media bridges send from (the
+    /// browser's WebSocket media, bridged onto UDP by this process): a leg
+    /// may latch from it, and an SDP naming it is sent to as it says.
+    bridge: Option<IpAddr>,
 }
 
 impl MediaPath {
@@ -282,7 +286,16 @@ impl MediaPath {
             legs: [caller, callee],
             timeout,
             last_heard: now,
+            bridge: None,
         }
+    }
+
+    /// The same path, also accepting media from the bridges on `ip` (see
+    /// the field). Only this host can send from its own address: the
+    /// kernel drops packets from outside that claim it.
+    pub fn with_bridge(mut self, ip: IpAddr) -> MediaPath {
+        self.bridge = Some(ip);
+        self
     }
 
     /// Side `side`.
@@ -293,9 +306,14 @@ impl MediaPath {
     /// The side's SDP changed (an answer, a re-offer): before latching, its
     /// media goes to its SIP source IP at this SDP port.
     pub fn set_sdp(&mut self, side: Side, sdp: SocketAddr) {
+        let bridged = self.bridge == Some(sdp.ip());
         let leg = &mut self.legs[side.index()];
         if leg.latched.is_none() {
-            leg.dest = Some(SocketAddr::new(leg.expect, sdp.port()));
+            leg.dest = Some(if bridged {
+                sdp
+            } else {
+                SocketAddr::new(leg.expect, sdp.port())
+            });
         }
     }
 
@@ -307,10 +325,11 @@ impl MediaPath {
         from: SocketAddr,
         len: usize,
     ) -> Verdict {
+        let bridged = self.bridge == Some(from.ip());
         let leg = &mut self.legs[side.index()];
         match leg.latched {
             Some(a) if a == from => {}
-            None if from.ip() == leg.expect => {
+            None if from.ip() == leg.expect || bridged => {
                 leg.latched = Some(from);
                 leg.dest = Some(from);
             }
@@ -412,6 +431,49 @@ a=myturn-key:sha-256 AAAA_bbbb-CCCC\r\nm=video 40002 RTP/AVP 99\r\nc=IN IP4 10.1
         assert_eq!(pool.allocate(), None);
         assert_eq!(PortPool::new(65534..=65535).capacity(), 1);
         assert_eq!(PortPool::new(5..=5).capacity(), 0);
+    }
+
+    #[test]
+    fn a_bridged_page_is_reached_at_its_sdp_and_latched_from_the_host() {
+        // The page's SIP came from its browser (198.51.100.9, over the
+        // WebSocket); its media comes from this host's bridge (127.0.0.1).
+        let t0 = Instant::now();
+        let browser: IpAddr = "198.51.100.9".parse().unwrap();
+        let term: IpAddr = "203.0.113.4".parse().unwrap();
+        let bridge: IpAddr = "127.0.0.1".parse().unwrap();
+        let mut p = MediaPath::new(
+            t0,
+            Leg::new(term, None),
+            Leg::new(browser, None),
+            Duration::from_secs(30),
+        )
+        .with_bridge(bridge);
+        // The page's answer names the bridge: sent there before latching.
+        let bridged: SocketAddr = "127.0.0.1:41000".parse().unwrap();
+        p.set_sdp(Side::Callee, bridged);
+        let t_src: SocketAddr = "203.0.113.4:7000".parse().unwrap();
+        assert_eq!(
+            p.handle_packet(t0, Side::Caller, t_src, 100),
+            Verdict::Forward { dest: bridged }
+        );
+        // The bridge's datagrams latch the page's side.
+        assert_eq!(
+            p.handle_packet(t0, Side::Callee, bridged, 100),
+            Verdict::Forward { dest: t_src }
+        );
+        assert_eq!(p.leg(Side::Callee).latched, Some(bridged));
+        // Without the bridge, the host's address is a stranger.
+        let mut plain = MediaPath::new(
+            t0,
+            Leg::new(term, None),
+            Leg::new(browser, None),
+            Duration::from_secs(30),
+        );
+        plain.set_sdp(Side::Callee, bridged);
+        assert_eq!(
+            plain.handle_packet(t0, Side::Callee, bridged, 100),
+            Verdict::Drop(DropReason::Stranger)
+        );
     }
 
     #[test]

@@ -243,6 +243,17 @@ fn bind_soon(ip: IpAddr, port: u16, sharded: bool) -> std::io::Result<std::net::
     }
 }
 
+/// The address media bridges on this host bind and send from, for a
+/// relay bound on `relay`: the same address, or loopback when the relay
+/// is bound on the unspecified one.
+pub fn bridge_ip(relay: IpAddr) -> IpAddr {
+    match relay {
+        IpAddr::V4(a) if a.is_unspecified() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        IpAddr::V6(a) if a.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        a => a,
+    }
+}
+
 /// The relay's sockets, one task per call.
 #[derive(Debug)]
 pub struct RelayIo {
@@ -320,7 +331,8 @@ impl RelayIo {
                     Leg::new(expect[0], None),
                     Leg::new(expect[1], None),
                     timeout,
-                );
+                )
+                .with_bridge(bridge_ip(ip));
                 let (ctl, rx) = mpsc::unbounded_channel();
                 let counters: Arc<[LegCounters; 2]> = Arc::default();
                 self.spawner.spawn(
