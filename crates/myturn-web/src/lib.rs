@@ -38,12 +38,19 @@
 
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use myturn_media::codec::Codec;
-use myturn_media::keys::{PairId, Role};
+use myturn_media::keys::{fingerprint_b64, parse_fingerprint_b64, EphemeralKey, PairId, Role};
+use myturn_media::playout::Playout;
 use myturn_media::session::{Config, Event, Session};
 use myturn_media::Instant;
-use myturn_sip::ua::{Config as SipConfig, Event as SipEvent, Transport, UserAgent};
-use serde_json::json;
+use myturn_sip::sdp::Sdp;
+use myturn_sip::ua::{
+    CallHandle, Config as SipConfig, EndedBy, Event as SipEvent, Transport, UserAgent,
+};
+use rand_core::{OsRng, RngCore};
+use serde_json::{json, Value};
 use wasm_bindgen::prelude::wasm_bindgen;
 
 /// The page's clock (milliseconds, `performance.now()`) on the crate's
@@ -83,20 +90,97 @@ impl PageClock {
     }
 }
 
-/// One call's media session, for the page. See the crate docs.
+/// This call's media key, made when the page says `ready` (its
+/// fingerprint goes to the pairing server and into the SDP), before the
+/// role and the pair are known; [`Call::with_key`] takes it.
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct MediaKey {
+    key: EphemeralKey,
+}
+
+#[wasm_bindgen]
+impl MediaKey {
+    /// A fresh x25519 key, from the browser's `crypto.getRandomValues`.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> MediaKey {
+        MediaKey {
+            key: EphemeralKey::generate(&mut OsRng),
+        }
+    }
+
+    /// Its fingerprint, base64url: `ready`'s `media_key` and SDP's
+    /// `a=myturn-key`.
+    pub fn fingerprint(&self) -> String {
+        fingerprint_b64(&self.key.public())
+    }
+}
+
+impl Default for MediaKey {
+    fn default() -> Self {
+        MediaKey::new()
+    }
+}
+
+/// One call's media session, for the page, with its playout (the jitter
+/// buffer and concealment the terminal client plays through). See the
+/// crate docs.
 #[wasm_bindgen]
 #[derive(Debug)]
 pub struct Call {
     session: Session,
     clock: PageClock,
+    playout: Playout,
+    samples_per_frame: usize,
+    /// When the last datagram came in (the arrival time of the frames it
+    /// carried, for the jitter buffer).
+    last_rx: Instant,
+}
+
+/// The arguments of a call that both constructors check.
+fn call_config(
+    role: &str,
+    pair_id: &str,
+    payload_type: u8,
+    ssrc: u32,
+    samples_per_frame: u32,
+    peer_fingerprint: Option<[u8; 32]>,
+) -> Result<Config, String> {
+    let role = match role {
+        "caller" => Role::Initiator,
+        "callee" => Role::Responder,
+        other => {
+            return Err(format!(
+                "role must be \"caller\" or \"callee\", not {other:?}"
+            ))
+        }
+    };
+    let pair_id = PairId::from_hex(pair_id)
+        .ok_or_else(|| "the pair id must be 32 hexadecimal digits".to_owned())?;
+    if samples_per_frame != 160 && samples_per_frame != 320 {
+        return Err(format!(
+            "samples per frame must be 160 (8 kHz) or 320 (16 kHz), not {samples_per_frame}"
+        ));
+    }
+    Ok(Config {
+        role,
+        pair_id,
+        peer_fingerprint,
+        payload_type,
+        opus_payload_type: None,
+        ssrc,
+        samples_per_frame,
+        codecs: vec![Codec::Pcm16],
+    })
 }
 
 #[wasm_bindgen]
 impl Call {
-    /// A session for one pair: `role` is `"caller"` (the initiator) or
-    /// `"callee"`, `pair_id` the pairing server's 32 hex digits, then the
-    /// L16 payload type, this side's SSRC and the samples per 20 ms frame
-    /// (160 at 8 kHz, 320 at 16 kHz); `now_ms` the page's time now.
+    /// A session for one pair with a fresh key: `role` is `"caller"`
+    /// (the initiator) or `"callee"`, `pair_id` the pairing server's 32
+    /// hex digits, then the L16 payload type, this side's SSRC and the
+    /// samples per 20 ms frame (160 at 8 kHz, 320 at 16 kHz); `now_ms` the
+    /// page's time now.
     #[wasm_bindgen(constructor)]
     pub fn new(
         role: &str,
@@ -106,43 +190,70 @@ impl Call {
         samples_per_frame: u32,
         now_ms: f64,
     ) -> Result<Call, String> {
-        let role = match role {
-            "caller" => Role::Initiator,
-            "callee" => Role::Responder,
-            other => {
-                return Err(format!(
-                    "role must be \"caller\" or \"callee\", not {other:?}"
-                ))
-            }
+        let cfg = call_config(role, pair_id, payload_type, ssrc, samples_per_frame, None)?;
+        let key = EphemeralKey::generate(&mut OsRng);
+        Call::start(cfg, key, now_ms)
+    }
+
+    /// [`Call::new`] with the key announced at `ready`, and the partner's
+    /// fingerprint as the pairing server vouched for it (base64url, its
+    /// `media_key`; empty when it gave none): a key agreement with any
+    /// other key fails.
+    pub fn with_key(
+        key: MediaKey,
+        role: &str,
+        pair_id: &str,
+        peer_fingerprint: &str,
+        payload_type: u8,
+        samples_per_frame: u32,
+        now_ms: f64,
+    ) -> Result<Call, String> {
+        let peer = match peer_fingerprint {
+            "" => None,
+            fp => Some(
+                parse_fingerprint_b64(fp)
+                    .ok_or_else(|| "the partner's key fingerprint is not valid".to_owned())?,
+            ),
         };
-        let pair_id = PairId::from_hex(pair_id)
-            .ok_or_else(|| "the pair id must be 32 hexadecimal digits".to_owned())?;
-        if samples_per_frame != 160 && samples_per_frame != 320 {
-            return Err(format!(
-                "samples per frame must be 160 (8 kHz) or 320 (16 kHz), not {samples_per_frame}"
-            ));
-        }
-        let clock = PageClock::new(now_ms)?;
-        let cfg = Config {
+        let cfg = call_config(
             role,
             pair_id,
-            peer_fingerprint: None,
             payload_type,
-            opus_payload_type: None,
-            ssrc,
+            OsRng.next_u32(),
             samples_per_frame,
-            codecs: vec![Codec::Pcm16],
-        };
+            peer,
+        )?;
+        Call::start(cfg, key.key, now_ms)
+    }
+
+    fn start(cfg: Config, key: EphemeralKey, now_ms: f64) -> Result<Call, String> {
+        let clock = PageClock::new(now_ms)?;
+        let samples_per_frame = cfg.samples_per_frame as usize;
+        let playout = Playout::new(cfg.samples_per_frame * 50);
         Ok(Call {
-            session: Session::new(cfg, Box::new(rand_core::OsRng), clock.anchor),
+            session: Session::with_key(cfg, key, Box::new(OsRng), clock.anchor),
             clock,
+            playout,
+            samples_per_frame,
+            last_rx: clock.anchor,
         })
+    }
+
+    /// How long the partner may be silent (no packet at all: the sender
+    /// keeps a comfort packet going in pauses) before the call fails with
+    /// `peer_silent`, in seconds; the terminal client's default is 5.
+    pub fn set_peer_timeout(&mut self, secs: f64) {
+        if secs.is_finite() && secs > 0.0 {
+            self.session
+                .set_peer_timeout(Duration::from_secs_f64(secs.min(3600.0)));
+        }
     }
 
     /// A datagram from the network (malformed or forged ones are dropped
     /// and counted in [`Call::stats`]).
     pub fn handle_datagram(&mut self, now_ms: f64, datagram: &[u8]) {
         let now = self.clock.at(now_ms);
+        self.last_rx = now;
         self.session.handle_datagram(now, datagram);
     }
 
@@ -162,14 +273,68 @@ impl Call {
         self.session.poll_timeout().map(|t| self.clock.page_ms(t))
     }
 
-    /// The next event as JSON, if any.
+    /// The next event as JSON, if any. Audio frames also go into the
+    /// playout ([`Call::pop_playout`]).
     pub fn poll_event(&mut self) -> Option<String> {
-        self.session.poll_event().map(|e| event_json(&e))
+        let e = self.session.poll_event()?;
+        if let Event::Audio {
+            seq,
+            frame,
+            codec,
+            data,
+            redundant,
+        } = &e
+        {
+            // Frames come out of the datagram just handled: it arrived then.
+            self.playout
+                .push(self.last_rx, *seq, *frame, *codec, data.clone(), *redundant);
+        }
+        Some(event_json(&e))
     }
 
-    /// Sends one 20 ms frame of PCM16 (little-endian) once established.
+    /// The next 20 ms to play (call every 20 ms): the received frame, a
+    /// concealed one, or silence; always a whole frame.
+    pub fn pop_playout(&mut self, now_ms: f64) -> Vec<i16> {
+        let now = self.clock.at(now_ms);
+        let mut pcm = self.playout.pop(now);
+        pcm.resize(self.samples_per_frame, 0);
+        pcm
+    }
+
+    /// The playout's counters as JSON: codec, frames played, concealed
+    /// and recovered, loss and the playout delay.
+    pub fn playout_stats(&self) -> String {
+        let s = self.playout.stats();
+        json!({
+            "codec": s.codec.map_or("pcm16", Codec::name),
+            "played": s.played,
+            "concealed": s.concealed,
+            "recovered": s.recovered,
+            "faded": s.faded,
+            "lost": s.jitter.lost,
+            "late": s.jitter.late,
+            "delay_ms": s.delay_ms,
+        })
+        .to_string()
+    }
+
+    /// Sends one 20 ms frame of PCM16 (little-endian bytes) once
+    /// established.
     pub fn send_audio(&mut self, pcm: &[u8]) -> Result<(), String> {
         self.session.send_audio(pcm).map_err(|e| e.to_string())
+    }
+
+    /// [`Call::send_audio`] from samples (an `Int16Array` of one frame).
+    pub fn send_samples(&mut self, samples: &[i16]) -> Result<(), String> {
+        if samples.len() != self.samples_per_frame {
+            return Err(format!(
+                "a frame is {} samples, not {}",
+                self.samples_per_frame,
+                samples.len()
+            ));
+        }
+        let pcm: Vec<u8> = samples.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.send_audio(&pcm)
     }
 
     /// Sends a chat message (delivered once, in order) once established.
@@ -213,15 +378,21 @@ pub struct Sip {
     ua: UserAgent,
     proxy: std::net::SocketAddr,
     clock: PageClock,
+    /// The offers of incoming calls, kept for [`Sip::answer`].
+    offers: HashMap<u64, Sdp>,
 }
 
 #[wasm_bindgen]
 impl Sip {
     /// An agent for `username`/`password` (the SIP credentials the
     /// pairing server's `POST /v1/users` gives) at `domain` (its `ip:port`
-    /// domain, the built-in PBX); `now_ms` the page's time now.
+    /// domain, the built-in PBX, parameters ignored); `now_ms` the page's
+    /// time now.
     #[wasm_bindgen(constructor)]
     pub fn new(username: &str, password: &str, domain: &str, now_ms: f64) -> Result<Sip, String> {
+        // `ip:port`, perhaps with parameters (`;transport=tls`: the
+        // terminal's transport, which means nothing over a WebSocket).
+        let domain = domain.split(';').next().unwrap_or(domain);
         let proxy: std::net::SocketAddr = domain
             .parse()
             .map_err(|_| format!("the SIP domain must be ip:port, not {domain:?}"))?;
@@ -238,6 +409,7 @@ impl Sip {
             ua: UserAgent::new(cfg, Box::new(rand_core::OsRng)),
             proxy,
             clock,
+            offers: HashMap::new(),
         })
     }
 
@@ -271,21 +443,145 @@ impl Sip {
         self.ua.poll_timeout().map(|t| self.clock.page_ms(t))
     }
 
-    /// The next agent event as JSON (`registered`,
-    /// `registration_failed` with `code` and `reason`, `unregistered`, or
-    /// `other` with a description), if any.
+    /// Calls `target` (the partner's extension) with an offer of L16 at
+    /// `rate` on `media` (`ip:port`, the media bridge's address) carrying
+    /// the media key fingerprint `fingerprint`; the call's handle.
+    pub fn invite(
+        &mut self,
+        now_ms: f64,
+        target: &str,
+        media: &str,
+        rate: u32,
+        fingerprint: &str,
+    ) -> Result<u32, String> {
+        let media = parse_addr(media)?;
+        if rate != 8000 && rate != 16_000 {
+            return Err(format!("the rate must be 8000 or 16000, not {rate}"));
+        }
+        let sdp = Sdp::new(media, rate, key_of(fingerprint), OsRng.next_u64() >> 1).render();
+        let now = self.clock.at(now_ms);
+        let call = self
+            .ua
+            .invite(now, target, &sdp)
+            .map_err(|e| e.to_string())?;
+        handle_number(call)
+    }
+
+    /// Answers the incoming call `call` (from an `incoming_call` event):
+    /// the offer's payload type and rate, on `media`, with this side's key
+    /// fingerprint.
+    pub fn answer(
+        &mut self,
+        now_ms: f64,
+        call: u32,
+        media: &str,
+        fingerprint: &str,
+    ) -> Result<(), String> {
+        let media = parse_addr(media)?;
+        let offer = self
+            .offers
+            .get(&u64::from(call))
+            .ok_or_else(|| "no offer for that call".to_owned())?;
+        let sdp = Sdp::answer(offer, media, key_of(fingerprint), OsRng.next_u64() >> 1).render();
+        let now = self.clock.at(now_ms);
+        self.ua
+            .answer(now, CallHandle(u64::from(call)), &sdp)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Ends the call `call` whatever its state (CANCEL, a refusal or BYE).
+    pub fn hangup(&mut self, now_ms: f64, call: u32) -> Result<(), String> {
+        let now = self.clock.at(now_ms);
+        self.offers.remove(&u64::from(call));
+        self.ua
+            .hangup(now, CallHandle(u64::from(call)))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Removes the registration (before the page goes).
+    pub fn unregister(&mut self, now_ms: f64) {
+        let now = self.clock.at(now_ms);
+        self.ua.unregister(now);
+    }
+
+    /// The next agent event as JSON, if any: `registered`,
+    /// `registration_failed` (`code`, `reason`), `unregistered`,
+    /// `incoming_call` (`call`, `from`, `offer`), `ringing`, `answered`
+    /// (`call`, `answer`), `confirmed`, `call_failed` (`call`, `code`,
+    /// `reason`), `remote_media_changed` (`call`, `sdp`), `call_ended`
+    /// (`call`, `by`: `local`, `remote` or `session_expired`), or `other`.
+    /// A session description is `{media, payload_type, rate, key}`, or
+    /// null when the message had none.
     pub fn poll_event(&mut self) -> Option<String> {
-        self.ua.poll_event().map(|e| {
-            match e {
-                SipEvent::Registered { .. } => json!({"type": "registered"}),
-                SipEvent::RegistrationFailed { code, reason } => {
-                    json!({"type": "registration_failed", "code": code, "reason": reason})
-                }
-                SipEvent::Unregistered => json!({"type": "unregistered"}),
-                other => json!({"type": "other", "what": format!("{other:?}")}),
+        let e = self.ua.poll_event()?;
+        let v = match e {
+            SipEvent::Registered { .. } => json!({"type": "registered"}),
+            SipEvent::RegistrationFailed { code, reason } => {
+                json!({"type": "registration_failed", "code": code, "reason": reason})
             }
-            .to_string()
-        })
+            SipEvent::Unregistered => json!({"type": "unregistered"}),
+            SipEvent::IncomingCall {
+                call,
+                from_user,
+                offer,
+                ..
+            } => {
+                let described = sdp_json(offer.as_ref());
+                if let Some(o) = offer {
+                    self.offers.insert(call.0, o);
+                }
+                json!({"type": "incoming_call", "call": call.0, "from": from_user, "offer": described})
+            }
+            SipEvent::Ringing { call } => json!({"type": "ringing", "call": call.0}),
+            SipEvent::Answered { call, answer, .. } => {
+                json!({"type": "answered", "call": call.0, "answer": sdp_json(answer.as_ref())})
+            }
+            SipEvent::Confirmed { call, .. } => json!({"type": "confirmed", "call": call.0}),
+            SipEvent::CallFailed { call, code, reason } => {
+                json!({"type": "call_failed", "call": call.0, "code": code, "reason": reason})
+            }
+            SipEvent::RemoteMediaChanged { call, sdp } => {
+                json!({"type": "remote_media_changed", "call": call.0, "sdp": sdp_json(Some(&sdp))})
+            }
+            SipEvent::CallEnded { call, by } => {
+                self.offers.remove(&call.0);
+                let by = match by {
+                    EndedBy::Local => "local",
+                    EndedBy::Remote => "remote",
+                    EndedBy::SessionExpired => "session_expired",
+                };
+                json!({"type": "call_ended", "call": call.0, "by": by})
+            }
+            other => json!({"type": "other", "what": format!("{other:?}")}),
+        };
+        Some(v.to_string())
+    }
+}
+
+fn parse_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.parse()
+        .map_err(|_| format!("a media address must be ip:port, not {s:?}"))
+}
+
+fn key_of(fingerprint: &str) -> Option<String> {
+    (!fingerprint.is_empty()).then(|| fingerprint.to_owned())
+}
+
+/// A call handle as JavaScript holds it (a number well inside 2^53).
+fn handle_number(call: CallHandle) -> Result<u32, String> {
+    u32::try_from(call.0).map_err(|_| "too many calls on one agent".to_owned())
+}
+
+/// A session description as the page reads it.
+fn sdp_json(sdp: Option<&Sdp>) -> Value {
+    match sdp {
+        Some(s) => json!({
+            "media": s.media.to_string(),
+            "payload_type": s.payload_type,
+            "rate": s.rate,
+            "key": s.key,
+        }),
+        None => Value::Null,
     }
 }
 

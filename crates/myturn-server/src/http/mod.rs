@@ -17,6 +17,7 @@ pub(crate) mod error;
 mod events;
 mod extract;
 pub(crate) mod limits;
+mod media;
 pub(crate) mod openapi;
 pub(crate) mod ops;
 mod pairing;
@@ -24,6 +25,7 @@ mod proxy;
 mod sip;
 pub(crate) mod trail;
 mod users;
+mod webpage;
 
 pub use credentials::bearer;
 pub(crate) use credentials::fuzz_verify;
@@ -52,6 +54,7 @@ pub(crate) fn router(state: AppState, limits: std::sync::Arc<limits::HttpLimits>
         .route("/v1/me/report", post(pairing::report))
         .route("/v1/events", get(events::user_events))
         .route("/sip", get(sip::sip_websocket))
+        .route("/media", get(media::media_websocket))
         .route("/v1/session/refresh", post(users::refresh))
         .route("/v1/admin/events", get(events::admin_events))
         .route("/v1/admin/admit", post(admin::admin_admit))
@@ -78,6 +81,12 @@ pub(crate) fn router(state: AppState, limits: std::sync::Arc<limits::HttpLimits>
         .route("/admin", get(console::page))
         .route("/admin/app.js", get(console::script))
         .route("/admin/app.css", get(console::style))
+        .route("/", get(webpage::page))
+        .route("/web/page.js", get(webpage::script))
+        .route("/web/page.css", get(webpage::style))
+        .route("/web/worklet.js", get(webpage::worklet))
+        .route("/web/myturn_web.js", get(webpage::glue))
+        .route("/web/myturn_web_bg.wasm", get(webpage::module))
         .route("/docs", get(apidocs::page))
         .route("/docs/app.js", get(apidocs::script))
         .route("/docs/app.css", get(apidocs::style))

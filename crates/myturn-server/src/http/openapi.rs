@@ -21,7 +21,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ObjectBuilder, Ref, RefOr, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, apidocs, console, edge, events, ops, pairing, sip, users};
+use super::{admin, apidocs, console, edge, events, media, ops, pairing, sip, users, webpage};
 
 /// The document.
 #[derive(Debug, OpenApi)]
@@ -34,7 +34,7 @@ use super::{admin, apidocs, console, edge, events, ops, pairing, sip, users};
     ),
     paths(
         users::create_user, users::me, users::logout, pairing::set_status, pairing::peer,
-        pairing::report, users::refresh, events::user_events, events::admin_events, sip::sip_websocket,
+        pairing::report, users::refresh, events::user_events, events::admin_events, sip::sip_websocket, media::media_websocket,
         admin::admin_admit, admin::admin_lobby, admin::admin_reports, admin::admin_bans,
         admin::admin_ban, admin::admin_unban, admin::admin_users, admin::admin_kick,
         admin::admin_pairs, admin::admin_interests, admin::admin_sip_conf, admin::admin_media, admin::admin_history,
@@ -42,6 +42,7 @@ use super::{admin, apidocs, console, edge, events, ops, pairing, sip, users};
         ops::healthz, ops::readyz, ops::metrics, serve,
         console::page, console::script, console::style,
         apidocs::page, apidocs::script, apidocs::style,
+        webpage::page, webpage::script, webpage::style, webpage::worklet, webpage::glue, webpage::module,
     ),
     components(schemas(myturn_wire::ErrorBody)),
     modifiers(&Auth, &Layers),
@@ -54,6 +55,7 @@ use super::{admin, apidocs, console, edge, events, ops, pairing, sip, users};
         (name = "admin", description = "Users, pairs, PBX and media views"),
         (name = "operations", description = "Health and metrics"),
         (name = "console", description = "The web admin console"),
+        (name = "web", description = "The browser client at `/` and its assets"),
         (name = "docs", description = "This document, to read in a browser"),
     )
 )]

@@ -68,9 +68,87 @@ impl PairingMetrics {
 pub(crate) const HISTORY_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 const HISTORY_LEN: usize = 120;
 
+/// Why a page's media datagram was dropped by the WebSocket media
+/// bridge (`GET /media`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebMediaDrop {
+    /// Not an RTP packet (too short, wrong version, too long), or a text
+    /// message that is no control message.
+    Malformed,
+    /// Over the page's rate.
+    Rate,
+    /// Before the page named its peer: nowhere to go.
+    NoPeer,
+}
+
+impl WebMediaDrop {
+    /// Every reason, in the order of [`WebMediaMetrics::dropped`].
+    pub const ALL: [WebMediaDrop; 3] = [
+        WebMediaDrop::Malformed,
+        WebMediaDrop::Rate,
+        WebMediaDrop::NoPeer,
+    ];
+
+    /// The `reason` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebMediaDrop::Malformed => "malformed",
+            WebMediaDrop::Rate => "rate",
+            WebMediaDrop::NoPeer => "no_peer",
+        }
+    }
+}
+
+/// The browser media bridge's counters.
+#[derive(Debug, Default)]
+pub struct WebMediaMetrics {
+    /// Bridges open now.
+    pub open: AtomicU64,
+    /// Datagrams carried page → relay.
+    pub to_relay: AtomicU64,
+    /// Datagrams carried relay → page.
+    pub to_page: AtomicU64,
+    /// Page datagrams dropped, by [`WebMediaDrop`] (in its `ALL` order).
+    pub dropped: [AtomicU64; 3],
+}
+
+impl WebMediaMetrics {
+    /// Counts one dropped datagram.
+    pub fn count_drop(&self, why: WebMediaDrop) {
+        self.dropped[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String) {
+        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = writeln!(out, "# HELP myturn_web_media_bridges Browser media bridges (GET /media) open now.\n# TYPE myturn_web_media_bridges gauge\nmyturn_web_media_bridges {}", ld(&self.open));
+        let _ = writeln!(out, "# HELP myturn_web_media_datagrams_total Datagrams the browser media bridges carried, by direction.\n# TYPE myturn_web_media_datagrams_total counter");
+        let _ = writeln!(
+            out,
+            "myturn_web_media_datagrams_total{{direction=\"to_relay\"}} {}",
+            ld(&self.to_relay)
+        );
+        let _ = writeln!(
+            out,
+            "myturn_web_media_datagrams_total{{direction=\"to_page\"}} {}",
+            ld(&self.to_page)
+        );
+        let _ = writeln!(out, "# HELP myturn_web_media_dropped_total Page datagrams the media bridges dropped, by reason.\n# TYPE myturn_web_media_dropped_total counter");
+        for why in WebMediaDrop::ALL {
+            let _ = writeln!(
+                out,
+                "myturn_web_media_dropped_total{{reason=\"{}\"}} {}",
+                why.as_str(),
+                ld(&self.dropped[why as usize])
+            );
+        }
+    }
+}
+
 /// Process-wide counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// The browser media bridge (`GET /media`).
+    pub web_media: WebMediaMetrics,
     /// Key figures over the last hour (`GET /v1/admin/history`).
     pub history: Mutex<std::collections::VecDeque<myturn_wire::MetricsSample>>,
     /// TLS handshakes that failed or timed out (`--tls-cert`).
@@ -234,6 +312,7 @@ impl Metrics {
             "Reports filed.",
             ld(&self.reports),
         );
+        self.web_media.render(&mut out);
         pbx.render_metrics(&mut out);
         let _ = writeln!(out, "# HELP myturn_http_requests_total HTTP requests answered.\n# TYPE myturn_http_requests_total counter");
         let m = self.http.lock().unwrap_or_else(|e| e.into_inner());

@@ -451,6 +451,12 @@ const PUBLIC: &[&str] = &[
     "/docs",
     "/docs/app.js",
     "/docs/app.css",
+    "/",
+    "/web/page.js",
+    "/web/page.css",
+    "/web/worklet.js",
+    "/web/myturn_web.js",
+    "/web/myturn_web_bg.wasm",
 ];
 
 /// A server with no per-IP request limit (the main one does not test it:
@@ -888,6 +894,45 @@ async fn every_status_the_server_answers_is_documented_and_every_documented_one_
         Some("websocket_required"),
     )
     .await;
+    // The browser's media bridge: the token in the subprotocol list, as
+    // a page sends it; none, or one in the URL, is refused.
+    let media = "/media";
+    let media_ws = cov
+        .ws(
+            api,
+            media,
+            media,
+            &[(
+                "sec-websocket-protocol",
+                format!("myturn-media, bearer.{c}"),
+            )],
+            101,
+            None,
+        )
+        .await;
+    assert!(media_ws.is_some());
+    cov.ws(api, media, media, &[], 401, Some("unauthorized"))
+        .await;
+    cov.ws(
+        api,
+        media,
+        "/media?token=x",
+        &bearer(&c),
+        400,
+        Some("token_in_url"),
+    )
+    .await;
+    cov.call(
+        api,
+        M::GET,
+        media,
+        media,
+        Some(&c),
+        Body::None,
+        426,
+        Some("websocket_required"),
+    )
+    .await;
     let admin_events = "/v1/admin/events";
     let admin_ws = cov
         .ws(api, admin_events, admin_events, &bearer(ADMIN), 101, None)
@@ -1232,6 +1277,8 @@ async fn every_status_the_server_answers_is_documented_and_every_documented_one_
         Some("not_found"),
     )
     .await;
+    cov.ws(&no_pbx.api, media, media, &[], 404, Some("not_found"))
+        .await;
 
     // Registration past its limit: 10 at once from one address.
     let busy = common::live(&unlimited()).await;

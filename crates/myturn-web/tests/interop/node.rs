@@ -18,33 +18,44 @@ const PAIR: &str = "6d7974726e2d7761736d2d696e7465ff";
 /// The wasm-bindgen the crate is built with (the CLI must match it).
 const BINDGEN: &str = "0.2.130";
 
-fn workspace() -> PathBuf {
+/// Whether the wasm target, wasm-bindgen at the crate's version and
+/// Node.js are here (SKIPPED, or a failure under CI, when not).
+pub(crate) fn wasm_toolchain() -> bool {
+    let Ok(targets) = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+    else {
+        skip::missing("rustup");
+        return false;
+    };
+    if !String::from_utf8_lossy(&targets.stdout).contains("wasm32-unknown-unknown") {
+        skip::missing(
+            "the wasm32-unknown-unknown target (rustup target add wasm32-unknown-unknown)",
+        );
+        return false;
+    }
+    if !skip::all_installed(&["node", "wasm-bindgen"]) {
+        return false;
+    }
+    let Ok(v) = Command::new("wasm-bindgen").arg("--version").output() else {
+        return false;
+    };
+    let v = String::from_utf8_lossy(&v.stdout).to_string();
+    if !v.contains(BINDGEN) {
+        skip::missing(&format!("wasm-bindgen {BINDGEN} (found {})", v.trim()));
+        return false;
+    }
+    true
+}
+
+pub(crate) fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// Builds the module and its Node.js glue into `out`; `None` (skipped)
 /// when a tool is missing.
 pub(crate) fn build_module(out: &Path) -> Option<PathBuf> {
-    let targets = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .ok()?;
-    if !String::from_utf8_lossy(&targets.stdout).contains("wasm32-unknown-unknown") {
-        skip::missing(
-            "the wasm32-unknown-unknown target (rustup target add wasm32-unknown-unknown)",
-        );
-        return None;
-    }
-    if !skip::all_installed(&["node", "wasm-bindgen"]) {
-        return None;
-    }
-    let v = Command::new("wasm-bindgen")
-        .arg("--version")
-        .output()
-        .ok()?;
-    let v = String::from_utf8_lossy(&v.stdout).to_string();
-    if !v.contains(BINDGEN) {
-        skip::missing(&format!("wasm-bindgen {BINDGEN} (found {})", v.trim()));
+    if !wasm_toolchain() {
         return None;
     }
     // A target directory of its own: the outer `cargo test` may hold the

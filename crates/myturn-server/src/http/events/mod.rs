@@ -102,6 +102,17 @@ impl Opening {
         presented_token(&self.headers, Carrier::HeaderOrSubprotocol)
     }
 
+    /// The request's headers.
+    pub(crate) fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The upgrade as asked, for an endpoint that sets its own protocol
+    /// and sizes.
+    pub(crate) fn into_upgrade(self) -> Result<WebSocketUpgrade, ApiError> {
+        self.ws.map_err(not_an_upgrade)
+    }
+
     /// The upgrade, with this server's subprotocol and small buffers.
     fn upgrade(self) -> Result<WebSocketUpgrade, ApiError> {
         let ws = self.ws.map_err(not_an_upgrade)?;
