@@ -11,6 +11,13 @@ use crate::process::Peer;
 /// Starts headless Chromium on `about:blank` with its profile in `dir`;
 /// returns it and the DevTools WebSocket URL of its browser target.
 pub fn headless(dir: &Path) -> (Peer, String) {
+    headless_with(dir, &[])
+}
+
+/// [`headless`] with more flags: the browser client's tests give it a
+/// fake microphone fed from a WAV file and let audio start without a
+/// gesture. The network flags keep it from calling hosts it cannot reach.
+pub fn headless_with(dir: &Path, flags: &[String]) -> (Peer, String) {
     let mut cmd = Command::new("chromium");
     cmd.args([
         "--headless=new",
@@ -20,7 +27,11 @@ pub fn headless(dir: &Path) -> (Peer, String) {
         "--no-default-browser-check",
         "--remote-debugging-port=0",
         "--window-size=1280,1600",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
     ])
+    .args(flags)
     .arg(format!("--user-data-dir={}", dir.join("profile").display()))
     .arg("about:blank");
     let mut peer = Peer::spawn("chromium", &mut cmd, dir);

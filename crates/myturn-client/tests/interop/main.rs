@@ -1,5 +1,5 @@
 //! The real-peer tests of myturn-client, one test target (`interop`):
-//! Kamailio with topoh and rtpengine, two Kamailio nodes on one Redis
+//! the browser client in Debian's chromium, Kamailio with topoh and rtpengine, two Kamailio nodes on one Redis
 //! (`--pbx kamailio`), nginx, and clients in network
 //! namespaces (a vanishing network, homes behind NAT routers), started by
 //! the tests through myturn-testkit. `.ci/run` installs the peers; when one
@@ -13,7 +13,12 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+#[path = "../../../myturn-server/tests/interop/devtools.rs"]
+#[allow(dead_code)] // the server's browser tests use all of it
+mod devtools;
+
 mod b2bua;
+mod browser;
 mod kamailio_cluster;
 mod netns_liveness;
 mod netns_nat;

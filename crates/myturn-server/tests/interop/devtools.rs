@@ -18,6 +18,7 @@ pub(crate) struct Page {
     >,
     next: u64,
     session: String,
+    target: String,
     events: VecDeque<Value>,
 }
 
@@ -28,6 +29,7 @@ impl Page {
             ws,
             next: 0,
             session: String::new(),
+            target: String::new(),
             events: VecDeque::new(),
         };
         let target = p
@@ -41,9 +43,20 @@ impl Page {
             )
             .await;
         p.session = attached["sessionId"].as_str().unwrap().to_owned();
+        p.target = target_id;
         p.call("Page.enable", json!({})).await;
         p.call("Runtime.enable", json!({})).await;
         p
+    }
+
+    /// Closes the page's tab (as a user closing it: the page's `pagehide`
+    /// runs, then its sockets close).
+    #[allow(dead_code)] // not every test target closes tabs
+    pub(crate) async fn close(mut self) {
+        let target = self.target.clone();
+        self.session.clear();
+        self.call("Target.closeTarget", json!({ "targetId": target }))
+            .await;
     }
 
     /// The next message, within `end`.
