@@ -14,7 +14,8 @@
 //!   is closed mid-call: the terminal is told within 5 s and draws again,
 //!   and is paired with a newcomer, never the closed page.
 //! * Browser ↔ browser: two pages are paired, agree the same SAS and hear
-//!   each other.
+//!   each other, one over the data channel and one over the WebSocket
+//!   fallback.
 //!
 //! Screenshots of each state (login, waiting, in call with the SAS, ended)
 //! are saved under `target/artifacts/browser/` (printed). Without chromium:
@@ -136,8 +137,12 @@ impl Page {
 
 /// A page in its own browser tab, on the page at `base`.
 async fn open_page(devtools: &str, base: &str) -> Page {
+    open_url(devtools, &format!("{base}/")).await
+}
+
+async fn open_url(devtools: &str, url: &str) -> Page {
     let mut page = Page::open(devtools).await;
-    page.go(&format!("{base}/")).await;
+    page.go(url).await;
     page
 }
 
@@ -270,7 +275,7 @@ async fn a_page_and_a_terminal_client_talk_end_to_end() {
     let connected = term.expect("connected sas=").await;
     let sas = page.sas().await;
     assert_eq!(connected, format!("connected sas={sas}"), "the same SAS");
-    assert_eq!(page.hook("transport").await, json!("websocket"));
+    assert_eq!(page.hook("transport").await, json!("webrtc"));
     page.screenshot("3-in-call").await;
 
     // Chat both ways; markup arrives as text.
@@ -305,9 +310,9 @@ async fn a_page_and_a_terminal_client_talk_end_to_end() {
     if pesq::available() {
         let score = pesq::score(&reference, &degraded, 8000);
         eprintln!("PESQ (NB) of the page's speech as the terminal heard it: {score:.2}");
-        // Measured 0.0 here (see docs/performance.md); the margin guards
+        // Measured 3.3-3.7 here (see docs/performance.md); the margin guards
         // against regressions, not the goal.
-        assert!(score > 2.0, "PESQ {score:.2}");
+        assert!(score > 2.5, "PESQ {score:.2}");
     } else {
         skip::missing("PyPI's pesq (pip install pesq)");
     }
@@ -350,8 +355,10 @@ async fn two_pages_are_paired_and_talk() {
     let fed = pesq::speech(dir.path(), 8000, 4.0);
     let (_chromium, devtools) = browser(dir.path(), &fed, &cert);
 
+    // Ann's media goes over the data channel, ben's over the WebSocket
+    // fallback (forced): the relay bridges either to the other.
     let mut ann = open_page(&devtools, &base).await;
-    let mut ben = open_page(&devtools, &base).await;
+    let mut ben = open_url(&devtools, &format!("{base}/?transport=websocket")).await;
     ann.join("ann").await;
     ben.join("ben").await;
     ann.press("ready").await;
@@ -359,6 +366,8 @@ async fn two_pages_are_paired_and_talk() {
     ben.press("ready").await;
     let (a, b) = (ann.sas().await, ben.sas().await);
     assert_eq!(a, b, "the same SAS on both pages");
+    assert_eq!(ann.hook("transport").await, json!("webrtc"));
+    assert_eq!(ben.hook("transport").await, json!("websocket"));
     // Each hears the other's (fake) microphone: frames with sound in them.
     for p in [&mut ann, &mut ben] {
         p.frames_at_least(100).await;

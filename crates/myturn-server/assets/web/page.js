@@ -7,8 +7,9 @@
 // The flow is the terminal client's: POST /v1/users, the event stream,
 // SIP over WebSocket (/sip) to register; `ready` with this call's key
 // fingerprint; the partner from GET /v1/me/peer; `ready_to_talk`; the
-// callee answers the caller's INVITE; the media (/media, bridged onto the
-// relay's UDP) carries the sealed key agreement, audio and text.
+// callee answers the caller's INVITE; the media (a WebRTC data channel, or
+// the /media WebSocket, bridged onto the relay's UDP) carries the sealed
+// key agreement, audio and text.
 import init, { MediaKey, Call, Sip } from "/web/myturn_web.js";
 
 const RATE = 8000; // what a caller offers: the terminal client's default
@@ -327,7 +328,69 @@ async function stopWaiting() {
 
 // ---- a call ---------------------------------------------------------------
 
-function openMedia() {
+// The media transport: a WebRTC data channel (unordered, never
+// retransmitted: a late frame is worth nothing) terminated by the server,
+// or, where UDP is blocked, the WebSocket. Either carries the same
+// conversation: `bound` first, then `peer`, then one sealed datagram per
+// binary message. `?transport=websocket` forces the fallback.
+const DATA_CHANNEL_WITHIN_MS = 4000;
+
+async function openMedia() {
+  if (new URLSearchParams(location.search).get("transport") !== "websocket" && window.RTCPeerConnection) {
+    try {
+      return await openDataChannel();
+    } catch (e) {
+      console.warn("myTurn: no data channel (" + e.message + "), using the WebSocket");
+    }
+  }
+  return openWebSocket();
+}
+
+function mediaLink(kind, send, close, bound) {
+  return { kind, send, close, bound, onDatagram: null, onGone: null };
+}
+
+async function openDataChannel() {
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  const dc = pc.createDataChannel("myturn-media", { ordered: false, maxRetransmits: 0 });
+  dc.binaryType = "arraybuffer";
+  const offer = await pc.createOffer();
+  await pc.setLocalDescription(offer);
+  let answer;
+  try {
+    answer = await api("POST", "/media/webrtc", { sdp: pc.localDescription.sdp });
+  } catch (e) {
+    pc.close();
+    throw e;
+  }
+  await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+  const bound = await new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error("the data channel did not open")), DATA_CHANNEL_WITHIN_MS);
+    dc.onmessage = (m) => {
+      if (typeof m.data !== "string") return;
+      const hello = JSON.parse(m.data);
+      if (hello.type === "bound") {
+        clearTimeout(t);
+        resolve(hello.addr);
+      }
+    };
+  }).catch((e) => {
+    pc.close();
+    throw e;
+  });
+  const link = mediaLink(
+    "webrtc",
+    (d) => { if (dc.readyState === "open") dc.send(d); },
+    () => { dc.onclose = null; pc.close(); },
+    bound,
+  );
+  link.sendText = (t) => { if (dc.readyState === "open") dc.send(t); };
+  dc.onmessage = (m) => { if (typeof m.data !== "string" && link.onDatagram) link.onDatagram(new Uint8Array(m.data)); };
+  dc.onclose = () => { if (link.onGone) link.onGone(); };
+  return link;
+}
+
+function openWebSocket() {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(wsUrl("/media"), ["myturn-media", "bearer." + S.token]);
     ws.binaryType = "arraybuffer";
@@ -335,10 +398,18 @@ function openMedia() {
     ws.onmessage = (m) => {
       if (typeof m.data !== "string") return;
       const hello = JSON.parse(m.data);
-      if (hello.type === "bound") {
-        clearTimeout(t);
-        resolve({ ws, bound: hello.addr });
-      }
+      if (hello.type !== "bound") return;
+      clearTimeout(t);
+      const link = mediaLink(
+        "websocket",
+        (d) => { if (ws.readyState === WebSocket.OPEN) ws.send(d); },
+        () => { ws.onclose = null; ws.close(); },
+        hello.addr,
+      );
+      link.sendText = (s) => { if (ws.readyState === WebSocket.OPEN) ws.send(s); };
+      ws.onmessage = (m2) => { if (typeof m2.data !== "string" && link.onDatagram) link.onDatagram(new Uint8Array(m2.data)); };
+      ws.onclose = () => { if (link.onGone) link.onGone(); };
+      resolve(link);
     };
     ws.onerror = () => { clearTimeout(t); reject(new Error("the media bridge refused the connection")); };
   });
@@ -375,9 +446,11 @@ async function startCall(peer, key, fp) {
   hook.ended = null;
   try {
     c.media = await openMedia();
-    c.media.ws.onclose = () => { if (S.call === c) endCall("The media connection to the server was lost.", true); };
-    hook.transport = "websocket";
-    $("transport").textContent = "Media goes over this page's connection to the server (UDP is not used): lost packets add delay here.";
+    c.media.onGone = () => { if (S.call === c) endCall("The media connection to the server was lost.", true); };
+    hook.transport = c.media.kind;
+    $("transport").textContent = c.media.kind === "webrtc"
+      ? "Media goes over a WebRTC data channel to the server, sealed end to end."
+      : "UDP seems blocked here: media goes over this page's WebSocket to the server. Lost packets add delay on this connection.";
     await api("PUT", "/v1/me/status", { status: "ready_to_talk" });
     let remote;
     if (peer.role === "callee") {
@@ -403,14 +476,14 @@ async function startCall(peer, key, fp) {
     if (peer.peer.media_key && remote.key && peer.peer.media_key !== remote.key) {
       throw new Error("the partner's key in the call differs from the one the server paired: someone may be in between");
     }
-    c.media.ws.send(JSON.stringify({ type: "peer", addr: remote.media }));
+    c.media.sendText(JSON.stringify({ type: "peer", addr: remote.media }));
     c.rate = remote.rate;
     c.spf = remote.rate / 50;
     c.session = Call.with_key(key, peer.role, peer.pair_id, peer.peer.media_key || "", remote.payload_type, c.spf, now());
     c.session.set_peer_timeout(PEER_TIMEOUT_S);
-    c.media.ws.onmessage = (m) => {
-      if (typeof m.data === "string" || !c.session) return;
-      c.session.handle_datagram(now(), new Uint8Array(m.data));
+    c.media.onDatagram = (d) => {
+      if (!c.session) return;
+      c.session.handle_datagram(now(), d);
       pump(c);
     };
     $("call-status").textContent = "Agreeing keys…";
@@ -426,7 +499,7 @@ function pump(c) {
   if (!c.session) return;
   let d;
   while ((d = c.session.poll_transmit())) {
-    if (c.media.ws.readyState === WebSocket.OPEN) c.media.ws.send(d);
+    c.media.send(d);
   }
   let e;
   while ((e = c.session.poll_event())) {
@@ -584,7 +657,7 @@ function endCall(why, hangUp) {
   clearTimeout(c.timer);
   clearInterval(c.statsTimer);
   stopAudio(c.audio);
-  if (c.media) { c.media.ws.onclose = null; c.media.ws.close(); }
+  if (c.media) { c.media.onGone = null; c.media.close(); }
   if (c.session) { c.session.free(); c.session = null; }
   hook.ended = why;
   $("ended-why").textContent = why;

@@ -120,24 +120,98 @@ pub(crate) async fn media_websocket(
         .protocols([SUBPROTOCOL])
         .max_message_size(MAX_DATAGRAM)
         .max_frame_size(MAX_DATAGRAM);
-    let socket = UdpSocket::bind((bridge.bind, 0))
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("no UDP port for the media bridge: {e}")))?;
-    let name = session.name.clone();
+    let socket = bridge_socket(&bridge).await?;
     Ok(ws.on_upgrade(move |ws| async move {
-        let m = &state.metrics.web_media;
-        m.open.fetch_add(1, Relaxed);
-        tracing::info!(user = %name, local = ?socket.local_addr().ok(), "browser media bridge open");
-        let why = carry(ws, socket, &bridge, m).await;
-        let m = &state.metrics.web_media;
-        m.open.fetch_sub(1, Relaxed);
-        tracing::info!(user = %name, why, "browser media bridge closed");
+        run_bridge(&state, ws, socket, &bridge, &session.name, "websocket").await;
     }))
 }
 
+/// What a page's transport delivered.
+pub(crate) enum FromPage {
+    /// A binary message: one datagram.
+    Datagram(Vec<u8>),
+    /// A text message: a control message.
+    Control(String),
+    /// Nothing that matters (a ping).
+    Nothing,
+    /// The page is gone.
+    Gone,
+}
+
+/// A page's transport: the WebSocket, or the WebRTC data channel
+/// ([`super::webrtc`]). The bridge's conversation is the same on both.
+pub(crate) trait PageLink {
+    /// The next message from the page.
+    async fn recv(&mut self) -> FromPage;
+    /// A datagram for the page; `false` once it is gone.
+    async fn send(&mut self, datagram: &[u8]) -> bool;
+    /// A control message for the page; `false` once it is gone.
+    async fn send_text(&mut self, text: String) -> bool;
+    /// Ends the link, telling the page why.
+    async fn refuse(&mut self, reason: &'static str);
+}
+
+impl PageLink for WebSocket {
+    async fn recv(&mut self) -> FromPage {
+        match WebSocket::recv(self).await {
+            Some(Ok(Message::Binary(d))) => FromPage::Datagram(d.to_vec()),
+            Some(Ok(Message::Text(t))) => FromPage::Control(t.to_string()),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => FromPage::Nothing,
+            Some(Ok(Message::Close(_)) | Err(_)) | None => FromPage::Gone,
+        }
+    }
+
+    async fn send(&mut self, datagram: &[u8]) -> bool {
+        WebSocket::send(self, Message::Binary(datagram.to_vec().into()))
+            .await
+            .is_ok()
+    }
+
+    async fn send_text(&mut self, text: String) -> bool {
+        WebSocket::send(self, Message::Text(text.into()))
+            .await
+            .is_ok()
+    }
+
+    async fn refuse(&mut self, reason: &'static str) {
+        let _ = WebSocket::send(
+            self,
+            Message::Close(Some(CloseFrame {
+                code: CLOSE_POLICY,
+                reason: reason.into(),
+            })),
+        )
+        .await;
+    }
+}
+
+/// A bridge's UDP socket towards the relay, bound on the bridge address.
+pub(crate) async fn bridge_socket(bridge: &MediaBridge) -> Result<UdpSocket, ApiError> {
+    UdpSocket::bind((bridge.bind, 0))
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("no UDP port for the media bridge: {e}")))
+}
+
+/// Runs one page's bridge to its end, counted in `/metrics` and logged.
+pub(crate) async fn run_bridge<L: PageLink>(
+    state: &AppState,
+    mut link: L,
+    socket: UdpSocket,
+    bridge: &MediaBridge,
+    user: &str,
+    transport: &'static str,
+) {
+    let m = &state.metrics.web_media;
+    m.open.fetch_add(1, Relaxed);
+    tracing::info!(user, transport, local = ?socket.local_addr().ok(), "browser media bridge open");
+    let why = carry(&mut link, socket, bridge, m).await;
+    m.open.fetch_sub(1, Relaxed);
+    tracing::info!(user, transport, why, "browser media bridge closed");
+}
+
 /// Carries datagrams until either side ends; why it ended.
-async fn carry(
-    mut ws: WebSocket,
+async fn carry<L: PageLink>(
+    link: &mut L,
     socket: UdpSocket,
     bridge: &MediaBridge,
     m: &WebMediaMetrics,
@@ -146,7 +220,7 @@ async fn carry(
         return "no local address";
     };
     let hello = serde_json::json!({"type": "bound", "addr": local.to_string()}).to_string();
-    if ws.send(Message::Text(hello.into())).await.is_err() {
+    if !link.send_text(hello).await {
         return "page gone";
     }
     let mut peer: Option<SocketAddr> = None;
@@ -154,13 +228,13 @@ async fn carry(
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     // A page that says nothing at all for this long is gone (its
     // heartbeat is the media itself, 50 packets a second, or the
-    // WebSocket's pings).
+    // transport's own keep-alives).
     let idle = Duration::from_secs(60);
     loop {
         tokio::select! {
-            incoming = tokio::time::timeout(idle, ws.recv()) => match incoming {
+            incoming = tokio::time::timeout(idle, link.recv()) => match incoming {
                 Err(_) => return "idle",
-                Ok(Some(Ok(Message::Binary(d)))) => {
+                Ok(FromPage::Datagram(d)) => {
                     let verdict = if !rtp_shaped(&d) {
                         Err(Dropped::Malformed)
                     } else if !bucket.take(Instant::now()) {
@@ -177,34 +251,30 @@ async fn carry(
                         Err(why) => m.count_drop(why),
                     }
                 }
-                Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<Control>(&t) {
+                Ok(FromPage::Control(t)) => match serde_json::from_str::<Control>(&t) {
                     Ok(Control::Peer { addr }) => {
                         match addr.parse::<SocketAddr>().ok().and_then(|a| bridge.target(a)) {
                             Some(to) => peer = Some(to),
                             None => {
-                                let _ = ws.send(Message::Close(Some(CloseFrame {
-                                    code: CLOSE_POLICY,
-                                    reason: "peer_refused: not a port of this server's relay".into(),
-                                }))).await;
+                                link.refuse("peer_refused: not a port of this server's relay").await;
                                 return "peer refused";
                             }
                         }
                     }
                     Err(_) => m.count_drop(Dropped::Malformed),
                 },
-                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
-                Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) => return "page gone",
+                Ok(FromPage::Nothing) => {}
+                Ok(FromPage::Gone) => return "page gone",
             },
             got = socket.recv_from(&mut buf) => match got {
                 // Only what comes from the relay's port for this call.
                 Ok((n, from)) if Some(from) == peer && n <= MAX_DATAGRAM => {
-                    if ws.send(Message::Binary(buf[..n].to_vec().into())).await.is_err() {
+                    if !link.send(&buf[..n]).await {
                         return "page gone";
                     }
                     m.to_page.fetch_add(1, Relaxed);
                 }
-                Ok(_) => {}
-                Err(_) => {}
+                Ok(_) | Err(_) => {}
             },
         }
     }

@@ -26,6 +26,7 @@ mod sip;
 pub(crate) mod trail;
 mod users;
 mod webpage;
+mod webrtc;
 
 pub use credentials::bearer;
 pub(crate) use credentials::fuzz_verify;
@@ -55,6 +56,7 @@ pub(crate) fn router(state: AppState, limits: std::sync::Arc<limits::HttpLimits>
         .route("/v1/events", get(events::user_events))
         .route("/sip", get(sip::sip_websocket))
         .route("/media", get(media::media_websocket))
+        .route("/media/webrtc", post(webrtc::media_webrtc))
         .route("/v1/session/refresh", post(users::refresh))
         .route("/v1/admin/events", get(events::admin_events))
         .route("/v1/admin/admit", post(admin::admin_admit))

@@ -21,7 +21,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ObjectBuilder, Ref, RefOr, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, apidocs, console, edge, events, media, ops, pairing, sip, users, webpage};
+use super::{
+    admin, apidocs, console, edge, events, media, ops, pairing, sip, users, webpage, webrtc,
+};
 
 /// The document.
 #[derive(Debug, OpenApi)]
@@ -34,7 +36,7 @@ use super::{admin, apidocs, console, edge, events, media, ops, pairing, sip, use
     ),
     paths(
         users::create_user, users::me, users::logout, pairing::set_status, pairing::peer,
-        pairing::report, users::refresh, events::user_events, events::admin_events, sip::sip_websocket, media::media_websocket,
+        pairing::report, users::refresh, events::user_events, events::admin_events, sip::sip_websocket, media::media_websocket, webrtc::media_webrtc,
         admin::admin_admit, admin::admin_lobby, admin::admin_reports, admin::admin_bans,
         admin::admin_ban, admin::admin_unban, admin::admin_users, admin::admin_kick,
         admin::admin_pairs, admin::admin_interests, admin::admin_sip_conf, admin::admin_media, admin::admin_history,

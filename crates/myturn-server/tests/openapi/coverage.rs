@@ -933,6 +933,56 @@ async fn every_status_the_server_answers_is_documented_and_every_documented_one_
         Some("websocket_required"),
     )
     .await;
+    // Its data channel's signalling: an offer (made by str0m here, as a
+    // browser would make one) is answered; garbage is not an offer.
+    let webrtc = "/media/webrtc";
+    let offer = {
+        let mut rtc = str0m::Rtc::builder().build(std::time::Instant::now());
+        let mut change = rtc.sdp_api();
+        change.add_channel("myturn-media".into());
+        let (offer, _pending) = change.apply().expect("an offer");
+        offer.to_sdp_string()
+    };
+    let r = cov
+        .call(
+            api,
+            M::POST,
+            webrtc,
+            webrtc,
+            Some(&c),
+            Body::Json(json!({ "sdp": offer })),
+            200,
+            None,
+        )
+        .await;
+    assert!(
+        r.body["sdp"].as_str().unwrap().contains("a=ice-lite"),
+        "{}",
+        r.body
+    );
+    cov.call(
+        api,
+        M::POST,
+        webrtc,
+        webrtc,
+        Some(&c),
+        Body::Json(json!({ "sdp": "v=0 garbage" })),
+        400,
+        Some("invalid_offer"),
+    )
+    .await;
+    cov.call(
+        api,
+        M::POST,
+        webrtc,
+        webrtc,
+        None,
+        Body::Json(json!({ "sdp": "v=0" })),
+        401,
+        Some("unauthorized"),
+    )
+    .await;
+    cov.bad_bodies(api, M::POST, webrtc, Some(&c)).await;
     let admin_events = "/v1/admin/events";
     let admin_ws = cov
         .ws(api, admin_events, admin_events, &bearer(ADMIN), 101, None)
@@ -1279,6 +1329,18 @@ async fn every_status_the_server_answers_is_documented_and_every_documented_one_
     .await;
     cov.ws(&no_pbx.api, media, media, &[], 404, Some("not_found"))
         .await;
+    let someone = common::token(&register(&mut cov, &no_pbx.api, "someone").await);
+    cov.call(
+        &no_pbx.api,
+        M::POST,
+        webrtc,
+        webrtc,
+        Some(&someone),
+        Body::Json(json!({ "sdp": "v=0" })),
+        404,
+        Some("not_found"),
+    )
+    .await;
 
     // Registration past its limit: 10 at once from one address.
     let busy = common::live(&unlimited()).await;
