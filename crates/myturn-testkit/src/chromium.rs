@@ -2,6 +2,7 @@
 //! started and waited for until it names its DevTools endpoint (up to 90 s:
 //! beside the other interop tests on a 2-core machine it once took over 30).
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -18,7 +19,38 @@ pub fn headless(dir: &Path) -> (Peer, String) {
 /// fake microphone fed from a WAV file and let audio start without a
 /// gesture. The network flags keep it from calling hosts it cannot reach.
 pub fn headless_with(dir: &Path, flags: &[String]) -> (Peer, String) {
-    let mut cmd = Command::new("chromium");
+    start(Command::new("chromium"), dir, flags)
+}
+
+/// [`headless_with`] inside the network namespace `ns`, whose address
+/// `ip` the test process reaches: DevTools listens on the namespace's
+/// loopback only, so `chromium/forward.py` forwards `ip:port` to it.
+/// Returns the browser, the forwarder, and the DevTools URL through it.
+pub fn headless_in(ns: &str, ip: IpAddr, dir: &Path, flags: &[String]) -> (Peer, Peer, String) {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, "chromium"]);
+    let (browser, url) = start(cmd, dir, flags);
+    // ws://127.0.0.1:PORT/devtools/browser/ID
+    let rest = url.trim_start_matches("ws://");
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let port = authority.rsplit(':').next().unwrap_or_default().to_owned();
+    let listen = crate::ports::free_tcp_port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/chromium/forward.py");
+    let mut fwd = Command::new("ip");
+    fwd.args(["netns", "exec", ns, "python3", script])
+        .arg(ip.to_string())
+        .arg(listen.to_string())
+        .arg(&port);
+    let mut forwarder = Peer::spawn("devtools-forward", &mut fwd, dir);
+    forwarder.wait_for_line("forwarding", Duration::from_secs(20));
+    let host = match ip {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    };
+    (browser, forwarder, format!("ws://{host}:{listen}/{path}"))
+}
+
+fn start(mut cmd: Command, dir: &Path, flags: &[String]) -> (Peer, String) {
     cmd.args([
         "--headless=new",
         "--no-sandbox", // as root in CI; the page is the test's own

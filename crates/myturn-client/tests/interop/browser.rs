@@ -17,6 +17,11 @@
 //!   each other, one over the data channel and one over the WebSocket
 //!   fallback.
 //!
+//! * UDP blocked: the page's browser runs in a network namespace whose
+//!   nftables drop every UDP datagram; its data channel never opens, it
+//!   falls back to the WebSocket and says so, and the call with a terminal
+//!   client connects and carries audio both ways.
+//!
 //! Screenshots of each state (login, waiting, in call with the SAS, ended)
 //! are saved under `target/artifacts/browser/` (printed). Without chromium:
 //! SKIPPED, and a failure under CI.
@@ -25,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use myturn_media::wav;
+use myturn_testkit::netns::Veth;
 use myturn_testkit::{chromium, pesq, skip};
 use serde_json::{json, Value};
 
@@ -381,4 +387,78 @@ async fn two_pages_are_paired_and_talk() {
         .await;
     ann.press("hangup").await;
     ben.state_is("ended").await;
+}
+
+/// The terminal's `received=` frames, from its `stats` line.
+async fn received(p: &mut Proc) -> u64 {
+    p.send("stats").await;
+    let s = p.expect("stats ").await;
+    s.split_whitespace()
+        .find_map(|f| f.strip_prefix("received="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no received= in {s}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_udp_blocked_the_page_falls_back_to_the_websocket() {
+    if !skip::installed("chromium") || !skip::all_installed(&["espeak-ng", "sox", "python3"]) {
+        return;
+    }
+    // The browser's namespace, 198.51.100.38, and the host at .37: no UDP
+    // either way (SIP over WebSocket and HTTP still pass).
+    let Some(net) = Veth::new(9) else { return };
+    net.cut(true);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = builtin_pbx();
+    cfg.sip_listen = std::net::SocketAddr::new(net.host, 0);
+    let addr = serve_on(&cfg, net.host).await;
+    // Plain HTTP on a documentation address; chromium is told to treat the
+    // origin as secure (the microphone and the worklet need it).
+    let base = format!("http://{}:{}", net.host, addr.port());
+    let fed = pesq::speech(dir.path(), 8000, 4.0);
+    let flags = [
+        "--use-fake-ui-for-media-stream".to_owned(),
+        "--use-fake-device-for-media-stream".to_owned(),
+        format!("--use-file-for-fake-audio-capture={}", fed.display()),
+        "--autoplay-policy=no-user-gesture-required".to_owned(),
+        format!("--unsafely-treat-insecure-origin-as-secure={base}"),
+    ];
+    let (_chromium, _forwarder, devtools) =
+        chromium::headless_in(&net.ns, net.inside, dir.path(), &flags);
+    let (input, input_frames) = voice(dir.path(), "term", 12, 12.0);
+    let mut term = Proc::start(&base, "term", &input, &dir.path().join("heard.wav"));
+    term.expect("sip registered").await;
+
+    let mut page = open_page(&devtools, &base).await;
+    page.join("blocked").await;
+    page.press("ready").await;
+    page.state_is("waiting").await;
+    term.send("ready").await;
+    term.expect("paired peer=blocked").await;
+    let connected = term.expect("connected sas=").await;
+    let sas = page.sas().await;
+    assert_eq!(connected, format!("connected sas={sas}"));
+    assert_eq!(page.hook("transport").await, json!("websocket"));
+    let said = page
+        .eval("document.querySelector('#transport').textContent")
+        .await;
+    assert!(
+        said.as_str().unwrap().contains("UDP seems blocked"),
+        "the page does not say it fell back: {said}"
+    );
+    page.frames_at_least(100).await;
+    check_frames(&page.hook("kept").await, &input_frames);
+    let end = Instant::now() + Duration::from_secs(15);
+    while received(&mut term).await < 100 {
+        assert!(
+            Instant::now() < end,
+            "the terminal hears nothing from the page"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    term.send("hangup").await;
+    term.expect("ended by=us").await;
+    page.state_is("ended").await;
+    term.send("quit").await;
+    term.expect("bye").await;
 }
