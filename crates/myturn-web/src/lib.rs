@@ -622,9 +622,16 @@ fn event_json(e: &Event) -> String {
     .to_string()
 }
 
+/// The same tests run natively (`cargo test`) and in headless chromium
+/// (`wasm-bindgen-test`, see `.ci/run`), on the module a page loads.
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[cfg(target_arch = "wasm32")]
+    wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
     const PAIR: &str = "0123456789abcdef0123456789abcdef";
 
@@ -711,5 +718,70 @@ mod tests {
             c.clock.anchor,
             "earlier times are the anchor"
         );
+    }
+
+    #[test]
+    fn a_call_made_with_the_announced_key_checks_the_vouched_one() {
+        let (ka, kb) = (MediaKey::new(), MediaKey::new());
+        let (fa, fb) = (ka.fingerprint(), kb.fingerprint());
+        assert_ne!(fa, fb);
+        let mut a = Call::with_key(ka, "caller", PAIR, &fb, 96, 160, 0.0).unwrap();
+        let mut b = Call::with_key(kb, "callee", PAIR, &fa, 96, 160, 0.0).unwrap();
+        pump(&mut a, &mut b, 1.0);
+        b.handle_timeout(2.0);
+        pump(&mut a, &mut b, 3.0);
+        assert!(a.is_established() && b.is_established());
+        // A partner whose key is not the vouched one is refused.
+        let mut c = Call::with_key(MediaKey::new(), "caller", PAIR, &fb, 96, 160, 0.0).unwrap();
+        let mut d = Call::with_key(MediaKey::new(), "callee", PAIR, &fa, 96, 160, 0.0).unwrap();
+        pump(&mut c, &mut d, 1.0);
+        d.handle_timeout(2.0);
+        pump(&mut c, &mut d, 3.0);
+        assert!(!c.is_established() && !d.is_established());
+        assert!(
+            Call::with_key(MediaKey::new(), "caller", PAIR, "not-a-key", 96, 160, 0.0).is_err()
+        );
+    }
+
+    #[test]
+    fn the_playout_gives_whole_frames_heard_or_not() {
+        let mut a = Call::new("caller", PAIR, 96, 1, 160, 0.0).unwrap();
+        let mut b = Call::new("callee", PAIR, 96, 2, 160, 0.0).unwrap();
+        pump(&mut a, &mut b, 1.0);
+        b.handle_timeout(2.0);
+        pump(&mut a, &mut b, 3.0);
+        // Nothing received yet: silence, a whole frame.
+        assert_eq!(b.pop_playout(4.0), vec![0; 160]);
+        let tone: Vec<i16> = (0..160).map(|i| ((i % 40) * 500 - 10_000) as i16).collect();
+        for k in 0..10 {
+            a.send_samples(&tone).unwrap();
+            pump(&mut a, &mut b, 10.0 + f64::from(k) * 20.0);
+        }
+        let _ = events(&mut b);
+        let played: Vec<Vec<i16>> = (0..20)
+            .map(|k| b.pop_playout(300.0 + f64::from(k) * 20.0))
+            .collect();
+        assert!(played.iter().all(|f| f.len() == 160));
+        assert!(played.contains(&tone), "the tone is played as sent");
+        let stats: serde_json::Value = serde_json::from_str(&b.playout_stats()).unwrap();
+        assert!(stats["played"].as_u64().unwrap() >= 1, "{stats}");
+        assert!(
+            a.send_samples(&tone[..100]).is_err(),
+            "a short frame is refused"
+        );
+    }
+
+    #[test]
+    fn the_sip_agent_registers_over_ws() {
+        let mut sip = Sip::new("u1", "pw", "192.0.2.1:5061;transport=tls", 0.0).unwrap();
+        sip.register(1.0);
+        let register = sip.poll_transmit().expect("a REGISTER");
+        assert!(register.starts_with("REGISTER sip:192.0.2.1"), "{register}");
+        assert!(register.contains("SIP/2.0/WS "), "{register}");
+        assert!(Sip::new("u1", "pw", "not an address", 0.0).is_err());
+        assert!(Sip::new("", "pw", "192.0.2.1:5060", 0.0).is_err());
+        // Garbage from the socket is no panic.
+        sip.handle_message(2.0, "\u{0}garbage");
+        assert!(sip.invite(3.0, "111", "192.0.2.9:4000", 11025, "").is_err());
     }
 }
