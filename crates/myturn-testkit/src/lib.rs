@@ -88,6 +88,7 @@ pub mod template;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod wait;
+pub mod wasm;
 
 pub use process::Peer;
 pub use scratch::Scratch;

@@ -276,10 +276,13 @@ async fn a_page_and_a_terminal_client_talk_end_to_end() {
     page.state_is("waiting").await;
     page.screenshot("2-waiting").await;
 
+    let t_ready = Instant::now();
     term.send("ready").await;
     term.expect("paired peer=webby").await;
     let connected = term.expect("connected sas=").await;
+    let page_setup = t_ready.elapsed();
     let sas = page.sas().await;
+    eprintln!("the page's call set-up: {}", page.hook("steps").await);
     assert_eq!(connected, format!("connected sas={sas}"), "the same SAS");
     assert_eq!(page.hook("transport").await, json!("webrtc"));
     page.screenshot("3-in-call").await;
@@ -296,6 +299,10 @@ async fn a_page_and_a_terminal_client_talk_end_to_end() {
 
     // The page hears the terminal: its input, bit for bit.
     page.frames_at_least(250).await;
+    eprintln!(
+        "the page's audio path adds (AudioContext base + output latency, s): {}",
+        page.hook("audioLatency").await
+    );
     let checked = check_frames(&page.hook("kept").await, &input_frames);
     eprintln!("{checked} of the page's frames are the terminal's, bit for bit");
     // The terminal hears the page (the call goes on a while for it).
@@ -344,6 +351,46 @@ async fn a_page_and_a_terminal_client_talk_end_to_end() {
     newcomer.sas().await;
     term.send("quit").await;
     term.expect("bye").await;
+
+    // The same measure between two terminal clients, in the same run:
+    // from the second `ready` to the call connected (keys agreed, audio
+    // flowing). A benchmark figure (docs/performance.md), not a limit.
+    let (in_a, _) = voice(dir.path(), "alpha", 21, 2.0);
+    let (in_b, _) = voice(dir.path(), "bravo", 22, 2.0);
+    let mut ta = Proc::start_in(
+        None,
+        &base,
+        "alpha",
+        &in_a,
+        &dir.path().join("alpha-out.wav"),
+        &ca_flag,
+    );
+    let mut tb = Proc::start_in(
+        None,
+        &base,
+        "bravo",
+        &in_b,
+        &dir.path().join("bravo-out.wav"),
+        &ca_flag,
+    );
+    ta.expect("sip registered").await;
+    tb.expect("sip registered").await;
+    ta.send("ready").await;
+    ta.expect("waiting").await;
+    let t0 = Instant::now();
+    tb.send("ready").await;
+    tb.expect("connected sas=").await;
+    let terminals = t0.elapsed();
+    eprintln!(
+        "ready to connected: page-terminal {:.0} ms, terminal-terminal {:.0} ms ({:.2}x)",
+        page_setup.as_secs_f64() * 1e3,
+        terminals.as_secs_f64() * 1e3,
+        page_setup.as_secs_f64() / terminals.as_secs_f64()
+    );
+    for p in [&mut ta, &mut tb] {
+        p.send("quit").await;
+        p.expect("bye").await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

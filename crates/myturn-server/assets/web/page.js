@@ -31,7 +31,12 @@ const hook = (window.myturnTest = {
   transport: null,
   mic: null,
   sent: 0,
+  steps: [], // [step, page ms]: how the last call was set up
 });
+
+function step(name) {
+  hook.steps.push([name, Math.round(now())]);
+}
 
 const S = {
   token: null,
@@ -311,16 +316,48 @@ async function ready() {
     ? "Waiting for someone who likes " + tags.join(", ") + "…"
     : "Waiting for someone to talk to…";
   S.waiting = true;
+  // The media transport is opened while waiting: its handshakes (ICE,
+  // DTLS, SCTP) then cost the call nothing.
+  premedia();
   let peer = null;
   while (S.waiting && !peer) {
     peer = await api("GET", "/v1/me/peer?wait=15");
   }
   if (!S.waiting) { key.free(); return; }
   S.waiting = false;
+  hook.steps = [];
+  step("paired " + peer.role);
   await startCall(peer, key, fp);
 }
 
+// A transport opened ahead is used if it is fresh (the bridge drops a
+// silent page after 60 s) and still open.
+const PREMEDIA_FRESH_MS = 45000;
+
+function premedia() {
+  if (S.pre) S.pre.promise.then((l) => l.close(), () => {});
+  const pre = { at: now(), gone: false, promise: openMedia() };
+  pre.promise.then((l) => { l.onGone = () => { pre.gone = true; }; }, () => {});
+  S.pre = pre;
+}
+
+async function takeMedia() {
+  const pre = S.pre;
+  S.pre = null;
+  if (pre && now() - pre.at < PREMEDIA_FRESH_MS) {
+    try {
+      const link = await pre.promise;
+      if (!pre.gone) return link;
+      link.close();
+    } catch (_) {}
+  } else if (pre) {
+    pre.promise.then((l) => l.close(), () => {});
+  }
+  return openMedia();
+}
+
 async function stopWaiting() {
+  if (S.pre) { S.pre.promise.then((l) => l.close(), () => {}); S.pre = null; }
   S.waiting = false;
   await api("PUT", "/v1/me/status", { status: "busy" }).catch(() => {});
   show("lobby");
@@ -445,29 +482,34 @@ async function startCall(peer, key, fp) {
   hook.chat = [];
   hook.ended = null;
   try {
-    c.media = await openMedia();
+    c.media = await takeMedia();
+    step("media " + c.media.kind);
     c.media.onGone = () => { if (S.call === c) endCall("The media connection to the server was lost.", true); };
     hook.transport = c.media.kind;
     $("transport").textContent = c.media.kind === "webrtc"
       ? "Media goes over a WebRTC data channel to the server, sealed end to end."
       : "UDP seems blocked here: media goes over this page's WebSocket to the server. Lost packets add delay on this connection.";
     await api("PUT", "/v1/me/status", { status: "ready_to_talk" });
+    step("ready_to_talk");
     let remote;
     if (peer.role === "callee") {
       $("call-status").textContent = "Waiting for " + peer.peer.name + "'s call…";
       const inc = c.invite || (await waitFor("the partner's call", (e) => e.src === "sip" && e.type === "incoming_call", 30000));
       if (!inc.offer) throw new Error("the partner's call has no media description");
       c.sipCall = inc.call;
+      step("invited");
       S.sip.agent.answer(now(), inc.call, c.media.bound, fp);
       S.sip.drain();
       remote = inc.offer;
     } else {
       $("call-status").textContent = "Waiting for " + peer.peer.name + " to get ready…";
       await partnerListening(c);
+      step("partner listening");
       $("call-status").textContent = "Calling " + peer.peer.name + "…";
       c.sipCall = S.sip.agent.invite(now(), peer.peer.extension, c.media.bound, RATE, fp);
       S.sip.drain();
       const ans = await waitFor("the answer", (e) => e.src === "sip" && (e.type === "answered" || e.type === "call_failed") && e.call === c.sipCall, 30000);
+      step("answered");
       if (ans.type === "call_failed") throw new Error("the call failed (" + ans.code + " " + ans.reason + ")");
       if (!ans.answer) throw new Error("the answer has no media description");
       remote = ans.answer;
@@ -516,6 +558,7 @@ function pump(c) {
 function onMedia(c, ev) {
   switch (ev.type) {
     case "established":
+      step("established");
       hook.sas = ev.sas;
       $("sas").textContent = ev.sas;
       $("sas-box").hidden = false;
@@ -561,6 +604,8 @@ async function startAudio(c) {
   node.connect(ctx.destination);
   node.port.onmessage = (m) => onQuantum(c, a, m.data);
   await ctx.resume().catch(() => {});
+  // What the browser's audio path adds (seconds), for the stats.
+  hook.audioLatency = { base: ctx.baseLatency || 0, output: ctx.outputLatency || 0 };
   if (S.call !== c) stopAudio(a);
   return a;
 }

@@ -21,31 +21,7 @@ const BINDGEN: &str = "0.2.130";
 /// Whether the wasm target, wasm-bindgen at the crate's version and
 /// Node.js are here (SKIPPED, or a failure under CI, when not).
 pub(crate) fn wasm_toolchain() -> bool {
-    let Ok(targets) = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-    else {
-        skip::missing("rustup");
-        return false;
-    };
-    if !String::from_utf8_lossy(&targets.stdout).contains("wasm32-unknown-unknown") {
-        skip::missing(
-            "the wasm32-unknown-unknown target (rustup target add wasm32-unknown-unknown)",
-        );
-        return false;
-    }
-    if !skip::all_installed(&["node", "wasm-bindgen"]) {
-        return false;
-    }
-    let Ok(v) = Command::new("wasm-bindgen").arg("--version").output() else {
-        return false;
-    };
-    let v = String::from_utf8_lossy(&v.stdout).to_string();
-    if !v.contains(BINDGEN) {
-        skip::missing(&format!("wasm-bindgen {BINDGEN} (found {})", v.trim()));
-        return false;
-    }
-    true
+    myturn_testkit::wasm::toolchain(BINDGEN)
 }
 
 pub(crate) fn workspace() -> PathBuf {
@@ -55,37 +31,7 @@ pub(crate) fn workspace() -> PathBuf {
 /// Builds the module and its Node.js glue into `out`; `None` (skipped)
 /// when a tool is missing.
 pub(crate) fn build_module(out: &Path) -> Option<PathBuf> {
-    if !wasm_toolchain() {
-        return None;
-    }
-    // A target directory of its own: the outer `cargo test` may hold the
-    // workspace's.
-    let target = workspace().join("target/wasm-interop");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = Command::new(cargo)
-        .current_dir(workspace())
-        .args([
-            "build",
-            "-q",
-            "-p",
-            "myturn-web",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--release",
-        ])
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .expect("cargo runs");
-    assert!(built.success(), "the wasm build failed");
-    let wasm = target.join("wasm32-unknown-unknown/release/myturn_web.wasm");
-    let bound = Command::new("wasm-bindgen")
-        .args(["--target", "nodejs", "--out-dir"])
-        .arg(out)
-        .arg(&wasm)
-        .status()
-        .expect("wasm-bindgen runs");
-    assert!(bound.success(), "wasm-bindgen failed");
-    Some(out.join("myturn_web.js"))
+    wasm_toolchain().then(|| myturn_testkit::wasm::build_node_module(&workspace(), out))
 }
 
 fn hex(b: &[u8]) -> String {

@@ -41,3 +41,34 @@ fn the_committed_page_module_is_current() {
         );
     }
 }
+
+/// The page's weight budget (issue #28): everything `/` loads, gzipped.
+const BUDGET: usize = 400 * 1024;
+
+#[test]
+fn the_page_weighs_under_its_budget_gzipped() {
+    if !myturn_testkit::skip::installed("gzip") {
+        return;
+    }
+    let dir = workspace().join("crates/myturn-server/assets/web");
+    let mut total = 0;
+    for file in [
+        "index.html",
+        "page.js",
+        "page.css",
+        "worklet.js",
+        "myturn_web.js",
+        "myturn_web_bg.wasm",
+    ] {
+        let out = Command::new("gzip")
+            .args(["-9", "-c"])
+            .arg(dir.join(file))
+            .output()
+            .expect("gzip runs");
+        assert!(out.status.success());
+        eprintln!("{file}: {} bytes gzipped", out.stdout.len());
+        total += out.stdout.len();
+    }
+    eprintln!("the page: {total} bytes gzipped (budget {BUDGET})");
+    assert!(total <= BUDGET, "the page weighs {total} bytes gzipped");
+}
