@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use myturn_media::codec::Codec;
 use myturn_media::keys::{PairId, Role};
 use myturn_media::session::{Config, Event, Session};
-use myturn_testkit::skip;
 
 const PAIR: &str = "6d7974726e2d7761736d2d696e7465ff";
 /// The wasm-bindgen the crate is built with (the CLI must match it).
