@@ -7,6 +7,7 @@
 //! window) and its event: the same calls a page makes.
 //!
 //! `cargo bench -p myturn-web --bench seal`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
 use std::process::Command;
