@@ -13,14 +13,17 @@
 //!   was fed. The terminal hangs up: the page says so. Then the page's tab
 //!   is closed mid-call: the terminal is told within 5 s and draws again,
 //!   and is paired with a newcomer, never the closed page.
-//! * Browser ↔ browser: two pages are paired, agree the same SAS and hear
-//!   each other, one over the data channel and one over the WebSocket
-//!   fallback.
+//! * Browser ↔ browser: two pages are paired and agree the same SAS, one
+//!   over the data channel and one over the WebSocket fallback; the second
+//!   refuses the microphone, is told so, and has a chat-only call that
+//!   lasts (it hears the first page; the first gets no audio from it).
 //!
 //! * UDP blocked: the page's browser runs in a network namespace whose
 //!   nftables drop every UDP datagram; its data channel never opens, it
 //!   falls back to the WebSocket and says so, and the call with a terminal
-//!   client connects and carries audio both ways.
+//!   client connects and carries audio both ways. Then the namespace's
+//!   network vanishes: the terminal is told within 6 s, as when a terminal
+//!   client's network vanishes.
 //!
 //! Screenshots of each state (login, waiting, in call with the SAS, ended)
 //! are saved under `target/artifacts/browser/` (printed). Without chromium:
@@ -274,6 +277,16 @@ async fn a_page_and_a_terminal_client_talk_end_to_end() {
     page.join("webby").await;
     page.press("ready").await;
     page.state_is("waiting").await;
+    // The waiting room's chat shows markup as text.
+    page.eval(
+        "document.querySelector('#lobby-text').value = '<img src=x onerror=alert(1)> hello'; document.querySelector('#lobby-form').requestSubmit(); true",
+    )
+    .await;
+    page.until(
+        "the lobby line, as text",
+        "document.querySelector('#lobby-log').textContent.includes('<img src=x onerror=alert(1)> hello') && !document.querySelector('#lobby-log img')",
+    )
+    .await;
     page.screenshot("2-waiting").await;
 
     let t_ready = Instant::now();
@@ -286,6 +299,20 @@ async fn a_page_and_a_terminal_client_talk_end_to_end() {
     assert_eq!(connected, format!("connected sas={sas}"), "the same SAS");
     assert_eq!(page.hook("transport").await, json!("webrtc"));
     page.screenshot("3-in-call").await;
+    // On a phone: nothing wider than the screen.
+    page.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": true}),
+    )
+    .await;
+    page.until(
+        "the call, laid out for a phone",
+        "document.documentElement.scrollWidth <= 390",
+    )
+    .await;
+    page.screenshot("3-in-call-phone").await;
+    page.call("Emulation.clearDeviceMetricsOverride", json!({}))
+        .await;
 
     // Chat both ways; markup arrives as text.
     term.send("say hello from the <b>terminal</b>").await;
@@ -412,6 +439,8 @@ async fn two_pages_are_paired_and_talk() {
     // fallback (forced): the relay bridges either to the other.
     let mut ann = open_page(&devtools, &base).await;
     let mut ben = open_url(&devtools, &format!("{base}/?transport=websocket")).await;
+    // Ben's browser refuses the microphone, as when he says no.
+    ben.eval("navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('Permission denied', 'NotAllowedError')); true").await;
     ann.join("ann").await;
     ben.join("ben").await;
     ann.press("ready").await;
@@ -421,14 +450,36 @@ async fn two_pages_are_paired_and_talk() {
     assert_eq!(a, b, "the same SAS on both pages");
     assert_eq!(ann.hook("transport").await, json!("webrtc"));
     assert_eq!(ben.hook("transport").await, json!("websocket"));
-    // Each hears the other's (fake) microphone: frames with sound in them.
-    for p in [&mut ann, &mut ben] {
-        p.frames_at_least(100).await;
-        let loud = p
-            .eval("window.myturnTest.kept.filter(f => /[1-9a-f]/.test(f.data)).length")
-            .await;
-        assert!(loud.as_u64().unwrap() > 10, "silence only: {loud}");
-    }
+    // Ben is told, and his call is chat only: he hears ann, she gets no
+    // audio from him, and the call outlives the 5 s peer timeout on the
+    // session's keep-alives.
+    ben.until(
+        "the chat-only notice",
+        "window.myturnTest.mic === false && document.querySelector('#notice').textContent.includes('microphone is not available')",
+    )
+    .await;
+    ben.frames_at_least(100).await;
+    let loud = ben
+        .eval("window.myturnTest.kept.filter(f => /[1-9a-f]/.test(f.data)).length")
+        .await;
+    assert!(
+        loud.as_u64().unwrap() > 10,
+        "ben hears silence only: {loud}"
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(ann.hook("state").await, json!("call"));
+    assert_eq!(ben.hook("state").await, json!("call"));
+    assert_eq!(
+        ann.hook("frames").await,
+        json!(0),
+        "audio from a page with no microphone"
+    );
+    ben.say("no mic here").await;
+    ann.until(
+        "ben's line",
+        "window.myturnTest.chat.includes('no mic here')",
+    )
+    .await;
     ann.say("hello ben").await;
     ben.until("ann's line", "window.myturnTest.chat.includes('hello ben')")
         .await;
@@ -503,9 +554,13 @@ async fn with_udp_blocked_the_page_falls_back_to_the_websocket() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    term.send("hangup").await;
-    term.expect("ended by=us").await;
-    page.state_is("ended").await;
+    // Then the page's network vanishes (no BYE can leave): the terminal
+    // notices within a terminal client's liveness time.
+    net.cut(false);
+    let (ended, took) = term
+        .expect_within("ended by=", TOLD_WITHIN + Duration::from_secs(1))
+        .await;
+    eprintln!("the terminal was told `{ended}` {took:?} after the page's network vanished");
     term.send("quit").await;
     term.expect("bye").await;
 }
