@@ -467,6 +467,30 @@ async fn two_pages_are_paired_and_talk() {
         "ben hears silence only: {loud}"
     );
     tokio::time::sleep(Duration::from_secs(6)).await;
+    // Mouth-to-ear inside the pages (a benchmark figure, not a limit):
+    // from ann's frame leaving her microphone's framing to the moment it
+    // reaches ben's speaker (his playout plus his worklet's queue), on the
+    // clock both tabs share.
+    let (sent, heard) = (ann.hook("sentAt").await, ben.hook("heardAt").await);
+    let mut d: Vec<f64> = sent
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter_map(|(k, t)| Some(heard.get(k)?.as_f64()? - t.as_f64()?))
+        .collect();
+    d.sort_by(f64::total_cmp);
+    assert!(d.len() > 20, "only {} frames matched", d.len());
+    eprintln!(
+        "page to page, microphone framing to speaker: p50 {:.1} ms, p99 {:.1} ms ({} frames)",
+        d[d.len() / 2],
+        d[d.len() * 99 / 100],
+        d.len()
+    );
+    eprintln!(
+        "ben's playout: {}; his worklet holds {} samples",
+        ben.hook("stats.playout").await,
+        ben.hook("queued").await
+    );
     assert_eq!(ann.hook("state").await, json!("call"));
     assert_eq!(ben.hook("state").await, json!("call"));
     assert_eq!(

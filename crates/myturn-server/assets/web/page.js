@@ -32,7 +32,28 @@ const hook = (window.myturnTest = {
   mic: null,
   sent: 0,
   steps: [], // [step, page ms]: how the last call was set up
+  // Mouth-to-ear inside the page, for tests: a frame's fingerprint → when
+  // it was framed from the microphone (`sentAt`) or reaches the speaker
+  // (`heardAt`: popped from the playout plus the worklet's queue), on the
+  // clock every tab shares (timeOrigin + now, ms). The first 500 voiced
+  // frames only.
+  sentAt: {},
+  heardAt: {},
 });
+
+const TIMED_FRAMES = 500;
+
+function wallNow() {
+  return performance.timeOrigin + performance.now();
+}
+
+// A frame's fingerprint: a few of its samples (voiced frames only).
+function frameKey(pcm) {
+  let energy = 0;
+  for (let k = 0; k < pcm.length; k += 8) energy += Math.abs(pcm[k]);
+  if (energy < 2000) return null;
+  return pcm[0] + "," + pcm[17] + "," + pcm[53] + "," + pcm[101] + "," + pcm[pcm.length - 1];
+}
 
 function step(name) {
   hook.steps.push([name, Math.round(now())]);
@@ -638,13 +659,24 @@ function onQuantum(c, a, q) {
     a.capLen -= spf;
     $("level").value = Math.min(1, Math.sqrt(energy / spf) * 4);
     if (c.session.is_established() && !c.muted) {
-      try { c.session.send_samples(frame); hook.sent += 1; } catch (_) {}
+      try {
+        c.session.send_samples(frame);
+        hook.sent += 1;
+        const key = hook.sent <= TIMED_FRAMES * 4 ? frameKey(frame) : null;
+        if (key && Object.keys(hook.sentAt).length < TIMED_FRAMES) hook.sentAt[key] = wallNow();
+      } catch (_) {}
     }
   }
   a.elapsed += q.n;
+  hook.queued = q.queued; // samples the worklet holds beyond this quantum
   while (a.elapsed >= spf) {
     a.elapsed -= spf;
     const pcm = c.session.pop_playout(now());
+    const key = frameKey(pcm);
+    if (key && !(key in hook.heardAt) && Object.keys(hook.heardAt).length < TIMED_FRAMES) {
+      // It plays once what the worklet holds has played.
+      hook.heardAt[key] = wallNow() + ((q.queued || 0) / c.rate) * 1000;
+    }
     const out = new Float32Array(pcm.length);
     let energy = 0;
     for (let k = 0; k < pcm.length; k++) {

@@ -19,7 +19,11 @@ class MyturnIo extends AudioWorkletProcessor {
   process(inputs, outputs) {
     const input = inputs[0] && inputs[0][0];
     const out = outputs[0] && outputs[0][0];
-    this.port.postMessage({ pcm: input ? input.slice(0) : null, n: out ? out.length : 128 });
+    // How much is queued to play after this quantum (samples): the delay
+    // the page's playout adds beyond the jitter buffer.
+    let queued = -this.offset;
+    for (const f of this.queue) queued += f.length;
+    this.port.postMessage({ pcm: input ? input.slice(0) : null, n: out ? out.length : 128, queued });
     if (out) {
       let i = 0;
       while (i < out.length && this.queue.length) {
