@@ -72,4 +72,12 @@ pub mod fuzzing {
     pub fn jwt(data: &[u8]) {
         crate::http::fuzz_verify(data);
     }
+
+    /// The browser's media: a page's datagrams and control messages (the
+    /// bridge) and its WebRTC offer (str0m's SDP parser and answer), on
+    /// arbitrary bytes, must never panic.
+    pub fn web_media(data: &[u8]) {
+        crate::http::fuzz_page_message(data);
+        crate::http::fuzz_offer(data);
+    }
 }

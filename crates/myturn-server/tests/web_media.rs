@@ -3,7 +3,9 @@
 //! datagrams to the relay port it names and back, only from that port;
 //! what is no RTP packet, comes before the peer is named or past the rate
 //! is dropped and counted in `/metrics`; a peer that is no relay port ends
-//! the bridge (1008), so it is no open UDP proxy.
+//! the bridge (1008), so it is no open UDP proxy. And the `web_media`
+//! fuzz body (the bridge's messages, str0m's SDP offer parser) survives
+//! mutations of a real chromium offer and of a page's messages.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -164,5 +166,51 @@ async fn the_bridge_carries_a_pages_datagrams_to_the_relay_and_drops_the_rest() 
             assert!(f.reason.contains("peer_refused"), "{}", f.reason);
         }
         m => panic!("not closed: {m:?}"),
+    }
+}
+
+/// The offer Debian's chromium 156 makes for the page's data channel
+/// (captured with `createOffer()` on `{ordered: false, maxRetransmits:
+/// 0}`; CRLF line ends as sent).
+const CHROMIUM_OFFER: &str = include_str!("fixtures/chromium-offer.sdp");
+
+#[test]
+fn the_fuzz_body_survives_mutated_offers_and_page_messages() {
+    // The real offer parses and is answered (the fuzz body would
+    // otherwise test only refusals).
+    let offer = str0m::change::SdpOffer::from_sdp_string(CHROMIUM_OFFER).unwrap();
+    let mut rtc = str0m::Rtc::builder()
+        .set_ice_lite(true)
+        .build(std::time::Instant::now());
+    assert!(rtc.sdp_api().accept_offer(offer).is_ok());
+    let seeds: [&[u8]; 3] = [
+        CHROMIUM_OFFER.as_bytes(),
+        br#"{"type":"peer","addr":"203.0.113.5:10002"}"#,
+        &[0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0x20, 1, 3, 3],
+    ];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for seed in seeds {
+        myturn_server::fuzzing::web_media(seed);
+        for _ in 0..400 {
+            let mut v = seed.to_vec();
+            for _ in 0..(next() % 8) {
+                let pos = next() as usize % (v.len() + 1);
+                match next() % 3 {
+                    0 if pos < v.len() => v[pos] = next() as u8,
+                    1 => v.insert(pos, next() as u8),
+                    _ if pos < v.len() => {
+                        v.remove(pos);
+                    }
+                    _ => {}
+                }
+            }
+            myturn_server::fuzzing::web_media(&v);
+        }
     }
 }

@@ -280,6 +280,27 @@ async fn carry<L: PageLink>(
     }
 }
 
+/// The fuzz body for a page's messages (`myturn_server::fuzzing`): any
+/// bytes as a datagram and as a control message, never a panic, and a
+/// `peer` that is taken is a relay port.
+pub(crate) fn fuzz_page_message(data: &[u8]) {
+    let bridge = MediaBridge {
+        bind: std::net::Ipv4Addr::LOCALHOST.into(),
+        advertised: std::net::Ipv4Addr::new(203, 0, 113, 5).into(),
+        ports: 10000..=10009,
+    };
+    let _ = rtp_shaped(data);
+    if let Ok(Control::Peer { addr }) = serde_json::from_slice::<Control>(data) {
+        if let Some(to) = addr
+            .parse::<SocketAddr>()
+            .ok()
+            .and_then(|a| bridge.target(a))
+        {
+            assert!(bridge.ports.contains(&to.port()) && to.ip() == bridge.bind);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

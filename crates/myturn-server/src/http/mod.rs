@@ -30,6 +30,8 @@ mod webrtc;
 
 pub use credentials::bearer;
 pub(crate) use credentials::fuzz_verify;
+pub(crate) use media::fuzz_page_message;
+pub(crate) use webrtc::fuzz_offer;
 
 use std::sync::atomic::Ordering::Relaxed;
 

@@ -109,6 +109,22 @@ pub(crate) async fn media_webrtc(
     Ok(Json(WebRtcAnswer { sdp }))
 }
 
+/// The fuzz body for a page's offer (`myturn_server::fuzzing`): any bytes
+/// as SDP, and what parses answered by a fresh ICE-lite endpoint, never a
+/// panic.
+pub(crate) fn fuzz_offer(data: &[u8]) {
+    let Ok(offer) = SdpOffer::from_sdp_string(&String::from_utf8_lossy(data)) else {
+        return;
+    };
+    let mut rtc = Rtc::builder().set_ice_lite(true).build(Instant::now());
+    if let Ok(c) = Candidate::host(([127, 0, 0, 1], 40000).into(), "udp") {
+        rtc.add_local_candidate(c);
+    }
+    if let Ok(answer) = rtc.sdp_api().accept_offer(offer) {
+        let _ = answer.to_sdp_string();
+    }
+}
+
 /// What the bridge asks of the page's task.
 enum ToPage {
     Datagram(Vec<u8>),
