@@ -17,6 +17,8 @@
 //!   over the data channel and one over the WebSocket fallback; the second
 //!   refuses the microphone, is told so, and has a chat-only call that
 //!   lasts (it hears the first page; the first gets no audio from it).
+//!   Then `next` from one and `again` from the other pair them anew (a new
+//!   SAS), and a report is filed after the call.
 //!
 //! * UDP blocked: the page's browser runs in a network namespace whose
 //!   nftables drop every UDP datagram; its data channel never opens, it
@@ -507,8 +509,27 @@ async fn two_pages_are_paired_and_talk() {
     ann.say("hello ben").await;
     ben.until("ann's line", "window.myturnTest.chat.includes('hello ben')")
         .await;
-    ann.press("hangup").await;
+    // Next: ann hangs up and waits again at once; ben is told, draws
+    // again, and they are paired anew (a new key, a new SAS).
+    ann.press("next").await;
+    ann.state_is("waiting").await;
     ben.state_is("ended").await;
+    assert_eq!(ben.hook("ended").await, json!("Your partner hung up."));
+    ben.press("again").await;
+    let (a2, b2) = (ann.sas().await, ben.sas().await);
+    assert_eq!(a2, b2);
+    assert_ne!(a2, a, "a new call, a new key");
+    ann.press("hangup").await;
+    ann.state_is("ended").await;
+    ben.state_is("ended").await;
+    // Ben reports ann after the call.
+    ben.press("report-after").await;
+    ben.eval("document.querySelector('#report-reason').value = 'spam'; document.querySelector('#report-form button[value=send]').click(); true").await;
+    ben.until(
+        "the report's receipt",
+        "document.querySelector('#notice').textContent.includes('Thank you')",
+    )
+    .await;
 }
 
 /// The terminal's `received=` frames, from its `stats` line.

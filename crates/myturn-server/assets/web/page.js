@@ -328,6 +328,7 @@ function interests() {
 
 async function ready() {
   notice("");
+  hook.sas = null; // the last call's, until the next call agrees its own
   const key = new MediaKey();
   const fp = key.fingerprint();
   const me = await api("PUT", "/v1/me/status", { status: "ready", media_key: fp, interests: interests() });
