@@ -49,6 +49,50 @@ pub(crate) const MAX_DATAGRAM: usize = 1500;
 /// handshake with room to spare), with [`BURST`] at once.
 const RATE: f64 = 150.0;
 const BURST: f64 = 50.0;
+/// Bridges one user may hold at once: the call's, one opened ahead while
+/// waiting, and the ones still closing after a quick `next` or a
+/// fallback from the data channel to the WebSocket.
+pub(crate) const MAX_PER_USER: usize = 4;
+
+/// One of a user's bridges, counted until dropped.
+pub(crate) struct Slot {
+    state: AppState,
+    user: String,
+}
+
+impl Slot {
+    /// Takes one of `user`'s [`MAX_PER_USER`] slots, or refuses (429).
+    pub(crate) fn take(state: &AppState, user: &str) -> Result<Slot, ApiError> {
+        let m = &state.metrics.web_media;
+        let mut held = m.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        let n = held.entry(user.to_owned()).or_insert(0);
+        if *n >= MAX_PER_USER {
+            m.refused.fetch_add(1, Relaxed);
+            return Err(ApiError::TooManyConnections(format!(
+                "at most {MAX_PER_USER} media connections per user"
+            )));
+        }
+        *n += 1;
+        Ok(Slot {
+            state: state.clone(),
+            user: user.to_owned(),
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let m = &self.state.metrics.web_media;
+        let mut held = m.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = held.get_mut(&self.user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                held.remove(&self.user);
+            }
+        }
+    }
+}
+
 /// The close code for a refused peer (RFC 6455: policy violation).
 const CLOSE_POLICY: u16 = 1008;
 
@@ -102,6 +146,7 @@ enum Control {
         (status = 401, description = "no or bad access token in the `bearer.<token>` subprotocol or the header (`unauthorized`)", body = myturn_wire::ErrorBody),
         (status = 404, description = "this server runs no built-in relay (`not_found`): the browser's media needs it", body = myturn_wire::ErrorBody),
         (status = 426, description = "not a WebSocket upgrade (`websocket_required`)", body = myturn_wire::ErrorBody, headers(("Upgrade" = String, description = "`websocket`"), ("Sec-WebSocket-Version" = String, description = "`13`"))),
+        (status = 429, description = "this user holds 4 media connections already (`too_many_connections`)", body = myturn_wire::ErrorBody),
     )
 )]
 pub(crate) async fn media_websocket(
@@ -115,6 +160,7 @@ pub(crate) async fn media_websocket(
     };
     let token = presented_token(opening.headers(), Carrier::HeaderOrSubprotocol)?;
     let session = state.authenticate(&token).await?;
+    let slot = Slot::take(&state, &session.name)?;
     let ws = opening
         .into_upgrade()?
         .protocols([SUBPROTOCOL])
@@ -123,6 +169,7 @@ pub(crate) async fn media_websocket(
     let socket = bridge_socket(&bridge).await?;
     Ok(ws.on_upgrade(move |ws| async move {
         run_bridge(&state, ws, socket, &bridge, &session.name, "websocket").await;
+        drop(slot);
     }))
 }
 

@@ -32,11 +32,12 @@ use tokio::sync::mpsc;
 
 use super::error::ApiError;
 use super::extract::{ApiJson, AuthUser};
-use super::media::{bridge_socket, run_bridge, FromPage, PageLink};
+use super::media::{bridge_socket, run_bridge, FromPage, PageLink, Slot};
 use crate::node::AppState;
 
-/// How long the data channel may take to open after the answer.
-const OPEN_WITHIN: Duration = Duration::from_secs(15);
+/// How long the data channel may take to open after the answer (the page
+/// gives up after 4 s and falls back to the WebSocket).
+const OPEN_WITHIN: Duration = Duration::from_secs(8);
 /// Messages queued between the page's task and its bridge, each way.
 const QUEUE: usize = 64;
 
@@ -64,6 +65,7 @@ pub(crate) struct WebRtcAnswer {
         (status = 400, description = "not a WebRTC offer with a data channel (`invalid_offer`), or a bad body (`invalid_json`, `invalid_body`)", body = myturn_wire::ErrorBody),
         (status = 401, description = "no, bad, expired or revoked token (`unauthorized`)", body = myturn_wire::ErrorBody),
         (status = 404, description = "this server runs no built-in relay (`not_found`)", body = myturn_wire::ErrorBody),
+        (status = 429, description = "this user holds 4 media connections already (`too_many_connections`)", body = myturn_wire::ErrorBody),
     )
 )]
 pub(crate) async fn media_webrtc(
@@ -76,6 +78,7 @@ pub(crate) async fn media_webrtc(
             "the browser's media is bridged to the built-in relay only (--pbx builtin --media-relay builtin)".into(),
         ));
     };
+    let slot = Slot::take(&state, &user.name)?;
     let parsed = SdpOffer::from_sdp_string(&offer.sdp)
         .map_err(|e| ApiError::bad_request("invalid_offer", format!("not an SDP offer: {e}")))?;
     // The page reaches this server's own address (the relay's, as SDP
@@ -105,6 +108,7 @@ pub(crate) async fn media_webrtc(
     };
     tokio::spawn(async move {
         run_bridge(&state, link, socket, &bridge, &user.name, "webrtc").await;
+        drop(slot);
     });
     Ok(Json(WebRtcAnswer { sdp }))
 }

@@ -110,6 +110,10 @@ pub struct WebMediaMetrics {
     pub to_page: AtomicU64,
     /// Page datagrams dropped, by [`WebMediaDrop`] (in its `ALL` order).
     pub dropped: [AtomicU64; 3],
+    /// Bridges open now per user (the per-user cap's count).
+    pub per_user: Mutex<std::collections::HashMap<String, usize>>,
+    /// Bridges refused by the per-user cap.
+    pub refused: AtomicU64,
 }
 
 impl WebMediaMetrics {
@@ -132,6 +136,7 @@ impl WebMediaMetrics {
             "myturn_web_media_datagrams_total{{direction=\"to_page\"}} {}",
             ld(&self.to_page)
         );
+        let _ = writeln!(out, "# HELP myturn_web_media_refused_total Browser media bridges refused: the user had as many open as allowed.\n# TYPE myturn_web_media_refused_total counter\nmyturn_web_media_refused_total {}", ld(&self.refused));
         let _ = writeln!(out, "# HELP myturn_web_media_dropped_total Page datagrams the media bridges dropped, by reason.\n# TYPE myturn_web_media_dropped_total counter");
         for why in WebMediaDrop::ALL {
             let _ = writeln!(

@@ -911,6 +911,62 @@ async fn every_status_the_server_answers_is_documented_and_every_documented_one_
         )
         .await;
     assert!(media_ws.is_some());
+    // The per-user cap: carol holds one media connection (above); three
+    // more, and the fifth is refused on either route.
+    let mut more = Vec::new();
+    for _ in 0..3 {
+        let ws = cov
+            .ws(
+                api,
+                media,
+                media,
+                &[(
+                    "sec-websocket-protocol",
+                    format!("myturn-media, bearer.{c}"),
+                )],
+                101,
+                None,
+            )
+            .await;
+        more.push(ws.expect("a media socket"));
+    }
+    cov.ws(
+        api,
+        media,
+        media,
+        &[(
+            "sec-websocket-protocol",
+            format!("myturn-media, bearer.{c}"),
+        )],
+        429,
+        Some("too_many_connections"),
+    )
+    .await;
+    cov.call(
+        api,
+        M::POST,
+        "/media/webrtc",
+        "/media/webrtc",
+        Some(&c),
+        Body::Json(json!({ "sdp": "v=0" })),
+        429,
+        Some("too_many_connections"),
+    )
+    .await;
+    drop(more);
+    // Their bridges end as the sockets close: back to the one.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !main
+        .metrics()
+        .await
+        .contains("\nmyturn_web_media_bridges 1\n")
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "the closed bridges linger"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     cov.ws(api, media, media, &[], 401, Some("unauthorized"))
         .await;
     cov.ws(
