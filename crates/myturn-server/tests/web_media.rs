@@ -5,7 +5,8 @@
 //! is dropped and counted in `/metrics`; a peer that is no relay port ends
 //! the bridge (1008), so it is no open UDP proxy. And the `web_media`
 //! fuzz body (the bridge's messages, str0m's SDP offer parser) survives
-//! mutations of a real chromium offer and of a page's messages.
+//! mutations of a real chromium offer and of a page's messages; data
+//! channels take their ports from `--webrtc-ports`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -213,4 +214,57 @@ fn the_fuzz_body_survives_mutated_offers_and_page_messages() {
             myturn_server::fuzzing::web_media(&v);
         }
     }
+}
+
+/// The port of the answer's host candidate.
+fn candidate_port(sdp: &str) -> u16 {
+    let line = sdp
+        .lines()
+        .find(|l| l.starts_with("a=candidate:"))
+        .unwrap_or_else(|| panic!("no candidate in {sdp}"));
+    // a=candidate:FOUNDATION COMPONENT udp PRIORITY IP PORT typ host
+    line.split_whitespace().nth(5).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_channels_take_their_ports_from_webrtc_ports() {
+    let (lo, hi) = (47_110, 47_111);
+    let mut cfg = common::config();
+    cfg.webrtc_ports = Some(format!("{lo}-{hi}").parse().unwrap());
+    let env = common::live(&cfg).await;
+    let user = env.register("ported").await;
+    let token = common::token(&user);
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let r = env
+            .post(
+                "/media/webrtc",
+                Some(&token),
+                json!({ "sdp": CHROMIUM_OFFER }),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        let port = candidate_port(body["sdp"].as_str().unwrap());
+        assert!((lo..=hi).contains(&port), "port {port}");
+        seen.push(port);
+    }
+    assert_ne!(seen[0], seen[1], "one port per page");
+    // Both ports held (neither channel opened yet): the third page is told.
+    let r = env
+        .post(
+            "/media/webrtc",
+            Some(&token),
+            json!({ "sdp": CHROMIUM_OFFER }),
+        )
+        .await;
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--webrtc-ports"),
+        "{body}"
+    );
 }

@@ -35,6 +35,7 @@ pub(super) fn settings(cfg: &Config, sip_domain: String, tls: bool) -> Settings 
         ),
         trusted_proxies: cfg.trusted_proxy.clone(),
         node_id: cfg.node_id.clone().unwrap_or_else(default_node_id),
+        webrtc_ports: cfg.webrtc_ports.as_ref().map(|r| r.0.clone()),
     }
 }
 

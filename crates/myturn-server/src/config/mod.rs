@@ -104,6 +104,14 @@ pub struct Config {
     #[arg(long, help_heading = BUILTIN, env = "MYTURN_MEDIA_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub media_timeout: u64,
 
+    /// With `--media-relay builtin`: the UDP ports the browser client's
+    /// WebRTC data channels take, one per page in a call (open them in the
+    /// firewall beside --media-ports). Default: any free port, which works
+    /// where nothing filters UDP; where only the listed ports pass, pages
+    /// fall back to their WebSocket by themselves.
+    #[arg(long, help_heading = BUILTIN, env = "MYTURN_WEBRTC_PORTS")]
+    pub webrtc_ports: Option<PortRange>,
+
     /// With `--media-relay builtin`: the IP written into SDP for the relay
     /// (a public address that NATs to this host). Defaults to the PBX's
     /// own address; the ports are bound on --sip-listen's address.

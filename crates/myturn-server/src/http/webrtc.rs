@@ -66,6 +66,7 @@ pub(crate) struct WebRtcAnswer {
         (status = 401, description = "no, bad, expired or revoked token (`unauthorized`)", body = myturn_wire::ErrorBody),
         (status = 404, description = "this server runs no built-in relay (`not_found`)", body = myturn_wire::ErrorBody),
         (status = 429, description = "this user holds 4 media connections already (`too_many_connections`)", body = myturn_wire::ErrorBody),
+        (status = 503, description = "no UDP port free for the data channel (`unavailable`: `--webrtc-ports` is full)", body = myturn_wire::ErrorBody),
     )
 )]
 pub(crate) async fn media_webrtc(
@@ -83,9 +84,7 @@ pub(crate) async fn media_webrtc(
         .map_err(|e| ApiError::bad_request("invalid_offer", format!("not an SDP offer: {e}")))?;
     // The page reaches this server's own address (the relay's, as SDP
     // names it), on a port of this page's.
-    let udp = UdpSocket::bind((bridge.bind, 0))
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("no UDP port for WebRTC: {e}")))?;
+    let udp = bind_in(bridge.bind, state.settings.webrtc_ports.clone()).await?;
     let local = udp
         .local_addr()
         .map_err(|e| ApiError::Unavailable(format!("no UDP port for WebRTC: {e}")))?;
@@ -111,6 +110,32 @@ pub(crate) async fn media_webrtc(
         drop(slot);
     });
     Ok(Json(WebRtcAnswer { sdp }))
+}
+
+/// A UDP socket on `ip`: on a free port of `ports` (tried from a random
+/// one on), or any free port without a range. `503` when the range is
+/// full.
+async fn bind_in(
+    ip: std::net::IpAddr,
+    ports: Option<std::ops::RangeInclusive<u16>>,
+) -> Result<UdpSocket, ApiError> {
+    let Some(ports) = ports else {
+        return UdpSocket::bind((ip, 0))
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("no UDP port for WebRTC: {e}")));
+    };
+    let (lo, hi) = (*ports.start(), *ports.end());
+    let span = u32::from(hi - lo) + 1;
+    let first = rand::random::<u32>() % span;
+    for k in 0..span {
+        let port = lo + ((first + k) % span) as u16;
+        if let Ok(s) = UdpSocket::bind((ip, port)).await {
+            return Ok(s);
+        }
+    }
+    Err(ApiError::Unavailable(format!(
+        "every UDP port of --webrtc-ports {lo}-{hi} is taken"
+    )))
 }
 
 /// The fuzz body for a page's offer (`myturn_server::fuzzing`): any bytes

@@ -64,6 +64,9 @@ pub struct Settings {
     pub trusted_proxies: Vec<Cidr>,
     /// This node's name among the nodes sharing a store.
     pub node_id: String,
+    /// The UDP ports the browser's data channels bind (`--webrtc-ports`);
+    /// any free one when `None`.
+    pub webrtc_ports: Option<std::ops::RangeInclusive<u16>>,
 }
 
 /// Cheap to clone; shared by every handler and background task.
