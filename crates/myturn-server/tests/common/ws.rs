@@ -79,15 +79,20 @@ pub async fn next(ws: &mut Ws) -> Value {
     }
 }
 
-/// Reads until an event of `kind`, skipping others.
+/// Reads until an event of `kind`, skipping others; fails after 30 s
+/// (pings alone would keep [`next`] waiting for ever).
 pub async fn until(ws: &mut Ws, kind: &str) -> Value {
-    loop {
-        let e = next(ws).await;
-        if e["type"] == kind {
-            return e;
+    let waited = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let e = next(ws).await;
+            if e["type"] == kind {
+                return e;
+            }
+            assert_ne!(e["type"], "__close", "closed while waiting for {kind}: {e}");
         }
-        assert_ne!(e["type"], "__close", "closed while waiting for {kind}: {e}");
-    }
+    })
+    .await;
+    waited.unwrap_or_else(|_| panic!("no `{kind}` event within 30 s"))
 }
 
 /// Asserts nothing of `kind` arrives within `d`.

@@ -561,6 +561,32 @@ async fn redis_killed_and_started_again_loses_nothing_and_pairing_goes_on() {
         },
     )
     .await;
+    // And their subscriptions: events published before a node subscribes
+    // again are lost by design (its clients read the state again), so the
+    // pairing below waits for both, as a client would notice nothing.
+    let port = shared.redis.port();
+    eventually(
+        "both nodes subscribed to their channels again",
+        Duration::from_secs(10),
+        || async move {
+            let out = std::process::Command::new("redis-cli")
+                .args([
+                    "-p",
+                    &port.to_string(),
+                    "pubsub",
+                    "numsub",
+                    "{mt}:ev:c1",
+                    "{mt}:ev:c2",
+                ])
+                .output();
+            out.is_ok_and(|o| {
+                let text = String::from_utf8_lossy(&o.stdout).to_string();
+                let counts: Vec<&str> = text.lines().skip(1).step_by(2).collect();
+                counts.len() == 2 && counts.iter().all(|c| c.trim() != "0")
+            })
+        },
+    )
+    .await;
     assert_eq!(
         (user_names(&n[1].api).await, pairs(&n[1].api).await),
         before
