@@ -1,25 +1,29 @@
 //! # myturn-web
 //!
-//! The browser's end-to-end media core: [`myturn_media`]'s sans-IO
+//! The browser client's end-to-end core: [`myturn_media`]'s sans-IO
 //! session (x25519 + HKDF commit-then-reveal key agreement, the SAS,
-//! AES-256-CBC + HMAC-SHA256 sealed audio and text, the replay window),
-//! compiled to `wasm32-unknown-unknown` with `wasm-bindgen`. It is the
-//! same Rust as the terminal client's, not a JavaScript port, and it
+//! AES-256-CBC + HMAC-SHA256 sealed audio and text, the replay window) and
+//! its playout (the jitter buffer and concealment), with `myturn-sip`'s
+//! agent, compiled to `wasm32-unknown-unknown` with `wasm-bindgen`. It is
+//! the same Rust as the terminal client's, not a JavaScript port, and it
 //! speaks the wire protocol of `docs/protocol.md`, so a page and a
 //! terminal client need no translation. Keys are made (from the browser's
 //! `crypto.getRandomValues`) and kept inside the module: the page, the
-//! server and any relay only ever see sealed datagrams.
+//! server and any relay only ever see sealed datagrams. The page at `/`
+//! (`crates/myturn-server/assets/web/page.js`) drives it; `build-page.sh`
+//! builds the module the server embeds.
 //!
 //! Driving it (JavaScript, after `wasm-bindgen`):
 //!
 //! ```text
-//! const call = new Call("caller", pairIdHex, 96, ssrc, 160, performance.now());
-//! // datagrams from the network:
-//! call.handle_datagram(performance.now(), bytes);
+//! const key = new MediaKey();            // at `ready`: key.fingerprint() to the server
+//! const call = Call.with_key(key, "caller", pairIdHex, peerFingerprint, 96, 160, performance.now());
+//! call.handle_datagram(performance.now(), bytes);      // datagrams from the network
 //! // then, and after every call into it, drain it:
 //! let d; while ((d = call.poll_transmit())) send(d);
 //! let e; while ((e = call.poll_event())) show(JSON.parse(e));
-//! // and wake it at call.poll_timeout(): call.handle_timeout(performance.now());
+//! // wake it at call.poll_timeout(): call.handle_timeout(performance.now());
+//! // every 20 ms of audio: call.send_samples(int16Frame); play(call.pop_playout(now));
 //! ```
 //!
 //! Times are milliseconds on one monotonic clock the page chooses
@@ -27,18 +31,18 @@
 //! except once, when a [`Call`] is made, to anchor them. Events are JSON
 //! strings (`{"type":"established","sas":…}`, `"audio"`, `"text"`,
 //! `"failed"`). The same API is a plain Rust API on native targets, which
-//! is how its tests run.
+//! is how its tests run (and under `wasm-bindgen-test` in a browser).
 //!
 //! [`Sip`] is the SIP agent of `myturn-sip`, the terminal client's, over
 //! SIP over WebSocket (RFC 7118: `new WebSocket(url, "sip")`, one SIP
 //! message per WebSocket message): the page hands it what the socket
 //! receives ([`Sip::handle_message`]) and sends what
 //! [`Sip::poll_transmit`] gives, the same drain-and-wake loop as a
-//! [`Call`].
-
-use std::time::Duration;
+//! [`Call`]; [`Sip::invite`], [`Sip::answer`] and [`Sip::hangup`] make
+//! and end the call, with the L16 SDP and the media key's fingerprint.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use myturn_media::codec::Codec;
 use myturn_media::keys::{fingerprint_b64, parse_fingerprint_b64, EphemeralKey, PairId, Role};
