@@ -53,13 +53,11 @@ async fn the_bridge_carries_a_pages_datagrams_to_the_relay_and_drops_the_rest() 
     let env = common::live(&cfg).await;
     let user = env.register("pagey").await;
     let token = common::token(&user);
-    let req = env.api.ws_request(
-        "/media",
-        &[(
-            "sec-websocket-protocol",
-            format!("myturn-media, bearer.{token}"),
-        )],
-    );
+    let proto = [(
+        "sec-websocket-protocol",
+        format!("myturn-media, bearer.{token}"),
+    )];
+    let req = env.api.ws_request("/media", &proto);
     let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
     assert_eq!(
         resp.headers()["sec-websocket-protocol"].to_str().unwrap(),
@@ -146,13 +144,7 @@ async fn the_bridge_carries_a_pages_datagrams_to_the_relay_and_drops_the_rest() 
     );
 
     // A peer that is no relay port ends the bridge: no open proxy.
-    let req = env.api.ws_request(
-        "/media",
-        &[(
-            "sec-websocket-protocol",
-            format!("myturn-media, bearer.{token}"),
-        )],
-    );
+    let req = env.api.ws_request("/media", &proto);
     let (mut other, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     let _hello = next(&mut other).await;
     other
@@ -234,15 +226,16 @@ async fn data_channels_take_their_ports_from_webrtc_ports() {
     let env = common::live(&cfg).await;
     let user = env.register("ported").await;
     let token = common::token(&user);
+    let offer = || {
+        env.post(
+            "/media/webrtc",
+            Some(&token),
+            json!({ "sdp": CHROMIUM_OFFER }),
+        )
+    };
     let mut seen = Vec::new();
     for _ in 0..2 {
-        let r = env
-            .post(
-                "/media/webrtc",
-                Some(&token),
-                json!({ "sdp": CHROMIUM_OFFER }),
-            )
-            .await;
+        let r = offer().await;
         assert_eq!(r.status(), 200);
         let body: Value = r.json().await.unwrap();
         let port = candidate_port(body["sdp"].as_str().unwrap());
@@ -251,13 +244,7 @@ async fn data_channels_take_their_ports_from_webrtc_ports() {
     }
     assert_ne!(seen[0], seen[1], "one port per page");
     // Both ports held (neither channel opened yet): the third page is told.
-    let r = env
-        .post(
-            "/media/webrtc",
-            Some(&token),
-            json!({ "sdp": CHROMIUM_OFFER }),
-        )
-        .await;
+    let r = offer().await;
     assert_eq!(r.status(), 503);
     let body: Value = r.json().await.unwrap();
     assert!(

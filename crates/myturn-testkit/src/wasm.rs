@@ -7,10 +7,14 @@ use std::process::Command;
 
 use crate::skip;
 
-/// Whether the wasm32 target, wasm-bindgen at `bindgen` (the crate's
-/// version) and Node.js are here (SKIPPED, or a failure under CI, when
-/// not).
-pub fn toolchain(bindgen: &str) -> bool {
+/// The wasm-bindgen the workspace builds with (`Cargo.toml`'s
+/// `wasm-bindgen = "=…"`): the CLI must be this version.
+pub const BINDGEN: &str = "0.2.130";
+
+/// Whether the wasm32 target, wasm-bindgen at [`BINDGEN`] and Node.js are
+/// here (SKIPPED, or a failure under CI, when not).
+pub fn toolchain() -> bool {
+    let bindgen = BINDGEN;
     let Ok(targets) = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()

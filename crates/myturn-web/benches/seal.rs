@@ -84,7 +84,7 @@ fn wasm_ns(module: &Path, spf: u32) -> f64 {
 
 fn main() {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    if !myturn_testkit::wasm::toolchain("0.2.130") {
+    if !myturn_testkit::wasm::toolchain() {
         return;
     }
     let dir = tempfile::tempdir().expect("a temporary directory");

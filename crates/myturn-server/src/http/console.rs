@@ -20,11 +20,21 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; conn
 /// An embedded asset, with the headers every built-in page is served with
 /// (the console's and the API page's, [`super::apidocs`]).
 pub(super) fn asset(body: &'static str, content_type: &'static str) -> Response {
+    served(body.as_bytes(), content_type, CSP)
+}
+
+/// An embedded asset with the built-in pages' headers and `csp` (the
+/// browser client's page, [`super::webpage`], allows its own module).
+pub(super) fn served(
+    body: &'static [u8],
+    content_type: &'static str,
+    csp: &'static str,
+) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "no-cache"),
-            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::CONTENT_SECURITY_POLICY, csp),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (header::X_FRAME_OPTIONS, "DENY"),
             (header::REFERRER_POLICY, "no-referrer"),

@@ -9,7 +9,7 @@
 //! code, no framing; `'wasm-unsafe-eval'` lets it compile its own module.
 
 use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 const PAGE: &str = include_str!("../../assets/web/index.html");
 const SCRIPT: &str = include_str!("../../assets/web/page.js");
@@ -23,23 +23,13 @@ const CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; sty
                    base-uri 'none'";
 
 fn asset(body: &'static [u8], content_type: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "no-cache"),
-            (header::CONTENT_SECURITY_POLICY, CSP),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::X_FRAME_OPTIONS, "DENY"),
-            (header::REFERRER_POLICY, "no-referrer"),
-            // The microphone for this origin only.
-            (
-                header::HeaderName::from_static("permissions-policy"),
-                "microphone=(self), camera=()",
-            ),
-        ],
-        body,
-    )
-        .into_response()
+    let mut r = super::console::served(body, content_type, CSP);
+    // The microphone for this origin only.
+    r.headers_mut().insert(
+        header::HeaderName::from_static("permissions-policy"),
+        header::HeaderValue::from_static("microphone=(self), camera=()"),
+    );
+    r
 }
 
 /// `GET /`: the browser client.

@@ -80,8 +80,7 @@ pub(crate) async fn media_webrtc(
         ));
     };
     let slot = Slot::take(&state, &user.name)?;
-    let parsed = SdpOffer::from_sdp_string(&offer.sdp)
-        .map_err(|e| ApiError::bad_request("invalid_offer", format!("not an SDP offer: {e}")))?;
+    let offer = parse(&offer.sdp)?;
     // The page reaches this server's own address (the relay's, as SDP
     // names it), on a port of this page's.
     let udp = bind_in(bridge.bind, state.settings.webrtc_ports.clone()).await?;
@@ -89,14 +88,7 @@ pub(crate) async fn media_webrtc(
         .local_addr()
         .map_err(|e| ApiError::Unavailable(format!("no UDP port for WebRTC: {e}")))?;
     let reachable = SocketAddr::new(bridge.advertised, local.port());
-    let mut rtc = Rtc::builder().set_ice_lite(true).build(Instant::now());
-    let candidate = Candidate::host(reachable, "udp")
-        .map_err(|e| ApiError::Unavailable(format!("no usable WebRTC address: {e}")))?;
-    rtc.add_local_candidate(candidate);
-    let answer = rtc.sdp_api().accept_offer(parsed).map_err(|e| {
-        ApiError::bad_request("invalid_offer", format!("the offer is refused: {e}"))
-    })?;
-    let sdp = answer.to_sdp_string();
+    let (rtc, sdp) = answer(offer, reachable)?;
     let socket = bridge_socket(&bridge).await?;
     let (from_tx, from_rx) = mpsc::channel(QUEUE);
     let (to_tx, to_rx) = mpsc::channel(QUEUE);
@@ -142,16 +134,29 @@ async fn bind_in(
 /// as SDP, and what parses answered by a fresh ICE-lite endpoint, never a
 /// panic.
 pub(crate) fn fuzz_offer(data: &[u8]) {
-    let Ok(offer) = SdpOffer::from_sdp_string(&String::from_utf8_lossy(data)) else {
-        return;
-    };
+    if let Ok(offer) = parse(&String::from_utf8_lossy(data)) {
+        let _ = answer(offer, ([127, 0, 0, 1], 40000).into());
+    }
+}
+
+/// The page's offer, parsed.
+fn parse(sdp: &str) -> Result<SdpOffer, ApiError> {
+    SdpOffer::from_sdp_string(sdp)
+        .map_err(|e| ApiError::bad_request("invalid_offer", format!("not an SDP offer: {e}")))
+}
+
+/// A fresh ICE-lite endpoint reachable at `reachable`, and its answer to
+/// the page's `offer`.
+fn answer(offer: SdpOffer, reachable: SocketAddr) -> Result<(Rtc, String), ApiError> {
     let mut rtc = Rtc::builder().set_ice_lite(true).build(Instant::now());
-    if let Ok(c) = Candidate::host(([127, 0, 0, 1], 40000).into(), "udp") {
-        rtc.add_local_candidate(c);
-    }
-    if let Ok(answer) = rtc.sdp_api().accept_offer(offer) {
-        let _ = answer.to_sdp_string();
-    }
+    let candidate = Candidate::host(reachable, "udp")
+        .map_err(|e| ApiError::Unavailable(format!("no usable WebRTC address: {e}")))?;
+    rtc.add_local_candidate(candidate);
+    let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| {
+        ApiError::bad_request("invalid_offer", format!("the offer is refused: {e}"))
+    })?;
+    let sdp = answer.to_sdp_string();
+    Ok((rtc, sdp))
 }
 
 /// What the bridge asks of the page's task.

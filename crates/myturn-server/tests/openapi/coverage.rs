@@ -896,48 +896,25 @@ async fn every_status_the_server_answers_is_documented_and_every_documented_one_
     .await;
     // The browser's media bridge: the token in the subprotocol list, as
     // a page sends it; none, or one in the URL, is refused.
+    let media_proto = [(
+        "sec-websocket-protocol",
+        format!("myturn-media, bearer.{c}"),
+    )];
     let media = "/media";
-    let media_ws = cov
-        .ws(
-            api,
-            media,
-            media,
-            &[(
-                "sec-websocket-protocol",
-                format!("myturn-media, bearer.{c}"),
-            )],
-            101,
-            None,
-        )
-        .await;
+    let media_ws = cov.ws(api, media, media, &media_proto, 101, None).await;
     assert!(media_ws.is_some());
     // The per-user cap: carol holds one media connection (above); three
     // more, and the fifth is refused on either route.
     let mut more = Vec::new();
     for _ in 0..3 {
-        let ws = cov
-            .ws(
-                api,
-                media,
-                media,
-                &[(
-                    "sec-websocket-protocol",
-                    format!("myturn-media, bearer.{c}"),
-                )],
-                101,
-                None,
-            )
-            .await;
+        let ws = cov.ws(api, media, media, &media_proto, 101, None).await;
         more.push(ws.expect("a media socket"));
     }
     cov.ws(
         api,
         media,
         media,
-        &[(
-            "sec-websocket-protocol",
-            format!("myturn-media, bearer.{c}"),
-        )],
+        &media_proto,
         429,
         Some("too_many_connections"),
     )

@@ -14,13 +14,11 @@ use myturn_media::keys::{PairId, Role};
 use myturn_media::session::{Config, Event, Session};
 
 const PAIR: &str = "6d7974726e2d7761736d2d696e7465ff";
-/// The wasm-bindgen the crate is built with (the CLI must match it).
-const BINDGEN: &str = "0.2.130";
 
 /// Whether the wasm target, wasm-bindgen at the crate's version and
 /// Node.js are here (SKIPPED, or a failure under CI, when not).
 pub(crate) fn wasm_toolchain() -> bool {
-    myturn_testkit::wasm::toolchain(BINDGEN)
+    myturn_testkit::wasm::toolchain()
 }
 
 pub(crate) fn workspace() -> PathBuf {
