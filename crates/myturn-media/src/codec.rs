@@ -155,6 +155,11 @@ impl Encoder {
         self.codec
     }
 
+    /// Bytes of one frame as PCM16 (what PCM16 sends per packet).
+    pub fn frame_bytes(&self) -> usize {
+        self.samples * 2
+    }
+
     /// Tells Opus the loss the partner reports (percent): its in-band
     /// FEC is on from 1 % and spends what that loss needs (wideband, at
     /// a higher bit rate).

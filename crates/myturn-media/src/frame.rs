@@ -42,13 +42,14 @@ pub enum FrameError {
 
 /// Appends an audio plaintext: `codec`, the redundant `(distance, frame)`
 /// pairs (at most [`MAX_REDUNDANT`]; more are left out), then `primary`.
+/// Returns how many copies it carries.
 pub fn write_audio(
     codec: Codec,
     frame: u64,
     primary: &[u8],
     redundant: &[(u8, &[u8])],
     out: &mut Vec<u8>,
-) {
+) -> usize {
     // Copies that would take the plaintext past what a packet carries
     // are left out (PCM16 at 16 kHz has room for none).
     let mut room = crate::packet::MAX_PLAINTEXT.saturating_sub(4 + primary.len());
@@ -76,6 +77,13 @@ pub fn write_audio(
         out.extend_from_slice(f);
     }
     out.extend_from_slice(primary);
+    red.len()
+}
+
+/// Copies of earlier frames of `len` bytes that fit beside a primary of
+/// the same size (PCM16: 2 at 8 kHz, none at 16 kHz).
+pub fn copies_that_fit(len: usize) -> usize {
+    (crate::packet::MAX_PLAINTEXT.saturating_sub(4 + len) / (len + 3)).min(MAX_REDUNDANT)
 }
 
 /// Reads an audio plaintext.
@@ -189,13 +197,15 @@ mod tests {
         let big = [7u8; 640];
         let red: [(u8, &[u8]); 2] = [(1, &big), (2, &big)];
         let mut out = Vec::new();
-        write_audio(Codec::Pcm16, 3, &big, &red, &mut out);
+        assert_eq!(write_audio(Codec::Pcm16, 3, &big, &red, &mut out), 0);
         assert_eq!(read_audio(&out).unwrap().redundant.len(), 0);
+        assert_eq!(copies_that_fit(big.len()), 0);
         let small = [7u8; 320];
         let red: [(u8, &[u8]); 3] = [(1, &small), (2, &small), (3, &small)];
         let mut out = Vec::new();
-        write_audio(Codec::Pcm16, 3, &small, &red, &mut out);
+        assert_eq!(write_audio(Codec::Pcm16, 3, &small, &red, &mut out), 2);
         assert_eq!(read_audio(&out).unwrap().redundant.len(), 2);
+        assert_eq!(copies_that_fit(small.len()), 2);
         assert!(out.len() <= crate::packet::MAX_PLAINTEXT);
     }
 

@@ -8,9 +8,14 @@ use crate::packet::Discard;
 
 use super::{seal_with, Event, Secure, SendError, Session, State, Stats};
 
-/// Puts `p` into effect.
+/// Puts `p` into effect. PCM16's copies are capped by what fits in a
+/// packet (none at 16 kHz), so the stats say what the packets carry.
 fn apply(sec: &mut Secure, stats: &mut Stats, p: Protection) {
-    sec.redundancy = p.redundancy.min(crate::frame::MAX_REDUNDANT);
+    let fit = match sec.encoder.codec() {
+        Codec::Pcm16 => crate::frame::copies_that_fit(sec.encoder.frame_bytes()),
+        Codec::Opus => crate::frame::MAX_REDUNDANT,
+    };
+    sec.redundancy = p.redundancy.min(fit);
     sec.encoder.set_expected_loss(p.expected_loss);
     stats.redundancy = sec.redundancy as u8;
     stats.fec_loss = p.expected_loss;
@@ -84,8 +89,8 @@ impl Session {
             .filter_map(|(s, f)| Some((u8::try_from(frame.checked_sub(*s)?).ok()?, f.as_slice())))
             .collect();
         let mut pt = Vec::with_capacity(data.len() * (1 + red.len()) + 16);
-        write_audio(codec, frame, &data, &red, &mut pt);
-        self.stats.redundant_sent += red.len() as u64;
+        let carried = write_audio(codec, frame, &data, &red, &mut pt);
+        self.stats.redundant_sent += carried as u64;
         let out = seal_with(&mut sec.tx_audio, &mut self.clock, &mut *self.rng, &pt);
         if sec.sent_frames.len() >= crate::frame::MAX_REDUNDANT {
             sec.sent_frames.pop_front();
