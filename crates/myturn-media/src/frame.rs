@@ -14,6 +14,10 @@ use crate::codec::Codec;
 
 /// Most redundant frames one packet carries.
 pub const MAX_REDUNDANT: usize = 3;
+/// The plaintext's header: codec, frame, count.
+const HEAD: usize = 4;
+/// Each copy's head: distance, length.
+const COPY_HEAD: usize = 3;
 
 /// One opened audio plaintext.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,14 +56,14 @@ pub fn write_audio(
 ) -> usize {
     // Copies that would take the plaintext past what a packet carries
     // are left out (PCM16 at 16 kHz has room for none).
-    let mut room = crate::packet::MAX_PLAINTEXT.saturating_sub(4 + primary.len());
+    let mut room = crate::packet::MAX_PLAINTEXT.saturating_sub(HEAD + primary.len());
     let mut red: Vec<&(u8, &[u8])> = Vec::new();
     for r in redundant
         .iter()
         .filter(|(d, f)| *d > 0 && f.len() <= usize::from(u16::MAX))
         .take(MAX_REDUNDANT)
     {
-        let need = r.1.len() + 3;
+        let need = r.1.len() + COPY_HEAD;
         if need > room {
             break;
         }
@@ -83,7 +87,7 @@ pub fn write_audio(
 /// Copies of earlier frames of `len` bytes that fit beside a primary of
 /// the same size (PCM16: 2 at 8 kHz, none at 16 kHz).
 pub fn copies_that_fit(len: usize) -> usize {
-    (crate::packet::MAX_PLAINTEXT.saturating_sub(4 + len) / (len + 3)).min(MAX_REDUNDANT)
+    (crate::packet::MAX_PLAINTEXT.saturating_sub(HEAD + len) / (len + COPY_HEAD)).min(MAX_REDUNDANT)
 }
 
 /// Reads an audio plaintext.
